@@ -1,0 +1,1 @@
+//! Lua patterns with a step budget.

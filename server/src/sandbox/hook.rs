@@ -1,0 +1,211 @@
+//! The instruction hook: charges the instruction budget, enforces the
+//! deadline and the memory limit, and preempts long-running code.
+//!
+//! The hook is a raw Lua count hook (not mlua's closure hooks) because it
+//! must know which coroutine it runs on and whether that coroutine can
+//! yield, and because coroutines created by user code inherit it from the
+//! invocation's thread.
+//!
+//! Rules:
+//! - The hook fires every [`HOOK_INTERVAL`] VM instructions; the budget is
+//!   charged in steps of that size.
+//! - Once a limit is hit, [`Control::abort`] is set and every later firing
+//!   raises an error, now on every instruction. The `pcall`, `xpcall` and
+//!   `coroutine.resume` wrappers of the sandbox re-raise it too, so the
+//!   abort cannot be caught.
+//! - When the time slice is used up and the running coroutine can yield,
+//!   the hook sets [`Control::preempted`] and yields it.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::c_int;
+use std::time::Instant;
+
+use mlua::ffi;
+
+use super::alloc::MemoryMeter;
+
+/// VM instructions between two hook firings.
+pub const HOOK_INTERVAL: c_int = 1000;
+
+/// Which limit ended an invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// `maxmem` was exceeded.
+    Memory,
+    /// The `instructions` budget was used up.
+    Instructions,
+    /// The `timeout` passed.
+    Timeout,
+}
+
+impl LimitKind {
+    /// The error kind reported to clients.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Instructions => "instructions",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+/// Per-instance state shared by the hook, the sandbox's Rust functions and
+/// the executor. Lives in a `Box` with a stable address.
+pub struct Control {
+    pub(crate) deadline: Cell<Instant>,
+    pub(crate) slice_end: Cell<Instant>,
+    pub(crate) budget: Cell<u64>,
+    pub(crate) used: Cell<u64>,
+    pub(crate) abort: Cell<Option<LimitKind>>,
+    pub(crate) preempted: Cell<bool>,
+    pub(crate) logs: RefCell<String>,
+    pub(crate) log_limit: Cell<usize>,
+    pub(crate) logs_truncated: Cell<bool>,
+    pub(crate) meter: *const MemoryMeter,
+}
+
+impl Control {
+    pub(crate) fn new(meter: *const MemoryMeter) -> Self {
+        let now = Instant::now();
+        Self {
+            deadline: Cell::new(now),
+            slice_end: Cell::new(now),
+            budget: Cell::new(u64::MAX),
+            used: Cell::new(0),
+            abort: Cell::new(None),
+            preempted: Cell::new(false),
+            logs: RefCell::new(String::new()),
+            log_limit: Cell::new(64 * 1024),
+            logs_truncated: Cell::new(false),
+            meter,
+        }
+    }
+
+    fn meter(&self) -> &MemoryMeter {
+        // SAFETY: the meter box is owned by the same instance as this
+        // control block and outlives it.
+        unsafe { &*self.meter }
+    }
+
+    /// Checks the limits that can be checked without a clock, then the
+    /// clock; records and returns the first limit hit.
+    pub(crate) fn check(&self) -> Option<LimitKind> {
+        if let Some(kind) = self.abort.get() {
+            return Some(kind);
+        }
+        let kind = if self.meter().limit_hit() {
+            Some(LimitKind::Memory)
+        } else if self.used.get() > self.budget.get() {
+            Some(LimitKind::Instructions)
+        } else if Instant::now() >= self.deadline.get() {
+            Some(LimitKind::Timeout)
+        } else {
+            None
+        };
+        if kind.is_some() {
+            self.abort.set(kind);
+        }
+        kind
+    }
+
+    /// Appends a line of `print` output, bounded by the log limit.
+    pub(crate) fn log_line(&self, line: &str) {
+        if self.logs_truncated.get() {
+            return;
+        }
+        let mut logs = self.logs.borrow_mut();
+        let room = self.log_limit.get().saturating_sub(logs.len());
+        if line.len() < room {
+            logs.push_str(line);
+            logs.push('\n');
+        } else {
+            let mut cut = room;
+            while cut > 0 && !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            logs.push_str(&line[..cut]);
+            logs.push_str("\n...[logs truncated]\n");
+            self.logs_truncated.set(true);
+        }
+    }
+}
+
+thread_local! {
+    /// The control block of the invocation running on this thread, if any.
+    static ACTIVE: Cell<*const Control> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Marks `ctl` as the running invocation on this thread until the guard drops.
+pub(crate) struct ActiveGuard {
+    prev: *const Control,
+}
+
+impl ActiveGuard {
+    pub(crate) fn enter(ctl: &Control) -> Self {
+        let prev = ACTIVE.with(|a| a.replace(ctl as *const Control));
+        Self { prev }
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        ACTIVE.with(|a| a.set(self.prev));
+    }
+}
+
+/// Installs the hook on a Lua thread (coroutines it creates inherit it).
+///
+/// # Safety
+/// `state` must be a live Lua thread.
+pub(crate) unsafe fn install(state: *mut ffi::lua_State) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { ffi::lua_sethook(state, Some(hook), ffi::LUA_MASKCOUNT, HOOK_INTERVAL) };
+}
+
+unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+    let ctl = ACTIVE.with(|a| a.get());
+    if ctl.is_null() {
+        return;
+    }
+    // SAFETY: ACTIVE points at the control block of the instance whose code
+    // is running on this thread; `ActiveGuard` clears it before that
+    // instance can be dropped.
+    let ctl = unsafe { &*ctl };
+    ctl.used.set(ctl.used.get() + HOOK_INTERVAL as u64);
+    if let Some(kind) = ctl.check() {
+        let msg: &'static [u8] = match kind {
+            LimitKind::Memory => b"invocation aborted: memory limit exceeded",
+            LimitKind::Instructions => b"invocation aborted: instruction budget exhausted",
+            LimitKind::Timeout => b"invocation aborted: timeout",
+        };
+        // SAFETY: `state` is the running thread. From now on the hook fires
+        // on every instruction so that code catching the error cannot run
+        // on. `lua_error` does not return; no value with a destructor is
+        // alive in this frame at this point.
+        unsafe {
+            ffi::lua_sethook(state, Some(hook), ffi::LUA_MASKCOUNT, 1);
+            ffi::lua_pushlstring(state, msg.as_ptr().cast(), msg.len());
+            ffi::lua_error(state);
+        }
+    }
+    if Instant::now() >= ctl.slice_end.get() {
+        // SAFETY: `state` is the running thread; a count hook may yield
+        // (with no values) when the thread is yieldable.
+        unsafe {
+            if ffi::lua_isyieldable(state) != 0 {
+                ctl.preempted.set(true);
+                ffi::lua_yield(state, 0);
+            }
+        }
+    }
+}
+
+/// Runs `f` with the control block of the running invocation, if any.
+pub(crate) fn with_active<R>(f: impl FnOnce(&Control) -> R) -> Option<R> {
+    let ctl = ACTIVE.with(|a| a.get());
+    if ctl.is_null() {
+        return None;
+    }
+    // SAFETY: see `hook`: ACTIVE is only set while its instance is alive.
+    Some(f(unsafe { &*ctl }))
+}

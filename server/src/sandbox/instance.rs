@@ -1,0 +1,377 @@
+//! Warm instances and the invocations that run in them.
+
+use std::time::{Duration, Instant};
+
+use std::ffi::c_int;
+
+use mlua::{ffi, ChunkMode, Function, Lua, MultiValue, Thread, Value};
+
+use super::alloc::{self, MemoryMeter};
+use super::hook::{self, ActiveGuard, Control, LimitKind};
+use super::{env, json, InvokeError};
+
+/// Limits in force for one invocation, after defaults were applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Bytes of Lua heap for the whole state (0 = unlimited).
+    pub memory: usize,
+    /// Wall-clock time for the whole invocation.
+    pub timeout: Duration,
+    /// VM instructions.
+    pub instructions: u64,
+}
+
+/// A Lua state holding one action version, ready to run `main`.
+///
+/// One invocation at a time; never shared between actions or versions.
+pub struct Instance {
+    // Field order is drop order: Lua handles, then the state, then the
+    // blocks the state's allocator and hook point into.
+    main: Option<Function>,
+    chunk: Option<Function>,
+    lua: Lua,
+    ctl: Box<Control>,
+    meter: Box<MemoryMeter>,
+    /// Invocations completed in this instance.
+    pub runs: u64,
+}
+
+impl Instance {
+    fn with_chunk(load: impl FnOnce(&Lua) -> mlua::Result<Function>) -> Result<Self, InvokeError> {
+        let lua = env::new_state().map_err(|e| InvokeError::Internal(format!("cannot create Lua state: {e}")))?;
+        let meter = alloc::install(&lua).map_err(|e| InvokeError::Internal(format!("cannot install allocator: {e}")))?;
+        let ctl = Box::new(Control::new(&*meter));
+        // Built before anything else can fail, so that an early return drops
+        // the state before the meter its allocator points into.
+        let mut instance = Self { main: None, chunk: None, lua, ctl, meter, runs: 0 };
+        instance.chunk = Some(load(&instance.lua).map_err(|e| InvokeError::Compile(error_message(&e)))?);
+        Ok(instance)
+    }
+
+    /// A new instance from trusted bytecode (compiled by this server and
+    /// checksum-verified by the caller). Its chunk runs at the start of its
+    /// first invocation, under that invocation's limits.
+    pub fn from_bytecode(name: &str, bytecode: &[u8]) -> Result<Self, InvokeError> {
+        Self::with_chunk(|lua| lua.load(bytecode).set_name(format!("={name}")).set_mode(ChunkMode::Binary).into_function())
+    }
+
+    /// A new instance from user source, loaded in text mode only.
+    pub fn from_source(name: &str, source: &str) -> Result<Self, InvokeError> {
+        Self::with_chunk(|lua| lua.load(source).set_name(format!("={name}")).set_mode(ChunkMode::Text).into_function())
+    }
+
+    /// Bytes of Lua heap in use.
+    pub fn memory_used(&self) -> usize {
+        self.meter.used()
+    }
+
+    /// The chunk's bytecode (with debug information), if it has not run yet.
+    pub fn dump(&self) -> Option<Vec<u8>> {
+        self.chunk.as_ref().map(|f| f.dump(false))
+    }
+
+    /// Starts an invocation of `main(args)` under `budget`.
+    pub fn start(self, args: serde_json::Value, budget: Budget) -> Run {
+        Run::new(self, Some(args), budget)
+    }
+
+    /// Runs only the chunk (as at create time) and checks that it defines
+    /// a global `main` function; the caller drives the returned run.
+    pub fn start_init(self, budget: Budget) -> Run {
+        Run::new(self, None, budget)
+    }
+}
+
+/// Result of one [`Run::step`].
+#[derive(Debug)]
+pub enum Step {
+    /// The time slice is used up; call `step` again later.
+    Yielded,
+    /// The invocation ended.
+    Done(Outcome),
+}
+
+/// How an invocation ended, with its measurements.
+#[derive(Debug)]
+pub struct Outcome {
+    pub result: Result<serde_json::Value, InvokeError>,
+    pub logs: String,
+    pub instructions: u64,
+    pub peak_memory: u64,
+    pub duration: Duration,
+}
+
+enum Phase {
+    Init,
+    Main,
+}
+
+/// An invocation in progress in an [`Instance`].
+pub struct Run {
+    thread: Option<Thread>,
+    phase: Phase,
+    args: Option<serde_json::Value>,
+    pending_args: bool,
+    started: Instant,
+    instance: Option<Instance>,
+}
+
+impl Run {
+    fn new(instance: Instance, args: Option<serde_json::Value>, budget: Budget) -> Self {
+        let started = Instant::now();
+        let ctl = &instance.ctl;
+        ctl.deadline.set(started + budget.timeout);
+        ctl.budget.set(budget.instructions);
+        ctl.used.set(0);
+        ctl.abort.set(None);
+        ctl.preempted.set(false);
+        ctl.logs.borrow_mut().clear();
+        ctl.logs_truncated.set(false);
+        instance.meter.set_limit(budget.memory);
+        instance.meter.clear_hit();
+        instance.meter.reset_peak();
+        let phase = if instance.chunk.is_some() { Phase::Init } else { Phase::Main };
+        Self { thread: None, phase, pending_args: args.is_some(), args, started, instance: Some(instance) }
+    }
+
+    /// When the invocation must end.
+    pub fn deadline(&self) -> Instant {
+        self.instance.as_ref().map(|i| i.ctl.deadline.get()).unwrap_or(self.started)
+    }
+
+    /// Runs the invocation for at most about `slice` (the hook checks the
+    /// clock every [`hook::HOOK_INTERVAL`] instructions).
+    pub fn step(&mut self, slice: Duration) -> Step {
+        let Some(instance) = self.instance.as_ref() else {
+            return Step::Done(self.finish(Err(InvokeError::Internal("invocation already finished".into()))));
+        };
+        let _active = ActiveGuard::enter(&instance.ctl);
+        instance.ctl.slice_end.set(Instant::now() + slice);
+        loop {
+            if let Some(kind) = self.instance_ref().ctl.check() {
+                return Step::Done(self.finish(Err(InvokeError::Limit(kind))));
+            }
+            let thread = match self.thread.clone() {
+                Some(t) => t,
+                None => match self.next_thread() {
+                    Ok(Some(t)) => t,
+                    Ok(None) => return Step::Done(self.finish(Ok(serde_json::Value::Null))),
+                    Err(e) => return Step::Done(self.finish(Err(e))),
+                },
+            };
+            let mut args = MultiValue::new();
+            if self.pending_args && matches!(self.phase, Phase::Main) {
+                self.pending_args = false;
+                let json_args = self.args.take().unwrap_or(serde_json::Value::Null);
+                match json::to_lua(&self.instance_ref().lua, &json_args) {
+                    Ok(v) => args.push_back(v),
+                    Err(mlua::Error::MemoryError(_)) => {
+                        return Step::Done(self.finish(Err(InvokeError::Limit(LimitKind::Memory))))
+                    }
+                    Err(e) => return Step::Done(self.finish(Err(InvokeError::Internal(error_message(&e))))),
+                }
+            }
+            let resumed = resume_raw(&self.instance_ref().lua, &thread, args);
+            let ctl = &self.instance_ref().ctl;
+            if let Some(kind) = ctl.abort.get().or_else(|| self.instance_ref().meter.limit_hit().then_some(LimitKind::Memory)) {
+                return Step::Done(self.finish(Err(InvokeError::Limit(kind))));
+            }
+            let values = match resumed {
+                Ok(Resumed::Finished(values)) => values,
+                Ok(Resumed::Yielded) => {
+                    if ctl.preempted.replace(false) {
+                        return Step::Yielded;
+                    }
+                    return Step::Done(self.finish(Err(InvokeError::Runtime(
+                        "attempt to yield from outside a coroutine".into(),
+                    ))));
+                }
+                Ok(Resumed::Failed(err)) => return Step::Done(self.finish(Err(InvokeError::Runtime(error_value_message(&err))))),
+                Ok(Resumed::OutOfMemory) | Err(mlua::Error::MemoryError(_)) => {
+                    return Step::Done(self.finish(Err(InvokeError::Limit(LimitKind::Memory))));
+                }
+                Err(e) => return Step::Done(self.finish(Err(InvokeError::Internal(error_message(&e))))),
+            };
+            self.thread = None;
+            match self.phase {
+                Phase::Init => {
+                    self.phase = Phase::Main;
+                    let instance = self.instance.as_mut().expect("instance present");
+                    instance.chunk = None;
+                    match instance.lua.globals().raw_get::<Value>("main") {
+                        Ok(Value::Function(f)) => instance.main = Some(f),
+                        _ => {
+                            return Step::Done(self.finish(Err(InvokeError::Compile(
+                                "the action does not define a global function 'main'".into(),
+                            ))))
+                        }
+                    }
+                    if self.args.is_none() {
+                        return Step::Done(self.finish(Ok(serde_json::Value::Null)));
+                    }
+                }
+                Phase::Main => {
+                    let result = self.convert_result(values);
+                    return Step::Done(self.finish(result));
+                }
+            }
+        }
+    }
+
+    fn instance_ref(&self) -> &Instance {
+        self.instance.as_ref().expect("instance present while running")
+    }
+
+    /// The thread for the current phase, with the hook installed.
+    fn next_thread(&mut self) -> Result<Option<Thread>, InvokeError> {
+        let instance = self.instance_ref();
+        let func = match self.phase {
+            Phase::Init => instance.chunk.clone(),
+            Phase::Main => instance.main.clone(),
+        };
+        let Some(func) = func else { return Ok(None) };
+        let thread = instance.lua.create_thread(func).map_err(|e| match e {
+            mlua::Error::MemoryError(_) => InvokeError::Limit(LimitKind::Memory),
+            e => InvokeError::Internal(format!("cannot create Lua thread: {e}")),
+        })?;
+        // SAFETY: `to_pointer` of a thread is its `lua_State`, alive while
+        // `thread` is referenced.
+        unsafe { hook::install(thread.to_pointer() as *mut mlua::ffi::lua_State) };
+        self.thread = Some(thread.clone());
+        Ok(Some(thread))
+    }
+
+    fn convert_result(&self, values: MultiValue) -> Result<serde_json::Value, InvokeError> {
+        let lua = &self.instance_ref().lua;
+        let first = values.front().cloned().unwrap_or(Value::Nil);
+        if first.is_nil() {
+            if let Some(msg) = values.get(1) {
+                if !msg.is_nil() {
+                    let message = match msg {
+                        Value::String(s) => s.to_string_lossy(),
+                        other => match json::from_lua(lua, other) {
+                            Ok(j) => j.to_string(),
+                            Err(_) => format!("({})", other.type_name()),
+                        },
+                    };
+                    return Err(InvokeError::Action(message));
+                }
+            }
+        }
+        json::from_lua(lua, &first).map_err(|e| InvokeError::Runtime(format!("the result {e}")))
+    }
+
+    fn finish(&mut self, result: Result<serde_json::Value, InvokeError>) -> Outcome {
+        self.thread = None;
+        let (logs, instructions, peak) = match self.instance.as_ref() {
+            Some(i) => (std::mem::take(&mut *i.ctl.logs.borrow_mut()), i.ctl.used.get(), i.meter.peak() as u64),
+            None => (String::new(), 0, 0),
+        };
+        Outcome { result, logs, instructions, peak_memory: peak, duration: self.started.elapsed() }
+    }
+
+    /// After `Done`, the instance if it may serve another invocation:
+    /// instances whose invocation failed in any way are discarded.
+    pub fn take_instance(&mut self, outcome: &Outcome) -> Option<Instance> {
+        if outcome.result.is_err() {
+            return None;
+        }
+        let mut i = self.instance.take()?;
+        i.runs += 1;
+        Some(i)
+    }
+}
+
+/// The message of a Lua error without mlua's decorations.
+pub fn error_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(m) | mlua::Error::SyntaxError { message: m, .. } => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => error_message(cause),
+        mlua::Error::MemoryError(_) => "not enough memory".into(),
+        mlua::Error::WithContext { cause, .. } => error_message(cause),
+        other => other.to_string(),
+    }
+}
+
+/// What one resume of an invocation thread did.
+enum Resumed {
+    /// The function returned these values.
+    Finished(MultiValue),
+    /// The thread yielded (preempted by the hook, or a stray user yield).
+    Yielded,
+    /// The thread raised this error object.
+    Failed(Value),
+    /// Lua ran out of memory outside the thread.
+    OutOfMemory,
+}
+
+const RESUME_OK: i64 = 0;
+const RESUME_YIELD: i64 = 1;
+const RESUME_ERROR: i64 = 2;
+const RESUME_NOMEM: i64 = 3;
+
+/// Resumes `thread` with `args` through the C API.
+///
+/// mlua's `Thread::resume` cannot be used: after a yield from a count hook
+/// the thread's stack holds the live frame of the interrupted function,
+/// which mlua would take for yielded values and reset.
+fn resume_raw(lua: &Lua, thread: &Thread, args: MultiValue) -> mlua::Result<Resumed> {
+    let t = thread.to_pointer() as *mut ffi::lua_State;
+    // SAFETY: `t` is the live state of `thread`, a coroutine of `lua`'s
+    // state, and it is suspended (new or yielded). `exec_raw` calls the
+    // closure in a protected C call whose stack holds exactly the pushed
+    // `args`; we move them to `t`, resume it, and leave on the caller's
+    // stack a status code followed by the results or the error object. A
+    // hook-yielded `t` keeps its stack untouched (it yields no values).
+    let out: MultiValue = unsafe {
+        lua.exec_raw(args, |state| {
+            let nargs = ffi::lua_gettop(state);
+            if ffi::lua_checkstack(t, nargs + 1) == 0 {
+                ffi::lua_settop(state, 0);
+                ffi::lua_pushinteger(state, RESUME_NOMEM);
+                return;
+            }
+            ffi::lua_xmove(state, t, nargs);
+            let mut nres: c_int = 0;
+            let status = ffi::lua_resume(t, state, nargs, &mut nres);
+            let (code, keep) = match status {
+                ffi::LUA_OK => (RESUME_OK, nres),
+                ffi::LUA_YIELD => (RESUME_YIELD, 0),
+                ffi::LUA_ERRMEM => (RESUME_NOMEM, 0),
+                _ => (RESUME_ERROR, 1),
+            };
+            if ffi::lua_checkstack(state, keep + 2) == 0 {
+                ffi::lua_pushinteger(state, RESUME_NOMEM);
+                return;
+            }
+            ffi::lua_pushinteger(state, code);
+            if keep > 0 {
+                ffi::lua_xmove(t, state, keep);
+            }
+        })?
+    };
+    let mut values = out.into_iter();
+    let code = match values.next() {
+        Some(Value::Integer(c)) => c,
+        _ => return Err(mlua::Error::runtime("resume returned no status")),
+    };
+    Ok(match code {
+        RESUME_OK => Resumed::Finished(values.collect()),
+        RESUME_YIELD => Resumed::Yielded,
+        RESUME_ERROR => Resumed::Failed(values.next().unwrap_or(Value::Nil)),
+        _ => Resumed::OutOfMemory,
+    })
+}
+
+/// The message of an error object raised by user code, without running
+/// any of its metamethods (that would run user code outside the limits).
+fn error_value_message(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string_lossy(),
+        Value::Error(e) => error_message(e),
+        Value::Integer(i) => i.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Nil => "nil".into(),
+        other => format!("(error object is a {} value)", other.type_name()),
+    }
+}

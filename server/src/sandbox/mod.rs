@@ -1,0 +1,57 @@
+//! The Lua sandbox: sandboxed states, limits, the JSON mapping, and the
+//! warm instances that run actions.
+
+mod alloc;
+mod compile;
+mod env;
+mod hook;
+mod instance;
+pub mod json;
+
+pub use compile::{compile, Compiled};
+pub use hook::{LimitKind, HOOK_INTERVAL};
+pub use instance::{error_message, Budget, Instance, Outcome, Run, Step};
+
+/// Why an invocation (or a compile) did not produce a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    /// `main` returned `nil, message`.
+    #[error("{0}")]
+    Action(String),
+    /// The code raised an error (or returned a value with no JSON form).
+    #[error("{0}")]
+    Runtime(String),
+    /// A limit ended the invocation.
+    #[error("{}", limit_message(*.0))]
+    Limit(LimitKind),
+    /// The source does not compile or does not define `main`.
+    #[error("{0}")]
+    Compile(String),
+    /// A fault of the server, not of the action.
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn limit_message(kind: LimitKind) -> &'static str {
+    match kind {
+        LimitKind::Memory => "memory limit exceeded",
+        LimitKind::Instructions => "instruction budget exhausted",
+        LimitKind::Timeout => "timeout: the invocation ran past its time limit",
+    }
+}
+
+impl InvokeError {
+    /// The error kind reported to clients (see design.md).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Action(_) => "action",
+            Self::Runtime(_) => "runtime",
+            Self::Limit(k) => k.kind(),
+            Self::Compile(_) => "compile",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

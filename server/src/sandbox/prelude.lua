@@ -1,0 +1,86 @@
+-- The sandbox prelude: runs once in every new Lua state, before user code.
+-- It receives trusted Rust functions as arguments and closes over the raw
+-- library functions it wraps, so user code can never reach them.
+local take_preempt, mark_preempt, guard, emit, encode, decode, null = ...
+
+local raw_pcall, raw_xpcall, raw_load, raw_setmetatable = pcall, xpcall, load, setmetatable
+local raw_resume, raw_yield, isyieldable, co_create = coroutine.resume, coroutine.yield, coroutine.isyieldable, coroutine.create
+local pack, unpack, concat, select, tostring, type, rawget, error =
+  table.pack, table.unpack, table.concat, select, tostring, type, rawget, error
+
+-- After a limit is hit, `guard` raises again wherever an error was caught.
+local function finish(...)
+  guard()
+  return ...
+end
+
+function pcall(...)
+  return finish(raw_pcall(...))
+end
+
+function xpcall(f, handler, ...)
+  return finish(raw_xpcall(f, function(...)
+    guard()
+    return handler(...)
+  end, ...))
+end
+
+-- The hook pauses the running coroutine to share the CPU. When that was an
+-- inner coroutine, pass the pause up to the invocation's thread, then
+-- continue the inner one where it stopped.
+local function resume(co, ...)
+  local r = pack(raw_resume(co, ...))
+  while take_preempt() do
+    if isyieldable() then
+      mark_preempt()
+      raw_yield()
+    end
+    r = pack(raw_resume(co))
+  end
+  guard()
+  return unpack(r, 1, r.n)
+end
+
+coroutine.resume = resume
+coroutine.wrap = function(f)
+  local co = co_create(f)
+  return function(...)
+    local r = pack(resume(co, ...))
+    if r[1] then
+      return unpack(r, 2, r.n)
+    end
+    error(r[2], 0)
+  end
+end
+
+-- Text chunks only: binary chunks could break the VM.
+function load(chunk, name, mode, ...)
+  if select('#', ...) > 0 then
+    return raw_load(chunk, name, 't', (...))
+  end
+  return raw_load(chunk, name, 't')
+end
+
+-- Finalizers run with hooks off, so they could outlive every limit.
+function setmetatable(t, mt)
+  if type(mt) == 'table' and rawget(mt, '__gc') ~= nil then
+    error('finalizers (__gc) are not available in the sandbox', 2)
+  end
+  return raw_setmetatable(t, mt)
+end
+
+function print(...)
+  local n = select('#', ...)
+  local parts = {}
+  for i = 1, n do
+    parts[i] = tostring((select(i, ...)))
+  end
+  emit(concat(parts, '\t'))
+end
+
+json = { null = null, encode = encode, decode = decode }
+
+os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
+string.dump = nil
+getmetatable('').__metatable = false
+dofile, loadfile, collectgarbage, warn, require, module = nil, nil, nil, nil, nil, nil

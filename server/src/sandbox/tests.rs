@@ -1,0 +1,216 @@
+//! Tests of the sandbox and its limits, driving runs the way the reactor does.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::*;
+
+fn budget(memory_kb: usize, timeout_ms: u64, instructions: u64) -> Budget {
+    Budget { memory: memory_kb * 1024, timeout: Duration::from_millis(timeout_ms), instructions }
+}
+
+const DEFAULT: (usize, u64, u64) = (16 * 1024, 2000, 100_000_000);
+
+fn run_with(src: &str, args: serde_json::Value, b: Budget) -> (Outcome, u32) {
+    let compiled = compile("t", src, b).unwrap_or_else(|e| panic!("compile failed: {e}"));
+    let inst = Instance::from_bytecode("t", &compiled.bytecode).unwrap();
+    let mut run = inst.start(args, b);
+    let mut slices = 0;
+    loop {
+        match run.step(Duration::from_millis(1)) {
+            Step::Yielded => slices += 1,
+            Step::Done(o) => return (o, slices),
+        }
+    }
+}
+
+fn run(src: &str, args: serde_json::Value) -> Outcome {
+    let (m, t, i) = DEFAULT;
+    run_with(src, args, budget(m, t, i)).0
+}
+
+fn err_kind(o: &Outcome) -> &'static str {
+    o.result.as_ref().err().map(|e| e.kind()).unwrap_or("ok")
+}
+
+#[test]
+fn hello_world() {
+    let src = "function main(args)\n if args.name == nil then args.name = 'World' end\n return 'Hello ' .. args.name\nend";
+    assert_eq!(run(src, json!({"name": "from Lua"})).result.unwrap(), json!("Hello from Lua"));
+    assert_eq!(run(src, json!({})).result.unwrap(), json!("Hello World"));
+}
+
+#[test]
+fn nil_and_message_is_an_action_error() {
+    let o = run("function main() return nil, 'bad input' end", json!({}));
+    assert_eq!(o.result.unwrap_err(), InvokeError::Action("bad input".into()));
+}
+
+#[test]
+fn runtime_errors_carry_line_numbers() {
+    let o = run("function main()\n  error('boom')\nend", json!({}));
+    match o.result.unwrap_err() {
+        InvokeError::Runtime(m) => assert!(m.contains("t:2: boom"), "{m}"),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn syntax_errors_and_missing_main_fail_compile() {
+    let b = budget(1024, 1000, 1_000_000);
+    match compile("x", "function main(\n  return 1", b).unwrap_err() {
+        InvokeError::Compile(m) => assert!(m.contains("x:2:"), "{m}"),
+        e => panic!("{e:?}"),
+    }
+    assert!(matches!(compile("x", "local y = 1", b), Err(InvokeError::Compile(_))));
+    assert!(matches!(compile("x", "while true do end", b), Err(InvokeError::Compile(_))));
+}
+
+#[test]
+fn print_goes_to_bounded_logs() {
+    let o = run("function main() print('a', 1, nil, true) return 1 end", json!({}));
+    assert_eq!(o.logs, "a\t1\tnil\ttrue\n");
+    let o = run("function main() for i = 1, 100000 do print(('x'):rep(100)) end return 1 end", json!({}));
+    assert!(o.logs.len() < 70 * 1024 && o.logs.ends_with("[logs truncated]\n"), "{}", o.logs.len());
+}
+
+#[test]
+fn memory_limit_aborts_evil() {
+    let evil = "function main()\n strings = {}\n while true do table.insert(strings, 'evil') end\nend";
+    let (o, _) = run_with(evil, json!({}), budget(1024, 10_000, u64::MAX));
+    assert_eq!(err_kind(&o), "memory");
+    assert!(o.peak_memory <= 1024 * 1024);
+}
+
+#[test]
+fn memory_abort_cannot_be_caught() {
+    let src = "function main()\n local ok = pcall(string.rep, 'x', 10 * 1024 * 1024)\n return 'survived'\nend";
+    assert_eq!(err_kind(&run(src, json!({}))), "memory");
+    let src = "function main()\n local t = {}\n while true do pcall(function() for i = 1, 1000 do t[#t + 1] = {} end end) end\nend";
+    let (o, _) = run_with(src, json!({}), budget(1024, 5_000, u64::MAX));
+    assert_eq!(err_kind(&o), "memory");
+}
+
+#[test]
+fn timeout_aborts_spin_and_preempts() {
+    let start = Instant::now();
+    let (o, slices) = run_with("function main() while true do end end", json!({}), budget(1024, 200, u64::MAX));
+    assert_eq!(err_kind(&o), "timeout");
+    assert!(slices > 20, "spin yielded only {slices} times");
+    assert!(start.elapsed() < Duration::from_millis(1000));
+}
+
+#[test]
+fn instruction_budget_aborts() {
+    let (o, _) = run_with("function main() local x = 0 while true do x = x + 1 end end", json!({}), budget(1024, 10_000, 1_000_000));
+    assert_eq!(err_kind(&o), "instructions");
+    assert!(o.instructions > 1_000_000 && o.instructions < 1_010_000, "{}", o.instructions);
+}
+
+#[test]
+fn limits_cannot_be_outlived() {
+    let cases = [
+        "function main() while true do pcall(function() while true do end end) end end",
+        "function main() while true do pcall(pcall, function() while true do end end) end end",
+        "function main() while true do xpcall(function() while true do end end, function() while true do end end) end end",
+        "function main() local co = coroutine.wrap(function() while true do pcall(function() while true do end end) end end) while true do pcall(co) end end",
+        "function main() while true do local co = coroutine.create(function() while true do end end) coroutine.resume(co) end end",
+        "function main() local t = setmetatable({}, {__index = function() while true do end end}) while true do pcall(function() return t.x end) end end",
+        "function main() while true do pcall(table.sort, {3, 2, 1, 5, 4}, function(a, b) while true do end end) end end",
+        "function main() while true do pcall(string.gsub, 'aaaa', 'a', function() while true do end end) end end",
+        "function main() while true do pcall(function() local x <close> = setmetatable({}, {__close = function() while true do end end}) error('x') end) end end",
+    ];
+    for src in cases {
+        let start = Instant::now();
+        let (o, _) = run_with(src, json!({}), budget(4096, 300, u64::MAX));
+        assert_eq!(err_kind(&o), "timeout", "{src}: {:?}", o.result);
+        assert!(start.elapsed() < Duration::from_millis(800), "{src} took {:?}", start.elapsed());
+    }
+}
+
+#[test]
+fn coroutines_keep_their_semantics_under_preemption() {
+    let src = r#"
+function main()
+  local co = coroutine.wrap(function()
+    for i = 1, 3 do
+      local x = 0
+      for j = 1, 3000000 do x = x + 1 end
+      coroutine.yield(i)
+    end
+  end)
+  return {co(), co(), co()}
+end"#;
+    let (o, slices) = run_with(src, json!({}), budget(4096, 20_000, u64::MAX));
+    assert_eq!(o.result.unwrap(), json!([1, 2, 3]));
+    assert!(slices > 0, "a long coroutine should have been preempted");
+}
+
+#[test]
+fn dangerous_globals_are_absent() {
+    let src = r#"
+function main()
+  return {
+    io = type(io), debug = type(debug), package = type(package), require = type(require),
+    dofile = type(dofile), loadfile = type(loadfile), collectgarbage = type(collectgarbage),
+    dump = type(string.dump), execute = type(os.execute), getenv = type(os.getenv),
+    strmeta = tostring(getmetatable('')), time = type(os.time),
+  }
+end"#;
+    assert_eq!(
+        run(src, json!({})).result.unwrap(),
+        json!({"io": "nil", "debug": "nil", "package": "nil", "require": "nil", "dofile": "nil",
+               "loadfile": "nil", "collectgarbage": "nil", "dump": "nil", "execute": "nil",
+               "getenv": "nil", "strmeta": "false", "time": "function"})
+    );
+}
+
+#[test]
+fn binary_chunks_and_finalizers_are_refused() {
+    let src = r#"
+function main()
+  local f, err = load("\27Lua\84\0", "x", "b")
+  local ok, gc = pcall(setmetatable, {}, {__gc = function() end})
+  local g = load("return 1 + 1")
+  return {loaded = f ~= nil, err = err, gc = ok, gcmsg = gc, text = g()}
+end"#;
+    let v = run(src, json!({})).result.unwrap();
+    assert_eq!(v["loaded"], json!(false));
+    assert!(v["err"].as_str().unwrap().contains("binary"), "{v}");
+    assert_eq!(v["gc"], json!(false));
+    assert_eq!(v["text"], json!(2));
+}
+
+#[test]
+fn globals_persist_in_a_warm_instance() {
+    let b = budget(1024, 1000, 1_000_000);
+    let c = compile("t", "count = 0 function main() count = count + 1 return count end", b).unwrap();
+    let mut inst = Instance::from_bytecode("t", &c.bytecode).unwrap();
+    for expected in 1..=3 {
+        let mut run = inst.start(json!({}), b);
+        let Step::Done(o) = run.step(Duration::from_millis(10)) else { panic!("yielded") };
+        assert_eq!(o.result.as_ref().unwrap(), &json!(expected));
+        inst = run.take_instance(&o).unwrap();
+    }
+}
+
+#[test]
+fn unconvertible_results_are_clear_errors() {
+    let o = run("function main() return {1, 2, x = 3} end", json!({}));
+    match o.result.unwrap_err() {
+        InvokeError::Runtime(m) => assert!(m.contains("mixes"), "{m}"),
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(run("function main() return json.null end", json!({})).result.unwrap(), json!(null));
+    assert_eq!(run("function main(a) return a end", json!({"xs": []})).result.unwrap(), json!({"xs": []}));
+}
+
+#[test]
+fn deep_recursion_ends_in_a_limit() {
+    let src = "function main() local function f() return f() + 1 end while true do pcall(f) end end";
+    let (o, _) = run_with(src, json!({}), budget(4096, 300, u64::MAX));
+    assert!(matches!(err_kind(&o), "memory" | "timeout"), "{:?}", o.result);
+    let (o, _) = run_with(src, json!({}), budget(256 * 1024, 300, u64::MAX));
+    assert!(matches!(err_kind(&o), "memory" | "timeout"), "{:?}", o.result);
+}

@@ -1,0 +1,96 @@
+//! Storage for SL: actions, invocation records and the asynchronous queue.
+//!
+//! Every backend implements [`Store`] and must pass the suite in
+//! [`conformance`]. Calls are synchronous and may block on disk or network:
+//! the server only ever calls them from its blocking pool, never from the
+//! reactor thread. Implementations must therefore be `Send + Sync`.
+
+mod error;
+mod memory;
+mod sqlite;
+mod types;
+
+pub mod conformance;
+
+pub use error::StoreError;
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+pub use types::{
+    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits,
+};
+
+/// Result of a store call.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The storage contract shared by every backend.
+///
+/// Times are Unix milliseconds supplied by the caller (`now_ms`), so that
+/// tests can control them and every backend agrees on one clock.
+pub trait Store: Send + Sync {
+    /// A short name for logs ("sqlite", "memory", "mongodb").
+    fn kind(&self) -> &'static str;
+
+    /// Stores a new action. `action.version` is 1.
+    ///
+    /// Fails with [`StoreError::AlreadyExists`] if an action of that name exists.
+    fn create_action(&self, action: &ActionRecord) -> Result<()>;
+
+    /// Replaces an action whose stored version is `expected_version` with
+    /// `action` (whose `version` is `expected_version + 1`).
+    ///
+    /// Fails with [`StoreError::NotFound`] if the action does not exist and
+    /// with [`StoreError::Conflict`] if its stored version differs.
+    fn update_action(&self, action: &ActionRecord, expected_version: i64) -> Result<()>;
+
+    /// The action with its source and bytecode, or `None`.
+    fn get_action(&self, name: &str) -> Result<Option<ActionRecord>>;
+
+    /// Metadata of every action, sorted by name.
+    fn list_actions(&self) -> Result<Vec<ActionMeta>>;
+
+    /// Deletes an action. Returns `false` if there was none.
+    fn delete_action(&self, name: &str) -> Result<bool>;
+
+    /// Inserts or replaces invocation records (keyed by `id`), all or none.
+    ///
+    /// Used to enqueue an asynchronous invocation (status `Queued`, durable
+    /// when this returns), to record blocking invocations, and to store the
+    /// terminal state of any invocation.
+    fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()>;
+
+    /// The invocation record with this id, or `None`.
+    fn get_invocation(&self, id: &str) -> Result<Option<InvocationRecord>>;
+
+    /// The most recent invocation records first (by `created`, then
+    /// insertion order), optionally only those of one action, at most `limit`.
+    fn list_invocations(&self, action: Option<&str>, limit: usize) -> Result<Vec<InvocationRecord>>;
+
+    /// Atomically claims up to `limit` runnable invocations for `owner`, in
+    /// the order they were enqueued (first enqueued, first claimed).
+    ///
+    /// Runnable means status `Queued`, or status `Running` with
+    /// `lease_until < now_ms` (its owner died). Each claimed record is
+    /// returned and stored with status `Running`, `owner = owner`,
+    /// `started = now_ms`, `lease_until = now_ms + lease_ms` and `attempts`
+    /// increased by one. Two concurrent callers never claim the same record.
+    fn claim_invocations(
+        &self,
+        owner: &str,
+        limit: usize,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<InvocationRecord>>;
+
+    /// Makes every `Running` invocation claimable at once (sets its
+    /// `lease_until` to 0). Called at start-up by a server that is the only
+    /// user of an embedded store, so that work left by a crashed process is
+    /// picked up without waiting for leases. Returns how many were released.
+    fn release_running(&self) -> Result<u64>;
+
+    /// Number of invocations with status `Queued`.
+    fn count_queued(&self) -> Result<u64>;
+
+    /// Deletes terminal (`Succeeded` or `Failed`) invocation records whose
+    /// `finished` time is before `before_ms`. Returns how many were deleted.
+    fn purge_invocations(&self, before_ms: i64) -> Result<u64>;
+}

@@ -1,0 +1,169 @@
+//! Records kept by a [`Store`](crate::Store).
+
+use serde::{Deserialize, Serialize};
+
+/// Per-action limits. 0 means "the server default".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Kilobytes of Lua heap.
+    pub maxmem: u64,
+    /// Milliseconds of wall-clock time per invocation.
+    pub timeout: u64,
+    /// VM instruction budget per invocation.
+    pub instructions: u64,
+}
+
+/// A stored action: its source, compiled bytecode and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    /// 1 to 128 characters of `[A-Za-z0-9._-]`.
+    pub name: String,
+    /// Starts at 1, increases by one on every update.
+    pub version: i64,
+    /// The Lua source as uploaded.
+    pub source: String,
+    /// Lua 5.4 bytecode compiled by the server.
+    pub bytecode: Vec<u8>,
+    /// Hex SHA-256 of `bytecode`, verified before it is loaded.
+    pub checksum: String,
+    /// Limits as requested (0 = server default).
+    pub limits: Limits,
+    /// Unix milliseconds.
+    pub created: i64,
+    /// Unix milliseconds.
+    pub updated: i64,
+}
+
+/// What `list_actions` returns: an action without its source and bytecode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionMeta {
+    pub name: String,
+    pub version: i64,
+    /// Bytecode size in bytes.
+    pub size: u64,
+    pub limits: Limits,
+    pub created: i64,
+    pub updated: i64,
+}
+
+impl ActionRecord {
+    /// The metadata of this record.
+    pub fn meta(&self) -> ActionMeta {
+        ActionMeta {
+            name: self.name.clone(),
+            version: self.version,
+            size: self.bytecode.len() as u64,
+            limits: self.limits,
+            created: self.created,
+            updated: self.updated,
+        }
+    }
+}
+
+/// Lifecycle of an invocation: `Queued -> Running -> Succeeded | Failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvocationStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl InvocationStatus {
+    /// The lowercase name used in JSON and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str) output.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+
+    /// `Succeeded` or `Failed`.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// Why an invocation failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvocationError {
+    /// `action`, `runtime`, `memory`, `instructions`, `timeout`, `not_found`, ...
+    pub kind: String,
+    pub message: String,
+}
+
+/// One invocation of an action, blocking or asynchronous.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvocationRecord {
+    /// A UUID (v7, so ids sort by creation time).
+    pub id: String,
+    pub action: String,
+    /// Action version that ran (0 while queued and not yet resolved).
+    pub version: i64,
+    pub status: InvocationStatus,
+    /// `true` for `POST /actions/:name` (queued), `false` for `/block`.
+    pub is_async: bool,
+    /// The arguments (a JSON object).
+    pub args: serde_json::Value,
+    /// The result when `Succeeded`.
+    pub result: Option<serde_json::Value>,
+    /// The error when `Failed`.
+    pub error: Option<InvocationError>,
+    /// Output of `print`, bounded.
+    pub logs: String,
+    /// Unix milliseconds.
+    pub created: i64,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+    pub duration_ms: Option<u64>,
+    /// VM instructions charged.
+    pub instructions: Option<u64>,
+    /// Peak Lua heap in bytes.
+    pub peak_memory: Option<u64>,
+    /// How many times the invocation was claimed to run.
+    pub attempts: u32,
+    /// Server that holds the claim while `Running`.
+    pub owner: Option<String>,
+    /// Unix milliseconds after which a `Running` claim may be taken over.
+    pub lease_until: Option<i64>,
+}
+
+impl InvocationRecord {
+    /// A new queued record with nothing run yet.
+    pub fn queued(id: String, action: String, args: serde_json::Value, is_async: bool, now_ms: i64) -> Self {
+        Self {
+            id,
+            action,
+            version: 0,
+            status: InvocationStatus::Queued,
+            is_async,
+            args,
+            result: None,
+            error: None,
+            logs: String::new(),
+            created: now_ms,
+            started: None,
+            finished: None,
+            duration_ms: None,
+            instructions: None,
+            peak_memory: None,
+            attempts: 0,
+            owner: None,
+            lease_until: None,
+        }
+    }
+}
