@@ -54,6 +54,11 @@ impl MemoryMeter {
         self.peak.set(self.used.get());
     }
 
+    /// The limit in bytes (0 = unlimited).
+    pub fn limit(&self) -> usize {
+        self.limit.get()
+    }
+
     /// Sets the limit in bytes (0 = unlimited).
     pub fn set_limit(&self, bytes: usize) {
         self.limit.set(bytes);
@@ -98,12 +103,7 @@ pub fn install(lua: &mlua::Lua) -> mlua::Result<Box<MemoryMeter>> {
     meter.ok_or_else(|| mlua::Error::runtime("allocator was not installed"))
 }
 
-unsafe extern "C" fn metered_alloc(
-    ud: *mut c_void,
-    ptr: *mut c_void,
-    osize: usize,
-    nsize: usize,
-) -> *mut c_void {
+unsafe extern "C" fn metered_alloc(ud: *mut c_void, ptr: *mut c_void, osize: usize, nsize: usize) -> *mut c_void {
     // SAFETY: `ud` is the `MemoryMeter` installed by `install`, alive for
     // the whole life of the state; the state is used by one thread only.
     let meter = unsafe { &*(ud as *const MemoryMeter) };

@@ -51,10 +51,9 @@ pub fn compile(name: &str, source: &str, budget: Budget) -> Result<Compiled, Inv
     match outcome.result {
         Ok(_) => Ok(Compiled { checksum: checksum_of(&bytecode), bytecode }),
         Err(InvokeError::Compile(m)) => Err(InvokeError::Compile(m)),
-        Err(InvokeError::Limit(kind)) => Err(InvokeError::Compile(format!(
-            "running the chunk at create time hit the {} limit",
-            kind.kind()
-        ))),
+        Err(InvokeError::Limit(kind)) => {
+            Err(InvokeError::Compile(format!("running the chunk at create time hit the {} limit", kind.kind())))
+        }
         Err(e) => Err(InvokeError::Compile(format!("running the chunk failed: {e}"))),
     }
 }

@@ -10,11 +10,27 @@ use mlua::{Lua, LuaOptions, MultiValue, StdLib, Value};
 
 use super::hook::{with_active, LimitKind};
 use super::json;
+use super::strings::soft;
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
 fn limit_error(kind: LimitKind) -> mlua::Error {
     mlua::Error::runtime(format!("invocation aborted: {} limit", kind.kind()))
+}
+
+/// The value a coroutine yields to pass a preemption up to its resumer.
+/// A light userdata with the address of a private static: user code can
+/// neither forge nor reach it.
+pub fn preempt_marker() -> Value {
+    static MARKER: u8 = 1;
+    Value::LightUserData(mlua::LightUserData(&MARKER as *const u8 as *mut std::ffi::c_void))
+}
+
+/// The first value a sandbox function returns instead of raising an
+/// error; the prelude raises the message that follows as a string.
+pub fn error_marker() -> Value {
+    static MARKER: u8 = 0;
+    Value::LightUserData(mlua::LightUserData(&MARKER as *const u8 as *mut std::ffi::c_void))
 }
 
 /// Creates a Lua state with the sandboxed globals. The caller installs the
@@ -26,10 +42,8 @@ pub fn new_state() -> mlua::Result<Lua> {
     array_mt.set("__name", "json.array")?;
     lua.set_named_registry_value(json::ARRAY_MT_KEY, array_mt)?;
 
-    let take_preempt = lua.create_function(|_, ()| Ok(with_active(|c| c.preempted.replace(false)).unwrap_or(false)))?;
-    let mark_preempt = lua.create_function(|_, ()| {
-        with_active(|c| c.preempted.set(true));
-        Ok(())
+    let take_preempt = lua.create_function(|_, co: mlua::Thread| {
+        Ok(with_active(|c| c.take_preempted(co.to_pointer())).unwrap_or(false))
     })?;
     let guard = lua.create_function(|_, ()| match with_active(|c| c.check()).flatten() {
         Some(kind) => Err(limit_error(kind)),
@@ -41,24 +55,30 @@ pub fn new_state() -> mlua::Result<Lua> {
         Ok(())
     })?;
     let encode = lua.create_function(|lua, v: Value| {
-        let j = json::from_lua(lua, &v).map_err(mlua::Error::external)?;
-        serde_json::to_string(&j).map_err(mlua::Error::external)
+        let r = json::from_lua(lua, &v)
+            .map_err(|e| mlua::Error::runtime(e.to_string()))
+            .and_then(|j| Ok(Value::String(lua.create_string(j.to_string())?)));
+        soft(lua, r.map(|v| MultiValue::from_iter([v])))
     })?;
     let decode = lua.create_function(|lua, s: mlua::String| {
-        let j: serde_json::Value = serde_json::from_slice(&s.as_bytes()).map_err(|e| mlua::Error::runtime(format!("invalid JSON: {e}")))?;
-        json::to_lua(lua, &j)
+        let r = serde_json::from_slice::<serde_json::Value>(&s.as_bytes())
+            .map_err(|e| mlua::Error::runtime(format!("invalid JSON: {e}")))
+            .and_then(|j| json::to_lua(lua, &j));
+        soft(lua, r.map(|v| MultiValue::from_iter([v])))
     })?;
     let args: MultiValue = [
         Value::Function(take_preempt),
-        Value::Function(mark_preempt),
+        preempt_marker(),
         Value::Function(guard),
         Value::Function(emit),
         Value::Function(encode),
         Value::Function(decode),
         Value::NULL,
+        error_marker(),
     ]
     .into_iter()
     .collect();
+    super::strings::install(&lua)?;
     lua.load(PRELUDE).set_name("=sandbox").call::<()>(args)?;
     Ok(lua)
 }

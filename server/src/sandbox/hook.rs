@@ -57,7 +57,8 @@ pub struct Control {
     pub(crate) budget: Cell<u64>,
     pub(crate) used: Cell<u64>,
     pub(crate) abort: Cell<Option<LimitKind>>,
-    pub(crate) preempted: Cell<bool>,
+    /// Coroutines the hook paused and whose resumer has not seen it yet.
+    pub(crate) preempted: RefCell<Vec<*const std::ffi::c_void>>,
     pub(crate) logs: RefCell<String>,
     pub(crate) log_limit: Cell<usize>,
     pub(crate) logs_truncated: Cell<bool>,
@@ -73,7 +74,7 @@ impl Control {
             budget: Cell::new(u64::MAX),
             used: Cell::new(0),
             abort: Cell::new(None),
-            preempted: Cell::new(false),
+            preempted: RefCell::new(Vec::new()),
             logs: RefCell::new(String::new()),
             log_limit: Cell::new(64 * 1024),
             logs_truncated: Cell::new(false),
@@ -81,7 +82,7 @@ impl Control {
         }
     }
 
-    fn meter(&self) -> &MemoryMeter {
+    pub(crate) fn meter(&self) -> &MemoryMeter {
         // SAFETY: the meter box is owned by the same instance as this
         // control block and outlives it.
         unsafe { &*self.meter }
@@ -106,6 +107,18 @@ impl Control {
             self.abort.set(kind);
         }
         kind
+    }
+
+    /// Whether the hook paused `thread` (a `lua_State` pointer); forgets it.
+    pub(crate) fn take_preempted(&self, thread: *const std::ffi::c_void) -> bool {
+        let mut p = self.preempted.borrow_mut();
+        match p.iter().position(|t| *t == thread) {
+            Some(i) => {
+                p.swap_remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Appends a line of `print` output, bounded by the log limit.
@@ -193,7 +206,7 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, _ar: *mut ffi::lua_
         // (with no values) when the thread is yieldable.
         unsafe {
             if ffi::lua_isyieldable(state) != 0 {
-                ctl.preempted.set(true);
+                ctl.preempted.borrow_mut().push(state as *const std::ffi::c_void);
                 ffi::lua_yield(state, 0);
             }
         }

@@ -39,7 +39,8 @@ pub struct Instance {
 impl Instance {
     fn with_chunk(load: impl FnOnce(&Lua) -> mlua::Result<Function>) -> Result<Self, InvokeError> {
         let lua = env::new_state().map_err(|e| InvokeError::Internal(format!("cannot create Lua state: {e}")))?;
-        let meter = alloc::install(&lua).map_err(|e| InvokeError::Internal(format!("cannot install allocator: {e}")))?;
+        let meter =
+            alloc::install(&lua).map_err(|e| InvokeError::Internal(format!("cannot install allocator: {e}")))?;
         let ctl = Box::new(Control::new(&*meter));
         // Built before anything else can fail, so that an early return drops
         // the state before the meter its allocator points into.
@@ -52,7 +53,9 @@ impl Instance {
     /// checksum-verified by the caller). Its chunk runs at the start of its
     /// first invocation, under that invocation's limits.
     pub fn from_bytecode(name: &str, bytecode: &[u8]) -> Result<Self, InvokeError> {
-        Self::with_chunk(|lua| lua.load(bytecode).set_name(format!("={name}")).set_mode(ChunkMode::Binary).into_function())
+        Self::with_chunk(|lua| {
+            lua.load(bytecode).set_name(format!("={name}")).set_mode(ChunkMode::Binary).into_function()
+        })
     }
 
     /// A new instance from user source, loaded in text mode only.
@@ -124,7 +127,7 @@ impl Run {
         ctl.budget.set(budget.instructions);
         ctl.used.set(0);
         ctl.abort.set(None);
-        ctl.preempted.set(false);
+        ctl.preempted.borrow_mut().clear();
         ctl.logs.borrow_mut().clear();
         ctl.logs_truncated.set(false);
         instance.meter.set_limit(budget.memory);
@@ -173,20 +176,26 @@ impl Run {
             }
             let resumed = resume_raw(&self.instance_ref().lua, &thread, args);
             let ctl = &self.instance_ref().ctl;
-            if let Some(kind) = ctl.abort.get().or_else(|| self.instance_ref().meter.limit_hit().then_some(LimitKind::Memory)) {
+            if let Some(kind) =
+                ctl.abort.get().or_else(|| self.instance_ref().meter.limit_hit().then_some(LimitKind::Memory))
+            {
                 return Step::Done(self.finish(Err(InvokeError::Limit(kind))));
             }
             let values = match resumed {
                 Ok(Resumed::Finished(values)) => values,
-                Ok(Resumed::Yielded) => {
-                    if ctl.preempted.replace(false) {
+                Ok(Resumed::Yielded(values)) => {
+                    let marker = env::preempt_marker();
+                    let passed_up = values.len() == 1 && values.front() == Some(&marker);
+                    if ctl.take_preempted(thread.to_pointer()) || passed_up {
                         return Step::Yielded;
                     }
-                    return Step::Done(self.finish(Err(InvokeError::Runtime(
-                        "attempt to yield from outside a coroutine".into(),
-                    ))));
+                    return Step::Done(
+                        self.finish(Err(InvokeError::Runtime("attempt to yield from outside a coroutine".into()))),
+                    );
                 }
-                Ok(Resumed::Failed(err)) => return Step::Done(self.finish(Err(InvokeError::Runtime(error_value_message(&err))))),
+                Ok(Resumed::Failed(err)) => {
+                    return Step::Done(self.finish(Err(InvokeError::Runtime(error_value_message(&err)))))
+                }
                 Ok(Resumed::OutOfMemory) | Err(mlua::Error::MemoryError(_)) => {
                     return Step::Done(self.finish(Err(InvokeError::Limit(LimitKind::Memory))));
                 }
@@ -297,8 +306,8 @@ pub fn error_message(e: &mlua::Error) -> String {
 enum Resumed {
     /// The function returned these values.
     Finished(MultiValue),
-    /// The thread yielded (preempted by the hook, or a stray user yield).
-    Yielded,
+    /// The thread yielded these values (none when the hook paused it).
+    Yielded(MultiValue),
     /// The thread raised this error object.
     Failed(Value),
     /// Lua ran out of memory outside the thread.
@@ -336,7 +345,7 @@ fn resume_raw(lua: &Lua, thread: &Thread, args: MultiValue) -> mlua::Result<Resu
             let status = ffi::lua_resume(t, state, nargs, &mut nres);
             let (code, keep) = match status {
                 ffi::LUA_OK => (RESUME_OK, nres),
-                ffi::LUA_YIELD => (RESUME_YIELD, 0),
+                ffi::LUA_YIELD => (RESUME_YIELD, nres),
                 ffi::LUA_ERRMEM => (RESUME_NOMEM, 0),
                 _ => (RESUME_ERROR, 1),
             };
@@ -357,7 +366,7 @@ fn resume_raw(lua: &Lua, thread: &Thread, args: MultiValue) -> mlua::Result<Resu
     };
     Ok(match code {
         RESUME_OK => Resumed::Finished(values.collect()),
-        RESUME_YIELD => Resumed::Yielded,
+        RESUME_YIELD => Resumed::Yielded(values.collect()),
         RESUME_ERROR => Resumed::Failed(values.next().unwrap_or(Value::Nil)),
         _ => Resumed::OutOfMemory,
     })

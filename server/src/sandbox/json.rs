@@ -44,12 +44,7 @@ pub fn to_lua(lua: &Lua, value: &serde_json::Value) -> mlua::Result<Value> {
     to_lua_inner(lua, value, array_mt.as_ref(), 0)
 }
 
-fn to_lua_inner(
-    lua: &Lua,
-    value: &serde_json::Value,
-    array_mt: Option<&Table>,
-    depth: usize,
-) -> mlua::Result<Value> {
+fn to_lua_inner(lua: &Lua, value: &serde_json::Value, array_mt: Option<&Table>, depth: usize) -> mlua::Result<Value> {
     use serde_json::Value as J;
     if depth > MAX_DEPTH {
         return Err(mlua::Error::runtime("JSON nesting too deep"));
@@ -137,16 +132,13 @@ fn from_lua_inner(
             Err(_) => return Err(fail(path, "string is not valid UTF-8")),
         },
         Value::LightUserData(ud) if ud.0.is_null() => J::Null,
+        Value::Error(e) => J::String(super::error_message(e)),
         Value::Table(t) => table_to_json(t, array_mt, path)?,
         other => return Err(fail(path, format!("a {} has no JSON form", other.type_name()))),
     })
 }
 
-fn table_to_json(
-    t: &Table,
-    array_mt: Option<&Table>,
-    path: &mut Vec<Seg>,
-) -> Result<serde_json::Value, JsonError> {
+fn table_to_json(t: &Table, array_mt: Option<&Table>, path: &mut Vec<Seg>) -> Result<serde_json::Value, JsonError> {
     let marked_array = match (t.metatable(), array_mt) {
         (Some(mt), Some(arr)) => mt == *arr,
         _ => false,

@@ -7,6 +7,7 @@ mod env;
 mod hook;
 mod instance;
 pub mod json;
+mod strings;
 
 pub use compile::{compile, Compiled};
 pub use hook::{LimitKind, HOOK_INTERVAL};

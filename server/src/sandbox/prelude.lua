@@ -1,7 +1,7 @@
 -- The sandbox prelude: runs once in every new Lua state, before user code.
 -- It receives trusted Rust functions as arguments and closes over the raw
 -- library functions it wraps, so user code can never reach them.
-local take_preempt, mark_preempt, guard, emit, encode, decode, null = ...
+local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR = ...
 
 local raw_pcall, raw_xpcall, raw_load, raw_setmetatable = pcall, xpcall, load, setmetatable
 local raw_resume, raw_yield, isyieldable, co_create = coroutine.resume, coroutine.yield, coroutine.isyieldable, coroutine.create
@@ -26,14 +26,14 @@ function xpcall(f, handler, ...)
 end
 
 -- The hook pauses the running coroutine to share the CPU. When that was an
--- inner coroutine, pass the pause up to the invocation's thread, then
--- continue the inner one where it stopped.
+-- inner coroutine (or a pause passed up from deeper down, the value
+-- PREEMPT), pass the pause up to the invocation's thread, then continue the
+-- inner one where it stopped.
 local function resume(co, ...)
   local r = pack(raw_resume(co, ...))
-  while take_preempt() do
+  while take_preempt(co) or (r.n == 2 and r[1] == true and r[2] == PREEMPT) do
     if isyieldable() then
-      mark_preempt()
-      raw_yield()
+      raw_yield(PREEMPT)
     end
     r = pack(raw_resume(co))
   end
@@ -78,7 +78,30 @@ function print(...)
   emit(concat(parts, '\t'))
 end
 
-json = { null = null, encode = encode, decode = decode }
+-- Functions written in Rust return (ERR, message) instead of raising, so
+-- that their errors reach user code as strings, like the standard library's.
+local function raise_err(first, ...)
+  if first == ERR then
+    error((...), 0)
+  end
+  return first, ...
+end
+
+local function soft(f)
+  return function(...)
+    return raise_err(f(...))
+  end
+end
+
+json = { null = null, encode = soft(encode), decode = soft(decode) }
+
+local raw_gmatch = string.gmatch
+string.find = soft(string.find)
+string.match = soft(string.match)
+string.gsub = soft(string.gsub)
+string.gmatch = function(...)
+  return soft(raise_err(raw_gmatch(...)))
+end
 
 os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
 string.dump = nil

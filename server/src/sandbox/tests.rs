@@ -36,7 +36,8 @@ fn err_kind(o: &Outcome) -> &'static str {
 
 #[test]
 fn hello_world() {
-    let src = "function main(args)\n if args.name == nil then args.name = 'World' end\n return 'Hello ' .. args.name\nend";
+    let src =
+        "function main(args)\n if args.name == nil then args.name = 'World' end\n return 'Hello ' .. args.name\nend";
     assert_eq!(run(src, json!({"name": "from Lua"})).result.unwrap(), json!("Hello from Lua"));
     assert_eq!(run(src, json!({})).result.unwrap(), json!("Hello World"));
 }
@@ -103,7 +104,11 @@ fn timeout_aborts_spin_and_preempts() {
 
 #[test]
 fn instruction_budget_aborts() {
-    let (o, _) = run_with("function main() local x = 0 while true do x = x + 1 end end", json!({}), budget(1024, 10_000, 1_000_000));
+    let (o, _) = run_with(
+        "function main() local x = 0 while true do x = x + 1 end end",
+        json!({}),
+        budget(1024, 10_000, 1_000_000),
+    );
     assert_eq!(err_kind(&o), "instructions");
     assert!(o.instructions > 1_000_000 && o.instructions < 1_010_000, "{}", o.instructions);
 }
@@ -213,4 +218,103 @@ fn deep_recursion_ends_in_a_limit() {
     assert!(matches!(err_kind(&o), "memory" | "timeout"), "{:?}", o.result);
     let (o, _) = run_with(src, json!({}), budget(256 * 1024, 300, u64::MAX));
     assert!(matches!(err_kind(&o), "memory" | "timeout"), "{:?}", o.result);
+}
+
+#[test]
+fn nested_coroutines_are_preempted_and_keep_their_values() {
+    let src = r#"
+local function burn(n) local x = 0 for i = 1, n do x = x + 1 end return x end
+function main()
+  local out = {}
+  local outer = coroutine.create(function()
+    local inner = coroutine.wrap(function()
+      for i = 1, 3 do burn(2000000) coroutine.yield('inner' .. i) end
+      return 'inner done'
+    end)
+    for i = 1, 4 do
+      local ok, v = pcall(inner)
+      coroutine.yield(v)
+    end
+    return 'outer done'
+  end)
+  while true do
+    local ok, v = coroutine.resume(outer)
+    out[#out + 1] = v
+    if coroutine.status(outer) == 'dead' then break end
+  end
+  return out
+end"#;
+    let (o, slices) = run_with(src, json!({}), budget(4096, 30_000, u64::MAX));
+    assert_eq!(o.result.unwrap(), json!(["inner1", "inner2", "inner3", "inner done", "outer done"]));
+    assert!(slices > 3, "only {slices} slices");
+}
+
+#[test]
+fn top_level_yield_is_an_error() {
+    let o = run("function main() coroutine.yield(1) return 2 end", json!({}));
+    assert!(
+        matches!(o.result, Err(InvokeError::Runtime(ref m)) if m.contains("outside a coroutine")),
+        "{:?}",
+        o.result
+    );
+}
+
+#[test]
+fn string_patterns_behave_like_lua() {
+    let src = r#"
+function main()
+  local out = {}
+  out.find = {string.find('hello world', 'o w')}
+  out.findp = {('a.b'):find('.', 1, true)}
+  out.cap = {string.match('key=value', '(%w+)=(%w+)')}
+  out.pos = {string.find('abc', '()b()')}
+  local words = {}
+  for w in string.gmatch('one two three', '%a+') do words[#words + 1] = w end
+  out.words = words
+  out.gsub = {string.gsub('hello world', 'o', '0')}
+  out.gsubf = (string.gsub('abc', '%w', function(c) return c:upper() .. '.' end))
+  out.gsubt = (string.gsub('$a $b', '%$(%w)', {a = 'x', b = false}))
+  out.nomatch = string.match('abc', '%d') == nil
+  out.err = select(2, pcall(string.find, 'a', '[a'))
+  return out
+end"#;
+    let v = run(src, json!({})).result.unwrap();
+    assert_eq!(v["find"], json!([5, 7]));
+    assert_eq!(v["findp"], json!([2, 2]));
+    assert_eq!(v["cap"], json!(["key", "value"]));
+    assert_eq!(v["pos"], json!([2, 2, 2, 3]));
+    assert_eq!(v["words"], json!(["one", "two", "three"]));
+    assert_eq!(v["gsub"], json!(["hell0 w0rld", 2]));
+    assert_eq!(v["gsubf"], json!("A.B.C."));
+    assert_eq!(v["gsubt"], json!("x $b"));
+    assert_eq!(v["nomatch"], json!(true));
+    assert!(v["err"].as_str().unwrap().contains("missing ']'"), "{v}");
+}
+
+#[test]
+fn crafted_patterns_cannot_outlive_the_timeout() {
+    let cases = [
+        "function main() return string.find(string.rep('a', 5000), '.-.-.-.-.-.-.-.-.-.-b') end",
+        "function main() while true do pcall(string.match, string.rep('a', 3000), '(.-)(.-)(.-)(.-)(.-)x') end end",
+        "function main() for w in string.gmatch(string.rep('a', 4000), '.-.-.-.-.-.-b') do end end",
+        "function main() return string.gsub(string.rep('a', 3000), '.-.-.-.-.-.-b', 'x') end",
+        "function main() return string.gsub('aaaa', 'a', function() while true do end end) end",
+        "function main() return string.gsub('aaaa', 'a', setmetatable({}, {__index = function() while true do end end})) end",
+    ];
+    for src in cases {
+        let start = Instant::now();
+        let (o, _) = run_with(src, json!({}), budget(16 * 1024, 300, u64::MAX));
+        assert_eq!(err_kind(&o), "timeout", "{src}: {:?}", o.result);
+        assert!(start.elapsed() < Duration::from_millis(1500), "{src} took {:?}", start.elapsed());
+    }
+    let (o, _) = run_with(cases[0], json!({}), budget(16 * 1024, 60_000, 1_000_000));
+    assert_eq!(err_kind(&o), "instructions", "{:?}", o.result);
+}
+
+#[test]
+fn gsub_output_counts_against_memory() {
+    let src =
+        "function main() local s = string.rep('x', 10000) return #string.gsub(s, 'x', string.rep('y', 10000)) end";
+    let (o, _) = run_with(src, json!({}), budget(8 * 1024, 10_000, u64::MAX));
+    assert_eq!(err_kind(&o), "memory", "{:?}", o.result);
 }

@@ -1,0 +1,26 @@
+-- SL example configuration. Every block and setting is optional; the
+-- values below are the defaults. Relative paths are resolved against the
+-- directory of this file. See README.md ("Configuration") for every setting.
+
+Server {
+  host = "127.0.0.1",     -- listen address (loopback only by default)
+  port = 8080,
+}
+
+Logger { level = "info" } -- error, warn, info, debug or trace (SL_LOG overrides)
+
+Sqlite { path = "data/sl.db" }   -- the embedded store; or: Nulldb {} (in memory)
+
+Limits {
+  maxmem = 65536,              -- default KiB of Lua heap per action
+  instructions = 100000000,    -- default VM instruction budget per invocation
+  timeout = 5000,              -- default ms of wall-clock time per invocation
+  max_maxmem = 1048576,        -- the most an action may ask for
+  max_instructions = 10000000000,
+  max_timeout = 300000,
+}
+
+Invocations {
+  retention = 604800,          -- seconds finished invocation records are kept
+  concurrency = 16,            -- asynchronous invocations run at once
+}

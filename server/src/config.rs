@@ -1,0 +1,425 @@
+//! `config.lua`: the server's configuration, written as Lua.
+//!
+//! ```lua
+//! Server  { host = "127.0.0.1", port = 8080 }
+//! Logger  { level = "info" }
+//! Sqlite  { path = "data/sl.db" }      -- or: Nulldb {}
+//! Limits  { maxmem = 65536, instructions = 100000000, timeout = 5000 }
+//! ```
+//!
+//! Every block and setting is optional; unknown blocks and settings are
+//! errors, so a typo never silently falls back to a default. Relative paths
+//! are resolved against the directory that holds the config file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mlua::{Lua, Table, Value};
+
+/// Where actions and invocations are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// `Sqlite { path = ... }`: the embedded default.
+    Sqlite { path: PathBuf },
+    /// `Nulldb {}`: in memory, lost at exit (development only).
+    Null,
+}
+
+/// `Server { ... }`: the listener and HTTP limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// Largest request head in bytes (431 above).
+    pub max_head: usize,
+    /// Largest request body in bytes (413 above).
+    pub max_body: usize,
+    /// Most header fields per request (431 above).
+    pub max_headers: usize,
+    /// An idle keep-alive connection is closed after this.
+    pub idle_timeout: Duration,
+    /// A request must arrive completely within this (408 after).
+    pub request_timeout: Duration,
+    /// Connections beyond this are refused (closed at once).
+    pub max_connections: usize,
+    /// Threads of the blocking pool (store calls, compiles).
+    pub pool_threads: usize,
+    /// Lua CPU time one invocation gets before others get a turn.
+    pub time_slice: Duration,
+    /// Show error details of failed actions to clients (500 messages).
+    pub debug: bool,
+}
+
+/// `Limits { ... }`: per-action defaults and the maxima a create may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Default `maxmem`, KiB of Lua heap.
+    pub maxmem: u64,
+    /// Default VM instruction budget.
+    pub instructions: u64,
+    /// Default timeout, ms.
+    pub timeout: u64,
+    pub max_maxmem: u64,
+    pub max_instructions: u64,
+    pub max_timeout: u64,
+    /// Idle warm instances kept per action.
+    pub warm_instances: usize,
+}
+
+/// `Invocations { ... }`: the asynchronous queue and records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvocationsConfig {
+    /// Seconds a finished invocation record is kept.
+    pub retention: u64,
+    /// Asynchronous invocations run at once by this server.
+    pub concurrency: usize,
+    /// Runs of one invocation before it is failed as abandoned.
+    pub max_attempts: u32,
+    /// Whether blocking invocations are recorded too.
+    pub record_blocking: bool,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// `Logger { level = ... }`: error, warn, info, debug or trace.
+    pub log_level: String,
+    pub store: StoreConfig,
+    pub limits: LimitsConfig,
+    pub invocations: InvocationsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                max_head: 16 * 1024,
+                max_body: 1024 * 1024,
+                max_headers: 64,
+                idle_timeout: Duration::from_secs(60),
+                request_timeout: Duration::from_secs(10),
+                max_connections: 4096,
+                pool_threads: 4,
+                time_slice: Duration::from_millis(1),
+                debug: false,
+            },
+            log_level: "info".into(),
+            store: StoreConfig::Sqlite { path: PathBuf::from("data/sl.db") },
+            limits: LimitsConfig {
+                maxmem: 65536,
+                instructions: 100_000_000,
+                timeout: 5000,
+                max_maxmem: 1024 * 1024,
+                max_instructions: 10_000_000_000,
+                max_timeout: 300_000,
+                warm_instances: 4,
+            },
+            invocations: InvocationsConfig {
+                retention: 7 * 24 * 3600,
+                concurrency: 16,
+                max_attempts: 3,
+                record_blocking: true,
+            },
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Lua(String),
+    #[error("{block}: {message}")]
+    Invalid { block: String, message: String },
+}
+
+fn invalid(block: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { block: block.to_string(), message: message.into() }
+}
+
+impl Config {
+    /// Reads and evaluates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let source =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::from_lua_source(&source, &path.display().to_string(), &base)
+    }
+
+    /// Evaluates config source; relative paths are resolved against `base`.
+    pub fn from_lua_source(source: &str, name: &str, base: &Path) -> Result<Self, ConfigError> {
+        let lua = Lua::new();
+        let blocks = lua.create_table().map_err(lua_err)?;
+        for block in ["Server", "Logger", "Limits", "Sqlite", "Nulldb", "Invocations"] {
+            let blocks = blocks.clone();
+            let f = lua
+                .create_function(move |_, t: Value| {
+                    let t = match t {
+                        Value::Table(t) => t,
+                        _ => return Err(mlua::Error::runtime(format!("{block} expects a table: {block} {{ ... }}"))),
+                    };
+                    if blocks.contains_key(block)? {
+                        return Err(mlua::Error::runtime(format!("{block} is configured twice")));
+                    }
+                    blocks.set(block, t)
+                })
+                .map_err(lua_err)?;
+            lua.globals().set(block, f).map_err(lua_err)?;
+        }
+        lua.load(source).set_name(format!("@{name}")).exec().map_err(lua_err)?;
+
+        let mut cfg = Config::default();
+        let get =
+            |name: &str| -> Result<Option<Table>, ConfigError> { blocks.get::<Option<Table>>(name).map_err(lua_err) };
+        if let Some(t) = get("Server")? {
+            let mut b = Block::new("Server", t);
+            let s = &mut cfg.server;
+            if let Some(v) = b.string("host")? {
+                s.host = v;
+            }
+            if let Some(v) = b.int("port", 0, 65535)? {
+                s.port = v as u16;
+            }
+            if let Some(v) = b.int("max_head", 1024, 1 << 20)? {
+                s.max_head = v as usize;
+            }
+            if let Some(v) = b.int("max_body", 0, 1 << 30)? {
+                s.max_body = v as usize;
+            }
+            if let Some(v) = b.int("max_headers", 8, 1024)? {
+                s.max_headers = v as usize;
+            }
+            if let Some(v) = b.int("idle_timeout", 1, 86_400_000)? {
+                s.idle_timeout = Duration::from_millis(v);
+            }
+            if let Some(v) = b.int("request_timeout", 1, 86_400_000)? {
+                s.request_timeout = Duration::from_millis(v);
+            }
+            if let Some(v) = b.int("max_connections", 1, 1 << 20)? {
+                s.max_connections = v as usize;
+            }
+            if let Some(v) = b.int("pool_threads", 1, 256)? {
+                s.pool_threads = v as usize;
+            }
+            if let Some(v) = b.int("time_slice", 1, 1000)? {
+                s.time_slice = Duration::from_millis(v);
+            }
+            if let Some(v) = b.bool("debug")? {
+                s.debug = v;
+            }
+            b.finish()?;
+        }
+        if let Some(t) = get("Logger")? {
+            let mut b = Block::new("Logger", t);
+            if let Some(v) = b.string("level")? {
+                if !["error", "warn", "info", "debug", "trace"].contains(&v.as_str()) {
+                    return Err(invalid(
+                        "Logger",
+                        format!("level must be error, warn, info, debug or trace, not '{v}'"),
+                    ));
+                }
+                cfg.log_level = v;
+            }
+            b.finish()?;
+        }
+        if let Some(t) = get("Limits")? {
+            let mut b = Block::new("Limits", t);
+            let l = &mut cfg.limits;
+            for (key, slot) in [
+                ("maxmem", &mut l.maxmem),
+                ("instructions", &mut l.instructions),
+                ("timeout", &mut l.timeout),
+                ("max_maxmem", &mut l.max_maxmem),
+                ("max_instructions", &mut l.max_instructions),
+                ("max_timeout", &mut l.max_timeout),
+            ] {
+                if let Some(v) = b.int(key, 1, u64::MAX >> 12)? {
+                    *slot = v;
+                }
+            }
+            if let Some(v) = b.int("warm_instances", 0, 1024)? {
+                l.warm_instances = v as usize;
+            }
+            b.finish()?;
+            for (name, default, max) in [
+                ("maxmem", l.maxmem, l.max_maxmem),
+                ("instructions", l.instructions, l.max_instructions),
+                ("timeout", l.timeout, l.max_timeout),
+            ] {
+                if default > max {
+                    return Err(invalid("Limits", format!("{name} = {default} is above max_{name} = {max}")));
+                }
+            }
+        }
+        let sqlite = get("Sqlite")?;
+        let null = get("Nulldb")?;
+        match (sqlite, null) {
+            (Some(_), Some(_)) => return Err(invalid("Sqlite", "configure one store: Sqlite or Nulldb, not both")),
+            (Some(t), None) => {
+                let mut b = Block::new("Sqlite", t);
+                let path = PathBuf::from(b.string("path")?.unwrap_or_else(|| "data/sl.db".into()));
+                b.finish()?;
+                cfg.store = StoreConfig::Sqlite { path: if path.is_absolute() { path } else { base.join(path) } };
+            }
+            (None, Some(t)) => {
+                Block::new("Nulldb", t).finish()?;
+                cfg.store = StoreConfig::Null;
+            }
+            (None, None) => {
+                cfg.store = StoreConfig::Sqlite { path: base.join("data/sl.db") };
+            }
+        }
+        if let Some(t) = get("Invocations")? {
+            let mut b = Block::new("Invocations", t);
+            let i = &mut cfg.invocations;
+            if let Some(v) = b.int("retention", 1, u64::MAX >> 12)? {
+                i.retention = v;
+            }
+            if let Some(v) = b.int("concurrency", 1, 100_000)? {
+                i.concurrency = v as usize;
+            }
+            if let Some(v) = b.int("max_attempts", 1, 100)? {
+                i.max_attempts = v as u32;
+            }
+            if let Some(v) = b.bool("record_blocking")? {
+                i.record_blocking = v;
+            }
+            b.finish()?;
+        }
+        Ok(cfg)
+    }
+}
+
+fn lua_err(e: mlua::Error) -> ConfigError {
+    ConfigError::Lua(match e {
+        mlua::Error::CallbackError { cause, .. } => cause.to_string(),
+        e => e.to_string(),
+    })
+}
+
+/// Reads typed settings from one block and reports leftovers.
+struct Block {
+    name: &'static str,
+    table: Table,
+    seen: Vec<String>,
+}
+
+impl Block {
+    fn new(name: &'static str, table: Table) -> Self {
+        Self { name, table, seen: Vec::new() }
+    }
+
+    fn raw(&mut self, key: &str) -> Result<Value, ConfigError> {
+        self.seen.push(key.to_string());
+        self.table.raw_get(key).map_err(lua_err)
+    }
+
+    fn string(&mut self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.raw(key)? {
+            Value::Nil => Ok(None),
+            Value::String(s) => Ok(Some(s.to_string_lossy())),
+            other => Err(invalid(self.name, format!("{key} must be a string, not a {}", other.type_name()))),
+        }
+    }
+
+    fn int(&mut self, key: &str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
+        let v = match self.raw(key)? {
+            Value::Nil => return Ok(None),
+            Value::Integer(i) if i >= 0 => i as u64,
+            Value::Number(n) if n >= 0.0 && n.fract() == 0.0 && n < u64::MAX as f64 => n as u64,
+            other => {
+                return Err(invalid(self.name, format!("{key} must be a whole number, not {}", describe(&other))));
+            }
+        };
+        if v < min || v > max {
+            return Err(invalid(self.name, format!("{key} = {v} is outside {min}..={max}")));
+        }
+        Ok(Some(v))
+    }
+
+    fn bool(&mut self, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.raw(key)? {
+            Value::Nil => Ok(None),
+            Value::Boolean(b) => Ok(Some(b)),
+            other => Err(invalid(self.name, format!("{key} must be true or false, not {}", describe(&other)))),
+        }
+    }
+
+    fn finish(self) -> Result<(), ConfigError> {
+        for pair in self.table.pairs::<Value, Value>() {
+            let (k, _) = pair.map_err(lua_err)?;
+            let key = match &k {
+                Value::String(s) => s.to_string_lossy(),
+                other => describe(other),
+            };
+            if !self.seen.contains(&key) {
+                return Err(invalid(self.name, format!("unknown setting '{key}'")));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Integer(i) => i.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("\"{}\"", s.to_string_lossy()),
+        other => format!("a {}", other.type_name()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<Config, ConfigError> {
+        Config::from_lua_source(src, "test.lua", Path::new("/etc/sl"))
+    }
+
+    #[test]
+    fn empty_config_is_all_defaults_with_sqlite_beside_it() {
+        let c = parse("").unwrap();
+        assert_eq!(c.server.port, 8080);
+        assert_eq!(c.store, StoreConfig::Sqlite { path: PathBuf::from("/etc/sl/data/sl.db") });
+    }
+
+    #[test]
+    fn reads_every_block() {
+        let c = parse(
+            r#"
+            Server { host = "0.0.0.0", port = 9000, max_body = 2048, idle_timeout = 1000 }
+            Logger { level = "debug" }
+            Limits { maxmem = 1024, timeout = 100, instructions = 5000 }
+            Nulldb {}
+            Invocations { retention = 60, concurrency = 2 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!((c.server.host.as_str(), c.server.port, c.server.max_body), ("0.0.0.0", 9000, 2048));
+        assert_eq!(c.server.idle_timeout, Duration::from_secs(1));
+        assert_eq!(c.log_level, "debug");
+        assert_eq!((c.limits.maxmem, c.limits.timeout, c.limits.instructions), (1024, 100, 5000));
+        assert_eq!(c.store, StoreConfig::Null);
+        assert_eq!((c.invocations.retention, c.invocations.concurrency), (60, 2));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let msg = |src: &str| parse(src).unwrap_err().to_string();
+        assert!(msg("Server { prot = 1 }").contains("unknown setting 'prot'"));
+        assert!(msg("Server { port = 'x' }").contains("port must be a whole number"));
+        assert!(msg("Server { port = 70000 }").contains("outside"));
+        assert!(msg("Logger { level = 'loud' }").contains("level must be"));
+        assert!(msg("Limits { maxmem = 10, max_maxmem = 5 }").contains("above max_maxmem"));
+        assert!(msg("Sqlite {} Nulldb {}").contains("not both"));
+        assert!(msg("Server { port = 1 } Server { port = 2 }").contains("twice"));
+        assert!(msg("Server(5)").contains("expects a table"));
+        assert!(msg("Server {").contains("test.lua"));
+    }
+}

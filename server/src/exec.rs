@@ -1,0 +1,394 @@
+//! The executor: a cache of compiled actions with their warm instances, and
+//! the invocations running on this reactor, time-sliced round robin.
+
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sl_store::{ActionRecord, InvocationError, InvocationRecord, InvocationStatus, StoreError};
+use slab::Slab;
+use tracing::{debug, warn};
+
+use crate::config::LimitsConfig;
+use crate::http::Response;
+use crate::reactor::{now_ms, ConnRef, Server};
+use crate::sandbox::{Budget, Compiled, Instance, InvokeError, LimitKind, Outcome, Run, Step};
+
+/// Who gets the result of an invocation.
+pub(crate) enum Reply {
+    /// A client waiting on `/block`.
+    Conn(ConnRef),
+    /// An asynchronous invocation: its record is completed and stored.
+    Async,
+}
+
+/// An invocation waiting to start.
+pub(crate) struct Job {
+    pub record: InvocationRecord,
+    pub reply: Reply,
+}
+
+struct Ready {
+    version: i64,
+    code: Rc<Compiled>,
+    budget: Budget,
+    idle: Vec<Instance>,
+}
+
+enum Slot {
+    /// The action is being fetched; `stale` if it changed meanwhile.
+    Loading {
+        pending: Vec<Job>,
+        stale: bool,
+    },
+    Ready(Ready),
+}
+
+struct Running {
+    run: Run,
+    job: Job,
+    version: i64,
+}
+
+/// Actions and running invocations of one reactor.
+#[derive(Default)]
+pub struct Executor {
+    actions: HashMap<String, Slot>,
+    runs: Slab<Running>,
+    runq: VecDeque<usize>,
+}
+
+impl Executor {
+    /// Whether some invocation waits for a time slice.
+    pub fn has_runnable(&self) -> bool {
+        !self.runq.is_empty()
+    }
+
+    /// Whether the action is cached (so it is known to exist).
+    pub(crate) fn is_cached(&self, name: &str) -> bool {
+        matches!(self.actions.get(name), Some(Slot::Ready(_)))
+    }
+}
+
+/// Limits in force for an action: its own where set, else the defaults.
+pub(crate) fn budget_for(rec: &ActionRecord, limits: &LimitsConfig) -> Budget {
+    let pick = |own: u64, default: u64| if own == 0 { default } else { own };
+    Budget {
+        memory: (pick(rec.limits.maxmem, limits.maxmem) as usize).saturating_mul(1024),
+        timeout: Duration::from_millis(pick(rec.limits.timeout, limits.timeout)),
+        instructions: pick(rec.limits.instructions, limits.instructions),
+    }
+}
+
+/// The HTTP response for a finished invocation.
+pub(crate) fn outcome_response(result: &Result<serde_json::Value, InvokeError>) -> Response {
+    match result {
+        Ok(v) => Response::json(200, serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec())),
+        Err(e) => Response::error(error_status(e.kind()), e.kind(), &e.to_string()),
+    }
+}
+
+/// Status code of an error kind (see design.md).
+pub(crate) fn error_status(kind: &str) -> u16 {
+    match kind {
+        "action" | "bad_request" | "compile" => 400,
+        "not_found" => 404,
+        "conflict" => 409,
+        "unavailable" => 503,
+        _ => 500,
+    }
+}
+
+/// The response for a stored invocation record.
+pub(crate) fn record_response(rec: &InvocationRecord) -> Response {
+    match rec.status {
+        InvocationStatus::Succeeded => {
+            let v = rec.result.clone().unwrap_or(serde_json::Value::Null);
+            Response::json(200, serde_json::to_vec(&v).unwrap_or_default())
+        }
+        InvocationStatus::Failed => {
+            let (kind, message) =
+                rec.error.as_ref().map(|e| (e.kind.as_str(), e.message.as_str())).unwrap_or(("runtime", ""));
+            Response::error(error_status(kind), kind, message)
+        }
+        InvocationStatus::Queued | InvocationStatus::Running => {
+            let body = serde_json::json!({"id": rec.id, "status": rec.status.as_str(), "action": rec.action});
+            Response::json(202, body.to_string().into_bytes())
+        }
+    }
+}
+
+impl Server {
+    /// Starts an invocation: at once if the action is cached, else after
+    /// fetching it from the store.
+    pub(crate) fn invoke(&mut self, job: Job) {
+        let name = job.record.action.clone();
+        match self.exec.actions.get_mut(&name) {
+            Some(Slot::Ready(_)) => self.start(job),
+            Some(Slot::Loading { pending, .. }) => pending.push(job),
+            None => {
+                self.exec.actions.insert(name.clone(), Slot::Loading { pending: vec![job], stale: false });
+                self.load(name);
+            }
+        }
+    }
+
+    fn load(&mut self, name: String) {
+        let store = Arc::clone(&self.store);
+        self.pool.spawn(move || {
+            let result = store.get_action(&name).map(|found| {
+                found.map(|rec| {
+                    let code = Compiled::verified(rec.bytecode.clone(), &rec.checksum);
+                    (rec, code)
+                })
+            });
+            move |s: &mut Server| s.loaded(name, result)
+        });
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn loaded(
+        &mut self,
+        name: String,
+        result: Result<Option<(ActionRecord, Result<Compiled, InvokeError>)>, StoreError>,
+    ) {
+        let Some(Slot::Loading { pending, stale }) = self.exec.actions.remove(&name) else { return };
+        if stale {
+            // Changed while we fetched it: fetch again, keep the jobs.
+            self.exec.actions.insert(name.clone(), Slot::Loading { pending, stale: false });
+            self.load(name);
+            return;
+        }
+        let (kind, message) = match result {
+            Ok(Some((rec, Ok(code)))) => {
+                let ready = Ready {
+                    version: rec.version,
+                    code: Rc::new(code),
+                    budget: budget_for(&rec, &self.cfg.limits),
+                    idle: Vec::new(),
+                };
+                self.exec.actions.insert(name, Slot::Ready(ready));
+                for job in pending {
+                    self.start(job);
+                }
+                return;
+            }
+            Ok(Some((_, Err(e)))) => ("internal", e.to_string()),
+            Ok(None) => ("not_found", format!("no action named '{name}'")),
+            Err(e) => ("unavailable", e.to_string()),
+        };
+        for job in pending {
+            self.fail_job(job, kind, &message);
+        }
+    }
+
+    /// Forgets a cached action so the next invocation fetches it again.
+    pub(crate) fn invalidate(&mut self, name: &str) {
+        match self.exec.actions.get_mut(name) {
+            Some(Slot::Loading { stale, .. }) => *stale = true,
+            Some(Slot::Ready(_)) => {
+                self.exec.actions.remove(name);
+            }
+            None => {}
+        }
+    }
+
+    fn start(&mut self, mut job: Job) {
+        let Some(Slot::Ready(ready)) = self.exec.actions.get_mut(&job.record.action) else {
+            return self.invoke(job);
+        };
+        let instance = match ready.idle.pop() {
+            Some(i) => i,
+            None => match Instance::from_bytecode(&job.record.action, &ready.code.bytecode) {
+                Ok(i) => i,
+                Err(e) => return self.fail_job(job, e.kind(), &e.to_string()),
+            },
+        };
+        let version = ready.version;
+        let budget = ready.budget;
+        job.record.version = version;
+        job.record.status = InvocationStatus::Running;
+        job.record.started = Some(now_ms());
+        let args = std::mem::take(&mut job.record.args);
+        let run = instance.start(args.clone(), budget);
+        job.record.args = args;
+        let key = self.exec.runs.insert(Running { run, job, version });
+        self.exec.runq.push_back(key);
+    }
+
+    /// Gives each runnable invocation one time slice.
+    pub(crate) fn run_slices(&mut self) {
+        let slice = self.cfg.server.time_slice;
+        for _ in 0..self.exec.runq.len() {
+            let Some(key) = self.exec.runq.pop_front() else { break };
+            let Some(running) = self.exec.runs.get_mut(key) else { continue };
+            match running.run.step(slice) {
+                Step::Yielded => self.exec.runq.push_back(key),
+                Step::Done(outcome) => {
+                    let running = self.exec.runs.remove(key);
+                    self.finished(running, outcome);
+                }
+            }
+        }
+    }
+
+    fn finished(&mut self, mut running: Running, outcome: Outcome) {
+        let name = running.job.record.action.clone();
+        if let Some(instance) = running.run.take_instance(&outcome) {
+            if let Some(Slot::Ready(ready)) = self.exec.actions.get_mut(&name) {
+                if ready.version == running.version && ready.idle.len() < self.cfg.limits.warm_instances {
+                    ready.idle.push(instance);
+                }
+            }
+        }
+        if let Err(InvokeError::Limit(kind)) = &outcome.result {
+            let what = match kind {
+                LimitKind::Memory => "memory",
+                LimitKind::Instructions => "instruction",
+                LimitKind::Timeout => "time",
+            };
+            warn!(id = %running.job.record.id, "Action '{name}' aborted after violating {what} constraints");
+        }
+        debug!(action = %name, duration = ?outcome.duration, ok = outcome.result.is_ok(), "invocation finished");
+        let rec = &mut running.job.record;
+        rec.finished = Some(now_ms());
+        rec.duration_ms = Some(outcome.duration.as_millis() as u64);
+        rec.instructions = Some(outcome.instructions);
+        rec.peak_memory = Some(outcome.peak_memory);
+        rec.logs = outcome.logs;
+        match &outcome.result {
+            Ok(v) => {
+                rec.status = InvocationStatus::Succeeded;
+                rec.result = Some(v.clone());
+            }
+            Err(e) => {
+                rec.status = InvocationStatus::Failed;
+                rec.error = Some(InvocationError { kind: e.kind().into(), message: e.to_string() });
+            }
+        }
+        rec.owner = None;
+        rec.lease_until = None;
+        match running.job.reply {
+            Reply::Conn(cref) => {
+                self.complete(cref, outcome_response(&outcome.result));
+                if self.cfg.invocations.record_blocking {
+                    self.record(running.job.record);
+                }
+            }
+            Reply::Async => self.async_done(running.job.record),
+        }
+    }
+
+    /// Ends a job that could not start.
+    pub(crate) fn fail_job(&mut self, mut job: Job, kind: &str, message: &str) {
+        match job.reply {
+            Reply::Conn(cref) => self.complete(cref, Response::error(error_status(kind), kind, message)),
+            Reply::Async => {
+                let now = now_ms();
+                job.record.status = InvocationStatus::Failed;
+                job.record.error = Some(InvocationError { kind: kind.into(), message: message.into() });
+                job.record.finished = Some(now);
+                job.record.owner = None;
+                job.record.lease_until = None;
+                self.async_done(job.record);
+            }
+        }
+    }
+
+    fn async_done(&mut self, rec: InvocationRecord) {
+        self.dispatch.running = self.dispatch.running.saturating_sub(1);
+        if let Some(waiters) = self.waiters.remove(&rec.id) {
+            let resp = record_response(&rec);
+            for w in waiters {
+                self.complete(w.conn, resp.clone());
+            }
+        }
+        self.recent_done.insert(rec.id.clone(), rec.clone());
+        self.record(rec);
+        self.kick_dispatch();
+    }
+
+    /// Claims queued invocations from the store while this server has room.
+    pub(crate) fn kick_dispatch(&mut self) {
+        if self.dispatch.claiming {
+            self.dispatch.again = true;
+            return;
+        }
+        let room = self.cfg.invocations.concurrency.saturating_sub(self.dispatch.running);
+        if room == 0 {
+            return;
+        }
+        self.dispatch.claiming = true;
+        self.dispatch.again = false;
+        let store = Arc::clone(&self.store);
+        let owner = self.owner.clone();
+        let lease = (self.cfg.limits.max_timeout as i64).saturating_add(60_000);
+        self.pool.spawn(move || {
+            let r = store.claim_invocations(&owner, room, now_ms(), lease);
+            move |s: &mut Server| s.claimed(r, room)
+        });
+    }
+
+    fn claimed(&mut self, result: Result<Vec<InvocationRecord>, StoreError>, asked: usize) {
+        self.dispatch.claiming = false;
+        let records = match result {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("cannot claim queued invocations: {e}");
+                return;
+            }
+        };
+        let got = records.len();
+        for rec in records {
+            self.dispatch.running += 1;
+            let job = Job { record: rec, reply: Reply::Async };
+            if job.record.attempts > self.cfg.invocations.max_attempts {
+                let msg = format!(
+                    "abandoned: the server stopped while running this invocation {} times",
+                    job.record.attempts - 1
+                );
+                self.fail_job(job, "abandoned", &msg);
+            } else {
+                self.invoke(job);
+            }
+        }
+        if got == asked || self.dispatch.again {
+            self.kick_dispatch();
+        }
+    }
+
+    /// Answers waiters whose `wait` ran out with what the store says now.
+    pub(crate) fn expire_waiters(&mut self, now: std::time::Instant) {
+        let expired: Vec<String> = self
+            .waiters
+            .iter()
+            .filter(|(_, ws)| ws.iter().any(|w| w.deadline <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            let Some(ws) = self.waiters.get_mut(&id) else { continue };
+            let (due, keep): (Vec<_>, Vec<_>) = ws.drain(..).partition(|w| w.deadline <= now);
+            if keep.is_empty() {
+                self.waiters.remove(&id);
+            } else {
+                *ws = keep;
+            }
+            let store = Arc::clone(&self.store);
+            let conns: Vec<ConnRef> = due.into_iter().map(|w| w.conn).collect();
+            self.pool.spawn(move || {
+                let r = store.get_invocation(&id);
+                move |s: &mut Server| {
+                    let resp = match r {
+                        Ok(Some(rec)) => record_response(&rec),
+                        Ok(None) => Response::error(404, "not_found", &format!("no invocation '{id}'")),
+                        Err(e) => Response::error(503, "unavailable", &e.to_string()),
+                    };
+                    for c in conns {
+                        s.complete(c, resp.clone());
+                    }
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! HTTP/1.1 framing: request parsing (with `httparse`) and response writing.
+//!
+//! The reactor owns the sockets; this module only turns bytes into
+//! requests and responses into bytes, so it is pure and fuzzable.
+
+mod request;
+mod response;
+
+pub use request::{parse, HttpError, Method, ParseLimits, Parsed, Request};
+pub use response::{reason, Response};

@@ -1,0 +1,240 @@
+//! Parsing requests from a connection's read buffer.
+
+/// Bounds on what a client may send.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseLimits {
+    /// Largest request head (request line and headers), in bytes. Larger: 431.
+    pub max_head: usize,
+    /// Largest body, in bytes. Larger: 413.
+    pub max_body: usize,
+    /// Most header fields. More: 431.
+    pub max_headers: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        Self { max_head: 16 * 1024, max_body: 1024 * 1024, max_headers: 64 }
+    }
+}
+
+/// Request methods the API uses; anything else is `Other`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Other(String),
+}
+
+impl Method {
+    fn parse(s: &str) -> Self {
+        match s {
+            "GET" => Self::Get,
+            "HEAD" => Self::Head,
+            "POST" => Self::Post,
+            "PUT" => Self::Put,
+            "DELETE" => Self::Delete,
+            "OPTIONS" => Self::Options,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    /// The method as sent on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Delete => "DELETE",
+            Self::Options => "OPTIONS",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+/// A complete request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    /// The path without the query string, as sent (not percent-decoded).
+    pub path: String,
+    /// The query string without `?` (empty if none).
+    pub query: String,
+    pub body: Vec<u8>,
+    /// Whether the connection stays open after the response.
+    pub keep_alive: bool,
+}
+
+/// What the buffer holds so far.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Not a complete request yet. `expect_continue` is true once a complete
+    /// head asked for `100 Continue` and its body has not fully arrived.
+    Partial { expect_continue: bool },
+    /// A request, and how many bytes of the buffer it used.
+    Complete(Request, usize),
+}
+
+/// A request that cannot be served; the connection is closed after the
+/// error response, because the framing of what follows is unknown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct HttpError {
+    pub status: u16,
+    pub message: String,
+}
+
+fn err(status: u16, message: impl Into<String>) -> HttpError {
+    HttpError { status, message: message.into() }
+}
+
+/// Parses the first request in `buf`.
+pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > limits.max_head {
+                return Err(err(431, format!("request head is larger than {} bytes", limits.max_head)));
+            }
+            return Ok(Parsed::Partial { expect_continue: false });
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(err(431, format!("more than {} header fields", limits.max_headers)))
+        }
+        Err(e) => return Err(err(400, format!("malformed request: {e}"))),
+    };
+    if head_len > limits.max_head {
+        return Err(err(431, format!("request head is larger than {} bytes", limits.max_head)));
+    }
+    let method = Method::parse(req.method.unwrap_or(""));
+    let target = req.path.unwrap_or("/");
+    let version = req.version.unwrap_or(1);
+    let mut content_length: Option<usize> = None;
+    let mut connection_close = version == 0;
+    let mut expect_continue = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value)
+                .ok()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+            let n = v.and_then(|v| v.parse::<usize>().ok()).ok_or_else(|| err(400, "invalid Content-Length"))?;
+            if content_length.is_some_and(|prev| prev != n) {
+                return Err(err(400, "conflicting Content-Length headers"));
+            }
+            content_length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if content_length.is_some() || req.headers.iter().any(|h| h.name.eq_ignore_ascii_case("content-length")) {
+                return Err(err(400, "both Content-Length and Transfer-Encoding are present"));
+            }
+            return Err(err(411, "Transfer-Encoding is not supported for request bodies: send a Content-Length"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            if v.split(',').any(|t| t.trim() == "close") {
+                connection_close = true;
+            } else if v.split(',').any(|t| t.trim() == "keep-alive") {
+                connection_close = false;
+            }
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            if h.value.eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = true;
+            } else {
+                return Err(err(417, "only 'Expect: 100-continue' is supported"));
+            }
+        }
+    }
+    let body_len = content_length.unwrap_or(0);
+    if body_len > limits.max_body {
+        return Err(err(413, format!("request body is larger than {} bytes", limits.max_body)));
+    }
+    if buf.len() < head_len + body_len {
+        return Ok(Parsed::Partial { expect_continue });
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (target, ""),
+    };
+    if !path.starts_with('/') {
+        return Err(err(400, "request target must be an absolute path"));
+    }
+    Ok(Parsed::Complete(
+        Request {
+            method,
+            path: path.to_string(),
+            query: query.to_string(),
+            body: buf[head_len..head_len + body_len].to_vec(),
+            keep_alive: !connection_close,
+        },
+        head_len + body_len,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Parsed, HttpError> {
+        parse(s.as_bytes(), &ParseLimits::default())
+    }
+
+    fn complete(s: &str) -> (Request, usize) {
+        match p(s).unwrap() {
+            Parsed::Complete(r, n) => (r, n),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_get_and_post() {
+        let (r, n) = complete("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((r.method, r.path.as_str(), r.keep_alive, n), (Method::Get, "/ping", true, 31));
+        let (r, _) = complete("POST /actions/a/block?x=1 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}extra");
+        assert_eq!((r.path.as_str(), r.query.as_str(), r.body.as_slice()), ("/actions/a/block", "x=1", &b"{}"[..]));
+    }
+
+    #[test]
+    fn partial_until_body_arrives() {
+        assert!(matches!(p("GET /ping HTTP/1.1\r\nHo"), Ok(Parsed::Partial { .. })));
+        assert!(matches!(
+            p("POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nab"),
+            Ok(Parsed::Partial { expect_continue: true })
+        ));
+    }
+
+    #[test]
+    fn connection_semantics() {
+        assert!(!complete("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").0.keep_alive);
+        assert!(!complete("GET / HTTP/1.0\r\n\r\n").0.keep_alive);
+        assert!(complete("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").0.keep_alive);
+    }
+
+    #[test]
+    fn rejects_bad_framing() {
+        let status = |s: &str| p(s).unwrap_err().status;
+        assert_eq!(status("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), 411);
+        assert_eq!(status("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+        assert_eq!(status("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"), 400);
+        assert_eq!(status("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"), 400);
+        assert_eq!(status("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), 400);
+        assert_eq!(status("POST / HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n"), 400);
+        assert_eq!(status("POST / HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n"), 413);
+        assert_eq!(status("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n"), 400);
+        assert_eq!(status("GARBAGE\r\n\r\n"), 400);
+        let many: String = (0..100).map(|i| format!("X-{i}: y\r\n")).collect();
+        assert_eq!(status(&format!("GET / HTTP/1.1\r\n{many}\r\n")), 431);
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(20_000));
+        assert_eq!(status(&big), 431);
+    }
+
+    #[test]
+    fn identical_duplicate_content_length_is_accepted() {
+        let (r, _) = complete("POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok");
+        assert_eq!(r.body, b"ok");
+    }
+}

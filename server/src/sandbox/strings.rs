@@ -1,0 +1,270 @@
+//! `string.find`, `string.match`, `string.gmatch` and `string.gsub` on a
+//! step budget.
+//!
+//! Lua's own pattern matcher runs in C, where the instruction hook never
+//! fires, so a crafted pattern could run for hours. These replacements use
+//! `sl_lpattern`, which charges every matcher step: steps count against
+//! the invocation's instruction budget, and a call is cut off when its
+//! steps would outlast the time left before the deadline (at a
+//! conservative rate of [`STEPS_PER_MS`]). A cut-off call aborts the
+//! invocation with the matching limit, like any other limit.
+
+use std::cell::RefCell;
+use std::time::Instant;
+
+use mlua::{Lua, MultiValue, Table, Value};
+use sl_lpattern::{Budget, Capture, Error as PatError, GMatch, GsubError, Match};
+
+use super::hook::{with_active, LimitKind};
+
+/// Matcher steps allowed per millisecond left before the deadline.
+#[cfg(debug_assertions)]
+pub const STEPS_PER_MS: u64 = 10_000;
+/// Matcher steps allowed per millisecond left before the deadline.
+#[cfg(not(debug_assertions))]
+pub const STEPS_PER_MS: u64 = 100_000;
+
+/// What bounds one pattern call.
+struct Allowance {
+    budget: Budget,
+    /// Whether the instruction budget (not the clock) set the step count.
+    by_instructions: bool,
+    /// Bytes the Lua heap may still grow by (0 = unlimited).
+    memory_room: usize,
+}
+
+fn allowance() -> Allowance {
+    with_active(|c| {
+        let left = c.budget.get().saturating_sub(c.used.get());
+        let ms = c.deadline.get().saturating_duration_since(Instant::now()).as_millis() as u64;
+        let by_time = ms.saturating_add(1).saturating_mul(STEPS_PER_MS);
+        let meter = c.meter();
+        let limit = meter.limit();
+        let room = if limit == 0 { 0 } else { limit.saturating_sub(meter.used()).max(1) };
+        Allowance { budget: Budget::new(left.min(by_time)), by_instructions: left <= by_time, memory_room: room }
+    })
+    .unwrap_or(Allowance { budget: Budget::unlimited(), by_instructions: false, memory_room: 0 })
+}
+
+/// Charges the steps used; on exhaustion records the abort and returns the
+/// error to raise.
+fn settle(a: &Allowance, start: u64, exhausted: bool) -> Option<mlua::Error> {
+    let used = start - a.budget.remaining();
+    with_active(|c| {
+        c.used.set(c.used.get().saturating_add(used));
+        if exhausted {
+            let kind = if a.by_instructions { LimitKind::Instructions } else { LimitKind::Timeout };
+            c.abort.set(Some(c.abort.get().unwrap_or(kind)));
+        }
+        c.check().map(|kind| mlua::Error::runtime(format!("invocation aborted: {} limit", kind.kind())))
+    })
+    .flatten()
+    .or_else(|| exhausted.then(|| mlua::Error::runtime("pattern matching step budget exhausted")))
+}
+
+fn run<T>(f: impl FnOnce(&mut Budget, usize) -> Result<T, PatError>) -> mlua::Result<T> {
+    let mut a = allowance();
+    let start = a.budget.remaining();
+    let room = a.memory_room;
+    let r = f(&mut a.budget, room);
+    let exhausted = matches!(r, Err(PatError::BudgetExhausted));
+    if let Some(e) = settle(&a, start, exhausted) {
+        return Err(e);
+    }
+    r.map_err(|e| mlua::Error::runtime(e.to_string()))
+}
+
+fn push_capture(lua: &Lua, subject: &[u8], c: &Capture, out: &mut MultiValue) -> mlua::Result<()> {
+    out.push_back(match c {
+        Capture::Bytes(r) => Value::String(lua.create_string(&subject[r.clone()])?),
+        Capture::Position(p) => Value::Integer(*p as i64),
+        Capture::Unfinished(_) => return Err(mlua::Error::runtime("unfinished capture")),
+    });
+    Ok(())
+}
+
+fn push_values(lua: &Lua, subject: &[u8], m: &Match, out: &mut MultiValue) -> mlua::Result<()> {
+    for c in m.values().map_err(|e| mlua::Error::runtime(e.to_string()))? {
+        push_capture(lua, subject, &c, out)?;
+    }
+    Ok(())
+}
+
+fn find_or_match(
+    lua: &Lua,
+    (s, p, init, plain): (mlua::String, mlua::String, Option<i64>, Option<Value>),
+    find: bool,
+) -> mlua::Result<MultiValue> {
+    let (s, p) = (s.as_bytes(), p.as_bytes());
+    let init = sl_lpattern::init_offset(init.unwrap_or(1), s.len());
+    let mut out = MultiValue::new();
+    if init > s.len() {
+        out.push_back(Value::Nil);
+        return Ok(out);
+    }
+    let plain = plain.map(|v| !matches!(v, Value::Nil | Value::Boolean(false))).unwrap_or(false);
+    if find && (plain || !sl_lpattern::has_specials(&p)) {
+        match sl_lpattern::find_plain(&s, &p, init) {
+            Some(i) => {
+                out.push_back(Value::Integer(i as i64 + 1));
+                out.push_back(Value::Integer((i + p.len()) as i64));
+            }
+            None => out.push_back(Value::Nil),
+        }
+        return Ok(out);
+    }
+    match run(|b, _| sl_lpattern::find(&s, &p, init, b))? {
+        None => out.push_back(Value::Nil),
+        Some(m) => {
+            if find {
+                out.push_back(Value::Integer(m.start as i64 + 1));
+                out.push_back(Value::Integer(m.end as i64));
+                for c in &m.captures {
+                    push_capture(lua, &s, c, &mut out)?;
+                }
+            } else {
+                push_values(lua, &s, &m, &mut out)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn gmatch(lua: &Lua, (s, p, init): (mlua::String, mlua::String, Option<i64>)) -> mlua::Result<mlua::Function> {
+    let subject = s.as_bytes().to_vec();
+    let init = sl_lpattern::init_offset(init.unwrap_or(1), subject.len());
+    let state = RefCell::new(GMatch::new(subject, p.as_bytes().to_vec(), init));
+    lua.create_function(move |lua, ()| {
+        let mut g = state.try_borrow_mut().map_err(|_| mlua::Error::runtime("gmatch iterator called recursively"))?;
+        let mut out = MultiValue::new();
+        match run(|b, _| g.next(b))? {
+            None => out.push_back(Value::Nil),
+            Some(m) => push_values(lua, g.subject(), &m, &mut out)?,
+        }
+        Ok(out)
+    })
+}
+
+enum Repl {
+    Text(Vec<u8>),
+    Table(Table),
+    Func(mlua::Function),
+}
+
+fn gsub(
+    lua: &Lua,
+    (s, p, repl, n): (mlua::String, mlua::String, Value, Option<i64>),
+) -> mlua::Result<(mlua::String, i64)> {
+    let (s, p) = (s.as_bytes(), p.as_bytes());
+    let repl = match repl {
+        Value::String(r) => Repl::Text(r.as_bytes().to_vec()),
+        Value::Integer(i) => Repl::Text(i.to_string().into_bytes()),
+        Value::Number(x) => Repl::Text(lua.create_string(x.to_string())?.as_bytes().to_vec()),
+        Value::Table(t) => Repl::Table(t),
+        Value::Function(f) => Repl::Func(f),
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "bad argument #3 to 'gsub' (string/function/table expected, got {})",
+                other.type_name()
+            )))
+        }
+    };
+    let max_n = n.map(|n| n.max(0) as usize);
+    let mut out = Vec::new();
+    let mut callback_error: Option<mlua::Error> = None;
+    let result = run(|budget, room| {
+        let r = sl_lpattern::gsub_into(&s, &p, max_n, budget, &mut out, |m, out| -> Result<bool, PatError> {
+            let replaced = match &repl {
+                Repl::Text(t) => {
+                    sl_lpattern::expand_replacement(t, &s, m, out)?;
+                    true
+                }
+                Repl::Table(_) | Repl::Func(_) => match lua_replacement(lua, &repl, &s, m) {
+                    Ok(Some(bytes)) => {
+                        out.extend_from_slice(&bytes);
+                        true
+                    }
+                    Ok(None) => false,
+                    Err(e) => {
+                        callback_error = Some(e);
+                        return Err(PatError::Pattern(String::new()));
+                    }
+                },
+            };
+            if room > 0 && out.len() > room {
+                callback_error = Some(mlua::Error::MemoryError("not enough memory".into()));
+                with_active(|c| c.abort.set(Some(c.abort.get().unwrap_or(LimitKind::Memory))));
+                return Err(PatError::Pattern(String::new()));
+            }
+            Ok(replaced)
+        });
+        r.map_err(|e| match e {
+            GsubError::Match(e) | GsubError::Replacement(e) => e,
+        })
+    });
+    if let Some(e) = callback_error {
+        return Err(e);
+    }
+    let n = result?;
+    Ok((lua.create_string(&out)?, n as i64))
+}
+
+fn lua_replacement(lua: &Lua, repl: &Repl, s: &[u8], m: &Match) -> mlua::Result<Option<Vec<u8>>> {
+    let value: Value = match repl {
+        Repl::Table(t) => {
+            let key = m.capture(0).map_err(|e| mlua::Error::runtime(e.to_string()))?;
+            let mut k = MultiValue::new();
+            push_capture(lua, s, &key, &mut k)?;
+            t.get(k.pop_front().unwrap_or(Value::Nil))?
+        }
+        Repl::Func(f) => {
+            let mut args = MultiValue::new();
+            push_values(lua, s, m, &mut args)?;
+            f.call(args)?
+        }
+        Repl::Text(_) => unreachable!("text replacements are expanded directly"),
+    };
+    match value {
+        Value::Nil | Value::Boolean(false) => Ok(None),
+        Value::String(v) => Ok(Some(v.as_bytes().to_vec())),
+        Value::Integer(i) => Ok(Some(i.to_string().into_bytes())),
+        Value::Number(x) => Ok(Some(lua.create_string(x.to_string())?.as_bytes().to_vec())),
+        other => Err(mlua::Error::runtime(format!("invalid replacement value (a {})", other.type_name()))),
+    }
+}
+
+/// Replaces the four pattern functions of the `string` table. Their
+/// errors come back as `(error_marker(), message)` so that the prelude can
+/// raise them as plain strings, as Lua's own functions do.
+pub fn install(lua: &Lua) -> mlua::Result<()> {
+    let string: Table = lua.globals().get("string")?;
+    string.set("find", lua.create_function(|lua, args| soft(lua, find_or_match(lua, args, true)))?)?;
+    string.set("match", lua.create_function(|lua, args| soft(lua, find_or_match(lua, args, false)))?)?;
+    string.set(
+        "gmatch",
+        lua.create_function(|lua, args| {
+            soft(lua, gmatch(lua, args).map(|f| MultiValue::from_iter([Value::Function(f)])))
+        })?,
+    )?;
+    string.set(
+        "gsub",
+        lua.create_function(|lua, args| {
+            soft(lua, gsub(lua, args).map(|(s, n)| MultiValue::from_iter([Value::String(s), Value::Integer(n)])))
+        })?,
+    )?;
+    Ok(())
+}
+
+/// Turns an error into `(error_marker(), message)` for the prelude to raise
+/// as a string (errors of Rust functions would otherwise reach Lua code as
+/// userdata, unlike the errors of Lua's own library).
+pub fn soft(lua: &Lua, r: mlua::Result<MultiValue>) -> mlua::Result<MultiValue> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(mlua::Error::MemoryError(m)) => Err(mlua::Error::MemoryError(m)),
+        Err(e) => {
+            let msg = lua.create_string(super::error_message(&e))?;
+            Ok(MultiValue::from_iter([super::env::error_marker(), Value::String(msg)]))
+        }
+    }
+}

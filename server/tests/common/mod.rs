@@ -1,0 +1,226 @@
+//! Test harness: starts the real `slserver` on 127.0.0.1 with a free port
+//! and a temporary data directory, and talks HTTP to it over raw sockets.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running server process.
+pub struct TestServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub log: Arc<Mutex<String>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_slserver");
+
+impl TestServer {
+    /// Starts a server with `extra` appended to a config that uses SQLite in
+    /// a fresh temporary directory.
+    pub fn start(extra: &str) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server whose config and data live in `dir` (kept by the caller).
+    pub fn start_in(dir: &Path, extra: &str) -> Self {
+        let config = dir.join("config.lua");
+        let mut src = String::from("Logger { level = \"info\" }\n");
+        if !extra.contains("Sqlite") && !extra.contains("Nulldb") {
+            src.push_str("Sqlite { path = \"data/sl.db\" }\n");
+        }
+        src.push_str(extra);
+        std::fs::write(&config, src).unwrap();
+        Self::spawn(dir, &config)
+    }
+
+    fn spawn(dir: &Path, config: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start slserver");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let log2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("slserver listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", log.lock().unwrap()))
+            .parse()
+            .unwrap();
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = stdout.read_to_string(&mut sink);
+        });
+        Self { child, addr, dir: dir.to_path_buf(), config: config.to_path_buf(), log, _tmp: None }
+    }
+
+    /// Restarts the process on the same directory and config.
+    pub fn restart(mut self) -> Self {
+        self.kill9();
+        let mut next = Self::spawn(&self.dir.clone(), &self.config.clone());
+        next._tmp = self._tmp.take();
+        next
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the server's log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> Resp {
+        let mut s = self.connect();
+        send(&mut s, method, path, body);
+        read_response(&mut s)
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Resp {
+        self.request("POST", path, Some(body))
+    }
+
+    /// Creates an action from Lua source with optional limit fields (JSON).
+    pub fn create(&self, name: &str, code: &str, limits: &str) -> Resp {
+        use base64::Engine;
+        let code = base64::engine::general_purpose::STANDARD.encode(code);
+        let extra = if limits.is_empty() { String::new() } else { format!(",{limits}") };
+        self.post("/actions", &format!(r#"{{"name":"{name}","code":"{code}"{extra}}}"#))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn error_kind(&self) -> String {
+        self.json()["error"]["kind"].as_str().unwrap_or("").to_string()
+    }
+}
+
+pub fn send(s: &mut TcpStream, method: &str, path: &str, body: Option<&str>) {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    req.push_str("\r\n");
+    if let Some(b) = body {
+        req.push_str(b);
+    }
+    s.write_all(req.as_bytes()).unwrap();
+}
+
+/// Reads one response (Content-Length framed, as the server always sends).
+pub fn read_response(s: &mut TcpStream) -> Resp {
+    try_read_response(s).expect("connection closed before a response")
+}
+
+pub fn try_read_response(s: &mut TcpStream) -> Option<Resp> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => head.push(byte[0]),
+        }
+    }
+    let head = String::from_utf8(head).unwrap();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.trim().to_string(), v.trim().to_string())
+        })
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    Some(Resp { status, headers, body })
+}
+
+pub const HELLO: &str =
+    "function main(args)\n  if args.name == nil then args.name = 'World' end\n  return 'Hello ' .. args.name\nend\n";
