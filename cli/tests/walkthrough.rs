@@ -23,7 +23,8 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path) -> Self {
-        std::fs::write(dir.join("config.lua"), "Sqlite { path = \"data/sl.db\" }\nLogger { level = \"info\" }\n").unwrap();
+        std::fs::write(dir.join("config.lua"), "Sqlite { path = \"data/sl.db\" }\nLogger { level = \"info\" }\n")
+            .unwrap();
         let mut child = Command::new(slserver_bin())
             .arg("--config")
             .arg(dir.join("config.lua"))
@@ -123,7 +124,11 @@ fn the_readme_walkthrough() {
     let json: serde_json::Value = serde_json::from_str(&cli.ok(&["--json", "list"])).unwrap();
     assert!(json[0]["size"].as_u64().unwrap() > 0 && json[0].get("instructions").is_some(), "{json}");
 
-    std::fs::write(dir.join("evil.lua"), "function main(args)\n  strings = {}\n  while true do\n    table.insert(strings, 'evil')\n  end\nend\n").unwrap();
+    std::fs::write(
+        dir.join("evil.lua"),
+        "function main(args)\n  strings = {}\n  while true do\n    table.insert(strings, 'evil')\n  end\nend\n",
+    )
+    .unwrap();
     cli.ok(&["create", "evil", "-f", "evil.lua", "-m", "100000"]);
     let err = cli.fails(&["run", "evil", "-b"]);
     assert!(err.contains("memory"), "{err}");

@@ -1,0 +1,307 @@
+//! HTTP calls to the server, and the errors they end in.
+//!
+//! Every response is read whole, whatever its status (`http_status_as_error`
+//! is off), so that a server error can be reported with its kind and message.
+//! Failing to talk to the server at all is a [`cannot reach`](Client::send) error.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+use ureq::http::{StatusCode, Uri};
+
+/// How long connecting to the server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest response body read (invocation lists with logs can be big).
+const MAX_BODY: u64 = 1 << 30;
+
+/// Checks a server URL and returns it without trailing slashes, so that
+/// paths can be appended. Only plain `http://HOST[:PORT][/PREFIX]` is taken.
+pub fn normalize_url(raw: &str) -> Result<String> {
+    let url = raw.trim().trim_end_matches('/');
+    let invalid = |why: &str| anyhow!("invalid server URL '{raw}': {why}");
+    if url.is_empty() {
+        return Err(invalid("it is empty; use e.g. http://127.0.0.1:8080"));
+    }
+    if !url.contains("://") {
+        return Err(invalid(&format!("it needs a scheme, e.g. http://{url}")));
+    }
+    let uri: Uri = url.parse().map_err(|e| invalid(&format!("{e}")))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err(invalid("https is not supported; slcli speaks plain HTTP like slserver")),
+        Some(other) => return Err(invalid(&format!("unsupported scheme '{other}'; use http://HOST:PORT"))),
+        None => return Err(invalid("it needs a scheme, e.g. http://127.0.0.1:8080")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid("it has no host"));
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err(invalid("it must not have a query or fragment"));
+    }
+    Ok(url.to_string())
+}
+
+/// Percent-encodes one path segment or query value (everything but the
+/// unreserved characters; a lone `.` or `..` is encoded too).
+pub fn encode(segment: &str) -> String {
+    let keep_dots = segment != "." && segment != "..";
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_~".contains(&b) || (b == b'.' && keep_dots) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        })
+    }
+}
+
+/// A response: its status and its body as text.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    /// The reply if its status is 2xx, else the server's error.
+    pub fn success(self) -> Result<Self, ServerError> {
+        if (200..300).contains(&self.status) {
+            Ok(self)
+        } else {
+            Err(ServerError::from_reply(self))
+        }
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Result<Value> {
+        serde_json::from_str(&self.body)
+            .with_context(|| format!("the server's answer is not valid JSON: {}", snippet(&self.body)))
+    }
+}
+
+/// A 4xx/5xx (or otherwise unexpected) answer from the server.
+#[derive(Debug, Clone)]
+pub struct ServerError {
+    pub status: u16,
+    /// `error.kind` of the body `{"error": {"kind", "message"}}`, if it has that form.
+    pub kind: Option<String>,
+    pub message: Option<String>,
+    /// The body as received.
+    pub body: String,
+}
+
+impl ServerError {
+    pub fn from_reply(reply: Reply) -> Self {
+        let parsed: Option<Value> = serde_json::from_str(&reply.body).ok();
+        let error = parsed.as_ref().and_then(|v| v.get("error"));
+        let field = |name: &str| error.and_then(|e| e.get(name)).and_then(Value::as_str).map(str::to_string);
+        Self { status: reply.status, kind: field("kind"), message: field("message"), body: reply.body }
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reason = StatusCode::from_u16(self.status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+        match (&self.message, &self.kind) {
+            (Some(message), Some(kind)) => write!(f, "{message} ({} {kind})", self.status),
+            (Some(message), None) => write!(f, "{message} ({} {reason})", self.status),
+            (None, Some(kind)) => write!(f, "{kind} ({} {reason})", self.status),
+            (None, None) if self.body.trim().is_empty() => {
+                write!(f, "the server answered {} {reason} with no body", self.status)
+            }
+            (None, None) => write!(f, "{} ({} {reason})", snippet(&self.body), self.status),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// At most a few hundred characters of `text`, on one line.
+fn snippet(text: &str) -> String {
+    let one_line = text.trim().replace(['\r', '\n'], " ");
+    match one_line.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &one_line[..i]),
+        None => one_line,
+    }
+}
+
+/// A client for one server.
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    timeout: Option<Duration>,
+}
+
+impl Client {
+    /// `base` must have gone through [`normalize_url`]. `timeout` bounds
+    /// each whole request (None = no limit); connecting takes at most 5 s.
+    pub fn new(base: &str, timeout: Option<Duration>) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_resolve(Some(CONNECT_TIMEOUT))
+            .timeout_global(timeout)
+            .user_agent(concat!("slcli/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Self { agent: config.into(), base: base.to_string(), timeout }
+    }
+
+    /// Sends a request to `path` (with its query, already encoded) and
+    /// reads the whole response, whatever its status. A JSON `body` is
+    /// sent with `Content-Type: application/json`.
+    pub fn send(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Reply> {
+        let url = format!("{}{path}", self.base);
+        let result = match (method, body) {
+            (Method::Get, _) => self.agent.get(&url).call(),
+            (Method::Delete, _) => self.agent.delete(&url).call(),
+            (Method::Post, None) => self.agent.post(&url).send_empty(),
+            (Method::Put, None) => self.agent.put(&url).send_empty(),
+            (Method::Post, Some(b)) => self.agent.post(&url).content_type("application/json").send(b),
+            (Method::Put, Some(b)) => self.agent.put(&url).content_type("application/json").send(b),
+        };
+        let unreachable = |e: ureq::Error| anyhow!("cannot reach {} ({method} {path}): {}", self.base, self.reason(e));
+        let mut response = result.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let bytes =
+            response.body_mut().with_config().limit(MAX_BODY).read_to_vec().map_err(|e| {
+                anyhow!("cannot read the answer of {} to {method} {path}: {}", self.base, self.reason(e))
+            })?;
+        Ok(Reply { status, body: String::from_utf8_lossy(&bytes).into_owned() })
+    }
+
+    /// `send`, then [`Reply::success`].
+    pub fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Reply> {
+        Ok(self.send(method, path, body)?.success()?)
+    }
+
+    /// Why a request failed, in words.
+    fn reason(&self, e: ureq::Error) -> String {
+        use ureq::Timeout as T;
+        match e {
+            ureq::Error::Timeout(T::Connect | T::Resolve) => {
+                format!("no connection within {} s", CONNECT_TIMEOUT.as_secs())
+            }
+            ureq::Error::Timeout(T::Global) => match self.timeout {
+                Some(t) => format!("no answer within {} s (see --timeout-secs)", t.as_secs()),
+                None => "timed out".to_string(),
+            },
+            ureq::Error::Timeout(t) => format!("timed out ({t})"),
+            ureq::Error::HostNotFound => "host not found".to_string(),
+            ureq::Error::Io(e) => io_reason(&e),
+            other => other.to_string(),
+        }
+    }
+}
+
+fn io_reason(e: &io::Error) -> String {
+    use io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => "connection refused".to_string(),
+        K::ConnectionReset => "connection reset by the server".to_string(),
+        K::ConnectionAborted => "connection aborted".to_string(),
+        K::UnexpectedEof => "the server closed the connection before answering".to_string(),
+        K::TimedOut => "timed out".to_string(),
+        K::AddrNotAvailable => "address not available".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// Reads a JSON response body as a JSON array.
+pub fn json_array(reply: &Reply) -> Result<Vec<Value>> {
+    match reply.json()? {
+        Value::Array(items) => Ok(items),
+        other => bail!("expected a JSON array from the server, got: {}", snippet(&other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_normalized() {
+        assert_eq!(normalize_url("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(normalize_url(" http://localhost:8080/ ").unwrap(), "http://localhost:8080");
+        assert_eq!(normalize_url("http://example.com/sl//").unwrap(), "http://example.com/sl");
+        for (bad, why) in [
+            ("", "empty"),
+            ("localhost:8080", "http://localhost:8080"),
+            ("127.0.0.1", "needs a scheme"),
+            ("https://example.com", "https is not supported"),
+            ("ftp://example.com", "unsupported scheme 'ftp'"),
+            ("http://", "invalid server URL"),
+            ("http://exa mple.com", "invalid server URL"),
+            ("http://h:1/?x=1", "query"),
+        ] {
+            let e = normalize_url(bad).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("invalid server URL"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(encode("hello.v2_x-y"), "hello.v2_x-y");
+        assert_eq!(encode("a b/c?"), "a%20b%2Fc%3F");
+        assert_eq!(encode(".."), "%2E%2E");
+        assert_eq!(encode("ü"), "%C3%BC");
+    }
+
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply { status, body: body.to_string() }
+    }
+
+    #[test]
+    fn server_errors_show_kind_message_and_status() {
+        let e =
+            reply(500, r#"{"error":{"kind":"memory","message":"memory limit exceeded: evil"}}"#).success().unwrap_err();
+        assert_eq!(e.kind.as_deref(), Some("memory"));
+        assert_eq!(e.to_string(), "memory limit exceeded: evil (500 memory)");
+        let e = reply(404, "").success().unwrap_err();
+        assert_eq!(e.to_string(), "the server answered 404 Not Found with no body");
+        let e = reply(502, "<html>Bad gateway</html>\n").success().unwrap_err();
+        assert_eq!(e.to_string(), "<html>Bad gateway</html> (502 Bad Gateway)");
+        assert!(reply(201, "{}").success().is_ok());
+    }
+
+    #[test]
+    fn unreachable_servers_are_named() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        let e = Client::new(&base, Some(Duration::from_secs(5))).send(Method::Get, "/ping", None).unwrap_err();
+        assert_eq!(e.to_string(), format!("cannot reach {base} (GET /ping): connection refused"));
+    }
+
+    #[test]
+    fn long_bodies_are_cut_in_messages() {
+        let s = snippet(&"x".repeat(1000));
+        assert_eq!(s.len(), 303);
+        assert_eq!(snippet("ü".repeat(400).as_str()).chars().count(), 303);
+    }
+}

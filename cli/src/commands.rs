@@ -1,0 +1,247 @@
+//! One function per subcommand: build the request, send it, print the answer.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+use crate::args::{Cli, Command, CreateArgs, InvocationsArgs, LimitArgs, ResolveArgs, RunArgs, UpdateArgs};
+use crate::client::{self, encode, Client, Method, Reply};
+use crate::config::{self, Config};
+use crate::output::{self, emit};
+
+/// How a command that did not fail ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Status {
+    Done,
+    /// `resolve` found the invocation still queued or running (exit status 2).
+    Pending,
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> Result<Status> {
+    let env_config = std::env::var_os("SLCLI_CONFIG").filter(|p| !p.is_empty());
+    let config_path = || match cli.config.clone().or_else(|| env_config.clone().map(PathBuf::from)) {
+        Some(path) => Ok(path),
+        None => config::default_path(),
+    };
+    let mut timeout = (cli.timeout_secs > 0).then(|| Duration::from_secs(cli.timeout_secs));
+    if let (Command::Resolve(ResolveArgs { wait: Some(wait), .. }), Some(t)) = (&cli.command, &mut timeout) {
+        // Leave the server time to answer after waiting.
+        *t = (*t).max(Duration::from_secs(wait.saturating_add(10)));
+    }
+    let json = cli.json;
+
+    if let Command::Connect { url } = &cli.command {
+        return connect(&config_path()?, url, timeout, json);
+    }
+
+    let env_url = std::env::var("SLCLI_URL").ok();
+    let (url, source) = config::resolve_url(cli.url.as_deref(), env_url.as_deref(), || {
+        let path = config_path()?;
+        let config = Config::load(&path)?;
+        Ok(config.url()?.map(|u| (u.to_string(), path)))
+    })?;
+    let url = client::normalize_url(&url).with_context(|| format!("server URL from {source}"))?;
+    let client = Client::new(&url, timeout);
+    let out = Out { json };
+
+    match cli.command {
+        Command::Connect { .. } => unreachable!("handled above"),
+        Command::Ping => ping(&client, out),
+        Command::List => list(&client, out),
+        Command::Get { name } => get(&client, out, &name),
+        Command::Create(args) => create(&client, out, args),
+        Command::Update(args) => update(&client, out, args),
+        Command::Delete { name } => delete(&client, out, &name),
+        Command::Run(args) => run_action(&client, out, args),
+        Command::Resolve(args) => resolve(&client, out, args),
+        Command::Invocations(args) => invocations(&client, out, args),
+    }
+}
+
+/// Prints either the server's body (`--json`) or a human rendering of it.
+#[derive(Clone, Copy)]
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn print(self, reply: &Reply, human: impl FnOnce() -> Result<String>) -> Result<Status> {
+        let text = if self.json { reply.body.clone() } else { human()? };
+        emit(&text)?;
+        Ok(Status::Done)
+    }
+}
+
+fn connect(config_path: &Path, raw_url: &str, timeout: Option<Duration>, json: bool) -> Result<Status> {
+    let url = client::normalize_url(raw_url)?;
+    // Read the file first: a broken one fails before anything else happens.
+    let mut config = Config::load(config_path)?;
+    let client = Client::new(&url, timeout);
+    let reply = client
+        .send(Method::Get, "/ping", None)?
+        .success()
+        .with_context(|| format!("{url} did not answer GET /ping like an SL server; not saved"))?;
+    config.set_url(&url);
+    config.save()?;
+    Out { json }.print(&reply, || Ok(format!("Connected to {url}")))
+}
+
+fn ping(client: &Client, out: Out) -> Result<Status> {
+    let start = Instant::now();
+    let reply = client.call(Method::Get, "/ping", None)?;
+    let rtt = start.elapsed();
+    out.print(&reply, || {
+        let body = reply.body.trim();
+        let body = if body.is_empty() { "OK" } else { body };
+        Ok(format!("{body} ({:.1} ms)", rtt.as_secs_f64() * 1000.0))
+    })
+}
+
+fn list(client: &Client, out: Out) -> Result<Status> {
+    let reply = client.call(Method::Get, "/actions", None)?;
+    out.print(&reply, || Ok(output::actions_table(&client::json_array(&reply)?)))
+}
+
+fn get(client: &Client, out: Out, name: &str) -> Result<Status> {
+    let reply = client.call(Method::Get, &format!("/actions/{}", encode(name)), None)?;
+    out.print(&reply, || output::action_details(&reply.json()?))
+}
+
+/// The request body of create and update.
+fn action_body(name: Option<&str>, file: Option<&PathBuf>, limits: &LimitArgs) -> Result<Vec<u8>> {
+    let mut body = Map::new();
+    if let Some(name) = name {
+        body.insert("name".into(), json!(name));
+    }
+    if let Some(file) = file {
+        let source = std::fs::read(file).with_context(|| format!("cannot read Lua file {}", file.display()))?;
+        body.insert("code".into(), json!(base64::engine::general_purpose::STANDARD.encode(source)));
+    }
+    for (key, value) in [("maxmem", limits.maxmem), ("timeout", limits.timeout), ("instructions", limits.instructions)]
+    {
+        if let Some(v) = value {
+            body.insert(key.into(), json!(v));
+        }
+    }
+    Ok(serde_json::to_vec(&body)?)
+}
+
+/// `Created hello (version 1, 312 bytes of bytecode)`.
+fn summary(verb: &str, name: &str, reply: &Reply) -> Result<String> {
+    let v = reply.json()?;
+    let field = |k: &str| match v.get(k) {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => "?".to_string(),
+    };
+    let name = v.get("name").and_then(Value::as_str).unwrap_or(name);
+    Ok(format!("{verb} {name} (version {}, {} bytes of bytecode)", field("version"), field("size")))
+}
+
+fn create(client: &Client, out: Out, args: CreateArgs) -> Result<Status> {
+    let body = action_body(Some(&args.name), Some(&args.file), &args.limits)?;
+    let reply = client.call(Method::Post, "/actions", Some(&body))?;
+    out.print(&reply, || summary("Created", &args.name, &reply))
+}
+
+fn update(client: &Client, out: Out, args: UpdateArgs) -> Result<Status> {
+    if args.file.is_none() && args.limits.is_empty() {
+        bail!("nothing to update: give at least one of -f/--file, -m/--maxmem, -t/--timeout, -i/--instructions");
+    }
+    let body = action_body(None, args.file.as_ref(), &args.limits)?;
+    let reply = client.call(Method::Put, &format!("/actions/{}", encode(&args.name)), Some(&body))?;
+    out.print(&reply, || summary("Updated", &args.name, &reply))
+}
+
+fn delete(client: &Client, out: Out, name: &str) -> Result<Status> {
+    let reply = client.call(Method::Delete, &format!("/actions/{}", encode(name)), None)?;
+    out.print(&reply, || Ok(format!("Deleted {name}")))
+}
+
+fn run_action(client: &Client, out: Out, args: RunArgs) -> Result<Status> {
+    let body = crate::payload::load(args.payload.as_deref(), args.data.as_deref())?;
+    let path = format!("/actions/{}", encode(&args.name));
+    if args.block {
+        let reply = client.call(Method::Post, &format!("{path}/block"), Some(&body))?;
+        return out.print(&reply, || Ok(output::result_text(&reply.body)));
+    }
+    let reply = client.call(Method::Post, &path, Some(&body))?;
+    out.print(&reply, || match reply.json()?.get("InvocationId") {
+        Some(Value::String(id)) => Ok(id.clone()),
+        _ => bail!("the server's answer has no InvocationId: {}", reply.body.trim()),
+    })
+}
+
+fn resolve(client: &Client, out: Out, args: ResolveArgs) -> Result<Status> {
+    let mut path = format!("/invocation/{}", encode(&args.id));
+    if let Some(wait) = args.wait {
+        path.push_str(&format!("?wait={wait}"));
+    }
+    let reply = client.call(Method::Get, &path, None)?;
+    if reply.status == 202 {
+        let status = reply.json().ok().and_then(|v| v.get("status").and_then(Value::as_str).map(str::to_string));
+        if out.json {
+            emit(&reply.body)?;
+        }
+        eprintln!("pending (status: {})", status.as_deref().unwrap_or("unknown"));
+        return Ok(Status::Pending);
+    }
+    out.print(&reply, || Ok(output::result_text(&reply.body)))
+}
+
+fn invocations(client: &Client, out: Out, args: InvocationsArgs) -> Result<Status> {
+    let mut query = Vec::new();
+    if let Some(name) = &args.name {
+        query.push(format!("action={}", encode(name)));
+    }
+    if let Some(limit) = args.limit {
+        query.push(format!("limit={limit}"));
+    }
+    let path = if query.is_empty() { "/invocations".to_string() } else { format!("/invocations?{}", query.join("&")) };
+    let reply = client.call(Method::Get, &path, None)?;
+    out.print(&reply, || Ok(output::invocations_table(&client::json_array(&reply)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_body_sends_only_given_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hello.lua");
+        std::fs::write(&file, "function main() return 'hi' end\n").unwrap();
+        let limits = LimitArgs { maxmem: Some(0), timeout: Some(200), instructions: None };
+        let body: Value = serde_json::from_slice(&action_body(Some("hello"), Some(&file), &limits).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"name": "hello", "code": "ZnVuY3Rpb24gbWFpbigpIHJldHVybiAnaGknIGVuZAo=", "maxmem": 0, "timeout": 200})
+        );
+    }
+
+    #[test]
+    fn update_body_may_hold_limits_only() {
+        let limits = LimitArgs { maxmem: None, timeout: None, instructions: Some(5) };
+        let body: Value = serde_json::from_slice(&action_body(None, None, &limits).unwrap()).unwrap();
+        assert_eq!(body, json!({"instructions": 5}));
+    }
+
+    #[test]
+    fn a_missing_lua_file_is_named() {
+        let limits = LimitArgs { maxmem: None, timeout: None, instructions: None };
+        let e = format!("{:#}", action_body(Some("x"), Some(&PathBuf::from("nope.lua")), &limits).unwrap_err());
+        assert!(e.starts_with("cannot read Lua file nope.lua: "), "{e}");
+    }
+
+    #[test]
+    fn summaries() {
+        let reply = Reply { status: 201, body: r#"{"name":"hello","version":1,"size":312}"#.into() };
+        assert_eq!(summary("Created", "hello", &reply).unwrap(), "Created hello (version 1, 312 bytes of bytecode)");
+        let reply = Reply { status: 200, body: "{}".into() };
+        assert_eq!(summary("Updated", "x", &reply).unwrap(), "Updated x (version ?, ? bytes of bytecode)");
+    }
+}

@@ -1,0 +1,465 @@
+//! The real `slcli` binary, with its config file in a temporary directory,
+//! against nothing, an unreachable port, or a tiny canned HTTP responder.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const SLCLI: &str = env!("CARGO_BIN_EXE_slcli");
+
+const COMMANDS: [&str; 10] =
+    ["connect", "ping", "list", "get", "create", "update", "delete", "run", "resolve", "invocations"];
+
+struct Cli {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Cli {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        Self { config: dir.join("slcli.json"), dir, _tmp: tmp }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(SLCLI);
+        cmd.arg("--config").arg(&self.config).args(args).current_dir(&self.dir);
+        // Nothing from the environment of the test run: no URL, no real home, no proxy.
+        cmd.env("HOME", &self.dir).env_remove("SLCLI_URL").env_remove("SLCLI_CONFIG");
+        for proxy in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "https_proxy", "HTTPS_PROXY"] {
+            cmd.env_remove(proxy);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "stdout: {}\nstderr: {}", stdout(o), stderr(o));
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A request as the responder saw it.
+#[derive(Debug)]
+struct Seen {
+    line: String,
+    body: String,
+}
+
+/// Answers one connection per canned `(status, body)`, in order, then
+/// returns the requests it got.
+fn responder(replies: Vec<(u16, &'static str)>) -> (String, JoinHandle<Vec<Seen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for (status, body) in replies {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let stream = loop {
+                match listener.accept() {
+                    Ok((s, _)) => break s,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(e) => panic!("no request came: {e}"),
+                }
+            };
+            seen.push(answer(stream, status, body));
+        }
+        seen
+    });
+    (url, handle)
+}
+
+fn answer(stream: TcpStream, status: u16, body: &str) -> Seen {
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        if header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut request_body = vec![0; length];
+    reader.read_exact(&mut request_body).unwrap();
+    let response = format!(
+        "HTTP/1.1 {status} Canned\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = reader.into_inner();
+    stream.write_all(response.as_bytes()).unwrap();
+    stream.flush().unwrap();
+    Seen { line: line.trim_end().to_string(), body: String::from_utf8(request_body).unwrap() }
+}
+
+#[test]
+fn help_for_every_command() {
+    let cli = Cli::new();
+    let o = cli.run(&["--help"]);
+    assert_exit(&o, 0);
+    for command in COMMANDS {
+        assert!(stdout(&o).contains(command), "{command} missing from --help");
+        let o = cli.run(&[command, "--help"]);
+        assert_exit(&o, 0);
+        assert!(stdout(&o).contains(&format!("Usage: slcli {command}")), "{}", stdout(&o));
+        let o = cli.run(&["help", command]);
+        assert_exit(&o, 0);
+        assert!(stdout(&o).contains("Global options"), "{}", stdout(&o));
+    }
+    assert!(stdout(&cli.run(&["resolve", "--help"])).contains("2"));
+    assert!(stdout(&cli.run(&["--help"])).contains("Exit status"));
+}
+
+#[test]
+fn usage_errors_exit_1() {
+    let cli = Cli::new();
+    assert_exit(&cli.run(&[]), 1);
+    assert_exit(&cli.run(&["frobnicate"]), 1);
+    let o = cli.run(&["run", "x", "-p", "a.json", "-d", "{}"]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+}
+
+#[test]
+fn no_url_configured() {
+    let cli = Cli::new();
+    for args in [&["ping"][..], &["list"], &["run", "hello", "-b"], &["resolve", "abc"]] {
+        let o = cli.run(args);
+        assert_exit(&o, 1);
+        assert_eq!(
+            stderr(&o),
+            "error: no server configured: run 'slcli connect URL' first, or pass --url / set SLCLI_URL\n"
+        );
+        assert!(o.stdout.is_empty());
+    }
+}
+
+#[test]
+fn connect_to_an_unreachable_port_saves_nothing() {
+    let cli = Cli::new();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let o = cli.run(&["connect", &url]);
+    assert_exit(&o, 1);
+    assert_eq!(stderr(&o), format!("error: cannot reach {url} (GET /ping): connection refused\n"));
+    assert!(!cli.config.exists());
+}
+
+#[test]
+fn connect_to_an_invalid_url_saves_nothing() {
+    let cli = Cli::new();
+    for (url, why) in [("127.0.0.1:8080", "it needs a scheme"), ("ftp://x", "unsupported scheme"), ("http://", "")] {
+        let o = cli.run(&["connect", url]);
+        assert_exit(&o, 1);
+        assert!(stderr(&o).starts_with(&format!("error: invalid server URL '{url}'")), "{}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{}", stderr(&o));
+    }
+    assert!(!cli.config.exists());
+}
+
+#[test]
+fn create_with_a_missing_file_names_it() {
+    let cli = Cli::new();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let o = cli.run(&["--url", &url, "create", "hello", "-f", "no-such.lua"]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).starts_with("error: cannot read Lua file no-such.lua: "), "{}", stderr(&o));
+}
+
+#[test]
+fn run_with_an_invalid_payload_file() {
+    let cli = Cli::new();
+    cli.write("bad.json", "{\n  \"name\": \"x\",\n}\n");
+    cli.write("list.json", "[1, 2]");
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let o = cli.run(&["--url", &url, "run", "hello", "-b", "-p", "bad.json"]);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).starts_with("error: invalid JSON in bad.json: trailing comma at line 3 column 1"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cli.run(&["--url", &url, "run", "hello", "-p", "list.json"]);
+    assert_exit(&o, 1);
+    assert_eq!(stderr(&o), "error: list.json must hold a JSON object (the action's args), not an array\n");
+    let o = cli.run(&["--url", &url, "run", "hello", "-p", "missing.json"]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).starts_with("error: cannot read payload file missing.json: "), "{}", stderr(&o));
+}
+
+#[test]
+fn update_needs_something_to_change() {
+    let cli = Cli::new();
+    let o = cli.run(&["--url", "http://127.0.0.1:1", "update", "hello"]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("nothing to update"), "{}", stderr(&o));
+}
+
+#[test]
+fn connect_saves_the_url() {
+    let cli = Cli::new();
+    std::fs::write(&cli.config, r#"{"url": "http://old:1", "other": true}"#).unwrap();
+    let (url, server) = responder(vec![(200, "OK"), (200, "OK")]);
+    let o = cli.run(&["connect", &format!("{url}/")]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), format!("Connected to {url}\n"));
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&cli.config).unwrap()).unwrap();
+    assert_eq!(saved, serde_json::json!({"url": url, "other": true}));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&cli.config).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // Later commands use the saved URL.
+    let o = cli.run(&["ping"]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).starts_with("OK (") && stdout(&o).ends_with(" ms)\n"), "{}", stdout(&o));
+    let seen = server.join().unwrap();
+    assert_eq!(seen[0].line, "GET /ping HTTP/1.1");
+    assert_eq!(seen[1].line, "GET /ping HTTP/1.1");
+}
+
+#[test]
+fn connect_to_something_else_saves_nothing() {
+    let cli = Cli::new();
+    let (url, server) = responder(vec![(404, r#"{"error":{"kind":"not_found","message":"no route"}}"#)]);
+    let o = cli.run(&["connect", &url]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("did not answer GET /ping") && stderr(&o).contains("no route (404 not_found)"));
+    assert!(!cli.config.exists());
+    server.join().unwrap();
+}
+
+#[test]
+fn run_block_prints_a_string_result_raw() {
+    let cli = Cli::new();
+    cli.write("payload.json", r#"{"name": "from Lua"}"#);
+    let (url, server) = responder(vec![(200, r#""Hello from Lua""#), (200, r#"{"n":1}"#), (200, r#""x""#)]);
+    let o = cli.run(&["--url", &url, "run", "hello", "-b", "-p", "payload.json"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "Hello from Lua\n");
+    let o = cli.run(&["--url", &url, "run", "hello", "--block", "-d", r#"{"n": 1}"#]);
+    assert_eq!(stdout(&o), "{\n  \"n\": 1\n}\n");
+    let o = cli.run(&["--url", &url, "--json", "run", "hello", "-b"]);
+    assert_eq!(stdout(&o), "\"x\"\n");
+    let seen = server.join().unwrap();
+    assert_eq!(seen[0].line, "POST /actions/hello/block HTTP/1.1");
+    assert_eq!(seen[0].body, r#"{"name": "from Lua"}"#);
+    assert_eq!(seen[1].body, r#"{"n": 1}"#);
+    assert_eq!(seen[2].body, "{}");
+}
+
+#[test]
+fn run_without_block_prints_just_the_id() {
+    let cli = Cli::new();
+    let id = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+    let body: &'static str = Box::leak(format!(r#"{{"InvocationId": "{id}"}}"#).into_boxed_str());
+    let (url, server) = responder(vec![(202, body)]);
+    let o = cli.run(&["--url", &url, "run", "hello", "-d", "{}"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), format!("{id}\n"));
+    assert_eq!(server.join().unwrap()[0].line, "POST /actions/hello HTTP/1.1");
+}
+
+#[test]
+fn server_errors_show_kind_and_exit_1() {
+    let cli = Cli::new();
+    let memory =
+        r#"{"error":{"kind":"memory","message":"memory limit exceeded: action 'evil' used more than 100000 KiB"}}"#;
+    let (url, server) = responder(vec![(500, memory), (500, memory)]);
+    let o = cli.run(&["--url", &url, "run", "evil", "-b"]);
+    assert_exit(&o, 1);
+    assert_eq!(stderr(&o), "error: memory limit exceeded: action 'evil' used more than 100000 KiB (500 memory)\n");
+    assert!(o.stdout.is_empty());
+    // With --json the error body goes to stdout too.
+    let o = cli.run(&["--url", &url, "--json", "run", "evil", "-b"]);
+    assert_exit(&o, 1);
+    assert_eq!(stdout(&o), format!("{memory}\n"));
+    assert!(stderr(&o).contains("(500 memory)"));
+    server.join().unwrap();
+}
+
+#[test]
+fn resolve_exits_2_while_pending() {
+    let cli = Cli::new();
+    let id = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+    let pending = r#"{"id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "status": "queued", "action": "hello"}"#;
+    let failed = r#"{"error":{"kind":"runtime","message":"hello:3: boom"}}"#;
+    let (url, server) = responder(vec![(202, pending), (200, r#""Hello from Lua""#), (500, failed), (202, pending)]);
+    let o = cli.run(&["--url", &url, "resolve", id, "--wait", "1"]);
+    assert_exit(&o, 2);
+    assert_eq!(stderr(&o), "pending (status: queued)\n");
+    assert!(o.stdout.is_empty());
+    let o = cli.run(&["--url", &url, "resolve", id]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "Hello from Lua\n");
+    let o = cli.run(&["--url", &url, "resolve", id]);
+    assert_exit(&o, 1);
+    assert_eq!(stderr(&o), "error: hello:3: boom (500 runtime)\n");
+    let o = cli.run(&["--url", &url, "--json", "resolve", id]);
+    assert_exit(&o, 2);
+    assert_eq!(stdout(&o), format!("{pending}\n"));
+    let seen = server.join().unwrap();
+    assert_eq!(seen[0].line, format!("GET /invocation/{id}?wait=1 HTTP/1.1"));
+    assert_eq!(seen[1].line, format!("GET /invocation/{id} HTTP/1.1"));
+}
+
+#[test]
+fn create_list_get_update_delete() {
+    let cli = Cli::new();
+    cli.write("hello.lua", "function main() return 'hi' end\n");
+    let action = r#"[{"name":"hello","size":312,"maxmem":0,"timeout":200,"instructions":0,"version":2,"created":1714566896789,"updated":1714566896789}]"#;
+    let details = r#"{"name":"hello","size":312,"maxmem":0,"timeout":200,"instructions":0,"version":2,"created":1714566896789,"updated":1714566896789,"checksum":"ab","code":"ZnVuY3Rpb24gbWFpbigpIHJldHVybiAnaGknIGVuZAo="}"#;
+    let (url, server) = responder(vec![
+        (200, "[]"),
+        (201, r#"{"name":"hello","version":1,"size":312}"#),
+        (200, r#"{"name":"hello","version":2,"size":312}"#),
+        (200, action),
+        (200, action),
+        (200, details),
+        (200, "OK"),
+        (200, "[]"),
+    ]);
+    let run = |args: &[&str]| {
+        let mut all = vec!["--url", url.as_str()];
+        all.extend_from_slice(args);
+        let o = cli.run(&all);
+        assert_exit(&o, 0);
+        stdout(&o)
+    };
+    assert_eq!(run(&["list"]), "[]\n");
+    assert_eq!(
+        run(&["create", "hello", "-f", "hello.lua", "-t", "200"]),
+        "Created hello (version 1, 312 bytes of bytecode)\n"
+    );
+    assert_eq!(run(&["update", "hello", "-i", "0"]), "Updated hello (version 2, 312 bytes of bytecode)\n");
+    let table = run(&["list"]);
+    assert!(table.starts_with("NAME   VERSION  SIZE   MAXMEM   TIMEOUT  INSTRUCTIONS  UPDATED\n"), "{table}");
+    assert!(table.contains("hello  2        312 B  default  200 ms   default       2024-05-01T12:34:56Z"), "{table}");
+    assert_eq!(run(&["--json", "list"]), format!("{action}\n"));
+    let shown = run(&["get", "hello"]);
+    assert!(
+        shown.starts_with("name:          hello\n") && shown.ends_with("\nfunction main() return 'hi' end\n"),
+        "{shown}"
+    );
+    assert_eq!(run(&["delete", "hello"]), "Deleted hello\n");
+    assert_eq!(run(&["invocations", "hello", "--limit", "5"]), "[]\n");
+
+    let seen = server.join().unwrap();
+    let lines: Vec<&str> = seen.iter().map(|s| s.line.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            "GET /actions HTTP/1.1",
+            "POST /actions HTTP/1.1",
+            "PUT /actions/hello HTTP/1.1",
+            "GET /actions HTTP/1.1",
+            "GET /actions HTTP/1.1",
+            "GET /actions/hello HTTP/1.1",
+            "DELETE /actions/hello HTTP/1.1",
+            "GET /invocations?action=hello&limit=5 HTTP/1.1",
+        ]
+    );
+    let create: serde_json::Value = serde_json::from_str(&seen[1].body).unwrap();
+    assert_eq!(
+        create,
+        serde_json::json!({"name": "hello", "code": "ZnVuY3Rpb24gbWFpbigpIHJldHVybiAnaGknIGVuZAo=", "timeout": 200})
+    );
+    let update: serde_json::Value = serde_json::from_str(&seen[2].body).unwrap();
+    assert_eq!(update, serde_json::json!({"instructions": 0}));
+}
+
+#[test]
+fn env_url_is_used_and_flag_wins() {
+    let cli = Cli::new();
+    let (url, server) = responder(vec![(200, "OK")]);
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    // SLCLI_URL over the saved URL.
+    std::fs::write(&cli.config, format!(r#"{{"url": "{dead}"}}"#)).unwrap();
+    let o = Command::new(SLCLI)
+        .args(["--config", cli.config.to_str().unwrap(), "ping"])
+        .env("SLCLI_URL", &url)
+        .env("HOME", &cli.dir)
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("ALL_PROXY")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    server.join().unwrap();
+    // --url over SLCLI_URL.
+    let o = Command::new(SLCLI)
+        .args(["--config", cli.config.to_str().unwrap(), "--url", &dead, "ping"])
+        .env("SLCLI_URL", &url)
+        .env("HOME", &cli.dir)
+        .output()
+        .unwrap();
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains(&dead), "{}", stderr(&o));
+}
+
+#[test]
+fn config_path_from_the_environment() {
+    let cli = Cli::new();
+    let path: &Path = &cli.dir.join("from-env.json");
+    std::fs::write(path, r#"{"url": "not a url"}"#).unwrap();
+    let o = Command::new(SLCLI).arg("ping").env("SLCLI_CONFIG", path).env_remove("SLCLI_URL").output().unwrap();
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("from-env.json") && stderr(&o).contains("invalid server URL 'not a url'"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let cli = Cli::new();
+    // Connections complete in the backlog, but nobody ever reads or answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let start = Instant::now();
+    let o = cli.run(&["--url", &url, "--timeout-secs", "1", "run", "spin", "-b"]);
+    assert_exit(&o, 1);
+    assert_eq!(
+        stderr(&o),
+        format!("error: cannot reach {url} (POST /actions/spin/block): no answer within 1 s (see --timeout-secs)\n")
+    );
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    drop(listener);
+}
