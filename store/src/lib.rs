@@ -15,9 +15,7 @@ pub mod conformance;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
-pub use types::{
-    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits,
-};
+pub use types::{ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits};
 
 /// Result of a store call.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -73,13 +71,8 @@ pub trait Store: Send + Sync {
     /// returned and stored with status `Running`, `owner = owner`,
     /// `started = now_ms`, `lease_until = now_ms + lease_ms` and `attempts`
     /// increased by one. Two concurrent callers never claim the same record.
-    fn claim_invocations(
-        &self,
-        owner: &str,
-        limit: usize,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> Result<Vec<InvocationRecord>>;
+    fn claim_invocations(&self, owner: &str, limit: usize, now_ms: i64, lease_ms: i64)
+        -> Result<Vec<InvocationRecord>>;
 
     /// Makes every `Running` invocation claimable at once (sets its
     /// `lease_until` to 0). Called at start-up by a server that is the only

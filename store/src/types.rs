@@ -167,3 +167,53 @@ impl InvocationRecord {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [InvocationStatus; 4] =
+        [InvocationStatus::Queued, InvocationStatus::Running, InvocationStatus::Succeeded, InvocationStatus::Failed];
+
+    #[test]
+    fn status_names_round_trip() {
+        for status in ALL {
+            assert_eq!(InvocationStatus::parse(status.as_str()), Some(status));
+            // The JSON name is the database name.
+            assert_eq!(serde_json::to_value(status).unwrap(), serde_json::Value::from(status.as_str()));
+        }
+        for bad in ["", "Queued", "QUEUED", "done", "queued "] {
+            assert_eq!(InvocationStatus::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_succeeded_and_failed_are_terminal() {
+        let terminal: Vec<_> = ALL.into_iter().filter(|s| s.is_terminal()).collect();
+        assert_eq!(terminal, [InvocationStatus::Succeeded, InvocationStatus::Failed]);
+    }
+
+    #[test]
+    fn meta_reports_the_bytecode_size() {
+        let rec = ActionRecord {
+            name: "a".into(),
+            version: 2,
+            source: "return 1".into(),
+            bytecode: vec![0; 42],
+            checksum: String::new(),
+            limits: Limits { maxmem: 1, timeout: 2, instructions: 3 },
+            created: 10,
+            updated: 20,
+        };
+        let meta = rec.meta();
+        assert_eq!((meta.name.as_str(), meta.version, meta.size, meta.limits), ("a", 2, 42, rec.limits));
+        assert_eq!((meta.created, meta.updated), (10, 20));
+    }
+
+    #[test]
+    fn a_new_queued_record_has_run_nothing() {
+        let rec = InvocationRecord::queued("id".into(), "act".into(), serde_json::json!({"a": 1}), true, 5);
+        assert_eq!((rec.status, rec.attempts, rec.version, rec.created), (InvocationStatus::Queued, 0, 0, 5));
+        assert!(rec.started.is_none() && rec.owner.is_none() && rec.lease_until.is_none() && rec.result.is_none());
+    }
+}

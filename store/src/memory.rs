@@ -1,0 +1,175 @@
+//! The in-memory backend (`Nulldb {}` in config.lua): development only,
+//! everything is lost when the process exits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::{ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Result, Store, StoreError};
+
+/// A [`Store`] that keeps everything in memory behind one mutex.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Actions by name; a `BTreeMap` keeps them sorted as `list_actions` wants.
+    actions: BTreeMap<String, ActionRecord>,
+    /// Invocation records by enqueue sequence number (first put, first claimed).
+    invocations: BTreeMap<u64, InvocationRecord>,
+    /// Sequence number of each invocation id.
+    seq_of: HashMap<String, u64>,
+    /// The sequence number the next new invocation gets.
+    next_seq: u64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every mutation below completes before it can panic, so the data
+        // behind a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Whether `claim_invocations` may take this record at `now_ms`.
+fn runnable(rec: &InvocationRecord, now_ms: i64) -> bool {
+    match rec.status {
+        InvocationStatus::Queued => true,
+        // A running record without a lease is not claimable: SQL's
+        // `NULL < now` is not true either.
+        InvocationStatus::Running => rec.lease_until.is_some_and(|lease| lease < now_ms),
+        InvocationStatus::Succeeded | InvocationStatus::Failed => false,
+    }
+}
+
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn create_action(&self, action: &ActionRecord) -> Result<()> {
+        let mut inner = self.lock();
+        if inner.actions.contains_key(&action.name) {
+            return Err(StoreError::AlreadyExists(action.name.clone()));
+        }
+        inner.actions.insert(action.name.clone(), action.clone());
+        Ok(())
+    }
+
+    fn update_action(&self, action: &ActionRecord, expected_version: i64) -> Result<()> {
+        let mut inner = self.lock();
+        let stored = inner.actions.get_mut(&action.name).ok_or_else(|| StoreError::NotFound(action.name.clone()))?;
+        if stored.version != expected_version {
+            return Err(StoreError::Conflict {
+                name: action.name.clone(),
+                expected: expected_version,
+                found: stored.version,
+            });
+        }
+        *stored = action.clone();
+        Ok(())
+    }
+
+    fn get_action(&self, name: &str) -> Result<Option<ActionRecord>> {
+        Ok(self.lock().actions.get(name).cloned())
+    }
+
+    fn list_actions(&self) -> Result<Vec<ActionMeta>> {
+        Ok(self.lock().actions.values().map(ActionRecord::meta).collect())
+    }
+
+    fn delete_action(&self, name: &str) -> Result<bool> {
+        Ok(self.lock().actions.remove(name).is_some())
+    }
+
+    fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
+        let mut inner = self.lock();
+        for rec in records {
+            let seq = match inner.seq_of.get(&rec.id) {
+                Some(&seq) => seq,
+                None => {
+                    let seq = inner.next_seq;
+                    inner.next_seq += 1;
+                    inner.seq_of.insert(rec.id.clone(), seq);
+                    seq
+                }
+            };
+            inner.invocations.insert(seq, rec.clone());
+        }
+        Ok(())
+    }
+
+    fn get_invocation(&self, id: &str) -> Result<Option<InvocationRecord>> {
+        let inner = self.lock();
+        Ok(inner.seq_of.get(id).and_then(|seq| inner.invocations.get(seq)).cloned())
+    }
+
+    fn list_invocations(&self, action: Option<&str>, limit: usize) -> Result<Vec<InvocationRecord>> {
+        let inner = self.lock();
+        let mut found: Vec<(u64, &InvocationRecord)> = inner
+            .invocations
+            .iter()
+            .filter(|(_, rec)| action.is_none_or(|name| rec.action == name))
+            .map(|(&seq, rec)| (seq, rec))
+            .collect();
+        // Newest first: by `created`, then by insertion order.
+        found.sort_unstable_by(|(seq_a, a), (seq_b, b)| (b.created, seq_b).cmp(&(a.created, seq_a)));
+        Ok(found.into_iter().take(limit).map(|(_, rec)| rec.clone()).collect())
+    }
+
+    fn claim_invocations(
+        &self,
+        owner: &str,
+        limit: usize,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<InvocationRecord>> {
+        let mut inner = self.lock();
+        let mut claimed = Vec::new();
+        // `invocations` iterates in enqueue order.
+        for rec in inner.invocations.values_mut().filter(|rec| runnable(rec, now_ms)).take(limit) {
+            rec.status = InvocationStatus::Running;
+            rec.owner = Some(owner.to_owned());
+            rec.started = Some(now_ms);
+            rec.lease_until = Some(now_ms.saturating_add(lease_ms));
+            rec.attempts = rec.attempts.saturating_add(1);
+            claimed.push(rec.clone());
+        }
+        Ok(claimed)
+    }
+
+    fn release_running(&self) -> Result<u64> {
+        let mut inner = self.lock();
+        let mut released = 0;
+        for rec in inner.invocations.values_mut().filter(|rec| rec.status == InvocationStatus::Running) {
+            rec.lease_until = Some(0);
+            released += 1;
+        }
+        Ok(released)
+    }
+
+    fn count_queued(&self) -> Result<u64> {
+        Ok(self.lock().invocations.values().filter(|rec| rec.status == InvocationStatus::Queued).count() as u64)
+    }
+
+    fn purge_invocations(&self, before_ms: i64) -> Result<u64> {
+        let mut inner = self.lock();
+        let doomed: Vec<(u64, String)> = inner
+            .invocations
+            .iter()
+            .filter(|(_, rec)| rec.status.is_terminal() && rec.finished.is_some_and(|finished| finished < before_ms))
+            .map(|(&seq, rec)| (seq, rec.id.clone()))
+            .collect();
+        for (seq, id) in &doomed {
+            inner.invocations.remove(seq);
+            inner.seq_of.remove(id);
+        }
+        Ok(doomed.len() as u64)
+    }
+}

@@ -1,0 +1,313 @@
+//! The embedded SQLite backend (the default): one database file in WAL mode.
+
+mod error;
+mod row;
+mod schema;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::{ActionMeta, ActionRecord, InvocationRecord, Result, Store, StoreError};
+use row::{Invocation, ACTION_COLUMNS, ACTION_META_COLUMNS, INVOCATION_COLUMNS};
+
+/// How long a call waits for another connection's write lock before it
+/// fails with [`StoreError::Unavailable`].
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection (the store uses about 15).
+const STATEMENT_CACHE: usize = 32;
+
+/// A [`Store`] in one SQLite database.
+///
+/// One connection behind a mutex: the server calls the store from a small
+/// pool of threads, and SQLite serialises writers anyway. Several processes
+/// (or several `SqliteStore`s) may open the same file; claims stay exclusive
+/// because each one runs in an `IMMEDIATE` transaction.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    /// The path as given, or `:memory:`, for error messages.
+    label: String,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.label).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// The schema version this build reads and writes (`PRAGMA user_version`).
+    ///
+    /// Opening a database with a lower version upgrades it; opening one with
+    /// a higher version (written by a newer SL) fails.
+    pub const SCHEMA_VERSION: i64 = schema::VERSION;
+
+    /// Opens the database at `path`, creating it and its parent directories
+    /// if needed, and brings its schema up to date.
+    ///
+    /// The database runs in WAL mode with `synchronous = NORMAL`: a commit
+    /// survives a crash of the process, and a power loss can lose only the
+    /// last commits, never corrupt the file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let label = path.display().to_string();
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|err| {
+                StoreError::Unavailable(format!("cannot create directory {} for {label}: {err}", parent.display()))
+            })?;
+        }
+        if path.is_dir() {
+            // SQLite would say only "unable to open database file".
+            return Err(StoreError::Unavailable(format!("unable to open database file ({label}): it is a directory")));
+        }
+        let conn = Connection::open(path).map_err(|err| error::map(&label, err))?;
+        Self::setup(conn, label, true)
+    }
+
+    /// A private database in memory, for tests.
+    pub fn open_in_memory() -> Result<Self> {
+        let label = ":memory:".to_owned();
+        let conn = Connection::open_in_memory().map_err(|err| error::map(&label, err))?;
+        Self::setup(conn, label, false)
+    }
+
+    fn setup(mut conn: Connection, label: String, wal: bool) -> Result<Self> {
+        let sql = |err| error::map(&label, err);
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        if wal {
+            let mode: String =
+                conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(sql)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot use write-ahead logging ({label}): journal mode is {mode}"
+                )));
+            }
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(sql)?;
+        schema::migrate(&mut conn).map_err(|err| match err {
+            schema::SchemaError::TooNew(found) => StoreError::Unavailable(format!(
+                "database schema version {found} is newer than this build supports ({}); \
+                 it was written by a newer SL ({label})",
+                schema::VERSION
+            )),
+            schema::SchemaError::Sqlite(err) => error::map(&label, err),
+        })?;
+        Ok(Self { conn: Mutex::new(conn), label })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while the lock was held dropped its transaction, which
+        // rolled back: the connection is fine to use again.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn err(&self, err: rusqlite::Error) -> StoreError {
+        error::map(&self.label, err)
+    }
+}
+
+/// `usize` limits as SQLite's `LIMIT` (where -1 would mean none).
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn create_action(&self, action: &ActionRecord) -> Result<()> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "INSERT INTO actions ({ACTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))
+            .map_err(|e| self.err(e))?;
+        match stmt.execute(params_from_iter(row::action_values(action))) {
+            Ok(_) => Ok(()),
+            Err(err) if error::is_unique_violation(&err) => Err(StoreError::AlreadyExists(action.name.clone())),
+            Err(err) => Err(self.err(err)),
+        }
+    }
+
+    fn update_action(&self, action: &ActionRecord, expected_version: i64) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        let found: Option<i64> = tx
+            .prepare_cached("SELECT version FROM actions WHERE name = ?1")
+            .and_then(|mut stmt| stmt.query_row([&action.name], |row| row.get(0)).optional())
+            .map_err(|e| self.err(e))?;
+        match found {
+            None => return Err(StoreError::NotFound(action.name.clone())),
+            Some(found) if found != expected_version => {
+                return Err(StoreError::Conflict { name: action.name.clone(), expected: expected_version, found })
+            }
+            Some(_) => {}
+        }
+        tx.prepare_cached(
+            "UPDATE actions SET version = ?2, source = ?3, bytecode = ?4, checksum = ?5, maxmem = ?6, \
+             timeout = ?7, instructions = ?8, created = ?9, updated = ?10 WHERE name = ?1",
+        )
+        .and_then(|mut stmt| stmt.execute(params_from_iter(row::action_values(action))))
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn get_action(&self, name: &str) -> Result<Option<ActionRecord>> {
+        let conn = self.lock();
+        conn.prepare_cached(&format!("SELECT {ACTION_COLUMNS} FROM actions WHERE name = ?1"))
+            .and_then(|mut stmt| stmt.query_row([name], row::action).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    fn list_actions(&self) -> Result<Vec<ActionMeta>> {
+        let conn = self.lock();
+        conn.prepare_cached(&format!("SELECT {ACTION_META_COLUMNS} FROM actions ORDER BY name"))
+            .and_then(|mut stmt| stmt.query_map([], row::action_meta)?.collect())
+            .map_err(|e| self.err(e))
+    }
+
+    fn delete_action(&self, name: &str) -> Result<bool> {
+        let conn = self.lock();
+        conn.prepare_cached("DELETE FROM actions WHERE name = ?1")
+            .and_then(|mut stmt| stmt.execute([name]))
+            .map(|deleted| deleted > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        // Encode everything before taking the lock.
+        let rows = records.iter().map(Invocation::values).collect::<Result<Vec<_>>>()?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        {
+            // An existing row keeps its `seq`, hence its place in the queue.
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO invocations ({INVOCATION_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
+                     ON CONFLICT (id) DO UPDATE SET action = excluded.action, version = excluded.version, \
+                     status = excluded.status, is_async = excluded.is_async, args = excluded.args, \
+                     result = excluded.result, error_kind = excluded.error_kind, \
+                     error_message = excluded.error_message, logs = excluded.logs, created = excluded.created, \
+                     started = excluded.started, finished = excluded.finished, \
+                     duration_ms = excluded.duration_ms, instructions = excluded.instructions, \
+                     peak_memory = excluded.peak_memory, attempts = excluded.attempts, owner = excluded.owner, \
+                     lease_until = excluded.lease_until"
+                ))
+                .map_err(|e| self.err(e))?;
+            for values in rows {
+                stmt.execute(params_from_iter(values)).map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn get_invocation(&self, id: &str) -> Result<Option<InvocationRecord>> {
+        let conn = self.lock();
+        let raw = conn
+            .prepare_cached(&format!("SELECT {INVOCATION_COLUMNS} FROM invocations WHERE id = ?1"))
+            .and_then(|mut stmt| stmt.query_row([id], |row| Invocation::read(row, 0)).optional())
+            .map_err(|e| self.err(e))?;
+        raw.map(Invocation::decode).transpose()
+    }
+
+    fn list_invocations(&self, action: Option<&str>, limit: usize) -> Result<Vec<InvocationRecord>> {
+        let conn = self.lock();
+        let read = |row: &rusqlite::Row<'_>| Invocation::read(row, 0);
+        let raws: Vec<Invocation> = match action {
+            Some(action) => conn
+                .prepare_cached(&format!(
+                    "SELECT {INVOCATION_COLUMNS} FROM invocations WHERE action = ?1 \
+                     ORDER BY created DESC, seq DESC LIMIT ?2"
+                ))
+                .and_then(|mut stmt| stmt.query_map(params![action, sql_limit(limit)], read)?.collect()),
+            None => conn
+                .prepare_cached(&format!(
+                    "SELECT {INVOCATION_COLUMNS} FROM invocations ORDER BY created DESC, seq DESC LIMIT ?1"
+                ))
+                .and_then(|mut stmt| stmt.query_map([sql_limit(limit)], read)?.collect()),
+        }
+        .map_err(|e| self.err(e))?;
+        drop(conn);
+        raws.into_iter().map(Invocation::decode).collect()
+    }
+
+    fn claim_invocations(
+        &self,
+        owner: &str,
+        limit: usize,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<InvocationRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.lock();
+        // IMMEDIATE takes the write lock first, so that two connections to
+        // the same file cannot both select the same rows.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        // The two halves of the UNION ALL each walk `invocations_claim` in
+        // `seq` order and SQLite merges them, so a claim reads only the rows
+        // it takes (plus running rows whose lease is live), however many
+        // finished records the table holds.
+        let mut claimed: Vec<(i64, Invocation)> = tx
+            .prepare_cached(&format!(
+                "UPDATE invocations SET status = 'running', owner = ?1, started = ?2, lease_until = ?3, \
+                 attempts = attempts + 1 \
+                 WHERE seq IN (SELECT seq FROM invocations WHERE status = 'queued' \
+                               UNION ALL \
+                               SELECT seq FROM invocations WHERE status = 'running' AND lease_until < ?2 \
+                               ORDER BY seq LIMIT ?4) \
+                 RETURNING seq, {INVOCATION_COLUMNS}"
+            ))
+            .and_then(|mut stmt| {
+                let lease_until = now_ms.saturating_add(lease_ms);
+                stmt.query_map(params![owner, now_ms, lease_until, sql_limit(limit)], |row| {
+                    Ok((row.get(0)?, Invocation::read(row, 1)?))
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err(e))?;
+        // RETURNING gives rows in no particular order.
+        claimed.sort_unstable_by_key(|(seq, _)| *seq);
+        let records = claimed.into_iter().map(|(_, raw)| raw.decode()).collect::<Result<Vec<_>>>()?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(records)
+    }
+
+    fn release_running(&self) -> Result<u64> {
+        let conn = self.lock();
+        conn.prepare_cached("UPDATE invocations SET lease_until = 0 WHERE status = 'running'")
+            .and_then(|mut stmt| stmt.execute([]))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    fn count_queued(&self) -> Result<u64> {
+        let conn = self.lock();
+        conn.prepare_cached("SELECT count(*) FROM invocations WHERE status = 'queued'")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+            .map_err(|e| self.err(e))
+    }
+
+    fn purge_invocations(&self, before_ms: i64) -> Result<u64> {
+        let conn = self.lock();
+        conn.prepare_cached("DELETE FROM invocations WHERE status IN ('succeeded', 'failed') AND finished < ?1")
+            .and_then(|mut stmt| stmt.execute([before_ms]))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! Tests that need the connection inside a [`SqliteStore`].
+
+use std::time::Duration;
+
+use super::*;
+use crate::{InvocationStatus, Limits};
+
+fn action(name: &str, bytecode: Vec<u8>) -> ActionRecord {
+    ActionRecord {
+        name: name.into(),
+        version: 1,
+        source: "return 1".into(),
+        bytecode,
+        checksum: "00".into(),
+        limits: Limits::default(),
+        created: 1,
+        updated: 1,
+    }
+}
+
+fn unavailable<T: fmt::Debug>(result: Result<T>) -> String {
+    match result {
+        Err(StoreError::Unavailable(msg)) => msg,
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+fn pragma_i64(store: &SqliteStore, name: &str) -> i64 {
+    store.lock().pragma_query_value(None, name, |row| row.get(0)).unwrap()
+}
+
+#[test]
+fn a_file_database_is_configured_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("sl.db")).unwrap();
+    let mode: String = store.lock().pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(pragma_i64(&store, "synchronous"), 1, "NORMAL");
+    assert_eq!(pragma_i64(&store, "foreign_keys"), 1);
+    assert_eq!(pragma_i64(&store, "busy_timeout"), 5000);
+    assert_eq!(pragma_i64(&store, "user_version"), SqliteStore::SCHEMA_VERSION);
+}
+
+#[test]
+fn a_write_to_a_read_only_database_is_unavailable() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    store.lock().pragma_update(None, "query_only", true).unwrap();
+    let msg = unavailable(store.create_action(&action("a", vec![1])));
+    assert!(msg.starts_with("database is read-only (:memory:)"), "{msg}");
+}
+
+#[test]
+fn a_full_database_is_unavailable_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let pages = pragma_i64(&store, "page_count");
+    store.lock().pragma_update(None, "max_page_count", pages + 2).unwrap();
+    let msg = unavailable(store.create_action(&action("big", vec![7; 1 << 20])));
+    assert!(msg.starts_with(&format!("database or disk is full ({})", path.display())), "{msg}");
+    // Nothing was half written, and small writes still fit.
+    assert_eq!(store.get_action("big").unwrap(), None);
+    store.create_action(&action("small", vec![1])).unwrap();
+}
+
+#[test]
+fn a_lock_held_too_long_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.lock().busy_timeout(Duration::from_millis(50)).unwrap();
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let msg = unavailable(store.create_action(&action("a", vec![1])));
+    assert!(msg.contains("locked"), "{msg}");
+    let queued = InvocationRecord::queued("q".into(), "a".into(), serde_json::json!({}), true, 1);
+    unavailable(store.put_invocations(std::slice::from_ref(&queued)));
+    unavailable(store.claim_invocations("me", 1, 1, 1));
+    other.execute_batch("COMMIT").unwrap();
+    store.put_invocations(&[queued]).unwrap();
+    assert_eq!(store.claim_invocations("me", 1, 1, 1).unwrap()[0].status, InvocationStatus::Running);
+}
+
+#[test]
+fn an_undecodable_row_is_corrupt() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let queued = InvocationRecord::queued("q".into(), "a".into(), serde_json::json!({}), true, 1);
+    store.put_invocations(&[queued]).unwrap();
+    store.lock().execute("UPDATE invocations SET args = 'not json' WHERE id = 'q'", []).unwrap();
+    match store.get_invocation("q") {
+        Err(StoreError::Corrupt(msg)) => assert!(msg.contains("'q'") && msg.contains("args"), "{msg}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    store.create_action(&action("a", vec![1])).unwrap();
+    store.lock().execute("UPDATE actions SET source = x'ff00'", []).unwrap();
+    assert!(matches!(store.get_action("a"), Err(StoreError::Corrupt(_))));
+}
+
+#[test]
+fn a_failed_claim_decode_takes_nothing() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let queued = InvocationRecord::queued("q".into(), "a".into(), serde_json::json!({}), true, 1);
+    store.put_invocations(&[queued]).unwrap();
+    store.lock().execute("UPDATE invocations SET result = '{' WHERE id = 'q'", []).unwrap();
+    assert!(matches!(store.claim_invocations("me", 1, 1, 1), Err(StoreError::Corrupt(_))));
+    let status: String =
+        store.lock().query_row("SELECT status FROM invocations WHERE id = 'q'", [], |row| row.get(0)).unwrap();
+    assert_eq!(status, "queued");
+}
+
+/// The query plan of `sql`, one line per step.
+fn plan(store: &SqliteStore, sql: &str) -> String {
+    let conn = store.lock();
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let rows = stmt.query_map([], |row| row.get::<_, String>(3)).unwrap();
+    rows.map(|step| step.unwrap()).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn queries_use_their_indexes() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let claim = plan(
+        &store,
+        "UPDATE invocations SET attempts = attempts + 1 WHERE seq IN (SELECT seq FROM invocations \
+         WHERE status = 'queued' UNION ALL SELECT seq FROM invocations WHERE status = 'running' \
+         AND lease_until < 5 ORDER BY seq LIMIT 3)",
+    );
+    assert!(claim.contains("MERGE (UNION ALL)") && claim.contains("invocations_claim"), "{claim}");
+    assert!(!claim.contains("SCAN") && !claim.contains("TEMP B-TREE"), "{claim}");
+    let by_action =
+        plan(&store, "SELECT * FROM invocations WHERE action = 'a' ORDER BY created DESC, seq DESC LIMIT 5");
+    assert!(by_action.contains("invocations_action") && !by_action.contains("TEMP B-TREE"), "{by_action}");
+    let all = plan(&store, "SELECT * FROM invocations ORDER BY created DESC, seq DESC LIMIT 5");
+    assert!(all.contains("invocations_created") && !all.contains("TEMP B-TREE"), "{all}");
+    let purge = plan(&store, "DELETE FROM invocations WHERE status IN ('succeeded', 'failed') AND finished < 5");
+    assert!(purge.contains("invocations_purge"), "{purge}");
+    let count = plan(&store, "SELECT count(*) FROM invocations WHERE status = 'queued'");
+    assert!(!count.contains("SCAN"), "{count}");
+}
