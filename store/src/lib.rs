@@ -34,7 +34,8 @@ pub trait Store: Send + Sync {
     fn create_action(&self, action: &ActionRecord) -> Result<()>;
 
     /// Replaces an action whose stored version is `expected_version` with
-    /// `action` (whose `version` is `expected_version + 1`).
+    /// `action`. The caller sets `action.version` (to `expected_version + 1`);
+    /// the store writes what it is given.
     ///
     /// Fails with [`StoreError::NotFound`] if the action does not exist and
     /// with [`StoreError::Conflict`] if its stored version differs.
@@ -49,10 +50,13 @@ pub trait Store: Send + Sync {
     /// Deletes an action. Returns `false` if there was none.
     fn delete_action(&self, name: &str) -> Result<bool>;
 
-    /// Inserts or replaces invocation records (keyed by `id`), all or none.
+    /// Inserts or replaces invocation records (keyed by `id`). Each record
+    /// is written atomically; a failed call may have written some of them,
+    /// and retrying it is safe.
     ///
     /// Used to enqueue an asynchronous invocation (status `Queued`, durable
-    /// when this returns), to record blocking invocations, and to store the
+    /// when this returns), to record blocking invocations (only ever in a
+    /// terminal state, so the queue never runs them), and to store the
     /// terminal state of any invocation.
     fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()>;
 
@@ -67,7 +71,8 @@ pub trait Store: Send + Sync {
     /// the order they were enqueued (first enqueued, first claimed).
     ///
     /// Runnable means status `Queued`, or status `Running` with
-    /// `lease_until < now_ms` (its owner died). Each claimed record is
+    /// `lease_until < now_ms` (its owner died); a `Running` record without
+    /// a lease is not runnable. Each claimed record is
     /// returned and stored with status `Running`, `owner = owner`,
     /// `started = now_ms`, `lease_until = now_ms + lease_ms` and `attempts`
     /// increased by one. Two concurrent callers never claim the same record.
