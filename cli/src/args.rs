@@ -79,6 +79,9 @@ pub enum Command {
 
     /// List recent invocations, newest first
     Invocations(InvocationsArgs),
+
+    /// List the plugins the server loaded, with their versions
+    Plugins,
 }
 
 /// Per-action limits; 0 or absent means the server default.

@@ -59,6 +59,7 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Run(args) => run_action(&client, out, args),
         Command::Resolve(args) => resolve(&client, out, args),
         Command::Invocations(args) => invocations(&client, out, args),
+        Command::Plugins => plugins(&client, out),
     }
 }
 
@@ -204,6 +205,11 @@ fn invocations(client: &Client, out: Out, args: InvocationsArgs) -> Result<Statu
     let path = if query.is_empty() { "/invocations".to_string() } else { format!("/invocations?{}", query.join("&")) };
     let reply = client.call(Method::Get, &path, None)?;
     out.print(&reply, || Ok(output::invocations_table(&client::json_array(&reply)?)))
+}
+
+fn plugins(client: &Client, out: Out) -> Result<Status> {
+    let reply = client.call(Method::Get, "/plugins", None)?;
+    out.print(&reply, || Ok(output::plugins_table(&client::json_array(&reply)?)))
 }
 
 #[cfg(test)]

@@ -47,6 +47,15 @@ pub fn actions_table(actions: &[Value]) -> String {
     table(&["NAME", "VERSION", "SIZE", "MAXMEM", "TIMEOUT", "INSTRUCTIONS", "UPDATED"], rows)
 }
 
+/// The table of `slcli plugins`; `[]` when none are loaded.
+pub fn plugins_table(plugins: &[Value]) -> String {
+    let rows = plugins
+        .iter()
+        .map(|p| vec![text(p.get("name")), text(p.get("plugin")), text(p.get("version")), text(p.get("file"))])
+        .collect();
+    table(&["NAME", "PLUGIN", "VERSION", "FILE"], rows)
+}
+
 /// The table of `slcli invocations`; `[]` when there are none.
 pub fn invocations_table(records: &[Value]) -> String {
     let rows = records
@@ -186,6 +195,20 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+#[cfg(test)]
+mod plugin_table_tests {
+    use super::*;
+
+    #[test]
+    fn plugins_table_lists_name_and_version() {
+        let t = plugins_table(&[
+            serde_json::json!({"name": "skeleton", "plugin": "skeleton", "version": "0.1.0", "file": "/x/libsl_skeleton.so"}),
+        ]);
+        assert!(t.contains("skeleton") && t.contains("0.1.0") && t.contains("VERSION"), "{t}");
+        assert_eq!(plugins_table(&[]).trim(), "[]");
+    }
 }
 
 #[cfg(test)]

@@ -156,6 +156,8 @@ impl Server {
             (["invocation", _], _) => Err(not_allowed("GET")),
             (["invocations"], Method::Get) => self.list_invocations(conn, &req.query),
             (["invocations"], _) => Err(not_allowed("GET")),
+            (["plugins"], Method::Get) => Ok(Some(json_response(200, &self.plugins.infos()))),
+            (["plugins"], _) => Err(not_allowed("GET")),
             _ => Err(Response::error(404, "not_found", &format!("no route for {} {}", req.method.as_str(), req.path))),
         };
         result.unwrap_or_else(Some)

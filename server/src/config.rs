@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use mlua::{Lua, Table, Value};
 
+use crate::plugin::PluginSpec;
+
 /// Where actions and invocations are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
@@ -44,6 +46,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Threads of the blocking pool (store calls, compiles).
     pub pool_threads: usize,
+    /// Most threads running plugin calls at once (the pool grows on demand).
+    pub plugin_threads: usize,
     /// Lua CPU time one invocation gets before others get a turn.
     pub time_slice: Duration,
     /// Show error details of failed actions to clients (500 messages).
@@ -88,6 +92,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub limits: LimitsConfig,
     pub invocations: InvocationsConfig,
+    /// `Plugin "name" { file = "...", ... }`, in the order written.
+    pub plugins: Vec<PluginSpec>,
 }
 
 impl Default for Config {
@@ -103,6 +109,7 @@ impl Default for Config {
                 request_timeout: Duration::from_secs(10),
                 max_connections: 4096,
                 pool_threads: 4,
+                plugin_threads: 256,
                 time_slice: Duration::from_millis(1),
                 debug: false,
             },
@@ -123,6 +130,7 @@ impl Default for Config {
                 max_attempts: 3,
                 record_blocking: true,
             },
+            plugins: Vec::new(),
         }
     }
 }
@@ -171,6 +179,31 @@ impl Config {
                 .map_err(lua_err)?;
             lua.globals().set(block, f).map_err(lua_err)?;
         }
+        let plugins = lua.create_table().map_err(lua_err)?;
+        {
+            let plugins = plugins.clone();
+            let f = lua
+                .create_function(move |lua, name: Value| {
+                    let name = match name {
+                        Value::String(s) => s.to_string_lossy(),
+                        _ => return Err(mlua::Error::runtime("Plugin expects a name: Plugin \"name\" { file = ... }")),
+                    };
+                    let plugins = plugins.clone();
+                    lua.create_function(move |lua, t: Value| {
+                        let Value::Table(t) = t else {
+                            return Err(mlua::Error::runtime(format!(
+                                "Plugin \"{name}\" expects a table: {{ file = ... }}"
+                            )));
+                        };
+                        let entry = plugins.raw_len() + 1;
+                        let pair =
+                            lua.create_sequence_from([Value::String(lua.create_string(&name)?), Value::Table(t)])?;
+                        plugins.raw_set(entry, pair)
+                    })
+                })
+                .map_err(lua_err)?;
+            lua.globals().set("Plugin", f).map_err(lua_err)?;
+        }
         lua.load(source).set_name(format!("@{name}")).exec().map_err(lua_err)?;
 
         let mut cfg = Config::default();
@@ -205,6 +238,9 @@ impl Config {
             }
             if let Some(v) = b.int("pool_threads", 1, 256)? {
                 s.pool_threads = v as usize;
+            }
+            if let Some(v) = b.int("plugin_threads", 1, 4096)? {
+                s.plugin_threads = v as usize;
             }
             if let Some(v) = b.int("time_slice", 1, 1000)? {
                 s.time_slice = Duration::from_millis(v);
@@ -290,6 +326,29 @@ impl Config {
                 i.record_blocking = v;
             }
             b.finish()?;
+        }
+        for pair in plugins.sequence_values::<Table>() {
+            let pair = pair.map_err(lua_err)?;
+            let name: String = pair.raw_get(1).map_err(lua_err)?;
+            let t: Table = pair.raw_get(2).map_err(lua_err)?;
+            let block = format!("Plugin \"{name}\"");
+            if !crate::valid_name(&name) {
+                return Err(invalid(&block, "plugin names use 1 to 128 letters, digits, '-', '_' or '.'"));
+            }
+            if cfg.plugins.iter().any(|p| p.name == name) {
+                return Err(invalid(&block, "configured twice"));
+            }
+            let file = match t.raw_get::<Value>("file").map_err(lua_err)? {
+                Value::String(s) => PathBuf::from(s.to_string_lossy()),
+                Value::Nil => return Err(invalid(&block, "file is missing: the path of the plugin's shared library")),
+                other => return Err(invalid(&block, format!("file must be a string, not {}", describe(&other)))),
+            };
+            t.raw_set("file", Value::Nil).map_err(lua_err)?;
+            let config = crate::sandbox::json::from_lua(&lua, &Value::Table(t))
+                .map_err(|e| invalid(&block, format!("settings {e}")))?;
+            let config = if config.as_object().is_some() { config } else { serde_json::json!({}) };
+            let file = if file.is_absolute() { file } else { base.join(file) };
+            cfg.plugins.push(PluginSpec { name, file, config });
         }
         Ok(cfg)
     }
@@ -407,6 +466,26 @@ mod tests {
         assert_eq!((c.limits.maxmem, c.limits.timeout, c.limits.instructions), (1024, 100, 5000));
         assert_eq!(c.store, StoreConfig::Null);
         assert_eq!((c.invocations.retention, c.invocations.concurrency), (60, 2));
+    }
+
+    #[test]
+    fn plugins_take_the_rest_of_their_block_as_config() {
+        let c = parse(
+            r#"
+            Plugin "skeleton" { file = "lib/libsl_skeleton.so" }
+            Plugin "http" { file = "/opt/libsl_http.so", timeout = 5000, allow = {"example.com"} }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.plugins.len(), 2);
+        assert_eq!(c.plugins[0].file, PathBuf::from("/etc/sl/lib/libsl_skeleton.so"));
+        assert_eq!(c.plugins[0].config, serde_json::json!({}));
+        assert_eq!(c.plugins[1].config, serde_json::json!({"timeout": 5000, "allow": ["example.com"]}));
+        assert!(parse(r#"Plugin "x" {}"#).unwrap_err().to_string().contains("file is missing"));
+        assert!(parse(r#"Plugin "x" { file = "a" } Plugin "x" { file = "b" }"#)
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The executor: a cache of compiled actions with their warm instances, and
 //! the invocations running on this reactor, time-sliced round robin.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sl_store::{ActionRecord, InvocationError, InvocationRecord, InvocationStatus, StoreError};
 use slab::Slab;
@@ -13,7 +14,7 @@ use tracing::{debug, warn};
 use crate::config::LimitsConfig;
 use crate::http::Response;
 use crate::reactor::{now_ms, ConnRef, Server};
-use crate::sandbox::{Budget, Compiled, Instance, InvokeError, LimitKind, Outcome, Run, Step};
+use crate::sandbox::{Budget, Compiled, Instance, InvokeError, LimitKind, Outcome, PluginCall, Run, Step};
 
 /// Who gets the result of an invocation.
 pub(crate) enum Reply {
@@ -49,6 +50,10 @@ struct Running {
     run: Run,
     job: Job,
     version: i64,
+    /// Unique for the life of the reactor (slab keys are reused).
+    id: u64,
+    /// Waiting for a plugin call.
+    parked: bool,
 }
 
 /// Actions and running invocations of one reactor.
@@ -57,12 +62,20 @@ pub struct Executor {
     actions: HashMap<String, Slot>,
     runs: Slab<Running>,
     runq: VecDeque<usize>,
+    next_id: u64,
+    /// Deadlines of parked runs: (deadline, slab key, run id).
+    parked: BinaryHeap<Reverse<(Instant, usize, u64)>>,
 }
 
 impl Executor {
     /// Whether some invocation waits for a time slice.
     pub fn has_runnable(&self) -> bool {
         !self.runq.is_empty()
+    }
+
+    /// The earliest deadline of a run parked on a plugin call.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.parked.peek().map(|Reverse((d, _, _))| *d)
     }
 
     /// Whether the action is cached (so it is known to exist).
@@ -213,7 +226,9 @@ impl Server {
         let args = std::mem::take(&mut job.record.args);
         let run = instance.start(args.clone(), budget);
         job.record.args = args;
-        let key = self.exec.runs.insert(Running { run, job, version });
+        self.exec.next_id += 1;
+        let id = self.exec.next_id;
+        let key = self.exec.runs.insert(Running { run, job, version, id, parked: false });
         self.exec.runq.push_back(key);
     }
 
@@ -225,10 +240,63 @@ impl Server {
             let Some(running) = self.exec.runs.get_mut(key) else { continue };
             match running.run.step(slice) {
                 Step::Yielded => self.exec.runq.push_back(key),
+                Step::Call(call) => self.plugin_call(key, call),
                 Step::Done(outcome) => {
                     let running = self.exec.runs.remove(key);
                     self.finished(running, outcome);
                 }
+            }
+        }
+    }
+
+    /// Parks run `key` while a plugin call runs on the plugin pool.
+    fn plugin_call(&mut self, key: usize, call: PluginCall) {
+        let Some(running) = self.exec.runs.get_mut(key) else { return };
+        let Some(plugin) = self.plugins.get(&call.plugin).cloned() else {
+            let names = self.plugins.names();
+            let loaded = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+            running.run.deliver(Err(format!("unknown plugin '{}' (loaded plugins: {loaded})", call.plugin)));
+            self.exec.runq.push_back(key);
+            return;
+        };
+        running.parked = true;
+        let id = running.id;
+        self.exec.parked.push(Reverse((running.run.deadline(), key, id)));
+        let payload = serde_json::to_vec(&call.payload).unwrap_or_else(|_| b"null".to_vec());
+        self.plugin_pool.spawn(move || {
+            let result = plugin.call(&call.action, &payload).and_then(|bytes| {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("plugin '{}' returned invalid JSON: {e}", call.plugin))
+            });
+            move |s: &mut Server| s.plugin_returned(key, id, result)
+        });
+    }
+
+    fn plugin_returned(&mut self, key: usize, id: u64, result: Result<serde_json::Value, String>) {
+        match self.exec.runs.get_mut(key) {
+            Some(r) if r.id == id && r.parked => {
+                r.parked = false;
+                r.run.deliver(result);
+                self.exec.runq.push_back(key);
+            }
+            // The invocation timed out meanwhile: the late result is dropped.
+            _ => debug!(key, id, "dropping the result of a plugin call whose invocation ended"),
+        }
+    }
+
+    /// Fails parked runs whose deadline passed, without waiting for their
+    /// plugin calls.
+    pub(crate) fn expire_parked(&mut self, now: Instant) {
+        while let Some(Reverse((deadline, key, id))) = self.exec.parked.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.exec.parked.pop();
+            let due = matches!(self.exec.runs.get(key), Some(r) if r.id == id && r.parked);
+            if due {
+                let mut running = self.exec.runs.remove(key);
+                let outcome = running.run.cancel(LimitKind::Timeout);
+                self.finished(running, outcome);
             }
         }
     }

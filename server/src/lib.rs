@@ -6,6 +6,7 @@ mod api;
 pub mod config;
 mod exec;
 pub mod http;
+pub mod plugin;
 mod pool;
 mod reactor;
 pub mod sandbox;

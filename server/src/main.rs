@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use slserver::plugin::PluginHost;
 use slserver::{open_store, Config, Server};
 
 /// SL: a self-hosted serverless platform for Lua functions.
@@ -46,13 +47,17 @@ fn run() -> anyhow::Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{},mio=warn", cfg.log_level)));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
+    let plugins = PluginHost::load_all(&cfg.plugins).context("cannot load the configured plugins")?;
+    for info in plugins.infos() {
+        tracing::info!(plugin = %info, "plugin loaded");
+    }
     let store = open_store(&cfg.store).with_context(|| format!("cannot open the store ({:?})", cfg.store))?;
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&shutdown)).context("cannot install signal handlers")?;
     }
     let cfg = Arc::new(cfg);
-    let mut server = Server::bind(Arc::clone(&cfg), store, shutdown)
+    let mut server = Server::bind(Arc::clone(&cfg), store, Arc::new(plugins), shutdown)
         .with_context(|| format!("cannot listen on {}:{}", cfg.server.host, cfg.server.port))?;
     let addr = server.local_addr()?;
     tracing::info!(store = ?cfg.store, "slserver listening on http://{addr}");

@@ -1,5 +1,5 @@
-//! The blocking pool: a few threads for work that may block (store calls,
-//! compiles), in the style of libuv's threadpool.
+//! Blocking pools: threads for work that may block (store calls, compiles,
+//! plugin calls), in the style of libuv's threadpool.
 //!
 //! A job runs on a pool thread and returns a continuation; the continuation
 //! is sent back through a channel and the reactor is woken with its
@@ -7,59 +7,103 @@
 //! reactor must drain [`Pool::completions`] until it is empty after every
 //! wake-up.
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A continuation run on the reactor thread with its state.
 pub type Completion<S> = Box<dyn FnOnce(&mut S) + Send>;
 type Job<S> = Box<dyn FnOnce() -> Completion<S> + Send>;
 
-/// A fixed set of worker threads.
+/// Worker threads: at least `min`, growing up to `max` while every thread
+/// is busy, shrinking back after a minute without work.
 pub struct Pool<S> {
     jobs: Option<Sender<Job<S>>>,
     done: Receiver<Completion<S>>,
-    threads: Vec<JoinHandle<()>>,
+    shared: Arc<Shared<S>>,
 }
 
+struct Shared<S> {
+    name: String,
+    min: usize,
+    max: usize,
+    job_rx: Mutex<Receiver<Job<S>>>,
+    done_tx: Mutex<Sender<Completion<S>>>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+    threads: AtomicUsize,
+    idle: AtomicUsize,
+    /// Jobs sent and not yet taken by a thread.
+    pending: AtomicUsize,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+const IDLE_EXIT: Duration = Duration::from_secs(60);
+
 impl<S: 'static> Pool<S> {
-    /// Starts `threads` workers; `wake` is called after each completion is sent.
-    pub fn new(threads: usize, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
+    /// Starts `min` workers (at least one); `wake` is called after each
+    /// completion is sent.
+    pub fn new(name: &str, min: usize, max: usize, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
         let (job_tx, job_rx) = mpsc::channel::<Job<S>>();
         let (done_tx, done_rx) = mpsc::channel::<Completion<S>>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        let mut handles = Vec::with_capacity(threads);
-        for i in 0..threads.max(1) {
-            let job_rx = Arc::clone(&job_rx);
-            let done_tx = done_tx.clone();
-            let wake = Arc::clone(&wake);
-            handles.push(std::thread::Builder::new().name(format!("sl-pool-{i}")).spawn(move || loop {
-                let job = {
-                    let Ok(rx) = job_rx.lock() else { return };
-                    match rx.recv() {
-                        Ok(job) => job,
-                        Err(_) => return,
-                    }
-                };
-                let completion = job();
-                if done_tx.send(completion).is_err() {
-                    return;
-                }
-                wake();
-            })?);
+        let min = min.max(1);
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            min,
+            max: max.max(min),
+            job_rx: Mutex::new(job_rx),
+            done_tx: Mutex::new(done_tx),
+            wake,
+            threads: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+            handles: Mutex::new(Vec::new()),
+        });
+        for _ in 0..min {
+            Self::add_thread(&shared)?;
         }
-        Ok(Self { jobs: Some(job_tx), done: done_rx, threads: handles })
+        Ok(Self { jobs: Some(job_tx), done: done_rx, shared })
+    }
+
+    fn add_thread(shared: &Arc<Shared<S>>) -> std::io::Result<()> {
+        let n = shared.threads.fetch_add(1, Ordering::SeqCst);
+        shared.idle.fetch_add(1, Ordering::SeqCst);
+        let me = Arc::clone(shared);
+        let spawned = std::thread::Builder::new().name(format!("{}-{n}", shared.name)).spawn(move || me.work());
+        match spawned {
+            Ok(h) => {
+                if let Ok(mut hs) = shared.handles.lock() {
+                    hs.push(h);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                shared.threads.fetch_sub(1, Ordering::SeqCst);
+                shared.idle.fetch_sub(1, Ordering::SeqCst);
+                Err(e)
+            }
+        }
     }
 
     /// Runs `job` on a pool thread; its continuation comes back through
-    /// [`completions`](Self::completions).
+    /// [`try_completion`](Self::try_completion).
     pub fn spawn<F, C>(&self, job: F)
     where
         F: FnOnce() -> C + Send + 'static,
         C: FnOnce(&mut S) + Send + 'static,
     {
-        if let Some(jobs) = &self.jobs {
-            let _ = jobs.send(Box::new(move || Box::new(job()) as Completion<S>));
+        let Some(jobs) = &self.jobs else { return };
+        let sh = &self.shared;
+        let pending = sh.pending.fetch_add(1, Ordering::SeqCst) + 1;
+        if jobs.send(Box::new(move || Box::new(job()) as Completion<S>)).is_err() {
+            sh.pending.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        if pending > sh.idle.load(Ordering::SeqCst) && sh.threads.load(Ordering::SeqCst) < sh.max {
+            if let Err(e) = Self::add_thread(sh) {
+                tracing::warn!("cannot start another {} thread: {e}", sh.name);
+            }
         }
     }
 
@@ -68,12 +112,55 @@ impl<S: 'static> Pool<S> {
         self.done.try_recv().ok()
     }
 
+    /// Threads running now.
+    #[cfg(test)]
+    pub fn threads(&self) -> usize {
+        self.shared.threads.load(Ordering::SeqCst)
+    }
+
     /// Stops accepting jobs, lets queued ones finish and joins the threads.
     pub fn shutdown(&mut self) {
         self.jobs = None;
-        for t in self.threads.drain(..) {
+        let handles = self.shared.handles.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
+        for t in handles {
             let _ = t.join();
         }
+    }
+}
+
+impl<S> Shared<S> {
+    fn work(&self) {
+        loop {
+            let job = {
+                let Ok(rx) = self.job_rx.lock() else { break };
+                match rx.recv_timeout(IDLE_EXIT) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Leave if the pool is above its minimum.
+                        let n = self.threads.load(Ordering::SeqCst);
+                        if n > self.min
+                            && self.threads.compare_exchange(n, n - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+                        {
+                            self.idle.fetch_sub(1, Ordering::SeqCst);
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            };
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            self.idle.fetch_sub(1, Ordering::SeqCst);
+            let completion = job();
+            let sent = self.done_tx.lock().map(|tx| tx.send(completion).is_ok()).unwrap_or(false);
+            self.idle.fetch_add(1, Ordering::SeqCst);
+            if !sent {
+                break;
+            }
+            (self.wake)();
+        }
+        self.threads.fetch_sub(1, Ordering::SeqCst);
+        self.idle.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -86,13 +173,13 @@ impl<S> Drop for Pool<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     #[test]
     fn jobs_run_elsewhere_and_complete_here() {
         let wakes = Arc::new(AtomicUsize::new(0));
         let w = Arc::clone(&wakes);
         let mut pool: Pool<Vec<usize>> = Pool::new(
+            "test",
+            2,
             2,
             Arc::new(move || {
                 w.fetch_add(1, Ordering::SeqCst);
@@ -116,6 +203,36 @@ mod tests {
         state.sort();
         assert_eq!(state, (0..10).collect::<Vec<_>>());
         assert_eq!(wakes.load(Ordering::SeqCst), 10);
+        pool.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod growth_tests {
+    use super::*;
+
+    #[test]
+    fn grows_while_busy_up_to_max() {
+        let mut pool: Pool<usize> = Pool::new("grow", 1, 8, Arc::new(|| {})).unwrap();
+        let barrier = Arc::new(std::sync::Barrier::new(9));
+        for _ in 0..8 {
+            let b = Arc::clone(&barrier);
+            pool.spawn(move || {
+                b.wait();
+                |n: &mut usize| *n += 1
+            });
+        }
+        // All eight jobs block on the barrier at once: only possible with eight threads.
+        barrier.wait();
+        assert_eq!(pool.threads(), 8);
+        let mut n = 0;
+        let start = std::time::Instant::now();
+        while n < 8 && start.elapsed().as_secs() < 5 {
+            while let Some(c) = pool.try_completion() {
+                c(&mut n);
+            }
+        }
+        assert_eq!(n, 8);
         pool.shutdown();
     }
 }

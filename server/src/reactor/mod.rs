@@ -28,6 +28,7 @@ use conn::{ReadOutcome, MAX_PENDING_OUT};
 use crate::config::Config;
 use crate::exec::Executor;
 use crate::http::{self, ParseLimits, Parsed, Response};
+use crate::plugin::PluginHost;
 use crate::pool::Pool;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -63,6 +64,10 @@ pub struct Server {
     pub(crate) conns: Slab<Conn>,
     next_gen: u64,
     pub(crate) pool: Pool<Server>,
+    /// Plugin calls: a pool of its own that grows with the calls waiting,
+    /// so slow plugins never hold up store calls.
+    pub(crate) plugin_pool: Pool<Server>,
+    pub(crate) plugins: Arc<PluginHost>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) exec: Executor,
     pub(crate) waiters: HashMap<String, Vec<Waiter>>,
@@ -85,7 +90,12 @@ pub(crate) fn now_ms() -> i64 {
 
 impl Server {
     /// Binds the listener and starts the pool. `shutdown` stops [`run`](Self::run).
-    pub fn bind(cfg: Arc<Config>, store: Arc<dyn Store>, shutdown: Arc<AtomicBool>) -> io::Result<Self> {
+    pub fn bind(
+        cfg: Arc<Config>,
+        store: Arc<dyn Store>,
+        plugins: Arc<PluginHost>,
+        shutdown: Arc<AtomicBool>,
+    ) -> io::Result<Self> {
         let addr: SocketAddr = format!("{}:{}", cfg.server.host, cfg.server.port).parse().or_else(|_| {
             use std::net::ToSocketAddrs;
             (cfg.server.host.as_str(), cfg.server.port)
@@ -97,12 +107,11 @@ impl Server {
         let mut listener = TcpListener::bind(addr)?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let pool = Pool::new(
-            cfg.server.pool_threads,
-            Arc::new(move || {
-                let _ = waker.wake();
-            }),
-        )?;
+        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            let _ = waker.wake();
+        });
+        let pool = Pool::new("sl-pool", cfg.server.pool_threads, cfg.server.pool_threads, Arc::clone(&wake))?;
+        let plugin_pool = Pool::new("sl-plugin", 1, cfg.server.plugin_threads, wake)?;
         let parse_limits = ParseLimits {
             max_head: cfg.server.max_head,
             max_body: cfg.server.max_body,
@@ -117,6 +126,8 @@ impl Server {
             conns: Slab::new(),
             next_gen: 0,
             pool,
+            plugin_pool,
+            plugins,
             store,
             waiters: HashMap::new(),
             recent_done: HashMap::new(),
@@ -141,7 +152,11 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         self.kick_dispatch();
         while !self.shutdown.load(Ordering::Relaxed) {
-            let timeout = if self.exec.has_runnable() { Duration::ZERO } else { TICK };
+            let timeout = if self.exec.has_runnable() {
+                Duration::ZERO
+            } else {
+                self.exec.next_deadline().map_or(TICK, |d| d.saturating_duration_since(Instant::now()).min(TICK))
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -163,6 +178,7 @@ impl Server {
                 }
             }
             self.run_completions();
+            self.expire_parked(Instant::now());
             self.run_slices();
             self.run_completions();
             self.flush_records();
@@ -184,6 +200,9 @@ impl Server {
 
     fn run_completions(&mut self) {
         while let Some(c) = self.pool.try_completion() {
+            c(self);
+        }
+        while let Some(c) = self.plugin_pool.try_completion() {
             c(self);
         }
     }

@@ -45,6 +45,9 @@ pub fn compile(name: &str, source: &str, budget: Budget) -> Result<Compiled, Inv
     let outcome = loop {
         match run.step(budget.timeout + Duration::from_secs(1)) {
             Step::Yielded => continue,
+            Step::Call(_) => {
+                run.deliver(Err("call() is not available while an action is created: call plugins from main".into()))
+            }
             Step::Done(outcome) => break outcome,
         }
     };

@@ -33,6 +33,13 @@ pub fn error_marker() -> Value {
     Value::LightUserData(mlua::LightUserData(&MARKER as *const u8 as *mut std::ffi::c_void))
 }
 
+/// The first value `call` yields: the executor runs the plugin call that
+/// follows it and resumes the thread with `(ok, result)`.
+pub fn call_marker() -> Value {
+    static MARKER: u8 = 2;
+    Value::LightUserData(mlua::LightUserData(&MARKER as *const u8 as *mut std::ffi::c_void))
+}
+
 /// Creates a Lua state with the sandboxed globals. The caller installs the
 /// memory meter and the hook.
 pub fn new_state() -> mlua::Result<Lua> {
@@ -75,6 +82,7 @@ pub fn new_state() -> mlua::Result<Lua> {
         Value::Function(decode),
         Value::NULL,
         error_marker(),
+        call_marker(),
     ]
     .into_iter()
     .collect();

@@ -90,8 +90,19 @@ impl Instance {
 pub enum Step {
     /// The time slice is used up; call `step` again later.
     Yielded,
+    /// The action called `call(plugin, action, payload)`: run it, then
+    /// pass its result to [`Run::deliver`] and `step` again.
+    Call(PluginCall),
     /// The invocation ended.
     Done(Outcome),
+}
+
+/// A plugin call an invocation waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginCall {
+    pub plugin: String,
+    pub action: String,
+    pub payload: serde_json::Value,
 }
 
 /// How an invocation ended, with its measurements.
@@ -115,6 +126,8 @@ pub struct Run {
     phase: Phase,
     args: Option<serde_json::Value>,
     pending_args: bool,
+    /// The result of a plugin call, to resume the thread with.
+    delivery: Option<Result<serde_json::Value, String>>,
     started: Instant,
     instance: Option<Instance>,
 }
@@ -134,12 +147,35 @@ impl Run {
         instance.meter.clear_hit();
         instance.meter.reset_peak();
         let phase = if instance.chunk.is_some() { Phase::Init } else { Phase::Main };
-        Self { thread: None, phase, pending_args: args.is_some(), args, started, instance: Some(instance) }
+        Self {
+            thread: None,
+            phase,
+            pending_args: args.is_some(),
+            delivery: None,
+            args,
+            started,
+            instance: Some(instance),
+        }
     }
 
     /// When the invocation must end.
     pub fn deadline(&self) -> Instant {
         self.instance.as_ref().map(|i| i.ctl.deadline.get()).unwrap_or(self.started)
+    }
+
+    /// Ends the run with `kind` without running it again (a limit that
+    /// passed while it was parked on a plugin call).
+    pub fn cancel(&mut self, kind: LimitKind) -> Outcome {
+        if let Some(i) = self.instance.as_ref() {
+            i.ctl.abort.set(Some(kind));
+        }
+        self.finish(Err(InvokeError::Limit(kind)))
+    }
+
+    /// Hands the result of the plugin call the run waits for; the next
+    /// [`step`](Self::step) resumes the action with it.
+    pub fn deliver(&mut self, result: Result<serde_json::Value, String>) {
+        self.delivery = Some(result);
     }
 
     /// Runs the invocation for at most about `slice` (the hook checks the
@@ -174,6 +210,20 @@ impl Run {
                     Err(e) => return Step::Done(self.finish(Err(InvokeError::Internal(error_message(&e))))),
                 }
             }
+            if let Some(result) = self.delivery.take() {
+                let lua = &self.instance_ref().lua;
+                let converted = match result {
+                    Ok(v) => json::to_lua(lua, &v).map(|v| [Value::Boolean(true), v]),
+                    Err(m) => lua.create_string(m).map(|m| [Value::Boolean(false), Value::String(m)]),
+                };
+                match converted {
+                    Ok(vs) => args.extend(vs),
+                    Err(mlua::Error::MemoryError(_)) => {
+                        return Step::Done(self.finish(Err(InvokeError::Limit(LimitKind::Memory))))
+                    }
+                    Err(e) => return Step::Done(self.finish(Err(InvokeError::Internal(error_message(&e))))),
+                }
+            }
             let resumed = resume_raw(&self.instance_ref().lua, &thread, args);
             let ctl = &self.instance_ref().ctl;
             if let Some(kind) =
@@ -188,6 +238,15 @@ impl Run {
                     let passed_up = values.len() == 1 && values.front() == Some(&marker);
                     if ctl.take_preempted(thread.to_pointer()) || passed_up {
                         return Step::Yielded;
+                    }
+                    if values.front() == Some(&env::call_marker()) {
+                        match self.plugin_call(values) {
+                            Ok(call) => return Step::Call(call),
+                            Err(message) => {
+                                self.delivery = Some(Err(message));
+                                continue;
+                            }
+                        }
                     }
                     return Step::Done(
                         self.finish(Err(InvokeError::Runtime("attempt to yield from outside a coroutine".into()))),
@@ -225,6 +284,23 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// Reads `(CALL, plugin, action, payload)` yielded by `call`.
+    fn plugin_call(&self, values: MultiValue) -> Result<PluginCall, String> {
+        let mut it = values.into_iter().skip(1);
+        let name = |v: Option<Value>, what: &str| match v {
+            Some(Value::String(s)) => {
+                s.to_str().map(|s| s.to_string()).map_err(|_| format!("{what} is not valid UTF-8"))
+            }
+            _ => Err(format!("call: {what} must be a string")),
+        };
+        let plugin = name(it.next(), "the plugin name")?;
+        let action = name(it.next(), "the plugin action")?;
+        let payload = it.next().unwrap_or(Value::Nil);
+        let payload =
+            json::from_lua(&self.instance_ref().lua, &payload).map_err(|e| format!("call: the payload {e}"))?;
+        Ok(PluginCall { plugin, action, payload })
     }
 
     fn instance_ref(&self) -> &Instance {

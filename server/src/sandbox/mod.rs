@@ -11,7 +11,7 @@ mod strings;
 
 pub use compile::{compile, Compiled};
 pub use hook::{LimitKind, HOOK_INTERVAL};
-pub use instance::{error_message, Budget, Instance, Outcome, Run, Step};
+pub use instance::{error_message, Budget, Instance, Outcome, PluginCall, Run, Step};
 
 /// Why an invocation (or a compile) did not produce a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,7 +1,7 @@
 -- The sandbox prelude: runs once in every new Lua state, before user code.
 -- It receives trusted Rust functions as arguments and closes over the raw
 -- library functions it wraps, so user code can never reach them.
-local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR = ...
+local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL = ...
 
 local raw_pcall, raw_xpcall, raw_load, raw_setmetatable = pcall, xpcall, load, setmetatable
 local raw_resume, raw_yield, isyieldable, co_create = coroutine.resume, coroutine.yield, coroutine.isyieldable, coroutine.create
@@ -29,13 +29,28 @@ end
 -- inner coroutine (or a pause passed up from deeper down, the value
 -- PREEMPT), pass the pause up to the invocation's thread, then continue the
 -- inner one where it stopped.
+--
+-- A plugin call made inside a coroutine (the values CALL, plugin, action,
+-- payload) is passed up the same way, and its result passed back down.
 local function resume(co, ...)
   local r = pack(raw_resume(co, ...))
-  while take_preempt(co) or (r.n == 2 and r[1] == true and r[2] == PREEMPT) do
-    if isyieldable() then
-      raw_yield(PREEMPT)
+  while true do
+    if take_preempt(co) or (r.n == 2 and r[1] == true and r[2] == PREEMPT) then
+      if isyieldable() then
+        raw_yield(PREEMPT)
+      end
+      r = pack(raw_resume(co))
+    elseif r[1] == true and r[2] == CALL then
+      local res
+      if isyieldable() then
+        res = pack(raw_yield(unpack(r, 2, r.n)))
+      else
+        res = pack(false, 'call() cannot wait here (inside a metamethod or a library callback)')
+      end
+      r = pack(raw_resume(co, unpack(res, 1, res.n)))
+    else
+      break
     end
-    r = pack(raw_resume(co))
   end
   guard()
   return unpack(r, 1, r.n)
@@ -51,6 +66,27 @@ coroutine.wrap = function(f)
     end
     error(r[2], 0)
   end
+end
+
+-- call(plugin, action, payload): runs a plugin action on the server's
+-- blocking pool while this invocation waits; the reactor serves others
+-- meanwhile. Plugin errors are ordinary errors that pcall can catch.
+function call(plugin, action, payload)
+  if type(plugin) ~= 'string' then
+    error("bad argument #1 to 'call' (plugin name expected, got " .. type(plugin) .. ")", 2)
+  end
+  if type(action) ~= 'string' then
+    error("bad argument #2 to 'call' (action name expected, got " .. type(action) .. ")", 2)
+  end
+  if not isyieldable() then
+    error('call() cannot wait here (inside a metamethod or a library callback)', 2)
+  end
+  local ok, result = raw_yield(CALL, plugin, action, payload)
+  guard()
+  if ok then
+    return result
+  end
+  error(result, 2)
 end
 
 -- Text chunks only: binary chunks could break the VM.

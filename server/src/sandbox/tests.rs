@@ -20,6 +20,7 @@ fn run_with(src: &str, args: serde_json::Value, b: Budget) -> (Outcome, u32) {
     loop {
         match run.step(Duration::from_millis(1)) {
             Step::Yielded => slices += 1,
+            Step::Call(c) => run.deliver(Ok(json!({"plugin": c.plugin, "action": c.action, "payload": c.payload}))),
             Step::Done(o) => return (o, slices),
         }
     }
@@ -317,4 +318,13 @@ fn gsub_output_counts_against_memory() {
         "function main() local s = string.rep('x', 10000) return #string.gsub(s, 'x', string.rep('y', 10000)) end";
     let (o, _) = run_with(src, json!({}), budget(8 * 1024, 10_000, u64::MAX));
     assert_eq!(err_kind(&o), "memory", "{:?}", o.result);
+}
+
+#[test]
+fn call_yields_to_the_executor_and_resumes_with_the_result() {
+    let src =
+        "function main() local r = call('p', 'act', {n = 1}) local ok, e = pcall(call, 5) return {r = r, e = e} end";
+    let v = run(src, json!({})).result.unwrap();
+    assert_eq!(v["r"], json!({"plugin": "p", "action": "act", "payload": {"n": 1}}));
+    assert!(v["e"].as_str().unwrap().contains("plugin name expected"), "{v}");
 }

@@ -224,3 +224,55 @@ pub fn try_read_response(s: &mut TcpStream) -> Option<Resp> {
 
 pub const HELLO: &str =
     "function main(args)\n  if args.name == nil then args.name = 'World' end\n  return 'Hello ' .. args.name\nend\n";
+
+/// The directory holding the binaries and plugin libraries of this build
+/// (`target/<profile>`).
+pub fn target_dir() -> PathBuf {
+    Path::new(BIN).parent().unwrap().to_path_buf()
+}
+
+/// The path of a plugin library built by this workspace, building the
+/// plugin crates first if needed (`cargo test -p sl-server` alone does not).
+pub fn plugin_lib(lib: &str) -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let path = target_dir().join(format!("lib{lib}.so"));
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet"]);
+        for p in [
+            "sl-skeleton",
+            "sl-http",
+            "sl-fixture-panic",
+            "sl-fixture-badabi",
+            "sl-fixture-initfail",
+            "sl-fixture-nosym",
+        ] {
+            cmd.args(["-p", p]);
+        }
+        if !BIN.contains("/debug/") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build for the plugins");
+        assert!(status.success(), "building the plugin crates failed");
+    });
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// Runs `slserver` with a config expected to be refused; returns its
+/// exit status and stderr.
+pub fn start_failing(extra: &str) -> (std::process::ExitStatus, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config.lua");
+    std::fs::write(&config, format!("Nulldb {{}}\n{extra}")).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
