@@ -20,6 +20,10 @@ Limits {
   max_timeout = 300000,
 }
 
+-- Plugins, after `cargo build --release --workspace` (see README.md, "Plugins"):
+-- Plugin "skeleton" { file = "target/release/libsl_skeleton.so" }
+-- Plugin "http"     { file = "target/release/libsl_http.so", timeout = 5000 }
+
 Invocations {
   retention = 604800,          -- seconds finished invocation records are kept
   concurrency = 16,            -- asynchronous invocations run at once

@@ -108,6 +108,7 @@ fn the_readme_walkthrough() {
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&cli.config).unwrap()).unwrap();
     assert_eq!(saved["url"], server.url.as_str());
     cli.ok(&["ping"]);
+    assert_eq!(cli.ok(&["plugins"]).trim(), "[]");
     assert_eq!(cli.ok(&["list"]).trim(), "[]");
 
     std::fs::write(dir.join("hello.lua"), "function main(args)\n  if args.name == nil then args.name = 'World' end\n  return 'Hello ' .. args.name\nend\n").unwrap();
