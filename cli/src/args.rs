@@ -21,6 +21,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL", help_heading = GLOBAL)]
     pub url: Option<String>,
 
+    /// API token, sent as `Authorization: Bearer TOKEN` (overrides SLCLI_TOKEN and the saved token;
+    /// with `connect`, saved beside the URL)
+    #[arg(long, global = true, value_name = "TOKEN", help_heading = GLOBAL)]
+    pub token: Option<String>,
+
     /// Print the server's response body as is (JSON) instead of human-readable output
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,

@@ -149,11 +149,19 @@ fn snippet(text: &str) -> String {
     }
 }
 
+fn with_auth<B>(req: ureq::RequestBuilder<B>, auth: Option<&str>) -> ureq::RequestBuilder<B> {
+    match auth {
+        Some(a) => req.header("Authorization", a),
+        None => req,
+    }
+}
+
 /// A client for one server.
 pub struct Client {
     agent: ureq::Agent,
     base: String,
     timeout: Option<Duration>,
+    authorization: Option<String>,
 }
 
 impl Client {
@@ -167,7 +175,13 @@ impl Client {
             .timeout_global(timeout)
             .user_agent(concat!("slcli/", env!("CARGO_PKG_VERSION")))
             .build();
-        Self { agent: config.into(), base: base.to_string(), timeout }
+        Self { agent: config.into(), base: base.to_string(), timeout, authorization: None }
+    }
+
+    /// Sends `token` as `Authorization: Bearer TOKEN` with every request.
+    pub fn with_token(mut self, token: Option<&str>) -> Self {
+        self.authorization = token.map(|t| format!("Bearer {t}"));
+        self
     }
 
     /// Sends a request to `path` (with its query, already encoded) and
@@ -175,13 +189,14 @@ impl Client {
     /// sent with `Content-Type: application/json`.
     pub fn send(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Reply> {
         let url = format!("{}{path}", self.base);
+        let auth = self.authorization.as_deref();
         let result = match (method, body) {
-            (Method::Get, _) => self.agent.get(&url).call(),
-            (Method::Delete, _) => self.agent.delete(&url).call(),
-            (Method::Post, None) => self.agent.post(&url).send_empty(),
-            (Method::Put, None) => self.agent.put(&url).send_empty(),
-            (Method::Post, Some(b)) => self.agent.post(&url).content_type("application/json").send(b),
-            (Method::Put, Some(b)) => self.agent.put(&url).content_type("application/json").send(b),
+            (Method::Get, _) => with_auth(self.agent.get(&url), auth).call(),
+            (Method::Delete, _) => with_auth(self.agent.delete(&url), auth).call(),
+            (Method::Post, None) => with_auth(self.agent.post(&url), auth).send_empty(),
+            (Method::Put, None) => with_auth(self.agent.put(&url), auth).send_empty(),
+            (Method::Post, Some(b)) => with_auth(self.agent.post(&url), auth).content_type("application/json").send(b),
+            (Method::Put, Some(b)) => with_auth(self.agent.put(&url), auth).content_type("application/json").send(b),
         };
         let unreachable = |e: ureq::Error| anyhow!("cannot reach {} ({method} {path}): {}", self.base, self.reason(e));
         let mut response = result.map_err(unreachable)?;

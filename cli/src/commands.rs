@@ -34,8 +34,9 @@ pub fn run(cli: Cli) -> Result<Status> {
     }
     let json = cli.json;
 
+    let env_token = std::env::var("SLCLI_TOKEN").ok().filter(|t| !t.is_empty());
     if let Command::Connect { url } = &cli.command {
-        return connect(&config_path()?, url, timeout, json);
+        return connect(&config_path()?, url, cli.token.as_deref().or(env_token.as_deref()), timeout, json);
     }
 
     let env_url = std::env::var("SLCLI_URL").ok();
@@ -45,7 +46,13 @@ pub fn run(cli: Cli) -> Result<Status> {
         Ok(config.url()?.map(|u| (u.to_string(), path)))
     })?;
     let url = client::normalize_url(&url).with_context(|| format!("server URL from {source}"))?;
-    let client = Client::new(&url, timeout);
+    // The saved token goes only to the saved server.
+    let saved_token = match &source {
+        config::UrlSource::File(path) => Config::load(path)?.token()?.map(str::to_string),
+        _ => None,
+    };
+    let token = cli.token.clone().or(env_token).or(saved_token);
+    let client = Client::new(&url, timeout).with_token(token.as_deref());
     let out = Out { json };
 
     match cli.command {
@@ -77,16 +84,31 @@ impl Out {
     }
 }
 
-fn connect(config_path: &Path, raw_url: &str, timeout: Option<Duration>, json: bool) -> Result<Status> {
+fn connect(
+    config_path: &Path,
+    raw_url: &str,
+    token: Option<&str>,
+    timeout: Option<Duration>,
+    json: bool,
+) -> Result<Status> {
     let url = client::normalize_url(raw_url)?;
     // Read the file first: a broken one fails before anything else happens.
     let mut config = Config::load(config_path)?;
-    let client = Client::new(&url, timeout);
+    let client = Client::new(&url, timeout).with_token(token);
     let reply = client
         .send(Method::Get, "/ping", None)?
         .success()
         .with_context(|| format!("{url} did not answer GET /ping like an SL server; not saved"))?;
+    if token.is_some() {
+        // Any valid token may read invocation results: an unknown id gives
+        // 404 with a valid token and 401 without one.
+        let check = client.send(Method::Get, "/invocation/00000000-0000-0000-0000-000000000000?wait=0", None)?;
+        if check.status == 401 {
+            bail!("{url} refused the token (401); not saved");
+        }
+    }
     config.set_url(&url);
+    config.set_token(token);
     config.save()?;
     Out { json }.print(&reply, || Ok(format!("Connected to {url}")))
 }

@@ -59,6 +59,23 @@ impl Config {
         }
     }
 
+    /// The saved API token, if any.
+    pub fn token(&self) -> Result<Option<&str>> {
+        match self.values.get("token") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(t)) => Ok(Some(t)),
+            Some(_) => bail!("{}: \"token\" must be a string", self.path.display()),
+        }
+    }
+
+    /// Saves `token` with the URL, or forgets the saved one.
+    pub fn set_token(&mut self, token: Option<&str>) {
+        match token {
+            Some(t) => self.values.insert("token".to_string(), Value::String(t.to_string())),
+            None => self.values.remove("token"),
+        };
+    }
+
     pub fn set_url(&mut self, url: &str) {
         self.values.insert("url".to_string(), Value::String(url.to_string()));
     }

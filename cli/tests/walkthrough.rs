@@ -23,8 +23,12 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path) -> Self {
-        std::fs::write(dir.join("config.lua"), "Sqlite { path = \"data/sl.db\" }\nLogger { level = \"info\" }\n")
-            .unwrap();
+        Self::start_with(dir, "")
+    }
+
+    fn start_with(dir: &Path, extra: &str) -> Self {
+        let config = format!("Sqlite {{ path = \"data/sl.db\" }}\nLogger {{ level = \"info\" }}\n{extra}");
+        std::fs::write(dir.join("config.lua"), config).unwrap();
         let mut child = Command::new(slserver_bin())
             .arg("--config")
             .arg(dir.join("config.lua"))
@@ -150,4 +154,34 @@ fn the_readme_walkthrough() {
     let err = cli.fails(&["run", "hello", "-b"]);
     assert!(err.contains("not_found") || err.contains("no action"), "{err}");
     assert!(!cli.ok(&["list"]).contains("hello"));
+}
+
+#[test]
+fn connect_saves_the_token_and_commands_send_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let admin = "admin-0123456789abcdef";
+    let server = Server::start_with(dir, &format!("Auth {{ admin = {admin:?} }}"));
+    let cli = Cli { dir: dir.to_path_buf(), config: dir.join("slcli.json") };
+
+    let err = cli.fails(&["connect", &server.url, "--token", "wrong-0123456789abcdef"]);
+    assert!(err.contains("refused the token"), "{err}");
+    assert!(!cli.config.exists(), "a refused token was saved");
+
+    cli.ok(&["connect", &server.url, "--token", admin]);
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&cli.config).unwrap()).unwrap();
+    assert_eq!(saved["token"], admin);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&cli.config).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert_eq!(cli.ok(&["list"]).trim(), "[]");
+    // Without the token the server says 401, and slcli says so.
+    let o = Command::new(SLCLI).args(["--url", &server.url, "list"]).env_remove("SLCLI_TOKEN").output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("401"), "{}", String::from_utf8_lossy(&o.stderr));
+    // SLCLI_TOKEN works with --url too.
+    let o = Command::new(SLCLI).args(["--url", &server.url, "list"]).env("SLCLI_TOKEN", admin).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -11,6 +11,7 @@ use base64::Engine;
 use serde::Deserialize;
 use sl_store::{ActionRecord, InvocationRecord, Limits, StoreError};
 
+use crate::auth::{Access, Denied};
 use crate::exec::{budget_for, record_response, Job, Reply};
 use crate::http::{Method, Request, Response};
 use crate::reactor::{now_ms, ConnRef, Server, Waiter};
@@ -45,6 +46,10 @@ fn store_error(e: &StoreError) -> Response {
         }
         StoreError::Corrupt(_) => Response::error(500, "internal", &e.to_string()),
     }
+}
+
+fn overloaded(message: &str) -> Response {
+    Response::error(503, "overloaded", &format!("{message}; retry later")).with_header("Retry-After", "1")
 }
 
 fn json_response<T: serde::Serialize>(status: u16, v: &T) -> Response {
@@ -135,6 +140,33 @@ impl Server {
     pub(crate) fn handle(&mut self, conn: ConnRef, req: Request) -> Option<Response> {
         let method = if req.method == Method::Head { Method::Get } else { req.method.clone() };
         let segs: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
+        let need = match (segs.as_slice(), &method) {
+            (["ping"], _) => Access::Public,
+            (["actions", _, "block"], Method::Post)
+            | (["actions", _], Method::Post)
+            | (["invocation", _], Method::Get) => Access::Invoke,
+            _ => Access::Admin,
+        };
+        match self.tokens.check(req.authorization.as_deref(), need) {
+            Ok(()) => {}
+            Err(Denied::Unauthenticated) => {
+                return Some(
+                    Response::error(
+                        401,
+                        "unauthorized",
+                        "missing or invalid API token (send Authorization: Bearer TOKEN)",
+                    )
+                    .with_header("WWW-Authenticate", "Bearer"),
+                )
+            }
+            Err(Denied::Forbidden) => {
+                return Some(Response::error(
+                    403,
+                    "forbidden",
+                    "this token may only run actions and read their results",
+                ))
+            }
+        }
         let result = match (segs.as_slice(), &method) {
             (["ping"], Method::Get) => Ok(Some(Response::text(200, "OK"))),
             (["ping"], _) => Err(not_allowed("GET")),
@@ -245,7 +277,7 @@ impl Server {
             };
             move |s: &mut Server| {
                 if resp.status == 201 {
-                    s.invalidate(&name);
+                    s.action_changed(&name);
                 }
                 s.complete(conn, resp)
             }
@@ -311,7 +343,7 @@ impl Server {
                 }
             })();
             move |s: &mut Server| {
-                s.invalidate(&name);
+                s.action_changed(&name);
                 s.complete(conn, resp)
             }
         });
@@ -328,7 +360,7 @@ impl Server {
                 Err(e) => store_error(&e),
             };
             move |s: &mut Server| {
-                s.invalidate(&name);
+                s.action_changed(&name);
                 s.complete(conn, resp)
             }
         });
@@ -336,6 +368,9 @@ impl Server {
     }
 
     fn run_blocking(&mut self, conn: ConnRef, name: &str, body: &[u8]) -> Result<Option<Response>, Response> {
+        if self.exec.busy() >= self.cfg.limits.max_waiting {
+            return Err(overloaded("too many invocations are running or waiting on this server"));
+        }
         let args = parse_args(body)?;
         let id = uuid::Uuid::now_v7().to_string();
         let record = InvocationRecord::queued(id, name.to_string(), args, false, now_ms());
@@ -348,6 +383,7 @@ impl Server {
         let id = uuid::Uuid::now_v7().to_string();
         let record = InvocationRecord::queued(id.clone(), name.to_string(), args, true, now_ms());
         let known = self.exec.is_cached(name);
+        let max_queued = self.cfg.invocations.max_queued;
         let store = Arc::clone(&self.store);
         self.pool.spawn(move || {
             let resp = (|| {
@@ -359,6 +395,15 @@ impl Server {
                         }
                         Err(e) => return store_error(&e),
                     }
+                }
+                match store.count_queued() {
+                    Ok(n) if n >= max_queued => {
+                        return overloaded(&format!(
+                            "{n} asynchronous invocations are queued (the limit is {max_queued})"
+                        ))
+                    }
+                    Ok(_) => {}
+                    Err(e) => return store_error(&e),
                 }
                 match store.put_invocations(std::slice::from_ref(&record)) {
                     Ok(()) => json_response(202, &serde_json::json!({"InvocationId": id})),

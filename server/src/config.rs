@@ -25,6 +25,10 @@ pub enum StoreConfig {
     Sqlite { path: PathBuf },
     /// `Nulldb {}`: in memory, lost at exit (development only).
     Null,
+    /// `Mongodb { url = "mongodb://database", port = 27017, database = "sl" }`:
+    /// the production store, shared by any number of servers. `url` may be
+    /// a full connection string; `port` is added when it has none.
+    Mongodb { url: String, port: Option<u16>, database: String },
 }
 
 /// `Server { ... }`: the listener and HTTP limits.
@@ -44,7 +48,10 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Connections beyond this are refused (closed at once).
     pub max_connections: usize,
-    /// Threads of the blocking pool (store calls, compiles).
+    /// Reactor threads, each with its own listener on the port
+    /// (`SO_REUSEPORT`) and its own Lua states.
+    pub workers: usize,
+    /// Threads of the blocking pool (store calls, compiles), per worker.
     pub pool_threads: usize,
     /// Most threads running plugin calls at once (the pool grows on demand).
     pub plugin_threads: usize,
@@ -52,6 +59,8 @@ pub struct ServerConfig {
     pub time_slice: Duration,
     /// Show error details of failed actions to clients (500 messages).
     pub debug: bool,
+    /// Allow listening on a non-loopback address without API tokens.
+    pub insecure: bool,
 }
 
 /// `Limits { ... }`: per-action defaults and the maxima a create may ask for.
@@ -68,6 +77,12 @@ pub struct LimitsConfig {
     pub max_timeout: u64,
     /// Idle warm instances kept per action.
     pub warm_instances: usize,
+    /// KiB all Lua states of the server may hold together (shared out
+    /// between the workers); idle instances are evicted to stay under it.
+    pub total_memory: u64,
+    /// Invocations running or waiting to start per worker beyond which new
+    /// blocking invocations get 503 with `Retry-After`.
+    pub max_waiting: usize,
 }
 
 /// `Invocations { ... }`: the asynchronous queue and records.
@@ -81,6 +96,41 @@ pub struct InvocationsConfig {
     pub max_attempts: u32,
     /// Whether blocking invocations are recorded too.
     pub record_blocking: bool,
+    /// Queued asynchronous invocations beyond which submissions get 503
+    /// with `Retry-After`.
+    pub max_queued: u64,
+    /// Milliseconds a claimed asynchronous invocation stays with its server
+    /// before another may take it over (its server died). 0 = `max_timeout`
+    /// plus 10 seconds: never shorter than an invocation may run.
+    pub lease: u64,
+}
+
+/// `Auth { admin = "...", invoke = { "...", ... } }`: API tokens, sent as
+/// `Authorization: Bearer TOKEN`. The admin token may do everything; invoke
+/// tokens may run actions and read invocation results. With no tokens the
+/// API is open, and the server only listens on loopback unless
+/// `Server { insecure = true }`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct AuthConfig {
+    pub admin: Option<String>,
+    pub invoke: Vec<String>,
+}
+
+impl AuthConfig {
+    /// Whether any token is configured.
+    pub fn enabled(&self) -> bool {
+        self.admin.is_some() || !self.invoke.is_empty()
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    // Tokens are secrets: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("admin", &self.admin.as_ref().map(|_| "<redacted>"))
+            .field("invoke", &format!("{} token(s)", self.invoke.len()))
+            .finish()
+    }
 }
 
 /// The whole configuration.
@@ -94,6 +144,7 @@ pub struct Config {
     pub invocations: InvocationsConfig,
     /// `Plugin "name" { file = "...", ... }`, in the order written.
     pub plugins: Vec<PluginSpec>,
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -108,10 +159,12 @@ impl Default for Config {
                 idle_timeout: Duration::from_secs(60),
                 request_timeout: Duration::from_secs(10),
                 max_connections: 4096,
+                workers: 1,
                 pool_threads: 4,
                 plugin_threads: 256,
                 time_slice: Duration::from_millis(1),
                 debug: false,
+                insecure: false,
             },
             log_level: "info".into(),
             store: StoreConfig::Sqlite { path: PathBuf::from("data/sl.db") },
@@ -123,14 +176,19 @@ impl Default for Config {
                 max_instructions: 10_000_000_000,
                 max_timeout: 300_000,
                 warm_instances: 4,
+                total_memory: 2 * 1024 * 1024,
+                max_waiting: 10_000,
             },
             invocations: InvocationsConfig {
                 retention: 7 * 24 * 3600,
                 concurrency: 16,
                 max_attempts: 3,
                 record_blocking: true,
+                max_queued: 100_000,
+                lease: 0,
             },
             plugins: Vec::new(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -151,6 +209,16 @@ fn invalid(block: &str, message: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
+    /// Milliseconds a claimed invocation is leased for (see
+    /// [`InvocationsConfig::lease`]).
+    pub fn lease_ms(&self) -> u64 {
+        if self.invocations.lease > 0 {
+            self.invocations.lease
+        } else {
+            self.limits.max_timeout.saturating_add(10_000)
+        }
+    }
+
     /// Reads and evaluates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let source =
@@ -163,7 +231,7 @@ impl Config {
     pub fn from_lua_source(source: &str, name: &str, base: &Path) -> Result<Self, ConfigError> {
         let lua = Lua::new();
         let blocks = lua.create_table().map_err(lua_err)?;
-        for block in ["Server", "Logger", "Limits", "Sqlite", "Nulldb", "Invocations"] {
+        for block in ["Server", "Logger", "Limits", "Sqlite", "Nulldb", "Mongodb", "Invocations", "Auth"] {
             let blocks = blocks.clone();
             let f = lua
                 .create_function(move |_, t: Value| {
@@ -239,6 +307,9 @@ impl Config {
             if let Some(v) = b.int("pool_threads", 1, 256)? {
                 s.pool_threads = v as usize;
             }
+            if let Some(v) = b.int("workers", 1, 256)? {
+                s.workers = v as usize;
+            }
             if let Some(v) = b.int("plugin_threads", 1, 4096)? {
                 s.plugin_threads = v as usize;
             }
@@ -247,6 +318,9 @@ impl Config {
             }
             if let Some(v) = b.bool("debug")? {
                 s.debug = v;
+            }
+            if let Some(v) = b.bool("insecure")? {
+                s.insecure = v;
             }
             b.finish()?;
         }
@@ -281,6 +355,12 @@ impl Config {
             if let Some(v) = b.int("warm_instances", 0, 1024)? {
                 l.warm_instances = v as usize;
             }
+            if let Some(v) = b.int("total_memory", 1024, u64::MAX >> 12)? {
+                l.total_memory = v;
+            }
+            if let Some(v) = b.int("max_waiting", 1, 10_000_000)? {
+                l.max_waiting = v as usize;
+            }
             b.finish()?;
             for (name, default, max) in [
                 ("maxmem", l.maxmem, l.max_maxmem),
@@ -292,24 +372,44 @@ impl Config {
                 }
             }
         }
-        let sqlite = get("Sqlite")?;
-        let null = get("Nulldb")?;
-        match (sqlite, null) {
-            (Some(_), Some(_)) => return Err(invalid("Sqlite", "configure one store: Sqlite or Nulldb, not both")),
-            (Some(t), None) => {
+        let stores: Vec<(&str, Table)> = ["Sqlite", "Nulldb", "Mongodb"]
+            .into_iter()
+            .filter_map(|name| get(name).transpose().map(|t| t.map(|t| (name, t))))
+            .collect::<Result<_, _>>()?;
+        if stores.len() > 1 {
+            let names: Vec<&str> = stores.iter().map(|(n, _)| *n).collect();
+            return Err(invalid(names[0], format!("configure one store, not {}", names.join(" and "))));
+        }
+        cfg.store = match stores.into_iter().next() {
+            Some(("Sqlite", t)) => {
                 let mut b = Block::new("Sqlite", t);
                 let path = PathBuf::from(b.string("path")?.unwrap_or_else(|| "data/sl.db".into()));
                 b.finish()?;
-                cfg.store = StoreConfig::Sqlite { path: if path.is_absolute() { path } else { base.join(path) } };
+                StoreConfig::Sqlite { path: if path.is_absolute() { path } else { base.join(path) } }
             }
-            (None, Some(t)) => {
+            Some(("Mongodb", t)) => {
+                let mut b = Block::new("Mongodb", t);
+                let url = b.string("url")?.unwrap_or_else(|| "mongodb://127.0.0.1".into());
+                let port = b.int("port", 1, 65535)?.map(|p| p as u16);
+                let database = b.string("database")?.unwrap_or_else(|| "sl".into());
+                b.finish()?;
+                if !url.starts_with("mongodb://") && !url.starts_with("mongodb+srv://") {
+                    return Err(invalid(
+                        "Mongodb",
+                        format!("url must start with mongodb:// or mongodb+srv://, not '{url}'"),
+                    ));
+                }
+                if database.is_empty() || database.contains(['/', '\\', '.', ' ', '"', '$']) {
+                    return Err(invalid("Mongodb", format!("'{database}' is not a valid database name")));
+                }
+                StoreConfig::Mongodb { url, port, database }
+            }
+            Some((_, t)) => {
                 Block::new("Nulldb", t).finish()?;
-                cfg.store = StoreConfig::Null;
+                StoreConfig::Null
             }
-            (None, None) => {
-                cfg.store = StoreConfig::Sqlite { path: base.join("data/sl.db") };
-            }
-        }
+            None => StoreConfig::Sqlite { path: base.join("data/sl.db") },
+        };
         if let Some(t) = get("Invocations")? {
             let mut b = Block::new("Invocations", t);
             let i = &mut cfg.invocations;
@@ -324,6 +424,58 @@ impl Config {
             }
             if let Some(v) = b.bool("record_blocking")? {
                 i.record_blocking = v;
+            }
+            if let Some(v) = b.int("max_queued", 1, u64::MAX >> 12)? {
+                i.max_queued = v;
+            }
+            if let Some(v) = b.int("lease", 1000, u64::MAX >> 12)? {
+                if v <= cfg.limits.max_timeout {
+                    return Err(invalid(
+                        "Invocations",
+                        format!("lease = {v} must be longer than Limits.max_timeout = {}", cfg.limits.max_timeout),
+                    ));
+                }
+                i.lease = v;
+            }
+            b.finish()?;
+        }
+        if let Some(t) = get("Auth")? {
+            let check = |what: &str, token: String| -> Result<String, ConfigError> {
+                if token.len() < 16 || token.bytes().any(|b| !b.is_ascii_graphic()) {
+                    return Err(invalid(
+                        "Auth",
+                        format!("{what} token must be at least 16 printable characters without spaces"),
+                    ));
+                }
+                Ok(token)
+            };
+            let mut b = Block::new("Auth", t.clone());
+            if let Some(v) = b.string("admin")? {
+                cfg.auth.admin = Some(check("the admin", v)?);
+            }
+            b.seen.push("invoke".into());
+            match t.raw_get::<Value>("invoke").map_err(lua_err)? {
+                Value::Nil => {}
+                Value::String(s) => cfg.auth.invoke.push(check("an invoke", s.to_string_lossy())?),
+                Value::Table(list) => {
+                    for v in list.sequence_values::<Value>() {
+                        match v.map_err(lua_err)? {
+                            Value::String(s) => cfg.auth.invoke.push(check("an invoke", s.to_string_lossy())?),
+                            other => {
+                                return Err(invalid(
+                                    "Auth",
+                                    format!("invoke tokens must be strings, not {}", describe(&other)),
+                                ))
+                            }
+                        }
+                    }
+                }
+                other => {
+                    return Err(invalid(
+                        "Auth",
+                        format!("invoke must be a string or a list of strings, not {}", describe(&other)),
+                    ))
+                }
             }
             b.finish()?;
         }
@@ -489,6 +641,26 @@ mod tests {
     }
 
     #[test]
+    fn mongodb_block_as_existing_users_write_it() {
+        let c = parse(r#"Mongodb { url = "mongodb://database", port = 27017, database = "sl" }"#).unwrap();
+        assert_eq!(
+            c.store,
+            StoreConfig::Mongodb { url: "mongodb://database".into(), port: Some(27017), database: "sl".into() }
+        );
+    }
+
+    #[test]
+    fn auth_tokens() {
+        let c = parse(r#"Auth { admin = "0123456789abcdef", invoke = { "fedcba9876543210", "1111111111111111" } }"#)
+            .unwrap();
+        assert_eq!(c.auth.admin.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(c.auth.invoke.len(), 2);
+        assert!(!format!("{:?}", c.auth).contains("0123456789abcdef"));
+        assert!(parse(r#"Auth { admin = "short" }"#).unwrap_err().to_string().contains("at least 16"));
+        assert!(!parse("").unwrap().auth.enabled());
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let msg = |src: &str| parse(src).unwrap_err().to_string();
         assert!(msg("Server { prot = 1 }").contains("unknown setting 'prot'"));
@@ -496,7 +668,8 @@ mod tests {
         assert!(msg("Server { port = 70000 }").contains("outside"));
         assert!(msg("Logger { level = 'loud' }").contains("level must be"));
         assert!(msg("Limits { maxmem = 10, max_maxmem = 5 }").contains("above max_maxmem"));
-        assert!(msg("Sqlite {} Nulldb {}").contains("not both"));
+        assert!(msg("Sqlite {} Nulldb {}").contains("configure one store, not Sqlite and Nulldb"));
+        assert!(msg("Mongodb { url = 'http://x' }").contains("mongodb://"));
         assert!(msg("Server { port = 1 } Server { port = 2 }").contains("twice"));
         assert!(msg("Server(5)").contains("expects a table"));
         assert!(msg("Server {").contains("test.lua"));

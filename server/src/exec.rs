@@ -31,6 +31,8 @@ pub(crate) struct Job {
 }
 
 struct Ready {
+    /// When it last started an invocation (the executor's clock).
+    last_used: u64,
     version: i64,
     code: Rc<Compiled>,
     budget: Budget,
@@ -63,6 +65,8 @@ pub struct Executor {
     runs: Slab<Running>,
     runq: VecDeque<usize>,
     next_id: u64,
+    /// Jobs waiting for their action to load.
+    loading_jobs: usize,
     /// Deadlines of parked runs: (deadline, slab key, run id).
     parked: BinaryHeap<Reverse<(Instant, usize, u64)>>,
 }
@@ -76,6 +80,28 @@ impl Executor {
     /// The earliest deadline of a run parked on a plugin call.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.parked.peek().map(|Reverse((d, _, _))| *d)
+    }
+
+    /// Invocations running or waiting to start.
+    pub(crate) fn busy(&self) -> usize {
+        self.runs.len() + self.loading_jobs
+    }
+
+    /// Whether any action is cached.
+    pub(crate) fn has_cached(&self) -> bool {
+        self.actions.values().any(|s| matches!(s, Slot::Ready(_)))
+    }
+
+    /// Cached actions whose version differs from `versions` (the store's
+    /// now) or that are no longer there.
+    pub(crate) fn stale_actions(&self, versions: &HashMap<String, i64>) -> Vec<String> {
+        self.actions
+            .iter()
+            .filter_map(|(name, slot)| match slot {
+                Slot::Ready(r) if versions.get(name).is_none_or(|v| *v > r.version) => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether the action is cached (so it is known to exist).
@@ -139,9 +165,13 @@ impl Server {
         let name = job.record.action.clone();
         match self.exec.actions.get_mut(&name) {
             Some(Slot::Ready(_)) => self.start(job),
-            Some(Slot::Loading { pending, .. }) => pending.push(job),
+            Some(Slot::Loading { pending, .. }) => {
+                pending.push(job);
+                self.exec.loading_jobs += 1;
+            }
             None => {
                 self.exec.actions.insert(name.clone(), Slot::Loading { pending: vec![job], stale: false });
+                self.exec.loading_jobs += 1;
                 self.load(name);
             }
         }
@@ -167,8 +197,10 @@ impl Server {
         result: Result<Option<(ActionRecord, Result<Compiled, InvokeError>)>, StoreError>,
     ) {
         let Some(Slot::Loading { pending, stale }) = self.exec.actions.remove(&name) else { return };
+        self.exec.loading_jobs = self.exec.loading_jobs.saturating_sub(pending.len());
         if stale {
             // Changed while we fetched it: fetch again, keep the jobs.
+            self.exec.loading_jobs += pending.len();
             self.exec.actions.insert(name.clone(), Slot::Loading { pending, stale: false });
             self.load(name);
             return;
@@ -176,6 +208,7 @@ impl Server {
         let (kind, message) = match result {
             Ok(Some((rec, Ok(code)))) => {
                 let ready = Ready {
+                    last_used: 0,
                     version: rec.version,
                     code: Rc::new(code),
                     budget: budget_for(&rec, &self.cfg.limits),
@@ -208,6 +241,18 @@ impl Server {
     }
 
     fn start(&mut self, mut job: Job) {
+        self.exec.next_id += 1;
+        let now = self.exec.next_id;
+        let needs_new = match self.exec.actions.get_mut(&job.record.action) {
+            Some(Slot::Ready(ready)) => {
+                ready.last_used = now;
+                ready.idle.is_empty()
+            }
+            _ => return self.invoke(job),
+        };
+        if needs_new {
+            self.evict_idle();
+        }
         let Some(Slot::Ready(ready)) = self.exec.actions.get_mut(&job.record.action) else {
             return self.invoke(job);
         };
@@ -230,6 +275,46 @@ impl Server {
         let id = self.exec.next_id;
         let key = self.exec.runs.insert(Running { run, job, version, id, parked: false });
         self.exec.runq.push_back(key);
+    }
+
+    /// Drops idle instances, least recently used actions first, while the
+    /// Lua states of this reactor hold more than three quarters of its
+    /// share of `Limits.total_memory`.
+    fn evict_idle(&mut self) {
+        let budget = crate::sandbox::thread_budget();
+        if budget == 0 || crate::sandbox::thread_total() <= budget / 4 * 3 {
+            return;
+        }
+        let mut order: Vec<(u64, String)> = self
+            .exec
+            .actions
+            .iter()
+            .filter_map(|(n, s)| match s {
+                Slot::Ready(r) if !r.idle.is_empty() => Some((r.last_used, n.clone())),
+                _ => None,
+            })
+            .collect();
+        order.sort();
+        let mut dropped = 0;
+        for (_, name) in order {
+            if let Some(Slot::Ready(r)) = self.exec.actions.get_mut(&name) {
+                while crate::sandbox::thread_total() > budget / 2 {
+                    match r.idle.pop() {
+                        Some(i) => {
+                            drop(i);
+                            dropped += 1;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            if crate::sandbox::thread_total() <= budget / 2 {
+                break;
+            }
+        }
+        if dropped > 0 {
+            debug!(dropped, "evicted idle instances to stay within Limits.total_memory");
+        }
     }
 
     /// Gives each runnable invocation one time slice.
@@ -391,7 +476,7 @@ impl Server {
         self.dispatch.again = false;
         let store = Arc::clone(&self.store);
         let owner = self.owner.clone();
-        let lease = (self.cfg.limits.max_timeout as i64).saturating_add(60_000);
+        let lease = self.cfg.lease_ms() as i64;
         self.pool.spawn(move || {
             let r = store.claim_invocations(&owner, room, now_ms(), lease);
             move |s: &mut Server| s.claimed(r, room)

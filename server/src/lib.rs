@@ -3,6 +3,7 @@
 //! The binary `slserver` is a thin wrapper over [`Server`] and [`open_store`].
 
 mod api;
+mod auth;
 pub mod config;
 mod exec;
 pub mod http;
@@ -10,20 +11,31 @@ pub mod plugin;
 mod pool;
 mod reactor;
 pub mod sandbox;
+mod workers;
 
 use std::sync::Arc;
 
 pub use api::valid_name;
 pub use config::{Config, ConfigError, StoreConfig};
-pub use reactor::Server;
+pub use reactor::{Peers, Server};
+pub use workers::{bind_listeners, serve};
 
-/// Opens the configured store. Embedded stores have one user, this
-/// process, so invocations a crashed process left running are released to
-/// run again at once.
-pub fn open_store(cfg: &StoreConfig) -> Result<Arc<dyn sl_store::Store>, sl_store::StoreError> {
-    let store: Arc<dyn sl_store::Store> = match cfg {
+/// Opens the configured store.
+///
+/// Embedded stores (SQLite, in memory) have one user, this process, so
+/// invocations a crashed process left running are released to run again at
+/// once. A shared MongoDB is left alone: other servers may be running
+/// those; leases expire instead.
+pub fn open_store(cfg: &Config) -> Result<Arc<dyn sl_store::Store>, sl_store::StoreError> {
+    let store: Arc<dyn sl_store::Store> = match &cfg.store {
         StoreConfig::Sqlite { path } => Arc::new(sl_store::SqliteStore::open(path)?),
         StoreConfig::Null => Arc::new(sl_store::MemoryStore::new()),
+        StoreConfig::Mongodb { url, port, database } => {
+            let options =
+                sl_store_mongo::MongoOptions { retention_secs: cfg.invocations.retention, ..Default::default() };
+            let url = sl_store_mongo::connection_string(url, *port);
+            return Ok(Arc::new(sl_store_mongo::MongoStore::connect(&url, database, options)?));
+        }
     };
     let released = store.release_running()?;
     if released > 0 {

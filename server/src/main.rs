@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use sl_store::StoreError;
 use slserver::plugin::PluginHost;
-use slserver::{open_store, Config, Server};
+use slserver::{open_store, Config, StoreConfig};
 
 /// SL: a self-hosted serverless platform for Lua functions.
 #[derive(Parser)]
@@ -18,6 +20,9 @@ struct Args {
     /// against its directory.
     #[arg(short, long, default_value = "config.lua", env = "SL_CONFIG")]
     config: PathBuf,
+    /// Only check the configuration, print a summary and exit (0 if valid).
+    #[arg(long)]
+    check: bool,
     /// Listen on this address instead of the one in the config
     /// (`HOST:PORT`; port 0 picks a free port, printed at start-up).
     #[arg(long, value_name = "HOST:PORT")]
@@ -43,6 +48,17 @@ fn run() -> anyhow::Result<()> {
         cfg.server.host = host.trim_matches(['[', ']']).to_string();
         cfg.server.port = port.parse().context("--listen: invalid port")?;
     }
+    if args.check {
+        println!(
+            "{}: valid (store {:?}, listen {}:{}, {} plugin(s))",
+            args.config.display(),
+            cfg.store,
+            cfg.server.host,
+            cfg.server.port,
+            cfg.plugins.len()
+        );
+        return Ok(());
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("SL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{},mio=warn", cfg.log_level)));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -51,17 +67,63 @@ fn run() -> anyhow::Result<()> {
     for info in plugins.infos() {
         tracing::info!(plugin = %info, "plugin loaded");
     }
-    let store = open_store(&cfg.store).with_context(|| format!("cannot open the store ({:?})", cfg.store))?;
+    raise_fd_limit(cfg.server.max_connections);
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&shutdown)).context("cannot install signal handlers")?;
     }
+    let store = loop {
+        match open_store(&cfg) {
+            Ok(store) => break store,
+            // A database server may come up after us: say so and retry.
+            Err(e @ StoreError::Unavailable(_)) if matches!(cfg.store, StoreConfig::Mongodb { .. }) => {
+                tracing::error!("{e}; retrying in 2 s");
+                for _ in 0..20 {
+                    if shutdown.load(Ordering::Relaxed) {
+                        anyhow::bail!("stopped while waiting for the store");
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot open the store ({:?})", cfg.store)),
+        }
+    };
     let cfg = Arc::new(cfg);
-    let mut server = Server::bind(Arc::clone(&cfg), store, Arc::new(plugins), shutdown)
-        .with_context(|| format!("cannot listen on {}:{}", cfg.server.host, cfg.server.port))?;
-    let addr = server.local_addr()?;
-    tracing::info!(store = ?cfg.store, "slserver listening on http://{addr}");
-    println!("slserver listening on http://{addr}");
-    server.run().context("the reactor failed")?;
+    slserver::serve(Arc::clone(&cfg), store, Arc::new(plugins), shutdown, |addr| {
+        tracing::info!(store = ?cfg.store, workers = cfg.server.workers, "slserver listening on http://{addr}");
+        println!("slserver listening on http://{addr}");
+    })
+    .with_context(|| format!("cannot serve on {}:{}", cfg.server.host, cfg.server.port))?;
     Ok(())
 }
+
+/// Raises the soft limit on open files toward the hard limit, so that
+/// `Server.max_connections` connections (plus files, sockets of the pools
+/// and plugins) fit.
+fn raise_fd_limit(max_connections: usize) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let want = (max_connections as libc::rlim_t).saturating_mul(FDS_PER_CONNECTION).max(lim.rlim_cur);
+    let new = want.min(lim.rlim_max);
+    if new > lim.rlim_cur {
+        let raised = libc::rlimit { rlim_cur: new, rlim_max: lim.rlim_max };
+        // SAFETY: setrlimit reads the struct we pass; raising the soft limit
+        // up to the hard limit needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return;
+        }
+    }
+    if (new as usize) < max_connections + 64 {
+        tracing::warn!(
+            open_files = new,
+            max_connections,
+            "the open-file limit is below Server.max_connections: raise it (ulimit -n) or lower max_connections"
+        );
+    }
+}
+
+/// Descriptors wanted per connection slot: room for files, pools, plugins.
+const FDS_PER_CONNECTION: libc::rlim_t = 2;

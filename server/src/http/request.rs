@@ -67,6 +67,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Whether the connection stays open after the response.
     pub keep_alive: bool,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<Vec<u8>>,
 }
 
 /// What the buffer holds so far.
@@ -118,6 +120,7 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
     let mut content_length: Option<usize> = None;
     let mut connection_close = version == 0;
     let mut expect_continue = false;
+    let mut authorization = None;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let v = std::str::from_utf8(h.value)
@@ -141,6 +144,11 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
             } else if v.split(',').any(|t| t.trim() == "keep-alive") {
                 connection_close = false;
             }
+        } else if h.name.eq_ignore_ascii_case("authorization") {
+            if authorization.is_some() {
+                return Err(err(400, "more than one Authorization header"));
+            }
+            authorization = Some(h.value.to_vec());
         } else if h.name.eq_ignore_ascii_case("expect") {
             if h.value.eq_ignore_ascii_case(b"100-continue") {
                 expect_continue = true;
@@ -170,6 +178,7 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
             query: query.to_string(),
             body: buf[head_len..head_len + body_len].to_vec(),
             keep_alive: !connection_close,
+            authorization,
         },
         head_len + body_len,
     ))

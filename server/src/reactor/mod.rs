@@ -25,6 +25,7 @@ use tracing::{debug, error, info, warn};
 pub use conn::{Conn, ConnRef};
 use conn::{ReadOutcome, MAX_PENDING_OUT};
 
+use crate::auth::Tokens;
 use crate::config::Config;
 use crate::exec::Executor;
 use crate::http::{self, ParseLimits, Parsed, Response};
@@ -34,6 +35,31 @@ use crate::pool::Pool;
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const TICK: Duration = Duration::from_millis(100);
+/// How often cached actions are compared with the store, so that changes
+/// made through another server (or another worker) are seen.
+const ACTION_SYNC: Duration = Duration::from_millis(500);
+/// How often waiters' invocations are looked up in the store (for
+/// invocations run by another server).
+const WAITER_POLL: Duration = Duration::from_millis(300);
+
+/// The links between the reactors (workers) of one process.
+pub struct Peers {
+    /// This reactor's index.
+    pub me: usize,
+    /// One sender per reactor, by index.
+    pub txs: Arc<Vec<std::sync::mpsc::Sender<String>>>,
+    /// Names of actions changed through other reactors.
+    pub rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl Peers {
+    /// Links for `n` reactors.
+    pub fn mesh(n: usize) -> Vec<Peers> {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| std::sync::mpsc::channel()).unzip();
+        let txs = Arc::new(txs);
+        rxs.into_iter().enumerate().map(|(me, rx)| Peers { me, txs: Arc::clone(&txs), rx }).collect()
+    }
+}
 
 /// A client waiting on `GET /invocation/:id?wait=`.
 pub(crate) struct Waiter {
@@ -46,7 +72,14 @@ pub(crate) struct Waiter {
 pub(crate) struct Recorder {
     pub pending: Vec<InvocationRecord>,
     pub in_flight: bool,
+    /// After a failed write, no new attempt before this.
+    pub retry_at: Option<Instant>,
 }
+
+/// Most records kept while the store cannot be written; beyond it the
+/// records of blocking invocations (whose clients have their answer) are
+/// dropped first.
+const MAX_PENDING_RECORDS: usize = 100_000;
 
 /// The asynchronous queue's consumer on this server.
 #[derive(Default)]
@@ -68,6 +101,7 @@ pub struct Server {
     /// so slow plugins never hold up store calls.
     pub(crate) plugin_pool: Pool<Server>,
     pub(crate) plugins: Arc<PluginHost>,
+    pub(crate) tokens: Tokens,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) exec: Executor,
     pub(crate) waiters: HashMap<String, Vec<Waiter>>,
@@ -78,9 +112,13 @@ pub struct Server {
     pub(crate) owner: String,
     parse_limits: ParseLimits,
     shutdown: Arc<AtomicBool>,
+    peers: Peers,
     last_tick: Instant,
     last_claim: Instant,
     last_purge: Instant,
+    last_sync: Instant,
+    syncing: bool,
+    last_waiter_poll: Instant,
 }
 
 /// Current time in Unix milliseconds.
@@ -90,21 +128,22 @@ pub(crate) fn now_ms() -> i64 {
 
 impl Server {
     /// Binds the listener and starts the pool. `shutdown` stops [`run`](Self::run).
-    pub fn bind(
+    /// A reactor serving `listener` (already bound; see
+    /// [`bind_listeners`](crate::workers::bind_listeners)). `peers` connects
+    /// it with the other reactors of this process.
+    pub fn new(
         cfg: Arc<Config>,
+        listener: std::net::TcpListener,
         store: Arc<dyn Store>,
         plugins: Arc<PluginHost>,
         shutdown: Arc<AtomicBool>,
+        peers: Peers,
     ) -> io::Result<Self> {
-        let addr: SocketAddr = format!("{}:{}", cfg.server.host, cfg.server.port).parse().or_else(|_| {
-            use std::net::ToSocketAddrs;
-            (cfg.server.host.as_str(), cfg.server.port)
-                .to_socket_addrs()?
-                .next()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "host resolves to no address"))
-        })?;
+        listener.set_nonblocking(true)?;
+        let share = cfg.limits.total_memory.saturating_mul(1024) / cfg.server.workers.max(1) as u64;
+        crate::sandbox::set_thread_budget(share as usize);
+        let mut listener = TcpListener::from_std(listener);
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(addr)?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
@@ -118,6 +157,7 @@ impl Server {
             max_headers: cfg.server.max_headers,
         };
         let now = Instant::now();
+        let tokens = Tokens::new(&cfg.auth);
         Ok(Self {
             exec: Executor::default(),
             cfg,
@@ -128,6 +168,7 @@ impl Server {
             pool,
             plugin_pool,
             plugins,
+            tokens,
             store,
             waiters: HashMap::new(),
             recent_done: HashMap::new(),
@@ -136,9 +177,13 @@ impl Server {
             owner: uuid::Uuid::new_v4().to_string(),
             parse_limits,
             shutdown,
+            peers,
             last_tick: now,
             last_claim: now,
             last_purge: now - Duration::from_secs(3600),
+            last_sync: now,
+            syncing: false,
+            last_waiter_poll: now,
         })
     }
 
@@ -162,6 +207,11 @@ impl Server {
                     continue;
                 }
                 return Err(e);
+            }
+            // Changes made through other workers first, so that requests
+            // read below see them.
+            while let Ok(name) = self.peers.rx.try_recv() {
+                self.invalidate(&name);
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -367,6 +417,18 @@ impl Server {
         }
     }
 
+    /// An action was created, updated or deleted through this reactor:
+    /// forget it here and in the other reactors of this process, so that
+    /// the next invocation anywhere uses the new version.
+    pub(crate) fn action_changed(&mut self, name: &str) {
+        self.invalidate(name);
+        for (i, tx) in self.peers.txs.iter().enumerate() {
+            if i != self.peers.me {
+                let _ = tx.send(name.to_string());
+            }
+        }
+    }
+
     /// Timeouts of connections and waiters, the queue, and retention.
     fn tick(&mut self) {
         self.last_tick = Instant::now();
@@ -401,6 +463,14 @@ impl Server {
             self.after_io(key);
         }
         self.expire_waiters(now);
+        if now.duration_since(self.last_waiter_poll) >= WAITER_POLL {
+            self.last_waiter_poll = now;
+            self.poll_waiters();
+        }
+        if now.duration_since(self.last_sync) >= ACTION_SYNC && !self.syncing {
+            self.last_sync = now;
+            self.sync_actions();
+        }
         if now.duration_since(self.last_claim) >= Duration::from_secs(1) {
             self.last_claim = now;
             self.kick_dispatch();
@@ -408,6 +478,55 @@ impl Server {
         if now.duration_since(self.last_purge) >= Duration::from_secs(60) {
             self.last_purge = now;
             self.purge();
+        }
+    }
+
+    /// Invalidates cached actions whose stored version changed or that were
+    /// deleted.
+    fn sync_actions(&mut self) {
+        if !self.exec.has_cached() {
+            return;
+        }
+        self.syncing = true;
+        let store = Arc::clone(&self.store);
+        self.pool.spawn(move || {
+            let r = store.list_actions();
+            move |s: &mut Server| {
+                s.syncing = false;
+                match r {
+                    Ok(list) => {
+                        let versions: HashMap<String, i64> = list.into_iter().map(|m| (m.name, m.version)).collect();
+                        for name in s.exec.stale_actions(&versions) {
+                            debug!(action = %name, "action changed in the store; reloading");
+                            s.invalidate(&name);
+                        }
+                    }
+                    Err(e) => debug!("cannot compare cached actions with the store: {e}"),
+                }
+            }
+        });
+    }
+
+    /// Answers waiters whose invocation finished, wherever it ran.
+    fn poll_waiters(&mut self) {
+        let ids: Vec<String> = self.waiters.keys().cloned().collect();
+        for id in ids {
+            let store = Arc::clone(&self.store);
+            self.pool.spawn(move || {
+                let r = store.get_invocation(&id);
+                move |s: &mut Server| {
+                    if let Ok(Some(rec)) = r {
+                        if rec.status.is_terminal() {
+                            if let Some(ws) = s.waiters.remove(&rec.id) {
+                                let resp = crate::exec::record_response(&rec);
+                                for w in ws {
+                                    s.complete(w.conn, resp.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+            });
         }
     }
 
@@ -433,6 +552,9 @@ impl Server {
         if self.recorder.in_flight || self.recorder.pending.is_empty() {
             return;
         }
+        if self.recorder.retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
         let batch = std::mem::take(&mut self.recorder.pending);
         self.recorder.in_flight = true;
         let store = Arc::clone(&self.store);
@@ -442,14 +564,28 @@ impl Server {
                 s.recorder.in_flight = false;
                 match r {
                     Ok(()) => {
+                        s.recorder.retry_at = None;
                         for rec in &batch {
                             s.recent_done.remove(&rec.id);
                         }
                     }
                     Err(e) => {
-                        error!(records = batch.len(), "cannot store invocation records, will retry: {e}");
+                        error!(records = batch.len(), "cannot store invocation records, will retry in 1 s: {e}");
+                        s.recorder.retry_at = Some(Instant::now() + Duration::from_secs(1));
                         let mut batch = batch;
                         batch.append(&mut s.recorder.pending);
+                        if batch.len() > MAX_PENDING_RECORDS {
+                            let before = batch.len();
+                            let mut excess = before - MAX_PENDING_RECORDS;
+                            batch.retain(|r| {
+                                if excess > 0 && !r.is_async {
+                                    excess -= 1;
+                                    return false;
+                                }
+                                true
+                            });
+                            warn!(dropped = before - batch.len(), "dropped records of blocking invocations");
+                        }
                         s.recorder.pending = batch;
                     }
                 }

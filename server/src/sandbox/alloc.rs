@@ -11,6 +11,34 @@ use std::ffi::c_void;
 
 use mlua::ffi;
 
+thread_local! {
+    /// Bytes held by all Lua states of this thread (a reactor's states).
+    static THREAD_TOTAL: Cell<usize> = const { Cell::new(0) };
+    /// Most bytes all Lua states of this thread may hold (0 = no limit).
+    static THREAD_BUDGET: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Caps the memory of all Lua states of the calling thread together
+/// (`Limits.total_memory`, shared out between the workers). An allocation
+/// beyond it is refused like one beyond the state's own limit.
+pub fn set_thread_budget(bytes: usize) {
+    THREAD_BUDGET.with(|b| b.set(bytes));
+}
+
+/// Bytes held by all Lua states of the calling thread.
+pub fn thread_total() -> usize {
+    THREAD_TOTAL.with(Cell::get)
+}
+
+/// The budget set with [`set_thread_budget`].
+pub fn thread_budget() -> usize {
+    THREAD_BUDGET.with(Cell::get)
+}
+
+fn add_total(delta: isize) {
+    THREAD_TOTAL.with(|t| t.set(t.get().saturating_add_signed(delta)));
+}
+
 /// Memory accounting of one Lua state. Lives in a `Box` that outlives the
 /// state (see [`super::Instance`]).
 pub struct MemoryMeter {
@@ -95,6 +123,7 @@ pub fn install(lua: &mlua::Lua) -> mlua::Result<Box<MemoryMeter>> {
             let mut inner_ud: *mut c_void = std::ptr::null_mut();
             let inner = ffi::lua_getallocf(state, &mut inner_ud);
             let boxed = Box::new(MemoryMeter::new(inner, inner_ud, used));
+            add_total(used as isize);
             let ud = &*boxed as *const MemoryMeter as *mut c_void;
             ffi::lua_setallocf(state, metered_alloc, ud);
             meter = Some(boxed);
@@ -113,11 +142,15 @@ unsafe extern "C" fn metered_alloc(ud: *mut c_void, ptr: *mut c_void, osize: usi
         // SAFETY: delegating a free to the allocator that made the block.
         let r = unsafe { (meter.inner)(meter.inner_ud, ptr, osize, nsize) };
         meter.used.set(meter.used.get().saturating_sub(old));
+        add_total(-(old as isize));
         return r;
     }
     let limit = meter.limit.get();
     let used = meter.used.get();
-    if nsize > old && limit > 0 && used - old + nsize > limit {
+    let over_state = limit > 0 && used - old + nsize > limit;
+    let budget = thread_budget();
+    let over_thread = budget > 0 && thread_total() + nsize > budget + old;
+    if nsize > old && (over_state || over_thread) {
         meter.hit.set(true);
         meter.last_refused.set(nsize);
         return std::ptr::null_mut();
@@ -133,6 +166,7 @@ unsafe extern "C" fn metered_alloc(ud: *mut c_void, ptr: *mut c_void, osize: usi
         meter.last_refused.set(0);
         let now = used - old + nsize;
         meter.used.set(now);
+        add_total(nsize as isize - old as isize);
         if now > meter.peak.get() {
             meter.peak.set(now);
         }

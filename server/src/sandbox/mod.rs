@@ -9,6 +9,7 @@ mod instance;
 pub mod json;
 mod strings;
 
+pub use alloc::{set_thread_budget, thread_budget, thread_total};
 pub use compile::{compile, Compiled};
 pub use hook::{LimitKind, HOOK_INTERVAL};
 pub use instance::{error_message, Budget, Instance, Outcome, PluginCall, Run, Step};

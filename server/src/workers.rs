@@ -1,0 +1,111 @@
+//! Several reactors in one process (`Server { workers = N }`), as nginx
+//! runs worker processes: each reactor thread has its own listener on the
+//! same port (`SO_REUSEPORT`, so the kernel spreads connections), its own
+//! Lua states and pools, and shares only the store and the plugins.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use sl_store::Store;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Config;
+use crate::plugin::PluginHost;
+use crate::reactor::{Peers, Server};
+
+/// Resolves the configured listen address.
+pub fn listen_addr(cfg: &Config) -> io::Result<SocketAddr> {
+    (cfg.server.host.as_str(), cfg.server.port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the host resolves to no address"))
+}
+
+/// Without API tokens the API is open: only loopback clients may reach it,
+/// unless the configuration says `Server { insecure = true }`.
+pub fn check_exposure(cfg: &Config, addr: SocketAddr) -> io::Result<()> {
+    if cfg.auth.enabled() {
+        return Ok(());
+    }
+    if addr.ip().is_loopback() {
+        tracing::info!("no API tokens configured: the API is open to local users only (listening on loopback)");
+        return Ok(());
+    }
+    if cfg.server.insecure {
+        tracing::warn!(%addr, "no API tokens configured and Server {{ insecure = true }}: anyone who can reach {addr} may create and run actions");
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "refusing to listen on {addr} without API tokens: configure Auth {{ admin = \"...\" }} (see README), \
+             listen on 127.0.0.1, or set Server {{ insecure = true }}"
+        ),
+    ))
+}
+
+/// Binds `n` listeners on `addr`. With more than one, all share the port
+/// through `SO_REUSEPORT` (port 0 picks one free port for all of them).
+pub fn bind_listeners(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut out = Vec::with_capacity(n);
+    let mut addr = addr;
+    for _ in 0..n.max(1) {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        if n > 1 {
+            socket.set_reuse_port(true)?;
+        }
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        let listener: std::net::TcpListener = socket.into();
+        addr = listener.local_addr()?;
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+/// Runs `cfg.server.workers` reactors until `shutdown` is set. `ready` is
+/// called with the bound address once every reactor is listening.
+pub fn serve(
+    cfg: Arc<Config>,
+    store: Arc<dyn Store>,
+    plugins: Arc<PluginHost>,
+    shutdown: Arc<AtomicBool>,
+    ready: impl FnOnce(SocketAddr),
+) -> io::Result<()> {
+    let n = cfg.server.workers.max(1);
+    let addr = listen_addr(&cfg)?;
+    check_exposure(&cfg, addr)?;
+    let listeners = bind_listeners(addr, n)?;
+    let addr = listeners[0].local_addr()?;
+    let mut peers = Peers::mesh(n);
+    let mut threads = Vec::new();
+    let mut listeners = listeners.into_iter();
+    let first = listeners.next().expect("at least one listener");
+    let first_peers = peers.remove(0);
+    for (i, (listener, peer)) in listeners.zip(peers).enumerate() {
+        let (cfg, store, plugins, shutdown) =
+            (Arc::clone(&cfg), Arc::clone(&store), Arc::clone(&plugins), Arc::clone(&shutdown));
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("sl-worker-{}", i + 1))
+                .spawn(move || Server::new(cfg, listener, store, plugins, shutdown, peer).and_then(|mut s| s.run()))?,
+        );
+    }
+    let mut server = Server::new(cfg, first, store, plugins, Arc::clone(&shutdown), first_peers)?;
+    ready(addr);
+    let result = server.run();
+    if result.is_err() {
+        shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    for t in threads {
+        match t.join() {
+            Ok(Err(e)) => tracing::error!("a worker failed: {e}"),
+            Err(_) => tracing::error!("a worker panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    result
+}

@@ -1,0 +1,192 @@
+//! The MongoDB store end to end: the real server on a MongoDB-protocol
+//! server (`$MONGODB_URI`, else nx-27017 from PyPI), several servers on one
+//! database, and MongoDB going away and coming back.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{read_response, send, Resp, TestServer, HELLO};
+use serde_json::json;
+use sl_testkit::Mongo;
+
+fn mongo_config(m: &Mongo, db: &str, extra: &str) -> String {
+    format!("Mongodb {{ url = {:?}, database = {db:?} }}\n{extra}", m.uri())
+}
+
+/// Waits for every invocation to reach a terminal state; returns the
+/// status code and body per id.
+fn wait_all(servers: &[&TestServer], ids: &[String], limit: Duration) -> HashMap<String, Resp> {
+    let start = Instant::now();
+    let mut done = HashMap::new();
+    let mut conns: Vec<_> = servers.iter().map(|s| s.connect()).collect();
+    while done.len() < ids.len() && start.elapsed() < limit {
+        for (i, id) in ids.iter().enumerate() {
+            if done.contains_key(id) {
+                continue;
+            }
+            let c = &mut conns[i % servers.len()];
+            send(c, "GET", &format!("/invocation/{id}?wait=0"), None);
+            let r = read_response(c);
+            if r.status != 202 {
+                done.insert(id.clone(), r);
+            }
+        }
+        if done.len() < ids.len() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    done
+}
+
+fn submit_many(servers: &[&TestServer], action: &str, n: usize) -> Vec<String> {
+    let mut conns: Vec<_> = servers.iter().map(|s| s.connect()).collect();
+    (0..n)
+        .map(|i| {
+            let c = &mut conns[i % servers.len()];
+            send(c, "POST", &format!("/actions/{action}"), Some(&format!(r#"{{"n": {i}}}"#)));
+            let r = read_response(c);
+            assert_eq!(r.status, 202, "{}", r.text());
+            r.json()["InvocationId"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_walkthrough_on_mongodb() {
+    let m = Mongo::start();
+    let s = TestServer::start(&mongo_config(&m, &m.fresh_db(), ""));
+    assert_eq!(s.get("/actions").json(), json!([]));
+    assert_eq!(s.create("hello", HELLO, "").status, 201);
+    assert_eq!(s.create("hello", HELLO, "").status, 409);
+    assert_eq!(s.post("/actions/hello/block", r#"{"name": "from Lua"}"#).json(), json!("Hello from Lua"));
+    let id = s.post("/actions/hello", r#"{"name": "async"}"#).json()["InvocationId"].as_str().unwrap().to_string();
+    assert_eq!(s.get(&format!("/invocation/{id}?wait=10")).json(), json!("Hello async"));
+    assert_eq!(s.get("/actions").json()[0]["name"], "hello");
+    let s = s.restart();
+    assert_eq!(s.post("/actions/hello/block", "").json(), json!("Hello World"));
+    assert_eq!(s.request("DELETE", "/actions/hello", None).status, 200);
+    assert_eq!(s.post("/actions/hello/block", "").status, 404);
+}
+
+#[test]
+fn three_servers_share_one_database() {
+    let m = Mongo::start();
+    let db = m.fresh_db();
+    // Short leases so that the work of a killed server is taken over quickly.
+    let cfg = mongo_config(
+        &m,
+        &db,
+        "Limits { timeout = 2000, max_timeout = 2000 }\nInvocations { lease = 3000, concurrency = 8 }",
+    );
+    let mut servers: Vec<TestServer> = (0..3).map(|_| TestServer::start(&cfg)).collect();
+    let code = "function main(a) local x = 0 for i = 1, (a.spin or 0) do x = x + 1 end return a.n end";
+    assert_eq!(servers[0].create("work", code, r#""timeout": 2000"#).status, 201);
+
+    // Any server runs an action created through another, and answers for
+    // any invocation.
+    let refs: Vec<&TestServer> = servers.iter().collect();
+    let ids = submit_many(&refs, "work", 1000);
+    let done = wait_all(&refs, &ids, Duration::from_secs(240));
+    assert_eq!(done.len(), ids.len(), "not every invocation finished");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(done[id].json(), json!(i), "invocation {id}");
+    }
+    // Exactly once: every record was claimed a single time.
+    let recs = servers[1].get("/invocations?action=work&limit=1000").json();
+    let recs = recs.as_array().unwrap();
+    assert_eq!(recs.len(), 1000);
+    assert!(recs.iter().all(|r| r["attempts"] == 1 && r["status"] == "succeeded"), "some invocation ran twice");
+
+    // A second batch of slower invocations; one server dies in the middle.
+    let refs: Vec<&TestServer> = servers.iter().collect();
+    let mut conns: Vec<_> = refs.iter().map(|s| s.connect()).collect();
+    let ids: Vec<String> = (0..150)
+        .map(|i| {
+            let c = &mut conns[i % 3];
+            send(c, "POST", "/actions/work", Some(&format!(r#"{{"n": {i}, "spin": 300000}}"#)));
+            read_response(c).json()["InvocationId"].as_str().unwrap().to_string()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    servers[2].kill9();
+    let survivors: Vec<&TestServer> = servers[..2].iter().collect();
+    let done = wait_all(&survivors, &ids, Duration::from_secs(240));
+    assert_eq!(done.len(), ids.len(), "invocations of the killed server never finished");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(done[id].status, 200, "{id}: {}", done[id].text());
+        assert_eq!(done[id].json(), json!(i));
+    }
+    let recs = servers[0].get("/invocations?action=work&limit=1000").json();
+    let retried = recs.as_array().unwrap().iter().filter(|r| r["attempts"].as_u64().unwrap_or(0) > 1).count();
+    eprintln!("{retried} invocations were taken over from the killed server");
+    servers.truncate(2);
+}
+
+#[test]
+fn changes_through_one_server_reach_the_others_within_a_second() {
+    let m = Mongo::start();
+    let cfg = mongo_config(&m, &m.fresh_db(), "");
+    let a = TestServer::start(&cfg);
+    let b = TestServer::start(&cfg);
+    a.create("v", "function main() return 1 end", "");
+    assert_eq!(b.post("/actions/v/block", "").json(), json!(1));
+    use base64::Engine;
+    let code = base64::engine::general_purpose::STANDARD.encode("function main() return 2 end");
+    assert_eq!(a.request("PUT", "/actions/v", Some(&format!(r#"{{"code":"{code}"}}"#))).status, 200);
+    let start = Instant::now();
+    while b.post("/actions/v/block", "").json() != json!(2) {
+        assert!(start.elapsed() < Duration::from_millis(1500), "server b still runs the old version");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("update seen by the other server after {:?}", start.elapsed());
+    assert_eq!(a.request("DELETE", "/actions/v", None).status, 200);
+    let start = Instant::now();
+    while b.post("/actions/v/block", "").status != 404 {
+        assert!(start.elapsed() < Duration::from_millis(1500), "server b still runs a deleted action");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn mongodb_going_away_gives_503_and_the_server_recovers() {
+    let mut m = Mongo::start_local();
+    let s = TestServer::start(&mongo_config(&m, &m.fresh_db(), ""));
+    s.create("hello", HELLO, "");
+    assert_eq!(s.post("/actions/hello/block", "").status, 200);
+    m.stop();
+    let r = s.get("/actions");
+    assert_eq!((r.status, r.error_kind()), (503, "unavailable".to_string()), "{}", r.text());
+    assert!(r.header("Retry-After").is_some());
+    assert_eq!(s.post("/actions/hello", "").status, 503);
+    // Warm actions keep running.
+    assert_eq!(s.post("/actions/hello/block", r#"{"name": "still"}"#).json(), json!("Hello still"));
+    m.restart();
+    let start = Instant::now();
+    while s.get("/actions").status != 200 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the server did not recover");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let id = s.post("/actions/hello", "").json()["InvocationId"].as_str().unwrap().to_string();
+    assert_eq!(s.get(&format!("/invocation/{id}?wait=10")).json(), json!("Hello World"));
+}
+
+#[test]
+fn an_unreachable_mongodb_at_start_up_is_retried() {
+    let mut m = Mongo::start_local();
+    let db = m.fresh_db();
+    m.stop();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = mongo_config(&m, &db, "");
+    let restarter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        m.restart();
+        m
+    });
+    // start_in waits for the "listening" line, printed once the store opened.
+    let s = TestServer::start_in(tmp.path(), &cfg);
+    let _m = restarter.join().unwrap();
+    assert!(s.log().contains("retrying"), "{}", s.log());
+    assert_eq!(s.get("/ping").status, 200);
+}

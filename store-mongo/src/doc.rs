@@ -1,0 +1,394 @@
+//! Records as BSON documents and back.
+//!
+//! - `u64` values are stored as the `Int64` with the same bits, so that
+//!   every value survives (as in the SQLite backend).
+//! - Invocation arguments and results are JSON text: BSON has no `u64`, and
+//!   `Some(null)` must stay apart from `None` (stored as BSON null).
+//! - Integers are read back from `Int32`, `Int64` or an integral `Double`:
+//!   servers other than MongoDB (nx-27017) return small numbers as `Int32`,
+//!   and booleans also from the integers 1 and 0 (nx-27017 stores booleans
+//!   set by `$set` so).
+
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{doc, Binary, Bson, Document};
+use serde_json::Value;
+use sl_store::{ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits};
+
+use crate::error::DecodeError;
+
+/// Field names shared by the store's queries.
+pub(crate) mod field {
+    pub const ID: &str = "_id";
+    pub const NAME: &str = "name";
+    pub const VERSION: &str = "version";
+    pub const SOURCE: &str = "source";
+    pub const BYTECODE: &str = "bytecode";
+    pub const ACTION: &str = "action";
+    pub const STATUS: &str = "status";
+    pub const CREATED: &str = "created";
+    pub const STARTED: &str = "started";
+    pub const FINISHED: &str = "finished";
+    pub const ATTEMPTS: &str = "attempts";
+    pub const OWNER: &str = "owner";
+    pub const LEASE_UNTIL: &str = "lease_until";
+    /// Global enqueue order, set once when the record is first written.
+    pub const SEQ: &str = "seq";
+    /// BSON Date set when the record is stored in a terminal state; the TTL
+    /// index expires records by it.
+    pub const EXPIRE_AT: &str = "expire_at";
+}
+
+fn u64_to_db(value: u64) -> i64 {
+    value as i64
+}
+
+fn u64_from_db(value: i64) -> u64 {
+    value as u64
+}
+
+fn opt_i64(value: Option<i64>) -> Bson {
+    value.map_or(Bson::Null, Bson::Int64)
+}
+
+fn opt_u64(value: Option<u64>) -> Bson {
+    value.map_or(Bson::Null, |v| Bson::Int64(u64_to_db(v)))
+}
+
+fn opt_str(value: Option<&str>) -> Bson {
+    value.map_or(Bson::Null, |v| Bson::String(v.to_owned()))
+}
+
+/// The document of an action (its `_id` is left to the database).
+pub(crate) fn action_to_doc(action: &ActionRecord) -> Document {
+    doc! {
+        field::NAME: &action.name,
+        field::VERSION: action.version,
+        field::SOURCE: &action.source,
+        field::BYTECODE: Binary { subtype: BinarySubtype::Generic, bytes: action.bytecode.clone() },
+        "checksum": &action.checksum,
+        // For list_actions, which leaves the bytecode out.
+        "size": u64_to_db(action.bytecode.len() as u64),
+        "limits": {
+            "maxmem": u64_to_db(action.limits.maxmem),
+            "timeout": u64_to_db(action.limits.timeout),
+            "instructions": u64_to_db(action.limits.instructions),
+        },
+        field::CREATED: action.created,
+        "updated": action.updated,
+    }
+}
+
+pub(crate) fn action_from_doc(doc: &Document) -> Result<ActionRecord, DecodeError> {
+    let f = Fields::action(doc);
+    Ok(ActionRecord {
+        name: f.string(field::NAME)?,
+        version: f.i64(field::VERSION)?,
+        source: f.string(field::SOURCE)?,
+        bytecode: f.binary(field::BYTECODE)?,
+        checksum: f.string("checksum")?,
+        limits: f.limits()?,
+        created: f.i64(field::CREATED)?,
+        updated: f.i64("updated")?,
+    })
+}
+
+/// Decodes the projection of [`ACTION_META_PROJECTION`].
+pub(crate) fn action_meta_from_doc(doc: &Document) -> Result<ActionMeta, DecodeError> {
+    let f = Fields::action(doc);
+    Ok(ActionMeta {
+        name: f.string(field::NAME)?,
+        version: f.i64(field::VERSION)?,
+        size: u64_from_db(f.i64("size")?),
+        limits: f.limits()?,
+        created: f.i64(field::CREATED)?,
+        updated: f.i64("updated")?,
+    })
+}
+
+/// What `list_actions` reads: everything but the source and bytecode.
+pub(crate) fn action_meta_projection() -> Document {
+    doc! { field::SOURCE: 0, field::BYTECODE: 0 }
+}
+
+/// Every field of an invocation but `_id`, `seq` and `expire_at`, for `$set`.
+pub(crate) fn invocation_fields(rec: &InvocationRecord) -> Document {
+    doc! {
+        field::ACTION: &rec.action,
+        field::VERSION: rec.version,
+        field::STATUS: rec.status.as_str(),
+        "is_async": rec.is_async,
+        "args": rec.args.to_string(),
+        "result": rec.result.as_ref().map_or(Bson::Null, |v| Bson::String(v.to_string())),
+        "error": rec.error.as_ref().map_or(Bson::Null, |e| Bson::Document(doc! {
+            "kind": &e.kind,
+            "message": &e.message,
+        })),
+        "logs": &rec.logs,
+        field::CREATED: rec.created,
+        field::STARTED: opt_i64(rec.started),
+        field::FINISHED: opt_i64(rec.finished),
+        "duration_ms": opt_u64(rec.duration_ms),
+        "instructions": opt_u64(rec.instructions),
+        "peak_memory": opt_u64(rec.peak_memory),
+        field::ATTEMPTS: i64::from(rec.attempts),
+        field::OWNER: opt_str(rec.owner.as_deref()),
+        field::LEASE_UNTIL: opt_i64(rec.lease_until),
+    }
+}
+
+pub(crate) fn invocation_from_doc(doc: &Document) -> Result<InvocationRecord, DecodeError> {
+    let id = match doc.get(field::ID) {
+        Some(Bson::String(id)) => id.clone(),
+        Some(other) => {
+            return Err(DecodeError::Invalid {
+                what: "invocation".into(),
+                field: field::ID,
+                problem: format!("is not a string: {other}"),
+            })
+        }
+        None => return Err(DecodeError::Missing { what: "invocation".into(), field: field::ID }),
+    };
+    let f = Fields { doc, what: format!("invocation {id}") };
+    let status = f.string(field::STATUS)?;
+    let status = InvocationStatus::parse(&status).ok_or_else(|| f.invalid(field::STATUS, format!("is '{status}'")))?;
+    let attempts = f.i64(field::ATTEMPTS)?;
+    let attempts = u32::try_from(attempts).map_err(|_| f.invalid(field::ATTEMPTS, format!("is {attempts}")))?;
+    let error = match f.opt_doc("error")? {
+        None => None,
+        Some(e) => {
+            let e = Fields { doc: e, what: format!("invocation {id}: error") };
+            Some(InvocationError { kind: e.string("kind")?, message: e.string("message")? })
+        }
+    };
+    Ok(InvocationRecord {
+        action: f.string(field::ACTION)?,
+        version: f.i64(field::VERSION)?,
+        status,
+        is_async: f.bool("is_async")?,
+        args: f.json("args")?,
+        result: f.opt_string("result")?.map(|text| f.parse_json("result", &text)).transpose()?,
+        error,
+        logs: f.string("logs")?,
+        created: f.i64(field::CREATED)?,
+        started: f.opt_i64(field::STARTED)?,
+        finished: f.opt_i64(field::FINISHED)?,
+        duration_ms: f.opt_i64("duration_ms")?.map(u64_from_db),
+        instructions: f.opt_i64("instructions")?.map(u64_from_db),
+        peak_memory: f.opt_i64("peak_memory")?.map(u64_from_db),
+        attempts,
+        owner: f.opt_string(field::OWNER)?,
+        lease_until: f.opt_i64(field::LEASE_UNTIL)?,
+        id,
+    })
+}
+
+/// The integer `field` of a document that is not a record (a counter).
+pub(crate) fn integer(doc: &Document, what: &str, field: &'static str) -> Result<i64, DecodeError> {
+    Fields { doc, what: what.to_owned() }.i64(field)
+}
+
+/// Typed access to the fields of one stored document; errors name it.
+struct Fields<'a> {
+    doc: &'a Document,
+    what: String,
+}
+
+impl<'a> Fields<'a> {
+    fn action(doc: &'a Document) -> Self {
+        let what = match doc.get(field::NAME) {
+            Some(Bson::String(name)) => format!("action {name}"),
+            _ => "action".to_owned(),
+        };
+        Fields { doc, what }
+    }
+
+    fn missing(&self, field: &'static str) -> DecodeError {
+        DecodeError::Missing { what: self.what.clone(), field }
+    }
+
+    fn invalid(&self, field: &'static str, problem: String) -> DecodeError {
+        DecodeError::Invalid { what: self.what.clone(), field, problem }
+    }
+
+    fn wrong_type(&self, field: &'static str, expected: &str, found: &Bson) -> DecodeError {
+        self.invalid(field, format!("is not {expected}: {:?}", found.element_type()))
+    }
+
+    /// The value, with BSON null as absent.
+    fn get(&self, field: &'static str) -> Option<&'a Bson> {
+        self.doc.get(field).filter(|value| !matches!(value, Bson::Null))
+    }
+
+    fn required(&self, field: &'static str) -> Result<&'a Bson, DecodeError> {
+        self.get(field).ok_or_else(|| self.missing(field))
+    }
+
+    fn string(&self, field: &'static str) -> Result<String, DecodeError> {
+        self.opt_string(field)?.ok_or_else(|| self.missing(field))
+    }
+
+    fn opt_string(&self, field: &'static str) -> Result<Option<String>, DecodeError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Bson::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(self.wrong_type(field, "a string", other)),
+        }
+    }
+
+    fn i64(&self, field: &'static str) -> Result<i64, DecodeError> {
+        self.opt_i64(field)?.ok_or_else(|| self.missing(field))
+    }
+
+    fn opt_i64(&self, field: &'static str) -> Result<Option<i64>, DecodeError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Bson::Int64(v)) => Ok(Some(*v)),
+            Some(Bson::Int32(v)) => Ok(Some(i64::from(*v))),
+            // Integral and -2^63 <= v < 2^63 (`i64::MAX as f64` is 2^63): the cast is exact.
+            Some(Bson::Double(v)) if v.fract() == 0.0 && *v >= i64::MIN as f64 && *v < i64::MAX as f64 => {
+                Ok(Some(*v as i64))
+            }
+            Some(other) => Err(self.wrong_type(field, "an integer", other)),
+        }
+    }
+
+    fn bool(&self, field: &'static str) -> Result<bool, DecodeError> {
+        match self.required(field)? {
+            Bson::Boolean(b) => Ok(*b),
+            // nx-27017 0.8.1 turns booleans written by `$set` into 1 and 0.
+            Bson::Int32(1) | Bson::Int64(1) => Ok(true),
+            Bson::Int32(0) | Bson::Int64(0) => Ok(false),
+            other => Err(self.wrong_type(field, "a boolean", other)),
+        }
+    }
+
+    fn binary(&self, field: &'static str) -> Result<Vec<u8>, DecodeError> {
+        match self.required(field)? {
+            Bson::Binary(b) => Ok(b.bytes.clone()),
+            other => Err(self.wrong_type(field, "binary data", other)),
+        }
+    }
+
+    fn opt_doc(&self, field: &'static str) -> Result<Option<&'a Document>, DecodeError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Bson::Document(d)) => Ok(Some(d)),
+            Some(other) => Err(self.wrong_type(field, "a document", other)),
+        }
+    }
+
+    fn json(&self, field: &'static str) -> Result<Value, DecodeError> {
+        let text = self.string(field)?;
+        self.parse_json(field, &text)
+    }
+
+    fn parse_json(&self, field: &'static str, text: &str) -> Result<Value, DecodeError> {
+        serde_json::from_str(text).map_err(|err| self.invalid(field, format!("is not JSON ({err})")))
+    }
+
+    fn limits(&self) -> Result<Limits, DecodeError> {
+        let doc = match self.required("limits")? {
+            Bson::Document(d) => d,
+            other => return Err(self.wrong_type("limits", "a document", other)),
+        };
+        let f = Fields { doc, what: format!("{}: limits", self.what) };
+        Ok(Limits {
+            maxmem: u64_from_db(f.i64("maxmem")?),
+            timeout: u64_from_db(f.i64("timeout")?),
+            instructions: u64_from_db(f.i64("instructions")?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn action() -> ActionRecord {
+        ActionRecord {
+            name: "a".into(),
+            version: 3,
+            source: "return 1".into(),
+            bytecode: vec![0, 1, 255],
+            checksum: "ab".into(),
+            limits: Limits { maxmem: u64::MAX, timeout: 0, instructions: 1 << 40 },
+            created: 1,
+            updated: 2,
+        }
+    }
+
+    fn invocation() -> InvocationRecord {
+        let mut rec = InvocationRecord::queued("id-1".into(), "a".into(), json!({"n": u64::MAX}), true, 5);
+        rec.result = Some(Value::Null);
+        rec.duration_ms = Some(u64::MAX);
+        rec.attempts = u32::MAX;
+        rec.error = Some(InvocationError { kind: "runtime".into(), message: "boom".into() });
+        rec
+    }
+
+    fn stored(rec: &InvocationRecord) -> Document {
+        let mut doc = invocation_fields(rec);
+        doc.insert(field::ID, &rec.id);
+        doc
+    }
+
+    #[test]
+    fn actions_round_trip_with_every_u64() {
+        let a = action();
+        let doc = action_to_doc(&a);
+        assert_eq!(action_from_doc(&doc).unwrap(), a);
+        assert_eq!(action_meta_from_doc(&doc).unwrap(), a.meta());
+    }
+
+    #[test]
+    fn invocations_round_trip_and_some_null_is_not_none() {
+        let rec = invocation();
+        assert_eq!(invocation_from_doc(&stored(&rec)).unwrap(), rec);
+        let none = InvocationRecord { result: None, ..rec };
+        let doc = stored(&none);
+        assert_eq!(doc.get("result"), Some(&Bson::Null));
+        assert_eq!(invocation_from_doc(&doc).unwrap(), none);
+    }
+
+    #[test]
+    fn small_integers_may_come_back_as_int32_or_double() {
+        let rec = InvocationRecord { started: Some(7), ..invocation() };
+        let mut doc = stored(&rec);
+        doc.insert(field::VERSION, Bson::Int32(0));
+        doc.insert(field::STARTED, Bson::Double(7.0));
+        doc.insert(field::ATTEMPTS, Bson::Int32(-1)); // u32::MAX as stored by another build
+        let err = invocation_from_doc(&doc).unwrap_err().to_string();
+        assert_eq!(err, "invocation id-1: field `attempts` is -1");
+        doc.insert(field::ATTEMPTS, Bson::Int32(4));
+        let got = invocation_from_doc(&doc).unwrap();
+        assert_eq!((got.version, got.started, got.attempts), (0, Some(7), 4));
+        doc.insert(field::STARTED, Bson::Double(7.5));
+        assert!(invocation_from_doc(&doc).unwrap_err().to_string().contains("`started` is not an integer"));
+    }
+
+    #[test]
+    fn bad_documents_name_the_record_and_field() {
+        let mut doc = stored(&invocation());
+        doc.insert(field::STATUS, "done");
+        assert_eq!(invocation_from_doc(&doc).unwrap_err().to_string(), "invocation id-1: field `status` is 'done'");
+        doc.insert(field::STATUS, "queued");
+        doc.insert("args", "{not json");
+        assert!(invocation_from_doc(&doc)
+            .unwrap_err()
+            .to_string()
+            .starts_with("invocation id-1: field `args` is not JSON"));
+        doc.remove("args");
+        assert_eq!(invocation_from_doc(&doc).unwrap_err().to_string(), "invocation id-1: field `args` is missing");
+        doc.insert(field::ID, 5);
+        assert!(invocation_from_doc(&doc)
+            .unwrap_err()
+            .to_string()
+            .starts_with("invocation: field `_id` is not a string"));
+        let mut a = action_to_doc(&action());
+        a.insert(field::BYTECODE, "text");
+        assert!(action_from_doc(&a).unwrap_err().to_string().starts_with("action a: field `bytecode` is not binary"));
+        a.remove("limits");
+        assert_eq!(action_meta_from_doc(&a).unwrap_err().to_string(), "action a: field `limits` is missing");
+    }
+}

@@ -1,0 +1,87 @@
+//! The collections' indexes, created (if missing) on connect.
+
+use std::time::Duration;
+
+use mongodb::bson::{doc, Document};
+use mongodb::error::{ErrorKind, Result};
+use mongodb::options::IndexOptions;
+use mongodb::sync::{Collection, Database};
+use mongodb::IndexModel;
+
+use crate::doc::field;
+
+/// `createIndexes` codes for an index whose key exists with other options.
+const INDEX_OPTIONS_CONFLICT: i32 = 85;
+const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
+
+/// The largest `expireAfterSeconds` MongoDB accepts (about 68 years).
+const MAX_EXPIRE_SECS: u64 = i32::MAX as u64;
+
+/// The key patterns of the store's indexes besides `_id` (which is the
+/// invocation id).
+pub(crate) const ACTION_KEYS: &[&[(&str, i32)]] = &[&[(field::NAME, 1)]];
+
+/// See [`ACTION_KEYS`]. The TTL index on `expire_at` is created only with a
+/// retention.
+pub(crate) const INVOCATION_KEYS: &[&[(&str, i32)]] = &[
+    // The queue: runnable records in enqueue order.
+    &[(field::STATUS, 1), (field::SEQ, 1)],
+    // list_invocations of one action, newest first.
+    &[(field::ACTION, 1), (field::CREATED, 1), (field::SEQ, 1)],
+    // list_invocations of all actions, newest first; purge.
+    &[(field::CREATED, 1), (field::SEQ, 1)],
+];
+
+fn keys(pattern: &[(&str, i32)]) -> Document {
+    let mut keys = Document::new();
+    for (name, order) in pattern {
+        keys.insert(*name, *order);
+    }
+    keys
+}
+
+/// Creates the indexes. `retention_secs` is the TTL of terminal invocation
+/// records (0: kept until purged); an existing TTL index is changed to it.
+pub(crate) fn ensure(db: &Database, retention_secs: u64) -> Result<()> {
+    let actions: Collection<Document> = db.collection(crate::ACTIONS);
+    let unique = IndexOptions::builder().unique(true).build();
+    for pattern in ACTION_KEYS {
+        actions.create_index(IndexModel::builder().keys(keys(pattern)).options(unique.clone()).build()).run()?;
+    }
+    let invocations: Collection<Document> = db.collection(crate::INVOCATIONS);
+    invocations.create_indexes(INVOCATION_KEYS.iter().map(|p| IndexModel::builder().keys(keys(p)).build())).run()?;
+    if retention_secs > 0 {
+        ensure_ttl(db, &invocations, retention_secs)?;
+    }
+    Ok(())
+}
+
+fn ensure_ttl(db: &Database, invocations: &Collection<Document>, retention_secs: u64) -> Result<()> {
+    let secs = retention_secs.min(MAX_EXPIRE_SECS);
+    let ttl = IndexModel::builder()
+        .keys(doc! { field::EXPIRE_AT: 1 })
+        .options(IndexOptions::builder().expire_after(Duration::from_secs(secs)).build())
+        .build();
+    let err = match invocations.create_index(ttl).run() {
+        Ok(_) => return Ok(()),
+        Err(err) => err,
+    };
+    let conflict = matches!(&*err.kind, ErrorKind::Command(e)
+        if e.code == INDEX_OPTIONS_CONFLICT || e.code == INDEX_KEY_SPECS_CONFLICT);
+    if !conflict {
+        return Err(err);
+    }
+    // The index exists with another retention: change it in place.
+    let command = doc! {
+        "collMod": crate::INVOCATIONS,
+        "index": { "keyPattern": { field::EXPIRE_AT: 1 }, "expireAfterSeconds": secs as i64 },
+    };
+    match db.run_command(command).run() {
+        Ok(_) => tracing::info!(retention_secs = secs, "changed the retention of finished invocations"),
+        Err(err) => tracing::warn!(
+            "cannot change the retention of finished invocations to {secs} s ({}); the old one stays",
+            err.kind
+        ),
+    }
+    Ok(())
+}

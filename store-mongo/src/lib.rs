@@ -1,0 +1,462 @@
+//! The MongoDB [`Store`]: the production and scale-out backend of SL.
+//!
+//! Several servers share one database; everything a server needs from
+//! another (actions, invocation records, the asynchronous queue) is in it.
+//!
+//! - `actions`: one document per action, unique index on `name`; the
+//!   bytecode is BSON binary next to the source and checksum.
+//! - `invocations`: one document per invocation keyed by `_id` = the
+//!   invocation id. Arguments and results are JSON text. `seq` is the global
+//!   enqueue order, set when a record is first written; `expire_at` is a BSON
+//!   Date set when a record is stored in a terminal state, and a TTL index
+//!   expires records `retention_secs` after it.
+//! - `counters`: the `seq` counter, incremented atomically by every
+//!   `put_invocations` for its whole batch, so the order is global across
+//!   servers.
+//!
+//! Claims are a loop of `findAndModify` calls, each atomic on its record:
+//! two servers never claim the same record. No transactions and no change
+//! streams are used.
+//!
+//! Calls block (the driver's `sync` API); the server makes them from its
+//! blocking pool. When MongoDB is down a call fails with
+//! [`StoreError::Unavailable`] after the server selection timeout, and the
+//! same `MongoStore` works again once MongoDB is back.
+
+mod doc;
+mod error;
+mod indexes;
+
+use std::fmt;
+use std::time::Duration;
+
+use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::options::{ClientOptions, ReturnDocument};
+use mongodb::sync::{Client, Collection, Database};
+use sl_store::{ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Result, Store, StoreError};
+
+use crate::doc::field;
+use crate::error::{is_duplicate_key, map};
+
+/// Collection of actions.
+pub const ACTIONS: &str = "actions";
+/// Collection of invocation records (and the queue).
+pub const INVOCATIONS: &str = "invocations";
+/// Collection of counters (the enqueue sequence).
+pub const COUNTERS: &str = "counters";
+
+/// The `_id` of the enqueue counter in [`COUNTERS`].
+const SEQ_COUNTER: &str = "invocations";
+
+/// Tries of an `update_action` whose record changes under it.
+const UPDATE_TRIES: usize = 5;
+
+/// How [`MongoStore::connect`] connects. Values given in the connection
+/// string (`serverSelectionTimeoutMS`, `connectTimeoutMS`) take precedence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MongoOptions {
+    /// Seconds a finished (succeeded or failed) invocation record is kept,
+    /// through a TTL index (MongoDB deletes expired records within about a
+    /// minute). At most about 68 years (`i32::MAX` s); 0 keeps records until
+    /// [`Store::purge_invocations`] deletes them.
+    pub retention_secs: u64,
+    /// How long a call waits for a usable server before it fails with
+    /// [`StoreError::Unavailable`] (also bounds `connect` against a MongoDB
+    /// that is down).
+    pub server_selection_timeout: Duration,
+    /// Timeout of opening one connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for MongoOptions {
+    fn default() -> Self {
+        Self {
+            retention_secs: 7 * 24 * 3600,
+            server_selection_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The connection string for the config syntax existing users have,
+/// `Mongodb { url = "mongodb://database", port = 27017, database = "sl" }`:
+/// `port` is added to every host of `url` that has none. `mongodb+srv://`
+/// URLs, which take no port, and URLs without a port to add are returned
+/// unchanged.
+///
+/// ```
+/// use sl_store_mongo::connection_string;
+/// assert_eq!(connection_string("mongodb://database", Some(27017)), "mongodb://database:27017");
+/// assert_eq!(connection_string("mongodb://db:27018/?w=1", Some(27017)), "mongodb://db:27018/?w=1");
+/// ```
+pub fn connection_string(url: &str, port: Option<u16>) -> String {
+    let (Some(port), Some(rest)) = (port, url.strip_prefix("mongodb://")) else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => authority.split_at(at + 1),
+        None => ("", authority),
+    };
+    let hosts: Vec<String> = hosts
+        .split(',')
+        .map(|host| {
+            // `[::1]` and `[::1]:27017`, `host` and `host:27017`.
+            let has_port = match host.rfind(']') {
+                Some(bracket) => host[bracket..].contains(':'),
+                None => host.contains(':'),
+            };
+            if has_port || host.is_empty() {
+                host.to_owned()
+            } else {
+                format!("{host}:{port}")
+            }
+        })
+        .collect();
+    format!("mongodb://{userinfo}{}{tail}", hosts.join(","))
+}
+
+/// `url` with its password (if any) hidden, for messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// A [`Store`] in one MongoDB database. See the [crate docs](crate).
+pub struct MongoStore {
+    db: Database,
+    actions: Collection<Document>,
+    invocations: Collection<Document>,
+    counters: Collection<Document>,
+    /// The URL without its password, for messages.
+    label: String,
+}
+
+impl fmt::Debug for MongoStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoStore").field("url", &self.label).field("database", &self.db.name()).finish()
+    }
+}
+
+impl MongoStore {
+    /// Connects to the database `database` at `url` (a connection string,
+    /// see [`connection_string`] for the config syntax), checks that it
+    /// answers, and creates the indexes that are missing.
+    ///
+    /// Fails with [`StoreError::Unavailable`] ("cannot reach MongoDB at
+    /// URL: ...") within about `server_selection_timeout` when MongoDB is
+    /// down or unreachable; a URL that does not parse fails the same way.
+    pub fn connect(url: &str, database: &str, options: MongoOptions) -> Result<MongoStore> {
+        let label = redact(url);
+        let unreachable =
+            |reason: &dyn fmt::Display| StoreError::Unavailable(format!("cannot reach MongoDB at {label}: {reason}"));
+        let mut client_options = ClientOptions::parse(url)
+            .run()
+            .map_err(|err| StoreError::Unavailable(format!("invalid MongoDB URL {label}: {}", err.kind)))?;
+        client_options.server_selection_timeout.get_or_insert(options.server_selection_timeout);
+        client_options.connect_timeout.get_or_insert(options.connect_timeout);
+        client_options.app_name.get_or_insert_with(|| "sl".to_owned());
+        let client = Client::with_options(client_options).map_err(|err| unreachable(&err.kind))?;
+        let db = client.database(database);
+        db.run_command(doc! { "ping": 1 }).run().map_err(|err| unreachable(&err.kind))?;
+        let store = MongoStore {
+            actions: db.collection(ACTIONS),
+            invocations: db.collection(INVOCATIONS),
+            counters: db.collection(COUNTERS),
+            db,
+            label,
+        };
+        indexes::ensure(&store.db, options.retention_secs)
+            .map_err(|err| store.err("cannot create the indexes", err))?;
+        tracing::info!(url = %store.label, database, "connected to MongoDB");
+        Ok(store)
+    }
+
+    /// The name of the database.
+    pub fn database_name(&self) -> &str {
+        self.db.name()
+    }
+
+    /// A driver error, with what the store was doing when it is not the
+    /// usual "MongoDB unavailable".
+    fn err(&self, doing: &str, err: mongodb::error::Error) -> StoreError {
+        match map(err) {
+            StoreError::Unavailable(msg) => StoreError::Unavailable(format!("{doing} ({}): {msg}", self.label)),
+            other => other,
+        }
+    }
+
+    /// Reserves `n` consecutive enqueue numbers; returns the first.
+    fn next_seq(&self, n: usize) -> Result<i64> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let increment = || {
+            self.counters
+                .find_one_and_update(doc! { field::ID: SEQ_COUNTER }, doc! { "$inc": { field::SEQ: n } })
+                .upsert(true)
+                .return_document(ReturnDocument::After)
+                .run()
+        };
+        // Two first increments at once may both insert; one fails and is
+        // retried as an update.
+        let counter = match increment() {
+            Err(err) if is_duplicate_key(&err) => increment(),
+            other => other,
+        };
+        let counter = counter
+            .map_err(|err| self.err("cannot enqueue", err))?
+            .ok_or_else(|| StoreError::Corrupt("the enqueue counter vanished while it was incremented".into()))?;
+        let last = doc::integer(&counter, "the enqueue counter", field::SEQ)?;
+        Ok(last - n + 1)
+    }
+
+    fn decode_all(&self, cursor: mongodb::sync::Cursor<Document>) -> Result<Vec<InvocationRecord>> {
+        let mut records = Vec::new();
+        for doc in cursor {
+            records.push(doc::invocation_from_doc(&doc.map_err(map)?)?);
+        }
+        Ok(records)
+    }
+}
+
+/// Runnable: queued, or running with a lease that expired (its owner died).
+/// A running record without a lease (null) never matches `$lt`.
+fn runnable(now_ms: i64) -> Document {
+    doc! {
+        "$or": [
+            { field::STATUS: InvocationStatus::Queued.as_str() },
+            { field::STATUS: InvocationStatus::Running.as_str(), field::LEASE_UNTIL: { "$lt": now_ms } },
+        ]
+    }
+}
+
+impl Store for MongoStore {
+    fn kind(&self) -> &'static str {
+        "mongodb"
+    }
+
+    fn create_action(&self, action: &ActionRecord) -> Result<()> {
+        match self.actions.insert_one(doc::action_to_doc(action)).run() {
+            Ok(_) => Ok(()),
+            Err(err) if is_duplicate_key(&err) => Err(StoreError::AlreadyExists(action.name.clone())),
+            Err(err) => Err(map(err)),
+        }
+    }
+
+    fn update_action(&self, action: &ActionRecord, expected_version: i64) -> Result<()> {
+        let name = &action.name;
+        for _ in 0..UPDATE_TRIES {
+            let filter = doc! { field::NAME: name, field::VERSION: expected_version };
+            // `$set` of every field replaces the document (nx-27017 0.8.1
+            // cannot `replaceOne` a document holding binary data).
+            let update = doc! { "$set": doc::action_to_doc(action) };
+            let replaced = self.actions.update_one(filter, update).run().map_err(map)?;
+            if replaced.matched_count > 0 {
+                return Ok(());
+            }
+            let found = self
+                .actions
+                .find_one(doc! { field::NAME: name })
+                .projection(doc! { field::VERSION: 1 })
+                .run()
+                .map_err(map)?;
+            let Some(found) = found else { return Err(StoreError::NotFound(name.clone())) };
+            let found = doc::integer(&found, &format!("action {name}"), field::VERSION)?;
+            if found != expected_version {
+                return Err(StoreError::Conflict { name: name.clone(), expected: expected_version, found });
+            }
+            // Changed and changed back between the two calls: try again.
+        }
+        Err(StoreError::Unavailable(format!("action '{name}' kept changing during update_action")))
+    }
+
+    fn get_action(&self, name: &str) -> Result<Option<ActionRecord>> {
+        let found = self.actions.find_one(doc! { field::NAME: name }).run().map_err(map)?;
+        Ok(found.as_ref().map(doc::action_from_doc).transpose()?)
+    }
+
+    fn list_actions(&self) -> Result<Vec<ActionMeta>> {
+        let cursor = self
+            .actions
+            .find(doc! {})
+            .projection(doc::action_meta_projection())
+            .sort(doc! { field::NAME: 1 })
+            .run()
+            .map_err(map)?;
+        let mut actions = Vec::new();
+        for doc in cursor {
+            actions.push(doc::action_meta_from_doc(&doc.map_err(map)?)?);
+        }
+        Ok(actions)
+    }
+
+    fn delete_action(&self, name: &str) -> Result<bool> {
+        let deleted = self.actions.delete_one(doc! { field::NAME: name }).run().map_err(map)?;
+        Ok(deleted.deleted_count > 0)
+    }
+
+    fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let first_seq = self.next_seq(records.len())?;
+        let now = DateTime::now();
+        for (i, rec) in records.iter().enumerate() {
+            let mut set = doc::invocation_fields(rec);
+            let mut update = Document::new();
+            if rec.status.is_terminal() {
+                set.insert(field::EXPIRE_AT, now);
+            } else {
+                update.insert("$unset", doc! { field::EXPIRE_AT: "" });
+            }
+            update.insert("$set", set);
+            // The enqueue order is that of the first write: a record put
+            // again keeps its place.
+            update.insert("$setOnInsert", doc! { field::SEQ: first_seq + i as i64 });
+            self.invocations.update_one(doc! { field::ID: &rec.id }, update).upsert(true).run().map_err(map)?;
+        }
+        Ok(())
+    }
+
+    fn get_invocation(&self, id: &str) -> Result<Option<InvocationRecord>> {
+        let found = self.invocations.find_one(doc! { field::ID: id }).run().map_err(map)?;
+        Ok(found.as_ref().map(doc::invocation_from_doc).transpose()?)
+    }
+
+    fn list_invocations(&self, action: Option<&str>, limit: usize) -> Result<Vec<InvocationRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new()); // MongoDB's limit 0 means none
+        }
+        let filter = match action {
+            Some(action) => doc! { field::ACTION: action },
+            None => doc! {},
+        };
+        let cursor = self
+            .invocations
+            .find(filter)
+            .sort(doc! { field::CREATED: -1, field::SEQ: -1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .run()
+            .map_err(map)?;
+        self.decode_all(cursor)
+    }
+
+    fn claim_invocations(
+        &self,
+        owner: &str,
+        limit: usize,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<InvocationRecord>> {
+        let mut claimed = Vec::new();
+        while claimed.len() < limit {
+            let update = doc! {
+                "$set": {
+                    field::STATUS: InvocationStatus::Running.as_str(),
+                    field::OWNER: owner,
+                    field::STARTED: now_ms,
+                    field::LEASE_UNTIL: now_ms.saturating_add(lease_ms),
+                },
+                "$inc": { field::ATTEMPTS: 1_i64 },
+            };
+            let found = self
+                .invocations
+                .find_one_and_update(runnable(now_ms), update)
+                .sort(doc! { field::SEQ: 1 })
+                .return_document(ReturnDocument::After)
+                .run();
+            match found {
+                Ok(Some(doc)) => claimed.push(doc::invocation_from_doc(&doc)?),
+                Ok(None) => break,
+                // The records claimed so far are ours: run them, and let the
+                // next call report the trouble.
+                Err(err) if !claimed.is_empty() => {
+                    tracing::warn!(claimed = claimed.len(), "claiming invocations stopped early: {}", err.kind);
+                    break;
+                }
+                Err(err) => return Err(map(err)),
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn release_running(&self) -> Result<u64> {
+        let released = self
+            .invocations
+            .update_many(
+                doc! { field::STATUS: InvocationStatus::Running.as_str() },
+                doc! { "$set": { field::LEASE_UNTIL: 0_i64 } },
+            )
+            .run()
+            .map_err(map)?;
+        Ok(released.matched_count)
+    }
+
+    fn count_queued(&self) -> Result<u64> {
+        self.invocations.count_documents(doc! { field::STATUS: InvocationStatus::Queued.as_str() }).run().map_err(map)
+    }
+
+    fn purge_invocations(&self, before_ms: i64) -> Result<u64> {
+        let terminal = [InvocationStatus::Succeeded, InvocationStatus::Failed].map(|s| Bson::from(s.as_str()));
+        let filter = doc! { field::STATUS: { "$in": terminal.to_vec() }, field::FINISHED: { "$lt": before_ms } };
+        let deleted = self.invocations.delete_many(filter).run().map_err(map)?;
+        Ok(deleted.deleted_count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_is_added_to_hosts_without_one() {
+        let cases = [
+            ("mongodb://database", Some(27017), "mongodb://database:27017"),
+            ("mongodb://database/", Some(27017), "mongodb://database:27017/"),
+            ("mongodb://database/sl?w=1", Some(1), "mongodb://database:1/sl?w=1"),
+            ("mongodb://database?w=1", Some(1), "mongodb://database:1?w=1"),
+            ("mongodb://user:p%40ss@database", Some(27017), "mongodb://user:p%40ss@database:27017"),
+            ("mongodb://a,b:27018,c", Some(27017), "mongodb://a:27017,b:27018,c:27017"),
+            ("mongodb://[::1]", Some(27017), "mongodb://[::1]:27017"),
+            ("mongodb://[::1]:27018", Some(27017), "mongodb://[::1]:27018"),
+            ("mongodb://database:27018", Some(27017), "mongodb://database:27018"),
+            ("mongodb://database", None, "mongodb://database"),
+            ("mongodb+srv://cluster.example", Some(27017), "mongodb+srv://cluster.example"),
+        ];
+        for (url, port, expected) in cases {
+            assert_eq!(connection_string(url, port), expected, "{url} {port:?}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(redact("mongodb://sl:secret@db:27017/x"), "mongodb://sl:***@db:27017/x");
+        assert_eq!(redact("mongodb://db:27017/x?a=b@c"), "mongodb://db:27017/x?a=b@c");
+        assert_eq!(redact("mongodb://db"), "mongodb://db");
+    }
+
+    #[test]
+    fn defaults() {
+        let o = MongoOptions::default();
+        assert_eq!(o.server_selection_timeout, Duration::from_secs(2));
+        assert_eq!(o.retention_secs, 7 * 24 * 3600);
+    }
+
+    #[test]
+    fn a_bad_url_is_reported_without_its_password() {
+        match MongoStore::connect("mongodb://u:secret@host:notaport", "db", MongoOptions::default()) {
+            Err(StoreError::Unavailable(msg)) => {
+                assert!(msg.starts_with("invalid MongoDB URL mongodb://u:***@host:notaport"), "{msg}");
+                assert!(!msg.contains("secret"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
