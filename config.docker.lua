@@ -2,9 +2,18 @@
 -- Dockerfile, docker-compose.yaml and docs/docker.md). Every setting left
 -- out has its default (README.md, "Configuration").
 
+-- API tokens from the environment (docker-compose.yaml passes them through).
+-- Without SL_ADMIN_TOKEN the API is open to whoever reaches port 8080: fine
+-- for trying SL on your own machine, never for a shared network.
+local admin, invoke = os.getenv("SL_ADMIN_TOKEN"), os.getenv("SL_INVOKE_TOKEN")
+if admin and admin ~= "" then
+  Auth { admin = admin, invoke = (invoke and invoke ~= "") and { invoke } or nil }
+end
+
 Server {
   host = "0.0.0.0",     -- every interface of the container; publish the port with -p 8080:8080
   port = 8080,
+  insecure = not (admin and admin ~= ""),   -- listening beyond loopback without tokens needs this
 }
 
 Logger { level = "info" }  -- SL_LOG overrides
