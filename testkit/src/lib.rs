@@ -19,7 +19,9 @@
 
 mod install;
 mod mongo;
+mod plugins;
 mod process;
 
 pub use install::{nx_27017, target_dir, NxInstall, NX_VERSION};
 pub use mongo::Mongo;
+pub use plugins::{lib_dir, plugin_lib};

@@ -231,48 +231,10 @@ pub fn target_dir() -> PathBuf {
     Path::new(BIN).parent().unwrap().to_path_buf()
 }
 
-/// The path of a plugin library built by this workspace, building the
-/// workspace's libraries first if needed (`cargo test -p sl-server` alone
-/// does not build other packages' cdylibs). The same selection as
-/// `scripts/test` (`--workspace`) keeps this a no-op after that build.
+/// The path of a plugin library built by this workspace (built first if
+/// needed; see `sl_testkit::plugin_lib`).
 pub fn plugin_lib(lib: &str) -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    let path = target_dir().join(format!("lib{lib}.so"));
-    BUILD.call_once(|| {
-        if path.exists() {
-            return;
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-        let mut cmd = Command::new(cargo);
-        cmd.arg("build").arg("--quiet").arg("--manifest-path").arg(manifest).args(["--workspace", "--lib"]);
-        if !BIN.contains("/debug/") {
-            cmd.arg("--release");
-        }
-        // Variables cargo set for this test process would make build
-        // scripts that watch them rebuild what the outer build built.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("CARGO_PKG_")
-                || [
-                    "CARGO_MANIFEST_DIR",
-                    "CARGO_MANIFEST_PATH",
-                    "CARGO_CRATE_NAME",
-                    "CARGO_BIN_NAME",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                    "OUT_DIR",
-                ]
-                .contains(&key.as_str())
-            {
-                cmd.env_remove(key);
-            }
-        }
-        let status = cmd.status().expect("run cargo build for the plugins");
-        assert!(status.success(), "building the plugin crates failed");
-    });
-    assert!(path.exists(), "{} was not built (run `cargo build --workspace`)", path.display());
-    path
+    sl_testkit::plugin_lib(lib)
 }
 
 /// Runs `slserver` with a config expected to be refused; returns its
