@@ -17,10 +17,17 @@ pub(crate) fn map(db: &str, err: rusqlite::Error) -> StoreError {
     match err {
         E::SqliteFailure(failure, message) => {
             let (corrupt, what) = describe(failure.code);
-            let detail = match message {
+            let mut detail = match message {
                 Some(msg) if !msg.is_empty() && msg != what => format!("{what} ({db}): {msg}"),
                 _ => format!("{what} ({db})"),
             };
+            if failure.code == ErrorCode::SystemIoFailure {
+                // SQLite says "disk I/O error" whatever the system refused;
+                // find out whether the file can still be written, and why not.
+                if let Some(why) = why_unwritable(db) {
+                    detail.push_str(&format!(": the database file cannot be written: {why}"));
+                }
+            }
             if corrupt {
                 StoreError::Corrupt(detail)
             } else {
@@ -32,6 +39,25 @@ pub(crate) fn map(db: &str, err: rusqlite::Error) -> StoreError {
         | E::Utf8Error(..)
         | E::InvalidColumnType(..) => StoreError::Corrupt(format!("{err} ({db})")),
         other => StoreError::Unavailable(format!("sqlite error ({db}): {other}")),
+    }
+}
+
+/// Why the database file at `db` cannot be opened for writing, if it cannot.
+fn why_unwritable(db: &str) -> Option<String> {
+    if db == ":memory:" {
+        return None;
+    }
+    let dir = std::path::Path::new(db).parent().filter(|d| !d.as_os_str().is_empty());
+    let file = std::fs::OpenOptions::new().append(true).open(db).err();
+    let dir_probe = dir.map(|d| d.join(".sl-write-probe")).and_then(|probe| {
+        let r = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(&probe);
+        let _ = std::fs::remove_file(&probe);
+        r.err()
+    });
+    match (file, dir_probe) {
+        (Some(e), _) => Some(e.to_string()),
+        (None, Some(e)) => Some(format!("its directory refuses new files: {e}")),
+        (None, None) => None,
     }
 }
 
