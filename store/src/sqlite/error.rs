@@ -48,11 +48,12 @@ fn why_unwritable(db: &str) -> Option<String> {
         return None;
     }
     let dir = std::path::Path::new(db).parent().filter(|d| !d.as_os_str().is_empty());
-    let file = std::fs::OpenOptions::new().append(true).open(db).err();
+    let file =
+        std::fs::OpenOptions::new().append(true).open(db).err().filter(|e| e.kind() != std::io::ErrorKind::NotFound);
     let dir_probe = dir.map(|d| d.join(".sl-write-probe")).and_then(|probe| {
         let r = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(&probe);
         let _ = std::fs::remove_file(&probe);
-        r.err()
+        r.err().filter(|e| e.kind() != std::io::ErrorKind::NotFound)
     });
     match (file, dir_probe) {
         (Some(e), _) => Some(e.to_string()),
