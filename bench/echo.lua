@@ -1,0 +1,3 @@
+function main(args)
+  return call('skeleton', 'echo', args)
+end
