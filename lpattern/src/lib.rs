@@ -317,8 +317,50 @@ pub fn find(subject: &[u8], pattern: &[u8], init: usize, budget: &mut Budget) ->
 pub struct GMatch<S, P = S> {
     subject: S,
     pattern: P,
+    state: GMatchState,
+}
+
+/// Where a `gmatch` iteration stands, without its subject and pattern:
+/// for callers that keep those elsewhere (say, as strings of a Lua state)
+/// and pass them to every [`GMatchState::next`] call. The subject and
+/// pattern must be the same on every call.
+#[derive(Debug, Clone, Copy)]
+pub struct GMatchState {
     src: usize,
     last_match: Option<usize>,
+}
+
+impl GMatchState {
+    /// Starts at the 0-based offset `init` of a subject of `subject_len`
+    /// bytes (see [`GMatch::new`]).
+    pub fn new(subject_len: usize, init: usize) -> Self {
+        GMatchState { src: init.min(subject_len + 1), last_match: None }
+    }
+
+    /// The next match of `pattern` in `subject` (see [`GMatch::next`]).
+    pub fn next(&mut self, subject: &[u8], pattern: &[u8], budget: &mut Budget) -> Result<Option<Match>, Error> {
+        // A fresh matcher (depth counter) for every call: unlike Lua, whose
+        // gmatch iterator never restores its depth counter after a caught
+        // pattern error (see the crate docs).
+        let mut m = Matcher::new(subject, pattern, budget);
+        let len = subject.len();
+        let mut src = self.src;
+        while src <= len {
+            m.charge(1)?;
+            if let Some(e) = m.match_at(src)? {
+                if Some(e) != self.last_match {
+                    // Like Lua, advance before reporting an unfinished
+                    // capture, so a caught error does not repeat forever.
+                    self.src = e;
+                    self.last_match = Some(e);
+                    return m.result(src, e, true).map(Some);
+                }
+            }
+            src += 1;
+        }
+        self.src = src;
+        Ok(None)
+    }
 }
 
 impl<S: AsRef<[u8]>, P: AsRef<[u8]>> GMatch<S, P> {
@@ -327,8 +369,8 @@ impl<S: AsRef<[u8]>, P: AsRef<[u8]>> GMatch<S, P> {
     /// `init` past the end simply yields no matches). Nothing is matched
     /// (and no error is detected) until [`GMatch::next`] is called.
     pub fn new(subject: S, pattern: P, init: usize) -> Self {
-        let len = subject.as_ref().len();
-        GMatch { subject, pattern, src: init.min(len + 1), last_match: None }
+        let state = GMatchState::new(subject.as_ref().len(), init);
+        GMatch { subject, pattern, state }
     }
 
     /// The subject being searched.
@@ -341,36 +383,7 @@ impl<S: AsRef<[u8]>, P: AsRef<[u8]>> GMatch<S, P> {
     /// "unfinished capture" after the iteration has moved past it (as in
     /// Lua); after any other error the state is unchanged.
     pub fn next(&mut self, budget: &mut Budget) -> Result<Option<Match>, Error> {
-        let subject = self.subject.as_ref();
-        // A fresh matcher (depth counter) for every call: unlike Lua, whose
-        // gmatch iterator never restores its depth counter after a caught
-        // pattern error (see the crate docs).
-        let mut m = Matcher::new(subject, self.pattern.as_ref(), budget);
-        Self::search(&mut m, subject.len(), &mut self.src, &mut self.last_match)
-    }
-
-    fn search(
-        m: &mut Matcher<'_>,
-        len: usize,
-        state_src: &mut usize,
-        last_match: &mut Option<usize>,
-    ) -> Result<Option<Match>, Error> {
-        let mut src = *state_src;
-        while src <= len {
-            m.charge(1)?;
-            if let Some(e) = m.match_at(src)? {
-                if Some(e) != *last_match {
-                    // Like Lua, advance before reporting an unfinished
-                    // capture, so a caught error does not repeat forever.
-                    *state_src = e;
-                    *last_match = Some(e);
-                    return m.result(src, e, true).map(Some);
-                }
-            }
-            src += 1;
-        }
-        *state_src = src;
-        Ok(None)
+        self.state.next(self.subject.as_ref(), self.pattern.as_ref(), budget)
     }
 }
 

@@ -399,7 +399,7 @@ impl Server {
             let what = match kind {
                 LimitKind::Memory => "memory",
                 LimitKind::Instructions => "instruction",
-                LimitKind::Timeout => "time",
+                LimitKind::Timeout | LimitKind::Stall => "time",
             };
             warn!(id = %running.job.record.id, "Action '{name}' aborted after violating {what} constraints");
         }

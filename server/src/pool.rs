@@ -70,7 +70,10 @@ impl<S: 'static> Pool<S> {
         let n = shared.threads.fetch_add(1, Ordering::SeqCst);
         shared.idle.fetch_add(1, Ordering::SeqCst);
         let me = Arc::clone(shared);
-        let spawned = std::thread::Builder::new().name(format!("{}-{n}", shared.name)).spawn(move || me.work());
+        let spawned = std::thread::Builder::new()
+            .name(format!("{}-{n}", shared.name))
+            .stack_size(crate::sandbox::LUA_THREAD_STACK)
+            .spawn(move || me.work());
         match spawned {
             Ok(h) => {
                 if let Ok(mut hs) = shared.handles.lock() {

@@ -73,7 +73,7 @@ pub fn serve(
     store: Arc<dyn Store>,
     plugins: Arc<PluginHost>,
     shutdown: Arc<AtomicBool>,
-    ready: impl FnOnce(SocketAddr),
+    ready: impl FnOnce(SocketAddr) + Send,
 ) -> io::Result<()> {
     let n = cfg.server.workers.max(1);
     let addr = listen_addr(&cfg)?;
@@ -91,12 +91,23 @@ pub fn serve(
         threads.push(
             std::thread::Builder::new()
                 .name(format!("sl-worker-{}", i + 1))
+                .stack_size(crate::sandbox::LUA_THREAD_STACK)
                 .spawn(move || Server::new(cfg, listener, store, plugins, shutdown, peer).and_then(|mut s| s.run()))?,
         );
     }
-    let mut server = Server::new(cfg, first, store, plugins, Arc::clone(&shutdown), first_peers)?;
-    ready(addr);
-    let result = server.run();
+    // The first reactor runs on a thread of its own too, so that every
+    // reactor has the same stack size (see `LUA_THREAD_STACK`).
+    let result = std::thread::scope(|scope| {
+        let first = std::thread::Builder::new()
+            .name("sl-worker-0".into())
+            .stack_size(crate::sandbox::LUA_THREAD_STACK)
+            .spawn_scoped(scope, || {
+                let mut server = Server::new(cfg, first, store, plugins, Arc::clone(&shutdown), first_peers)?;
+                ready(addr);
+                server.run()
+            })?;
+        first.join().unwrap_or_else(|_| Err(io::Error::other("the first reactor panicked")))
+    });
     if result.is_err() {
         shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
     }

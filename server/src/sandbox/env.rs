@@ -6,13 +6,21 @@
 //! with only `time`, `clock`, `date` and `difftime`. `print` writes to the
 //! invocation's logs; `json` offers `encode`, `decode` and `null`.
 
-use mlua::{Lua, LuaOptions, MultiValue, StdLib, Value};
+use std::cell::Cell;
+
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value};
 
 use super::hook::{with_active, LimitKind};
 use super::json;
 use super::strings::soft;
+use super::tablelib::{self, TableFn};
 
 const PRELUDE: &str = include_str!("prelude.lua");
+
+/// Bytes of a chunk handed to Lua's parser at a time by `load`: the limits
+/// are checked between pieces, as the parser itself runs in C where the
+/// hook never fires.
+const LOAD_PIECE: usize = 16 * 1024;
 
 fn limit_error(kind: LimitKind) -> mlua::Error {
     mlua::Error::runtime(format!("invocation aborted: {} limit", kind.kind()))
@@ -47,6 +55,9 @@ pub fn new_state() -> mlua::Result<Lua> {
     let lua = Lua::new_with(libs, LuaOptions::new())?;
     let array_mt = lua.create_table()?;
     array_mt.set("__name", "json.array")?;
+    // Hidden from getmetatable: a `__gc` added to it would mark every array
+    // decoded afterwards for a finalizer, which runs outside all limits.
+    array_mt.set("__metatable", false)?;
     lua.set_named_registry_value(json::ARRAY_MT_KEY, array_mt)?;
 
     let take_preempt = lua.create_function(|_, co: mlua::Thread| {
@@ -62,16 +73,50 @@ pub fn new_state() -> mlua::Result<Lua> {
         Ok(())
     })?;
     let encode = lua.create_function(|lua, v: Value| {
-        let r = json::from_lua(lua, &v)
+        let r = json::from_lua_unpausable(lua, &v)
             .map_err(|e| mlua::Error::runtime(e.to_string()))
             .and_then(|j| Ok(Value::String(lua.create_string(j.to_string())?)));
         soft(lua, r.map(|v| MultiValue::from_iter([v])))
     })?;
     let decode = lua.create_function(|lua, s: mlua::String| {
-        let r = serde_json::from_slice::<serde_json::Value>(&s.as_bytes())
-            .map_err(|e| mlua::Error::runtime(format!("invalid JSON: {e}")))
-            .and_then(|j| json::to_lua(lua, &j));
+        let r = json::decode_to_lua(lua, &s.as_bytes());
         soft(lua, r.map(|v| MultiValue::from_iter([v])))
+    })?;
+    let stall = lua.create_function(|_, ()| match with_active(|c| c.check_stall()).flatten() {
+        Some(kind) => Err(limit_error(kind)),
+        None => Ok(()),
+    })?;
+    let wrap_handler = lua.create_function(|lua, handler: Value| {
+        let Value::Function(handler) = handler else {
+            return Ok(handler); // xpcall itself reports the bad argument
+        };
+        let wrapped = lua.create_function(move |_, args: MultiValue| {
+            if with_active(|c| c.abort.get().is_some()).unwrap_or(false) {
+                return Ok(args);
+            }
+            handler.call::<MultiValue>(args)
+        })?;
+        Ok(Value::Function(wrapped))
+    })?;
+    let chunk_reader = lua.create_function(|lua, chunk: mlua::String| {
+        let offset = Cell::new(0usize);
+        lua.create_function(move |lua, ()| {
+            if let Some(kind) = with_active(|c| c.check_stall()).flatten() {
+                return Err(limit_error(kind));
+            }
+            let bytes = chunk.as_bytes();
+            let start = offset.get().min(bytes.len());
+            let end = (start + LOAD_PIECE).min(bytes.len());
+            offset.set(end);
+            if start == end {
+                return Ok(Value::Nil);
+            }
+            Ok(Value::String(lua.create_string(&bytes[start..end])?))
+        })
+    })?;
+    let table_fn = lua.create_function(|lua, (name, c_fn, lua_fn): (String, Function, Function)| {
+        let which = TableFn::from_name(&name).ok_or_else(|| mlua::Error::runtime(format!("no table.{name}")))?;
+        tablelib::dispatcher(lua, which, c_fn, lua_fn)
     })?;
     let args: MultiValue = [
         Value::Function(take_preempt),
@@ -83,6 +128,10 @@ pub fn new_state() -> mlua::Result<Lua> {
         Value::NULL,
         error_marker(),
         call_marker(),
+        Value::Function(stall),
+        Value::Function(wrap_handler),
+        Value::Function(chunk_reader),
+        Value::Function(table_fn),
     ]
     .into_iter()
     .collect();

@@ -15,10 +15,16 @@
 //!   abort cannot be caught.
 //! - When the time slice is used up and the running coroutine can yield,
 //!   the hook sets [`Control::preempted`] and yields it.
+//! - Lua code called from inside a C or Rust function (a `table.sort`
+//!   comparator in C, a metamethod called by a library function, an
+//!   `xpcall` message handler, a `__close` handler run by
+//!   `coroutine.close`) cannot yield. It may run [`STALL_LIMIT`] past the
+//!   end of its slice; then the invocation is aborted with
+//!   [`LimitKind::Stall`], so that no invocation holds its reactor longer.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::c_int;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mlua::ffi;
 
@@ -26,6 +32,10 @@ use super::alloc::MemoryMeter;
 
 /// VM instructions between two hook firings.
 pub const HOOK_INTERVAL: c_int = 1000;
+
+/// How long past the end of its time slice code that cannot be paused may
+/// run before the invocation is aborted (see the module docs).
+pub const STALL_LIMIT: Duration = Duration::from_millis(20);
 
 /// Which limit ended an invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +46,9 @@ pub enum LimitKind {
     Instructions,
     /// The `timeout` passed.
     Timeout,
+    /// Code that cannot be paused ran [`STALL_LIMIT`] past its time slice.
+    /// Reported to clients as a timeout.
+    Stall,
 }
 
 impl LimitKind {
@@ -44,7 +57,7 @@ impl LimitKind {
         match self {
             Self::Memory => "memory",
             Self::Instructions => "instructions",
-            Self::Timeout => "timeout",
+            Self::Timeout | Self::Stall => "timeout",
         }
     }
 }
@@ -107,6 +120,19 @@ impl Control {
             self.abort.set(kind);
         }
         kind
+    }
+
+    /// Checks [`check`](Self::check), then whether code that cannot be
+    /// paused has run [`STALL_LIMIT`] past the end of its slice; records and
+    /// returns the first limit hit.
+    pub(crate) fn check_stall(&self) -> Option<LimitKind> {
+        if let Some(kind) = self.check() {
+            return Some(kind);
+        }
+        if Instant::now() >= self.slice_end.get() + STALL_LIMIT {
+            self.abort.set(Some(LimitKind::Stall));
+        }
+        self.abort.get()
     }
 
     /// Whether the hook paused `thread` (a `lua_State` pointer); forgets it.
@@ -185,11 +211,15 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, _ar: *mut ffi::lua_
     // instance can be dropped.
     let ctl = unsafe { &*ctl };
     ctl.used.set(ctl.used.get() + HOOK_INTERVAL as u64);
-    if let Some(kind) = ctl.check() {
+    // SAFETY: `state` is the running thread.
+    let yieldable = unsafe { ffi::lua_isyieldable(state) } != 0;
+    let limit = if yieldable { ctl.check() } else { ctl.check_stall() };
+    if let Some(kind) = limit {
         let msg: &'static [u8] = match kind {
             LimitKind::Memory => b"invocation aborted: memory limit exceeded",
             LimitKind::Instructions => b"invocation aborted: instruction budget exhausted",
             LimitKind::Timeout => b"invocation aborted: timeout",
+            LimitKind::Stall => b"invocation aborted: ran too long where it cannot be paused",
         };
         // SAFETY: `state` is the running thread. From now on the hook fires
         // on every instruction so that code catching the error cannot run
@@ -201,15 +231,11 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, _ar: *mut ffi::lua_
             ffi::lua_error(state);
         }
     }
-    if Instant::now() >= ctl.slice_end.get() {
-        // SAFETY: `state` is the running thread; a count hook may yield
-        // (with no values) when the thread is yieldable.
-        unsafe {
-            if ffi::lua_isyieldable(state) != 0 {
-                ctl.preempted.borrow_mut().push(state as *const std::ffi::c_void);
-                ffi::lua_yield(state, 0);
-            }
-        }
+    if yieldable && Instant::now() >= ctl.slice_end.get() {
+        ctl.preempted.borrow_mut().push(state as *const std::ffi::c_void);
+        // SAFETY: `state` is the running thread and can yield; a count hook
+        // may yield with no values.
+        unsafe { ffi::lua_yield(state, 0) };
     }
 }
 

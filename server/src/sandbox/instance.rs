@@ -232,7 +232,13 @@ impl Run {
                 return Step::Done(self.finish(Err(InvokeError::Limit(kind))));
             }
             let values = match resumed {
-                Ok(Resumed::Finished(values)) => values,
+                Ok(Resumed::Finished(values)) => {
+                    // The last stretch may have run in C past the deadline.
+                    if let Some(kind) = ctl.check() {
+                        return Step::Done(self.finish(Err(InvokeError::Limit(kind))));
+                    }
+                    values
+                }
                 Ok(Resumed::Yielded(values)) => {
                     let marker = env::preempt_marker();
                     let passed_up = values.len() == 1 && values.front() == Some(&marker);
@@ -279,7 +285,10 @@ impl Run {
                     }
                 }
                 Phase::Main => {
-                    let result = self.convert_result(values);
+                    let mut result = self.convert_result(values);
+                    if let (Err(_), Some(kind)) = (&result, self.instance_ref().ctl.abort.get()) {
+                        result = Err(InvokeError::Limit(kind));
+                    }
                     return Step::Done(self.finish(result));
                 }
             }

@@ -20,7 +20,11 @@
 //!   sparse arrays, non-integer number keys, nesting deeper than
 //!   [`MAX_DEPTH`] (which also catches cycles).
 
+use std::cell::Cell;
+
 use mlua::{Lua, Table, Value};
+
+use super::hook::{with_active, LimitKind};
 
 /// Deepest nesting converted in either direction.
 pub const MAX_DEPTH: usize = 100;
@@ -80,11 +84,172 @@ fn to_lua_inner(lua: &Lua, value: &serde_json::Value, array_mt: Option<&Table>, 
     })
 }
 
+/// Parses JSON text straight into a Lua value (with the mapping of
+/// [`to_lua`]), without building a `serde_json::Value` first: everything
+/// the text turns into is allocated by Lua, under the state's memory limit.
+pub fn decode_to_lua(lua: &Lua, text: &[u8]) -> mlua::Result<Value> {
+    let array_mt: Option<Table> = lua.named_registry_value(ARRAY_MT_KEY)?;
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let values = Cell::new(0);
+    let seed = Seed { lua, array_mt: array_mt.as_ref(), depth: 0, values: &values };
+    let value = serde::de::DeserializeSeed::deserialize(seed, &mut de).map_err(decode_error)?;
+    de.end().map_err(decode_error)?;
+    Ok(value)
+}
+
+fn decode_error(e: serde_json::Error) -> mlua::Error {
+    mlua::Error::runtime(format!("invalid JSON: {e}"))
+}
+
+/// Builds the Lua value of one JSON value as the parser reads it.
+#[derive(Clone, Copy)]
+struct Seed<'a> {
+    lua: &'a Lua,
+    array_mt: Option<&'a Table>,
+    depth: usize,
+    /// Values built so far, to look at the clock now and then.
+    values: &'a Cell<usize>,
+}
+
+impl Seed<'_> {
+    fn nested(self) -> Self {
+        Self { depth: self.depth + 1, ..self }
+    }
+
+    /// Counts a value; every [`CLOCK_EVERY`] values, checks the limits of
+    /// code that cannot be paused (decoding runs in one Rust call).
+    fn tick<E: serde::de::Error>(self) -> Result<(), E> {
+        let n = self.values.get() + 1;
+        self.values.set(n);
+        if n.is_multiple_of(CLOCK_EVERY) {
+            if let Some(kind) = with_active(|c| c.check_stall()).flatten() {
+                return Err(E::custom(format!("{} limit", kind.kind())));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn lua_err<E: serde::de::Error>(e: mlua::Error) -> E {
+    E::custom(super::error_message(&e))
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.depth > MAX_DEPTH {
+            return Err(serde::de::Error::custom("JSON nesting too deep"));
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::NULL)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Boolean(b))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Integer(i))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<Value, E> {
+        Ok(i64::try_from(u).map(Value::Integer).unwrap_or(Value::Number(u as f64)))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<Value, E> {
+        Ok(Value::Number(x))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Value, E> {
+        self.lua.create_string(s).map(Value::String).map_err(lua_err)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let t = self.lua.create_table().map_err(lua_err)?;
+        let mut i = 0i64;
+        while let Some(v) = seq.next_element_seed(self.nested())? {
+            self.tick()?;
+            i += 1;
+            t.raw_set(i, v).map_err(lua_err)?;
+        }
+        if let Some(mt) = self.array_mt {
+            t.set_metatable(Some(mt.clone())).map_err(lua_err)?;
+        }
+        Ok(Value::Table(t))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let t = self.lua.create_table().map_err(lua_err)?;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let v = map.next_value_seed(self.nested())?;
+            self.tick()?;
+            // Tables cannot hold nil: a null member is left out.
+            if v == Value::NULL {
+                t.raw_remove(key.as_ref()).map_err(lua_err)?;
+            } else {
+                t.raw_set(key.as_ref(), v).map_err(lua_err)?;
+            }
+        }
+        Ok(Value::Table(t))
+    }
+}
+
 /// Converts a Lua value into JSON, or says why it cannot.
+///
+/// Inside an invocation the JSON built counts against what is left of its
+/// memory limit (a table reachable twice is converted twice, so a small
+/// Lua value can stand for a huge JSON one), and the clock is checked as
+/// it goes. Either limit records the abort in the invocation's control
+/// block and ends the conversion with an error.
 pub fn from_lua(lua: &Lua, value: &Value) -> Result<serde_json::Value, JsonError> {
+    convert(lua, value, false)
+}
+
+/// [`from_lua`] for a conversion inside a call from Lua code (as in
+/// `json.encode`), which cannot be paused: it is also bounded by
+/// [`STALL_LIMIT`](super::hook::STALL_LIMIT).
+pub fn from_lua_unpausable(lua: &Lua, value: &Value) -> Result<serde_json::Value, JsonError> {
+    convert(lua, value, true)
+}
+
+fn convert(lua: &Lua, value: &Value, unpausable: bool) -> Result<serde_json::Value, JsonError> {
     let array_mt: Option<Table> = lua.named_registry_value(ARRAY_MT_KEY).ok().flatten();
-    let mut path = Vec::new();
-    from_lua_inner(value, array_mt.as_ref(), &mut path)
+    let room = with_active(|c| {
+        let meter = c.meter();
+        match meter.limit() {
+            0 => usize::MAX,
+            limit => limit.saturating_sub(meter.used()),
+        }
+    })
+    .unwrap_or(usize::MAX);
+    let mut walk = Walk { array_mt: array_mt.as_ref(), path: Vec::new(), room, nodes: 0, unpausable };
+    walk.value(value)
+}
+
+/// Nodes converted between two looks at the clock.
+const CLOCK_EVERY: usize = 1024;
+
+/// The state of one Lua-to-JSON conversion.
+struct Walk<'a> {
+    array_mt: Option<&'a Table>,
+    path: Vec<Seg>,
+    /// Estimated bytes the JSON value may still take.
+    room: usize,
+    nodes: usize,
+    /// Whether the stall limit applies (see [`from_lua_unpausable`]).
+    unpausable: bool,
 }
 
 enum Seg {
@@ -110,90 +275,116 @@ fn fail(path: &[Seg], reason: impl Into<String>) -> JsonError {
     JsonError { path: render(path), reason: reason.into() }
 }
 
-fn from_lua_inner(
-    value: &Value,
-    array_mt: Option<&Table>,
-    path: &mut Vec<Seg>,
-) -> Result<serde_json::Value, JsonError> {
-    use serde_json::Value as J;
-    if path.len() > MAX_DEPTH {
-        return Err(fail(path, format!("nested deeper than {MAX_DEPTH} levels (or a cycle)")));
+impl Walk<'_> {
+    fn fail(&self, reason: impl Into<String>) -> JsonError {
+        fail(&self.path, reason)
     }
-    Ok(match value {
-        Value::Nil => J::Null,
-        Value::Boolean(b) => J::Bool(*b),
-        Value::Integer(i) => J::from(*i),
-        Value::Number(n) => match serde_json::Number::from_f64(*n) {
-            Some(n) => J::Number(n),
-            None => return Err(fail(path, format!("{n} is not a finite number"))),
-        },
-        Value::String(s) => match s.to_str() {
-            Ok(s) => J::String(s.to_string()),
-            Err(_) => return Err(fail(path, "string is not valid UTF-8")),
-        },
-        Value::LightUserData(ud) if ud.0.is_null() => J::Null,
-        Value::Error(e) => J::String(super::error_message(e)),
-        Value::Table(t) => table_to_json(t, array_mt, path)?,
-        other => return Err(fail(path, format!("a {} has no JSON form", other.type_name()))),
-    })
-}
 
-fn table_to_json(t: &Table, array_mt: Option<&Table>, path: &mut Vec<Seg>) -> Result<serde_json::Value, JsonError> {
-    let marked_array = match (t.metatable(), array_mt) {
-        (Some(mt), Some(arr)) => mt == *arr,
-        _ => false,
-    };
-    let mut int_keys = 0usize;
-    let mut max_int = 0i64;
-    let mut str_keys = 0usize;
-    for pair in t.pairs::<Value, Value>() {
-        let (k, _) = pair.map_err(|e| fail(path, e.to_string()))?;
-        match k {
-            Value::Integer(i) if i >= 1 => {
-                int_keys += 1;
-                max_int = max_int.max(i);
+    /// Charges a node of `extra` bytes beyond its own size to the budget.
+    fn charge(&mut self, extra: usize) -> Result<(), JsonError> {
+        let cost = std::mem::size_of::<serde_json::Value>() + extra;
+        if cost > self.room {
+            with_active(|c| c.abort.set(Some(c.abort.get().unwrap_or(LimitKind::Memory))));
+            return Err(self.fail("memory limit exceeded (the JSON form counts against the invocation's maxmem)"));
+        }
+        self.room -= cost;
+        self.nodes += 1;
+        if self.nodes.is_multiple_of(CLOCK_EVERY) {
+            let unpausable = self.unpausable;
+            if let Some(kind) = with_active(|c| if unpausable { c.check_stall() } else { c.check() }).flatten() {
+                return Err(self.fail(format!("{} limit", kind.kind())));
             }
-            Value::String(_) => str_keys += 1,
-            Value::Integer(i) => return Err(fail(path, format!("table key {i} is not a valid array index"))),
-            Value::Number(n) => return Err(fail(path, format!("table key {n} is not an integer"))),
-            other => return Err(fail(path, format!("table key of type {} is not a string", other.type_name()))),
         }
+        Ok(())
     }
-    if str_keys > 0 && int_keys > 0 {
-        return Err(fail(path, "table mixes array items and string keys"));
-    }
-    if int_keys > 0 || marked_array {
-        if str_keys > 0 {
-            return Err(fail(path, "array has string keys"));
+
+    fn value(&mut self, value: &Value) -> Result<serde_json::Value, JsonError> {
+        use serde_json::Value as J;
+        if self.path.len() > MAX_DEPTH {
+            return Err(self.fail(format!("nested deeper than {MAX_DEPTH} levels (or a cycle)")));
         }
-        if max_int as usize != int_keys {
-            return Err(fail(path, format!("sparse array: {int_keys} items but index {max_int}")));
-        }
-        let mut out = Vec::with_capacity(int_keys);
-        for i in 1..=max_int {
-            let v: Value = t.raw_get(i).map_err(|e| fail(path, e.to_string()))?;
-            path.push(Seg::Index(i));
-            out.push(from_lua_inner(&v, array_mt, path)?);
-            path.pop();
-        }
-        return Ok(serde_json::Value::Array(out));
-    }
-    let mut map = serde_json::Map::with_capacity(str_keys);
-    for pair in t.pairs::<Value, Value>() {
-        let (k, v) = pair.map_err(|e| fail(path, e.to_string()))?;
-        let key = match &k {
-            Value::String(s) => match s.to_str() {
-                Ok(s) => s.to_string(),
-                Err(_) => return Err(fail(path, "table key is not valid UTF-8")),
+        self.charge(0)?;
+        Ok(match value {
+            Value::Nil => J::Null,
+            Value::Boolean(b) => J::Bool(*b),
+            Value::Integer(i) => J::from(*i),
+            Value::Number(n) => match serde_json::Number::from_f64(*n) {
+                Some(n) => J::Number(n),
+                None => return Err(self.fail(format!("{n} is not a finite number"))),
             },
-            _ => unreachable!("keys were checked above"),
-        };
-        path.push(Seg::Key(key.clone()));
-        let json = from_lua_inner(&v, array_mt, path)?;
-        path.pop();
-        map.insert(key, json);
+            Value::String(s) => match s.to_str() {
+                Ok(s) => {
+                    self.charge(s.len())?;
+                    J::String(s.to_string())
+                }
+                Err(_) => return Err(self.fail("string is not valid UTF-8")),
+            },
+            Value::LightUserData(ud) if ud.0.is_null() => J::Null,
+            Value::Error(e) => J::String(super::error_message(e)),
+            Value::Table(t) => self.table(t)?,
+            other => return Err(self.fail(format!("a {} has no JSON form", other.type_name()))),
+        })
     }
-    Ok(serde_json::Value::Object(map))
+
+    fn table(&mut self, t: &Table) -> Result<serde_json::Value, JsonError> {
+        let marked_array = match (t.metatable(), self.array_mt) {
+            (Some(mt), Some(arr)) => mt == *arr,
+            _ => false,
+        };
+        let mut int_keys = 0usize;
+        let mut max_int = 0i64;
+        let mut str_keys = 0usize;
+        for pair in t.pairs::<Value, Value>() {
+            let (k, _) = pair.map_err(|e| self.fail(e.to_string()))?;
+            match k {
+                Value::Integer(i) if i >= 1 => {
+                    int_keys += 1;
+                    max_int = max_int.max(i);
+                }
+                Value::String(_) => str_keys += 1,
+                Value::Integer(i) => return Err(self.fail(format!("table key {i} is not a valid array index"))),
+                Value::Number(n) => return Err(self.fail(format!("table key {n} is not an integer"))),
+                other => return Err(self.fail(format!("table key of type {} is not a string", other.type_name()))),
+            }
+        }
+        if str_keys > 0 && int_keys > 0 {
+            return Err(self.fail("table mixes array items and string keys"));
+        }
+        if int_keys > 0 || marked_array {
+            if str_keys > 0 {
+                return Err(self.fail("array has string keys"));
+            }
+            if max_int as usize != int_keys {
+                return Err(self.fail(format!("sparse array: {int_keys} items but index {max_int}")));
+            }
+            self.charge(int_keys.saturating_mul(std::mem::size_of::<serde_json::Value>()))?;
+            let mut out = Vec::with_capacity(int_keys);
+            for i in 1..=max_int {
+                let v: Value = t.raw_get(i).map_err(|e| self.fail(e.to_string()))?;
+                self.path.push(Seg::Index(i));
+                out.push(self.value(&v)?);
+                self.path.pop();
+            }
+            return Ok(serde_json::Value::Array(out));
+        }
+        let mut map = serde_json::Map::with_capacity(str_keys);
+        for pair in t.pairs::<Value, Value>() {
+            let (k, v) = pair.map_err(|e| self.fail(e.to_string()))?;
+            let key = match &k {
+                Value::String(s) => match s.to_str() {
+                    Ok(s) => s.to_string(),
+                    Err(_) => return Err(self.fail("table key is not valid UTF-8")),
+                },
+                _ => unreachable!("keys were checked above"),
+            };
+            self.charge(key.len())?;
+            self.path.push(Seg::Key(key.clone()));
+            let json = self.value(&v)?;
+            self.path.pop();
+            map.insert(key, json);
+        }
+        Ok(serde_json::Value::Object(map))
+    }
 }
 
 #[cfg(test)]

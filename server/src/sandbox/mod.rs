@@ -8,11 +8,19 @@ mod hook;
 mod instance;
 pub mod json;
 mod strings;
+mod tablelib;
 
 pub use alloc::{set_thread_budget, thread_budget, thread_total};
 pub use compile::{compile, Compiled};
-pub use hook::{LimitKind, HOOK_INTERVAL};
+pub use hook::{LimitKind, HOOK_INTERVAL, STALL_LIMIT};
 pub use instance::{error_message, Budget, Instance, Outcome, PluginCall, Run, Step};
+
+/// Stack size of the threads that run Lua (reactors and pool threads).
+/// Lua bounds nesting of C calls (metamethods, library callbacks, `pcall`)
+/// at 200 levels; with the Rust frames of the sandbox's own functions in
+/// between, that needs more than the 2 MiB Rust gives new threads, most of
+/// all in debug builds. Pages are only committed when used.
+pub const LUA_THREAD_STACK: usize = 16 << 20;
 
 /// Why an invocation (or a compile) did not produce a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +47,11 @@ fn limit_message(kind: LimitKind) -> &'static str {
         LimitKind::Memory => "memory limit exceeded",
         LimitKind::Instructions => "instruction budget exhausted",
         LimitKind::Timeout => "timeout: the invocation ran past its time limit",
+        LimitKind::Stall => {
+            "timeout: the invocation ran too long where it cannot be paused (in a callback of a library \
+             function, a metamethod called by one, an xpcall message handler or a __close handler; see \
+             README, Limits)"
+        }
     }
 }
 

@@ -1,12 +1,12 @@
 -- The sandbox prelude: runs once in every new Lua state, before user code.
 -- It receives trusted Rust functions as arguments and closes over the raw
 -- library functions it wraps, so user code can never reach them.
-local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL = ...
+local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, table_fn = ...
 
 local raw_pcall, raw_xpcall, raw_load, raw_setmetatable = pcall, xpcall, load, setmetatable
 local raw_resume, raw_yield, isyieldable, co_create = coroutine.resume, coroutine.yield, coroutine.isyieldable, coroutine.create
-local pack, unpack, concat, select, tostring, type, rawget, error =
-  table.pack, table.unpack, table.concat, select, tostring, type, rawget, error
+local pack, unpack, concat, select, tostring, type, rawget, rawequal, error =
+  table.pack, table.unpack, table.concat, select, tostring, type, rawget, rawequal, error
 
 -- After a limit is hit, `guard` raises again wherever an error was caught.
 local function finish(...)
@@ -18,11 +18,11 @@ function pcall(...)
   return finish(raw_pcall(...))
 end
 
+-- The message handler is wrapped in a Rust function: once a limit was
+-- hit it hands the error on without running any Lua (which the hook would
+-- abort again, making Lua call the handler again, 200 levels deep).
 function xpcall(f, handler, ...)
-  return finish(raw_xpcall(f, function(...)
-    guard()
-    return handler(...)
-  end, ...))
+  return finish(raw_xpcall(f, wrap_handler(handler), ...))
 end
 
 -- The hook pauses the running coroutine to share the CPU. When that was an
@@ -38,6 +38,11 @@ local function resume(co, ...)
     if take_preempt(co) or (r.n == 2 and r[1] == true and r[2] == PREEMPT) then
       if isyieldable() then
         raw_yield(PREEMPT)
+      else
+        -- Inside a callback that cannot yield: the coroutine would be
+        -- resumed at once, forever. Bound it like any code that cannot be
+        -- paused.
+        stall()
       end
       r = pack(raw_resume(co))
     elseif r[1] == true and r[2] == CALL then
@@ -89,12 +94,43 @@ function call(plugin, action, payload)
   error(result, 2)
 end
 
--- Text chunks only: binary chunks could break the VM.
-function load(chunk, name, mode, ...)
-  if select('#', ...) > 0 then
-    return raw_load(chunk, name, 't', (...))
+-- Reads all pieces of a load reader function here, in Lua, where the
+-- hook can pause it (lua_load would call it where it cannot yield).
+local function read_all(reader)
+  local parts, n = {}, 0
+  while true do
+    local piece = reader()
+    if piece == nil or piece == '' then
+      return concat(parts, '', 1, n)
+    end
+    if type(piece) ~= 'string' then
+      error('reader function must return a string', 0)
+    end
+    n = n + 1
+    parts[n] = piece
   end
-  return raw_load(chunk, name, 't')
+end
+
+-- Text chunks only: binary chunks could break the VM. The parser runs in
+-- C, where the hook never fires, so a big chunk is fed to it in pieces by
+-- a Rust reader that checks the limits between pieces.
+function load(chunk, name, mode, ...)
+  if type(chunk) == 'function' then
+    local ok, text = raw_pcall(read_all, chunk)
+    guard()
+    if not ok then
+      return nil, text
+    end
+    chunk, name = text, name or '=(load)'
+  end
+  if type(chunk) == 'string' then
+    name = name or chunk
+    chunk = chunk_reader(chunk)
+  end
+  if select('#', ...) > 0 then
+    return finish(raw_load(chunk, name, 't', (...)))
+  end
+  return finish(raw_load(chunk, name, 't'))
 end
 
 -- Finalizers run with hooks off, so they could outlive every limit.
@@ -138,6 +174,281 @@ string.gsub = soft(string.gsub)
 string.gmatch = function(...)
   return soft(raise_err(raw_gmatch(...)))
 end
+
+-- string.gsub with a function or table as the replacement runs here, in
+-- Lua, so that the replacement can be paused like any other code (called
+-- from the Rust gsub it could not yield). Same semantics as Lua 5.4.
+local find, sub, byte = string.find, string.sub, string.byte
+local rust_gsub = string.gsub
+local tointeger = math.tointeger
+
+local function gsub_lua(s, p, repl, max_n)
+  local rt = type(repl)
+  local len = #s
+  if max_n == nil then
+    max_n = len + 1
+  else
+    max_n = tointeger(max_n) or error("bad argument #4 to 'gsub' (number has no integer representation)", 3)
+  end
+  local anchor = byte(p, 1) == 94 -- '^'
+  local out, k, n = {}, 0, 0
+  local pos, last_end = 1, nil
+  while n < max_n do
+    local r = pack(find(s, p, pos))
+    local st, en = r[1], r[2]
+    if st == nil then
+      break
+    end
+    if en < st and st == last_end then
+      -- An empty match where the previous match ended: keep one character.
+      if st > len then
+        break
+      end
+      k = k + 1
+      out[k] = sub(s, st, st)
+      pos = st + 1
+    else
+      if st > pos then
+        k = k + 1
+        out[k] = sub(s, pos, st - 1)
+      end
+      local v
+      if rt == 'function' then
+        if r.n > 2 then
+          v = repl(unpack(r, 3, r.n))
+        else
+          v = repl(sub(s, st, en))
+        end
+      elseif r.n > 2 then
+        v = repl[r[3]]
+      else
+        v = repl[sub(s, st, en)]
+      end
+      local vt = type(v)
+      if not v then
+        v = sub(s, st, en)
+      elseif vt == 'number' then
+        v = tostring(v)
+      elseif vt ~= 'string' then
+        error('invalid replacement value (a ' .. vt .. ')', 3)
+      end
+      k = k + 1
+      out[k] = v
+      n = n + 1
+      pos, last_end = en + 1, en + 1
+    end
+    if anchor then
+      break
+    end
+  end
+  if pos <= len then
+    k = k + 1
+    out[k] = sub(s, pos)
+  end
+  return concat(out, '', 1, k), n
+end
+
+function string.gsub(s, p, repl, max_n)
+  local rt = type(repl)
+  if (rt == 'function' or rt == 'table') and (type(s) == 'string' or type(s) == 'number')
+      and (type(p) == 'string' or type(p) == 'number') then
+    return gsub_lua(tostring(s), tostring(p), repl, max_n)
+  end
+  return rust_gsub(s, p, repl, max_n)
+end
+
+-- string.rep of an empty string (and separator) allocates nothing, so no
+-- limit would stop Lua's C loop of n empty copies.
+-- (The C functions are called through locals named like them, and not
+-- as tail calls, so that their error messages name them as Lua would.)
+local rep = string.rep
+function string.rep(s, n, sep)
+  if s == '' and (sep == nil or sep == '') and tointeger(n) then
+    return ''
+  end
+  return (rep(s, n, sep))
+end
+
+-- The table functions of Lua's library loop in C, where the hook never
+-- fires. On plain tables (no metatable) their work is bounded by the
+-- table's real size; otherwise __len, __index and __newindex can make
+-- them loop for ever without running a VM instruction or allocating.
+-- There (and for sorts with a comparator, big sorts and big moves) these
+-- Lua versions run instead, under the hook; tablelib.rs decides which.
+local sort, insert, remove, move = table.sort, table.insert, table.remove, table.move
+local maxinteger = math.maxinteger
+
+local function length(t, level)
+  local n = #t
+  return tointeger(n) or error('object length is not an integer', level + 1)
+end
+
+local function int_arg(v, i, fname, level)
+  if type(v) ~= 'number' and type(v) ~= 'string' then
+    error(("bad argument #%d to '%s' (number expected, got %s)"):format(i, fname, v == nil and 'no value' or type(v)), level + 1)
+  end
+  return tointeger(v) or error(("bad argument #%d to '%s' (number has no integer representation)"):format(i, fname), level + 1)
+end
+
+local function less(a, b)
+  return a < b
+end
+
+local function sort_range(t, lo, hi, lt)
+  while lo < hi do
+    if hi - lo < 12 then
+      for i = lo + 1, hi do
+        local v = t[i]
+        local j = i - 1
+        while j >= lo and lt(v, t[j]) do
+          t[j + 1] = t[j]
+          j = j - 1
+        end
+        t[j + 1] = v
+      end
+      return
+    end
+    local mid = lo + (hi - lo) // 2
+    if lt(t[mid], t[lo]) then
+      t[mid], t[lo] = t[lo], t[mid]
+    end
+    if lt(t[hi], t[mid]) then
+      t[hi], t[mid] = t[mid], t[hi]
+      if lt(t[mid], t[lo]) then
+        t[mid], t[lo] = t[lo], t[mid]
+      end
+    end
+    local p = t[mid]
+    local i, j = lo, hi
+    while i <= j do
+      while lt(t[i], p) do
+        i = i + 1
+        if i > hi then
+          error('invalid order function for sorting', 4)
+        end
+      end
+      while lt(p, t[j]) do
+        j = j - 1
+        if j < lo then
+          error('invalid order function for sorting', 4)
+        end
+      end
+      if i <= j then
+        t[i], t[j] = t[j], t[i]
+        i, j = i + 1, j - 1
+      end
+    end
+    if j - lo < hi - i then
+      sort_range(t, lo, j, lt)
+      lo = i
+    else
+      sort_range(t, i, hi, lt)
+      hi = j
+    end
+  end
+end
+
+local function lua_sort(t, comp)
+  local n = length(t, 2)
+  if n > 1 then
+    sort_range(t, 1, n, comp or less)
+  end
+end
+
+local function lua_concat(t, sep, i, j)
+  if sep ~= nil and type(sep) ~= 'string' and type(sep) ~= 'number' then
+    return (concat({}, sep)) -- its error message
+  end
+  i = i == nil and 1 or int_arg(i, 3, 'concat', 2)
+  j = j == nil and length(t, 2) or int_arg(j, 4, 'concat', 2)
+  local parts, n = {}, 0
+  for k = i, j do
+    local v = t[k]
+    local vt = type(v)
+    if vt ~= 'string' and vt ~= 'number' then
+      error(("invalid value (%s) at index %d in table for 'concat'"):format(vt, k), 2)
+    end
+    n = n + 1
+    parts[n] = v
+  end
+  return (concat(parts, sep, 1, n))
+end
+
+local function lua_insert(t, ...)
+  local nargs = select('#', ...)
+  local e = length(t, 2) + 1
+  if nargs == 1 then
+    t[e] = ...
+    return
+  elseif nargs ~= 2 then
+    error("wrong number of arguments to 'insert'", 2)
+  end
+  local pos, v = ...
+  pos = int_arg(pos, 2, 'insert', 2)
+  if pos < 1 or pos > e then
+    error("bad argument #2 to 'insert' (position out of bounds)", 2)
+  end
+  for k = e, pos + 1, -1 do
+    t[k] = t[k - 1]
+  end
+  t[pos] = v
+end
+
+local function lua_remove(t, pos)
+  local size = length(t, 2)
+  if pos == nil then
+    pos = size
+  else
+    pos = int_arg(pos, 2, 'remove', 2)
+    if pos ~= size and (pos < 1 or pos > size + 1) then
+      error("bad argument #2 to 'remove' (position out of bounds)", 2)
+    end
+  end
+  local v = t[pos]
+  while pos < size do
+    t[pos] = t[pos + 1]
+    pos = pos + 1
+  end
+  t[pos] = nil
+  return v
+end
+
+local function lua_move(a1, f, e, t, a2)
+  if a2 == nil then
+    a2 = a1
+  end
+  if type(a2) ~= 'table' then
+    return (move(a1, f, e, t, a2)) -- its error message
+  end
+  f = int_arg(f, 2, 'move', 2)
+  e = int_arg(e, 3, 'move', 2)
+  t = int_arg(t, 4, 'move', 2)
+  if e >= f then
+    if not (f > 0 or e < maxinteger + f) then
+      error("bad argument #3 to 'move' (too many elements to move)", 2)
+    end
+    local n = e - f
+    if t > maxinteger - n then
+      error("bad argument #4 to 'move' (destination wrap around)", 2)
+    end
+    if t > e or t <= f or not rawequal(a1, a2) then
+      for k = 0, n do
+        a2[t + k] = a1[f + k]
+      end
+    else
+      for k = n, 0, -1 do
+        a2[t + k] = a1[f + k]
+      end
+    end
+  end
+  return a2
+end
+
+table.sort = table_fn('sort', sort, lua_sort)
+table.concat = table_fn('concat', concat, lua_concat)
+table.insert = table_fn('insert', insert, lua_insert)
+table.remove = table_fn('remove', remove, lua_remove)
+table.move = table_fn('move', move, lua_move)
 
 os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
 string.dump = nil

@@ -5,17 +5,18 @@
 //! fires, so a crafted pattern could run for hours. These replacements use
 //! `sl_lpattern`, which charges every matcher step: steps count against
 //! the invocation's instruction budget, and a call is cut off when its
-//! steps would outlast the time left before the deadline (at a
-//! conservative rate of [`STEPS_PER_MS`]). A cut-off call aborts the
+//! steps would outlast the time left before the deadline, or run longer
+//! than [`STALL_LIMIT`] past the time slice (a call cannot be paused), at a
+//! conservative rate of [`STEPS_PER_MS`]. A cut-off call aborts the
 //! invocation with the matching limit, like any other limit.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::time::Instant;
 
 use mlua::{Lua, MultiValue, Table, Value};
-use sl_lpattern::{Budget, Capture, Error as PatError, GMatch, GsubError, Match};
+use sl_lpattern::{Budget, Capture, Error as PatError, GMatchState, GsubError, Match};
 
-use super::hook::{with_active, LimitKind};
+use super::hook::{with_active, LimitKind, STALL_LIMIT};
 
 /// Matcher steps allowed per millisecond left before the deadline.
 #[cfg(debug_assertions)]
@@ -27,8 +28,8 @@ pub const STEPS_PER_MS: u64 = 100_000;
 /// What bounds one pattern call.
 struct Allowance {
     budget: Budget,
-    /// Whether the instruction budget (not the clock) set the step count.
-    by_instructions: bool,
+    /// The limit that set the step count, reported if the steps run out.
+    cut_by: LimitKind,
     /// Bytes the Lua heap may still grow by (0 = unlimited).
     memory_room: usize,
 }
@@ -36,14 +37,26 @@ struct Allowance {
 fn allowance() -> Allowance {
     with_active(|c| {
         let left = c.budget.get().saturating_sub(c.used.get());
-        let ms = c.deadline.get().saturating_duration_since(Instant::now()).as_millis() as u64;
-        let by_time = ms.saturating_add(1).saturating_mul(STEPS_PER_MS);
+        let now = Instant::now();
+        let steps = |until: Instant| {
+            let ms = until.saturating_duration_since(now).as_millis() as u64;
+            ms.saturating_add(1).saturating_mul(STEPS_PER_MS)
+        };
+        // A pattern call cannot be paused: it may run to the deadline, but
+        // no longer than code that cannot be paused may hold the reactor.
+        let by_deadline = steps(c.deadline.get());
+        let by_stall = steps(c.slice_end.get().max(now) + STALL_LIMIT);
+        let (steps, cut_by) =
+            [(left, LimitKind::Instructions), (by_deadline, LimitKind::Timeout), (by_stall, LimitKind::Stall)]
+                .into_iter()
+                .min_by_key(|(n, _)| *n)
+                .expect("three candidates");
         let meter = c.meter();
         let limit = meter.limit();
         let room = if limit == 0 { 0 } else { limit.saturating_sub(meter.used()).max(1) };
-        Allowance { budget: Budget::new(left.min(by_time)), by_instructions: left <= by_time, memory_room: room }
+        Allowance { budget: Budget::new(steps), cut_by, memory_room: room }
     })
-    .unwrap_or(Allowance { budget: Budget::unlimited(), by_instructions: false, memory_room: 0 })
+    .unwrap_or(Allowance { budget: Budget::unlimited(), cut_by: LimitKind::Instructions, memory_room: 0 })
 }
 
 /// Charges the steps used; on exhaustion records the abort and returns the
@@ -53,8 +66,7 @@ fn settle(a: &Allowance, start: u64, exhausted: bool) -> Option<mlua::Error> {
     with_active(|c| {
         c.used.set(c.used.get().saturating_add(used));
         if exhausted {
-            let kind = if a.by_instructions { LimitKind::Instructions } else { LimitKind::Timeout };
-            c.abort.set(Some(c.abort.get().unwrap_or(kind)));
+            c.abort.set(Some(c.abort.get().unwrap_or(a.cut_by)));
         }
         c.check().map(|kind| mlua::Error::runtime(format!("invocation aborted: {} limit", kind.kind())))
     })
@@ -130,16 +142,20 @@ fn find_or_match(
     Ok(out)
 }
 
+/// The iterator keeps the subject and pattern as Lua strings (which Lua
+/// never copies), so that iterators cost the action its own memory only.
 fn gmatch(lua: &Lua, (s, p, init): (mlua::String, mlua::String, Option<i64>)) -> mlua::Result<mlua::Function> {
-    let subject = s.as_bytes().to_vec();
-    let init = sl_lpattern::init_offset(init.unwrap_or(1), subject.len());
-    let state = RefCell::new(GMatch::new(subject, p.as_bytes().to_vec(), init));
+    let init = sl_lpattern::init_offset(init.unwrap_or(1), s.as_bytes().len());
+    let state = Cell::new(GMatchState::new(s.as_bytes().len(), init));
     lua.create_function(move |lua, ()| {
-        let mut g = state.try_borrow_mut().map_err(|_| mlua::Error::runtime("gmatch iterator called recursively"))?;
+        let (subject, pattern) = (s.as_bytes(), p.as_bytes());
+        let mut g = state.get();
         let mut out = MultiValue::new();
-        match run(|b, _| g.next(b))? {
+        let found = run(|b, _| g.next(&subject, &pattern, b));
+        state.set(g);
+        match found? {
             None => out.push_back(Value::Nil),
-            Some(m) => push_values(lua, g.subject(), &m, &mut out)?,
+            Some(m) => push_values(lua, &subject, &m, &mut out)?,
         }
         Ok(out)
     })

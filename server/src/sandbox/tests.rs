@@ -308,15 +308,23 @@ fn crafted_patterns_cannot_outlive_the_timeout() {
         assert_eq!(err_kind(&o), "timeout", "{src}: {:?}", o.result);
         assert!(start.elapsed() < Duration::from_millis(1500), "{src} took {:?}", start.elapsed());
     }
-    let (o, _) = run_with(cases[0], json!({}), budget(16 * 1024, 60_000, 1_000_000));
+    // Below what one call may take before it would hold the reactor too
+    // long, the instruction budget is what cuts a call off.
+    let (o, _) = run_with(cases[0], json!({}), budget(16 * 1024, 60_000, 100_000));
     assert_eq!(err_kind(&o), "instructions", "{:?}", o.result);
+    // Above it, the call ends as a timeout long before the deadline.
+    let start = Instant::now();
+    let (o, _) = run_with(cases[0], json!({}), budget(16 * 1024, 60_000, u64::MAX));
+    assert_eq!(o.result, Err(InvokeError::Limit(LimitKind::Stall)));
+    assert_eq!(err_kind(&o), "timeout");
+    assert!(start.elapsed() < Duration::from_millis(1000), "took {:?}", start.elapsed());
 }
 
 #[test]
 fn gsub_output_counts_against_memory() {
     let src =
         "function main() local s = string.rep('x', 10000) return #string.gsub(s, 'x', string.rep('y', 10000)) end";
-    let (o, _) = run_with(src, json!({}), budget(8 * 1024, 10_000, u64::MAX));
+    let (o, _) = run_with(src, json!({}), budget(1024, 10_000, u64::MAX));
     assert_eq!(err_kind(&o), "memory", "{:?}", o.result);
 }
 
@@ -327,4 +335,121 @@ fn call_yields_to_the_executor_and_resumes_with_the_result() {
     let v = run(src, json!({})).result.unwrap();
     assert_eq!(v["r"], json!({"plugin": "p", "action": "act", "payload": {"n": 1}}));
     assert!(v["e"].as_str().unwrap().contains("plugin name expected"), "{v}");
+}
+
+/// The sandbox's Lua versions of `string.gsub` (function and table
+/// replacements), `string.rep` and the table functions give the same
+/// results and errors as Lua's own C functions.
+#[test]
+fn lua_library_replacements_behave_like_lua() {
+    let cases = [
+        "string.gsub('hello world', '%w+', function(w) return w:upper() end)",
+        "string.gsub('hello world', '(%w+) (%w+)', function(a, b) return b .. ' ' .. a end)",
+        "string.gsub('abc', '', function() return '-' end)",
+        "string.gsub('abc', 'x*', function() return '-' end)",
+        "string.gsub('abc', 'b*', function(m) return '<' .. m .. '>' end)",
+        "string.gsub('hello', '()l', function(p) return p end)",
+        "string.gsub('hello', 'l', function() return nil end)",
+        "string.gsub('hello', 'l', function() return false end)",
+        "string.gsub('hello', 'l', function() return 1.5 end)",
+        "string.gsub('hello', 'l', function() return 7 end)",
+        "string.gsub('hello hello', 'l+', function(m) return '[' .. m .. ']' end, 1)",
+        "string.gsub('hello', '.', function(c) return c .. c end, 0)",
+        "string.gsub('hello', '.', function(c) return c end, -3)",
+        "string.gsub('hello', '^h', function(c) return 'J' end)",
+        "string.gsub('hello', '^x', function(c) return 'J' end)",
+        "string.gsub('hello', '^', function() return '>' end)",
+        "string.gsub('', '', function() return 'e' end)",
+        "string.gsub('', 'a', function() return 'e' end)",
+        "string.gsub('a.b.c', '%.', {['.'] = '/'})",
+        "string.gsub('$name is $age', '%$(%w+)', {name = 'Ann', age = 7})",
+        "string.gsub('$name', '%$(%w+)', {})",
+        "string.gsub(12345, '3', function() return 'x' end)",
+        "string.gsub('a b', '%s', function() return {} end)",
+        "string.gsub('abc', '(', function() return '' end)",
+        "string.gsub('x', 'x', function() error('inner') end)",
+        "string.gsub('hello', 'l', function() return 'L' end, 1.5)",
+        "string.rep('', 1e6)",
+        "string.rep('', 10, '')",
+        "string.rep('ab', 3, ',')",
+        "string.rep('', 3, ',')",
+        "string.rep('', 1.5)",
+        "string.rep('x', -1)",
+        "(function() local t = {3, 1, 2} table.sort(t) return table.concat(t, ',') end)()",
+        "(function() local t = {} for i = 1, 5000 do t[i] = (i * 7919) % 5003 end table.sort(t) \
+           for i = 2, #t do if t[i - 1] > t[i] then return 'unsorted' end end return t[1] .. '/' .. t[5000] end)()",
+        "(function() local t = {} for i = 1, 300 do t[i] = (i * 31) % 97 end table.sort(t, function(a, b) return a > b end) \
+           return table.concat(t, ',') end)()",
+        "(function() local t = {'b', 'a', 'c'} table.sort(t, function(a, b) return a < b end) return table.concat(t) end)()",
+        "(function() local t = {3, 'a'} table.sort(t) end)()",
+        "(function() table.sort({1, 2}, 3) end)()",
+        "(function() table.sort(5) end)()",
+        "(function() local p = setmetatable({}, {__index = function(_, i) return 10 - i end, __len = function() return 3 end}) \
+           return table.concat(p, ',') end)()",
+        "(function() local p = setmetatable({}, {__index = function(_, i) if i < 3 then return 'v' .. i end end, \
+           __len = function() return 3 end}) return table.concat(p, ',') end)()",
+        "(function() local p = setmetatable({'a', 'b'}, {}) return table.concat(p, '-', 1, 2) end)()",
+        "(function() local p = setmetatable({'a', 'b'}, {}) return table.concat(p, {}) end)()",
+        "(function() local p = setmetatable({'a', 'b'}, {}) table.insert(p, 'c') table.insert(p, 1, 'z') \
+           return table.concat(p, ',') end)()",
+        "(function() local p = setmetatable({'a', 'b'}, {}) table.insert(p, 5, 'c') end)()",
+        "(function() local p = setmetatable({'a', 'b'}, {}) table.insert(p, 1, 2, 3) end)()",
+        "(function() local p = setmetatable({'a', 'b', 'c'}, {}) local r = table.remove(p, 1) \
+           return r .. ':' .. table.concat(p, ',') .. ':' .. tostring(table.remove(p)) .. ':' .. #p end)()",
+        "(function() local p = setmetatable({}, {}) return tostring(table.remove(p)) .. tostring(table.remove(p, 1)) end)()",
+        "(function() local p = setmetatable({'a'}, {}) table.remove(p, 5) end)()",
+        "(function() local t = table.move({1, 2, 3}, 1, 3, 2) return table.concat(t, ',') end)()",
+        "(function() local t = table.move({1, 2, 3}, 2, 3, 1) return table.concat(t, ',') end)()",
+        "(function() local a = setmetatable({1, 2, 3}, {}) local b = table.move(a, 1, 3, 3, {}) \
+           return tostring(b[1]) .. ',' .. b[3] .. ',' .. b[5] end)()",
+        "(function() local a = setmetatable({1, 2, 3}, {}) table.move(a, 1, 3, 2) return table.concat(a, ',') end)()",
+        "(function() local t = table.move({}, 1, 1e4, 1) return #t end)()",
+        "(function() table.move({}, 1, math.maxinteger, 2) end)()",
+        "(function() table.move({}, -1, math.maxinteger, 2) end)()",
+        "(function() table.move(setmetatable({}, {}), 1, 2, math.maxinteger) end)()",
+    ];
+    let serialize = "local function show(ok, ...) \
+        local out = {tostring(ok)} \
+        for i = 1, select('#', ...) do out[#out + 1] = type((select(i, ...))) .. ':' .. tostring((select(i, ...))) end \
+        return table.concat(out, ' ') end ";
+    // What Lua's C loop would take hours over returns at once.
+    let o = run("function main() return #string.rep('', 1e15) + #string.rep('', math.maxinteger, '') end", json!({}));
+    assert_eq!(o.result, Ok(json!(0)));
+    let plain = mlua::Lua::new();
+    for case in cases {
+        let code = format!("{serialize} return show(pcall(function() return {case} end))");
+        let want: String = plain.load(&code).eval().unwrap_or_else(|e| panic!("{case}: {e}"));
+        let src = format!("function main() {code} end");
+        let got = run(&src, json!({})).result.unwrap_or_else(|e| panic!("{case}: {e}"));
+        // Error positions name the sandbox's prelude instead of a C function.
+        let strip = |s: &str| s.replace("[C]: ", "").replace("sandbox:", "");
+        let got = got.as_str().unwrap().to_string();
+        if strip(&got) != strip(&want) {
+            // Errors may differ in the position prefix only.
+            let message =
+                |s: &str| s.strip_prefix("false string:").map(|m| m.rsplit(": ").next().unwrap_or(m).to_string());
+            assert!(
+                message(&got).is_some() && message(&got) == message(&want),
+                "{case}:\n sandbox: {got}\n lua:     {want}"
+            );
+        }
+    }
+}
+
+/// Sorts with a comparator, and table functions on tables with
+/// metatables, run in Lua: they are paused for other work and carry on.
+#[test]
+fn table_functions_in_lua_are_preempted_and_carry_on() {
+    let src = "function main()
+        local t = {}
+        for i = 1, 30000 do t[i] = (i * 7919) % 30011 end
+        table.sort(t, function(a, b) return a > b end)
+        for i = 2, #t do assert(t[i - 1] >= t[i]) end
+        local p = setmetatable({}, {__index = function(_, i) return tostring(i % 10) end, __len = function() return 20000 end})
+        local s = table.concat(p)
+        return {first = t[1], last = t[#t], len = #s}
+    end";
+    let (o, slices) = run_with(src, json!({}), budget(16 * 1024, 10_000, u64::MAX));
+    assert_eq!(o.result, Ok(json!({"first": 30010, "last": 1, "len": 20000})));
+    assert!(slices > 2, "only {slices} slices");
 }
