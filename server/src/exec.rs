@@ -274,7 +274,11 @@ impl Server {
         self.exec.next_id += 1;
         let id = self.exec.next_id;
         let key = self.exec.runs.insert(Running { run, job, version, id, parked: false });
-        self.exec.runq.push_back(key);
+        // The first slice at once: most invocations end within it and hand
+        // their instance back before the next request takes one, so a burst
+        // of requests for an action shares a few warm instances instead of
+        // each making its own.
+        self.slice(key);
     }
 
     /// Drops idle instances, least recently used actions first, while the
@@ -319,17 +323,23 @@ impl Server {
 
     /// Gives each runnable invocation one time slice.
     pub(crate) fn run_slices(&mut self) {
-        let slice = self.cfg.server.time_slice;
         for _ in 0..self.exec.runq.len() {
             let Some(key) = self.exec.runq.pop_front() else { break };
-            let Some(running) = self.exec.runs.get_mut(key) else { continue };
-            match running.run.step(slice) {
-                Step::Yielded => self.exec.runq.push_back(key),
-                Step::Call(call) => self.plugin_call(key, call),
-                Step::Done(outcome) => {
-                    let running = self.exec.runs.remove(key);
-                    self.finished(running, outcome);
-                }
+            self.slice(key);
+        }
+    }
+
+    /// Runs invocation `key` for one time slice; queues it again if it is
+    /// not done.
+    fn slice(&mut self, key: usize) {
+        let slice = self.cfg.server.time_slice;
+        let Some(running) = self.exec.runs.get_mut(key) else { return };
+        match running.run.step(slice) {
+            Step::Yielded => self.exec.runq.push_back(key),
+            Step::Call(call) => self.plugin_call(key, call),
+            Step::Done(outcome) => {
+                let running = self.exec.runs.remove(key);
+                self.finished(running, outcome);
             }
         }
     }
