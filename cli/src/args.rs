@@ -113,7 +113,7 @@ impl LimitArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Action name: 1 to 128 letters, digits, '-', '_' or '.'
+    /// Action name: 1 to 128 letters, digits, '-', '_' or '.' (not '.' or '..')
     #[arg(value_parser = NonEmptyStringValueParser::new())]
     pub name: String,
 

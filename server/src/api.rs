@@ -22,9 +22,16 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// Longest `?wait=` for an invocation result, in seconds.
 const MAX_WAIT_SECS: u64 = 60;
 
-/// Whether `name` is a valid action name: 1 to 128 of `[A-Za-z0-9._-]`.
+/// Whether `name` is a valid action name: 1 to 128 of `[A-Za-z0-9._-]`,
+/// but not `.` or `..`: URL libraries, curl and browsers resolve those path
+/// segments away (`/actions/..` becomes `/`), so no ordinary client could
+/// run or delete such an action.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    !name.is_empty()
+        && name.len() <= 128
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 fn bad_request(message: impl AsRef<str>) -> Response {
@@ -61,7 +68,7 @@ fn check_name(name: &str) -> Result<(), Response> {
         Ok(())
     } else {
         Err(bad_request(format!(
-            "invalid action name '{}': use 1 to 128 letters, digits, '-', '_' or '.'",
+            "invalid action name '{}': use 1 to 128 letters, digits, '-', '_' or '.' (but not '.' or '..')",
             name.chars().take(140).collect::<String>()
         )))
     }
@@ -493,7 +500,8 @@ mod tests {
         assert!(valid_name("a.b-c_D9"));
         assert!(valid_name(&"x".repeat(128)));
         assert!(!valid_name(&"x".repeat(129)));
-        for bad in ["", "a/b", "a b", "%2e%2e", "ü", "a?b"] {
+        assert!(valid_name("...") && valid_name(".a") && valid_name("a.."));
+        for bad in ["", "a/b", "a b", "%2e%2e", "ü", "a?b", ".", ".."] {
             assert!(!valid_name(bad), "{bad}");
         }
     }

@@ -16,7 +16,7 @@ pub struct Limits {
 /// A stored action: its source, compiled bytecode and limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionRecord {
-    /// 1 to 128 characters of `[A-Za-z0-9._-]`.
+    /// 1 to 128 characters of `[A-Za-z0-9._-]`, not `.` or `..`.
     pub name: String,
     /// Starts at 1, increases by one on every update.
     pub version: i64,

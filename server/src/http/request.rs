@@ -94,8 +94,43 @@ fn err(status: u16, message: impl Into<String>) -> HttpError {
     HttpError { status, message: message.into() }
 }
 
+/// Whether the request head at the start of `buf` (all of `buf` while the
+/// head has not ended) ends a line with a bare LF, a line feed without the
+/// carriage return before it.
+///
+/// RFC 9112 lets a server accept bare LF as a line end, and httparse does;
+/// SL refuses it instead, because a proxy in front that reads such a line
+/// differently (as part of the previous header's value, say) would see
+/// other headers, and so another request boundary, than SL. Every HTTP
+/// client sends CRLF. The scan stops at the first empty line (`\r\n\r\n`)
+/// after the empty lines a client may send before the request line, so it
+/// never looks at the body.
+fn has_bare_lf(buf: &[u8]) -> bool {
+    let mut start = 0;
+    while buf[start..].starts_with(b"\r\n") {
+        start += 2;
+    }
+    for i in start..buf.len() {
+        if buf[i] != b'\n' {
+            continue;
+        }
+        if i == 0 || buf[i - 1] != b'\r' {
+            return true;
+        }
+        if i >= start + 3 && &buf[i - 3..i] == b"\r\n\r" {
+            return false;
+        }
+    }
+    false
+}
+
 /// Parses the first request in `buf`.
 pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
+    // First, so that the answer does not depend on how much of the head has
+    // arrived (the reactor parses every prefix it reads).
+    if has_bare_lf(buf) {
+        return Err(err(400, "malformed request: a line of the request head ends with LF alone (send CRLF)"));
+    }
     let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
@@ -239,6 +274,26 @@ mod tests {
         assert_eq!(status(&format!("GET / HTTP/1.1\r\n{many}\r\n")), 431);
         let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(20_000));
         assert_eq!(status(&big), 431);
+    }
+
+    #[test]
+    fn bare_lf_in_the_head_is_refused_wherever_it_is() {
+        let status = |s: &str| p(s).unwrap_err().status;
+        assert_eq!(status("GET /ping HTTP/1.1\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status("GET /ping HTTP/1.1\r\nHost: x\n\r\n"), 400);
+        assert_eq!(status("GET /ping HTTP/1.1\r\nHost: x\r\n\n"), 400);
+        assert_eq!(status("GET /ping HTTP/1.1\nHost: x\n\n"), 400);
+        assert_eq!(status("\nGET /ping HTTP/1.1\r\n\r\n"), 400);
+        // Before the head is complete, too.
+        assert_eq!(status("POST /ping HTTP/1.1\r\nX: a\nContent-Le"), 400);
+        // Empty lines before the request line are skipped, then checked.
+        assert_eq!(status("\r\n\r\nGET /ping HTTP/1.1\r\nX: a\n\r\n"), 400);
+        assert_eq!(complete("\r\n\r\nGET /ping HTTP/1.1\r\n\r\n").0.path, "/ping");
+        // The body is not the head: LF there is data.
+        let (r, _) = complete("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\na\nb");
+        assert_eq!(r.body, b"a\nb");
+        // A lone CR is no line end either.
+        assert_eq!(status("GET /ping HTTP/1.1\r\nX: a\rContent-Length: 1\r\n\r\n"), 400);
     }
 
     #[test]

@@ -20,7 +20,9 @@ pub const MAX_PENDING_OUT: usize = 1024 * 1024;
 pub struct Conn {
     pub sock: TcpStream,
     pub gen: u64,
-    pub inbuf: Vec<u8>,
+    /// Bytes read; those before `in_pos` are requests already taken.
+    inbuf: Vec<u8>,
+    in_pos: usize,
     pub out: Vec<u8>,
     pub out_pos: usize,
     /// A request is being served; later pipelined requests wait.
@@ -37,6 +39,14 @@ pub struct Conn {
     /// When the first byte of the request now arriving came in.
     pub request_started: Option<Instant>,
     pub sent_continue: bool,
+    /// Serving stopped because the unsent output reached
+    /// [`MAX_PENDING_OUT`]; it resumes once the output drains below it.
+    pub stalled: bool,
+    /// An event of this connection was handled since it was accepted, so
+    /// `inbuf` holds what the client had sent by then.
+    pub seen: bool,
+    /// In the reactor's list of connections to drive on the next turn.
+    pub queued: bool,
 }
 
 /// What a read did.
@@ -55,6 +65,7 @@ impl Conn {
             sock,
             gen,
             inbuf: Vec::new(),
+            in_pos: 0,
             out: Vec::new(),
             out_pos: 0,
             busy: false,
@@ -65,6 +76,9 @@ impl Conn {
             last_active: Instant::now(),
             request_started: None,
             sent_continue: false,
+            stalled: false,
+            seen: false,
+            queued: false,
         }
     }
 
@@ -72,6 +86,12 @@ impl Conn {
     /// Edge-triggered readiness: the caller must call again after `Capped`
     /// once the buffer has room.
     pub fn read(&mut self, cap: usize) -> ReadOutcome {
+        // Move what is left to the front: once a read, not once a request
+        // (a pipelined flood would make that quadratic).
+        if self.in_pos > 0 {
+            self.inbuf.drain(..self.in_pos);
+            self.in_pos = 0;
+        }
         let mut chunk = [0u8; 16 * 1024];
         loop {
             if self.inbuf.len() >= cap {
@@ -114,8 +134,105 @@ impl Conn {
         true
     }
 
+    /// The bytes read and not yet taken as requests.
+    pub fn input(&self) -> &[u8] {
+        &self.inbuf[self.in_pos..]
+    }
+
+    /// Takes the first `n` bytes of [`input`](Self::input) as used.
+    pub fn consume(&mut self, n: usize) {
+        self.in_pos = (self.in_pos + n).min(self.inbuf.len());
+        if self.in_pos == self.inbuf.len() {
+            self.inbuf.clear();
+            self.in_pos = 0;
+        }
+    }
+
+    /// Drops everything read and not yet taken.
+    pub fn discard_input(&mut self) {
+        self.inbuf.clear();
+        self.in_pos = 0;
+    }
+
     /// Unsent output bytes.
     pub fn pending_out(&self) -> usize {
         self.out.len() - self.out_pos
+    }
+
+    /// Whether closing the connection now loses nothing: the reactor has
+    /// looked at it since it was accepted, no request is being served or
+    /// arriving, and every response has been written. An HTTP/1.1 server
+    /// may close such a keep-alive connection at any time.
+    pub fn is_idle(&self) -> bool {
+        self.seen && !self.busy && !self.close_after && self.input().is_empty() && self.pending_out() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> (Conn, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (Conn::new(TcpStream::from_std(server), 1), client)
+    }
+
+    #[test]
+    fn idle_means_nothing_in_progress_in_either_direction() {
+        let (mut c, _client) = conn();
+        assert!(!c.is_idle(), "a request may wait unread in the socket");
+        c.seen = true;
+        assert!(c.is_idle());
+        c.inbuf.extend_from_slice(b"GET /");
+        assert!(!c.is_idle(), "a request is arriving");
+        c.consume(5);
+        c.busy = true;
+        assert!(!c.is_idle(), "a request is being served");
+        c.busy = false;
+        c.out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        assert!(!c.is_idle(), "a response is unsent");
+        assert!(c.flush());
+        assert!(c.is_idle());
+        c.close_after = true;
+        assert!(!c.is_idle(), "closing after its last response");
+    }
+
+    #[test]
+    fn input_is_consumed_without_moving_until_the_next_read() {
+        use std::io::Write;
+        let (mut c, mut client) = conn();
+        client.write_all(b"GET /a HTTP/1.1\r\n\r\nGET /b").unwrap();
+        client.flush().unwrap();
+        let mut got = 0;
+        for _ in 0..1000 {
+            c.read(1 << 20);
+            got = c.input().len();
+            if got == 25 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(got, 25);
+        c.consume(19);
+        assert_eq!(c.input(), b"GET /b");
+        assert_eq!((c.in_pos, c.inbuf.len()), (19, 25), "consume does not move the bytes");
+        client.write_all(b" HTTP/1.1\r\n\r\n").unwrap();
+        for _ in 0..1000 {
+            c.read(1 << 20);
+            if c.input().len() == 19 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(c.input(), b"GET /b HTTP/1.1\r\n\r\n");
+        assert_eq!(c.in_pos, 0, "the next read moves what is left to the front");
+        c.consume(19);
+        assert!(c.input().is_empty() && c.inbuf.is_empty());
+        c.inbuf.extend_from_slice(b"x");
+        c.discard_input();
+        assert!(c.input().is_empty());
     }
 }

@@ -35,6 +35,14 @@ use crate::pool::Pool;
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const TICK: Duration = Duration::from_millis(100);
+/// Most requests served from one connection per turn of the loop, so that a
+/// client pipelining thousands of requests cannot keep the reactor from the
+/// others; the rest wait for the next turn.
+const REQUESTS_PER_TURN: usize = 64;
+/// Most connections accepted per turn of the loop, so that a flood of new
+/// connections cannot keep the reactor from the ones it has (nor from
+/// seeing which of them are idle).
+const ACCEPTS_PER_TURN: usize = 128;
 /// How often cached actions are compared with the store, so that changes
 /// made through another server (or another worker) are seen.
 const ACTION_SYNC: Duration = Duration::from_millis(500);
@@ -111,6 +119,20 @@ pub struct Server {
     pub(crate) dispatch: Dispatch,
     pub(crate) owner: String,
     parse_limits: ParseLimits,
+    /// Connections to drive again on the next turn, which no socket event
+    /// will announce: they served their share of a turn with requests left,
+    /// or their output drained below the cap within a turn.
+    ready: Vec<usize>,
+    /// Accepting failed (out of descriptors or memory); clients wait in the
+    /// listen backlog, and the edge-triggered listener will not report them
+    /// again, so accepting is retried when a connection closes and on ticks.
+    accept_paused: bool,
+    /// Accept again on the next turn: a connection closed while accepting
+    /// was paused, or the last turn accepted its share with more waiting.
+    retry_accept: bool,
+    /// The connection limit: new clients refused and idle connections
+    /// closed since it was last logged, and when that was.
+    limit_log: LimitLog,
     shutdown: Arc<AtomicBool>,
     peers: Peers,
     last_tick: Instant,
@@ -119,6 +141,42 @@ pub struct Server {
     last_sync: Instant,
     syncing: bool,
     last_waiter_poll: Instant,
+}
+
+/// What the connection limit did since it was last logged (at most once a
+/// second, so that a flood of connections does not flood the log).
+#[derive(Default)]
+struct LimitLog {
+    refused: u64,
+    evicted: u64,
+    last: Option<Instant>,
+}
+
+/// Of the idle connections (`(last active, key)`), the keys of the `n`
+/// longest idle.
+fn longest_idle(mut idle: Vec<(Instant, usize)>, n: usize) -> Vec<usize> {
+    let n = n.min(idle.len());
+    if n == 0 {
+        return Vec::new();
+    }
+    if n < idle.len() {
+        idle.select_nth_unstable(n - 1);
+        idle.truncate(n);
+    }
+    idle.into_iter().map(|(_, key)| key).collect()
+}
+
+/// How many idle connections to close at once at the connection limit: a
+/// 64th of the limit, so that a burst of new clients costs one scan of the
+/// connections per batch rather than one per client.
+fn eviction_batch(max_connections: usize) -> usize {
+    (max_connections / 64).max(1)
+}
+
+/// Whether `e` says that the process or the system has no file descriptor
+/// left (EMFILE, ENFILE).
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// Current time in Unix milliseconds.
@@ -176,6 +234,10 @@ impl Server {
             dispatch: Dispatch::default(),
             owner: uuid::Uuid::new_v4().to_string(),
             parse_limits,
+            ready: Vec::new(),
+            accept_paused: false,
+            retry_accept: false,
+            limit_log: LimitLog::default(),
             shutdown,
             peers,
             last_tick: now,
@@ -197,7 +259,7 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         self.kick_dispatch();
         while !self.shutdown.load(Ordering::Relaxed) {
-            let timeout = if self.exec.has_runnable() {
+            let timeout = if self.exec.has_runnable() || !self.ready.is_empty() || self.retry_accept {
                 Duration::ZERO
             } else {
                 self.exec.next_deadline().map_or(TICK, |d| d.saturating_duration_since(Instant::now()).min(TICK))
@@ -218,6 +280,9 @@ impl Server {
                     LISTENER => self.accept(),
                     WAKER => {}
                     Token(key) => {
+                        if let Some(conn) = self.conns.get_mut(key) {
+                            conn.seen = true;
+                        }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.drive(key);
                         }
@@ -225,6 +290,15 @@ impl Server {
                             self.on_writable(key);
                         }
                     }
+                }
+            }
+            if std::mem::take(&mut self.retry_accept) {
+                self.accept();
+            }
+            for key in std::mem::take(&mut self.ready) {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.queued = false;
+                    self.drive(key);
                 }
             }
             self.run_completions();
@@ -258,11 +332,16 @@ impl Server {
     }
 
     fn accept(&mut self) {
-        loop {
+        let was_paused = std::mem::take(&mut self.accept_paused);
+        for _ in 0..ACCEPTS_PER_TURN {
             match self.listener.accept() {
                 Ok((mut sock, peer)) => {
-                    if self.conns.len() >= self.cfg.server.max_connections {
-                        warn!(%peer, limit = self.cfg.server.max_connections, "connection limit reached; refusing connection");
+                    let limit = self.cfg.server.max_connections;
+                    if self.conns.len() >= limit && self.close_idle(eviction_batch(limit)) == 0 {
+                        // Every connection is in use: this one is closed at once.
+                        self.limit_log.refused += 1;
+                        self.log_limit();
+                        debug!(%peer, "connection limit reached; refusing connection");
                         continue;
                     }
                     let _ = sock.set_nodelay(true);
@@ -279,15 +358,82 @@ impl Server {
                     debug!(%peer, key, "accepted");
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The client gave up before it was accepted; the next may not have.
+                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => continue,
+                // Out of descriptors below max_connections (the open-file
+                // limit is lower): idle connections make room here too. But
+                // accept reports EMFILE even when nobody waits, so close
+                // nothing unless somebody does.
+                Err(e)
+                    if out_of_descriptors(&e)
+                        && self.backlog_waiting()
+                        && self.close_idle(eviction_batch(self.cfg.server.max_connections)) > 0 =>
+                {
+                    continue
+                }
                 Err(e) => {
-                    // Out of file descriptors and the like: keep serving the
-                    // connections we have; the listener stays registered.
-                    error!("accept failed: {e}");
+                    // Out of file descriptors (EMFILE, ENFILE) or memory:
+                    // keep serving the connections we have. The clients not
+                    // accepted stay in the listen backlog, and the listener
+                    // (edge-triggered) will not report them again, so try
+                    // again when a connection closes and on every tick.
+                    if !was_paused {
+                        error!("accept failed: {e}; retrying as connections close");
+                    }
+                    self.accept_paused = true;
                     return;
                 }
             }
         }
+        // Its share for this turn, with perhaps more waiting: the listener
+        // (edge-triggered) will not say so again.
+        self.retry_accept = true;
+    }
+
+    /// Whether a client waits in the listen backlog (the listener is
+    /// readable).
+    fn backlog_waiting(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd { fd: self.listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: `pfd` is one valid pollfd for an open descriptor, the count
+        // is 1 and the timeout 0; poll only writes `pfd.revents`.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n > 0 && pfd.revents & libc::POLLIN != 0
+    }
+
+    /// At the connection limit: closes up to `n` of the connections that
+    /// have been idle longest (see [`Conn::is_idle`]), so that idle
+    /// keep-alive connections, however many a client opens, cannot keep new
+    /// clients out. Returns how many were closed.
+    fn close_idle(&mut self, n: usize) -> usize {
+        let idle: Vec<(Instant, usize)> =
+            self.conns.iter().filter(|(_, c)| c.is_idle()).map(|(key, c)| (c.last_active, key)).collect();
+        let keys = longest_idle(idle, n);
+        for &key in &keys {
+            self.close(key);
+        }
+        self.limit_log.evicted += keys.len() as u64;
+        if !keys.is_empty() {
+            self.log_limit();
+        }
+        keys.len()
+    }
+
+    /// Logs what the connection limit did, at most once a second.
+    fn log_limit(&mut self) {
+        let now = Instant::now();
+        if self.limit_log.last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            return;
+        }
+        let LimitLog { refused, evicted, .. } = std::mem::take(&mut self.limit_log);
+        self.limit_log.last = Some(now);
+        warn!(
+            limit = self.cfg.server.max_connections,
+            idle_closed = evicted,
+            refused,
+            "connection limit reached (max_connections or open files): closed idle connections to make room, \
+             or refused new ones when none was idle"
+        );
     }
 
     fn read_cap(&self) -> usize {
@@ -305,10 +451,15 @@ impl Server {
                 self.close(key);
                 return;
             }
-            let before = self.conns.get(key).map(|c| c.inbuf.len()).unwrap_or(0);
-            self.pump(key);
+            let before = self.conns.get(key).map(|c| c.input().len()).unwrap_or(0);
+            let yielded = self.pump(key);
             let Some(conn) = self.conns.get(key) else { return };
-            let progressed = conn.inbuf.len() < before;
+            let progressed = conn.input().len() < before;
+            if yielded {
+                // Served its share of this turn: the rest next turn.
+                self.revisit(key);
+                break;
+            }
             if !matches!(outcome, ReadOutcome::Capped) || !progressed || conn.busy {
                 break;
             }
@@ -316,33 +467,57 @@ impl Server {
         self.after_io(key);
     }
 
+    /// Drives `key` again on the next turn of the loop (once, however often
+    /// this is called).
+    fn revisit(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.queued {
+                conn.queued = true;
+                self.ready.push(key);
+            }
+        }
+    }
+
     fn on_writable(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else { return };
-        let was_backed_up = conn.pending_out() >= MAX_PENDING_OUT;
         if !conn.flush() {
             self.close(key);
             return;
         }
-        if was_backed_up {
+        if conn.stalled && conn.pending_out() < MAX_PENDING_OUT {
+            // Room again: serve the requests that waited (and read the
+            // socket, which may have been left unread at the buffer cap).
             self.drive(key);
         } else {
             self.after_io(key);
         }
     }
 
-    /// Serves complete requests in the buffer, one at a time, in order.
-    fn pump(&mut self, key: usize) {
+    /// Serves complete requests in the buffer, one at a time, in order, at
+    /// most [`REQUESTS_PER_TURN`] of them. Returns true if it stopped at
+    /// that number with more input waiting.
+    fn pump(&mut self, key: usize) -> bool {
+        let mut served = 0;
         loop {
             let limits = self.parse_limits;
-            let Some(conn) = self.conns.get_mut(key) else { return };
-            if conn.busy || conn.close_after || conn.pending_out() >= MAX_PENDING_OUT {
+            let Some(conn) = self.conns.get_mut(key) else { return false };
+            conn.stalled = false;
+            if conn.busy || conn.close_after {
                 break;
             }
-            if conn.inbuf.is_empty() {
+            if conn.pending_out() >= MAX_PENDING_OUT {
+                // Back-pressure: no more requests until the client reads.
+                conn.stalled = true;
+                break;
+            }
+            if conn.input().is_empty() {
                 conn.request_started = None;
                 break;
             }
-            match http::parse(&conn.inbuf, &limits) {
+            if served == REQUESTS_PER_TURN {
+                return true;
+            }
+            match http::parse(conn.input(), &limits) {
                 Ok(Parsed::Partial { expect_continue }) => {
                     conn.request_started.get_or_insert_with(Instant::now);
                     if expect_continue && !conn.sent_continue {
@@ -352,7 +527,8 @@ impl Server {
                     break;
                 }
                 Ok(Parsed::Complete(req, used)) => {
-                    conn.inbuf.drain(..used);
+                    served += 1;
+                    conn.consume(used);
                     conn.busy = true;
                     conn.sent_continue = false;
                     conn.request_started = None;
@@ -373,12 +549,15 @@ impl Server {
                 }
             }
         }
+        false
     }
 
     fn write_response(&mut self, key: usize, resp: Response) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         conn.busy = false;
-        let keep = conn.keep_alive && !conn.peer_closed;
+        // A client that closed its sending side still gets the answers to
+        // every request it sent (`after_io` closes once they are written).
+        let keep = conn.keep_alive;
         resp.write_to(&mut conn.out, keep, conn.head_only);
         if !keep {
             conn.close_after = true;
@@ -403,8 +582,17 @@ impl Server {
             self.close(key);
             return;
         }
+        if conn.stalled && conn.pending_out() < MAX_PENDING_OUT {
+            // The socket took enough of the output that stopped this
+            // connection; no event will say so, so serve it next turn.
+            self.revisit(key);
+        }
+        let Some(conn) = self.conns.get(key) else { return };
         let done_writing = conn.pending_out() == 0;
-        if (conn.close_after && done_writing) || (conn.peer_closed && !conn.busy && done_writing) {
+        // A client that closed its side is done once its last request is
+        // answered (and not before: some may wait for their turn).
+        let peer_done = conn.peer_closed && !conn.busy && !conn.queued;
+        if done_writing && (conn.close_after || peer_done) {
             self.close(key);
         }
     }
@@ -414,6 +602,9 @@ impl Server {
             let mut conn = self.conns.remove(key);
             let _ = self.poll.registry().deregister(&mut conn.sock);
             debug!(key, "closed");
+            if self.accept_paused {
+                self.retry_accept = true;
+            }
         }
     }
 
@@ -441,12 +632,19 @@ impl Server {
             if conn.busy {
                 continue;
             }
-            if let Some(started) = conn.request_started {
-                if now.duration_since(started) > request_timeout {
-                    too_slow.push(key);
+            match conn.request_started {
+                Some(started) if !conn.close_after => {
+                    if now.duration_since(started) > request_timeout {
+                        too_slow.push(key);
+                    }
                 }
-            } else if conn.pending_out() == 0 && now.duration_since(conn.last_active) > idle {
-                expired.push(key);
+                // Idle, or with output the client has not read for all that
+                // time (the responses it never reads would hold memory).
+                _ => {
+                    if now.duration_since(conn.last_active) > idle {
+                        expired.push(key);
+                    }
+                }
             }
         }
         for key in expired {
@@ -457,10 +655,17 @@ impl Server {
                 conn.keep_alive = false;
                 conn.head_only = false;
                 conn.busy = true;
-                conn.inbuf.clear();
+                conn.discard_input();
+                conn.request_started = None;
             }
             self.write_response(key, Response::error(408, "bad_request", "request not received in time"));
             self.after_io(key);
+        }
+        if self.accept_paused {
+            self.accept();
+        }
+        if self.limit_log.refused + self.limit_log.evicted > 0 {
+            self.log_limit();
         }
         self.expire_waiters(now);
         if now.duration_since(self.last_waiter_poll) >= WAITER_POLL {
@@ -591,5 +796,40 @@ impl Server {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_idle_picks_the_oldest_first() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let idle = vec![(at(30), 3), (at(10), 1), (at(50), 5), (at(20), 2), (at(40), 4)];
+        let mut two = longest_idle(idle.clone(), 2);
+        two.sort_unstable();
+        assert_eq!(two, vec![1, 2]);
+        let mut all = longest_idle(idle.clone(), 10);
+        all.sort_unstable();
+        assert_eq!(all, vec![1, 2, 3, 4, 5]);
+        assert_eq!(longest_idle(idle, 0), Vec::<usize>::new());
+        assert_eq!(longest_idle(Vec::new(), 3), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn out_of_descriptors_is_emfile_or_enfile() {
+        assert!(out_of_descriptors(&io::Error::from_raw_os_error(libc::EMFILE)));
+        assert!(out_of_descriptors(&io::Error::from_raw_os_error(libc::ENFILE)));
+        assert!(!out_of_descriptors(&io::Error::from_raw_os_error(libc::ENOMEM)));
+        assert!(!out_of_descriptors(&io::Error::other("x")));
+    }
+
+    #[test]
+    fn eviction_batches_are_a_64th_of_the_limit_and_never_empty() {
+        assert_eq!(eviction_batch(1), 1);
+        assert_eq!(eviction_batch(100), 1);
+        assert_eq!(eviction_batch(4096), 64);
     }
 }
