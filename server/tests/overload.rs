@@ -10,14 +10,22 @@ use common::{read_response, send, TestServer, HELLO};
 #[test]
 fn too_many_waiting_invocations_get_503() {
     let s = TestServer::start("Limits { max_waiting = 2 }");
-    s.create("spin", "function main() while true do end end", r#""timeout": 1500"#);
+    s.create("spin", "function main() while true do end end", r#""timeout": 4000, "instructions": 10000000000"#);
     s.create("hello", HELLO, "");
     let mut spinners: Vec<_> = (0..2).map(|_| s.connect()).collect();
     for c in spinners.iter_mut() {
         send(c, "POST", "/actions/spin/block", Some("{}"));
     }
-    std::thread::sleep(Duration::from_millis(200));
-    let r = s.post("/actions/hello/block", "{}");
+    // The server takes the spinners in its own time (CI machines are busy):
+    // hello answers normally until both are running, then gets 503.
+    let deadline = std::time::Instant::now() + Duration::from_millis(3000);
+    let r = loop {
+        let r = s.post("/actions/hello/block", "{}");
+        if r.status != 200 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!((r.status, r.error_kind()), (503, "overloaded".to_string()), "{}", r.text());
     assert_eq!(r.header("Retry-After"), Some("1"));
     assert_eq!(s.get("/ping").status, 200);
