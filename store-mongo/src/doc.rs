@@ -12,7 +12,7 @@
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{doc, Binary, Bson, Document};
 use serde_json::Value;
-use sl_store::{ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits};
+use sl_store::{ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, RouteRecord};
 
 use crate::error::DecodeError;
 
@@ -31,6 +31,10 @@ pub(crate) mod field {
     pub const ATTEMPTS: &str = "attempts";
     pub const OWNER: &str = "owner";
     pub const LEASE_UNTIL: &str = "lease_until";
+    pub const CALLER: &str = "caller";
+    pub const METHOD: &str = "method";
+    pub const HOST: &str = "host";
+    pub const PATH: &str = "path";
     /// Global enqueue order, set once when the record is first written.
     pub const SEQ: &str = "seq";
     /// BSON Date set when the record is stored in a terminal state; the TTL
@@ -133,6 +137,7 @@ pub(crate) fn invocation_fields(rec: &InvocationRecord) -> Document {
         field::ATTEMPTS: i64::from(rec.attempts),
         field::OWNER: opt_str(rec.owner.as_deref()),
         field::LEASE_UNTIL: opt_i64(rec.lease_until),
+        field::CALLER: opt_str(rec.caller.as_deref()),
     }
 }
 
@@ -178,8 +183,30 @@ pub(crate) fn invocation_from_doc(doc: &Document) -> Result<InvocationRecord, De
         attempts,
         owner: f.opt_string(field::OWNER)?,
         lease_until: f.opt_i64(field::LEASE_UNTIL)?,
+        // Missing in records written before callers were recorded.
+        caller: f.opt_string(field::CALLER)?,
         id,
     })
+}
+
+/// The filter that matches the route with this exact key.
+pub(crate) fn route_key(method: &str, host: &str, path: &str) -> Document {
+    doc! { field::METHOD: method, field::HOST: host, field::PATH: path }
+}
+
+/// The document of a route (its `_id` is left to the database).
+pub(crate) fn route_to_doc(route: &RouteRecord) -> Document {
+    let mut doc = route_key(&route.method, &route.host, &route.path);
+    doc.insert(field::ACTION, &route.action);
+    doc.insert(field::CREATED, route.created);
+    doc
+}
+
+pub(crate) fn route_from_doc(doc: &Document) -> Result<RouteRecord, DecodeError> {
+    let f = Fields { doc, what: "route".to_owned() };
+    let (method, host, path) = (f.string(field::METHOD)?, f.string(field::HOST)?, f.string(field::PATH)?);
+    let f = Fields { doc, what: format!("route {}", RouteRecord::label_of(&method, &host, &path)) };
+    Ok(RouteRecord { action: f.string(field::ACTION)?, created: f.i64(field::CREATED)?, method, host, path })
 }
 
 /// The integer `field` of a document that is not a record (a counter).
@@ -324,6 +351,7 @@ mod tests {
         rec.duration_ms = Some(u64::MAX);
         rec.attempts = u32::MAX;
         rec.error = Some(InvocationError { kind: "runtime".into(), message: "boom".into() });
+        rec.caller = Some("parent-1".into());
         rec
     }
 
@@ -349,6 +377,38 @@ mod tests {
         let doc = stored(&none);
         assert_eq!(doc.get("result"), Some(&Bson::Null));
         assert_eq!(invocation_from_doc(&doc).unwrap(), none);
+    }
+
+    #[test]
+    fn a_missing_or_null_caller_reads_as_none() {
+        let rec = invocation();
+        let mut doc = stored(&rec);
+        assert_eq!(doc.get(field::CALLER), Some(&Bson::String("parent-1".into())));
+        doc.remove(field::CALLER);
+        let expected = InvocationRecord { caller: None, ..rec };
+        assert_eq!(invocation_from_doc(&doc).unwrap(), expected, "a record written before callers");
+        assert_eq!(stored(&expected).get(field::CALLER), Some(&Bson::Null));
+        assert_eq!(invocation_from_doc(&stored(&expected)).unwrap(), expected);
+        doc.insert(field::CALLER, 5);
+        assert!(invocation_from_doc(&doc).unwrap_err().to_string().contains("`caller` is not a string"));
+    }
+
+    #[test]
+    fn routes_round_trip_and_bad_ones_are_named() {
+        let route = RouteRecord {
+            method: "*".into(),
+            host: String::new(),
+            path: "/a/:b".into(),
+            action: "x".into(),
+            created: 3,
+        };
+        let mut doc = route_to_doc(&route);
+        assert_eq!(route_from_doc(&doc).unwrap(), route);
+        assert_eq!(route_key("*", "", "/a/:b"), doc! { "method": "*", "host": "", "path": "/a/:b" });
+        doc.remove(field::ACTION);
+        assert_eq!(route_from_doc(&doc).unwrap_err().to_string(), "route * /a/:b: field `action` is missing");
+        doc.remove(field::HOST);
+        assert_eq!(route_from_doc(&doc).unwrap_err().to_string(), "route: field `host` is missing");
     }
 
     #[test]

@@ -21,6 +21,9 @@ const MAX_EXPIRE_SECS: u64 = i32::MAX as u64;
 /// invocation id).
 pub(crate) const ACTION_KEYS: &[&[(&str, i32)]] = &[&[(field::NAME, 1)]];
 
+/// See [`ACTION_KEYS`]. Unique: a route's key is its (method, host, path).
+pub(crate) const ROUTE_KEYS: &[&[(&str, i32)]] = &[&[(field::METHOD, 1), (field::HOST, 1), (field::PATH, 1)]];
+
 /// See [`ACTION_KEYS`]. The TTL index on `expire_at` is created only with a
 /// retention.
 pub(crate) const INVOCATION_KEYS: &[&[(&str, i32)]] = &[
@@ -43,15 +46,21 @@ fn keys(pattern: &[(&str, i32)]) -> Document {
 /// Creates the indexes. `retention_secs` is the TTL of terminal invocation
 /// records (0: kept until purged); an existing TTL index is changed to it.
 pub(crate) fn ensure(db: &Database, retention_secs: u64) -> Result<()> {
-    let actions: Collection<Document> = db.collection(crate::ACTIONS);
-    let unique = IndexOptions::builder().unique(true).build();
-    for pattern in ACTION_KEYS {
-        actions.create_index(IndexModel::builder().keys(keys(pattern)).options(unique.clone()).build()).run()?;
-    }
+    ensure_unique(&db.collection(crate::ACTIONS), ACTION_KEYS)?;
+    ensure_unique(&db.collection(crate::ROUTES), ROUTE_KEYS)?;
     let invocations: Collection<Document> = db.collection(crate::INVOCATIONS);
     invocations.create_indexes(INVOCATION_KEYS.iter().map(|p| IndexModel::builder().keys(keys(p)).build())).run()?;
     if retention_secs > 0 {
         ensure_ttl(db, &invocations, retention_secs)?;
+    }
+    Ok(())
+}
+
+/// Creates a unique index on `collection` for each of `patterns`.
+fn ensure_unique(collection: &Collection<Document>, patterns: &[&[(&str, i32)]]) -> Result<()> {
+    let unique = IndexOptions::builder().unique(true).build();
+    for pattern in patterns {
+        collection.create_index(IndexModel::builder().keys(keys(pattern)).options(unique.clone()).build()).run()?;
     }
     Ok(())
 }

@@ -1,10 +1,13 @@
 //! The MongoDB [`Store`]: the production and scale-out backend of SL.
 //!
 //! Several servers share one database; everything a server needs from
-//! another (actions, invocation records, the asynchronous queue) is in it.
+//! another (actions, routes, invocation records, the asynchronous queue) is
+//! in it.
 //!
 //! - `actions`: one document per action, unique index on `name`; the
 //!   bytecode is BSON binary next to the source and checksum.
+//! - `routes`: one document per route, unique index on
+//!   `{method, host, path}`.
 //! - `invocations`: one document per invocation keyed by `_id` = the
 //!   invocation id. Arguments and results are JSON text. `seq` is the global
 //!   enqueue order, set when a record is first written; `expire_at` is a BSON
@@ -33,13 +36,15 @@ use std::time::Duration;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::sync::{Client, Collection, Database};
-use sl_store::{ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Result, Store, StoreError};
+use sl_store::{ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Result, RouteRecord, Store, StoreError};
 
 use crate::doc::field;
 use crate::error::{is_duplicate_key, map};
 
 /// Collection of actions.
 pub const ACTIONS: &str = "actions";
+/// Collection of routes.
+pub const ROUTES: &str = "routes";
 /// Collection of invocation records (and the queue).
 pub const INVOCATIONS: &str = "invocations";
 /// Collection of counters (the enqueue sequence).
@@ -134,6 +139,7 @@ fn redact(url: &str) -> String {
 pub struct MongoStore {
     db: Database,
     actions: Collection<Document>,
+    routes: Collection<Document>,
     invocations: Collection<Document>,
     counters: Collection<Document>,
     /// The URL without its password, for messages.
@@ -169,6 +175,7 @@ impl MongoStore {
         db.run_command(doc! { "ping": 1 }).run().map_err(|err| unreachable(&err.kind))?;
         let store = MongoStore {
             actions: db.collection(ACTIONS),
+            routes: db.collection(ROUTES),
             invocations: db.collection(INVOCATIONS),
             counters: db.collection(COUNTERS),
             db,
@@ -300,6 +307,33 @@ impl Store for MongoStore {
     fn delete_action(&self, name: &str) -> Result<bool> {
         let deleted = self.actions.delete_one(doc! { field::NAME: name }).run().map_err(map)?;
         Ok(deleted.deleted_count > 0)
+    }
+
+    fn create_route(&self, route: &RouteRecord) -> Result<()> {
+        match self.routes.insert_one(doc::route_to_doc(route)).run() {
+            Ok(_) => Ok(()),
+            Err(err) if is_duplicate_key(&err) => Err(StoreError::AlreadyExists(route.label())),
+            Err(err) => Err(map(err)),
+        }
+    }
+
+    fn delete_route(&self, method: &str, host: &str, path: &str) -> Result<bool> {
+        let deleted = self.routes.delete_one(doc::route_key(method, host, path)).run().map_err(map)?;
+        Ok(deleted.deleted_count > 0)
+    }
+
+    fn list_routes(&self) -> Result<Vec<RouteRecord>> {
+        let cursor = self
+            .routes
+            .find(doc! {})
+            .sort(doc! { field::HOST: 1, field::PATH: 1, field::METHOD: 1 })
+            .run()
+            .map_err(map)?;
+        let mut routes = Vec::new();
+        for doc in cursor {
+            routes.push(doc::route_from_doc(&doc.map_err(map)?)?);
+        }
+        Ok(routes)
     }
 
     fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()> {

@@ -107,6 +107,9 @@ fn the_indexes_exist_and_the_retention_follows_the_options() {
     let _store = t.connect(m, options.clone());
     let actions = t.indexes("actions");
     assert!(actions.contains(&(doc! { "name": 1 }, doc! { "unique": true })), "{actions:?}");
+    let routes = t.indexes("routes");
+    let route_key = doc! { "method": 1, "host": 1, "path": 1 };
+    assert!(routes.contains(&(route_key, doc! { "unique": true })), "{routes:?}");
     let invocations = t.indexes("invocations");
     let keys: Vec<&Document> = invocations.iter().map(|(keys, _)| keys).collect();
     // `_id` is the invocation id: unique by definition.
@@ -132,6 +135,7 @@ fn the_indexes_exist_and_the_retention_follows_the_options() {
     let _longer = t.connect(m, MongoOptions { retention_secs: 7200, ..MongoOptions::default() });
     assert_eq!(ttl(&t.indexes("invocations")), Some(7200));
     assert_eq!(t.indexes("invocations").len(), invocations.len(), "no index was added twice");
+    assert_eq!(t.indexes("routes").len(), routes.len(), "no route index was added twice");
 
     // No retention, no TTL index.
     let t = TestDb::new(m);

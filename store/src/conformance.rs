@@ -23,7 +23,8 @@ use std::collections::HashSet;
 use serde_json::{json, Value};
 
 use crate::{
-    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, Result, Store, StoreError,
+    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, Result, RouteRecord, Store,
+    StoreError,
 };
 
 /// Runs every case in [`CASES`], each on a fresh store from `make`.
@@ -51,12 +52,18 @@ macro_rules! __sl_store_conformance_cases {
             actions_update_missing_not_found
             actions_delete
             actions_bytes_round_trip
+            routes_create_then_list
+            routes_create_duplicate_already_exists
+            routes_same_path_other_host_or_method_is_not_a_duplicate
+            routes_list_sorted_by_host_path_method
+            routes_delete
             invocations_put_then_get
             invocations_get_missing_is_none
             invocations_put_upsert_keeps_one_record_and_its_place
             invocations_put_batch
             invocations_list_newest_first
             invocations_list_filter_and_limit
+            invocations_caller_round_trips
             claim_in_enqueue_order
             claim_marks_running
             claim_is_exclusive
@@ -135,6 +142,15 @@ impl<S: Store, G: Send + Sync> Store for Guarded<S, G> {
     fn delete_action(&self, name: &str) -> Result<bool> {
         self.store.delete_action(name)
     }
+    fn create_route(&self, route: &RouteRecord) -> Result<()> {
+        self.store.create_route(route)
+    }
+    fn delete_route(&self, method: &str, host: &str, path: &str) -> Result<bool> {
+        self.store.delete_route(method, host, path)
+    }
+    fn list_routes(&self) -> Result<Vec<RouteRecord>> {
+        self.store.list_routes()
+    }
     fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
         self.store.put_invocations(records)
     }
@@ -207,6 +223,21 @@ fn next_version(prev: &ActionRecord, source: &str) -> ActionRecord {
         updated: prev.updated + 1_000,
         ..prev.clone()
     }
+}
+
+fn route(method: &str, host: &str, path: &str) -> RouteRecord {
+    RouteRecord {
+        method: method.to_owned(),
+        host: host.to_owned(),
+        path: path.to_owned(),
+        action: format!("run-{}", path.trim_start_matches('/')),
+        created: T0,
+    }
+}
+
+/// The (method, host, path) of each route.
+fn route_keys(routes: &[RouteRecord]) -> Vec<(&str, &str, &str)> {
+    routes.iter().map(|r| (r.method.as_str(), r.host.as_str(), r.path.as_str())).collect()
 }
 
 fn queued(id: &str, action: &str, created: i64) -> InvocationRecord {
@@ -420,6 +451,133 @@ pub fn actions_bytes_round_trip(store: &dyn Store) {
 }
 
 // ---------------------------------------------------------------------------
+// Routes
+
+/// `create_route` stores the route; `list_routes` returns it unchanged.
+pub fn routes_create_then_list(store: &dyn Store) {
+    assert_eq!(ok!(store.list_routes()), vec![]);
+    let r = RouteRecord { action: "users".into(), created: T0 + 7, ..route("GET", "example.com", "/users/:id") };
+    ok!(store.create_route(&r));
+    assert_eq!(ok!(store.list_routes()), vec![r.clone()]);
+    let any = RouteRecord { action: "files".into(), ..route("*", "", "/static/*rest") };
+    ok!(store.create_route(&any));
+    assert_eq!(ok!(store.list_routes()), vec![any, r], "the route for any host sorts first");
+}
+
+/// Creating a route whose exact (method, host, path) exists fails with
+/// `AlreadyExists` holding its label, and leaves the stored one alone.
+pub fn routes_create_duplicate_already_exists(store: &dyn Store) {
+    let first = route("POST", "api.example.com", "/orders");
+    ok!(store.create_route(&first));
+    let second = RouteRecord { action: "other".into(), created: T0 + 5, ..first.clone() };
+    match store.create_route(&second) {
+        Err(StoreError::AlreadyExists(label)) => assert_eq!(label, "POST api.example.com/orders"),
+        other => panic!("second create_route: expected AlreadyExists, got {other:?}"),
+    }
+    let any_host = route("*", "", "/x");
+    ok!(store.create_route(&any_host));
+    match store.create_route(&any_host) {
+        Err(StoreError::AlreadyExists(label)) => assert_eq!(label, any_host.label()),
+        other => panic!("duplicate route for any host: expected AlreadyExists, got {other:?}"),
+    }
+    assert_eq!(ok!(store.list_routes()), vec![any_host, first]);
+}
+
+/// The key is the exact triple: the same path with another host, another
+/// method, or a path that differs only in case or a trailing slash is
+/// another route. The store does not judge overlapping patterns.
+pub fn routes_same_path_other_host_or_method_is_not_a_duplicate(store: &dyn Store) {
+    let routes = [
+        route("GET", "", "/users/:id"),
+        route("GET", "example.com", "/users/:id"),
+        route("GET", "api.example.com", "/users/:id"),
+        route("POST", "", "/users/:id"),
+        route("*", "", "/users/:id"),
+        route("GET", "", "/users/:name"),
+        route("GET", "", "/Users/:id"),
+        route("GET", "", "/users/:id/"),
+    ];
+    for r in &routes {
+        ok!(store.create_route(r));
+    }
+    let listed = ok!(store.list_routes());
+    assert_eq!(listed.len(), routes.len(), "{:?}", route_keys(&listed));
+    for r in &routes {
+        assert!(listed.contains(r), "{:?} is listed", route_keys(std::slice::from_ref(r)));
+    }
+}
+
+/// `list_routes` sorts by host, then path, then method, each by bytes
+/// (`""` first, uppercase before lowercase, `*` before letters).
+pub fn routes_list_sorted_by_host_path_method(store: &dyn Store) {
+    let keys = [
+        ("GET", "example.com", "/b"),
+        ("POST", "", "/a"),
+        ("GET", "", "/a"),
+        ("*", "", "/a"),
+        ("DELETE", "example.com", "/a"),
+        ("GET", "api.example.com", "/z"),
+        ("GET", "", "/B"),
+        ("GET", "", "/"),
+        ("PUT", "example.com", "/a"),
+        ("GET", "", "/a/:id"),
+        ("GET", "", "/static/*rest"),
+        ("GET", "example.org", "/"),
+    ];
+    for (i, (method, host, path)) in keys.iter().enumerate() {
+        ok!(store.create_route(&RouteRecord { created: T0 + i as i64, ..route(method, host, path) }));
+    }
+    let listed = ok!(store.list_routes());
+    assert_eq!(
+        route_keys(&listed),
+        [
+            ("GET", "", "/"),
+            ("GET", "", "/B"),
+            ("*", "", "/a"),
+            ("GET", "", "/a"),
+            ("POST", "", "/a"),
+            ("GET", "", "/a/:id"),
+            ("GET", "", "/static/*rest"),
+            ("GET", "api.example.com", "/z"),
+            ("DELETE", "example.com", "/a"),
+            ("PUT", "example.com", "/a"),
+            ("GET", "example.com", "/b"),
+            ("GET", "example.org", "/"),
+        ]
+    );
+    let created: Vec<i64> = listed.iter().map(|r| r.created - T0).collect();
+    assert_eq!(created, [7, 6, 3, 2, 1, 9, 10, 5, 4, 8, 0, 11], "each record is complete");
+}
+
+/// `delete_route` deletes only the route with the exact (method, host,
+/// path) and returns `true`; `false` when there was none. The key can then
+/// be created again.
+pub fn routes_delete(store: &dyn Store) {
+    assert!(!ok!(store.delete_route("GET", "", "/never")), "delete on an empty store");
+    let a = route("GET", "example.com", "/a");
+    let any_host = route("GET", "", "/a");
+    let any_method = route("*", "example.com", "/a");
+    for r in [&a, &any_host, &any_method] {
+        ok!(store.create_route(r));
+    }
+    assert!(!ok!(store.delete_route("POST", "example.com", "/a")), "another method");
+    assert!(!ok!(store.delete_route("GET", "example.org", "/a")), "another host");
+    assert!(!ok!(store.delete_route("GET", "example.com", "/a/")), "another path");
+    assert!(!ok!(store.delete_route("get", "example.com", "/a")), "methods are compared exactly");
+    assert_eq!(ok!(store.list_routes()).len(), 3);
+
+    assert!(ok!(store.delete_route("GET", "example.com", "/a")));
+    assert_eq!(ok!(store.list_routes()), vec![any_host.clone(), any_method.clone()]);
+    assert!(!ok!(store.delete_route("GET", "example.com", "/a")), "second delete");
+    assert!(ok!(store.delete_route("GET", "", "/a")));
+    assert_eq!(ok!(store.list_routes()), vec![any_method]);
+    let again = RouteRecord { action: "again".into(), created: T0 + 1, ..a };
+    ok!(store.create_route(&again));
+    assert_eq!(ok!(store.list_routes()).len(), 2);
+    assert!(ok!(store.list_routes()).contains(&again));
+}
+
+// ---------------------------------------------------------------------------
 // Invocation records
 
 /// `put_invocations` stores every field; `get_invocation` returns them.
@@ -443,6 +601,7 @@ pub fn invocations_put_then_get(store: &dyn Store) {
         attempts: 2,
         owner: Some("server-a:4242".into()),
         lease_until: Some(T0 + 60_000),
+        caller: Some("0190a1b2-c3d4-7e5f-8a9b-000000000001".into()),
     };
     let succeeded = InvocationRecord {
         id: "ok-1".into(),
@@ -453,6 +612,7 @@ pub fn invocations_put_then_get(store: &dyn Store) {
         logs: String::new(),
         owner: None,
         lease_until: None,
+        caller: None,
         ..failed.clone()
     };
     put(store, std::slice::from_ref(&failed));
@@ -559,6 +719,35 @@ pub fn invocations_list_filter_and_limit(store: &dyn Store) {
     assert_eq!(ok!(store.list_invocations(Some("A"), 100)), vec![]);
     let listed = ok!(store.list_invocations(Some("b"), 1));
     assert_eq!(listed, vec![records[7].clone()], "listed records are complete");
+}
+
+/// The `caller` of a record comes back from every call that returns
+/// records, and putting the record again replaces it (also with `None`).
+pub fn invocations_caller_round_trips(store: &dyn Store) {
+    let parent = finished("parent", InvocationStatus::Succeeded, T0 + 10);
+    let child = InvocationRecord { caller: Some("parent".into()), ..queued("child", "a", T0 + 20) };
+    let orphan = queued("orphan", "a", T0 + 30);
+    let unicode = InvocationRecord { caller: Some("caller ✓ 日本語".into()), ..queued("odd", "b", T0 + 5) };
+    put(store, &[parent.clone(), child.clone(), orphan.clone(), unicode.clone()]);
+    for rec in [&parent, &child, &orphan, &unicode] {
+        assert_eq!(ok!(store.get_invocation(&rec.id)).as_ref(), Some(rec), "get {}", rec.id);
+    }
+    assert_eq!(ok!(store.list_invocations(Some("a"), 10)), vec![orphan.clone(), child.clone()]);
+    assert_eq!(ok!(store.list_invocations(Some("b"), 10)), vec![unicode.clone()]);
+    let claimed_now = ok!(store.claim_invocations("w", 10, T0 + 100, HOUR));
+    let expected = [&child, &orphan, &unicode].map(|rec| claimed(rec, "w", T0 + 100, HOUR));
+    assert_eq!(claimed_now, expected, "claimed records keep their caller");
+    assert_eq!(ok!(store.get_invocation("child")).and_then(|rec| rec.caller).as_deref(), Some("parent"));
+
+    let mut done = expected[0].clone();
+    done.status = InvocationStatus::Succeeded;
+    done.finished = Some(T0 + 200);
+    done.caller = Some("adopted".into());
+    put(store, std::slice::from_ref(&done));
+    assert_eq!(ok!(store.get_invocation("child")), Some(done.clone()));
+    let cleared = InvocationRecord { caller: None, ..done };
+    put(store, std::slice::from_ref(&cleared));
+    assert_eq!(ok!(store.get_invocation("child")), Some(cleared));
 }
 
 // ---------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 /// What went wrong in a store call.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// `create_action` for a name that exists.
-    #[error("action '{0}' already exists")]
+    /// `create_action` for a name that exists (holds the name), or
+    /// `create_route` for a key that exists (holds
+    /// [`RouteRecord::label`](crate::RouteRecord::label)).
+    #[error("'{0}' already exists")]
     AlreadyExists(String),
     /// The named record does not exist.
     #[error("'{0}' not found")]

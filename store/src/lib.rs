@@ -1,4 +1,5 @@
-//! Storage for SL: actions, invocation records and the asynchronous queue.
+//! Storage for SL: actions, routes, invocation records and the asynchronous
+//! queue.
 //!
 //! Every backend implements [`Store`] and must pass the suite in
 //! [`conformance`]. Calls are synchronous and may block on disk or network:
@@ -15,7 +16,7 @@ pub mod conformance;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
-pub use types::{ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits};
+pub use types::{ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, RouteRecord};
 
 /// Result of a store call.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -49,6 +50,23 @@ pub trait Store: Send + Sync {
 
     /// Deletes an action. Returns `false` if there was none.
     fn delete_action(&self, name: &str) -> Result<bool>;
+
+    /// Stores a new route. Its key is the exact (`method`, `host`, `path`)
+    /// triple, compared as opaque strings: the server validates patterns and
+    /// rejects overlapping routes before it calls this.
+    ///
+    /// Fails with [`StoreError::AlreadyExists`] (holding
+    /// [`RouteRecord::label`]) if a route with the same (method, host, path)
+    /// exists.
+    fn create_route(&self, route: &RouteRecord) -> Result<()>;
+
+    /// Deletes the route with this exact (`method`, `host`, `path`).
+    /// Returns `false` if there was none.
+    fn delete_route(&self, method: &str, host: &str, path: &str) -> Result<bool>;
+
+    /// Every route, sorted by (`host`, `path`, `method`), each compared
+    /// byte by byte.
+    fn list_routes(&self) -> Result<Vec<RouteRecord>>;
 
     /// Inserts or replaces invocation records (keyed by `id`). Each record
     /// is written atomically; a failed call may have written some of them,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::{ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Result, Store, StoreError};
+use crate::{ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Result, RouteRecord, Store, StoreError};
 
 /// A [`Store`] that keeps everything in memory behind one mutex.
 #[derive(Debug, Default)]
@@ -16,6 +16,8 @@ pub struct MemoryStore {
 struct Inner {
     /// Actions by name; a `BTreeMap` keeps them sorted as `list_actions` wants.
     actions: BTreeMap<String, ActionRecord>,
+    /// Routes by [`route_key`]; the key order is the one `list_routes` wants.
+    routes: BTreeMap<RouteKey, RouteRecord>,
     /// Invocation records by enqueue sequence number (first put, first claimed).
     invocations: BTreeMap<u64, InvocationRecord>,
     /// Sequence number of each invocation id.
@@ -35,6 +37,13 @@ impl MemoryStore {
         // behind a poisoned lock is still consistent.
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A route's (host, path, method): its identity, in listing order.
+type RouteKey = (String, String, String);
+
+fn route_key(method: &str, host: &str, path: &str) -> RouteKey {
+    (host.to_owned(), path.to_owned(), method.to_owned())
 }
 
 /// Whether `claim_invocations` may take this record at `now_ms`.
@@ -86,6 +95,24 @@ impl Store for MemoryStore {
 
     fn delete_action(&self, name: &str) -> Result<bool> {
         Ok(self.lock().actions.remove(name).is_some())
+    }
+
+    fn create_route(&self, route: &RouteRecord) -> Result<()> {
+        let mut inner = self.lock();
+        let key = route_key(&route.method, &route.host, &route.path);
+        if inner.routes.contains_key(&key) {
+            return Err(StoreError::AlreadyExists(route.label()));
+        }
+        inner.routes.insert(key, route.clone());
+        Ok(())
+    }
+
+    fn delete_route(&self, method: &str, host: &str, path: &str) -> Result<bool> {
+        Ok(self.lock().routes.remove(&route_key(method, host, path)).is_some())
+    }
+
+    fn list_routes(&self) -> Result<Vec<RouteRecord>> {
+        Ok(self.lock().routes.values().cloned().collect())
     }
 
     fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()> {

@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::{ActionMeta, ActionRecord, InvocationRecord, Result, Store, StoreError};
-use row::{Invocation, ACTION_COLUMNS, ACTION_META_COLUMNS, INVOCATION_COLUMNS};
+use crate::{ActionMeta, ActionRecord, InvocationRecord, Result, RouteRecord, Store, StoreError};
+use row::{Invocation, ACTION_COLUMNS, ACTION_META_COLUMNS, INVOCATION_COLUMNS, ROUTE_COLUMNS};
 
 /// How long a call waits for another connection's write lock before it
 /// fails with [`StoreError::Unavailable`].
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Prepared statements kept per connection (the store uses about 15).
+/// Prepared statements kept per connection (the store uses about 20).
 const STATEMENT_CACHE: usize = 32;
 
 /// A [`Store`] in one SQLite database.
@@ -181,6 +181,33 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    fn create_route(&self, route: &RouteRecord) -> Result<()> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(&format!("INSERT INTO routes ({ROUTE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"))
+            .map_err(|e| self.err(e))?;
+        match stmt.execute(params_from_iter(row::route_values(route))) {
+            Ok(_) => Ok(()),
+            Err(err) if error::is_unique_violation(&err) => Err(StoreError::AlreadyExists(route.label())),
+            Err(err) => Err(self.err(err)),
+        }
+    }
+
+    fn delete_route(&self, method: &str, host: &str, path: &str) -> Result<bool> {
+        let conn = self.lock();
+        conn.prepare_cached("DELETE FROM routes WHERE method = ?1 AND host = ?2 AND path = ?3")
+            .and_then(|mut stmt| stmt.execute([method, host, path]))
+            .map(|deleted| deleted > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    fn list_routes(&self) -> Result<Vec<RouteRecord>> {
+        let conn = self.lock();
+        conn.prepare_cached(&format!("SELECT {ROUTE_COLUMNS} FROM routes ORDER BY host, path, method"))
+            .and_then(|mut stmt| stmt.query_map([], row::route)?.collect())
+            .map_err(|e| self.err(e))
+    }
+
     fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -194,7 +221,7 @@ impl Store for SqliteStore {
             let mut stmt = tx
                 .prepare_cached(&format!(
                     "INSERT INTO invocations ({INVOCATION_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
                      ON CONFLICT (id) DO UPDATE SET action = excluded.action, version = excluded.version, \
                      status = excluded.status, is_async = excluded.is_async, args = excluded.args, \
                      result = excluded.result, error_kind = excluded.error_kind, \
@@ -202,7 +229,7 @@ impl Store for SqliteStore {
                      started = excluded.started, finished = excluded.finished, \
                      duration_ms = excluded.duration_ms, instructions = excluded.instructions, \
                      peak_memory = excluded.peak_memory, attempts = excluded.attempts, owner = excluded.owner, \
-                     lease_until = excluded.lease_until"
+                     lease_until = excluded.lease_until, caller = excluded.caller"
                 ))
                 .map_err(|e| self.err(e))?;
             for values in rows {

@@ -140,6 +140,9 @@ pub struct InvocationRecord {
     pub owner: Option<String>,
     /// Unix milliseconds after which a `Running` claim may be taken over.
     pub lease_until: Option<i64>,
+    /// The id of the invocation that ran this one with `invoke()`, if any.
+    #[serde(default)]
+    pub caller: Option<String>,
 }
 
 impl InvocationRecord {
@@ -164,7 +167,43 @@ impl InvocationRecord {
             attempts: 0,
             owner: None,
             lease_until: None,
+            caller: None,
         }
+    }
+}
+
+/// A route: requests whose method, host and path match run `action`
+/// (served on the server's routes listener).
+///
+/// The store treats `method`, `host` and `path` as opaque strings; the
+/// exact triple is the key. The server validates patterns and checks
+/// overlapping routes; the store only keeps the key unique.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRecord {
+    /// Upper-case method ("GET", "POST", ...) or "*" for any method.
+    pub method: String,
+    /// Lower-case host name without port, or "" for any host.
+    pub host: String,
+    /// The path pattern as given, e.g. "/users/:id" or "/static/*rest".
+    pub path: String,
+    /// The action it runs.
+    pub action: String,
+    /// Unix milliseconds.
+    pub created: i64,
+}
+
+impl RouteRecord {
+    /// How messages name the route with this key: `GET example.com/users/:id`,
+    /// or `* /static/*rest` for any method on any host. It is what
+    /// [`StoreError::AlreadyExists`](crate::StoreError::AlreadyExists) holds
+    /// for a duplicate route.
+    pub fn label_of(method: &str, host: &str, path: &str) -> String {
+        format!("{method} {host}{path}")
+    }
+
+    /// [`label_of`](Self::label_of) this route's key.
+    pub fn label(&self) -> String {
+        Self::label_of(&self.method, &self.host, &self.path)
     }
 }
 
@@ -215,5 +254,28 @@ mod tests {
         let rec = InvocationRecord::queued("id".into(), "act".into(), serde_json::json!({"a": 1}), true, 5);
         assert_eq!((rec.status, rec.attempts, rec.version, rec.created), (InvocationStatus::Queued, 0, 0, 5));
         assert!(rec.started.is_none() && rec.owner.is_none() && rec.lease_until.is_none() && rec.result.is_none());
+        assert!(rec.caller.is_none());
+    }
+
+    #[test]
+    fn a_record_without_a_caller_deserializes() {
+        let rec = InvocationRecord::queued("id".into(), "act".into(), serde_json::json!({}), false, 5);
+        let mut value = serde_json::to_value(&rec).unwrap();
+        assert_eq!(value["caller"], serde_json::Value::Null);
+        value.as_object_mut().unwrap().remove("caller");
+        assert_eq!(serde_json::from_value::<InvocationRecord>(value).unwrap(), rec);
+    }
+
+    #[test]
+    fn route_labels_name_method_host_and_path() {
+        let route = RouteRecord {
+            method: "GET".into(),
+            host: "example.com".into(),
+            path: "/users/:id".into(),
+            action: "users".into(),
+            created: 1,
+        };
+        assert_eq!(route.label(), "GET example.com/users/:id");
+        assert_eq!(RouteRecord::label_of("*", "", "/static/*rest"), "* /static/*rest");
     }
 }

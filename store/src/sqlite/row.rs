@@ -7,7 +7,9 @@
 use rusqlite::types::Value;
 use rusqlite::Row;
 
-use crate::{ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, StoreError};
+use crate::{
+    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, RouteRecord, StoreError,
+};
 
 /// Columns of [`ActionRecord`] in the order [`action`] reads them.
 pub(crate) const ACTION_COLUMNS: &str =
@@ -21,10 +23,10 @@ pub(crate) const ACTION_META_COLUMNS: &str =
 /// them and [`Invocation::values`] writes them.
 pub(crate) const INVOCATION_COLUMNS: &str = "id, action, version, status, is_async, args, result, error_kind, \
      error_message, logs, created, started, finished, duration_ms, instructions, peak_memory, attempts, owner, \
-     lease_until";
+     lease_until, caller";
 
 /// Number of columns in [`INVOCATION_COLUMNS`].
-pub(crate) const INVOCATION_COLUMN_COUNT: usize = 19;
+pub(crate) const INVOCATION_COLUMN_COUNT: usize = 20;
 
 fn u64_to_db(value: u64) -> i64 {
     value as i64
@@ -84,6 +86,32 @@ pub(crate) fn action_meta(row: &Row<'_>) -> rusqlite::Result<ActionMeta> {
     })
 }
 
+/// Columns of [`RouteRecord`] in the order [`route`] reads them and
+/// [`route_values`] writes them.
+pub(crate) const ROUTE_COLUMNS: &str = "method, host, path, action, created";
+
+/// The values to bind for a route, in [`ROUTE_COLUMNS`] order.
+pub(crate) fn route_values(route: &RouteRecord) -> [Value; 5] {
+    [
+        Value::Text(route.method.clone()),
+        Value::Text(route.host.clone()),
+        Value::Text(route.path.clone()),
+        Value::Text(route.action.clone()),
+        Value::Integer(route.created),
+    ]
+}
+
+/// Reads a row selected with [`ROUTE_COLUMNS`].
+pub(crate) fn route(row: &Row<'_>) -> rusqlite::Result<RouteRecord> {
+    Ok(RouteRecord {
+        method: row.get(0)?,
+        host: row.get(1)?,
+        path: row.get(2)?,
+        action: row.get(3)?,
+        created: row.get(4)?,
+    })
+}
+
 /// An invocation row as stored, before its text columns are decoded.
 pub(crate) struct Invocation {
     id: String,
@@ -105,6 +133,7 @@ pub(crate) struct Invocation {
     attempts: i64,
     owner: Option<String>,
     lease_until: Option<i64>,
+    caller: Option<String>,
 }
 
 impl Invocation {
@@ -130,6 +159,7 @@ impl Invocation {
             attempts: row.get(first + 16)?,
             owner: row.get(first + 17)?,
             lease_until: row.get(first + 18)?,
+            caller: row.get(first + 19)?,
         })
     }
 
@@ -168,6 +198,7 @@ impl Invocation {
             Value::Integer(rec.attempts.into()),
             opt_text(rec.owner.as_deref()),
             opt_int(rec.lease_until),
+            opt_text(rec.caller.as_deref()),
         ])
     }
 
@@ -210,6 +241,7 @@ impl Invocation {
             attempts,
             owner: self.owner,
             lease_until: self.lease_until,
+            caller: self.caller,
         })
     }
 }
@@ -222,6 +254,7 @@ mod tests {
     fn column_lists_match_their_readers() {
         assert_eq!(ACTION_COLUMNS.split(',').count(), 10);
         assert_eq!(ACTION_META_COLUMNS.split(',').count(), 8);
+        assert_eq!(ROUTE_COLUMNS.split(',').count(), 5);
         assert_eq!(INVOCATION_COLUMNS.split(',').count(), INVOCATION_COLUMN_COUNT);
     }
 
@@ -253,6 +286,7 @@ mod tests {
             attempts: 0,
             owner: None,
             lease_until: None,
+            caller: None,
         }
     }
 

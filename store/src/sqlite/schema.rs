@@ -2,14 +2,30 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
+/// One step of [`MIGRATIONS`].
+enum Step {
+    /// SQL run as one batch.
+    Sql(&'static str),
+    /// Code, for a change that SQL cannot make conditional (adding a
+    /// column only if it is missing).
+    Code(fn(&Connection) -> rusqlite::Result<()>),
+}
+
 /// `MIGRATIONS[i]` upgrades a database from schema version `i` to `i + 1`.
 ///
-/// Version 0 is an empty database (or one made before versions were
-/// recorded: the first step only creates what is missing). Append new steps;
-/// never edit a released one.
-const MIGRATIONS: &[&str] = &[
+/// Every step creates or adds only what is missing, so that it also works
+/// on a database that already has some of it: version 0 is an empty
+/// database or one made before versions were recorded, whatever its
+/// contents. Append new steps; never edit a released one.
+const MIGRATIONS: &[Step] = &[
     // 0 -> 1: actions, invocation records and the queue.
-    r#"
+    Step::Sql(V1),
+    // 1 -> 2: routes, and the caller of an invocation.
+    Step::Code(v2),
+];
+
+/// Schema version 1: actions, invocation records and the queue.
+pub(crate) const V1: &str = r#"
     CREATE TABLE IF NOT EXISTS actions (
         name         TEXT PRIMARY KEY NOT NULL,
         version      INTEGER NOT NULL,
@@ -56,8 +72,45 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX IF NOT EXISTS invocations_created ON invocations (created);
     -- Retention: terminal records finished before a cutoff.
     CREATE INDEX IF NOT EXISTS invocations_purge ON invocations (status, finished);
-    "#,
-];
+"#;
+
+/// Routes, keyed by their exact (method, host, path).
+const ROUTES: &str = r#"
+    CREATE TABLE IF NOT EXISTS routes (
+        method  TEXT NOT NULL,
+        host    TEXT NOT NULL,
+        path    TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY (method, host, path)
+    );
+"#;
+
+/// Schema version 2: the `routes` table and `invocations.caller`.
+fn v2(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(ROUTES)?;
+    add_column(conn, "invocations", "caller", "TEXT")
+}
+
+/// Adds `column` to `table` unless the table has it already.
+pub(crate) fn add_column(conn: &Connection, table: &str, column: &str, decl: &str) -> rusqlite::Result<()> {
+    if has_column(conn, table, column)? {
+        return Ok(());
+    }
+    conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))
+}
+
+/// Whether `table` has a column named `column`.
+pub(crate) fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let names = stmt.query_map([table], |row| row.get::<_, String>(0))?;
+    for name in names {
+        if name?.eq_ignore_ascii_case(column) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 
 /// The schema version this code reads and writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -99,8 +152,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
         if version(&tx)? != current {
             continue;
         }
-        let step = MIGRATIONS[current.max(0) as usize];
-        tx.execute_batch(step)?;
+        match &MIGRATIONS[current.max(0) as usize] {
+            Step::Sql(sql) => tx.execute_batch(sql)?,
+            Step::Code(step) => step(&tx)?,
+        }
         tx.pragma_update(None, "user_version", current.max(0) + 1)?;
         tx.commit()?;
     }

@@ -1,5 +1,6 @@
 //! Tests that need the connection inside a [`SqliteStore`].
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::*;
@@ -136,4 +137,89 @@ fn queries_use_their_indexes() {
     assert!(purge.contains("invocations_purge"), "{purge}");
     let count = plan(&store, "SELECT count(*) FROM invocations WHERE status = 'queued'");
     assert!(!count.contains("SCAN"), "{count}");
+}
+
+/// A database file with the version 1 schema (before routes and callers),
+/// holding one finished invocation and one action, at user_version `version`.
+fn version_1_database(path: &Path, version: i64) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(schema::V1).unwrap();
+    conn.execute(
+        "INSERT INTO invocations (id, action, version, status, is_async, args, result, logs, created, started, \
+         finished, attempts, owner) VALUES ('old', 'a', 1, 'succeeded', 0, '{\"n\":1}', '2', 'hi', 5, 6, 7, 1, 'w')",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO actions (name, version, source, bytecode, checksum, maxmem, timeout, instructions, created, \
+         updated) VALUES ('a', 1, 'return 1', x'1b', '00', 0, 0, 0, 1, 1)",
+        [],
+    )
+    .unwrap();
+    conn.pragma_update(None, "user_version", version).unwrap();
+    assert!(!schema::has_column(&conn, "invocations", "caller").unwrap());
+}
+
+/// The record [`version_1_database`] holds, as this version reads it.
+fn old_record() -> InvocationRecord {
+    let mut rec = InvocationRecord::queued("old".into(), "a".into(), serde_json::json!({"n": 1}), false, 5);
+    rec.version = 1;
+    rec.status = InvocationStatus::Succeeded;
+    rec.result = Some(serde_json::json!(2));
+    rec.logs = "hi".into();
+    rec.started = Some(6);
+    rec.finished = Some(7);
+    rec.attempts = 1;
+    rec.owner = Some("w".into());
+    rec
+}
+
+#[test]
+fn a_database_without_routes_and_callers_is_migrated_on_open() {
+    // Version 1, and the same tables from before versions were recorded.
+    for version in [1, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        version_1_database(&path, version);
+
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(pragma_i64(&store, "user_version"), SqliteStore::SCHEMA_VERSION);
+        assert!(schema::has_column(&store.lock(), "invocations", "caller").unwrap());
+        assert_eq!(store.get_invocation("old").unwrap(), Some(old_record()), "an old row has no caller");
+        assert_eq!(store.list_invocations(None, 10).unwrap(), vec![old_record()]);
+        assert!(store.get_action("a").unwrap().is_some());
+
+        let child = InvocationRecord {
+            caller: Some("old".into()),
+            ..InvocationRecord::queued("child".into(), "a".into(), serde_json::json!({}), true, 9)
+        };
+        store.put_invocations(std::slice::from_ref(&child)).unwrap();
+        assert_eq!(store.get_invocation("child").unwrap(), Some(child.clone()));
+        let claimed = store.claim_invocations("me", 5, 10, 100).unwrap();
+        assert_eq!(claimed.iter().map(|rec| rec.caller.as_deref()).collect::<Vec<_>>(), [Some("old")]);
+
+        let route =
+            RouteRecord { method: "GET".into(), host: String::new(), path: "/".into(), action: "a".into(), created: 1 };
+        store.create_route(&route).unwrap();
+        drop(store);
+
+        // Opening it again changes nothing.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.get_invocation("old").unwrap(), Some(old_record()));
+        assert_eq!(store.get_invocation("child").unwrap().and_then(|rec| rec.caller).as_deref(), Some("old"));
+        assert_eq!(store.list_routes().unwrap(), vec![route]);
+    }
+}
+
+#[test]
+fn the_caller_column_is_added_only_once() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let conn = store.lock();
+    let columns = |conn: &Connection| -> i64 {
+        conn.query_row("SELECT count(*) FROM pragma_table_info('invocations')", [], |row| row.get(0)).unwrap()
+    };
+    let before = columns(&conn);
+    schema::add_column(&conn, "invocations", "caller", "TEXT").unwrap();
+    assert_eq!(columns(&conn), before);
+    assert!(!schema::has_column(&conn, "invocations", "nope").unwrap());
 }
