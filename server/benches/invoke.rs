@@ -37,7 +37,7 @@ fn invoke(inst: Instance, body: &[u8], budget: Budget) -> (Instance, Vec<u8>) {
         match run.step(SLICE) {
             Step::Done(outcome) => break outcome,
             Step::Yielded => continue,
-            Step::Call(call) => panic!("hello made a plugin call: {call:?}"),
+            other => panic!("hello waited on the executor: {other:?}"),
         }
     };
     let value = outcome.result.as_ref().expect("hello succeeds");

@@ -5,6 +5,7 @@
 //! Logger  { level = "info" }
 //! Sqlite  { path = "data/sl.db" }      -- or: Nulldb {}
 //! Limits  { maxmem = 65536, instructions = 100000000, timeout = 5000 }
+//! Routes  { host = "127.0.0.1", port = 8081 }   -- serve routes (optional)
 //! ```
 //!
 //! Every block and setting is optional; unknown blocks and settings are
@@ -133,6 +134,18 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
+/// `Routes { host = ..., port = ... }`: the listener that serves routes
+/// (requests mapped to actions by method, host and path). It is separate
+/// from the API's listener so that an app's paths can never collide with
+/// the management API, and so that the app can face the public while the
+/// API stays on loopback or behind tokens: routes only run actions an
+/// admin has routed, and each action decides what its callers may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutesConfig {
+    pub host: String,
+    pub port: u16,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -145,6 +158,8 @@ pub struct Config {
     /// `Plugin "name" { file = "...", ... }`, in the order written.
     pub plugins: Vec<PluginSpec>,
     pub auth: AuthConfig,
+    /// Where routes are served; `None`: routes are kept but not served.
+    pub routes: Option<RoutesConfig>,
 }
 
 impl Default for Config {
@@ -189,6 +204,7 @@ impl Default for Config {
             },
             plugins: Vec::new(),
             auth: AuthConfig::default(),
+            routes: None,
         }
     }
 }
@@ -231,7 +247,7 @@ impl Config {
     pub fn from_lua_source(source: &str, name: &str, base: &Path) -> Result<Self, ConfigError> {
         let lua = Lua::new();
         let blocks = lua.create_table().map_err(lua_err)?;
-        for block in ["Server", "Logger", "Limits", "Sqlite", "Nulldb", "Mongodb", "Invocations", "Auth"] {
+        for block in ["Server", "Logger", "Limits", "Sqlite", "Nulldb", "Mongodb", "Invocations", "Auth", "Routes"] {
             let blocks = blocks.clone();
             let f = lua
                 .create_function(move |_, t: Value| {
@@ -323,6 +339,18 @@ impl Config {
                 s.insecure = v;
             }
             b.finish()?;
+        }
+        if let Some(t) = get("Routes")? {
+            let mut b = Block::new("Routes", t);
+            let mut r = RoutesConfig { host: cfg.server.host.clone(), port: 8081 };
+            if let Some(v) = b.string("host")? {
+                r.host = v;
+            }
+            if let Some(v) = b.int("port", 0, 65535)? {
+                r.port = v as u16;
+            }
+            b.finish()?;
+            cfg.routes = Some(r);
         }
         if let Some(t) = get("Logger")? {
             let mut b = Block::new("Logger", t);

@@ -10,14 +10,16 @@ pub mod http;
 pub mod plugin;
 mod pool;
 mod reactor;
+pub mod routes;
 pub mod sandbox;
+mod web;
 mod workers;
 
 use std::sync::Arc;
 
 pub use api::valid_name;
 pub use config::{Config, ConfigError, StoreConfig};
-pub use reactor::{Peers, Server};
+pub use reactor::{Listeners, PeerMsg, Peers, Server, Side};
 pub use workers::{bind_listeners, serve};
 
 /// Opens the configured store.

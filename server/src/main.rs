@@ -27,6 +27,16 @@ struct Args {
     /// (`HOST:PORT`; port 0 picks a free port, printed at start-up).
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<String>,
+    /// Serve routes on this address instead of the one in the config's
+    /// `Routes` block (enables routes if the config has none).
+    #[arg(long, value_name = "HOST:PORT")]
+    routes_listen: Option<String>,
+}
+
+/// Splits `HOST:PORT` (the host may be a bracketed IPv6 address).
+fn host_port(s: &str, flag: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = s.rsplit_once(':').with_context(|| format!("{flag} must be HOST:PORT"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port.parse().with_context(|| format!("{flag}: invalid port"))?))
 }
 
 fn main() -> ExitCode {
@@ -44,17 +54,20 @@ fn run() -> anyhow::Result<()> {
     let mut cfg =
         Config::load(&args.config).with_context(|| format!("invalid configuration {}", args.config.display()))?;
     if let Some(listen) = &args.listen {
-        let (host, port) = listen.rsplit_once(':').context("--listen must be HOST:PORT")?;
-        cfg.server.host = host.trim_matches(['[', ']']).to_string();
-        cfg.server.port = port.parse().context("--listen: invalid port")?;
+        (cfg.server.host, cfg.server.port) = host_port(listen, "--listen")?;
+    }
+    if let Some(listen) = &args.routes_listen {
+        let (host, port) = host_port(listen, "--routes-listen")?;
+        cfg.routes = Some(slserver::config::RoutesConfig { host, port });
     }
     if args.check {
         println!(
-            "{}: valid (store {:?}, listen {}:{}, {} plugin(s))",
+            "{}: valid (store {:?}, listen {}:{}, routes {}, {} plugin(s))",
             args.config.display(),
             cfg.store,
             cfg.server.host,
             cfg.server.port,
+            cfg.routes.as_ref().map_or("off".to_string(), |r| format!("{}:{}", r.host, r.port)),
             cfg.plugins.len()
         );
         return Ok(());
@@ -89,9 +102,16 @@ fn run() -> anyhow::Result<()> {
         }
     };
     let cfg = Arc::new(cfg);
-    slserver::serve(Arc::clone(&cfg), store, Arc::new(plugins), shutdown, |addr| {
+    slserver::serve(Arc::clone(&cfg), store, Arc::new(plugins), shutdown, |addr, routes| {
         tracing::info!(store = ?cfg.store, workers = cfg.server.workers, "slserver listening on http://{addr}");
         println!("slserver listening on http://{addr}");
+        match routes {
+            Some(r) => {
+                tracing::info!("serving routes on http://{r}");
+                println!("slserver serving routes on http://{r}");
+            }
+            None => tracing::info!("routes are not served: add Routes {{ port = 8081 }} to the config to serve them"),
+        }
     })
     .with_context(|| format!("cannot serve on {}:{}", cfg.server.host, cfg.server.port))?;
     Ok(())

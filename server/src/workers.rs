@@ -13,7 +13,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
 use crate::plugin::PluginHost;
-use crate::reactor::{Peers, Server};
+use crate::reactor::{Listeners, Peers, Server};
 
 /// Resolves the configured listen address.
 pub fn listen_addr(cfg: &Config) -> io::Result<SocketAddr> {
@@ -21,6 +21,16 @@ pub fn listen_addr(cfg: &Config) -> io::Result<SocketAddr> {
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the host resolves to no address"))
+}
+
+/// Resolves the configured routes address, if routes are served.
+pub fn routes_addr(cfg: &Config) -> io::Result<Option<SocketAddr>> {
+    let Some(r) = &cfg.routes else { return Ok(None) };
+    (r.host.as_str(), r.port)
+        .to_socket_addrs()?
+        .next()
+        .map(Some)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the routes host resolves to no address"))
 }
 
 /// Without API tokens the API is open: only loopback clients may reach it,
@@ -67,19 +77,31 @@ pub fn bind_listeners(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::Tc
 }
 
 /// Runs `cfg.server.workers` reactors until `shutdown` is set. `ready` is
-/// called with the bound address once every reactor is listening.
+/// called with the bound addresses (the API's, and the routes' if
+/// configured) once every reactor is listening.
 pub fn serve(
     cfg: Arc<Config>,
     store: Arc<dyn Store>,
     plugins: Arc<PluginHost>,
     shutdown: Arc<AtomicBool>,
-    ready: impl FnOnce(SocketAddr) + Send,
+    ready: impl FnOnce(SocketAddr, Option<SocketAddr>) + Send,
 ) -> io::Result<()> {
     let n = cfg.server.workers.max(1);
     let addr = listen_addr(&cfg)?;
     check_exposure(&cfg, addr)?;
-    let listeners = bind_listeners(addr, n)?;
-    let addr = listeners[0].local_addr()?;
+    let api = bind_listeners(addr, n)?;
+    let addr = api[0].local_addr()?;
+    let (routes, routes_addr) = match routes_addr(&cfg)? {
+        Some(raddr) => {
+            let ls = bind_listeners(raddr, n)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen for routes on {raddr}: {e}")))?;
+            let bound = ls[0].local_addr()?;
+            (ls.into_iter().map(Some).collect::<Vec<_>>(), Some(bound))
+        }
+        None => ((0..n).map(|_| None).collect(), None),
+    };
+    let listeners: Vec<Listeners> =
+        api.into_iter().zip(routes).map(|(api, routes)| Listeners { api, routes }).collect();
     let mut peers = Peers::mesh(n);
     let mut threads = Vec::new();
     let mut listeners = listeners.into_iter();
@@ -103,7 +125,7 @@ pub fn serve(
             .stack_size(crate::sandbox::LUA_THREAD_STACK)
             .spawn_scoped(scope, || {
                 let mut server = Server::new(cfg, first, store, plugins, Arc::clone(&shutdown), first_peers)?;
-                ready(addr);
+                ready(addr, routes_addr);
                 server.run()
             })?;
         first.join().unwrap_or_else(|_| Err(io::Error::other("the first reactor panicked")))

@@ -4,6 +4,10 @@
 //! the pool or the executor and answers later through
 //! [`Server::complete`](crate::reactor::Server::complete).
 
+mod routes;
+
+pub(crate) use routes::RoutesSync;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -195,6 +199,10 @@ impl Server {
             (["invocation", _], _) => Err(not_allowed("GET")),
             (["invocations"], Method::Get) => self.list_invocations(conn, &req.query),
             (["invocations"], _) => Err(not_allowed("GET")),
+            (["routes"], Method::Get) => Ok(self.list_routes(conn)),
+            (["routes"], Method::Post) => self.create_route(conn, &req.body),
+            (["routes"], Method::Delete) => self.delete_route(conn, &req.query),
+            (["routes"], _) => Err(not_allowed("GET, POST, DELETE")),
             (["plugins"], Method::Get) => Ok(Some(json_response(200, &self.plugins.infos()))),
             (["plugins"], _) => Err(not_allowed("GET")),
             _ => Err(Response::error(404, "not_found", &format!("no route for {} {}", req.method.as_str(), req.path))),
@@ -268,7 +276,7 @@ impl Server {
                 created: now,
                 updated: now,
             };
-            let resp = match sandbox::compile(&name, &rec.source, budget_for(&rec, &cfg)) {
+            let resp = match sandbox::compile_with(&name, &rec.source, budget_for(&rec, &cfg), &libraries(&*store)) {
                 Err(e) => compile_error(&e),
                 Ok(c) => {
                     rec.bytecode = c.bytecode;
@@ -277,6 +285,11 @@ impl Server {
                         Ok(()) => json_response(
                             201,
                             &serde_json::json!({"name": name, "version": 1, "size": rec.bytecode.len()}),
+                        ),
+                        Err(StoreError::AlreadyExists(_)) => Response::error(
+                            409,
+                            "conflict",
+                            &format!("action '{name}' already exists (update it with PUT /actions/{name})"),
                         ),
                         Err(e) => store_error(&e),
                     }
@@ -333,7 +346,7 @@ impl Server {
                     next.source = source;
                 }
                 if next.source != cur.source || next.limits != cur.limits {
-                    match sandbox::compile(&name, &next.source, budget_for(&next, &cfg)) {
+                    match sandbox::compile_with(&name, &next.source, budget_for(&next, &cfg), &libraries(&*store)) {
                         Ok(c) => {
                             next.bytecode = c.bytecode;
                             next.checksum = c.checksum;
@@ -381,7 +394,7 @@ impl Server {
         let args = parse_args(body)?;
         let id = uuid::Uuid::now_v7().to_string();
         let record = InvocationRecord::queued(id, name.to_string(), args, false, now_ms());
-        self.invoke(Job { record, reply: Reply::Conn(conn) });
+        self.invoke(Job::new(record, Reply::Conn(conn)));
         Ok(None)
     }
 
@@ -480,6 +493,16 @@ impl Server {
             Err(e) => store_error(&e),
         });
         Ok(None)
+    }
+}
+
+/// Resolves `require` while an action is compiled: the verified bytecode
+/// of a library action in the store.
+fn libraries(store: &dyn sl_store::Store) -> impl Fn(&str) -> Result<sandbox::Compiled, String> + '_ {
+    move |lib| match store.get_action(lib) {
+        Ok(Some(rec)) => sandbox::Compiled::verified(rec.bytecode, &rec.checksum).map_err(|e| e.to_string()),
+        Ok(None) => Err(format!("require: no library action named '{lib}'")),
+        Err(e) => Err(format!("require '{lib}': {e}")),
     }
 }
 

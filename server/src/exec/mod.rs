@@ -1,5 +1,12 @@
 //! The executor: a cache of compiled actions with their warm instances, and
 //! the invocations running on this reactor, time-sliced round robin.
+//!
+//! An invocation that waits (for a plugin call, an `invoke`d action or a
+//! `require`d library, see [`compose`]) is parked: it leaves the run queue
+//! until its answer comes, and its deadline stays in a heap so that it
+//! fails on time however late the answer is.
+
+mod compose;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -20,20 +27,43 @@ use crate::sandbox::{Budget, Compiled, Instance, InvokeError, LimitKind, Outcome
 pub(crate) enum Reply {
     /// A client waiting on `/block`.
     Conn(ConnRef),
+    /// A client of a route (see [`crate::web`]).
+    Web(ConnRef),
     /// An asynchronous invocation: its record is completed and stored.
     Async,
+    /// An invocation parked in `invoke()`: run `key` of this executor, if
+    /// its id is still `id`.
+    Caller { key: usize, id: u64 },
 }
 
 /// An invocation waiting to start.
 pub(crate) struct Job {
     pub record: InvocationRecord,
     pub reply: Reply,
+    /// How many `invoke()` calls led to it (0 for a request).
+    pub depth: u8,
+    /// When it must end at the latest, whatever its own timeout says (its
+    /// caller's deadline).
+    pub deadline: Option<Instant>,
+}
+
+impl Job {
+    /// A job started by a request or the queue.
+    pub fn new(record: InvocationRecord, reply: Reply) -> Self {
+        Self { record, reply, depth: 0, deadline: None }
+    }
 }
 
 struct Ready {
     /// When it last started an invocation (the executor's clock).
     last_used: u64,
     version: i64,
+    /// Unique for the life of the reactor: instances of an older
+    /// generation of the same action are not kept.
+    generation: u64,
+    /// Library actions its instances have `require`d, with the versions
+    /// they loaded: when one of them changes, so does this action.
+    deps: HashMap<String, i64>,
     code: Rc<Compiled>,
     budget: Budget,
     idle: Vec<Instance>,
@@ -43,6 +73,8 @@ enum Slot {
     /// The action is being fetched; `stale` if it changed meanwhile.
     Loading {
         pending: Vec<Job>,
+        /// Runs parked in `require` of this action: (slab key, run id).
+        requirers: Vec<(usize, u64)>,
         stale: bool,
     },
     Ready(Ready),
@@ -51,10 +83,11 @@ enum Slot {
 struct Running {
     run: Run,
     job: Job,
-    version: i64,
+    /// The generation of the action's cache entry it started from.
+    generation: u64,
     /// Unique for the life of the reactor (slab keys are reused).
     id: u64,
-    /// Waiting for a plugin call.
+    /// Waiting for a plugin call, an invoked action or a library.
     parked: bool,
 }
 
@@ -98,7 +131,12 @@ impl Executor {
         self.actions
             .iter()
             .filter_map(|(name, slot)| match slot {
-                Slot::Ready(r) if versions.get(name).is_none_or(|v| *v > r.version) => Some(name.clone()),
+                Slot::Ready(r)
+                    if versions.get(name).is_none_or(|v| *v > r.version)
+                        || r.deps.iter().any(|(dep, v)| versions.get(dep) != Some(v)) =>
+                {
+                    Some(name.clone())
+                }
                 _ => None,
             })
             .collect()
@@ -108,6 +146,19 @@ impl Executor {
     pub(crate) fn is_cached(&self, name: &str) -> bool {
         matches!(self.actions.get(name), Some(Slot::Ready(_)))
     }
+}
+
+/// Parks `running` (slab key `key`) until its answer comes or its deadline
+/// passes; returns its run id.
+fn park(heap: &mut BinaryHeap<Reverse<(Instant, usize, u64)>>, key: usize, running: &mut Running) -> u64 {
+    running.parked = true;
+    heap.push(Reverse((running.run.deadline(), key, running.id)));
+    running.id
+}
+
+/// The error an `invoke()` raises in its caller when the callee failed.
+fn callee_failed(action: &str, kind: &str, message: &str) -> String {
+    format!("action '{action}' failed ({kind}): {message}")
 }
 
 /// Limits in force for an action: its own where set, else the defaults.
@@ -131,7 +182,7 @@ pub(crate) fn outcome_response(result: &Result<serde_json::Value, InvokeError>) 
 /// Status code of an error kind (see design.md).
 pub(crate) fn error_status(kind: &str) -> u16 {
     match kind {
-        "action" | "bad_request" | "compile" => 400,
+        "action" | "bad_request" | "compile" | "library" => 400,
         "not_found" => 404,
         "conflict" => 409,
         "unavailable" => 503,
@@ -170,7 +221,9 @@ impl Server {
                 self.exec.loading_jobs += 1;
             }
             None => {
-                self.exec.actions.insert(name.clone(), Slot::Loading { pending: vec![job], stale: false });
+                self.exec
+                    .actions
+                    .insert(name.clone(), Slot::Loading { pending: vec![job], requirers: Vec::new(), stale: false });
                 self.exec.loading_jobs += 1;
                 self.load(name);
             }
@@ -196,25 +249,32 @@ impl Server {
         name: String,
         result: Result<Option<(ActionRecord, Result<Compiled, InvokeError>)>, StoreError>,
     ) {
-        let Some(Slot::Loading { pending, stale }) = self.exec.actions.remove(&name) else { return };
+        let Some(Slot::Loading { pending, requirers, stale }) = self.exec.actions.remove(&name) else { return };
         self.exec.loading_jobs = self.exec.loading_jobs.saturating_sub(pending.len());
         if stale {
-            // Changed while we fetched it: fetch again, keep the jobs.
+            // Changed while we fetched it: fetch again, keep the waiters.
             self.exec.loading_jobs += pending.len();
-            self.exec.actions.insert(name.clone(), Slot::Loading { pending, stale: false });
+            self.exec.actions.insert(name.clone(), Slot::Loading { pending, requirers, stale: false });
             self.load(name);
             return;
         }
         let (kind, message) = match result {
             Ok(Some((rec, Ok(code)))) => {
+                self.exec.next_id += 1;
                 let ready = Ready {
                     last_used: 0,
                     version: rec.version,
+                    generation: self.exec.next_id,
+                    deps: HashMap::new(),
                     code: Rc::new(code),
                     budget: budget_for(&rec, &self.cfg.limits),
                     idle: Vec::new(),
                 };
-                self.exec.actions.insert(name, Slot::Ready(ready));
+                let (code, version) = (Rc::clone(&ready.code), ready.version);
+                self.exec.actions.insert(name.clone(), Slot::Ready(ready));
+                for (key, id) in requirers {
+                    self.library_ready(key, id, &name, &code, version);
+                }
                 for job in pending {
                     self.start(job);
                 }
@@ -224,12 +284,20 @@ impl Server {
             Ok(None) => ("not_found", format!("no action named '{name}'")),
             Err(e) => ("unavailable", e.to_string()),
         };
+        for (key, id) in requirers {
+            let message = match kind {
+                "not_found" => format!("require: no library action named '{name}'"),
+                _ => format!("require '{name}': {message}"),
+            };
+            self.resume_parked(key, id, Err(message));
+        }
         for job in pending {
             self.fail_job(job, kind, &message);
         }
     }
 
-    /// Forgets a cached action so the next invocation fetches it again.
+    /// Forgets a cached action, and the actions that `require`d it, so
+    /// that the next invocation fetches them again.
     pub(crate) fn invalidate(&mut self, name: &str) {
         match self.exec.actions.get_mut(name) {
             Some(Slot::Loading { stale, .. }) => *stale = true,
@@ -237,6 +305,16 @@ impl Server {
                 self.exec.actions.remove(name);
             }
             None => {}
+        }
+        let dependents: Vec<String> = self
+            .exec
+            .actions
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Ready(r) if r.deps.contains_key(name)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for d in dependents {
+            self.exec.actions.remove(&d);
         }
     }
 
@@ -263,8 +341,11 @@ impl Server {
                 Err(e) => return self.fail_job(job, e.kind(), &e.to_string()),
             },
         };
-        let version = ready.version;
-        let budget = ready.budget;
+        let (version, generation) = (ready.version, ready.generation);
+        let mut budget = ready.budget;
+        if let Some(deadline) = job.deadline {
+            budget.timeout = budget.timeout.min(deadline.saturating_duration_since(Instant::now()));
+        }
         job.record.version = version;
         job.record.status = InvocationStatus::Running;
         job.record.started = Some(now_ms());
@@ -273,7 +354,7 @@ impl Server {
         job.record.args = args;
         self.exec.next_id += 1;
         let id = self.exec.next_id;
-        let key = self.exec.runs.insert(Running { run, job, version, id, parked: false });
+        let key = self.exec.runs.insert(Running { run, job, generation, id, parked: false });
         // The first slice at once: most invocations end within it and hand
         // their instance back before the next request takes one, so a burst
         // of requests for an action shares a few warm instances instead of
@@ -337,6 +418,8 @@ impl Server {
         match running.run.step(slice) {
             Step::Yielded => self.exec.runq.push_back(key),
             Step::Call(call) => self.plugin_call(key, call),
+            Step::Invoke(call) => self.invoke_from(key, call),
+            Step::Require(name) => self.require(key, name),
             Step::Done(outcome) => {
                 let running = self.exec.runs.remove(key);
                 self.finished(running, outcome);
@@ -354,9 +437,7 @@ impl Server {
             self.exec.runq.push_back(key);
             return;
         };
-        running.parked = true;
-        let id = running.id;
-        self.exec.parked.push(Reverse((running.run.deadline(), key, id)));
+        let id = park(&mut self.exec.parked, key, running);
         let payload = serde_json::to_vec(&call.payload).unwrap_or_else(|_| b"null".to_vec());
         self.plugin_pool.spawn(move || {
             let result = plugin.call(&call.action, &payload).and_then(|bytes| {
@@ -368,14 +449,20 @@ impl Server {
     }
 
     fn plugin_returned(&mut self, key: usize, id: u64, result: Result<serde_json::Value, String>) {
+        self.resume_parked(key, id, result);
+    }
+
+    /// Resumes parked run `key` with `result`, if it is still run `id`
+    /// (else it ended meanwhile, on its deadline, and the late result is
+    /// dropped).
+    fn resume_parked(&mut self, key: usize, id: u64, result: Result<serde_json::Value, String>) {
         match self.exec.runs.get_mut(key) {
             Some(r) if r.id == id && r.parked => {
                 r.parked = false;
                 r.run.deliver(result);
                 self.exec.runq.push_back(key);
             }
-            // The invocation timed out meanwhile: the late result is dropped.
-            _ => debug!(key, id, "dropping the result of a plugin call whose invocation ended"),
+            _ => debug!(key, id, "dropping the answer to an invocation that ended"),
         }
     }
 
@@ -400,7 +487,7 @@ impl Server {
         let name = running.job.record.action.clone();
         if let Some(instance) = running.run.take_instance(&outcome) {
             if let Some(Slot::Ready(ready)) = self.exec.actions.get_mut(&name) {
-                if ready.version == running.version && ready.idle.len() < self.cfg.limits.warm_instances {
+                if ready.generation == running.generation && ready.idle.len() < self.cfg.limits.warm_instances {
                     ready.idle.push(instance);
                 }
             }
@@ -439,6 +526,20 @@ impl Server {
                     self.record(running.job.record);
                 }
             }
+            Reply::Web(cref) => {
+                let resp = crate::web::route_response(&outcome.result, &running.job.record.id, self.cfg.server.debug);
+                self.complete(cref, resp);
+                if self.cfg.invocations.record_blocking {
+                    self.record(running.job.record);
+                }
+            }
+            Reply::Caller { key, id } => {
+                let result = outcome.result.map_err(|e| callee_failed(&name, e.kind(), &e.to_string()));
+                self.resume_parked(key, id, result);
+                if self.cfg.invocations.record_blocking {
+                    self.record(running.job.record);
+                }
+            }
             Reply::Async => self.async_done(running.job.record),
         }
     }
@@ -447,6 +548,14 @@ impl Server {
     pub(crate) fn fail_job(&mut self, mut job: Job, kind: &str, message: &str) {
         match job.reply {
             Reply::Conn(cref) => self.complete(cref, Response::error(error_status(kind), kind, message)),
+            Reply::Web(cref) => {
+                let resp = crate::web::route_failure(kind, message, &job.record.id, self.cfg.server.debug);
+                self.complete(cref, resp)
+            }
+            Reply::Caller { key, id } => {
+                let result = Err(callee_failed(&job.record.action, kind, message));
+                self.resume_parked(key, id, result)
+            }
             Reply::Async => {
                 let now = now_ms();
                 job.record.status = InvocationStatus::Failed;
@@ -505,7 +614,7 @@ impl Server {
         let got = records.len();
         for rec in records {
             self.dispatch.running += 1;
-            let job = Job { record: rec, reply: Reply::Async };
+            let job = Job::new(rec, Reply::Async);
             if job.record.attempts > self.cfg.invocations.max_attempts {
                 let msg = format!(
                     "abandoned: the server stopped while running this invocation {} times",

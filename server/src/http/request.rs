@@ -9,11 +9,14 @@ pub struct ParseLimits {
     pub max_body: usize,
     /// Most header fields. More: 431.
     pub max_headers: usize,
+    /// Keep every header field in [`Request::headers`] (the routes
+    /// listener does, for `args.http`; the API needs none of them).
+    pub keep_headers: bool,
 }
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        Self { max_head: 16 * 1024, max_body: 1024 * 1024, max_headers: 64 }
+        Self { max_head: 16 * 1024, max_body: 1024 * 1024, max_headers: 64, keep_headers: false }
     }
 }
 
@@ -69,6 +72,16 @@ pub struct Request {
     pub keep_alive: bool,
     /// The `Authorization` header, if any.
     pub authorization: Option<Vec<u8>>,
+    /// Every header field as sent, names in lower case, values as text
+    /// (invalid UTF-8 replaced); only with [`ParseLimits::keep_headers`].
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The first header field named `name` (lower case), if kept.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// What the buffer holds so far.
@@ -214,6 +227,14 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
             body: buf[head_len..head_len + body_len].to_vec(),
             keep_alive: !connection_close,
             authorization,
+            headers: if limits.keep_headers {
+                req.headers
+                    .iter()
+                    .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                    .collect()
+            } else {
+                Vec::new()
+            },
         },
         head_len + body_len,
     ))
@@ -294,6 +315,18 @@ mod tests {
         assert_eq!(r.body, b"a\nb");
         // A lone CR is no line end either.
         assert_eq!(status("GET /ping HTTP/1.1\r\nX: a\rContent-Length: 1\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn headers_are_kept_only_when_asked() {
+        let text = "GET /x HTTP/1.1\r\nHost: Example.com\r\nX-Thing: a b\r\n\r\n";
+        let (r, _) = complete(text);
+        assert!(r.headers.is_empty());
+        let limits = ParseLimits { keep_headers: true, ..Default::default() };
+        let Ok(Parsed::Complete(r, _)) = parse(text.as_bytes(), &limits) else { panic!("incomplete") };
+        assert_eq!(r.header("host"), Some("Example.com"));
+        assert_eq!(r.header("x-thing"), Some("a b"));
+        assert_eq!(r.headers.len(), 2);
     }
 
     #[test]

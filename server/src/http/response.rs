@@ -1,25 +1,33 @@
 //! Writing responses.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 /// A response ready to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
-    pub content_type: &'static str,
-    pub headers: Vec<(&'static str, String)>,
+    pub content_type: Cow<'static, str>,
+    /// Further header fields. Names and values must be valid for HTTP
+    /// (no CR, LF or NUL): check values that come from actions.
+    pub headers: Vec<(Cow<'static, str>, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
     /// A JSON response.
     pub fn json(status: u16, body: Vec<u8>) -> Self {
-        Self { status, content_type: "application/json", headers: Vec::new(), body }
+        Self { status, content_type: Cow::Borrowed("application/json"), headers: Vec::new(), body }
     }
 
     /// A plain-text response.
     pub fn text(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        Self { status, content_type: "text/plain; charset=utf-8", headers: Vec::new(), body: body.into() }
+        Self {
+            status,
+            content_type: Cow::Borrowed("text/plain; charset=utf-8"),
+            headers: Vec::new(),
+            body: body.into(),
+        }
     }
 
     /// The standard error body `{"error": {"kind", "message"}}`.
@@ -30,7 +38,7 @@ impl Response {
 
     /// Adds a header.
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+        self.headers.push((Cow::Borrowed(name), value.into()));
         self
     }
 

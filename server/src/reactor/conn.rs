@@ -20,6 +20,8 @@ pub const MAX_PENDING_OUT: usize = 1024 * 1024;
 pub struct Conn {
     pub sock: TcpStream,
     pub gen: u64,
+    /// The listener it came through.
+    pub side: super::Side,
     /// Bytes read; those before `in_pos` are requests already taken.
     inbuf: Vec<u8>,
     in_pos: usize,
@@ -60,10 +62,11 @@ pub enum ReadOutcome {
 }
 
 impl Conn {
-    pub fn new(sock: TcpStream, gen: u64) -> Self {
+    pub fn new(sock: TcpStream, gen: u64, side: super::Side) -> Self {
         Self {
             sock,
             gen,
+            side,
             inbuf: Vec::new(),
             in_pos: 0,
             out: Vec::new(),
@@ -177,7 +180,7 @@ mod tests {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
-        (Conn::new(TcpStream::from_std(server), 1), client)
+        (Conn::new(TcpStream::from_std(server), 1, crate::reactor::Side::Api), client)
     }
 
     #[test]

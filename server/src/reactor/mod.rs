@@ -34,6 +34,7 @@ use crate::pool::Pool;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+const ROUTES_LISTENER: Token = Token(usize::MAX - 3);
 const TICK: Duration = Duration::from_millis(100);
 /// Most requests served from one connection per turn of the loop, so that a
 /// client pipelining thousands of requests cannot keep the reactor from the
@@ -50,14 +51,38 @@ const ACTION_SYNC: Duration = Duration::from_millis(500);
 /// invocations run by another server).
 const WAITER_POLL: Duration = Duration::from_millis(300);
 
+/// What one reactor tells the others of its process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMsg {
+    /// This action was created, updated or deleted.
+    ActionChanged(String),
+    /// A route was added or deleted.
+    RoutesChanged,
+}
+
 /// The links between the reactors (workers) of one process.
 pub struct Peers {
     /// This reactor's index.
     pub me: usize,
     /// One sender per reactor, by index.
-    pub txs: Arc<Vec<std::sync::mpsc::Sender<String>>>,
-    /// Names of actions changed through other reactors.
-    pub rx: std::sync::mpsc::Receiver<String>,
+    pub txs: Arc<Vec<std::sync::mpsc::Sender<PeerMsg>>>,
+    /// Changes made through other reactors.
+    pub rx: std::sync::mpsc::Receiver<PeerMsg>,
+}
+
+/// The sockets one reactor accepts clients on.
+pub struct Listeners {
+    /// The management and invocation API.
+    pub api: std::net::TcpListener,
+    /// Routes (`Routes { ... }` in config.lua), if configured.
+    pub routes: Option<std::net::TcpListener>,
+}
+
+/// Which listener a connection came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Api,
+    Routes,
 }
 
 impl Peers {
@@ -102,6 +127,10 @@ pub struct Server {
     pub(crate) cfg: Arc<Config>,
     poll: Poll,
     listener: TcpListener,
+    routes_listener: Option<TcpListener>,
+    /// The routes this server serves, refreshed from the store.
+    pub(crate) routes: crate::routes::RouteTable<String>,
+    pub(crate) routes_sync: crate::api::RoutesSync,
     pub(crate) conns: Slab<Conn>,
     next_gen: u64,
     pub(crate) pool: Pool<Server>,
@@ -119,6 +148,8 @@ pub struct Server {
     pub(crate) dispatch: Dispatch,
     pub(crate) owner: String,
     parse_limits: ParseLimits,
+    /// Limits for the routes listener: the same, but headers are kept.
+    routes_parse_limits: ParseLimits,
     /// Connections to drive again on the next turn, which no socket event
     /// will announce: they served their share of a turn with requests left,
     /// or their output drained below the cap within a turn.
@@ -126,7 +157,8 @@ pub struct Server {
     /// Accepting failed (out of descriptors or memory); clients wait in the
     /// listen backlog, and the edge-triggered listener will not report them
     /// again, so accepting is retried when a connection closes and on ticks.
-    accept_paused: bool,
+    /// By listener: `[api, routes]`.
+    accept_paused: [bool; 2],
     /// Accept again on the next turn: a connection closed while accepting
     /// was paused, or the last turn accepted its share with more waiting.
     retry_accept: bool,
@@ -191,18 +223,28 @@ impl Server {
     /// it with the other reactors of this process.
     pub fn new(
         cfg: Arc<Config>,
-        listener: std::net::TcpListener,
+        listeners: Listeners,
         store: Arc<dyn Store>,
         plugins: Arc<PluginHost>,
         shutdown: Arc<AtomicBool>,
         peers: Peers,
     ) -> io::Result<Self> {
+        let Listeners { api: listener, routes: routes_listener } = listeners;
         listener.set_nonblocking(true)?;
         let share = cfg.limits.total_memory.saturating_mul(1024) / cfg.server.workers.max(1) as u64;
         crate::sandbox::set_thread_budget(share as usize);
         let mut listener = TcpListener::from_std(listener);
         let poll = Poll::new()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let routes_listener = match routes_listener {
+            Some(l) => {
+                l.set_nonblocking(true)?;
+                let mut l = TcpListener::from_std(l);
+                poll.registry().register(&mut l, ROUTES_LISTENER, Interest::READABLE)?;
+                Some(l)
+            }
+            None => None,
+        };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
             let _ = waker.wake();
@@ -213,6 +255,7 @@ impl Server {
             max_head: cfg.server.max_head,
             max_body: cfg.server.max_body,
             max_headers: cfg.server.max_headers,
+            keep_headers: false,
         };
         let now = Instant::now();
         let tokens = Tokens::new(&cfg.auth);
@@ -221,6 +264,9 @@ impl Server {
             cfg,
             poll,
             listener,
+            routes_listener,
+            routes: crate::routes::RouteTable::new(),
+            routes_sync: crate::api::RoutesSync::default(),
             conns: Slab::new(),
             next_gen: 0,
             pool,
@@ -234,8 +280,9 @@ impl Server {
             dispatch: Dispatch::default(),
             owner: uuid::Uuid::new_v4().to_string(),
             parse_limits,
+            routes_parse_limits: ParseLimits { keep_headers: true, ..parse_limits },
             ready: Vec::new(),
-            accept_paused: false,
+            accept_paused: [false; 2],
             retry_accept: false,
             limit_log: LimitLog::default(),
             shutdown,
@@ -258,6 +305,7 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         self.kick_dispatch();
+        self.sync_routes();
         while !self.shutdown.load(Ordering::Relaxed) {
             let timeout = if self.exec.has_runnable() || !self.ready.is_empty() || self.retry_accept {
                 Duration::ZERO
@@ -272,12 +320,16 @@ impl Server {
             }
             // Changes made through other workers first, so that requests
             // read below see them.
-            while let Ok(name) = self.peers.rx.try_recv() {
-                self.invalidate(&name);
+            while let Ok(msg) = self.peers.rx.try_recv() {
+                match msg {
+                    PeerMsg::ActionChanged(name) => self.invalidate(&name),
+                    PeerMsg::RoutesChanged => self.sync_routes(),
+                }
             }
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(Side::Api),
+                    ROUTES_LISTENER => self.accept(Side::Routes),
                     WAKER => {}
                     Token(key) => {
                         if let Some(conn) = self.conns.get_mut(key) {
@@ -293,7 +345,8 @@ impl Server {
                 }
             }
             if std::mem::take(&mut self.retry_accept) {
-                self.accept();
+                self.accept(Side::Api);
+                self.accept(Side::Routes);
             }
             for key in std::mem::take(&mut self.ready) {
                 if let Some(conn) = self.conns.get_mut(key) {
@@ -331,10 +384,18 @@ impl Server {
         }
     }
 
-    fn accept(&mut self) {
-        let was_paused = std::mem::take(&mut self.accept_paused);
+    fn accept(&mut self, side: Side) {
+        if side == Side::Routes && self.routes_listener.is_none() {
+            return;
+        }
+        let was_paused = std::mem::take(&mut self.accept_paused[side as usize]);
         for _ in 0..ACCEPTS_PER_TURN {
-            match self.listener.accept() {
+            let accepted = match (side, &self.routes_listener) {
+                (Side::Api, _) => self.listener.accept(),
+                (Side::Routes, Some(l)) => l.accept(),
+                (Side::Routes, None) => return,
+            };
+            match accepted {
                 Ok((mut sock, peer)) => {
                     let limit = self.cfg.server.max_connections;
                     if self.conns.len() >= limit && self.close_idle(eviction_batch(limit)) == 0 {
@@ -354,7 +415,7 @@ impl Server {
                         continue;
                     }
                     self.next_gen += 1;
-                    entry.insert(Conn::new(sock, self.next_gen));
+                    entry.insert(Conn::new(sock, self.next_gen, side));
                     debug!(%peer, key, "accepted");
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -366,7 +427,7 @@ impl Server {
                 // nothing unless somebody does.
                 Err(e)
                     if out_of_descriptors(&e)
-                        && self.backlog_waiting()
+                        && self.backlog_waiting(side)
                         && self.close_idle(eviction_batch(self.cfg.server.max_connections)) > 0 =>
                 {
                     continue
@@ -380,7 +441,7 @@ impl Server {
                     if !was_paused {
                         error!("accept failed: {e}; retrying as connections close");
                     }
-                    self.accept_paused = true;
+                    self.accept_paused[side as usize] = true;
                     return;
                 }
             }
@@ -392,9 +453,13 @@ impl Server {
 
     /// Whether a client waits in the listen backlog (the listener is
     /// readable).
-    fn backlog_waiting(&self) -> bool {
+    fn backlog_waiting(&self, side: Side) -> bool {
         use std::os::fd::AsRawFd;
-        let mut pfd = libc::pollfd { fd: self.listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let fd = match (side, &self.routes_listener) {
+            (Side::Routes, Some(l)) => l.as_raw_fd(),
+            _ => self.listener.as_raw_fd(),
+        };
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: `pfd` is one valid pollfd for an open descriptor, the count
         // is 1 and the timeout 0; poll only writes `pfd.revents`.
         let n = unsafe { libc::poll(&mut pfd, 1, 0) };
@@ -499,8 +564,8 @@ impl Server {
     fn pump(&mut self, key: usize) -> bool {
         let mut served = 0;
         loop {
-            let limits = self.parse_limits;
             let Some(conn) = self.conns.get_mut(key) else { return false };
+            let limits = if conn.side == Side::Routes { self.routes_parse_limits } else { self.parse_limits };
             conn.stalled = false;
             if conn.busy || conn.close_after {
                 break;
@@ -535,7 +600,11 @@ impl Server {
                     conn.keep_alive = req.keep_alive;
                     conn.head_only = req.method == http::Method::Head;
                     let cref = ConnRef { key, gen: conn.gen };
-                    if let Some(resp) = self.handle(cref, req) {
+                    let answer = match conn.side {
+                        Side::Api => self.handle(cref, req),
+                        Side::Routes => self.handle_route(cref, req),
+                    };
+                    if let Some(resp) = answer {
                         self.write_response(key, resp);
                     }
                 }
@@ -602,7 +671,7 @@ impl Server {
             let mut conn = self.conns.remove(key);
             let _ = self.poll.registry().deregister(&mut conn.sock);
             debug!(key, "closed");
-            if self.accept_paused {
+            if self.accept_paused.contains(&true) {
                 self.retry_accept = true;
             }
         }
@@ -613,9 +682,14 @@ impl Server {
     /// the next invocation anywhere uses the new version.
     pub(crate) fn action_changed(&mut self, name: &str) {
         self.invalidate(name);
+        self.tell_peers(PeerMsg::ActionChanged(name.to_string()));
+    }
+
+    /// Sends `msg` to the other reactors of this process.
+    pub(crate) fn tell_peers(&self, msg: PeerMsg) {
         for (i, tx) in self.peers.txs.iter().enumerate() {
             if i != self.peers.me {
-                let _ = tx.send(name.to_string());
+                let _ = tx.send(msg.clone());
             }
         }
     }
@@ -661,8 +735,9 @@ impl Server {
             self.write_response(key, Response::error(408, "bad_request", "request not received in time"));
             self.after_io(key);
         }
-        if self.accept_paused {
-            self.accept();
+        if self.accept_paused.contains(&true) {
+            self.accept(Side::Api);
+            self.accept(Side::Routes);
         }
         if self.limit_log.refused + self.limit_log.evicted > 0 {
             self.log_limit();
@@ -675,6 +750,9 @@ impl Server {
         if now.duration_since(self.last_sync) >= ACTION_SYNC && !self.syncing {
             self.last_sync = now;
             self.sync_actions();
+            if self.routes_listener.is_some() {
+                self.sync_routes();
+            }
         }
         if now.duration_since(self.last_claim) >= Duration::from_secs(1) {
             self.last_claim = now;

@@ -34,11 +34,25 @@ pub fn checksum_of(bytes: &[u8]) -> String {
 }
 
 /// Compiles `source` in text mode, runs its chunk under `budget` and checks
-/// that it defines a global `main` function. Blocks for up to
-/// `budget.timeout`: call it from the blocking pool, never the reactor.
+/// that it defines a global `main` function (or returns a table: a library
+/// for `require`). Blocks for up to `budget.timeout`: call it from the
+/// blocking pool, never the reactor. A `require` at the top of the chunk
+/// fails; use [`compile_with`] to resolve it.
 ///
 /// Every failure is [`InvokeError::Compile`] with a message for the user.
 pub fn compile(name: &str, source: &str, budget: Budget) -> Result<Compiled, InvokeError> {
+    compile_with(name, source, budget, &|lib| Err(format!("require: no library '{lib}' here")))
+}
+
+/// [`compile`], with `libraries` resolving the chunk's `require` calls to
+/// the checksum-verified bytecode of library actions (the server reads
+/// them from the store).
+pub fn compile_with(
+    name: &str,
+    source: &str,
+    budget: Budget,
+    libraries: &dyn Fn(&str) -> Result<Compiled, String>,
+) -> Result<Compiled, InvokeError> {
     let instance = Instance::from_source(name, source)?;
     let bytecode = instance.dump().ok_or_else(|| InvokeError::Internal("no chunk to dump".into()))?;
     let mut run = instance.start_init(budget);
@@ -48,6 +62,12 @@ pub fn compile(name: &str, source: &str, budget: Budget) -> Result<Compiled, Inv
             Step::Call(_) => {
                 run.deliver(Err("call() is not available while an action is created: call plugins from main".into()))
             }
+            Step::Invoke(_) => run
+                .deliver(Err("invoke() is not available while an action is created: invoke actions from main".into())),
+            Step::Require(lib) => match libraries(&lib) {
+                Ok(code) => run.deliver_module(&lib, &code.bytecode),
+                Err(message) => run.deliver(Err(message)),
+            },
             Step::Done(outcome) => break outcome,
         }
     };

@@ -48,6 +48,20 @@ pub fn call_marker() -> Value {
     Value::LightUserData(mlua::LightUserData(&MARKER as *const u8 as *mut std::ffi::c_void))
 }
 
+/// Follows the CALL marker when `invoke` yields: the executor runs the
+/// action that follows it.
+pub fn invoke_marker() -> Value {
+    static MARKER: u8 = 3;
+    Value::LightUserData(mlua::LightUserData(&MARKER as *const u8 as *mut std::ffi::c_void))
+}
+
+/// Follows the CALL marker when `require` yields: the executor fetches the
+/// library action named next and resumes with its loaded chunk.
+pub fn require_marker() -> Value {
+    static MARKER: u8 = 4;
+    Value::LightUserData(mlua::LightUserData(&MARKER as *const u8 as *mut std::ffi::c_void))
+}
+
 /// Creates a Lua state with the sandboxed globals. The caller installs the
 /// memory meter and the hook.
 pub fn new_state() -> mlua::Result<Lua> {
@@ -118,6 +132,23 @@ pub fn new_state() -> mlua::Result<Lua> {
         let which = TableFn::from_name(&name).ok_or_else(|| mlua::Error::runtime(format!("no table.{name}")))?;
         tablelib::dispatcher(lua, which, c_fn, lua_fn)
     })?;
+    let b64 = lua.create_function(|lua, s: mlua::String| {
+        use base64::Engine;
+        lua.create_string(base64::engine::general_purpose::STANDARD.encode(&*s.as_bytes()))
+    })?;
+    let array = lua.create_function(|lua, t: Option<mlua::Table>| {
+        let mt: mlua::Table = lua.named_registry_value(json::ARRAY_MT_KEY)?;
+        let t = match t {
+            Some(t) => t,
+            None => lua.create_table()?,
+        };
+        match t.metatable() {
+            None => t.set_metatable(Some(mt))?,
+            Some(m) if m == mt => {}
+            Some(_) => return soft(lua, Err(mlua::Error::runtime("json.array: the table already has a metatable"))),
+        }
+        soft(lua, Ok(MultiValue::from_iter([Value::Table(t)])))
+    })?;
     let args: MultiValue = [
         Value::Function(take_preempt),
         preempt_marker(),
@@ -132,6 +163,10 @@ pub fn new_state() -> mlua::Result<Lua> {
         Value::Function(wrap_handler),
         Value::Function(chunk_reader),
         Value::Function(table_fn),
+        invoke_marker(),
+        require_marker(),
+        Value::Function(b64),
+        Value::Function(array),
     ]
     .into_iter()
     .collect();

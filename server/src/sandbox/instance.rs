@@ -93,8 +93,24 @@ pub enum Step {
     /// The action called `call(plugin, action, payload)`: run it, then
     /// pass its result to [`Run::deliver`] and `step` again.
     Call(PluginCall),
+    /// The action called `invoke(action, args)`: run that action, then
+    /// pass its result (or its error message) to [`Run::deliver`] and
+    /// `step` again.
+    Invoke(InvokeCall),
+    /// The action called `require(name)` for a library action it has not
+    /// loaded yet: pass the library's bytecode to [`Run::deliver_module`]
+    /// (or an error message to [`Run::deliver`]) and `step` again.
+    Require(String),
     /// The invocation ended.
     Done(Outcome),
+}
+
+/// An `invoke(action, args)` an invocation waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvokeCall {
+    pub action: String,
+    /// A JSON object.
+    pub args: serde_json::Value,
 }
 
 /// A plugin call an invocation waits for.
@@ -120,14 +136,23 @@ enum Phase {
     Main,
 }
 
+/// What resumes a thread that waits on the executor.
+enum Delivery {
+    /// The result of `call` or `invoke`, or an error message.
+    Value(Result<serde_json::Value, String>),
+    /// A library chunk for `require`, loaded in the instance's state.
+    Module(mlua::Result<Function>),
+}
+
 /// An invocation in progress in an [`Instance`].
 pub struct Run {
     thread: Option<Thread>,
     phase: Phase,
     args: Option<serde_json::Value>,
     pending_args: bool,
-    /// The result of a plugin call, to resume the thread with.
-    delivery: Option<Result<serde_json::Value, String>>,
+    /// The result of a plugin call, an invoke or a require, to resume the
+    /// thread with.
+    delivery: Option<Delivery>,
     started: Instant,
     instance: Option<Instance>,
 }
@@ -175,7 +200,20 @@ impl Run {
     /// Hands the result of the plugin call the run waits for; the next
     /// [`step`](Self::step) resumes the action with it.
     pub fn deliver(&mut self, result: Result<serde_json::Value, String>) {
-        self.delivery = Some(result);
+        self.delivery = Some(Delivery::Value(result));
+    }
+
+    /// Hands the bytecode of the library action the run's `require(name)`
+    /// waits for. The bytecode must come from [`compile`](super::compile)
+    /// and be checksum-verified ([`Compiled::verified`](super::Compiled::verified)):
+    /// binary chunks are trusted. The chunk runs in this run's state,
+    /// under its limits, like the action's own code.
+    pub fn deliver_module(&mut self, name: &str, bytecode: &[u8]) {
+        let loaded = match self.instance.as_ref() {
+            Some(i) => i.lua.load(bytecode).set_name(format!("={name}")).set_mode(ChunkMode::Binary).into_function(),
+            None => Err(mlua::Error::runtime("invocation already finished")),
+        };
+        self.delivery = Some(Delivery::Module(loaded));
     }
 
     /// Runs the invocation for at most about `slice` (the hook checks the
@@ -210,11 +248,13 @@ impl Run {
                     Err(e) => return Step::Done(self.finish(Err(InvokeError::Internal(error_message(&e))))),
                 }
             }
-            if let Some(result) = self.delivery.take() {
+            if let Some(delivery) = self.delivery.take() {
                 let lua = &self.instance_ref().lua;
-                let converted = match result {
-                    Ok(v) => json::to_lua(lua, &v).map(|v| [Value::Boolean(true), v]),
-                    Err(m) => lua.create_string(m).map(|m| [Value::Boolean(false), Value::String(m)]),
+                let converted = match delivery {
+                    Delivery::Value(Ok(v)) => json::to_lua(lua, &v).map(|v| [Value::Boolean(true), v]),
+                    Delivery::Value(Err(m)) => lua.create_string(m).map(|m| [Value::Boolean(false), Value::String(m)]),
+                    Delivery::Module(Ok(f)) => Ok([Value::Boolean(true), Value::Function(f)]),
+                    Delivery::Module(Err(e)) => Err(e),
                 };
                 match converted {
                     Ok(vs) => args.extend(vs),
@@ -246,10 +286,10 @@ impl Run {
                         return Step::Yielded;
                     }
                     if values.front() == Some(&env::call_marker()) {
-                        match self.plugin_call(values) {
-                            Ok(call) => return Step::Call(call),
+                        match self.wait_request(values) {
+                            Ok(step) => return step,
                             Err(message) => {
-                                self.delivery = Some(Err(message));
+                                self.delivery = Some(Delivery::Value(Err(message)));
                                 continue;
                             }
                         }
@@ -274,10 +314,27 @@ impl Run {
                     instance.chunk = None;
                     match instance.lua.globals().raw_get::<Value>("main") {
                         Ok(Value::Function(f)) => instance.main = Some(f),
+                        // A library: a chunk that returns a table for
+                        // `require` (and defines no main).
+                        _ if matches!(values.front(), Some(Value::Table(_))) => {
+                            let result = match self.args {
+                                None => Ok(serde_json::Value::Null),
+                                Some(_) => Err(InvokeError::Library(
+                                    "this action is a library: it returns a table for require() and defines no \
+                                     function 'main' to invoke"
+                                        .into(),
+                                )),
+                            };
+                            return Step::Done(self.finish(result));
+                        }
                         _ => {
-                            return Step::Done(self.finish(Err(InvokeError::Compile(
-                                "the action does not define a global function 'main'".into(),
-                            ))))
+                            return Step::Done(
+                                self.finish(Err(InvokeError::Compile(
+                                    "the action does not define a global function 'main' (nor return a table, as a \
+                                 library for require() does)"
+                                        .into(),
+                                ))),
+                            )
                         }
                     }
                     if self.args.is_none() {
@@ -295,21 +352,40 @@ impl Run {
         }
     }
 
-    /// Reads `(CALL, plugin, action, payload)` yielded by `call`.
-    fn plugin_call(&self, values: MultiValue) -> Result<PluginCall, String> {
+    /// Reads what `call`, `invoke` or `require` yielded after the CALL
+    /// marker: `(plugin, action, payload)`, `(INVOKE, action, args)` or
+    /// `(REQUIRE, name)`.
+    fn wait_request(&self, values: MultiValue) -> Result<Step, String> {
         let mut it = values.into_iter().skip(1);
-        let name = |v: Option<Value>, what: &str| match v {
+        let name = |v: Option<Value>, what: &str, f: &str| match v {
             Some(Value::String(s)) => {
-                s.to_str().map(|s| s.to_string()).map_err(|_| format!("{what} is not valid UTF-8"))
+                s.to_str().map(|s| s.to_string()).map_err(|_| format!("{f}: {what} is not valid UTF-8"))
             }
-            _ => Err(format!("call: {what} must be a string")),
+            _ => Err(format!("{f}: {what} must be a string")),
         };
-        let plugin = name(it.next(), "the plugin name")?;
-        let action = name(it.next(), "the plugin action")?;
+        let lua = &self.instance_ref().lua;
+        let first = it.next();
+        if first.as_ref() == Some(&env::invoke_marker()) {
+            let action = name(it.next(), "the action name", "invoke")?;
+            let args = match it.next().unwrap_or(Value::Nil) {
+                Value::Nil => serde_json::Value::Object(Default::default()),
+                v => json::from_lua(lua, &v).map_err(|e| format!("invoke: the arguments {e}"))?,
+            };
+            let args = match args {
+                serde_json::Value::Array(a) if a.is_empty() => serde_json::Value::Object(Default::default()),
+                v @ serde_json::Value::Object(_) => v,
+                _ => return Err("invoke: the arguments must be a table with string keys".into()),
+            };
+            return Ok(Step::Invoke(InvokeCall { action, args }));
+        }
+        if first.as_ref() == Some(&env::require_marker()) {
+            return Ok(Step::Require(name(it.next(), "the library name", "require")?));
+        }
+        let plugin = name(first, "the plugin name", "call")?;
+        let action = name(it.next(), "the plugin action", "call")?;
         let payload = it.next().unwrap_or(Value::Nil);
-        let payload =
-            json::from_lua(&self.instance_ref().lua, &payload).map_err(|e| format!("call: the payload {e}"))?;
-        Ok(PluginCall { plugin, action, payload })
+        let payload = json::from_lua(lua, &payload).map_err(|e| format!("call: the payload {e}"))?;
+        Ok(Step::Call(PluginCall { plugin, action, payload }))
     }
 
     fn instance_ref(&self) -> &Instance {
@@ -364,10 +440,12 @@ impl Run {
         Outcome { result, logs, instructions, peak_memory: peak, duration: self.started.elapsed() }
     }
 
-    /// After `Done`, the instance if it may serve another invocation:
-    /// instances whose invocation failed in any way are discarded.
+    /// After `Done`, the instance if it may serve another invocation: one
+    /// that returned a value or `nil, message` (an answer, not a fault).
+    /// Instances whose invocation raised an error or hit a limit are
+    /// discarded: their state may be half-changed.
     pub fn take_instance(&mut self, outcome: &Outcome) -> Option<Instance> {
-        if outcome.result.is_err() {
+        if matches!(outcome.result, Err(ref e) if !matches!(e, InvokeError::Action(_))) {
             return None;
         }
         let mut i = self.instance.take()?;

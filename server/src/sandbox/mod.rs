@@ -11,9 +11,9 @@ mod strings;
 mod tablelib;
 
 pub use alloc::{set_thread_budget, thread_budget, thread_total};
-pub use compile::{compile, Compiled};
+pub use compile::{compile, compile_with, Compiled};
 pub use hook::{LimitKind, HOOK_INTERVAL, STALL_LIMIT};
-pub use instance::{error_message, Budget, Instance, Outcome, PluginCall, Run, Step};
+pub use instance::{error_message, Budget, Instance, InvokeCall, Outcome, PluginCall, Run, Step};
 
 /// Stack size of the threads that run Lua (reactors and pool threads).
 /// Lua bounds nesting of C calls (metamethods, library callbacks, `pcall`)
@@ -37,6 +37,9 @@ pub enum InvokeError {
     /// The source does not compile or does not define `main`.
     #[error("{0}")]
     Compile(String),
+    /// The action is a library for `require` and cannot be invoked.
+    #[error("{0}")]
+    Library(String),
     /// A fault of the server, not of the action.
     #[error("{0}")]
     Internal(String),
@@ -63,6 +66,7 @@ impl InvokeError {
             Self::Runtime(_) => "runtime",
             Self::Limit(k) => k.kind(),
             Self::Compile(_) => "compile",
+            Self::Library(_) => "library",
             Self::Internal(_) => "internal",
         }
     }

@@ -1,7 +1,7 @@
 -- The sandbox prelude: runs once in every new Lua state, before user code.
 -- It receives trusted Rust functions as arguments and closes over the raw
 -- library functions it wraps, so user code can never reach them.
-local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, table_fn = ...
+local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, table_fn, INVOKE, REQUIRE, b64, array = ...
 
 local raw_pcall, raw_xpcall, raw_load, raw_setmetatable = pcall, xpcall, load, setmetatable
 local raw_resume, raw_yield, isyieldable, co_create = coroutine.resume, coroutine.yield, coroutine.isyieldable, coroutine.create
@@ -94,6 +94,87 @@ function call(plugin, action, payload)
   error(result, 2)
 end
 
+-- invoke(name, args): runs another action in an instance of its own, with
+-- its own limits, while this invocation waits (its timeout still bounds
+-- the whole). Returns the callee's result; a failed callee is an error
+-- that pcall can catch.
+function invoke(name, args)
+  if type(name) ~= 'string' then
+    error("bad argument #1 to 'invoke' (action name expected, got " .. type(name) .. ")", 2)
+  end
+  if args ~= nil and type(args) ~= 'table' then
+    error("bad argument #2 to 'invoke' (table expected, got " .. type(args) .. ")", 2)
+  end
+  if not isyieldable() then
+    error('invoke() cannot wait here (inside a metamethod or a library callback)', 2)
+  end
+  local ok, result = raw_yield(CALL, INVOKE, name, args)
+  guard()
+  if ok then
+    return result
+  end
+  error(result, 2)
+end
+
+-- http.response(t) or http.response(status, body, headers): a web
+-- response for a route, returned from main. `body` is a string (any
+-- bytes; text/plain unless a Content-Type header says otherwise) or a
+-- table (sent as JSON). The server writes the framing headers itself.
+local RESPONSE = '$sl_response'
+local to_int, utf8_len = math.tointeger, utf8.len
+local framing = { ['content-length'] = true, ['transfer-encoding'] = true, connection = true }
+local function web_response(status, body, headers)
+  if type(status) == 'table' and body == nil and headers == nil then
+    status, body, headers = status.status, status.body, status.headers
+  end
+  status = status == nil and 200 or to_int(status)
+  if not status or status < 100 or status > 599 then
+    error('http.response: status must be a whole number from 100 to 599', 3)
+  end
+  local out = {}
+  if headers ~= nil then
+    if type(headers) ~= 'table' then
+      error('http.response: headers must be a table of name = value', 3)
+    end
+    for k, v in pairs(headers) do
+      if type(k) ~= 'string' or not k:find("^[!#$%%&'*+%-.^_`|~%w]+$") then
+        error('http.response: invalid header name ' .. tostring(k), 3)
+      end
+      if type(v) == 'number' then
+        v = tostring(v)
+      end
+      if type(v) ~= 'string' or v:find('[\r\n\0]') then
+        error("http.response: header '" .. k .. "' must have a text value without line breaks", 3)
+      end
+      if framing[k:lower()] then
+        error("http.response: header '" .. k .. "' is set by the server", 3)
+      end
+      out[k] = v
+    end
+  end
+  local r = { [RESPONSE] = true, status = status, headers = out }
+  local bt = type(body)
+  if bt == 'number' then
+    body, bt = tostring(body), 'string'
+  end
+  if bt == 'string' then
+    -- Text as it is (readable when the response is invoked); other bytes
+    -- in base64, as JSON strings are text.
+    if utf8_len(body) then
+      r.body = body
+    else
+      r.body_base64 = b64(body)
+    end
+  elseif bt == 'table' then
+    r.json = body
+  elseif body ~= nil then
+    error('http.response: body must be a string or a table (got ' .. bt .. ')', 3)
+  end
+  return r
+end
+
+http = { response = web_response }
+
 -- Reads all pieces of a load reader function here, in Lua, where the
 -- hook can pause it (lua_load would call it where it cannot yield).
 local function read_all(reader)
@@ -165,7 +246,7 @@ local function soft(f)
   end
 end
 
-json = { null = null, encode = soft(encode), decode = soft(decode) }
+json = { null = null, encode = soft(encode), decode = soft(decode), array = soft(array) }
 
 local raw_gmatch = string.gmatch
 string.find = soft(string.find)
@@ -454,3 +535,42 @@ os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime 
 string.dump = nil
 getmetatable('').__metatable = false
 dofile, loadfile, collectgarbage, warn, require, module = nil, nil, nil, nil, nil, nil
+
+-- require(name): the table returned by the library action `name`, an
+-- action whose chunk returns a table (and defines no main). Its bytecode
+-- comes from the store, compiled when it was created; it runs once per
+-- instance, in this sandbox and under this invocation's limits, and the
+-- table is kept for later invocations of this warm instance.
+local modules, loading = {}, {}
+function require(name)
+  if type(name) ~= 'string' then
+    error("bad argument #1 to 'require' (library action name expected, got " .. type(name) .. ")", 2)
+  end
+  local m = modules[name]
+  if m ~= nil then
+    return m
+  end
+  if loading[name] then
+    error("require: '" .. name .. "' is required again while it loads (a require cycle)", 2)
+  end
+  if not isyieldable() then
+    error('require() cannot wait here (inside a metamethod or a library callback)', 2)
+  end
+  local ok, chunk = raw_yield(CALL, REQUIRE, name)
+  guard()
+  if not ok then
+    error(chunk, 2)
+  end
+  loading[name] = true
+  local done, result = raw_pcall(chunk, name)
+  guard()
+  loading[name] = nil
+  if not done then
+    error(result, 0)
+  end
+  if type(result) ~= 'table' then
+    error("require: the library action '" .. name .. "' must return a table (it returned " .. type(result) .. ')', 2)
+  end
+  modules[name] = result
+  return result
+end

@@ -13,7 +13,11 @@ fn budget(memory_kb: usize, timeout_ms: u64, instructions: u64) -> Budget {
 const DEFAULT: (usize, u64, u64) = (16 * 1024, 2000, 100_000_000);
 
 fn run_with(src: &str, args: serde_json::Value, b: Budget) -> (Outcome, u32) {
-    let compiled = compile("t", src, b).unwrap_or_else(|e| panic!("compile failed: {e}"));
+    let libs = |name: &str| match LIBS.iter().find(|(n, _)| *n == name) {
+        Some((_, lib)) => compile(name, lib, b).map_err(|e| e.to_string()),
+        None => Err(format!("require: no library action named '{name}'")),
+    };
+    let compiled = compile_with("t", src, b, &libs).unwrap_or_else(|e| panic!("compile failed: {e}"));
     let inst = Instance::from_bytecode("t", &compiled.bytecode).unwrap();
     let mut run = inst.start(args, b);
     let mut slices = 0;
@@ -21,10 +25,28 @@ fn run_with(src: &str, args: serde_json::Value, b: Budget) -> (Outcome, u32) {
         match run.step(Duration::from_millis(1)) {
             Step::Yielded => slices += 1,
             Step::Call(c) => run.deliver(Ok(json!({"plugin": c.plugin, "action": c.action, "payload": c.payload}))),
+            Step::Invoke(c) if c.action == "fails" => run.deliver(Err("action 'fails' failed (action): no".into())),
+            Step::Invoke(c) => run.deliver(Ok(json!({"invoked": c.action, "args": c.args}))),
+            Step::Require(name) => match LIBS.iter().find(|(n, _)| *n == name) {
+                Some((_, src)) => {
+                    // Compiled without running (a cycle cannot be created, only updated into).
+                    let lib = Instance::from_source(&name, src).unwrap().dump().unwrap();
+                    run.deliver_module(&name, &lib)
+                }
+                None => run.deliver(Err(format!("require: no library action named '{name}'"))),
+            },
             Step::Done(o) => return (o, slices),
         }
     }
 }
+
+/// Library actions the test executor above resolves `require` to.
+const LIBS: &[(&str, &str)] = &[
+    ("util", "local M = {} function M.double(x) return 2 * x end M.loads = (M.loads or 0) + 1 return M"),
+    ("cyc", "local other = require('cyc') return {}"),
+    ("notable", "return 42"),
+    ("spins", "while true do end"),
+];
 
 fn run(src: &str, args: serde_json::Value) -> Outcome {
     let (m, t, i) = DEFAULT;
@@ -158,7 +180,7 @@ fn dangerous_globals_are_absent() {
     let src = r#"
 function main()
   return {
-    io = type(io), debug = type(debug), package = type(package), require = type(require),
+    io = type(io), debug = type(debug), package = type(package),
     dofile = type(dofile), loadfile = type(loadfile), collectgarbage = type(collectgarbage),
     dump = type(string.dump), execute = type(os.execute), getenv = type(os.getenv),
     strmeta = tostring(getmetatable('')), time = type(os.time),
@@ -166,7 +188,7 @@ function main()
 end"#;
     assert_eq!(
         run(src, json!({})).result.unwrap(),
-        json!({"io": "nil", "debug": "nil", "package": "nil", "require": "nil", "dofile": "nil",
+        json!({"io": "nil", "debug": "nil", "package": "nil", "dofile": "nil",
                "loadfile": "nil", "collectgarbage": "nil", "dump": "nil", "execute": "nil",
                "getenv": "nil", "strmeta": "false", "time": "function"})
     );
@@ -452,4 +474,88 @@ fn table_functions_in_lua_are_preempted_and_carry_on() {
     let (o, slices) = run_with(src, json!({}), budget(16 * 1024, 10_000, u64::MAX));
     assert_eq!(o.result, Ok(json!({"first": 30010, "last": 1, "len": 20000})));
     assert!(slices > 2, "only {slices} slices");
+}
+
+#[test]
+fn invoke_yields_to_the_executor_with_the_callee_and_its_args() {
+    let o = run("function main() return invoke('other', {x = 1}) end", json!({}));
+    assert_eq!(o.result.unwrap(), json!({"invoked": "other", "args": {"x": 1}}));
+    let o = run("function main() return invoke('other') end", json!({}));
+    assert_eq!(o.result.unwrap(), json!({"invoked": "other", "args": {}}));
+    // A failed callee is an error the caller can catch.
+    let o = run("function main() local ok, e = pcall(invoke, 'fails', {}) return {ok, e} end", json!({}));
+    assert_eq!(o.result.unwrap(), json!([false, "action 'fails' failed (action): no"]));
+    // From inside a coroutine too.
+    let src = "function main() local co = coroutine.wrap(function() return invoke('c', {}) end) return co() end";
+    assert_eq!(run(src, json!({})).result.unwrap(), json!({"invoked": "c", "args": {}}));
+    for (src, needle) in [
+        ("function main() return invoke(1) end", "action name expected"),
+        ("function main() return invoke('a', 'b') end", "table expected"),
+        ("function main() return invoke('a', {1, 2}) end", "table with string keys"),
+    ] {
+        let o = run(src, json!({}));
+        let msg = o.result.unwrap_err().to_string();
+        assert!(msg.contains(needle), "{src}: {msg}");
+    }
+}
+
+#[test]
+fn require_loads_a_library_once_per_instance() {
+    let src = "local util = require('util') function main(a) return {util.double(a.x), util.loads, require('util') == util} end";
+    assert_eq!(run(src, json!({"x": 21})).result.unwrap(), json!([42, 1, true]));
+    let o = run("function main() return require('missing') end", json!({}));
+    assert!(o.result.unwrap_err().to_string().contains("no library action named 'missing'"));
+    let o = run("function main() return require('notable') end", json!({}));
+    assert!(o.result.unwrap_err().to_string().contains("must return a table (it returned number)"));
+    let o = run("function main() return require('cyc') end", json!({}));
+    assert!(o.result.unwrap_err().to_string().contains("require cycle"));
+    // The library runs under the caller's limits.
+    let (m, _, i) = DEFAULT;
+    let (o, _) = run_with("function main() return require('spins') end", json!({}), budget(m, 100, i));
+    assert_eq!(err_kind(&o), "timeout");
+}
+
+#[test]
+fn a_library_compiles_but_cannot_be_invoked() {
+    let lib = "return { f = function() return 1 end }";
+    let compiled = compile("lib", lib, budget(1024, 1000, 1_000_000)).unwrap();
+    let inst = Instance::from_bytecode("lib", &compiled.bytecode).unwrap();
+    let mut run = inst.start(json!({}), budget(1024, 1000, 1_000_000));
+    let Step::Done(o) = run.step(Duration::from_millis(10)) else { panic!("yielded") };
+    assert_eq!(err_kind(&o), "library");
+    // Neither main nor a table: not an action.
+    let e = compile("x", "return 1", budget(1024, 1000, 1_000_000)).unwrap_err();
+    assert!(e.to_string().contains("does not define a global function 'main'"), "{e}");
+}
+
+#[test]
+fn json_array_marks_tables_as_arrays() {
+    let o = run("function main() return {json.array(), json.array({1, 2}), {}} end", json!({}));
+    assert_eq!(o.result.unwrap(), json!([[], [1, 2], {}]));
+    let o = run("function main() return json.array(setmetatable({}, {})) end", json!({}));
+    assert!(o.result.unwrap_err().to_string().contains("already has a metatable"));
+}
+
+#[test]
+fn http_response_builds_a_marked_table() {
+    let src = r#"function main() return {
+        http.response{status = 201, headers = {Location = '/x'}, body = {id = 1}},
+        http.response(200, 'text'),
+        http.response(200, '\255'),
+        http.response(204),
+      } end"#;
+    let v = run(src, json!({})).result.unwrap();
+    assert_eq!(v[0], json!({"$sl_response": true, "status": 201, "headers": {"Location": "/x"}, "json": {"id": 1}}));
+    assert_eq!((&v[1]["body"], &v[2]["body_base64"], &v[3]["status"]), (&json!("text"), &json!("/w=="), &json!(204)));
+    for (src, needle) in [
+        ("http.response(99)", "status must be"),
+        ("http.response{status = 200, headers = {['a b'] = 'x'}}", "invalid header name"),
+        ("http.response{status = 200, headers = {X = 'a\\nb'}}", "without line breaks"),
+        ("http.response{status = 200, headers = {['Content-Length'] = '1'}}", "set by the server"),
+        ("http.response(200, true)", "body must be"),
+    ] {
+        let o = run(&format!("function main() return {src} end"), json!({}));
+        let msg = o.result.unwrap_err().to_string();
+        assert!(msg.contains(needle), "{src}: {msg}");
+    }
 }

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 pub struct TestServer {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The routes listener, when the config has a `Routes` block (it is
+    /// moved to a free port).
+    pub routes_addr: Option<SocketAddr>,
     pub dir: PathBuf,
     pub config: PathBuf,
     pub log: Arc<Mutex<String>>,
@@ -45,15 +48,13 @@ impl TestServer {
     }
 
     fn spawn(dir: &Path, config: &Path) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start slserver");
+        let with_routes = std::fs::read_to_string(config).unwrap_or_default().contains("Routes {");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(config).arg("--listen").arg("127.0.0.1:0");
+        if with_routes {
+            cmd.arg("--routes-listen").arg("127.0.0.1:0");
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start slserver");
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let log2 = Arc::clone(&log);
@@ -73,11 +74,20 @@ impl TestServer {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", log.lock().unwrap()))
             .parse()
             .unwrap();
+        let routes_addr = with_routes.then(|| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            line.trim()
+                .strip_prefix("slserver serving routes on http://")
+                .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
+                .parse()
+                .unwrap()
+        });
         std::thread::spawn(move || {
             let mut sink = String::new();
             let _ = stdout.read_to_string(&mut sink);
         });
-        Self { child, addr, dir: dir.to_path_buf(), config: config.to_path_buf(), log, _tmp: None }
+        Self { child, addr, routes_addr, dir: dir.to_path_buf(), config: config.to_path_buf(), log, _tmp: None }
     }
 
     /// Restarts the process on the same directory and config.
@@ -132,6 +142,33 @@ impl TestServer {
 
     pub fn post(&self, path: &str, body: &str) -> Resp {
         self.request("POST", path, Some(body))
+    }
+
+    /// Sends a raw request (head lines without the request line, body) to
+    /// the routes listener and reads the response.
+    pub fn web(&self, method: &str, target: &str, headers: &[&str], body: &[u8]) -> Resp {
+        let addr = self.routes_addr.expect("the config has no Routes block");
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut req = format!("{method} {target} HTTP/1.1\r\n");
+        if !headers.iter().any(|h| h.to_ascii_lowercase().starts_with("host:")) {
+            req.push_str("Host: test\r\n");
+        }
+        for h in headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        s.write_all(&bytes).unwrap();
+        read_response(&mut s)
+    }
+
+    /// Adds a route through the API.
+    pub fn route(&self, method: &str, path: &str, action: &str, host: &str) -> Resp {
+        let body = serde_json::json!({"method": method, "path": path, "action": action, "host": host});
+        self.post("/routes", &body.to_string())
     }
 
     /// Creates an action from Lua source with optional limit fields (JSON).
