@@ -251,6 +251,9 @@ impl Run {
             if let Some(delivery) = self.delivery.take() {
                 let lua = &self.instance_ref().lua;
                 let converted = match delivery {
+                    // A plain `null` answer is `nil` (json.null only marks
+                    // nulls inside arrays).
+                    Delivery::Value(Ok(serde_json::Value::Null)) => Ok([Value::Boolean(true), Value::Nil]),
                     Delivery::Value(Ok(v)) => json::to_lua(lua, &v).map(|v| [Value::Boolean(true), v]),
                     Delivery::Value(Err(m)) => lua.create_string(m).map(|m| [Value::Boolean(false), Value::String(m)]),
                     Delivery::Module(Ok(f)) => Ok([Value::Boolean(true), Value::Function(f)]),
