@@ -10,8 +10,9 @@ const GLOBAL: &str = "Global options";
 const AFTER_HELP: &str = "\
 The server URL comes from --url, else SLCLI_URL, else the file written by `slcli connect`.
 
-Exit status: 0 on success; 1 on any error (usage errors included); 2 when `slcli resolve` \
-finds the invocation still pending.";
+Exit status: 0 on success; 1 on any error (usage errors included), a file `slcli deploy` \
+could not deploy, or a failed `slcli test` case; 2 when `slcli resolve` finds the invocation \
+still pending.";
 
 /// Command-line client for SL, the self-hosted serverless platform for Lua functions.
 #[derive(Debug, Parser)]
@@ -87,6 +88,95 @@ pub enum Command {
 
     /// List the plugins the server loaded, with their versions
     Plugins,
+
+    /// Add, list or delete the HTTP routes that map requests to actions
+    #[command(subcommand, long_about = ROUTE_ABOUT)]
+    Route(RouteCommand),
+
+    /// Deploy a directory of Lua files (and its sl.toml) as actions and routes
+    #[command(long_about = crate::deploy::LONG_ABOUT)]
+    Deploy(DirArgs),
+
+    /// Deploy a directory, then watch it and deploy every change (until Ctrl-C)
+    #[command(long_about = crate::dev::LONG_ABOUT)]
+    Dev(DirArgs),
+
+    /// Run the Lua tests (*_test.lua) of a directory on the server
+    #[command(long_about = crate::testrun::LONG_ABOUT)]
+    Test(TestArgs),
+}
+
+const ROUTE_ABOUT: &str = "\
+Add, list or delete HTTP routes.
+
+A route maps requests on slserver's routes listener (the `Routes { host, port }` block of its \
+config, or `slserver --routes-listen HOST:PORT`) to an action: a method (or * for any), an \
+optional host (absent = any host) and a path such as /users/:id. The routes of an app \
+directory are best kept in its sl.toml (see `slcli help deploy`).
+
+    slcli route add GET /users/:id users.get --host example.com
+    slcli route list
+    slcli route delete GET /users/:id --host example.com
+
+Quote * for the shell: slcli route add '*' /hook hook.";
+
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// Add a route: requests for METHOD PATH (on HOST) run ACTION
+    ///
+    /// Prints `route added GET example.com/users/:id -> users.get`. Fails if an equivalent route
+    /// exists (409 conflict: delete it first), the action does not exist (404), or the method,
+    /// path or host is invalid (400).
+    Add {
+        /// HTTP method, e.g. GET or POST; * for any method
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        method: String,
+        /// Path, e.g. /users/:id
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        path: String,
+        /// Action to run
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        action: String,
+        /// Only for requests to this host (default: any host)
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+    },
+
+    /// List the routes: METHOD, HOST (* for any), PATH and ACTION ("[]" when there are none)
+    List,
+
+    /// Delete the route for METHOD PATH (on HOST)
+    ///
+    /// Prints `route deleted GET /users/:id`; fails with 404 if there is no such route.
+    Delete {
+        /// HTTP method of the route, or *
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        method: String,
+        /// Path of the route, as added
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        path: String,
+        /// Host of the route (default: the route for any host)
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DirArgs {
+    /// The app directory: *.lua files (users/get.lua is the action users.get) and an optional sl.toml
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The directory holding the *_test.lua files (searched at any depth)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Run only the cases whose label (`FILE: FUNCTION`) contains SUBSTRING
+    #[arg(long, value_name = "SUBSTRING")]
+    pub filter: Option<String>,
 }
 
 /// Per-action limits; 0 or absent means the server default.

@@ -7,7 +7,10 @@ use anyhow::{bail, Context, Result};
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use crate::args::{Cli, Command, CreateArgs, InvocationsArgs, LimitArgs, ResolveArgs, RunArgs, UpdateArgs};
+use crate::args::{
+    Cli, Command, CreateArgs, DirArgs, InvocationsArgs, LimitArgs, ResolveArgs, RouteCommand, RunArgs, TestArgs,
+    UpdateArgs,
+};
 use crate::client::{self, encode, Client, Method, Reply};
 use crate::config::{self, Config};
 use crate::output::{self, emit};
@@ -18,6 +21,9 @@ pub enum Status {
     Done,
     /// `resolve` found the invocation still queued or running (exit status 2).
     Pending,
+    /// The command printed what failed (a file `deploy` could not deploy, a
+    /// failed test): exit status 1 without a further message.
+    Failed,
 }
 
 /// Runs the command line.
@@ -67,7 +73,36 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Resolve(args) => resolve(&client, out, args),
         Command::Invocations(args) => invocations(&client, out, args),
         Command::Plugins => plugins(&client, out),
+        Command::Route(command) => route(&client, out, command),
+        Command::Deploy(DirArgs { dir }) => Ok(status(crate::deploy::command(&client, &url, &dir)?)),
+        Command::Dev(DirArgs { dir }) => crate::dev::command(&client, &url, &dir).map(|()| Status::Done),
+        Command::Test(TestArgs { dir, filter }) => {
+            Ok(status(crate::testrun::command(&client, &dir, filter.as_deref())?))
+        }
     }
+}
+
+/// `Done` if everything went through, else `Failed` (exit status 1).
+fn status(all_ok: bool) -> Status {
+    if all_ok {
+        Status::Done
+    } else {
+        Status::Failed
+    }
+}
+
+fn route(client: &Client, out: Out, command: RouteCommand) -> Result<Status> {
+    use crate::routes::{self, Route};
+    match command {
+        RouteCommand::Add { method, path, action, host } => {
+            routes::add_command(client, out.json, &Route::new(&method, host.as_deref().unwrap_or(""), &path, &action))?
+        }
+        RouteCommand::List => routes::list_command(client, out.json)?,
+        RouteCommand::Delete { method, path, host } => {
+            routes::delete_command(client, out.json, &method, host.as_deref().unwrap_or(""), &path)?
+        }
+    }
+    Ok(Status::Done)
 }
 
 /// Prints either the server's body (`--json`) or a human rendering of it.

@@ -1,14 +1,24 @@
 //! `slcli`, the command-line client of SL.
 //!
 //! Exit status: 0 on success, 1 on any error (usage errors included, so that
-//! 2 is unambiguous), 2 when `slcli resolve` finds the invocation pending.
+//! 2 is unambiguous) and when `deploy` or `test` reported a failure, 2 when
+//! `slcli resolve` finds the invocation pending.
 
+mod app;
 mod args;
 mod client;
 mod commands;
 mod config;
+mod deploy;
+mod dev;
+mod locate;
+mod manifest;
 mod output;
 mod payload;
+mod plan;
+mod routes;
+mod state;
+mod testrun;
 
 use std::io;
 use std::process::ExitCode;
@@ -31,6 +41,8 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(Status::Done) => ExitCode::SUCCESS,
         Ok(Status::Pending) => ExitCode::from(2),
+        // The command has said what failed (a file it could not deploy, a failed test).
+        Ok(Status::Failed) => ExitCode::FAILURE,
         Err(e) => report(&e, json),
     }
 }

@@ -10,8 +10,22 @@ use std::time::{Duration, Instant};
 
 const SLCLI: &str = env!("CARGO_BIN_EXE_slcli");
 
-const COMMANDS: [&str; 10] =
-    ["connect", "ping", "list", "get", "create", "update", "delete", "run", "resolve", "invocations"];
+const COMMANDS: [&str; 14] = [
+    "connect",
+    "ping",
+    "list",
+    "get",
+    "create",
+    "update",
+    "delete",
+    "run",
+    "resolve",
+    "invocations",
+    "route",
+    "deploy",
+    "dev",
+    "test",
+];
 
 struct Cli {
     _tmp: tempfile::TempDir,
@@ -462,4 +476,111 @@ fn a_server_that_never_answers_times_out() {
     );
     assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
     drop(listener);
+}
+
+#[test]
+fn route_commands_send_the_contract_requests() {
+    let cli = Cli::new();
+    let route = r#"{"method":"GET","host":"example.com","path":"/users/:id","action":"users.get","created":1}"#;
+    let list = r#"[{"method":"GET","host":"","path":"/a","action":"a","created":1},{"method":"GET","host":"example.com","path":"/users/:id","action":"users.get","created":1}]"#;
+    let (url, server) = responder(vec![(201, route), (200, list), (200, r#"{"deleted":true}"#), (200, list)]);
+    let run = |args: &[&str]| {
+        let mut all = vec!["--url", url.as_str()];
+        all.extend_from_slice(args);
+        let o = cli.run(&all);
+        assert_exit(&o, 0);
+        stdout(&o)
+    };
+    assert_eq!(
+        run(&["route", "add", "get", "/users/:id", "users.get", "--host", "example.com"]),
+        "route added GET example.com/users/:id -> users.get\n"
+    );
+    assert_eq!(
+        run(&["route", "list"]),
+        "METHOD  HOST         PATH        ACTION\nGET     *            /a          a\nGET     example.com  /users/:id  users.get\n"
+    );
+    assert_eq!(
+        run(&["route", "delete", "GET", "/users/:id", "--host", "example.com"]),
+        "route deleted GET example.com/users/:id\n"
+    );
+    assert_eq!(run(&["--json", "route", "list"]), format!("{list}\n"));
+    let seen = server.join().unwrap();
+    assert_eq!(seen[0].line, "POST /routes HTTP/1.1");
+    let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"method": "GET", "path": "/users/:id", "action": "users.get", "host": "example.com"})
+    );
+    assert_eq!(seen[1].line, "GET /routes HTTP/1.1");
+    assert_eq!(seen[2].line, "DELETE /routes?method=GET&path=%2Fusers%2F%3Aid&host=example.com HTTP/1.1");
+}
+
+#[test]
+fn route_conflicts_exit_1_with_the_message() {
+    let cli = Cli::new();
+    let conflict = r#"{"error":{"kind":"conflict","message":"route conflicts with GET /users/:id"}}"#;
+    let (url, server) = responder(vec![(409, conflict)]);
+    let o = cli.run(&["--url", &url, "route", "add", "GET", "/users/:uid", "x"]);
+    assert_exit(&o, 1);
+    assert_eq!(stderr(&o), "error: route conflicts with GET /users/:id (409 conflict)\n");
+    server.join().unwrap();
+}
+
+/// An app directory with one action, `hello`, and what a server that has it answers.
+fn deployed_hello(cli: &Cli) -> (&'static str, &'static str) {
+    std::fs::create_dir_all(cli.dir.join("app")).unwrap();
+    cli.write("app/hello.lua", "function main() return 1 end\n");
+    let list =
+        r#"[{"name":"hello","size":1,"maxmem":0,"timeout":0,"instructions":0,"version":1,"created":1,"updated":1}]"#;
+    let details = r#"{"name":"hello","size":1,"maxmem":0,"timeout":0,"instructions":0,"version":1,"created":1,"updated":1,"checksum":"x","code":"ZnVuY3Rpb24gbWFpbigpIHJldHVybiAxIGVuZAo="}"#;
+    (list, details)
+}
+
+#[test]
+fn deploy_sends_no_writes_when_nothing_changed() {
+    let cli = Cli::new();
+    let (list, details) = deployed_hello(&cli);
+    let (url, server) = responder(vec![(200, list), (200, details), (200, "[]")]);
+    let o = cli.run(&["--url", &url, "deploy", "app"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "nothing changed\n");
+    let lines: Vec<String> = server.join().unwrap().into_iter().map(|s| s.line).collect();
+    assert_eq!(lines, ["GET /actions HTTP/1.1", "GET /actions/hello HTTP/1.1", "GET /routes HTTP/1.1"]);
+    // The state file records what the directory has on that server.
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cli.dir.join("app/.sl/deployed.json")).unwrap()).unwrap();
+    assert_eq!(state, serde_json::json!({ url.clone(): ["hello"] }));
+}
+
+#[test]
+fn deploy_to_a_server_without_routes() {
+    let cli = Cli::new();
+    let (list, details) = deployed_hello(&cli);
+    let no_route = r#"{"error":{"kind":"not_found","message":"no route for GET /routes"}}"#;
+    let (url, server) =
+        responder(vec![(200, list), (200, details), (404, no_route), (200, list), (200, details), (404, no_route)]);
+    let o = cli.run(&["--url", &url, "deploy", "app"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "nothing changed\n");
+    cli.write("app/sl.toml", "[[routes]]\nmethod = \"GET\"\npath = \"/\"\naction = \"hello\"\n");
+    let o = cli.run(&["--url", &url, "deploy", "app"]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("the server has no routes API"), "{}", stderr(&o));
+    server.join().unwrap();
+}
+
+#[test]
+fn deploy_updates_source_and_limits_it_finds_different() {
+    let cli = Cli::new();
+    let (list, details) = deployed_hello(&cli);
+    cli.write("app/sl.toml", "[actions.hello]\ntimeout = 300\n");
+    let updated = r#"{"name":"hello","version":2,"size":1}"#;
+    let (url, server) = responder(vec![(200, list), (200, details), (200, "[]"), (200, updated)]);
+    let o = cli.run(&["--url", &url, "deploy", "app"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "updated hello\n0 created, 1 updated, 0 deleted, 0 routes added, 0 routes deleted\n");
+    let seen = server.join().unwrap();
+    assert_eq!(seen[3].line, "PUT /actions/hello HTTP/1.1");
+    let body: serde_json::Value = serde_json::from_str(&seen[3].body).unwrap();
+    assert_eq!(body, serde_json::json!({"maxmem": 0, "timeout": 300, "instructions": 0}), "only the limits changed");
 }

@@ -1,0 +1,265 @@
+//! An app directory on disk: which files become which actions.
+//!
+//! Every `*.lua` file under the directory, at any depth, is an action named
+//! after its path relative to the directory, without `.lua` and with `/`
+//! replaced by `.`: `users/get.lua` is `users.get`. Hidden files and
+//! directories (a name starting with `.`, such as `.sl/` and `.git/`) are
+//! skipped, and so are test files (`*_test.lua`), which `slcli test` runs.
+//! Symbolic links to files are followed, links to directories are not.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// The suffix of test files.
+pub const TEST_SUFFIX: &str = "_test.lua";
+
+/// The longest action name the server takes.
+pub const MAX_NAME: usize = 128;
+
+/// Whether `name` is a valid action name: 1 to 128 of `[A-Za-z0-9._-]`,
+/// but not `.` or `..` (the server's rule).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// A path relative to the app directory, with `/` separators whatever the
+/// platform: how files are named in messages.
+pub fn display_rel(rel: &Path) -> String {
+    rel.components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The action name of the Lua file at `rel` (relative to the app
+/// directory): `users/get.lua` is `users.get`. An error names the file
+/// when the name would not be valid.
+pub fn action_name(rel: &Path) -> Result<String> {
+    let shown = display_rel(rel);
+    let Some(stem) = shown.strip_suffix(".lua") else {
+        bail!("{shown}: not a .lua file");
+    };
+    let name = stem.replace('/', ".");
+    if !valid_name(&name) {
+        let why = if name.is_empty() {
+            "it is empty".to_string()
+        } else if name.len() > MAX_NAME {
+            format!("it is {} characters long, the most is {MAX_NAME}", name.len())
+        } else if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c))) {
+            format!("'{c}' is not allowed")
+        } else {
+            "it is '.' or '..'".to_string()
+        };
+        bail!(
+            "{shown}: would become the action name '{name}', which is not valid ({why}); action names are \
+             1 to 128 letters, digits, '-', '_' or '.' (a '/' in the path becomes '.'), so rename the file"
+        );
+    }
+    Ok(name)
+}
+
+/// One Lua file of an app directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LuaFile {
+    /// The path relative to the app directory.
+    pub rel: PathBuf,
+    /// The full path.
+    pub path: PathBuf,
+}
+
+impl LuaFile {
+    /// The relative path as shown in messages (`users/get.lua`).
+    pub fn shown(&self) -> String {
+        display_rel(&self.rel)
+    }
+}
+
+/// Which Lua files to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Action files: `*.lua` but not `*_test.lua`.
+    Actions,
+    /// Test files: `*_test.lua`.
+    Tests,
+}
+
+/// The Lua files of `kind` under `dir`, sorted by relative path.
+pub fn lua_files(dir: &Path, kind: Kind) -> Result<Vec<LuaFile>> {
+    let meta = fs::metadata(dir).with_context(|| format!("cannot read directory {}", dir.display()))?;
+    if !meta.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    let mut files = Vec::new();
+    walk(dir, Path::new(""), kind, &mut files)?;
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(files)
+}
+
+fn walk(root: &Path, rel: &Path, kind: Kind, files: &mut Vec<LuaFile>) -> Result<()> {
+    let dir = root.join(rel);
+    let entries = fs::read_dir(&dir).with_context(|| format!("cannot read directory {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read directory {}", dir.display()))?;
+        let name = entry.file_name();
+        let name_str = name.to_string_lossy();
+        if name_str.starts_with('.') {
+            continue;
+        }
+        let rel_child = rel.join(&name);
+        let file_type = entry.file_type().with_context(|| format!("cannot read {}", entry.path().display()))?;
+        if file_type.is_dir() {
+            walk(root, &rel_child, kind, files)?;
+            continue;
+        }
+        let is_file = if file_type.is_symlink() {
+            // A link to a file counts; a dangling link or one to a directory does not.
+            fs::metadata(entry.path()).map(|m| m.is_file()).unwrap_or(false)
+        } else {
+            file_type.is_file()
+        };
+        if !is_file || !name_str.ends_with(".lua") {
+            continue;
+        }
+        let is_test = name_str.ends_with(TEST_SUFFIX);
+        if is_test == (kind == Kind::Tests) {
+            files.push(LuaFile { path: entry.path(), rel: rel_child });
+        }
+    }
+    Ok(())
+}
+
+/// The action files of `dir` by action name. Invalid names and two files
+/// with one name (`a/b.lua` and `a.b.lua`) are errors naming the files,
+/// all of them at once.
+pub fn actions(dir: &Path) -> Result<BTreeMap<String, LuaFile>> {
+    let mut by_name: BTreeMap<String, LuaFile> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for file in lua_files(dir, Kind::Actions)? {
+        match action_name(&file.rel) {
+            Err(e) => problems.push(e.to_string()),
+            Ok(name) => {
+                if let Some(other) = by_name.get(&name) {
+                    problems.push(format!(
+                        "{} and {} would both become the action '{name}'; rename one",
+                        other.shown(),
+                        file.shown()
+                    ));
+                } else {
+                    by_name.insert(name, file);
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(by_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let path = dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn paths_become_names() {
+        assert_eq!(action_name(Path::new("hello.lua")).unwrap(), "hello");
+        assert_eq!(action_name(Path::new("users/get.lua")).unwrap(), "users.get");
+        assert_eq!(action_name(Path::new("a/b/c-d_e.v2.lua")).unwrap(), "a.b.c-d_e.v2");
+        assert_eq!(action_name(&Path::new("x").join("y").join("z.lua")).unwrap(), "x.y.z");
+    }
+
+    #[test]
+    fn invalid_names_name_the_file() {
+        for (rel, why) in [
+            ("hello world.lua", "' ' is not allowed"),
+            ("users/über.lua", "'ü' is not allowed"),
+            ("a+b.lua", "'+' is not allowed"),
+            ("..lua", "'.' or '..'"),
+        ] {
+            let e = action_name(Path::new(rel)).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{rel}: would become the action name")), "{e}");
+            assert!(e.contains(why), "{rel}: {e}");
+        }
+        let long = format!("{}/{}.lua", "d".repeat(64), "f".repeat(64));
+        let e = action_name(Path::new(&long)).unwrap_err().to_string();
+        assert!(e.contains("129 characters long"), "{e}");
+        let ok = format!("{}/{}.lua", "d".repeat(64), "f".repeat(63));
+        assert_eq!(action_name(Path::new(&ok)).unwrap().len(), 128);
+    }
+
+    #[test]
+    fn the_scan_skips_hidden_and_test_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        write(dir, "hello.lua", "");
+        write(dir, "users/get.lua", "");
+        write(dir, "users/deep/er.lua", "");
+        write(dir, "users/get_test.lua", "");
+        write(dir, "items_test.lua", "");
+        write(dir, ".hidden.lua", "");
+        write(dir, ".sl/deployed.lua", "");
+        write(dir, ".git/x.lua", "");
+        write(dir, "notes.txt", "");
+        write(dir, "README.lua.md", "");
+        let actions = actions(dir).unwrap();
+        let names: Vec<&str> = actions.keys().map(String::as_str).collect();
+        assert_eq!(names, ["hello", "users.deep.er", "users.get"]);
+        assert_eq!(actions["users.deep.er"].shown(), "users/deep/er.lua");
+        assert_eq!(actions["users.get"].path, dir.join("users/get.lua"));
+
+        let tests: Vec<String> = lua_files(dir, Kind::Tests).unwrap().iter().map(LuaFile::shown).collect();
+        assert_eq!(tests, ["items_test.lua", "users/get_test.lua"]);
+    }
+
+    #[test]
+    fn clashing_and_invalid_files_are_all_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        write(dir, "a/b.lua", "");
+        write(dir, "a.b.lua", "");
+        write(dir, "bad name.lua", "");
+        let e = actions(dir).unwrap_err().to_string();
+        assert!(e.contains("a/b.lua and a.b.lua would both become the action 'a.b'"), "{e}");
+        assert!(e.contains("bad name.lua: would become"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_directory_is_named() {
+        let e = format!("{:#}", lua_files(Path::new("/no/such/dir"), Kind::Actions).unwrap_err());
+        assert!(e.starts_with("cannot read directory /no/such/dir"), "{e}");
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "f.lua", "");
+        let e = lua_files(&tmp.path().join("f.lua"), Kind::Actions).unwrap_err().to_string();
+        assert!(e.ends_with("is not a directory"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_to_files_count_and_links_to_directories_do_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("app");
+        write(&dir, "real.lua", "");
+        write(tmp.path(), "outside/x.lua", "");
+        std::os::unix::fs::symlink(dir.join("real.lua"), dir.join("alias.lua")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("outside"), dir.join("linked")).unwrap();
+        std::os::unix::fs::symlink(dir.join("gone.lua"), dir.join("dangling.lua")).unwrap();
+        let names: Vec<String> = actions(&dir).unwrap().into_keys().collect();
+        assert_eq!(names, ["alias", "real"]);
+    }
+}

@@ -1,0 +1,488 @@
+//! `slcli deploy DIR`: makes the server match an app directory.
+//!
+//! Reads the directory ([`crate::app`]) and its manifest
+//! ([`crate::manifest`]), fetches what the server has, computes the changes
+//! ([`crate::plan`]) and makes them in this order: actions created and
+//! updated, routes added, routes deleted, actions deleted. Then it records
+//! the actions deployed from the directory in `DIR/.sl/deployed.json`
+//! ([`crate::state`]).
+//!
+//! A file the server refuses (a Lua syntax error, say) is reported as
+//! `users/get.lua:3: '=' expected near 'x'` and the deploy goes on with the
+//! other files; the server keeps the action's previous version. Anything
+//! else going wrong (the server cannot be reached, answers 5xx) stops the
+//! deploy with an error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+use crate::app;
+use crate::client::{self, encode, Client, Method, Reply, ServerError};
+use crate::locate;
+use crate::manifest::{Limits, Manifest};
+use crate::plan::{Local, LocalAction, Plan, Remote, RemoteAction, Update};
+use crate::routes::{self, Route};
+use crate::state::State;
+
+/// The long help of `slcli deploy`.
+pub const LONG_ABOUT: &str = "\
+Deploy an app directory: make the server's actions and routes match the files in DIR.
+
+Every *.lua file under DIR (at any depth; hidden files and directories and *_test.lua files \
+are skipped) is an action named after its path relative to DIR, without .lua and with '/' \
+replaced by '.': users/get.lua becomes users.get. A path that would make an invalid name \
+(action names are 1 to 128 letters, digits, '-', '_' or '.') is an error, reported before \
+anything is changed.
+
+Limits and routes come from the optional manifest DIR/sl.toml:
+
+    [actions.\"users.get\"]      # optional, per action; absent = server defaults
+    maxmem = 1024              # KiB of Lua heap (0 = server default)
+    timeout = 500              # ms (0 = server default)
+    instructions = 0           # VM instruction budget (0 = server default)
+
+    [[routes]]                 # any number
+    method = \"GET\"             # or \"*\" for any method
+    path = \"/users/:id\"
+    action = \"users.get\"
+    host = \"example.com\"       # optional; absent = any host
+
+Unknown keys are errors, and so are limits or routes naming an action that has no file.
+
+The deploy creates the actions the server lacks, updates those whose source or limits differ, \
+adds the manifest's routes the server lacks, deletes the server's routes to this directory's \
+actions that the manifest does not list, and deletes the actions deployed from DIR before \
+whose file is gone. It prints one line per change:
+
+    created users.get
+    updated users.get
+    route added GET /users/:id -> users.get
+    route deleted GET example.com/x -> y
+    deleted old.thing
+
+then a summary (`N created, N updated, N deleted, N routes added, N routes deleted`), or \
+just `nothing changed` (and sends no writes) when the server already matches.
+
+A file the server refuses is reported with its path and line, e.g. \
+`users/get.lua:3: '=' expected near 'x'` (on stderr); the other files are still deployed, the \
+server keeps the refused action's previous version, and slcli exits with status 1.
+
+The actions deployed from DIR are recorded per server URL in DIR/.sl/deployed.json, so that \
+a later deploy can delete the ones whose file was removed. It belongs to your checkout: add \
+.sl/ to .gitignore. Actions on the server that were never deployed from DIR are left alone, \
+unless a file of DIR has their name (then DIR takes them over).";
+
+/// One change made (or refused) by a deploy, printed as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Created(String),
+    Updated(String),
+    Deleted(String),
+    RouteAdded(Route),
+    RouteDeleted(Route),
+    /// A file, route or deletion the server refused, with why.
+    Failed(String),
+}
+
+impl Event {
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Event::Failed(_))
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Created(name) => write!(f, "created {name}"),
+            Event::Updated(name) => write!(f, "updated {name}"),
+            Event::Deleted(name) => write!(f, "deleted {name}"),
+            Event::RouteAdded(route) => write!(f, "route added {route}"),
+            Event::RouteDeleted(route) => write!(f, "route deleted {route}"),
+            Event::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+/// The counts of a deploy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub routes_added: usize,
+    pub routes_deleted: usize,
+    pub failed: usize,
+}
+
+impl Outcome {
+    fn count(&mut self, event: &Event) {
+        match event {
+            Event::Created(_) => self.created += 1,
+            Event::Updated(_) => self.updated += 1,
+            Event::Deleted(_) => self.deleted += 1,
+            Event::RouteAdded(_) => self.routes_added += 1,
+            Event::RouteDeleted(_) => self.routes_deleted += 1,
+            Event::Failed(_) => self.failed += 1,
+        }
+    }
+
+    pub fn changed(&self) -> bool {
+        self.created + self.updated + self.deleted + self.routes_added + self.routes_deleted > 0
+    }
+}
+
+/// `nothing changed`, or `N created, N updated, N deleted, N routes added,
+/// N routes deleted` (with `, N failed` when something failed).
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.changed() && self.failed == 0 {
+            return f.write_str("nothing changed");
+        }
+        write!(
+            f,
+            "{} created, {} updated, {} deleted, {} routes added, {} routes deleted",
+            self.created, self.updated, self.deleted, self.routes_added, self.routes_deleted
+        )?;
+        if self.failed > 0 {
+            write!(f, ", {} failed", self.failed)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the app directory: its action files (with their sources) and its
+/// manifest. Every problem here is reported before anything is sent.
+pub fn scan(dir: &Path) -> Result<Local> {
+    let files = app::actions(dir)?;
+    let names: BTreeSet<String> = files.keys().cloned().collect();
+    let manifest = Manifest::load(dir, &names)?;
+    let mut actions = BTreeMap::new();
+    for (name, file) in files {
+        let source = fs::read(&file.path).with_context(|| format!("cannot read {}", file.path.display()))?;
+        let limits = manifest.limits_of(&name);
+        actions.insert(name, LocalAction { file: file.shown(), source, limits });
+    }
+    Ok(Local { actions, routes: manifest.routes })
+}
+
+fn limits_of(v: &Value) -> Limits {
+    let field = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    Limits { maxmem: field("maxmem"), timeout: field("timeout"), instructions: field("instructions") }
+}
+
+/// What the server has: every action with its limits, the sources of the
+/// actions `local` defines, and the routes.
+fn fetch(client: &Client, local: &Local) -> Result<Remote> {
+    let list = client.call(Method::Get, "/actions", None)?;
+    let mut remote = Remote::default();
+    for action in client::json_array(&list)? {
+        let Some(name) = action.get("name").and_then(Value::as_str) else {
+            bail!("the server listed an action without a name: {action}");
+        };
+        let source = if local.actions.contains_key(name) {
+            let reply = client.send(Method::Get, &format!("/actions/{}", encode(name)), None)?;
+            if reply.status == 404 {
+                continue; // deleted meanwhile
+            }
+            let details = reply.success()?.json()?;
+            let code = details.get("code").and_then(Value::as_str).unwrap_or("");
+            let code = base64::engine::general_purpose::STANDARD
+                .decode(code.trim())
+                .with_context(|| format!("the server sent the source of {name} in invalid base64"))?;
+            Some(code)
+        } else {
+            None
+        };
+        remote.actions.insert(name.to_string(), RemoteAction { source, limits: limits_of(&action) });
+    }
+    match routes::fetch(client)? {
+        Some(routes) => remote.routes = routes,
+        None if local.routes.is_empty() => {}
+        None => bail!(
+            "the server has no routes API (GET /routes answered 404), but sl.toml lists routes: \
+             update slserver, or remove the [[routes]] entries"
+        ),
+    }
+    Ok(remote)
+}
+
+/// The body of `POST /actions` or `PUT /actions/:name`.
+fn action_body(name: Option<&str>, action: &LocalAction, code: bool, limits: bool) -> Result<Vec<u8>> {
+    let mut body = Map::new();
+    if let Some(name) = name {
+        body.insert("name".into(), json!(name));
+    }
+    if code {
+        body.insert("code".into(), json!(base64::engine::general_purpose::STANDARD.encode(&action.source)));
+    }
+    if limits {
+        let l = action.limits;
+        body.insert("maxmem".into(), json!(l.maxmem));
+        body.insert("timeout".into(), json!(l.timeout));
+        body.insert("instructions".into(), json!(l.instructions));
+    }
+    Ok(serde_json::to_vec(&body)?)
+}
+
+/// A 4xx answer as a refusal to report (and go on), anything else as an error.
+fn refusal(reply: Reply) -> Result<std::result::Result<(), ServerError>> {
+    match reply.success() {
+        Ok(_) => Ok(Ok(())),
+        Err(e) if (400..500).contains(&e.status) => Ok(Err(e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn message_of(e: &ServerError) -> String {
+    e.message.clone().unwrap_or_else(|| e.to_string())
+}
+
+/// Makes the server match `local`, reporting each change to `report`.
+/// `url` keys the state file. An `Err` means the deploy stopped part way
+/// (what was done is still recorded in the state file).
+pub fn sync(client: &Client, url: &str, dir: &Path, local: &Local, report: &mut dyn FnMut(&Event)) -> Result<Outcome> {
+    let mut state = State::load(dir)?;
+    let owned_before = state.actions(url);
+    let remote = fetch(client, local)?;
+    let plan = Plan::new(local, &remote, &owned_before);
+    let mut run =
+        Run { client, local, outcome: Outcome::default(), created: BTreeSet::new(), deleted: BTreeSet::new(), report };
+    let result = if plan.is_empty() { Ok(()) } else { run.apply(&plan) };
+
+    // The actions of the directory now on the server, and the old ones not deleted yet.
+    let owned_after: BTreeSet<String> = local
+        .actions
+        .keys()
+        .filter(|name| remote.actions.contains_key(*name) || run.created.contains(*name))
+        .chain(owned_before.iter().filter(|name| {
+            !local.actions.contains_key(*name) && remote.actions.contains_key(*name) && !run.deleted.contains(*name)
+        }))
+        .cloned()
+        .collect();
+    if state.set_actions(url, &owned_after) {
+        state.save(dir)?;
+    }
+    result.map(|()| run.outcome)
+}
+
+/// The progress of applying a plan.
+struct Run<'a> {
+    client: &'a Client,
+    local: &'a Local,
+    outcome: Outcome,
+    /// Actions created by this run.
+    created: BTreeSet<String>,
+    /// Actions deleted by this run (or found gone).
+    deleted: BTreeSet<String>,
+    report: &'a mut dyn FnMut(&Event),
+}
+
+impl Run<'_> {
+    fn emit(&mut self, event: Event) {
+        self.outcome.count(&event);
+        (self.report)(&event);
+    }
+
+    /// A refused create or update, as `FILE:LINE: message`.
+    fn file_failure(&mut self, name: &str, e: &ServerError) {
+        let chunks: Vec<(&str, &str)> = self.local.actions.iter().map(|(n, a)| (n.as_str(), a.file.as_str())).collect();
+        let file = &self.local.actions[name].file;
+        let message = locate::file_message(&message_of(e), name, file, &chunks);
+        self.emit(Event::Failed(message));
+    }
+
+    /// Creates or updates one action; `Err` is the server's refusal.
+    fn write_action(&mut self, name: &str, update: Option<&Update>) -> Result<std::result::Result<(), ServerError>> {
+        let action = &self.local.actions[name];
+        let reply = match update {
+            None => {
+                let body = action_body(Some(name), action, true, true)?;
+                self.client.send(Method::Post, "/actions", Some(&body))?
+            }
+            Some(u) => {
+                let body = action_body(None, action, u.code, u.limits)?;
+                self.client.send(Method::Put, &format!("/actions/{}", encode(name)), Some(&body))?
+            }
+        };
+        let result = refusal(reply)?;
+        if result.is_ok() {
+            if update.is_none() {
+                self.created.insert(name.to_string());
+                self.emit(Event::Created(name.to_string()));
+            } else {
+                self.emit(Event::Updated(name.to_string()));
+            }
+        }
+        Ok(result)
+    }
+
+    fn apply(&mut self, plan: &Plan) -> Result<()> {
+        // Creates, then updates. A refused one is tried again after a round
+        // in which others went through: a library its chunk `require`s at
+        // load time may have been created or changed meanwhile.
+        let mut pending: Vec<(&str, Option<&Update>)> = plan.create.iter().map(|n| (n.as_str(), None)).collect();
+        pending.extend(plan.update.iter().map(|u| (u.name.as_str(), Some(u))));
+        let mut failed: BTreeSet<&str> = BTreeSet::new();
+        loop {
+            let mut refused = Vec::new();
+            let tried = pending.len();
+            for (name, update) in pending {
+                if let Err(e) = self.write_action(name, update)? {
+                    refused.push((name, update, e));
+                }
+            }
+            if refused.is_empty() || refused.len() == tried {
+                for (name, update, e) in refused {
+                    if update.is_none() {
+                        failed.insert(name);
+                    }
+                    self.file_failure(name, &e);
+                }
+                break;
+            }
+            pending = refused.into_iter().map(|(name, update, _)| (name, update)).collect();
+        }
+
+        let mut to_delete: Vec<&Route> = plan.delete_routes.iter().collect();
+        let mut retry = Vec::new();
+        for route in &plan.add_routes {
+            if failed.contains(route.action.as_str()) {
+                continue; // its action could not be created; its error is reported
+            }
+            // A route that now leads to another action, or renames a param: the old one goes first.
+            if let Some(i) = to_delete.iter().position(|old| old.shape() == route.shape()) {
+                let old = to_delete.remove(i);
+                self.delete_route(old)?;
+            }
+            match refusal(routes::add(self.client, route)?)? {
+                Ok(()) => self.emit(Event::RouteAdded(route.clone())),
+                // Maybe an equivalent route this deploy deletes, in a form slcli does not know.
+                Err(e) if e.status == 409 && !to_delete.is_empty() => retry.push(route),
+                Err(e) => self.emit(Event::Failed(format!("route {route}: {}", message_of(&e)))),
+            }
+        }
+        for route in to_delete {
+            self.delete_route(route)?;
+        }
+        for route in retry {
+            match refusal(routes::add(self.client, route)?)? {
+                Ok(()) => self.emit(Event::RouteAdded(route.clone())),
+                Err(e) => self.emit(Event::Failed(format!("route {route}: {}", message_of(&e)))),
+            }
+        }
+
+        for name in &plan.delete {
+            let reply = self.client.send(Method::Delete, &format!("/actions/{}", encode(name)), None)?;
+            if reply.status == 404 {
+                self.deleted.insert(name.clone());
+                continue;
+            }
+            match refusal(reply)? {
+                Ok(()) => {
+                    self.deleted.insert(name.clone());
+                    self.emit(Event::Deleted(name.clone()));
+                }
+                Err(e) => self.emit(Event::Failed(format!("cannot delete {name}: {}", message_of(&e)))),
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_route(&mut self, route: &Route) -> Result<()> {
+        let reply = routes::delete(self.client, route)?;
+        if reply.status == 404 {
+            return Ok(()); // gone already
+        }
+        match refusal(reply)? {
+            Ok(()) => self.emit(Event::RouteDeleted(route.clone())),
+            Err(e) => self.emit(Event::Failed(format!("cannot delete route {route}: {}", message_of(&e)))),
+        }
+        Ok(())
+    }
+}
+
+/// Prints an event: changes on stdout, failures on stderr, after `prefix`.
+pub fn print_event(prefix: &str, event: &Event) {
+    if event.is_failure() {
+        eprintln!("{prefix}{event}");
+    } else {
+        println!("{prefix}{event}");
+    }
+}
+
+/// `slcli deploy DIR`. Returns whether every file and route went through.
+pub fn command(client: &Client, url: &str, dir: &Path) -> Result<bool> {
+    let local = scan(dir)?;
+    let outcome = sync(client, url, dir, &local, &mut |event| print_event("", event))?;
+    crate::output::emit(&outcome.to_string())?;
+    Ok(outcome.failed == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries() {
+        assert_eq!(Outcome::default().to_string(), "nothing changed");
+        let o = Outcome { created: 2, updated: 1, deleted: 0, routes_added: 1, routes_deleted: 3, failed: 0 };
+        assert_eq!(o.to_string(), "2 created, 1 updated, 0 deleted, 1 routes added, 3 routes deleted");
+        let o = Outcome { failed: 1, ..Outcome::default() };
+        assert_eq!(o.to_string(), "0 created, 0 updated, 0 deleted, 0 routes added, 0 routes deleted, 1 failed");
+    }
+
+    #[test]
+    fn event_lines() {
+        assert_eq!(Event::Created("users.get".into()).to_string(), "created users.get");
+        assert_eq!(Event::Updated("users.get".into()).to_string(), "updated users.get");
+        assert_eq!(Event::Deleted("old.thing".into()).to_string(), "deleted old.thing");
+        let route = Route::new("GET", "", "/users/:id", "users.get");
+        assert_eq!(Event::RouteAdded(route).to_string(), "route added GET /users/:id -> users.get");
+        let route = Route::new("GET", "example.com", "/x", "y");
+        assert_eq!(Event::RouteDeleted(route).to_string(), "route deleted GET example.com/x -> y");
+    }
+
+    #[test]
+    fn the_scan_reads_sources_and_limits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        fs::create_dir(dir.join("users")).unwrap();
+        fs::write(dir.join("users/get.lua"), "function main() return 1 end\n").unwrap();
+        fs::write(dir.join("hello.lua"), "function main() return 2 end\n").unwrap();
+        fs::write(
+            dir.join("sl.toml"),
+            "[actions.\"users.get\"]\ntimeout = 500\n[[routes]]\nmethod = \"GET\"\npath = \"/u/:id\"\naction = \"users.get\"\n",
+        )
+        .unwrap();
+        let local = scan(dir).unwrap();
+        assert_eq!(local.actions["users.get"].file, "users/get.lua");
+        assert_eq!(local.actions["users.get"].limits, Limits { timeout: 500, ..Limits::default() });
+        assert_eq!(local.actions["hello"].source, b"function main() return 2 end\n");
+        assert_eq!(local.routes, [Route::new("GET", "", "/u/:id", "users.get")]);
+
+        fs::write(dir.join("sl.toml"), "[actions.gone]\ntimeout = 5\n").unwrap();
+        let e = scan(dir).unwrap_err().to_string();
+        assert!(e.contains("sl.toml: [actions.\"gone\"]"), "{e}");
+    }
+
+    #[test]
+    fn bodies_carry_what_changed() {
+        let action = LocalAction {
+            file: "a.lua".into(),
+            source: b"x".to_vec(),
+            limits: Limits { maxmem: 1, timeout: 2, instructions: 0 },
+        };
+        let body: Value = serde_json::from_slice(&action_body(Some("a"), &action, true, true).unwrap()).unwrap();
+        assert_eq!(body, json!({"name": "a", "code": "eA==", "maxmem": 1, "timeout": 2, "instructions": 0}));
+        let body: Value = serde_json::from_slice(&action_body(None, &action, false, true).unwrap()).unwrap();
+        assert_eq!(body, json!({"maxmem": 1, "timeout": 2, "instructions": 0}));
+        let body: Value = serde_json::from_slice(&action_body(None, &action, true, false).unwrap()).unwrap();
+        assert_eq!(body, json!({"code": "eA=="}));
+    }
+}

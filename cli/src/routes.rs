@@ -1,0 +1,310 @@
+//! HTTP routes: the `Route` value, the server's `/routes` API, and the
+//! `slcli route add|list|delete` commands.
+//!
+//! A route maps an HTTP request on slserver's routes listener (a method,
+//! an optional host, a path such as `/users/:id`) to an action. `slcli`
+//! only manages routes through the management API; the server serves them.
+
+use std::fmt;
+
+use anyhow::{bail, Result};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::client::{self, encode, Client, Method, Reply};
+use crate::output;
+
+/// One route. Built with [`Route::new`], which normalizes it as the server
+/// does, so that a route from sl.toml equals the same route from the server.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    /// An HTTP method in capitals, or `*` for any method.
+    pub method: String,
+    /// A host in lower case, or "" for any host.
+    pub host: String,
+    pub path: String,
+    pub action: String,
+}
+
+impl Route {
+    /// A route, normalized as the server stores it (see [`normalize_host`]
+    /// and [`normalize_path`]), so that a route read from sl.toml equals the
+    /// same route listed by the server.
+    pub fn new(method: &str, host: &str, path: &str, action: &str) -> Self {
+        Self {
+            method: method.trim().to_ascii_uppercase(),
+            host: normalize_host(host),
+            path: normalize_path(path),
+            action: action.to_string(),
+        }
+    }
+
+    /// What the server compares to find conflicting routes: method, host,
+    /// and the path with param and wildcard names left out (`/users/:id`
+    /// and `/users/:uid` are the same route to it).
+    pub fn shape(&self) -> (&str, &str, String) {
+        let path: Vec<&str> = self
+            .path
+            .split('/')
+            .map(|seg| match seg.chars().next() {
+                Some(':') => ":",
+                Some('*') => "*",
+                _ => seg,
+            })
+            .collect();
+        (&self.method, &self.host, path.join("/"))
+    }
+
+    /// `GET example.com/users/:id`, or `GET /users/:id` for any host.
+    pub fn target(&self) -> String {
+        format!("{} {}{}", self.method, self.host, self.path)
+    }
+}
+
+/// `GET example.com/users/:id -> users.get`.
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}", self.target(), self.action)
+    }
+}
+
+/// A host as the server stores it: lower case, without one trailing `.`.
+pub fn normalize_host(host: &str) -> String {
+    let host = host.trim().to_ascii_lowercase();
+    host.strip_suffix('.').map(str::to_string).unwrap_or(host)
+}
+
+/// A path pattern as the server stores it: one trailing `/` dropped (but
+/// `/` stays), and the static text of each segment percent-encoded
+/// canonically (unreserved characters plain, others `%XX` in capitals).
+/// `:param` and `*wildcard` segments, and segments with a broken escape
+/// (which the server refuses anyway), are left as they are.
+pub fn normalize_path(path: &str) -> String {
+    let Some(body) = path.strip_prefix('/') else {
+        return path.to_string();
+    };
+    let body = body.strip_suffix('/').unwrap_or(body);
+    if body.is_empty() {
+        return "/".to_string();
+    }
+    let segments: Vec<String> = body.split('/').map(canonical_segment).collect();
+    format!("/{}", segments.join("/"))
+}
+
+fn canonical_segment(segment: &str) -> String {
+    if segment.starts_with(':') || segment.starts_with('*') {
+        return segment.to_string();
+    }
+    let bytes = segment.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) => decoded.push(b),
+                None => return segment.to_string(),
+            }
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    if std::str::from_utf8(&decoded).is_err() {
+        return segment.to_string();
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for b in decoded {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A route object as the server sends it (`created` and other fields are ignored).
+#[derive(Deserialize)]
+struct Wire {
+    method: String,
+    #[serde(default)]
+    host: Option<String>,
+    path: String,
+    action: String,
+}
+
+impl From<Wire> for Route {
+    fn from(w: Wire) -> Self {
+        Route::new(&w.method, w.host.as_deref().unwrap_or(""), &w.path, &w.action)
+    }
+}
+
+fn parse_routes(reply: &Reply) -> Result<Vec<Route>> {
+    client::json_array(reply)?
+        .into_iter()
+        .map(|v| {
+            let shown = v.to_string();
+            serde_json::from_value::<Wire>(v)
+                .map(Route::from)
+                .map_err(|e| anyhow::anyhow!("the server sent a route that slcli does not understand ({e}): {shown}"))
+        })
+        .collect()
+}
+
+/// The server's routes, or `None` if it has no `/routes` API (an older server).
+pub fn fetch(client: &Client) -> Result<Option<Vec<Route>>> {
+    let reply = client.send(Method::Get, "/routes", None)?;
+    if reply.status == 404 {
+        return Ok(None);
+    }
+    let reply = reply.success()?;
+    Ok(Some(parse_routes(&reply)?))
+}
+
+/// `POST /routes`; the reply whatever its status.
+pub fn add(client: &Client, route: &Route) -> Result<Reply> {
+    let mut body = json!({"method": route.method, "path": route.path, "action": route.action});
+    if !route.host.is_empty() {
+        body["host"] = json!(route.host);
+    }
+    client.send(Method::Post, "/routes", Some(&serde_json::to_vec(&body)?))
+}
+
+/// The path and query of `DELETE /routes` for the route at `method`, `host`, `path`.
+fn delete_path(method: &str, host: &str, path: &str) -> String {
+    let mut query = format!("/routes?method={}&path={}", encode(method), encode(path));
+    if !host.is_empty() {
+        query.push_str(&format!("&host={}", encode(host)));
+    }
+    query
+}
+
+/// `DELETE /routes?...`; the reply whatever its status.
+pub fn delete(client: &Client, route: &Route) -> Result<Reply> {
+    client.send(Method::Delete, &delete_path(&route.method, &route.host, &route.path), None)
+}
+
+/// The table of `slcli route list`: METHOD HOST PATH ACTION, `*` for any
+/// host; `[]` without routes.
+pub fn table(routes: &[Route]) -> String {
+    let rows = routes
+        .iter()
+        .map(|r| {
+            let host = if r.host.is_empty() { "*".to_string() } else { r.host.clone() };
+            vec![r.method.clone(), host, r.path.clone(), r.action.clone()]
+        })
+        .collect();
+    output::table(&["METHOD", "HOST", "PATH", "ACTION"], rows)
+}
+
+/// `slcli route add`: prints `route added GET /users/:id -> users.get`.
+pub fn add_command(client: &Client, json: bool, route: &Route) -> Result<()> {
+    if route.path.is_empty() {
+        bail!("the path must not be empty; use e.g. /users/:id");
+    }
+    let reply = add(client, route)?.success()?;
+    if json {
+        output::emit(&reply.body)?;
+        return Ok(());
+    }
+    // Show the route as the server stored it, if it says.
+    let stored = serde_json::from_str::<Wire>(&reply.body).map(Route::from).unwrap_or_else(|_| route.clone());
+    output::emit(&format!("route added {stored}"))?;
+    Ok(())
+}
+
+/// `slcli route list`.
+pub fn list_command(client: &Client, json: bool) -> Result<()> {
+    let reply = client.call(Method::Get, "/routes", None)?;
+    let text = if json { reply.body.clone() } else { table(&parse_routes(&reply)?) };
+    output::emit(&text)?;
+    Ok(())
+}
+
+/// `slcli route delete`: prints `route deleted GET /users/:id`.
+pub fn delete_command(client: &Client, json: bool, method: &str, host: &str, path: &str) -> Result<()> {
+    let route = Route::new(method, host, path, "");
+    let reply = delete(client, &route)?.success()?;
+    let text = if json { reply.body } else { format!("route deleted {}", route.target()) };
+    output::emit(&text)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_normalized_and_shown() {
+        let r = Route::new(" get", "Example.COM ", "/users/:id", "users.get");
+        assert_eq!((r.method.as_str(), r.host.as_str(), r.path.as_str()), ("GET", "example.com", "/users/:id"));
+        assert_eq!(r.to_string(), "GET example.com/users/:id -> users.get");
+        assert_eq!(Route::new("*", "", "/x", "y").to_string(), "* /x -> y");
+        let a = Route::new("GET", "", "/users/:id/*rest", "a");
+        assert_eq!(a.shape(), Route::new("get", "", "/users/:uid/*tail/", "b").shape());
+        assert_ne!(a.shape(), Route::new("GET", "", "/users/id/*rest", "a").shape());
+        assert_ne!(a.shape(), Route::new("GET", "h", "/users/:id/*rest", "a").shape());
+    }
+
+    #[test]
+    fn paths_and_hosts_are_normalized_like_the_server_does() {
+        for (raw, normal) in [
+            ("/", "/"),
+            ("//", "/"),
+            ("/users/", "/users"),
+            ("/users/:id", "/users/:id"),
+            ("/static/*path", "/static/*path"),
+            ("/a%7e%2f", "/a~%2F"),
+            ("/caf\u{e9}", "/caf%C3%A9"),
+            ("/a b!", "/a%20b%21"),
+            ("/x%zz", "/x%zz"),
+            ("/%ff", "/%ff"),
+            ("relative", "relative"),
+        ] {
+            assert_eq!(normalize_path(raw), normal, "{raw}");
+        }
+        assert_eq!(normalize_host("Example.COM."), "example.com");
+        assert_eq!(normalize_host(""), "");
+    }
+
+    #[test]
+    fn server_routes_are_read_with_or_without_host() {
+        let reply = Reply {
+            status: 200,
+            body: r#"[{"method":"GET","host":"","path":"/a","action":"a","created":1},
+                      {"method":"POST","host":null,"path":"/b","action":"b"},
+                      {"method":"*","path":"/c","action":"c"},
+                      {"method":"GET","host":"h.example","path":"/d","action":"d","created":2}]"#
+                .into(),
+        };
+        let routes = parse_routes(&reply).unwrap();
+        assert_eq!(
+            routes,
+            [
+                Route::new("GET", "", "/a", "a"),
+                Route::new("POST", "", "/b", "b"),
+                Route::new("*", "", "/c", "c"),
+                Route::new("GET", "h.example", "/d", "d"),
+            ]
+        );
+        let expected = "\
+METHOD  HOST       PATH  ACTION
+GET     *          /a    a
+POST    *          /b    b
+*       *          /c    c
+GET     h.example  /d    d
+";
+        assert_eq!(table(&routes), expected);
+        assert_eq!(table(&[]), "[]\n");
+        let bad = Reply { status: 200, body: r#"[{"method":"GET"}]"#.into() };
+        assert!(parse_routes(&bad).unwrap_err().to_string().contains("missing field"));
+    }
+
+    #[test]
+    fn delete_queries_are_form_encoded() {
+        assert_eq!(delete_path("GET", "", "/users/:id"), "/routes?method=GET&path=%2Fusers%2F%3Aid");
+        assert_eq!(delete_path("*", "example.com", "/a b"), "/routes?method=%2A&path=%2Fa%20b&host=example.com");
+    }
+}
