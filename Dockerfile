@@ -36,7 +36,7 @@ COPY --from=build /out/libsl_skeleton.so /out/libsl_http.so /out/libsl_mongo.so 
 COPY config.docker.lua /opt/sl/config.lua
 WORKDIR /opt/sl
 USER sl
-EXPOSE 8080
+EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
     CMD ["slcli", "--url", "http://127.0.0.1:8080", "ping"]
 ENTRYPOINT ["slserver", "--config", "/opt/sl/config.lua"]

@@ -16,6 +16,10 @@ Server {
   insecure = not (admin and admin ~= ""),   -- listening beyond loopback without tokens needs this
 }
 
+-- Routes (README.md, "Building apps") on their own port, published by
+-- docker-compose.yaml: they run only the actions an admin has routed.
+Routes { host = "0.0.0.0", port = 8081 }
+
 Logger { level = "info" }  -- SL_LOG overrides
 
 -- Actions and invocations live in MongoDB, shared by every slserver that

@@ -24,6 +24,8 @@ Limits {
 -- Plugin "skeleton" { file = "target/release/libsl_skeleton.so" }
 -- Plugin "http"     { file = "target/release/libsl_http.so", timeout = 5000 }
 
+Routes { port = 8081 }          -- serve routes on 127.0.0.1:8081 (README, "Building apps")
+
 Invocations {
   retention = 604800,          -- seconds finished invocation records are kept
   concurrency = 16,            -- asynchronous invocations run at once
