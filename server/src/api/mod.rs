@@ -150,8 +150,19 @@ impl Server {
     /// Routes a request. `None` means the answer comes later.
     pub(crate) fn handle(&mut self, conn: ConnRef, req: Request) -> Option<Response> {
         let method = if req.method == Method::Head { Method::Get } else { req.method.clone() };
-        let segs: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
-        let need = match (segs.as_slice(), &method) {
+        // Every API path has at most three segments: longer ones match no
+        // route (no allocation per request for the split).
+        let mut buf = [""; 4];
+        let mut n = 0;
+        for seg in req.path.trim_end_matches('/').split('/').skip(1) {
+            if n == buf.len() {
+                break;
+            }
+            buf[n] = seg;
+            n += 1;
+        }
+        let segs = &buf[..n];
+        let need = match (segs, &method) {
             (["ping"], _) => Access::Public,
             (["actions", _, "block"], Method::Post)
             | (["actions", _], Method::Post)
@@ -178,7 +189,7 @@ impl Server {
                 ))
             }
         }
-        let result = match (segs.as_slice(), &method) {
+        let result = match (segs, &method) {
             (["ping"], Method::Get) => Ok(Some(Response::text(200, "OK"))),
             (["ping"], _) => Err(not_allowed("GET")),
             (["actions"], Method::Get) => Ok(self.list_actions(conn)),

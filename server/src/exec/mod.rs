@@ -213,14 +213,14 @@ impl Server {
     /// Starts an invocation: at once if the action is cached, else after
     /// fetching it from the store.
     pub(crate) fn invoke(&mut self, job: Job) {
-        let name = job.record.action.clone();
-        match self.exec.actions.get_mut(&name) {
+        match self.exec.actions.get_mut(&job.record.action) {
             Some(Slot::Ready(_)) => self.start(job),
             Some(Slot::Loading { pending, .. }) => {
                 pending.push(job);
                 self.exec.loading_jobs += 1;
             }
             None => {
+                let name = job.record.action.clone();
                 self.exec
                     .actions
                     .insert(name.clone(), Slot::Loading { pending: vec![job], requirers: Vec::new(), stale: false });
@@ -329,6 +329,8 @@ impl Server {
             _ => return self.invoke(job),
         };
         if needs_new {
+            // Making room may drop other actions' idle instances (never
+            // this action's entry), so the entry is looked up again.
             self.evict_idle();
         }
         let Some(Slot::Ready(ready)) = self.exec.actions.get_mut(&job.record.action) else {
@@ -349,9 +351,10 @@ impl Server {
         job.record.version = version;
         job.record.status = InvocationStatus::Running;
         job.record.started = Some(now_ms());
-        let args = std::mem::take(&mut job.record.args);
-        let run = instance.start(args.clone(), budget);
-        job.record.args = args;
+        // The record keeps the arguments only if it will be stored.
+        let stored = matches!(job.reply, Reply::Async) || self.cfg.invocations.record_blocking;
+        let args = if stored { job.record.args.clone() } else { std::mem::take(&mut job.record.args) };
+        let run = instance.start(args, budget);
         self.exec.next_id += 1;
         let id = self.exec.next_id;
         let key = self.exec.runs.insert(Running { run, job, generation, id, parked: false });
@@ -484,14 +487,14 @@ impl Server {
     }
 
     fn finished(&mut self, mut running: Running, outcome: Outcome) {
-        let name = running.job.record.action.clone();
         if let Some(instance) = running.run.take_instance(&outcome) {
-            if let Some(Slot::Ready(ready)) = self.exec.actions.get_mut(&name) {
+            if let Some(Slot::Ready(ready)) = self.exec.actions.get_mut(&running.job.record.action) {
                 if ready.generation == running.generation && ready.idle.len() < self.cfg.limits.warm_instances {
                     ready.idle.push(instance);
                 }
             }
         }
+        let name = &running.job.record.action;
         if let Err(InvokeError::Limit(kind)) = &outcome.result {
             let what = match kind {
                 LimitKind::Memory => "memory",
@@ -501,16 +504,42 @@ impl Server {
             warn!(id = %running.job.record.id, "Action '{name}' aborted after violating {what} constraints");
         }
         debug!(action = %name, duration = ?outcome.duration, ok = outcome.result.is_ok(), "invocation finished");
+        let stored = matches!(running.job.reply, Reply::Async) || self.cfg.invocations.record_blocking;
+        // The answer first, from the outcome; the record after, and only if
+        // it is kept (it takes the result instead of a copy).
+        let result = match running.job.reply {
+            Reply::Conn(cref) => {
+                self.complete(cref, outcome_response(&outcome.result));
+                outcome.result
+            }
+            Reply::Web(cref) => {
+                let resp = crate::web::route_response(&outcome.result, &running.job.record.id, self.cfg.server.debug);
+                self.complete(cref, resp);
+                outcome.result
+            }
+            Reply::Caller { key, id } => {
+                let answer = match &outcome.result {
+                    Ok(v) => Ok(v.clone()),
+                    Err(e) => Err(callee_failed(&running.job.record.action, e.kind(), &e.to_string())),
+                };
+                self.resume_parked(key, id, answer);
+                outcome.result
+            }
+            Reply::Async => outcome.result,
+        };
+        if !stored {
+            return;
+        }
         let rec = &mut running.job.record;
         rec.finished = Some(now_ms());
         rec.duration_ms = Some(outcome.duration.as_millis() as u64);
         rec.instructions = Some(outcome.instructions);
         rec.peak_memory = Some(outcome.peak_memory);
         rec.logs = outcome.logs;
-        match &outcome.result {
+        match result {
             Ok(v) => {
                 rec.status = InvocationStatus::Succeeded;
-                rec.result = Some(v.clone());
+                rec.result = Some(v);
             }
             Err(e) => {
                 rec.status = InvocationStatus::Failed;
@@ -520,27 +549,8 @@ impl Server {
         rec.owner = None;
         rec.lease_until = None;
         match running.job.reply {
-            Reply::Conn(cref) => {
-                self.complete(cref, outcome_response(&outcome.result));
-                if self.cfg.invocations.record_blocking {
-                    self.record(running.job.record);
-                }
-            }
-            Reply::Web(cref) => {
-                let resp = crate::web::route_response(&outcome.result, &running.job.record.id, self.cfg.server.debug);
-                self.complete(cref, resp);
-                if self.cfg.invocations.record_blocking {
-                    self.record(running.job.record);
-                }
-            }
-            Reply::Caller { key, id } => {
-                let result = outcome.result.map_err(|e| callee_failed(&name, e.kind(), &e.to_string()));
-                self.resume_parked(key, id, result);
-                if self.cfg.invocations.record_blocking {
-                    self.record(running.job.record);
-                }
-            }
             Reply::Async => self.async_done(running.job.record),
+            _ => self.record(running.job.record),
         }
     }
 

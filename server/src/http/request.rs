@@ -144,8 +144,16 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
     if has_bare_lf(buf) {
         return Err(err(400, "malformed request: a line of the request head ends with LF alone (send CRLF)"));
     }
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut headers);
+    // The usual limit fits on the stack: no allocation per parse.
+    let mut on_stack = [httparse::EMPTY_HEADER; 64];
+    let mut on_heap = Vec::new();
+    let headers: &mut [httparse::Header] = if limits.max_headers <= on_stack.len() {
+        &mut on_stack[..limits.max_headers]
+    } else {
+        on_heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
+        &mut on_heap
+    };
+    let mut req = httparse::Request::new(headers);
     let head_len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {

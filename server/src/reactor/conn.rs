@@ -49,6 +49,15 @@ pub struct Conn {
     pub seen: bool,
     /// In the reactor's list of connections to drive on the next turn.
     pub queued: bool,
+    /// The socket may hold unread bytes: set by every readable event,
+    /// cleared once a read found it empty. Readiness is edge-triggered, so
+    /// bytes that arrive later bring a new event; until then reading would
+    /// only cost a system call that says `WouldBlock`.
+    pub maybe_readable: bool,
+    /// An event said the peer shut down its sending side (`EPOLLRDHUP`):
+    /// reads continue until they see the end of the stream, since no new
+    /// event will announce it.
+    pub read_closed: bool,
 }
 
 /// What a read did.
@@ -81,6 +90,8 @@ impl Conn {
             sent_continue: false,
             stalled: false,
             seen: false,
+            maybe_readable: true,
+            read_closed: false,
             queued: false,
         }
     }
@@ -88,14 +99,23 @@ impl Conn {
     /// Reads until `WouldBlock`, end of stream, or `cap` buffered bytes.
     /// Edge-triggered readiness: the caller must call again after `Capped`
     /// once the buffer has room.
-    pub fn read(&mut self, cap: usize) -> ReadOutcome {
+    /// Reads through `chunk`, a scratch buffer the reactor keeps (so that
+    /// no read zeroes a fresh one).
+    ///
+    /// A read that returns less than it asked for has emptied the socket
+    /// (TCP hands over everything it holds): it ends the loop without
+    /// another call to learn `WouldBlock`, as nginx does, unless the peer
+    /// closed its side (then the end of the stream is read too).
+    pub fn read(&mut self, cap: usize, chunk: &mut [u8]) -> ReadOutcome {
+        if !self.maybe_readable {
+            return ReadOutcome::Drained;
+        }
         // Move what is left to the front: once a read, not once a request
         // (a pipelined flood would make that quadratic).
         if self.in_pos > 0 {
             self.inbuf.drain(..self.in_pos);
             self.in_pos = 0;
         }
-        let mut chunk = [0u8; 16 * 1024];
         loop {
             if self.inbuf.len() >= cap {
                 return ReadOutcome::Capped;
@@ -104,13 +124,21 @@ impl Conn {
             match self.sock.read(&mut chunk[..want]) {
                 Ok(0) => {
                     self.peer_closed = true;
+                    self.maybe_readable = false;
                     return ReadOutcome::Drained;
                 }
                 Ok(n) => {
                     self.inbuf.extend_from_slice(&chunk[..n]);
                     self.last_active = Instant::now();
+                    if n < want && !self.read_closed {
+                        self.maybe_readable = false;
+                        return ReadOutcome::Drained;
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Drained,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.maybe_readable = false;
+                    return ReadOutcome::Drained;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return ReadOutcome::Failed,
             }
@@ -211,7 +239,8 @@ mod tests {
         client.flush().unwrap();
         let mut got = 0;
         for _ in 0..1000 {
-            c.read(1 << 20);
+            c.maybe_readable = true; // as a readable event says
+            c.read(1 << 20, &mut [0u8; 16 * 1024]);
             got = c.input().len();
             if got == 25 {
                 break;
@@ -224,7 +253,8 @@ mod tests {
         assert_eq!((c.in_pos, c.inbuf.len()), (19, 25), "consume does not move the bytes");
         client.write_all(b" HTTP/1.1\r\n\r\n").unwrap();
         for _ in 0..1000 {
-            c.read(1 << 20);
+            c.maybe_readable = true;
+            c.read(1 << 20, &mut [0u8; 16 * 1024]);
             if c.input().len() == 19 {
                 break;
             }
@@ -237,5 +267,35 @@ mod tests {
         c.inbuf.extend_from_slice(b"x");
         c.discard_input();
         assert!(c.input().is_empty());
+    }
+
+    #[test]
+    fn a_short_read_ends_reading_without_another_call() {
+        use std::io::Write;
+        let (mut c, mut client) = conn();
+        client.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
+        for _ in 0..1000 {
+            c.maybe_readable = true;
+            c.read(1 << 20, &mut [0u8; 16 * 1024]);
+            if !c.input().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(c.input(), b"GET /a HTTP/1.1\r\n\r\n");
+        assert!(!c.maybe_readable, "a short read drained the socket");
+        // Until an event says there is more, reads do not touch the socket.
+        client.write_all(b"more").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        c.read(1 << 20, &mut [0u8; 16 * 1024]);
+        assert_eq!(c.input().len(), 19);
+        // With the peer's side closed, reading goes on to the end of the stream.
+        drop(client);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        c.maybe_readable = true;
+        c.read_closed = true;
+        c.read(1 << 20, &mut [0u8; 16 * 1024]);
+        assert!(c.peer_closed);
+        assert!(c.input().ends_with(b"more"));
     }
 }

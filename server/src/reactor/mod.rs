@@ -36,6 +36,8 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const ROUTES_LISTENER: Token = Token(usize::MAX - 3);
 const TICK: Duration = Duration::from_millis(100);
+/// Bytes read from a socket per `read` call.
+const READ_CHUNK: usize = 16 * 1024;
 /// Most requests served from one connection per turn of the loop, so that a
 /// client pipelining thousands of requests cannot keep the reactor from the
 /// others; the rest wait for the next turn.
@@ -132,6 +134,9 @@ pub struct Server {
     pub(crate) routes: crate::routes::RouteTable<String>,
     pub(crate) routes_sync: crate::api::RoutesSync,
     pub(crate) conns: Slab<Conn>,
+    /// Where sockets are read into before their bytes join a connection's
+    /// buffer: zeroed once, not once a read.
+    read_chunk: Box<[u8]>,
     next_gen: u64,
     pub(crate) pool: Pool<Server>,
     /// Plugin calls: a pool of its own that grows with the calls waiting,
@@ -268,6 +273,7 @@ impl Server {
             routes: crate::routes::RouteTable::new(),
             routes_sync: crate::api::RoutesSync::default(),
             conns: Slab::new(),
+            read_chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
             next_gen: 0,
             pool,
             plugin_pool,
@@ -332,10 +338,15 @@ impl Server {
                     ROUTES_LISTENER => self.accept(Side::Routes),
                     WAKER => {}
                     Token(key) => {
+                        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                         if let Some(conn) = self.conns.get_mut(key) {
                             conn.seen = true;
+                            if readable {
+                                conn.maybe_readable = true;
+                                conn.read_closed |= ev.is_read_closed() || ev.is_error();
+                            }
                         }
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        if readable {
                             self.drive(key);
                         }
                         if ev.is_writable() {
@@ -511,7 +522,7 @@ impl Server {
         let cap = self.read_cap();
         loop {
             let Some(conn) = self.conns.get_mut(key) else { return };
-            let outcome = conn.read(cap);
+            let outcome = conn.read(cap, &mut self.read_chunk[..]);
             if let ReadOutcome::Failed = outcome {
                 self.close(key);
                 return;

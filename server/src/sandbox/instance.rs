@@ -29,6 +29,9 @@ pub struct Instance {
     // blocks the state's allocator and hook point into.
     main: Option<Function>,
     chunk: Option<Function>,
+    /// The thread of the last invocation that finished, to run the next
+    /// one in (a new thread per invocation would cost allocations and GC).
+    spare: Option<Thread>,
     lua: Lua,
     ctl: Box<Control>,
     meter: Box<MemoryMeter>,
@@ -44,7 +47,7 @@ impl Instance {
         let ctl = Box::new(Control::new(&*meter));
         // Built before anything else can fail, so that an early return drops
         // the state before the meter its allocator points into.
-        let mut instance = Self { main: None, chunk: None, lua, ctl, meter, runs: 0 };
+        let mut instance = Self { main: None, chunk: None, spare: None, lua, ctl, meter, runs: 0 };
         instance.chunk = Some(load(&instance.lua).map_err(|e| InvokeError::Compile(error_message(&e)))?);
         Ok(instance)
     }
@@ -309,7 +312,9 @@ impl Run {
                 }
                 Err(e) => return Step::Done(self.finish(Err(InvokeError::Internal(error_message(&e))))),
             };
-            self.thread = None;
+            // Finished, so its stack is empty: the next run may reuse it.
+            let done = self.thread.take();
+            self.instance.as_mut().expect("instance present").spare = done;
             match self.phase {
                 Phase::Init => {
                     self.phase = Phase::Main;
@@ -397,13 +402,17 @@ impl Run {
 
     /// The thread for the current phase, with the hook installed.
     fn next_thread(&mut self) -> Result<Option<Thread>, InvokeError> {
-        let instance = self.instance_ref();
+        let instance = self.instance.as_mut().expect("instance present while running");
         let func = match self.phase {
             Phase::Init => instance.chunk.clone(),
             Phase::Main => instance.main.clone(),
         };
         let Some(func) = func else { return Ok(None) };
-        let thread = instance.lua.create_thread(func).map_err(|e| match e {
+        let thread = match instance.spare.take() {
+            Some(t) => t.reset(func).map(|()| t),
+            None => instance.lua.create_thread(func),
+        }
+        .map_err(|e| match e {
             mlua::Error::MemoryError(_) => InvokeError::Limit(LimitKind::Memory),
             e => InvokeError::Internal(format!("cannot create Lua thread: {e}")),
         })?;

@@ -44,11 +44,17 @@ pub struct JsonError {
 
 /// Converts a JSON value into a Lua value.
 pub fn to_lua(lua: &Lua, value: &serde_json::Value) -> mlua::Result<Value> {
-    let array_mt: Option<Table> = lua.named_registry_value(ARRAY_MT_KEY)?;
-    to_lua_inner(lua, value, array_mt.as_ref(), 0)
+    // Looked up at the first array only: most arguments have none.
+    let array_mt = std::cell::OnceCell::new();
+    to_lua_inner(lua, value, &array_mt, 0)
 }
 
-fn to_lua_inner(lua: &Lua, value: &serde_json::Value, array_mt: Option<&Table>, depth: usize) -> mlua::Result<Value> {
+fn to_lua_inner(
+    lua: &Lua,
+    value: &serde_json::Value,
+    array_mt: &std::cell::OnceCell<Option<Table>>,
+    depth: usize,
+) -> mlua::Result<Value> {
     use serde_json::Value as J;
     if depth > MAX_DEPTH {
         return Err(mlua::Error::runtime("JSON nesting too deep"));
@@ -66,7 +72,10 @@ fn to_lua_inner(lua: &Lua, value: &serde_json::Value, array_mt: Option<&Table>, 
             for (i, item) in items.iter().enumerate() {
                 t.raw_set(i + 1, to_lua_inner(lua, item, array_mt, depth + 1)?)?;
             }
-            if let Some(mt) = array_mt {
+            if array_mt.get().is_none() {
+                let _ = array_mt.set(lua.named_registry_value(ARRAY_MT_KEY)?);
+            }
+            if let Some(Some(mt)) = array_mt.get() {
                 t.set_metatable(Some(mt.clone()))?;
             }
             Value::Table(t)
@@ -225,7 +234,11 @@ pub fn from_lua_unpausable(lua: &Lua, value: &Value) -> Result<serde_json::Value
 }
 
 fn convert(lua: &Lua, value: &Value, unpausable: bool) -> Result<serde_json::Value, JsonError> {
-    let array_mt: Option<Table> = lua.named_registry_value(ARRAY_MT_KEY).ok().flatten();
+    // Only tables can be marked arrays.
+    let array_mt: Option<Table> = match value {
+        Value::Table(_) => lua.named_registry_value(ARRAY_MT_KEY).ok().flatten(),
+        _ => None,
+    };
     let room = with_active(|c| {
         let meter = c.meter();
         match meter.limit() {
