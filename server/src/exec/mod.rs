@@ -102,9 +102,24 @@ pub struct Executor {
     loading_jobs: usize,
     /// Deadlines of parked runs: (deadline, slab key, run id).
     parked: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Instances of failed invocations, dropped one a turn of the loop
+    /// (see [`Executor::bury_one`]).
+    graveyard: Vec<Instance>,
 }
 
 impl Executor {
+    /// Drops one discarded instance. Called once a turn of the reactor's
+    /// loop, after the sockets were served, so that the time a big state
+    /// takes to free is not added to the slice that failed it.
+    pub fn bury_one(&mut self) {
+        drop(self.graveyard.pop());
+    }
+
+    /// Whether discarded instances wait to be dropped.
+    pub fn has_graves(&self) -> bool {
+        !self.graveyard.is_empty()
+    }
+
     /// Whether some invocation waits for a time slice.
     pub fn has_runnable(&self) -> bool {
         !self.runq.is_empty()
@@ -493,6 +508,8 @@ impl Server {
                     ready.idle.push(instance);
                 }
             }
+        } else if let Some(dead) = running.run.discard() {
+            self.exec.graveyard.push(dead);
         }
         let name = &running.job.record.action;
         if let Err(InvokeError::Limit(kind)) = &outcome.result {

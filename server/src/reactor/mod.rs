@@ -313,11 +313,12 @@ impl Server {
         self.kick_dispatch();
         self.sync_routes();
         while !self.shutdown.load(Ordering::Relaxed) {
-            let timeout = if self.exec.has_runnable() || !self.ready.is_empty() || self.retry_accept {
-                Duration::ZERO
-            } else {
-                self.exec.next_deadline().map_or(TICK, |d| d.saturating_duration_since(Instant::now()).min(TICK))
-            };
+            let timeout =
+                if self.exec.has_runnable() || !self.ready.is_empty() || self.retry_accept || self.exec.has_graves() {
+                    Duration::ZERO
+                } else {
+                    self.exec.next_deadline().map_or(TICK, |d| d.saturating_duration_since(Instant::now()).min(TICK))
+                };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -366,6 +367,7 @@ impl Server {
                 }
             }
             self.run_completions();
+            self.exec.bury_one();
             self.expire_parked(Instant::now());
             self.run_slices();
             self.run_completions();

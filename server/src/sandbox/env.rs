@@ -62,6 +62,19 @@ pub fn require_marker() -> Value {
     Value::LightUserData(mlua::LightUserData(&MARKER as *const u8 as *mut std::ffi::c_void))
 }
 
+/// The prelude compiled once per process, without debug information: each
+/// state loads it as a binary chunk (trusted: compiled here from our own
+/// source) instead of parsing it, and its functions carry no line tables or
+/// local names, which would cost every warm instance some kilobytes.
+fn prelude_bytecode() -> mlua::Result<&'static [u8]> {
+    static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    if let Some(b) = BYTECODE.get() {
+        return Ok(b);
+    }
+    let compiled = Lua::new().load(PRELUDE).set_name("=sandbox").into_function()?.dump(true);
+    Ok(BYTECODE.get_or_init(|| compiled))
+}
+
 /// Creates a Lua state with the sandboxed globals. The caller installs the
 /// memory meter and the hook.
 pub fn new_state() -> mlua::Result<Lua> {
@@ -171,6 +184,6 @@ pub fn new_state() -> mlua::Result<Lua> {
     .into_iter()
     .collect();
     super::strings::install(&lua)?;
-    lua.load(PRELUDE).set_name("=sandbox").call::<()>(args)?;
+    lua.load(prelude_bytecode()?).set_name("=sandbox").set_mode(mlua::ChunkMode::Binary).call::<()>(args)?;
     Ok(lua)
 }

@@ -452,6 +452,15 @@ impl Run {
         Outcome { result, logs, instructions, peak_memory: peak, duration: self.started.elapsed() }
     }
 
+    /// After `Done`, the instance whatever the outcome, to be dropped by
+    /// the caller when it suits it: dropping a state that grew big (deep
+    /// recursion leaves a million stack slots and call frames) takes
+    /// milliseconds.
+    pub fn discard(&mut self) -> Option<Instance> {
+        self.thread = None;
+        self.instance.take()
+    }
+
     /// After `Done`, the instance if it may serve another invocation: one
     /// that returned a value or `nil, message` (an answer, not a fault).
     /// Instances whose invocation raised an error or hit a limit are

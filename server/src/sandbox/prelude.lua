@@ -340,14 +340,16 @@ end
 
 -- string.rep of an empty string (and separator) allocates nothing, so no
 -- limit would stop Lua's C loop of n empty copies.
--- (The C functions are called through locals named like them, and not
--- as tail calls, so that their error messages name them as Lua would.)
-local rep = string.rep
+-- (The C functions are called as fields named like them, and not as tail
+-- calls, so that their error messages name them as Lua would: the prelude
+-- is loaded without debug information, so a local's name would be lost,
+-- but a field's name is a constant of the code.)
+local lib = { rep = string.rep, concat = table.concat, move = table.move }
 function string.rep(s, n, sep)
   if s == '' and (sep == nil or sep == '') and tointeger(n) then
     return ''
   end
-  return (rep(s, n, sep))
+  return (lib.rep(s, n, sep))
 end
 
 -- The table functions of Lua's library loop in C, where the hook never
@@ -438,7 +440,7 @@ end
 
 local function lua_concat(t, sep, i, j)
   if sep ~= nil and type(sep) ~= 'string' and type(sep) ~= 'number' then
-    return (concat({}, sep)) -- its error message
+    return (lib.concat({}, sep)) -- its error message
   end
   i = i == nil and 1 or int_arg(i, 3, 'concat', 2)
   j = j == nil and length(t, 2) or int_arg(j, 4, 'concat', 2)
@@ -499,7 +501,7 @@ local function lua_move(a1, f, e, t, a2)
     a2 = a1
   end
   if type(a2) ~= 'table' then
-    return (move(a1, f, e, t, a2)) -- its error message
+    return (lib.move(a1, f, e, t, a2)) -- its error message
   end
   f = int_arg(f, 2, 'move', 2)
   e = int_arg(e, 3, 'move', 2)
