@@ -45,6 +45,7 @@ pub mod store;
 
 use std::path::{Path, PathBuf};
 
+use sl_plugin::config::{config_table, kind};
 use sl_plugin::serde_json::Map;
 use sl_plugin::{export_plugin, json, Plugin, Value};
 
@@ -73,14 +74,7 @@ impl Plugin for Kv {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn init(config: Value) -> Result<Self, String> {
-        let config = match config {
-            Value::Object(map) => map,
-            Value::Null => Map::new(),
-            other => return Err(format!("kv: the configuration must be a table, got {}", kind(&other))),
-        };
-        if let Some(key) = config.keys().find(|k| !CONFIG_KEYS.contains(&k.as_str())) {
-            return Err(format!("kv: unknown setting '{key}' (known: {})", CONFIG_KEYS.join(", ")));
-        }
+        let config = config_table("kv", config, CONFIG_KEYS)?;
         let path = match config.get("path") {
             Some(Value::String(s)) if !s.is_empty() => s,
             Some(Value::String(_)) => return Err("kv: 'path' is empty; it names the SQLite file".into()),
@@ -217,17 +211,6 @@ fn key<'a>(action: &str, p: &'a Map<String, Value>) -> Result<&'a str, String> {
             Err(format!("kv {action}: missing 'key' (a string of 1 to {MAX_KEY_BYTES} bytes, such as 'items/1')"))
         }
         Some(other) => Err(format!("kv {action}: 'key' must be a string, got {}", kind(other))),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nil",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a table",
     }
 }
 

@@ -50,6 +50,7 @@ use mongodb::bson::{Bson, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, ServerAddress, UpdateModifications};
 use mongodb::{Client, Collection, Database};
+use sl_plugin::config::{config_table, kind};
 use sl_plugin::serde_json::Map;
 use sl_plugin::{export_plugin, json, Plugin, Value};
 use tokio::runtime::{Handle, Runtime};
@@ -98,14 +99,7 @@ impl Plugin for Mongo {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn init(config: Value) -> Result<Self, String> {
-        let config = match config {
-            Value::Object(map) => map,
-            Value::Null => Map::new(),
-            other => return Err(format!("mongo: the configuration must be a table, got {}", kind(&other))),
-        };
-        if let Some(key) = config.keys().find(|k| !CONFIG_KEYS.contains(&k.as_str())) {
-            return Err(format!("mongo: unknown setting '{key}' (known: {})", CONFIG_KEYS.join(", ")));
-        }
+        let config = config_table("mongo", config, CONFIG_KEYS)?;
         let mut url = match config.get("url") {
             None | Some(Value::Null) => DEFAULT_URL.to_string(),
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
@@ -630,17 +624,6 @@ fn shorten(message: &str) -> String {
         end -= 1;
     }
     format!("{}...", &message[..end])
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nil",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a table",
-    }
 }
 
 #[cfg(test)]

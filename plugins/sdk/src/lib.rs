@@ -71,6 +71,7 @@
 //!   at start-up with the message and the plugin's file.
 
 pub mod abi;
+pub mod config;
 
 #[doc(hidden)]
 pub mod export;
