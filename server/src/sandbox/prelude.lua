@@ -73,6 +73,21 @@ coroutine.wrap = function(f)
   end
 end
 
+-- Yields (CALL, ...) to the executor and returns its answer, or raises
+-- its error at the level of the caller of `what` (call, invoke, require).
+-- Callers must not tail-call it, so that the error level stays right.
+local function wait(what, ...)
+  if not isyieldable() then
+    error(what .. '() cannot wait here (inside a metamethod or a library callback)', 3)
+  end
+  local ok, result = raw_yield(CALL, ...)
+  guard()
+  if ok then
+    return result
+  end
+  error(result, 3)
+end
+
 -- call(plugin, action, payload): runs a plugin action on the server's
 -- blocking pool while this invocation waits; the reactor serves others
 -- meanwhile. Plugin errors are ordinary errors that pcall can catch.
@@ -83,15 +98,7 @@ function call(plugin, action, payload)
   if type(action) ~= 'string' then
     error("bad argument #2 to 'call' (action name expected, got " .. type(action) .. ")", 2)
   end
-  if not isyieldable() then
-    error('call() cannot wait here (inside a metamethod or a library callback)', 2)
-  end
-  local ok, result = raw_yield(CALL, plugin, action, payload)
-  guard()
-  if ok then
-    return result
-  end
-  error(result, 2)
+  return (wait('call', plugin, action, payload))
 end
 
 -- invoke(name, args): runs another action in an instance of its own, with
@@ -105,15 +112,7 @@ function invoke(name, args)
   if args ~= nil and type(args) ~= 'table' then
     error("bad argument #2 to 'invoke' (table expected, got " .. type(args) .. ")", 2)
   end
-  if not isyieldable() then
-    error('invoke() cannot wait here (inside a metamethod or a library callback)', 2)
-  end
-  local ok, result = raw_yield(CALL, INVOKE, name, args)
-  guard()
-  if ok then
-    return result
-  end
-  error(result, 2)
+  return (wait('invoke', INVOKE, name, args))
 end
 
 -- http.response(t) or http.response(status, body, headers): a web
@@ -555,14 +554,7 @@ function require(name)
   if loading[name] then
     error("require: '" .. name .. "' is required again while it loads (a require cycle)", 2)
   end
-  if not isyieldable() then
-    error('require() cannot wait here (inside a metamethod or a library callback)', 2)
-  end
-  local ok, chunk = raw_yield(CALL, REQUIRE, name)
-  guard()
-  if not ok then
-    error(chunk, 2)
-  end
+  local chunk = wait('require', REQUIRE, name)
   loading[name] = true
   local done, result = raw_pcall(chunk, name)
   guard()
