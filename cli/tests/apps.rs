@@ -2,142 +2,13 @@
 //! `slserver` (with its routes listener on a free port) and the real
 //! `slcli`, on 127.0.0.1 with a temporary data directory.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const SLCLI: &str = env!("CARGO_BIN_EXE_slcli");
-
-fn slserver_bin() -> PathBuf {
-    let p = Path::new(SLCLI).with_file_name(format!("slserver{}", std::env::consts::EXE_SUFFIX));
-    assert!(p.exists(), "{} is missing: build the workspace first (./scripts/test does)", p.display());
-    p
-}
-
-/// Collects the lines a child writes, for a test to wait on.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<String>>);
-
-impl Lines {
-    fn follow(&self, stream: impl Read + Send + 'static) {
-        let lines = self.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                lines.0.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-    }
-
-    fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// Waits until the text contains `needle` (after `from` bytes); panics after `within`.
-    #[track_caller]
-    fn wait_for(&self, needle: &str, from: usize, within: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let text = self.text();
-            if text.get(from..).is_some_and(|t| t.contains(needle)) {
-                return text;
-            }
-            assert!(start.elapsed() < within, "no {needle:?} within {within:?} in:\n{text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-struct Server {
-    child: Child,
-    url: String,
-    /// The address of the routes listener, `http://127.0.0.1:PORT`.
-    routes_url: String,
-    _tmp: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        std::fs::write(dir.join("config.lua"), "Sqlite { path = \"data/sl.db\" }\nLogger { level = \"warn\" }\n")
-            .unwrap();
-        let mut child = Command::new(slserver_bin())
-            .arg("--config")
-            .arg(dir.join("config.lua"))
-            .args(["--listen", "127.0.0.1:0", "--routes-listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Lines::default().follow(child.stderr.take().unwrap());
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("slserver listening on ").expect("address line").to_string();
-        line.clear();
-        out.read_line(&mut line).unwrap();
-        let routes_url = line.trim().strip_prefix("slserver serving routes on ").expect("routes line").to_string();
-        std::thread::spawn(move || {
-            let _ = out.read_to_string(&mut String::new());
-        });
-        Self { child, url, routes_url, _tmp: tmp }
-    }
-
-    /// `slcli ARGS` against this server, in `cwd`.
-    fn slcli(&self, cwd: &Path, args: &[&str]) -> Output {
-        self.command(cwd, args).output().unwrap()
-    }
-
-    fn command(&self, cwd: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(SLCLI);
-        cmd.args(args)
-            .current_dir(cwd)
-            .env("SLCLI_URL", &self.url)
-            .env("SLCLI_CONFIG", cwd.join("no-such-slcli-config.json"))
-            .env_remove("SLCLI_TOKEN");
-        for proxy in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"] {
-            cmd.env_remove(proxy);
-        }
-        cmd
-    }
-
-    /// `slcli ARGS`, which must succeed; its stdout.
-    #[track_caller]
-    fn ok(&self, cwd: &Path, args: &[&str]) -> String {
-        let o = self.slcli(cwd, args);
-        assert!(o.status.success(), "slcli {args:?} failed ({}):\n{}{}", o.status, stdout(&o), stderr(&o));
-        stdout(&o)
-    }
-
-    /// The result of running `action` (blocking), as slcli prints it.
-    fn run(&self, cwd: &Path, action: &str) -> String {
-        self.ok(cwd, &["run", action, "-b"]).trim().to_string()
-    }
-
-    /// The names of the actions on the server.
-    fn action_names(&self, cwd: &Path) -> Vec<String> {
-        let list: serde_json::Value = serde_json::from_str(&self.ok(cwd, &["--json", "list"])).unwrap();
-        list.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{request, stderr, stdout, Lines, Server, SLCLI};
 
 #[track_caller]
 fn assert_exit(o: &Output, code: i32) {
@@ -152,15 +23,8 @@ fn write(dir: &Path, rel: &str, text: &str) {
 
 /// `GET path` on `base` (`http://HOST:PORT`): status and body.
 fn http_get(base: &str, path: &str) -> (u16, String) {
-    let addr = base.strip_prefix("http://").unwrap();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    let r = request(base, "GET", path, None, "");
+    (r.status, r.body)
 }
 
 #[test]
