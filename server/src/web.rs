@@ -76,11 +76,8 @@ impl Server {
             }
             Lookup::BadPath(message) => return Some(Response::error(400, "bad_request", &message)),
         };
-        if self.exec.busy() >= self.cfg.limits.max_waiting {
-            return Some(
-                Response::error(503, "overloaded", "too many invocations are running or waiting; retry later")
-                    .with_header("Retry-After", "1"),
-            );
+        if let Err(resp) = self.check_room() {
+            return Some(resp);
         }
         let args = match route_args(&req, &pattern, &params) {
             Ok(a) => a,

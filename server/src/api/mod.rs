@@ -399,14 +399,21 @@ impl Server {
     }
 
     fn run_blocking(&mut self, conn: ConnRef, name: &str, body: &[u8]) -> Result<Option<Response>, Response> {
-        if self.exec.busy() >= self.cfg.limits.max_waiting {
-            return Err(overloaded("too many invocations are running or waiting on this server"));
-        }
+        self.check_room()?;
         let args = parse_args(body)?;
         let id = uuid::Uuid::now_v7().to_string();
         let record = InvocationRecord::queued(id, name.to_string(), args, false, now_ms());
         self.invoke(Job::new(record, Reply::Conn(conn)));
         Ok(None)
+    }
+
+    /// 503 when `Limits.max_waiting` invocations are running or waiting
+    /// here already (blocking runs and routes).
+    pub(crate) fn check_room(&self) -> Result<(), Response> {
+        if self.exec.busy() >= self.cfg.limits.max_waiting {
+            return Err(overloaded("too many invocations are running or waiting on this server"));
+        }
+        Ok(())
     }
 
     fn submit(&mut self, conn: ConnRef, name: &str, body: &[u8]) -> Result<Option<Response>, Response> {

@@ -24,6 +24,11 @@ use crate::sandbox::{Compiled, InvokeCall};
 /// 0, and it may invoke down to depth 8.
 pub const MAX_INVOKE_DEPTH: u8 = 8;
 
+/// The error of `what` (invoke, require) given a name no action can have.
+fn invalid_name(what: &str, name: &str) -> String {
+    format!("{what}: '{}' is not a valid action name", name.chars().take(140).collect::<String>())
+}
+
 impl Server {
     /// Run `key` called `invoke(call.action, call.args)`: park it and start
     /// the callee, which answers it through [`Reply::Caller`].
@@ -35,7 +40,7 @@ impl Server {
                 call.action
             ))
         } else if !valid_name(&call.action) {
-            Some(format!("invoke: '{}' is not a valid action name", call.action.chars().take(140).collect::<String>()))
+            Some(invalid_name("invoke", &call.action))
         } else {
             None
         };
@@ -63,10 +68,7 @@ impl Server {
     pub(super) fn require(&mut self, key: usize, name: String) {
         let Some(running) = self.exec.runs.get_mut(key) else { return };
         if !valid_name(&name) {
-            running.run.deliver(Err(format!(
-                "require: '{}' is not a valid action name",
-                name.chars().take(140).collect::<String>()
-            )));
+            running.run.deliver(Err(invalid_name("require", &name)));
             self.exec.runq.push_back(key);
             return;
         }

@@ -52,6 +52,12 @@ impl Job {
     pub fn new(record: InvocationRecord, reply: Reply) -> Self {
         Self { record, reply, depth: 0, deadline: None }
     }
+
+    /// Whether its record is stored when it ends: always for asynchronous
+    /// invocations, for the others with `Invocations.record_blocking`.
+    pub fn is_recorded(&self, record_blocking: bool) -> bool {
+        matches!(self.reply, Reply::Async) || record_blocking
+    }
 }
 
 struct Ready {
@@ -367,7 +373,7 @@ impl Server {
         job.record.status = InvocationStatus::Running;
         job.record.started = Some(now_ms());
         // The record keeps the arguments only if it will be stored.
-        let stored = matches!(job.reply, Reply::Async) || self.cfg.invocations.record_blocking;
+        let stored = job.is_recorded(self.cfg.invocations.record_blocking);
         let args = if stored { job.record.args.clone() } else { std::mem::take(&mut job.record.args) };
         let run = instance.start(args, budget);
         self.exec.next_id += 1;
@@ -521,7 +527,7 @@ impl Server {
             warn!(id = %running.job.record.id, "Action '{name}' aborted after violating {what} constraints");
         }
         debug!(action = %name, duration = ?outcome.duration, ok = outcome.result.is_ok(), "invocation finished");
-        let stored = matches!(running.job.reply, Reply::Async) || self.cfg.invocations.record_blocking;
+        let stored = running.job.is_recorded(self.cfg.invocations.record_blocking);
         // The answer first, from the outcome; the record after, and only if
         // it is kept (it takes the result instead of a copy).
         let result = match running.job.reply {
