@@ -426,11 +426,26 @@ impl Server {
         }
     }
 
-    /// Gives each runnable invocation one time slice.
+    /// Runs invocations of the run queue, round robin, for about one time
+    /// slice in all, then returns to the sockets.
+    ///
+    /// An invocation is in the queue because it outlived its first slice
+    /// (or got an answer it waited for); requests that just arrived run
+    /// their first slice at once, in [`Server::start`]. So however many
+    /// long invocations run, a request waits at most about one slice per
+    /// turn of the loop for them, not one slice for each of them: long
+    /// invocations share half the core when requests keep coming, all of
+    /// it when none do (the loop turns without waiting while the queue is
+    /// not empty).
     pub(crate) fn run_slices(&mut self) {
+        let budget = self.cfg.server.time_slice;
+        let start = Instant::now();
         for _ in 0..self.exec.runq.len() {
             let Some(key) = self.exec.runq.pop_front() else { break };
             self.slice(key);
+            if start.elapsed() >= budget {
+                break;
+            }
         }
     }
 
