@@ -240,16 +240,12 @@ impl Run {
                 },
             };
             let mut args = MultiValue::new();
+            // JSON pushed after `args` by `resume_raw`, straight onto the
+            // stack (no mlua handle per table and string).
+            let mut json_tail = None;
             if self.pending_args && matches!(self.phase, Phase::Main) {
                 self.pending_args = false;
-                let json_args = self.args.take().unwrap_or(serde_json::Value::Null);
-                match json::to_lua(&self.instance_ref().lua, &json_args) {
-                    Ok(v) => args.push_back(v),
-                    Err(mlua::Error::MemoryError(_)) => {
-                        return Step::Done(self.finish(Err(InvokeError::Limit(LimitKind::Memory))))
-                    }
-                    Err(e) => return Step::Done(self.finish(Err(InvokeError::Internal(error_message(&e))))),
-                }
+                json_tail = Some(self.args.take().unwrap_or(serde_json::Value::Null));
             }
             if let Some(delivery) = self.delivery.take() {
                 let lua = &self.instance_ref().lua;
@@ -257,20 +253,28 @@ impl Run {
                     // A plain `null` answer is `nil` (json.null only marks
                     // nulls inside arrays).
                     Delivery::Value(Ok(serde_json::Value::Null)) => Ok([Value::Boolean(true), Value::Nil]),
-                    Delivery::Value(Ok(v)) => json::to_lua(lua, &v).map(|v| [Value::Boolean(true), v]),
+                    Delivery::Value(Ok(v)) => {
+                        json_tail = Some(v);
+                        Ok([Value::Boolean(true), Value::Nil])
+                    }
                     Delivery::Value(Err(m)) => lua.create_string(m).map(|m| [Value::Boolean(false), Value::String(m)]),
                     Delivery::Module(Ok(f)) => Ok([Value::Boolean(true), Value::Function(f)]),
                     Delivery::Module(Err(e)) => Err(e),
                 };
                 match converted {
-                    Ok(vs) => args.extend(vs),
+                    Ok([ok, v]) => {
+                        args.push_back(ok);
+                        if json_tail.is_none() {
+                            args.push_back(v);
+                        }
+                    }
                     Err(mlua::Error::MemoryError(_)) => {
                         return Step::Done(self.finish(Err(InvokeError::Limit(LimitKind::Memory))))
                     }
                     Err(e) => return Step::Done(self.finish(Err(InvokeError::Internal(error_message(&e))))),
                 }
             }
-            let resumed = resume_raw(&self.instance_ref().lua, &thread, args);
+            let resumed = resume_raw(&self.instance_ref().lua, &thread, args, json_tail.as_ref());
             let ctl = &self.instance_ref().ctl;
             if let Some(kind) =
                 ctl.abort.get().or_else(|| self.instance_ref().meter.limit_hit().then_some(LimitKind::Memory))
@@ -509,21 +513,27 @@ const RESUME_YIELD: i64 = 1;
 const RESUME_ERROR: i64 = 2;
 const RESUME_NOMEM: i64 = 3;
 
-/// Resumes `thread` with `args` through the C API.
+/// Resumes `thread` with `args`, then `json` (if any) in its Lua form,
+/// through the C API.
 ///
 /// mlua's `Thread::resume` cannot be used: after a yield from a count hook
 /// the thread's stack holds the live frame of the interrupted function,
 /// which mlua would take for yielded values and reset.
-fn resume_raw(lua: &Lua, thread: &Thread, args: MultiValue) -> mlua::Result<Resumed> {
+fn resume_raw(lua: &Lua, thread: &Thread, args: MultiValue, json: Option<&serde_json::Value>) -> mlua::Result<Resumed> {
     let t = thread.to_pointer() as *mut ffi::lua_State;
     // SAFETY: `t` is the live state of `thread`, a coroutine of `lua`'s
     // state, and it is suspended (new or yielded). `exec_raw` calls the
     // closure in a protected C call whose stack holds exactly the pushed
-    // `args`; we move them to `t`, resume it, and leave on the caller's
-    // stack a status code followed by the results or the error object. A
-    // hook-yielded `t` keeps its stack untouched (it yields no values).
+    // `args`; `json::push` adds one value there (raising a Lua error,
+    // caught by that protected call, when out of memory); we move them to
+    // `t`, resume it, and leave on the caller's stack a status code
+    // followed by the results or the error object. A hook-yielded `t`
+    // keeps its stack untouched (it yields no values).
     let out: MultiValue = unsafe {
         lua.exec_raw(args, |state| {
+            if let Some(json) = json {
+                json::push(state, json);
+            }
             let nargs = ffi::lua_gettop(state);
             if ffi::lua_checkstack(t, nargs + 1) == 0 {
                 ffi::lua_settop(state, 0);

@@ -21,8 +21,9 @@
 //!   [`MAX_DEPTH`] (which also catches cycles).
 
 use std::cell::Cell;
+use std::ffi::c_int;
 
-use mlua::{Lua, Table, Value};
+use mlua::{ffi, Lua, Table, Value};
 
 use super::hook::{with_active, LimitKind};
 
@@ -31,6 +32,8 @@ pub const MAX_DEPTH: usize = 100;
 
 /// Registry key of the metatable that marks tables decoded from arrays.
 pub const ARRAY_MT_KEY: &str = "sl.json.array";
+/// [`ARRAY_MT_KEY`] for the C API.
+const ARRAY_MT_CKEY: &std::ffi::CStr = c"sl.json.array";
 
 /// A Lua value that has no JSON representation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,53 +47,85 @@ pub struct JsonError {
 
 /// Converts a JSON value into a Lua value.
 pub fn to_lua(lua: &Lua, value: &serde_json::Value) -> mlua::Result<Value> {
-    // Looked up at the first array only: most arguments have none.
-    let array_mt = std::cell::OnceCell::new();
-    to_lua_inner(lua, value, &array_mt, 0)
+    // SAFETY: `push` only pushes onto the stack of the protected call that
+    // `exec_raw` runs it in (see `push`'s contract), leaving one value.
+    unsafe { lua.exec_raw((), |state| push(state, value)) }
 }
 
-fn to_lua_inner(
-    lua: &Lua,
-    value: &serde_json::Value,
-    array_mt: &std::cell::OnceCell<Option<Table>>,
-    depth: usize,
-) -> mlua::Result<Value> {
+/// Pushes the Lua form of `value` onto `state`'s stack (one slot), with
+/// the mapping of [`to_lua`]: a few C API calls per value instead of a
+/// protected call for every table and string.
+///
+/// # Safety
+///
+/// `state` must be a live Lua state of an SL instance, and the call must
+/// run inside a protected call (`Lua::exec_raw`): a memory error, or
+/// nesting deeper than [`MAX_DEPTH`], raises a Lua error that unwinds
+/// (longjmp) through this function, whose frames own nothing to drop.
+pub unsafe fn push(state: *mut ffi::lua_State, value: &serde_json::Value) {
+    // The array metatable is looked up at the first array only (most
+    // arguments have none); its slot is `nil` until then.
+    ffi::lua_pushnil(state);
+    let mt = ffi::lua_gettop(state);
+    push_value(state, value, mt, 0);
+    ffi::lua_remove(state, mt);
+}
+
+/// # Safety
+///
+/// As for [`push`]; `mt` is the stack slot of the array metatable.
+unsafe fn push_value(state: *mut ffi::lua_State, value: &serde_json::Value, mt: c_int, depth: usize) {
     use serde_json::Value as J;
-    if depth > MAX_DEPTH {
-        return Err(mlua::Error::runtime("JSON nesting too deep"));
+    if depth > MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
+        raise(state, "JSON nesting too deep");
     }
-    Ok(match value {
-        J::Null => Value::NULL,
-        J::Bool(b) => Value::Boolean(*b),
+    match value {
+        J::Null => ffi::lua_pushlightuserdata(state, std::ptr::null_mut()),
+        J::Bool(b) => ffi::lua_pushboolean(state, c_int::from(*b)),
         J::Number(n) => match n.as_i64() {
-            Some(i) => Value::Integer(i),
-            None => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Some(i) => ffi::lua_pushinteger(state, i),
+            None => ffi::lua_pushnumber(state, n.as_f64().unwrap_or(f64::NAN)),
         },
-        J::String(s) => Value::String(lua.create_string(s)?),
+        J::String(s) => {
+            ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
+        }
         J::Array(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(c_int::MAX), 0);
             for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, to_lua_inner(lua, item, array_mt, depth + 1)?)?;
+                push_value(state, item, mt, depth + 1);
+                ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
             }
-            if array_mt.get().is_none() {
-                let _ = array_mt.set(lua.named_registry_value(ARRAY_MT_KEY)?);
+            if ffi::lua_isnil(state, mt) != 0 {
+                ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, ARRAY_MT_CKEY.as_ptr());
+                ffi::lua_replace(state, mt);
             }
-            if let Some(Some(mt)) = array_mt.get() {
-                t.set_metatable(Some(mt.clone()))?;
+            if ffi::lua_istable(state, mt) != 0 {
+                ffi::lua_pushvalue(state, mt);
+                ffi::lua_setmetatable(state, -2);
             }
-            Value::Table(t)
         }
         J::Object(map) => {
-            let t = lua.create_table_with_capacity(0, map.len())?;
+            ffi::lua_createtable(state, 0, c_int::try_from(map.len()).unwrap_or(c_int::MAX));
             for (k, v) in map {
                 if v.is_null() {
                     continue;
                 }
-                t.raw_set(k.as_str(), to_lua_inner(lua, v, array_mt, depth + 1)?)?;
+                ffi::lua_pushlstring(state, k.as_ptr().cast(), k.len());
+                push_value(state, v, mt, depth + 1);
+                ffi::lua_rawset(state, -3);
             }
-            Value::Table(t)
         }
-    })
+    }
+}
+
+/// Raises `message` as a Lua error.
+///
+/// # Safety
+///
+/// Inside a protected call on `state`; does not return.
+unsafe fn raise(state: *mut ffi::lua_State, message: &str) -> ! {
+    ffi::lua_pushlstring(state, message.as_ptr().cast(), message.len());
+    ffi::lua_error(state)
 }
 
 /// Parses JSON text straight into a Lua value (with the mapping of
@@ -435,6 +470,52 @@ mod tests {
         ] {
             assert_eq!(roundtrip(v.clone()), v);
         }
+    }
+
+    #[test]
+    fn arrays_carry_the_marker_and_nulls_in_them_become_json_null() {
+        let lua = lua();
+        let v = to_lua(&lua, &json!({"a": [], "b": [1, null, "x"], "c": {"d": [[]]}})).unwrap();
+        let t = v.as_table().unwrap();
+        let mt: Table = lua.named_registry_value(ARRAY_MT_KEY).unwrap();
+        for key in ["a", "b"] {
+            let arr: Table = t.raw_get(key).unwrap();
+            assert_eq!(arr.metatable(), Some(mt.clone()), "{key}");
+        }
+        let b: Table = t.raw_get("b").unwrap();
+        assert_eq!(b.raw_get::<Value>(2).unwrap(), Value::NULL);
+        assert_eq!(b.raw_len(), 3);
+        let inner: Table = t.raw_get::<Table>("c").unwrap().raw_get::<Table>("d").unwrap().raw_get(1).unwrap();
+        assert_eq!(inner.metatable(), Some(mt));
+        assert_eq!(to_lua(&lua, &json!(null)).unwrap(), Value::NULL);
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_an_error_and_leaves_the_stack_clean() {
+        let lua = lua();
+        let mut deep = json!(1);
+        for _ in 0..=MAX_DEPTH {
+            deep = json!([deep]);
+        }
+        let err = to_lua(&lua, &deep).unwrap_err();
+        assert!(err.to_string().contains("JSON nesting too deep"), "{err}");
+        let mut ok = json!(1);
+        for _ in 0..MAX_DEPTH {
+            ok = json!({"k": ok});
+        }
+        assert!(to_lua(&lua, &ok).is_ok());
+        // The state still works after the error unwound the pushes.
+        assert_eq!(lua.load("return 1 + 1").eval::<i64>().unwrap(), 2);
+    }
+
+    #[test]
+    fn running_out_of_memory_while_pushing_is_a_memory_error() {
+        let lua = lua();
+        lua.set_memory_limit(lua.used_memory() + 64 * 1024).unwrap();
+        let big = json!((0..10_000).map(|i| format!("value number {i}")).collect::<Vec<_>>());
+        assert!(matches!(to_lua(&lua, &big), Err(mlua::Error::MemoryError(_))));
+        lua.set_memory_limit(0).unwrap();
+        assert!(to_lua(&lua, &big).is_ok());
     }
 
     #[test]
