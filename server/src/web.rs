@@ -83,7 +83,7 @@ impl Server {
             Ok(a) => a,
             Err(resp) => return Some(resp),
         };
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = crate::reactor::new_invocation_id();
         let record = InvocationRecord::queued(id, action, args, false, now_ms());
         self.invoke(Job::new(record, Reply::Web(conn)));
         None

@@ -19,7 +19,7 @@ use crate::auth::{Access, Denied};
 use crate::exec::{budget_for, record_response, Job, Reply};
 use crate::http::{Method, Request, Response};
 use crate::reactor::{now_ms, ConnRef, Server, Waiter};
-use crate::sandbox::{self, InvokeError};
+use crate::sandbox::{self, check_object, InvokeError};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -79,8 +79,13 @@ fn check_name(name: &str) -> Result<(), Response> {
 }
 
 /// Arguments of an invocation: the body as a JSON object (empty = `{}`).
+/// Whether a body holds no arguments (`{}` is meant).
+fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
 fn parse_args(body: &[u8]) -> Result<serde_json::Value, Response> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if is_blank(body) {
         return Ok(serde_json::Value::Object(Default::default()));
     }
     match serde_json::from_slice::<serde_json::Value>(body) {
@@ -148,7 +153,7 @@ fn action_json(rec: &ActionRecord, with_code: bool) -> serde_json::Value {
 
 impl Server {
     /// Routes a request. `None` means the answer comes later.
-    pub(crate) fn handle(&mut self, conn: ConnRef, req: Request) -> Option<Response> {
+    pub(crate) fn handle(&mut self, conn: ConnRef, mut req: Request) -> Option<Response> {
         let method = if req.method == Method::Head { Method::Get } else { req.method.clone() };
         // Every API path has at most three segments: longer ones match no
         // route (no allocation per request for the split).
@@ -203,7 +208,7 @@ impl Server {
             (["actions", name], Method::Post) => check_name(name).and_then(|_| self.submit(conn, name, &req.body)),
             (["actions", _], _) => Err(not_allowed("GET, PUT, DELETE, POST")),
             (["actions", name, "block"], Method::Post) => {
-                check_name(name).and_then(|_| self.run_blocking(conn, name, &req.body))
+                check_name(name).and_then(|_| self.run_blocking(conn, name, std::mem::take(&mut req.body)))
             }
             (["actions", _, "block"], _) => Err(not_allowed("POST")),
             (["invocation", id], Method::Get) => self.get_invocation(conn, id, &req.query),
@@ -398,12 +403,19 @@ impl Server {
         None
     }
 
-    fn run_blocking(&mut self, conn: ConnRef, name: &str, body: &[u8]) -> Result<Option<Response>, Response> {
+    fn run_blocking(&mut self, conn: ConnRef, name: &str, body: Vec<u8>) -> Result<Option<Response>, Response> {
         self.check_room()?;
-        let args = parse_args(body)?;
-        let id = uuid::Uuid::now_v7().to_string();
-        let record = InvocationRecord::queued(id, name.to_string(), args, false, now_ms());
-        self.invoke(Job::new(record, Reply::Conn(conn)));
+        let id = crate::reactor::new_invocation_id();
+        let job = if self.cfg.invocations.record_blocking || is_blank(&body) {
+            let record = InvocationRecord::queued(id, name.to_string(), parse_args(&body)?, false, now_ms());
+            Job::new(record, Reply::Conn(conn))
+        } else {
+            // Not recorded: the run parses the text straight into Lua.
+            check_object(&body).map_err(bad_request)?;
+            let record = InvocationRecord::queued(id, name.to_string(), serde_json::Value::Null, false, now_ms());
+            Job { args_text: Some(body), ..Job::new(record, Reply::Conn(conn)) }
+        };
+        self.invoke(job);
         Ok(None)
     }
 
@@ -418,7 +430,7 @@ impl Server {
 
     fn submit(&mut self, conn: ConnRef, name: &str, body: &[u8]) -> Result<Option<Response>, Response> {
         let args = parse_args(body)?;
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = crate::reactor::new_invocation_id();
         let record = InvocationRecord::queued(id.clone(), name.to_string(), args, true, now_ms());
         let known = self.exec.is_cached(name);
         let max_queued = self.cfg.invocations.max_queued;

@@ -51,13 +51,12 @@ impl Server {
         }
         let id = park(&mut self.exec.parked, key, running);
         let mut record =
-            InvocationRecord::queued(uuid::Uuid::now_v7().to_string(), call.action, call.args, false, now_ms());
+            InvocationRecord::queued(crate::reactor::new_invocation_id(), call.action, call.args, false, now_ms());
         record.caller = Some(running.job.record.id.clone());
         let job = Job {
-            record,
-            reply: Reply::Caller { key, id },
             depth: running.job.depth + 1,
             deadline: Some(running.run.deadline()),
+            ..Job::new(record, Reply::Caller { key, id })
         };
         self.invoke(job);
     }

@@ -21,7 +21,7 @@ use tracing::{debug, warn};
 use crate::config::LimitsConfig;
 use crate::http::Response;
 use crate::reactor::{now_ms, ConnRef, Server};
-use crate::sandbox::{Budget, Compiled, Instance, InvokeError, LimitKind, Outcome, PluginCall, Run, Step};
+use crate::sandbox::{Args, Budget, Compiled, Instance, InvokeError, LimitKind, Outcome, PluginCall, Run, Step};
 
 /// Who gets the result of an invocation.
 pub(crate) enum Reply {
@@ -45,12 +45,16 @@ pub(crate) struct Job {
     /// When it must end at the latest, whatever its own timeout says (its
     /// caller's deadline).
     pub deadline: Option<Instant>,
+    /// The arguments as JSON text (checked to be an object), for a job
+    /// whose record does not keep them: the run parses the text straight
+    /// into Lua. `record.args` is then unused.
+    pub args_text: Option<Vec<u8>>,
 }
 
 impl Job {
     /// A job started by a request or the queue.
     pub fn new(record: InvocationRecord, reply: Reply) -> Self {
-        Self { record, reply, depth: 0, deadline: None }
+        Self { record, reply, depth: 0, deadline: None, args_text: None }
     }
 
     /// Whether its record is stored when it ends: always for asynchronous
@@ -100,7 +104,9 @@ struct Running {
 /// Actions and running invocations of one reactor.
 #[derive(Default)]
 pub struct Executor {
-    actions: HashMap<String, Slot>,
+    /// Looked up several times a request: hashed with foldhash (seeded
+    /// per process) rather than SipHash.
+    actions: HashMap<String, Slot, foldhash::fast::RandomState>,
     runs: Slab<Running>,
     runq: VecDeque<usize>,
     next_id: u64,
@@ -374,7 +380,11 @@ impl Server {
         job.record.started = Some(now_ms());
         // The record keeps the arguments only if it will be stored.
         let stored = job.is_recorded(self.cfg.invocations.record_blocking);
-        let args = if stored { job.record.args.clone() } else { std::mem::take(&mut job.record.args) };
+        let args = match job.args_text.take() {
+            Some(text) => Args::Text(text),
+            None if stored => Args::Value(job.record.args.clone()),
+            None => Args::Value(std::mem::take(&mut job.record.args)),
+        };
         let run = instance.start(args, budget);
         self.exec.next_id += 1;
         let id = self.exec.next_id;

@@ -1,5 +1,7 @@
 //! Parsing requests from a connection's read buffer.
 
+use std::mem::MaybeUninit;
+
 /// Bounds on what a client may send.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseLimits {
@@ -123,10 +125,7 @@ fn has_bare_lf(buf: &[u8]) -> bool {
     while buf[start..].starts_with(b"\r\n") {
         start += 2;
     }
-    for i in start..buf.len() {
-        if buf[i] != b'\n' {
-            continue;
-        }
+    for i in memchr::memchr_iter(b'\n', &buf[start..]).map(|i| i + start) {
         if i == 0 || buf[i - 1] != b'\r' {
             return true;
         }
@@ -144,17 +143,18 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
     if has_bare_lf(buf) {
         return Err(err(400, "malformed request: a line of the request head ends with LF alone (send CRLF)"));
     }
-    // The usual limit fits on the stack: no allocation per parse.
-    let mut on_stack = [httparse::EMPTY_HEADER; 64];
+    // The usual limit fits on the stack: no allocation per parse, and no
+    // writes to the slots before httparse fills them.
+    let mut on_stack = [const { MaybeUninit::<httparse::Header>::uninit() }; 64];
     let mut on_heap = Vec::new();
-    let headers: &mut [httparse::Header] = if limits.max_headers <= on_stack.len() {
+    let headers: &mut [MaybeUninit<httparse::Header>] = if limits.max_headers <= on_stack.len() {
         &mut on_stack[..limits.max_headers]
     } else {
-        on_heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
-        &mut on_heap
+        on_heap.reserve_exact(limits.max_headers);
+        &mut on_heap.spare_capacity_mut()[..limits.max_headers]
     };
-    let mut req = httparse::Request::new(headers);
-    let head_len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() > limits.max_head {

@@ -205,13 +205,13 @@ pub struct RouteTable<T> {
     /// Routes for any host.
     any: Node<T>,
     /// Routes by lower-case host; a host is removed with its last route.
-    hosts: HashMap<Box<str>, Node<T>>,
+    hosts: HashMap<Box<str>, Node<T>, foldhash::fast::RandomState>,
     len: usize,
 }
 
 impl<T> Default for RouteTable<T> {
     fn default() -> Self {
-        RouteTable { any: Node::default(), hosts: HashMap::new(), len: 0 }
+        RouteTable { any: Node::default(), hosts: HashMap::default(), len: 0 }
     }
 }
 

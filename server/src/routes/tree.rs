@@ -24,7 +24,9 @@ pub(crate) struct Route<T> {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Node<T> {
-    statics: HashMap<Box<str>, Node<T>>,
+    /// Hashed with foldhash (seeded per process) rather than SipHash: a
+    /// lookup hashes every static segment of the path.
+    statics: HashMap<Box<str>, Node<T>, foldhash::fast::RandomState>,
     param: Option<Box<Node<T>>>,
     /// Routes whose pattern ends here.
     here: Vec<Route<T>>,
@@ -34,7 +36,7 @@ pub(crate) struct Node<T> {
 
 impl<T> Default for Node<T> {
     fn default() -> Self {
-        Node { statics: HashMap::new(), param: None, here: Vec::new(), rest: Vec::new() }
+        Node { statics: HashMap::default(), param: None, here: Vec::new(), rest: Vec::new() }
     }
 }
 

@@ -7,6 +7,7 @@ use std::ffi::c_int;
 use mlua::{ffi, ChunkMode, Function, Lua, MultiValue, Thread, Value};
 
 use super::alloc::{self, MemoryMeter};
+use super::args::{push_doc, Args, Doc};
 use super::hook::{self, ActiveGuard, Control, LimitKind};
 use super::{env, json, InvokeError};
 
@@ -77,8 +78,8 @@ impl Instance {
     }
 
     /// Starts an invocation of `main(args)` under `budget`.
-    pub fn start(self, args: serde_json::Value, budget: Budget) -> Run {
-        Run::new(self, Some(args), budget)
+    pub fn start(self, args: impl Into<Args>, budget: Budget) -> Run {
+        Run::new(self, Some(args.into()), budget)
     }
 
     /// Runs only the chunk (as at create time) and checks that it defines
@@ -151,7 +152,7 @@ enum Delivery {
 pub struct Run {
     thread: Option<Thread>,
     phase: Phase,
-    args: Option<serde_json::Value>,
+    args: Option<Args>,
     pending_args: bool,
     /// The result of a plugin call, an invoke or a require, to resume the
     /// thread with.
@@ -161,7 +162,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn new(instance: Instance, args: Option<serde_json::Value>, budget: Budget) -> Self {
+    fn new(instance: Instance, args: Option<Args>, budget: Budget) -> Self {
         let started = Instant::now();
         let ctl = &instance.ctl;
         ctl.deadline.set(started + budget.timeout);
@@ -245,7 +246,7 @@ impl Run {
             let mut json_tail = None;
             if self.pending_args && matches!(self.phase, Phase::Main) {
                 self.pending_args = false;
-                json_tail = Some(self.args.take().unwrap_or(serde_json::Value::Null));
+                json_tail = Some(self.args.take().unwrap_or(Args::Value(serde_json::Value::Null)));
             }
             if let Some(delivery) = self.delivery.take() {
                 let lua = &self.instance_ref().lua;
@@ -254,7 +255,7 @@ impl Run {
                     // nulls inside arrays).
                     Delivery::Value(Ok(serde_json::Value::Null)) => Ok([Value::Boolean(true), Value::Nil]),
                     Delivery::Value(Ok(v)) => {
-                        json_tail = Some(v);
+                        json_tail = Some(Args::Value(v));
                         Ok([Value::Boolean(true), Value::Nil])
                     }
                     Delivery::Value(Err(m)) => lua.create_string(m).map(|m| [Value::Boolean(false), Value::String(m)]),
@@ -274,7 +275,23 @@ impl Run {
                     Err(e) => return Step::Done(self.finish(Err(InvokeError::Internal(error_message(&e))))),
                 }
             }
-            let resumed = resume_raw(&self.instance_ref().lua, &thread, args, json_tail.as_ref());
+            // Text is parsed here, outside the protected call that pushes
+            // it (a parse allocates and may fail; a push only longjmps).
+            let doc = match &json_tail {
+                Some(Args::Text(text)) => match Doc::parse(text) {
+                    Ok(doc) => Some(doc),
+                    Err(e) => {
+                        return Step::Done(self.finish(Err(InvokeError::Internal(format!("invalid arguments: {e}")))))
+                    }
+                },
+                _ => None,
+            };
+            let tail = match (&json_tail, &doc) {
+                (_, Some(doc)) => Some(Tail::Doc(doc)),
+                (Some(Args::Value(v)), None) => Some(Tail::Value(v)),
+                _ => None,
+            };
+            let resumed = resume_raw(&self.instance_ref().lua, &thread, args, tail);
             let ctl = &self.instance_ref().ctl;
             if let Some(kind) =
                 ctl.abort.get().or_else(|| self.instance_ref().meter.limit_hit().then_some(LimitKind::Memory))
@@ -513,26 +530,34 @@ const RESUME_YIELD: i64 = 1;
 const RESUME_ERROR: i64 = 2;
 const RESUME_NOMEM: i64 = 3;
 
-/// Resumes `thread` with `args`, then `json` (if any) in its Lua form,
+/// JSON pushed after the other arguments of a resume.
+enum Tail<'a> {
+    Value(&'a serde_json::Value),
+    Doc(&'a Doc<'a>),
+}
+
+/// Resumes `thread` with `args`, then `tail` (if any) in its Lua form,
 /// through the C API.
 ///
 /// mlua's `Thread::resume` cannot be used: after a yield from a count hook
 /// the thread's stack holds the live frame of the interrupted function,
 /// which mlua would take for yielded values and reset.
-fn resume_raw(lua: &Lua, thread: &Thread, args: MultiValue, json: Option<&serde_json::Value>) -> mlua::Result<Resumed> {
+fn resume_raw(lua: &Lua, thread: &Thread, args: MultiValue, tail: Option<Tail>) -> mlua::Result<Resumed> {
     let t = thread.to_pointer() as *mut ffi::lua_State;
     // SAFETY: `t` is the live state of `thread`, a coroutine of `lua`'s
     // state, and it is suspended (new or yielded). `exec_raw` calls the
     // closure in a protected C call whose stack holds exactly the pushed
-    // `args`; `json::push` adds one value there (raising a Lua error,
+    // `args`; `json::push` or `push_doc` adds one value there (raising a Lua error,
     // caught by that protected call, when out of memory); we move them to
     // `t`, resume it, and leave on the caller's stack a status code
     // followed by the results or the error object. A hook-yielded `t`
     // keeps its stack untouched (it yields no values).
     let out: MultiValue = unsafe {
         lua.exec_raw(args, |state| {
-            if let Some(json) = json {
-                json::push(state, json);
+            match tail {
+                Some(Tail::Value(v)) => json::push(state, v),
+                Some(Tail::Doc(d)) => push_doc(state, d),
+                None => {}
             }
             let nargs = ffi::lua_gettop(state);
             if ffi::lua_checkstack(t, nargs + 1) == 0 {

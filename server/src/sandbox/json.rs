@@ -76,9 +76,7 @@ pub unsafe fn push(state: *mut ffi::lua_State, value: &serde_json::Value) {
 /// As for [`push`]; `mt` is the stack slot of the array metatable.
 unsafe fn push_value(state: *mut ffi::lua_State, value: &serde_json::Value, mt: c_int, depth: usize) {
     use serde_json::Value as J;
-    if depth > MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
-        raise(state, "JSON nesting too deep");
-    }
+    check_room(state, depth);
     match value {
         J::Null => ffi::lua_pushlightuserdata(state, std::ptr::null_mut()),
         J::Bool(b) => ffi::lua_pushboolean(state, c_int::from(*b)),
@@ -95,14 +93,7 @@ unsafe fn push_value(state: *mut ffi::lua_State, value: &serde_json::Value, mt: 
                 push_value(state, item, mt, depth + 1);
                 ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
             }
-            if ffi::lua_isnil(state, mt) != 0 {
-                ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, ARRAY_MT_CKEY.as_ptr());
-                ffi::lua_replace(state, mt);
-            }
-            if ffi::lua_istable(state, mt) != 0 {
-                ffi::lua_pushvalue(state, mt);
-                ffi::lua_setmetatable(state, -2);
-            }
+            mark_array(state, mt);
         }
         J::Object(map) => {
             ffi::lua_createtable(state, 0, c_int::try_from(map.len()).unwrap_or(c_int::MAX));
@@ -115,6 +106,36 @@ unsafe fn push_value(state: *mut ffi::lua_State, value: &serde_json::Value, mt: 
                 ffi::lua_rawset(state, -3);
             }
         }
+    }
+}
+
+/// Raises "JSON nesting too deep" past [`MAX_DEPTH`], and makes room on
+/// the stack for a value at `depth` (a table, a key and a value).
+///
+/// # Safety
+///
+/// Inside a protected call on `state`.
+pub(super) unsafe fn check_room(state: *mut ffi::lua_State, depth: usize) {
+    if depth > MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
+        raise(state, "JSON nesting too deep");
+    }
+}
+
+/// Gives the table on top of the stack the array metatable, looked up in
+/// the registry into stack slot `mt` the first time (`mt` holds `nil`
+/// until then).
+///
+/// # Safety
+///
+/// Inside a protected call on `state`, with a table on top of the stack.
+pub(super) unsafe fn mark_array(state: *mut ffi::lua_State, mt: c_int) {
+    if ffi::lua_isnil(state, mt) != 0 {
+        ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, ARRAY_MT_CKEY.as_ptr());
+        ffi::lua_replace(state, mt);
+    }
+    if ffi::lua_istable(state, mt) != 0 {
+        ffi::lua_pushvalue(state, mt);
+        ffi::lua_setmetatable(state, -2);
     }
 }
 

@@ -1,0 +1,279 @@
+//! The arguments of an invocation, and pushing JSON onto a Lua stack
+//! without building a `serde_json::Value` when the text is at hand.
+//!
+//! A request's body is JSON text. When the invocation record keeps the
+//! arguments, they are parsed into a `serde_json::Value` (the record
+//! stores it); when it does not, the text itself is handed to the run,
+//! which parses it into a [`Doc`] (strings borrowed from the text, members
+//! in a plain vector: no hashing, few allocations) just before pushing it.
+
+use std::borrow::Cow;
+use std::ffi::c_int;
+use std::fmt;
+
+use mlua::ffi;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::json;
+
+/// What `main` is called with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Args {
+    /// A parsed JSON value.
+    Value(serde_json::Value),
+    /// The text of a JSON object, already checked by [`check_object`].
+    Text(Vec<u8>),
+}
+
+impl From<serde_json::Value> for Args {
+    fn from(v: serde_json::Value) -> Self {
+        Self::Value(v)
+    }
+}
+
+/// Checks that `text` is one JSON object, without building it. The
+/// messages are those of parsing it into a `serde_json::Value`.
+pub fn check_object(text: &[u8]) -> Result<(), String> {
+    serde_json::from_slice::<de::IgnoredAny>(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    match text.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err("the arguments must be a JSON object".into()),
+    }
+}
+
+/// A JSON value parsed from text that it borrows from where it can.
+#[derive(Debug, PartialEq)]
+pub enum Doc<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    Array(Vec<Doc<'a>>),
+    /// Members in the order of the text; a later duplicate wins, as in a
+    /// `serde_json::Value`.
+    Object(Vec<(Cow<'a, str>, Doc<'a>)>),
+}
+
+impl<'a> Doc<'a> {
+    /// Parses JSON text.
+    pub fn parse(text: &'a [u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Doc<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DocVisitor)
+    }
+}
+
+struct DocVisitor;
+
+impl<'de> Visitor<'de> for DocVisitor {
+    type Value = Doc<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Doc<'de>, E> {
+        Ok(Doc::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Doc<'de>, E> {
+        Ok(Doc::Bool(b))
+    }
+
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Doc<'de>, E> {
+        Ok(Doc::Int(i))
+    }
+
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Doc<'de>, E> {
+        // Beyond i64 a float, as `serde_json::Value::as_i64` decides.
+        Ok(i64::try_from(u).map_or(Doc::Float(u as f64), Doc::Int))
+    }
+
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Doc<'de>, E> {
+        Ok(Doc::Float(x))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Doc<'de>, E> {
+        Ok(Doc::Str(Cow::Borrowed(s)))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Doc<'de>, E> {
+        Ok(Doc::Str(Cow::Owned(s.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Doc<'de>, E> {
+        Ok(Doc::Str(Cow::Owned(s)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Doc<'de>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Doc::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        while let Some(Key(k)) = map.next_key()? {
+            members.push((k, map.next_value()?));
+        }
+        Ok(Doc::Object(members))
+    }
+}
+
+/// An object key, borrowed from the text when it has no escapes (serde's
+/// own `Cow<str>` always copies).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Pushes the Lua form of `doc` onto `state`'s stack (one slot), with the
+/// mapping of [`json::to_lua`].
+///
+/// # Safety
+///
+/// As for [`json::push`]: a live state of an SL instance, inside a
+/// protected call; errors unwind (longjmp) through frames that own
+/// nothing to drop.
+pub unsafe fn push_doc(state: *mut ffi::lua_State, doc: &Doc) {
+    ffi::lua_pushnil(state);
+    let mt = ffi::lua_gettop(state);
+    push_doc_value(state, doc, mt, 0);
+    ffi::lua_remove(state, mt);
+}
+
+/// # Safety
+///
+/// As for [`push_doc`]; `mt` is the stack slot of the array metatable.
+unsafe fn push_doc_value(state: *mut ffi::lua_State, doc: &Doc, mt: c_int, depth: usize) {
+    json::check_room(state, depth);
+    match doc {
+        Doc::Null => ffi::lua_pushlightuserdata(state, std::ptr::null_mut()),
+        Doc::Bool(b) => ffi::lua_pushboolean(state, c_int::from(*b)),
+        Doc::Int(i) => ffi::lua_pushinteger(state, *i),
+        Doc::Float(x) => ffi::lua_pushnumber(state, *x),
+        Doc::Str(s) => {
+            ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
+        }
+        Doc::Array(items) => {
+            ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(c_int::MAX), 0);
+            for (i, item) in items.iter().enumerate() {
+                push_doc_value(state, item, mt, depth + 1);
+                ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
+            }
+            json::mark_array(state, mt);
+        }
+        Doc::Object(members) => {
+            ffi::lua_createtable(state, 0, c_int::try_from(members.len()).unwrap_or(c_int::MAX));
+            for (k, v) in members {
+                ffi::lua_pushlstring(state, k.as_ptr().cast(), k.len());
+                // A null member is no key at all (and undoes an earlier
+                // duplicate, as it does in a `serde_json::Value`).
+                match v {
+                    Doc::Null => ffi::lua_pushnil(state),
+                    v => push_doc_value(state, v, mt, depth + 1),
+                }
+                ffi::lua_rawset(state, -3);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlua::{Lua, Value};
+    use serde_json::json;
+
+    fn lua() -> Lua {
+        let lua = Lua::new();
+        let mt = lua.create_table().unwrap();
+        lua.set_named_registry_value(json::ARRAY_MT_KEY, mt).unwrap();
+        lua
+    }
+
+    /// The Lua value of `text` through a `Doc`, back in JSON.
+    fn via_doc(lua: &Lua, text: &str) -> serde_json::Value {
+        let doc = Doc::parse(text.as_bytes()).unwrap();
+        // SAFETY: inside `exec_raw`'s protected call, as `push_doc` needs.
+        let v: Value = unsafe { lua.exec_raw((), |state| push_doc(state, &doc)) }.unwrap();
+        json::from_lua(lua, &v).unwrap()
+    }
+
+    #[test]
+    fn text_and_value_give_the_same_lua_values() {
+        let lua = lua();
+        for text in [
+            r#"{}"#,
+            r#"{"name": "x", "n": 3, "f": 1.5, "neg": -7, "t": true, "no": false}"#,
+            r#"{"big": 18446744073709551615, "exp": 1e3, "i": 9223372036854775807}"#,
+            r#"{"s": "esc\"aped \u00e9 \n", "k\u00e9y": 1, "arr": [1, null, [], {}, "x"]}"#,
+            r#"{"a": null, "b": {"c": null, "d": [null]}}"#,
+            r#"{"dup": 1, "dup": 2, "gone": 1, "gone": null}"#,
+        ] {
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let through_value = json::from_lua(&lua, &json::to_lua(&lua, &value).unwrap()).unwrap();
+            assert_eq!(via_doc(&lua, text), through_value, "{text}");
+        }
+        assert_eq!(via_doc(&lua, r#"{"dup": 1, "dup": 2, "gone": 1, "gone": null}"#), json!({"dup": 2}));
+    }
+
+    #[test]
+    fn strings_without_escapes_are_borrowed() {
+        let doc = Doc::parse(br#"{"plain": "text", "esc\u0041": "a\nb"}"#).unwrap();
+        let Doc::Object(members) = doc else { panic!("not an object") };
+        assert!(matches!(&members[0], (Cow::Borrowed("plain"), Doc::Str(Cow::Borrowed("text")))));
+        assert!(matches!(&members[1].0, Cow::Owned(k) if k == "escA"));
+        assert!(matches!(&members[1].1, Doc::Str(Cow::Owned(s)) if s == "a\nb"));
+    }
+
+    #[test]
+    fn check_object_accepts_objects_only_with_the_value_parser_messages() {
+        assert_eq!(check_object(br#" {"a": [1, 2]} "#), Ok(()));
+        assert_eq!(check_object(b"[1]").unwrap_err(), "the arguments must be a JSON object");
+        assert_eq!(check_object(b"3").unwrap_err(), "the arguments must be a JSON object");
+        let value_err = serde_json::from_slice::<serde_json::Value>(b"{\"a\": }").unwrap_err();
+        assert_eq!(check_object(b"{\"a\": }").unwrap_err(), format!("invalid JSON: {value_err}"));
+        assert!(check_object(b"{} {}").unwrap_err().starts_with("invalid JSON: trailing characters"));
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_an_error() {
+        let lua = lua();
+        let text = format!("{}1{}", "[".repeat(json::MAX_DEPTH + 1), "]".repeat(json::MAX_DEPTH + 1));
+        let doc = Doc::parse(text.as_bytes()).unwrap();
+        // SAFETY: inside `exec_raw`'s protected call, as `push_doc` needs.
+        let err = unsafe { lua.exec_raw::<Value>((), |state| push_doc(state, &doc)) }.unwrap_err();
+        assert!(err.to_string().contains("JSON nesting too deep"), "{err}");
+    }
+}
