@@ -405,16 +405,22 @@ impl Server {
 
     fn run_blocking(&mut self, conn: ConnRef, name: &str, body: Vec<u8>) -> Result<Option<Response>, Response> {
         self.check_room()?;
-        let id = crate::reactor::new_invocation_id();
-        let job = if self.cfg.invocations.record_blocking || is_blank(&body) {
+        if self.cfg.invocations.record_blocking {
+            let id = crate::reactor::new_invocation_id();
             let record = InvocationRecord::queued(id, name.to_string(), parse_args(&body)?, false, now_ms());
-            Job::new(record, Reply::Conn(conn))
+            self.invoke(Job::new(record, Reply::Conn(conn)));
+            return Ok(None);
+        }
+        // Not recorded: the run parses the text straight into Lua, and the
+        // id is made only if something names it (`Job::id`).
+        let (args, text) = if is_blank(&body) {
+            (serde_json::Value::Object(Default::default()), None)
         } else {
-            // Not recorded: the run parses the text straight into Lua.
             check_object(&body).map_err(bad_request)?;
-            let record = InvocationRecord::queued(id, name.to_string(), serde_json::Value::Null, false, now_ms());
-            Job { args_text: Some(body), ..Job::new(record, Reply::Conn(conn)) }
+            (serde_json::Value::Null, Some(body))
         };
+        let record = InvocationRecord::queued(String::new(), name.to_string(), args, false, now_ms());
+        let job = Job { args_text: text, ..Job::new(record, Reply::Conn(conn)) };
         self.invoke(job);
         Ok(None)
     }

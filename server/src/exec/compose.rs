@@ -52,7 +52,7 @@ impl Server {
         let id = park(&mut self.exec.parked, key, running);
         let mut record =
             InvocationRecord::queued(crate::reactor::new_invocation_id(), call.action, call.args, false, now_ms());
-        record.caller = Some(running.job.record.id.clone());
+        record.caller = Some(running.job.id().to_owned());
         let job = Job {
             depth: running.job.depth + 1,
             deadline: Some(running.run.deadline()),

@@ -57,6 +57,16 @@ impl Job {
         Self { record, reply, depth: 0, deadline: None, args_text: None }
     }
 
+    /// The invocation's id. An unrecorded blocking run has none until
+    /// something names it (a log line, the record of an action it
+    /// invokes): making one costs more than the rest of its bookkeeping.
+    pub fn id(&mut self) -> &str {
+        if self.record.id.is_empty() {
+            self.record.id = crate::reactor::new_invocation_id();
+        }
+        &self.record.id
+    }
+
     /// Whether its record is stored when it ends: always for asynchronous
     /// invocations, for the others with `Invocations.record_blocking`.
     pub fn is_recorded(&self, record_blocking: bool) -> bool {
@@ -542,15 +552,17 @@ impl Server {
         } else if let Some(dead) = running.run.discard() {
             self.exec.graveyard.push(dead);
         }
-        let name = &running.job.record.action;
         if let Err(InvokeError::Limit(kind)) = &outcome.result {
             let what = match kind {
                 LimitKind::Memory => "memory",
                 LimitKind::Instructions => "instruction",
                 LimitKind::Timeout | LimitKind::Stall => "time",
             };
-            warn!(id = %running.job.record.id, "Action '{name}' aborted after violating {what} constraints");
+            let id = running.job.id().to_owned();
+            let name = &running.job.record.action;
+            warn!(id = %id, "Action '{name}' aborted after violating {what} constraints");
         }
+        let name = &running.job.record.action;
         debug!(action = %name, duration = ?outcome.duration, ok = outcome.result.is_ok(), "invocation finished");
         let stored = running.job.is_recorded(self.cfg.invocations.record_blocking);
         // The answer first, from the outcome; the record after, and only if

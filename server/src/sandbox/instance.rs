@@ -584,15 +584,17 @@ fn resume_raw(lua: &Lua, thread: &Thread, args: MultiValue, tail: Option<Tail>) 
             }
         })?
     };
-    let mut values = out.into_iter();
-    let code = match values.next() {
+    // The status is popped off the front: the values after it are handed
+    // on in the same buffer.
+    let mut values = out;
+    let code = match values.pop_front() {
         Some(Value::Integer(c)) => c,
         _ => return Err(mlua::Error::runtime("resume returned no status")),
     };
     Ok(match code {
-        RESUME_OK => Resumed::Finished(values.collect()),
-        RESUME_YIELD => Resumed::Yielded(values.collect()),
-        RESUME_ERROR => Resumed::Failed(values.next().unwrap_or(Value::Nil)),
+        RESUME_OK => Resumed::Finished(values),
+        RESUME_YIELD => Resumed::Yielded(values),
+        RESUME_ERROR => Resumed::Failed(values.pop_front().unwrap_or(Value::Nil)),
         _ => Resumed::OutOfMemory,
     })
 }
