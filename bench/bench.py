@@ -32,6 +32,8 @@ SKELETON = os.path.join(RELEASE, "libsl_skeleton.so")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECS = float(os.environ.get("BENCH_SECONDS", "4"))
 CONNS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+# Requests per write in the pipelined runs of scenario 7 (wrk/pipeline.lua).
+PIPELINE = int(os.environ.get("BENCH_PIPELINE", "16"))
 SKIP_CRITERION = os.environ.get("BENCH_SKIP_CRITERION") == "1"
 # A flat `perf` profile of SL and of nginx-lua under the pinned hello load,
 # where perf is installed and works (BENCH_PERF=0 skips it).
@@ -613,6 +615,7 @@ LABELS = {
     "p_sl_def": "SL hello, all limits, warm_instances = 4 (shipped default)", "u_ngx": "nginx-lua",
     "u_static": "nginx return 200", "u_sl": "SL hello", "u_sl_lim": "SL hello, all limits",
     "u_sl2_lim": "SL workers=2, all limits", "u_ngx2": "nginx-lua workers=2",
+    "u_sl_pipe": "SL 1 reactor, all limits, pipelined", "u_sl2_pipe": "SL workers=2, all limits, pipelined",
 }
 
 
@@ -661,6 +664,16 @@ def targets(results):
                      "bottleneck and this run cannot show the target")
         ratio_target("(reference) nginx-lua 2 workers vs 1 worker, same conditions", "u_ngx2", "u_ngx", "rps",
                      ge(1.7))
+        one, two = results.get("u_sl_pipe", []), results.get("u_sl2_pipe", [])
+        if one and two:
+            busy = med([r["scpu"] + r["gcpu"] + r["ocpu"] for r in two])
+            gen = med([r["gcpu"] for r in two])
+            cost = [(b["scpu"] / b["rps"]) / (a["scpu"] / a["rps"])
+                    for a, b in zip(one, two) if a["rps"] and b["rps"] and a["scpu"] and b["scpu"]]
+            extra = (f"; machine busy {busy:.0f}% of {cap}%, wrk {gen:.0f}%; server CPU per request, "
+                     f"2 reactors / 1: {fmt_ratio(cost)}")
+            ratio_target(f"workers = 2 ≥ 1.7x its own 1 reactor, pipelined x{PIPELINE} (req/s, unpinned)",
+                         "u_sl2_pipe", "u_sl_pipe", "rps", ge(1.7), extra)
     else:
         T.append(("workers = 2 ≥ 1.7x its own 1 reactor", "–", "not measured: workers not in this build"))
     ratio_target("fairness: hello p99 with 4 spinners ≤ 2x hello p99 alone", "s5_spin", "s5_alone", "p99", le(2.0))
@@ -709,6 +722,9 @@ def report(results, meta):
         w(row(results, LABELS["u_ngx2"], "u_ngx2", "u_ngx", "u_ngx (nginx's own scaling)"))
         w(row(results, LABELS["u_sl2_lim"], "u_sl2_lim", "u_ngx2", "u_ngx2"))
         w(row(results, "SL workers=2 vs SL 1 reactor (scaling)", "u_sl2_lim", "u_sl_lim", "u_sl_lim"))
+        w(row(results, LABELS["u_sl_pipe"] + f" x{PIPELINE}", "u_sl_pipe", None, "latency per batch"))
+        w(row(results, LABELS["u_sl2_pipe"] + f" x{PIPELINE} (scaling)", "u_sl2_pipe", "u_sl_pipe",
+              "u_sl_pipe; latency per batch"))
     else:
         w("| SL workers=2 | not available | | | | | | | | `workers` not in this build |")
     w("| **3. hey -n 10000 -c 100** (unpinned) | | | | | | | | | |")
@@ -823,6 +839,12 @@ def main():
             unpinned += [
                 ("u_sl2_lim", lambda: wrk(sl2, "/actions/hello_limits/block", D, False, threads=2)),
                 ("u_ngx2", lambda: wrk(ngx2, "/hello", D, False, threads=2)),
+                # Pipelined: wrk spends a fraction of its CPU per request, so
+                # more of the machine is left to the reactors.
+                ("u_sl_pipe", lambda: wrk(sl, "/actions/hello_limits/block", D, False, threads=2,
+                                          script="pipeline.lua", env={"WRK_PIPELINE": str(PIPELINE)})),
+                ("u_sl2_pipe", lambda: wrk(sl2, "/actions/hello_limits/block", D, False, threads=2,
+                                           script="pipeline.lua", env={"WRK_PIPELINE": str(PIPELINE)})),
             ]
         # Alternate the targets: each round starts at another place in the list.
         for group in [pinned, unpinned]:

@@ -1,14 +1,14 @@
 //! In-process benchmarks of the invocation path, without HTTP: the request
-//! body's JSON bytes are parsed, `main(args)` runs in a warm instance, and
-//! the result is serialized back to JSON bytes, as the server does for
-//! `POST /actions/:name/block`. Run with `cargo bench -p sl-server --bench
+//! body's JSON bytes are checked and parsed into Lua, `main(args)` runs in
+//! a warm instance, and the result is serialized back to JSON bytes, as the
+//! server does for `POST /actions/:name/block`. Run with `cargo bench -p sl-server --bench
 //! invoke` (bench/run does); see bench/README.md.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use slserver::sandbox::{compile, Budget, Instance, Step};
+use slserver::sandbox::{check_object, compile, Args, Budget, Instance, Step};
 
 /// The hello action of the README (and of bench/hello.lua).
 const HELLO: &str = include_str!("../../bench/hello.lua");
@@ -31,8 +31,10 @@ fn tight() -> Budget {
 /// One invocation: JSON bytes in, `main`, JSON bytes out. Returns the
 /// instance for the next invocation and the response body.
 fn invoke(inst: Instance, body: &[u8], budget: Budget) -> (Instance, Vec<u8>) {
-    let args: serde_json::Value = serde_json::from_slice(body).expect("valid JSON body");
-    let mut run = inst.start(args, budget);
+    // As the server does when the record does not keep the arguments:
+    // check the text, and let the run parse it straight into Lua.
+    check_object(body).expect("a JSON object");
+    let mut run = inst.start(Args::Text(body.to_vec()), budget);
     let outcome = loop {
         match run.step(SLICE) {
             Step::Done(outcome) => break outcome,
