@@ -1,20 +1,19 @@
-//! The arguments of an invocation, and pushing JSON onto a Lua stack
-//! without building a `serde_json::Value` when the text is at hand.
+//! The arguments of an invocation, and JSON text parsed without building
+//! a `serde_json::Value`.
 //!
 //! A request's body is JSON text. When the invocation record keeps the
 //! arguments, they are parsed into a `serde_json::Value` (the record
 //! stores it); when it does not, the text itself is handed to the run,
 //! which parses it into a [`Doc`] (strings borrowed from the text, members
-//! in a plain vector: no hashing, few allocations) just before pushing it.
+//! in a plain vector: no hashing, few allocations) just before
+//! [`json::push`](super::json::push) puts it on the Lua stack.
 
 use std::borrow::Cow;
-use std::ffi::c_int;
 use std::fmt;
 
-use mlua::ffi;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::json;
+use super::json::{JsonTree, Node};
 
 /// What `main` is called with.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,60 +156,41 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Pushes the Lua form of `doc` onto `state`'s stack (one slot), with the
-/// mapping of [`json::to_lua`].
-///
-/// # Safety
-///
-/// As for [`json::push`]: a live state of an SL instance, inside a
-/// protected call; errors unwind (longjmp) through frames that own
-/// nothing to drop.
-pub unsafe fn push_doc(state: *mut ffi::lua_State, doc: &Doc) {
-    ffi::lua_pushnil(state);
-    let mt = ffi::lua_gettop(state);
-    push_doc_value(state, doc, mt, 0);
-    ffi::lua_remove(state, mt);
+type DocMembers<'a, 't> = std::iter::Map<
+    std::slice::Iter<'a, (Cow<'t, str>, Doc<'t>)>,
+    fn(&'a (Cow<'t, str>, Doc<'t>)) -> (&'a str, &'a Doc<'t>),
+>;
+
+fn member<'a, 't>((k, v): &'a (Cow<'t, str>, Doc<'t>)) -> (&'a str, &'a Doc<'t>) {
+    (k, v)
 }
 
-/// # Safety
-///
-/// As for [`push_doc`]; `mt` is the stack slot of the array metatable.
-unsafe fn push_doc_value(state: *mut ffi::lua_State, doc: &Doc, mt: c_int, depth: usize) {
-    json::check_room(state, depth);
-    match doc {
-        Doc::Null => ffi::lua_pushlightuserdata(state, std::ptr::null_mut()),
-        Doc::Bool(b) => ffi::lua_pushboolean(state, c_int::from(*b)),
-        Doc::Int(i) => ffi::lua_pushinteger(state, *i),
-        Doc::Float(x) => ffi::lua_pushnumber(state, *x),
-        Doc::Str(s) => {
-            ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
-        }
-        Doc::Array(items) => {
-            ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(c_int::MAX), 0);
-            for (i, item) in items.iter().enumerate() {
-                push_doc_value(state, item, mt, depth + 1);
-                ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
-            }
-            json::mark_array(state, mt);
-        }
-        Doc::Object(members) => {
-            ffi::lua_createtable(state, 0, c_int::try_from(members.len()).unwrap_or(c_int::MAX));
-            for (k, v) in members {
-                ffi::lua_pushlstring(state, k.as_ptr().cast(), k.len());
-                // A null member is no key at all (and undoes an earlier
-                // duplicate, as it does in a `serde_json::Value`).
-                match v {
-                    Doc::Null => ffi::lua_pushnil(state),
-                    v => push_doc_value(state, v, mt, depth + 1),
-                }
-                ffi::lua_rawset(state, -3);
-            }
+impl<'t> JsonTree for Doc<'t> {
+    type Items<'a>
+        = std::slice::Iter<'a, Doc<'t>>
+    where
+        Self: 'a;
+    type Members<'a>
+        = DocMembers<'a, 't>
+    where
+        Self: 'a;
+
+    fn node(&self) -> Node<'_, Self> {
+        match self {
+            Doc::Null => Node::Null,
+            Doc::Bool(b) => Node::Bool(*b),
+            Doc::Int(i) => Node::Int(*i),
+            Doc::Float(x) => Node::Float(*x),
+            Doc::Str(s) => Node::Str(s),
+            Doc::Array(items) => Node::Array(items.iter()),
+            Doc::Object(members) => Node::Object(members.iter().map(member as _)),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::json;
     use super::*;
     use mlua::{Lua, Value};
     use serde_json::json;
@@ -225,8 +205,8 @@ mod tests {
     /// The Lua value of `text` through a `Doc`, back in JSON.
     fn via_doc(lua: &Lua, text: &str) -> serde_json::Value {
         let doc = Doc::parse(text.as_bytes()).unwrap();
-        // SAFETY: inside `exec_raw`'s protected call, as `push_doc` needs.
-        let v: Value = unsafe { lua.exec_raw((), |state| push_doc(state, &doc)) }.unwrap();
+        // SAFETY: inside `exec_raw`'s protected call, as `json::push` needs.
+        let v: Value = unsafe { lua.exec_raw((), |state| json::push(state, &doc)) }.unwrap();
         json::from_lua(lua, &v).unwrap()
     }
 
@@ -272,8 +252,8 @@ mod tests {
         let lua = lua();
         let text = format!("{}1{}", "[".repeat(json::MAX_DEPTH + 1), "]".repeat(json::MAX_DEPTH + 1));
         let doc = Doc::parse(text.as_bytes()).unwrap();
-        // SAFETY: inside `exec_raw`'s protected call, as `push_doc` needs.
-        let err = unsafe { lua.exec_raw::<Value>((), |state| push_doc(state, &doc)) }.unwrap_err();
+        // SAFETY: inside `exec_raw`'s protected call, as `json::push` needs.
+        let err = unsafe { lua.exec_raw::<Value>((), |state| json::push(state, &doc)) }.unwrap_err();
         assert!(err.to_string().contains("JSON nesting too deep"), "{err}");
     }
 }

@@ -7,7 +7,7 @@ use std::ffi::c_int;
 use mlua::{ffi, ChunkMode, Function, Lua, MultiValue, Thread, Value};
 
 use super::alloc::{self, MemoryMeter};
-use super::args::{push_doc, Args, Doc};
+use super::args::{Args, Doc};
 use super::hook::{self, ActiveGuard, Control, LimitKind};
 use super::{env, json, InvokeError};
 
@@ -253,21 +253,20 @@ impl Run {
                 let converted = match delivery {
                     // A plain `null` answer is `nil` (json.null only marks
                     // nulls inside arrays).
-                    Delivery::Value(Ok(serde_json::Value::Null)) => Ok([Value::Boolean(true), Value::Nil]),
+                    Delivery::Value(Ok(serde_json::Value::Null)) => Ok((true, Some(Value::Nil))),
+                    // Pushed after the flag by `resume_raw`.
                     Delivery::Value(Ok(v)) => {
                         json_tail = Some(Args::Value(v));
-                        Ok([Value::Boolean(true), Value::Nil])
+                        Ok((true, None))
                     }
-                    Delivery::Value(Err(m)) => lua.create_string(m).map(|m| [Value::Boolean(false), Value::String(m)]),
-                    Delivery::Module(Ok(f)) => Ok([Value::Boolean(true), Value::Function(f)]),
+                    Delivery::Value(Err(m)) => lua.create_string(m).map(|m| (false, Some(Value::String(m)))),
+                    Delivery::Module(Ok(f)) => Ok((true, Some(Value::Function(f)))),
                     Delivery::Module(Err(e)) => Err(e),
                 };
                 match converted {
-                    Ok([ok, v]) => {
-                        args.push_back(ok);
-                        if json_tail.is_none() {
-                            args.push_back(v);
-                        }
+                    Ok((ok, value)) => {
+                        args.push_back(Value::Boolean(ok));
+                        args.extend(value);
                     }
                     Err(mlua::Error::MemoryError(_)) => {
                         return Step::Done(self.finish(Err(InvokeError::Limit(LimitKind::Memory))))
@@ -286,10 +285,10 @@ impl Run {
                 },
                 _ => None,
             };
-            let tail = match (&json_tail, &doc) {
-                (_, Some(doc)) => Some(Tail::Doc(doc)),
-                (Some(Args::Value(v)), None) => Some(Tail::Value(v)),
-                _ => None,
+            let tail = match &json_tail {
+                Some(Args::Value(v)) => Some(Tail::Value(v)),
+                Some(Args::Text(_)) => doc.as_ref().map(Tail::Doc),
+                None => None,
             };
             let resumed = resume_raw(&self.instance_ref().lua, &thread, args, tail);
             let ctl = &self.instance_ref().ctl;
@@ -547,16 +546,16 @@ fn resume_raw(lua: &Lua, thread: &Thread, args: MultiValue, tail: Option<Tail>) 
     // SAFETY: `t` is the live state of `thread`, a coroutine of `lua`'s
     // state, and it is suspended (new or yielded). `exec_raw` calls the
     // closure in a protected C call whose stack holds exactly the pushed
-    // `args`; `json::push` or `push_doc` adds one value there (raising a Lua error,
-    // caught by that protected call, when out of memory); we move them to
-    // `t`, resume it, and leave on the caller's stack a status code
-    // followed by the results or the error object. A hook-yielded `t`
+    // `args`; `json::push` adds one value there (raising a
+    // Lua error, caught by that protected call, when out of memory); we
+    // move them to `t`, resume it, and leave on the caller's stack a status
+    // code followed by the results or the error object. A hook-yielded `t`
     // keeps its stack untouched (it yields no values).
     let out: MultiValue = unsafe {
         lua.exec_raw(args, |state| {
             match tail {
                 Some(Tail::Value(v)) => json::push(state, v),
-                Some(Tail::Doc(d)) => push_doc(state, d),
+                Some(Tail::Doc(d)) => json::push(state, d),
                 None => {}
             }
             let nargs = ffi::lua_gettop(state);

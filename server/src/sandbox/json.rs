@@ -52,8 +52,64 @@ pub fn to_lua(lua: &Lua, value: &serde_json::Value) -> mlua::Result<Value> {
     unsafe { lua.exec_raw((), |state| push(state, value)) }
 }
 
-/// Pushes the Lua form of `value` onto `state`'s stack (one slot), with
-/// the mapping of [`to_lua`]: a few C API calls per value instead of a
+/// A JSON tree that [`push`] can put on a Lua stack: a `serde_json::Value`,
+/// or a [`Doc`](super::Doc) parsed from text.
+pub trait JsonTree: Sized {
+    /// The elements of an array.
+    type Items<'a>: ExactSizeIterator<Item = &'a Self>
+    where
+        Self: 'a;
+    /// The members of an object, in order; a later duplicate wins.
+    type Members<'a>: ExactSizeIterator<Item = (&'a str, &'a Self)>
+    where
+        Self: 'a;
+
+    /// What this value is.
+    fn node(&self) -> Node<'_, Self>;
+}
+
+/// One value of a [`JsonTree`].
+pub enum Node<'a, T: JsonTree + 'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+    Array(T::Items<'a>),
+    Object(T::Members<'a>),
+}
+
+type ValueMembers<'a> = std::iter::Map<
+    serde_json::map::Iter<'a>,
+    fn((&'a String, &'a serde_json::Value)) -> (&'a str, &'a serde_json::Value),
+>;
+
+fn member<'a>((k, v): (&'a String, &'a serde_json::Value)) -> (&'a str, &'a serde_json::Value) {
+    (k, v)
+}
+
+impl JsonTree for serde_json::Value {
+    type Items<'a> = std::slice::Iter<'a, serde_json::Value>;
+    type Members<'a> = ValueMembers<'a>;
+
+    fn node(&self) -> Node<'_, Self> {
+        use serde_json::Value as J;
+        match self {
+            J::Null => Node::Null,
+            J::Bool(b) => Node::Bool(*b),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => Node::Int(i),
+                None => Node::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            J::String(s) => Node::Str(s),
+            J::Array(items) => Node::Array(items.iter()),
+            J::Object(map) => Node::Object(map.iter().map(member as _)),
+        }
+    }
+}
+
+/// Pushes the Lua form of `tree` onto `state`'s stack (one slot), with the
+/// mapping of [`to_lua`]: a few C API calls per value instead of a
 /// protected call for every table and string.
 ///
 /// # Safety
@@ -61,81 +117,61 @@ pub fn to_lua(lua: &Lua, value: &serde_json::Value) -> mlua::Result<Value> {
 /// `state` must be a live Lua state of an SL instance, and the call must
 /// run inside a protected call (`Lua::exec_raw`): a memory error, or
 /// nesting deeper than [`MAX_DEPTH`], raises a Lua error that unwinds
-/// (longjmp) through this function, whose frames own nothing to drop.
-pub unsafe fn push(state: *mut ffi::lua_State, value: &serde_json::Value) {
+/// (longjmp) through this function, whose frames own nothing to drop
+/// (the trees' iterators only borrow).
+pub unsafe fn push<T: JsonTree>(state: *mut ffi::lua_State, tree: &T) {
     // The array metatable is looked up at the first array only (most
     // arguments have none); its slot is `nil` until then.
     ffi::lua_pushnil(state);
     let mt = ffi::lua_gettop(state);
-    push_value(state, value, mt, 0);
+    push_value(state, tree, mt, 0);
     ffi::lua_remove(state, mt);
 }
 
 /// # Safety
 ///
 /// As for [`push`]; `mt` is the stack slot of the array metatable.
-unsafe fn push_value(state: *mut ffi::lua_State, value: &serde_json::Value, mt: c_int, depth: usize) {
-    use serde_json::Value as J;
-    check_room(state, depth);
-    match value {
-        J::Null => ffi::lua_pushlightuserdata(state, std::ptr::null_mut()),
-        J::Bool(b) => ffi::lua_pushboolean(state, c_int::from(*b)),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => ffi::lua_pushinteger(state, i),
-            None => ffi::lua_pushnumber(state, n.as_f64().unwrap_or(f64::NAN)),
-        },
-        J::String(s) => {
-            ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
-        }
-        J::Array(items) => {
-            ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(c_int::MAX), 0);
-            for (i, item) in items.iter().enumerate() {
-                push_value(state, item, mt, depth + 1);
-                ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
-            }
-            mark_array(state, mt);
-        }
-        J::Object(map) => {
-            ffi::lua_createtable(state, 0, c_int::try_from(map.len()).unwrap_or(c_int::MAX));
-            for (k, v) in map {
-                if v.is_null() {
-                    continue;
-                }
-                ffi::lua_pushlstring(state, k.as_ptr().cast(), k.len());
-                push_value(state, v, mt, depth + 1);
-                ffi::lua_rawset(state, -3);
-            }
-        }
-    }
-}
-
-/// Raises "JSON nesting too deep" past [`MAX_DEPTH`], and makes room on
-/// the stack for a value at `depth` (a table, a key and a value).
-///
-/// # Safety
-///
-/// Inside a protected call on `state`.
-pub(super) unsafe fn check_room(state: *mut ffi::lua_State, depth: usize) {
+unsafe fn push_value<T: JsonTree>(state: *mut ffi::lua_State, tree: &T, mt: c_int, depth: usize) {
     if depth > MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
         raise(state, "JSON nesting too deep");
     }
-}
-
-/// Gives the table on top of the stack the array metatable, looked up in
-/// the registry into stack slot `mt` the first time (`mt` holds `nil`
-/// until then).
-///
-/// # Safety
-///
-/// Inside a protected call on `state`, with a table on top of the stack.
-pub(super) unsafe fn mark_array(state: *mut ffi::lua_State, mt: c_int) {
-    if ffi::lua_isnil(state, mt) != 0 {
-        ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, ARRAY_MT_CKEY.as_ptr());
-        ffi::lua_replace(state, mt);
-    }
-    if ffi::lua_istable(state, mt) != 0 {
-        ffi::lua_pushvalue(state, mt);
-        ffi::lua_setmetatable(state, -2);
+    match tree.node() {
+        Node::Null => ffi::lua_pushlightuserdata(state, std::ptr::null_mut()),
+        Node::Bool(b) => ffi::lua_pushboolean(state, c_int::from(b)),
+        Node::Int(i) => ffi::lua_pushinteger(state, i),
+        Node::Float(x) => ffi::lua_pushnumber(state, x),
+        Node::Str(s) => {
+            ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
+        }
+        Node::Array(items) => {
+            ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(c_int::MAX), 0);
+            for (i, item) in items.enumerate() {
+                push_value(state, item, mt, depth + 1);
+                ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
+            }
+            if ffi::lua_isnil(state, mt) != 0 {
+                ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, ARRAY_MT_CKEY.as_ptr());
+                ffi::lua_replace(state, mt);
+            }
+            if ffi::lua_istable(state, mt) != 0 {
+                ffi::lua_pushvalue(state, mt);
+                ffi::lua_setmetatable(state, -2);
+            }
+        }
+        Node::Object(members) => {
+            ffi::lua_createtable(state, 0, c_int::try_from(members.len()).unwrap_or(c_int::MAX));
+            for (k, v) in members {
+                ffi::lua_pushlstring(state, k.as_ptr().cast(), k.len());
+                // A null member is no key at all (and undoes an earlier
+                // duplicate of a Doc): storing nil under a new key stores
+                // nothing.
+                match v.node() {
+                    Node::Null => ffi::lua_pushnil(state),
+                    _ => push_value(state, v, mt, depth + 1),
+                }
+                ffi::lua_rawset(state, -3);
+            }
+        }
     }
 }
 
