@@ -78,12 +78,12 @@ fn check_name(name: &str) -> Result<(), Response> {
     }
 }
 
-/// Arguments of an invocation: the body as a JSON object (empty = `{}`).
 /// Whether a body holds no arguments (`{}` is meant).
 fn is_blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
 }
 
+/// Arguments of an invocation: the body as a JSON object (empty = `{}`).
 fn parse_args(body: &[u8]) -> Result<serde_json::Value, Response> {
     if is_blank(body) {
         return Ok(serde_json::Value::Object(Default::default()));

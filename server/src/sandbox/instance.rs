@@ -387,7 +387,7 @@ impl Run {
         let mut it = values.into_iter().skip(1);
         let name = |v: Option<Value>, what: &str, f: &str| match v {
             Some(Value::String(s)) => {
-                s.to_str().map(|s| s.to_string()).map_err(|_| format!("{f}: {what} is not valid UTF-8"))
+                s.to_str().map(|s| String::from(&*s)).map_err(|_| format!("{f}: {what} is not valid UTF-8"))
             }
             _ => Err(format!("{f}: {what} must be a string")),
         };

@@ -420,7 +420,9 @@ impl Walk<'_> {
             Value::String(s) => match s.to_str() {
                 Ok(s) => {
                     self.charge(s.len())?;
-                    J::String(s.to_string())
+                    // Through `&str`: `BorrowedStr`'s `to_string` would go
+                    // through the formatting machinery.
+                    J::String(String::from(&*s))
                 }
                 Err(_) => return Err(self.fail("string is not valid UTF-8")),
             },
@@ -477,7 +479,7 @@ impl Walk<'_> {
             let (k, v) = pair.map_err(|e| self.fail(e.to_string()))?;
             let key = match &k {
                 Value::String(s) => match s.to_str() {
-                    Ok(s) => s.to_string(),
+                    Ok(s) => String::from(&*s),
                     Err(_) => return Err(self.fail("table key is not valid UTF-8")),
                 },
                 _ => unreachable!("keys were checked above"),
