@@ -631,6 +631,11 @@ def verdict(xs, ok):
     return v
 
 
+def v_missed(target):
+    """Whether a (label, figure, verdict) target line was missed."""
+    return target[2].startswith("missed")
+
+
 def targets(results):
     """The targets of issue 5, each from figures of this run."""
     T = []
@@ -658,7 +663,7 @@ def targets(results):
         extra = f"; machine busy {busy:.0f}% of {cap}%, wrk {gen:.0f}%"
         ratio_target("workers = 2 ≥ 1.7x its own 1 reactor (req/s, unpinned)", "u_sl2_lim", "u_sl_lim", "rps",
                      ge(1.7), extra)
-        if busy >= 0.9 * cap:
+        if busy >= 0.9 * cap and v_missed(T[-1]):
             label, fig, v = T[-1]
             T[-1] = (label, fig, v + "; the machine was saturated, so the load generator shares the "
                      "bottleneck and this run cannot show the target")
