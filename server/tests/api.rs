@@ -167,3 +167,55 @@ fn nulldb_serves_the_walkthrough_in_memory() {
     assert_eq!(s.create("hello", HELLO, "").status, 201);
     assert_eq!(s.post("/actions/hello/block", r#"{"name":"x"}"#).json(), json!("Hello x"));
 }
+
+/// A blocking run that is not recorded reads its arguments straight from the
+/// body's text; one that is recorded parses them into the record first.
+/// Both give `main` the same arguments, and refuse the same bodies.
+#[test]
+fn arguments_are_the_same_whether_the_run_is_recorded_or_not() {
+    let recorded = TestServer::start("Invocations { record_blocking = true }");
+    let unrecorded = TestServer::start("Invocations { record_blocking = false }");
+    let nest = |depth: usize| format!(r#"{{"a": {}1{}}}"#, "[".repeat(depth), "]".repeat(depth));
+    let bodies = [
+        String::new(),
+        "  ".to_string(),
+        "{}".to_string(),
+        r#"{"name": "x", "n": 3, "f": 1.5, "neg": -7, "t": true, "big": 18446744073709551615}"#.to_string(),
+        r#"{"s": "esc\"aped \u00e9 \n\t", "k\u00e9y": "v", "arr": [1, null, [], {}, "x"], "o": {"in": null}}"#
+            .to_string(),
+        r#"{"dup": 1, "dup": 2, "gone": 1, "gone": null}"#.to_string(),
+        nest(98),
+        nest(120),
+        nest(200),
+        "[1]".to_string(),
+        "{oops".to_string(),
+        r#"{"a": 1} {"b": 2}"#.to_string(),
+    ];
+    // Echoes the arguments and says whether nulls in arrays arrived as
+    // json.null (they must, or positions would shift).
+    let echo = "function main(a) return {args = a, null_kept = type(a.arr) ~= 'table' or a.arr[2] == json.null} end";
+    for s in [&recorded, &unrecorded] {
+        assert_eq!(s.create("echo", echo, "").status, 201);
+    }
+    for body in &bodies {
+        let a = recorded.post("/actions/echo/block", body);
+        let b = unrecorded.post("/actions/echo/block", body);
+        let short = &body[..body.len().min(60)];
+        // Compared as JSON: the order of an object's members comes from
+        // the Lua table it was made from, which differs between states.
+        assert_eq!((a.status, a.json()), (b.status, b.json()), "{short}");
+    }
+    let r = unrecorded.post("/actions/echo/block", &bodies[5]);
+    assert_eq!(r.json(), json!({"args": {"dup": 2}, "null_kept": true}));
+    let r = unrecorded.post("/actions/echo/block", &bodies[4]);
+    assert_eq!(r.json()["args"]["arr"], json!([1, null, [], {}, "x"]));
+    assert_eq!(r.json()["args"]["kéy"], "v");
+    for depth in [120, 200] {
+        let r = unrecorded.post("/actions/echo/block", &nest(depth));
+        assert_eq!((r.status, r.error_kind()), (400, "bad_request".to_string()), "{}", r.text());
+        assert!(r.text().contains("nested deeper than 100 levels"), "{}", r.text());
+    }
+    assert_eq!(unrecorded.post("/actions/echo/block", &nest(98)).status, 200);
+    assert_eq!(unrecorded.post("/actions/echo/block", "{oops").error_kind(), "bad_request");
+    assert_eq!(unrecorded.get("/ping").text(), "OK");
+}

@@ -88,11 +88,10 @@ fn parse_args(body: &[u8]) -> Result<serde_json::Value, Response> {
     if is_blank(body) {
         return Ok(serde_json::Value::Object(Default::default()));
     }
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
-        Ok(_) => Err(bad_request("the arguments must be a JSON object")),
-        Err(e) => Err(bad_request(format!("invalid JSON: {e}"))),
-    }
+    // The same check as for the text path, so that both refuse the same
+    // bodies with the same messages.
+    check_object(body).map_err(bad_request)?;
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON: {e}")))
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Response> {

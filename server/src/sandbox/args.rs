@@ -9,11 +9,12 @@
 //! [`json::push`](super::json::push) puts it on the Lua stack.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::json::{JsonTree, Node};
+use super::json::{JsonTree, Node, MAX_DEPTH};
 
 /// What `main` is called with.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,13 +31,87 @@ impl From<serde_json::Value> for Args {
     }
 }
 
-/// Checks that `text` is one JSON object, without building it. The
-/// messages are those of parsing it into a `serde_json::Value`.
+/// Checks that `text` is one JSON object that Lua can take (nested at most
+/// [`json::MAX_DEPTH`](super::json::MAX_DEPTH) deep), without building it.
+/// Syntax errors have the messages of parsing into a `serde_json::Value`.
 pub fn check_object(text: &[u8]) -> Result<(), String> {
-    serde_json::from_slice::<de::IgnoredAny>(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let too_deep = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let checked = Skip { depth: 0, too_deep: &too_deep }.deserialize(&mut de).and_then(|()| de.end());
+    if too_deep.get() {
+        return Err(format!("the arguments are nested deeper than {MAX_DEPTH} levels"));
+    }
+    checked.map_err(|e| format!("invalid JSON: {e}"))?;
     match text.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => Ok(()),
         _ => Err("the arguments must be a JSON object".into()),
+    }
+}
+
+/// Reads one JSON value and keeps nothing, but its depth. Unlike serde's
+/// `IgnoredAny`, it goes through `deserialize_any`, so serde_json's own
+/// recursion limit applies as it does to every other parse.
+#[derive(Clone, Copy)]
+struct Skip<'a> {
+    depth: usize,
+    too_deep: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for Skip<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if self.depth > MAX_DEPTH {
+            self.too_deep.set(true);
+            return Err(de::Error::custom("nested too deep"));
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = Skip { depth: self.depth + 1, ..self };
+        while seq.next_element_seed(inner)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = Skip { depth: self.depth + 1, ..self };
+        while map.next_key::<de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(inner)?;
+        }
+        Ok(())
     }
 }
 
@@ -245,6 +320,18 @@ mod tests {
         let value_err = serde_json::from_slice::<serde_json::Value>(b"{\"a\": }").unwrap_err();
         assert_eq!(check_object(b"{\"a\": }").unwrap_err(), format!("invalid JSON: {value_err}"));
         assert!(check_object(b"{} {}").unwrap_err().starts_with("invalid JSON: trailing characters"));
+        let nest = |depth: usize| format!(r#"{{"a": {}1{}}}"#, "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(check_object(nest(json::MAX_DEPTH - 1).as_bytes()), Ok(()));
+        for depth in [json::MAX_DEPTH, 120, 200, 100_000] {
+            let err = check_object(nest(depth).as_bytes()).unwrap_err();
+            assert_eq!(err, "the arguments are nested deeper than 100 levels", "{depth}");
+        }
+        // What passes the check, Lua takes.
+        let lua = lua();
+        let text = nest(json::MAX_DEPTH - 1);
+        let doc = Doc::parse(text.as_bytes()).unwrap();
+        // SAFETY: inside `exec_raw`'s protected call, as `json::push` needs.
+        assert!(unsafe { lua.exec_raw::<Value>((), |state| json::push(state, &doc)) }.is_ok());
     }
 
     #[test]
