@@ -260,3 +260,20 @@ fn routes_added_through_one_server_are_served_by_another() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A route's client gets the invocation's id in `X-SL-Invocation` and may
+/// ask for its record at once, before the store has it.
+#[test]
+fn records_of_route_runs_can_be_read_at_once() {
+    let s = TestServer::start("Routes { port = 0 }");
+    s.create("hi", "function main(a) return {n = tonumber(a.n)} end", "");
+    assert_eq!(s.route("GET", "/hi", "hi", "").status, 201);
+    for i in 0..50 {
+        let r = s.web("GET", &format!("/hi?n={i}"), &[], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let id = r.header("X-SL-Invocation").expect("the invocation id").to_string();
+        let rec = s.get(&format!("/invocation/{id}?wait=0"));
+        assert_eq!(rec.status, 200, "request {i}: {}", rec.text());
+        assert_eq!(rec.json(), json!({"n": i}));
+    }
+}

@@ -610,6 +610,9 @@ impl Server {
         rec.lease_until = None;
         match running.job.reply {
             Reply::Async => self.async_done(running.job.record),
+            // Its client has the id (`X-SL-Invocation`) and may ask for the
+            // record at once.
+            Reply::Web(_) => self.record_known(running.job.record),
             _ => self.record(running.job.record),
         }
     }
@@ -646,9 +649,15 @@ impl Server {
                 self.complete(w.conn, resp.clone());
             }
         }
+        self.record_known(rec);
+        self.kick_dispatch();
+    }
+
+    /// Stores the record of an invocation whose id its client knows, and
+    /// serves it from memory until the store has it.
+    fn record_known(&mut self, rec: InvocationRecord) {
         self.recent_done.insert(rec.id.clone(), rec.clone());
         self.record(rec);
-        self.kick_dispatch();
     }
 
     /// Claims queued invocations from the store while this server has room.

@@ -147,7 +147,8 @@ pub struct Server {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) exec: Executor,
     pub(crate) waiters: HashMap<String, Vec<Waiter>>,
-    /// Finished asynchronous invocations whose records are not yet stored.
+    /// Finished invocations whose ids their clients know (asynchronous
+    /// ones, and runs of routes) and whose records are not yet stored.
     pub(crate) recent_done: HashMap<String, InvocationRecord>,
     pub(crate) recorder: Recorder,
     pub(crate) dispatch: Dispatch,
@@ -883,6 +884,7 @@ impl Server {
                             batch.retain(|r| {
                                 if excess > 0 && !r.is_async {
                                     excess -= 1;
+                                    s.recent_done.remove(&r.id);
                                     return false;
                                 }
                                 true
