@@ -404,23 +404,18 @@ impl Server {
 
     fn run_blocking(&mut self, conn: ConnRef, name: &str, body: Vec<u8>) -> Result<Option<Response>, Response> {
         self.check_room()?;
-        if self.cfg.invocations.record_blocking {
-            let id = crate::reactor::new_invocation_id();
-            let record = InvocationRecord::queued(id, name.to_string(), parse_args(&body)?, false, now_ms());
-            self.invoke(Job::new(record, Reply::Conn(conn)));
-            return Ok(None);
-        }
+        let recorded = self.cfg.invocations.record_blocking;
         // Not recorded: the run parses the text straight into Lua, and the
         // id is made only if something names it (`Job::id`).
-        let (args, text) = if is_blank(&body) {
-            (serde_json::Value::Object(Default::default()), None)
+        let (args, text) = if recorded || is_blank(&body) {
+            (parse_args(&body)?, None)
         } else {
             check_object(&body).map_err(bad_request)?;
             (serde_json::Value::Null, Some(body))
         };
-        let record = InvocationRecord::queued(String::new(), name.to_string(), args, false, now_ms());
-        let job = Job { args_text: text, ..Job::new(record, Reply::Conn(conn)) };
-        self.invoke(job);
+        let id = if recorded { crate::reactor::new_invocation_id() } else { String::new() };
+        let record = InvocationRecord::queued(id, name.to_string(), args, false, now_ms());
+        self.invoke(Job { args_text: text, ..Job::new(record, Reply::Conn(conn)) });
         Ok(None)
     }
 
