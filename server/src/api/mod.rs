@@ -35,7 +35,7 @@ pub fn valid_name(name: &str) -> bool {
         && name.len() <= 128
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && name.bytes().all(|b| matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
 }
 
 fn bad_request(message: impl AsRef<str>) -> Response {
@@ -76,6 +76,30 @@ fn check_name(name: &str) -> Result<(), Response> {
             name.chars().take(140).collect::<String>()
         )))
     }
+}
+
+/// The segments of an API path (`/actions/hello/block` gives `actions`,
+/// `hello`, `block`; trailing slashes ignored, empty segments kept), at
+/// most four: every API path has at most three, so longer ones match no
+/// route whatever follows. No allocation, one pass over the bytes.
+fn segments(path: &str) -> ([&str; 4], usize) {
+    let path = path.trim_end_matches('/');
+    let mut buf = [""; 4];
+    let mut n = 0;
+    // Split after the leading '/' (the parser checked that there is one).
+    let Some(rest) = path.strip_prefix('/') else { return (buf, 0) };
+    let mut start = 0;
+    for (i, b) in rest.bytes().enumerate().chain(std::iter::once((rest.len(), b'/'))) {
+        if b == b'/' {
+            buf[n] = &rest[start..i];
+            n += 1;
+            if n == buf.len() {
+                break;
+            }
+            start = i + 1;
+        }
+    }
+    (buf, n)
 }
 
 /// Whether a body holds no arguments (`{}` is meant).
@@ -154,17 +178,7 @@ impl Server {
     /// Routes a request. `None` means the answer comes later.
     pub(crate) fn handle(&mut self, conn: ConnRef, mut req: Request) -> Option<Response> {
         let method = if req.method == Method::Head { Method::Get } else { req.method.clone() };
-        // Every API path has at most three segments: longer ones match no
-        // route (no allocation per request for the split).
-        let mut buf = [""; 4];
-        let mut n = 0;
-        for seg in req.path.trim_end_matches('/').split('/').skip(1) {
-            if n == buf.len() {
-                break;
-            }
-            buf[n] = seg;
-            n += 1;
-        }
+        let (buf, n) = segments(&req.path);
         let segs = &buf[..n];
         let need = match (segs, &method) {
             (["ping"], _) => Access::Public,
@@ -556,6 +570,32 @@ mod tests {
         assert!(valid_name("...") && valid_name(".a") && valid_name("a.."));
         for bad in ["", "a/b", "a b", "%2e%2e", "ü", "a?b", ".", ".."] {
             assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn path_segments() {
+        // What splitting on '/' after the leading one gives, first four.
+        fn by_split(path: &str) -> Vec<&str> {
+            path.trim_end_matches('/').split('/').skip(1).take(4).collect()
+        }
+        for path in [
+            "/",
+            "//",
+            "/ping",
+            "/ping/",
+            "/actions/hello/block",
+            "/actions/hello/block//",
+            "/actions//block",
+            "/a/b/c/d/e/f",
+            "/a/b/c/d",
+            "/a/b/c/d/",
+            "///x",
+            "/ü/é",
+            "/actions/hello%2Fx",
+        ] {
+            let (buf, n) = segments(path);
+            assert_eq!(buf[..n].to_vec(), by_split(path), "{path}");
         }
     }
 
