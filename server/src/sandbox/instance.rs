@@ -290,7 +290,11 @@ impl Run {
                 Some(Args::Text(_)) => doc.as_ref().map(Tail::Doc),
                 None => None,
             };
-            let resumed = resume_raw(&self.instance_ref().lua, &thread, args, tail);
+            // The result of `main`, when it is a scalar, is read off the
+            // stack inside the resume (no mlua handle for it).
+            let mut scalar = None;
+            let want_scalar = matches!(self.phase, Phase::Main).then_some(&mut scalar);
+            let resumed = resume_raw(&self.instance_ref().lua, &thread, args, tail, want_scalar);
             let ctl = &self.instance_ref().ctl;
             if let Some(kind) =
                 ctl.abort.get().or_else(|| self.instance_ref().meter.limit_hit().then_some(LimitKind::Memory))
@@ -370,7 +374,10 @@ impl Run {
                     }
                 }
                 Phase::Main => {
-                    let mut result = self.convert_result(values);
+                    let mut result = match scalar {
+                        Some(scalar) => json::from_scalar(scalar).map_err(result_error),
+                        None => self.convert_result(values),
+                    };
                     if let (Err(_), Some(kind)) = (&result, self.instance_ref().ctl.abort.get()) {
                         result = Err(InvokeError::Limit(kind));
                     }
@@ -460,7 +467,7 @@ impl Run {
                 }
             }
         }
-        json::from_lua(lua, &first).map_err(|e| InvokeError::Runtime(format!("the result {e}")))
+        json::from_lua(lua, &first).map_err(result_error)
     }
 
     fn finish(&mut self, result: Result<serde_json::Value, InvokeError>) -> Outcome {
@@ -501,6 +508,11 @@ impl Run {
     }
 }
 
+/// The error of a result that has no JSON form.
+fn result_error(e: json::JsonError) -> InvokeError {
+    InvokeError::Runtime(format!("the result {e}"))
+}
+
 /// The message of a Lua error without mlua's decorations.
 pub fn error_message(e: &mlua::Error) -> String {
     match e {
@@ -536,12 +548,20 @@ enum Tail<'a> {
 }
 
 /// Resumes `thread` with `args`, then `tail` (if any) in its Lua form,
-/// through the C API.
+/// through the C API. With `scalar`, a thread that finishes with a first
+/// result that is a boolean, number or string leaves it there and no
+/// values in [`Resumed::Finished`].
 ///
 /// mlua's `Thread::resume` cannot be used: after a yield from a count hook
 /// the thread's stack holds the live frame of the interrupted function,
 /// which mlua would take for yielded values and reset.
-fn resume_raw(lua: &Lua, thread: &Thread, args: MultiValue, tail: Option<Tail>) -> mlua::Result<Resumed> {
+fn resume_raw(
+    lua: &Lua,
+    thread: &Thread,
+    args: MultiValue,
+    tail: Option<Tail>,
+    scalar: Option<&mut Option<json::Scalar>>,
+) -> mlua::Result<Resumed> {
     let t = thread.to_pointer() as *mut ffi::lua_State;
     // SAFETY: `t` is the live state of `thread`, a coroutine of `lua`'s
     // state, and it is suspended (new or yielded). `exec_raw` calls the
@@ -549,8 +569,10 @@ fn resume_raw(lua: &Lua, thread: &Thread, args: MultiValue, tail: Option<Tail>) 
     // `args`; `json::push` adds one value there (raising a
     // Lua error, caught by that protected call, when out of memory); we
     // move them to `t`, resume it, and leave on the caller's stack a status
-    // code followed by the results or the error object. A hook-yielded `t`
-    // keeps its stack untouched (it yields no values).
+    // code followed by the results or the error object (or, for a scalar
+    // first result read into `scalar`, by nothing: `Scalar::read` copies
+    // the value and raises no error, and the results are popped off `t`).
+    // A hook-yielded `t` keeps its stack untouched (it yields no values).
     let out: MultiValue = unsafe {
         lua.exec_raw(args, |state| {
             match tail {
@@ -568,6 +590,16 @@ fn resume_raw(lua: &Lua, thread: &Thread, args: MultiValue, tail: Option<Tail>) 
             let mut nres: c_int = 0;
             let status = ffi::lua_resume(t, state, nargs, &mut nres);
             let (code, keep) = match status {
+                ffi::LUA_OK if nres > 0 && scalar.is_some() => match json::Scalar::read(t, -nres) {
+                    Some(v) => {
+                        if let Some(out) = scalar {
+                            *out = Some(v);
+                        }
+                        ffi::lua_settop(t, -nres - 1);
+                        (RESUME_OK, 0)
+                    }
+                    None => (RESUME_OK, nres),
+                },
                 ffi::LUA_OK => (RESUME_OK, nres),
                 ffi::LUA_YIELD => (RESUME_YIELD, nres),
                 ffi::LUA_ERRMEM => (RESUME_NOMEM, 0),

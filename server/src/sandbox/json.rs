@@ -331,16 +331,67 @@ fn convert(lua: &Lua, value: &Value, unpausable: bool) -> Result<serde_json::Val
         Value::Table(_) => lua.named_registry_value(ARRAY_MT_KEY).ok().flatten(),
         _ => None,
     };
-    let room = with_active(|c| {
-        let meter = c.meter();
-        match meter.limit() {
-            0 => usize::MAX,
-            limit => limit.saturating_sub(meter.used()),
+    Walk::new(array_mt.as_ref(), unpausable).value(value)
+}
+
+/// A Lua value that is not a table, read straight off a Lua stack (no
+/// mlua handle): what most actions return.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// The string's bytes, not yet checked to be UTF-8.
+    Str(Vec<u8>),
+}
+
+impl Scalar {
+    /// Reads the value at `index` of `state`'s stack if it is a boolean,
+    /// number or string (`None` for anything else, `nil` included).
+    ///
+    /// # Safety
+    ///
+    /// `state` must be a live Lua state and `index` a valid slot of its
+    /// stack. Raises no Lua error.
+    pub unsafe fn read(state: *mut ffi::lua_State, index: c_int) -> Option<Self> {
+        match ffi::lua_type(state, index) {
+            ffi::LUA_TBOOLEAN => Some(Self::Bool(ffi::lua_toboolean(state, index) != 0)),
+            ffi::LUA_TNUMBER if ffi::lua_isinteger(state, index) != 0 => {
+                Some(Self::Int(ffi::lua_tointegerx(state, index, std::ptr::null_mut())))
+            }
+            ffi::LUA_TNUMBER => Some(Self::Float(ffi::lua_tonumberx(state, index, std::ptr::null_mut()))),
+            ffi::LUA_TSTRING => {
+                let mut len = 0usize;
+                // A string slot converts nothing: this only reads.
+                let p = ffi::lua_tolstring(state, index, &mut len);
+                Some(Self::Str(std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec()))
+            }
+            _ => None,
         }
+    }
+}
+
+/// [`from_lua`] of a [`Scalar`]: the same JSON, errors and charges against
+/// the invocation's memory limit as for the Lua value it was read from.
+pub fn from_scalar(scalar: Scalar) -> Result<serde_json::Value, JsonError> {
+    use serde_json::Value as J;
+    let mut walk = Walk::new(None, false);
+    walk.charge(0)?;
+    Ok(match scalar {
+        Scalar::Bool(b) => J::Bool(b),
+        Scalar::Int(i) => J::from(i),
+        Scalar::Float(n) => match serde_json::Number::from_f64(n) {
+            Some(n) => J::Number(n),
+            None => return Err(walk.fail(format!("{n} is not a finite number"))),
+        },
+        Scalar::Str(bytes) => match String::from_utf8(bytes) {
+            Ok(s) => {
+                walk.charge(s.len())?;
+                J::String(s)
+            }
+            Err(_) => return Err(walk.fail("string is not valid UTF-8")),
+        },
     })
-    .unwrap_or(usize::MAX);
-    let mut walk = Walk { array_mt: array_mt.as_ref(), path: Vec::new(), room, nodes: 0, unpausable };
-    walk.value(value)
 }
 
 /// Nodes converted between two looks at the clock.
@@ -380,7 +431,21 @@ fn fail(path: &[Seg], reason: impl Into<String>) -> JsonError {
     JsonError { path: render(path), reason: reason.into() }
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
+    /// A conversion with the room left under the active invocation's
+    /// memory limit.
+    fn new(array_mt: Option<&'a Table>, unpausable: bool) -> Self {
+        let room = with_active(|c| {
+            let meter = c.meter();
+            match meter.limit() {
+                0 => usize::MAX,
+                limit => limit.saturating_sub(meter.used()),
+            }
+        })
+        .unwrap_or(usize::MAX);
+        Walk { array_mt, path: Vec::new(), room, nodes: 0, unpausable }
+    }
+
     fn fail(&self, reason: impl Into<String>) -> JsonError {
         fail(&self.path, reason)
     }

@@ -235,6 +235,50 @@ fn unconvertible_results_are_clear_errors() {
 }
 
 #[test]
+fn scalar_results_are_converted_as_inside_a_table() {
+    // A scalar result is read off the Lua stack, a table member through
+    // mlua: both must give the same JSON and the same errors.
+    for expr in [
+        "'Hello'",
+        "''",
+        "'\\xff\\xfe'",
+        "'\\u{1F600} caf\\u{E9}'",
+        "string.rep('ab', 5000)",
+        "42",
+        "-7",
+        "math.maxinteger",
+        "math.mininteger",
+        "3.0",
+        "-0.0",
+        "0.1",
+        "1e308",
+        "2^53",
+        "1/0",
+        "-1/0",
+        "0/0",
+        "true",
+        "false",
+        "'a' .. 1",
+    ] {
+        let alone = run(&format!("function main() return {expr}, 'ignored' end"), json!({})).result;
+        let inside = run(&format!("function main() return {{v = {expr}}} end"), json!({})).result;
+        match (alone, inside) {
+            (Ok(a), Ok(t)) => assert_eq!(a, t["v"], "{expr}"),
+            (Err(InvokeError::Runtime(a)), Err(InvokeError::Runtime(t))) => {
+                assert_eq!(a.replace("at $:", "at $.v:"), t, "{expr}")
+            }
+            (a, t) => panic!("{expr}: {a:?} alone, {t:?} in a table"),
+        }
+    }
+    // A string result counts against maxmem as before.
+    let src = "function main() local s = string.rep('x', 40000) return s end";
+    let (o, _) = run_with(src, json!({}), budget(100, 1000, u64::MAX));
+    assert_eq!(err_kind(&o), "memory", "{:?}", o.result);
+    let (o, _) = run_with(src, json!({}), budget(200, 1000, u64::MAX));
+    assert_eq!(o.result.unwrap().as_str().map(str::len), Some(40000));
+}
+
+#[test]
 fn deep_recursion_ends_in_a_limit() {
     let src = "function main() local function f() return f() + 1 end while true do pcall(f) end end";
     let (o, _) = run_with(src, json!({}), budget(4096, 300, u64::MAX));
