@@ -105,8 +105,9 @@ impl Conn {
     /// A read that returns less than it asked for has emptied the socket
     /// (TCP hands over everything it holds): it ends the loop without
     /// another call to learn `WouldBlock`, as nginx does, unless the peer
-    /// closed its side (then the end of the stream is read too).
-    pub fn read(&mut self, cap: usize, chunk: &mut [u8]) -> ReadOutcome {
+    /// closed its side (then the end of the stream is read too). `now`
+    /// (the turn of the loop) becomes `last_active` if anything arrived.
+    pub fn read(&mut self, cap: usize, chunk: &mut [u8], now: Instant) -> ReadOutcome {
         if !self.maybe_readable {
             return ReadOutcome::Drained;
         }
@@ -129,7 +130,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     self.inbuf.extend_from_slice(&chunk[..n]);
-                    self.last_active = Instant::now();
+                    self.last_active = now;
                     if n < want && !self.read_closed {
                         self.maybe_readable = false;
                         return ReadOutcome::Drained;
@@ -146,14 +147,15 @@ impl Conn {
     }
 
     /// Writes buffered output until done or `WouldBlock`. Returns false if
-    /// the socket failed.
-    pub fn flush(&mut self) -> bool {
+    /// the socket failed. `now` becomes `last_active` if anything was
+    /// written.
+    pub fn flush(&mut self, now: Instant) -> bool {
         while self.out_pos < self.out.len() {
             match self.sock.write(&self.out[self.out_pos..]) {
                 Ok(0) => return false,
                 Ok(n) => {
                     self.out_pos += n;
-                    self.last_active = Instant::now();
+                    self.last_active = now;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -225,7 +227,7 @@ mod tests {
         c.busy = false;
         c.out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
         assert!(!c.is_idle(), "a response is unsent");
-        assert!(c.flush());
+        assert!(c.flush(Instant::now()));
         assert!(c.is_idle());
         c.close_after = true;
         assert!(!c.is_idle(), "closing after its last response");
@@ -240,7 +242,7 @@ mod tests {
         let mut got = 0;
         for _ in 0..1000 {
             c.maybe_readable = true; // as a readable event says
-            c.read(1 << 20, &mut [0u8; 16 * 1024]);
+            c.read(1 << 20, &mut [0u8; 16 * 1024], Instant::now());
             got = c.input().len();
             if got == 25 {
                 break;
@@ -254,7 +256,7 @@ mod tests {
         client.write_all(b" HTTP/1.1\r\n\r\n").unwrap();
         for _ in 0..1000 {
             c.maybe_readable = true;
-            c.read(1 << 20, &mut [0u8; 16 * 1024]);
+            c.read(1 << 20, &mut [0u8; 16 * 1024], Instant::now());
             if c.input().len() == 19 {
                 break;
             }
@@ -276,7 +278,7 @@ mod tests {
         client.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
         for _ in 0..1000 {
             c.maybe_readable = true;
-            c.read(1 << 20, &mut [0u8; 16 * 1024]);
+            c.read(1 << 20, &mut [0u8; 16 * 1024], Instant::now());
             if !c.input().is_empty() {
                 break;
             }
@@ -287,14 +289,14 @@ mod tests {
         // Until an event says there is more, reads do not touch the socket.
         client.write_all(b"more").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        c.read(1 << 20, &mut [0u8; 16 * 1024]);
+        c.read(1 << 20, &mut [0u8; 16 * 1024], Instant::now());
         assert_eq!(c.input().len(), 19);
         // With the peer's side closed, reading goes on to the end of the stream.
         drop(client);
         std::thread::sleep(std::time::Duration::from_millis(20));
         c.maybe_readable = true;
         c.read_closed = true;
-        c.read(1 << 20, &mut [0u8; 16 * 1024]);
+        c.read(1 << 20, &mut [0u8; 16 * 1024], Instant::now());
         assert!(c.peer_closed);
         assert!(c.input().ends_with(b"more"));
     }

@@ -174,6 +174,9 @@ pub struct Server {
     shutdown: Arc<AtomicBool>,
     peers: Peers,
     last_tick: Instant,
+    /// When the current turn of the loop began (after the poll returned):
+    /// the time connections were last active, to a turn's precision.
+    turn: Instant,
     last_claim: Instant,
     last_purge: Instant,
     last_sync: Instant,
@@ -302,6 +305,7 @@ impl Server {
             shutdown,
             peers,
             last_tick: now,
+            turn: now,
             last_claim: now,
             last_purge: now - Duration::from_secs(3600),
             last_sync: now,
@@ -333,6 +337,7 @@ impl Server {
                 }
                 return Err(e);
             }
+            self.turn = Instant::now();
             // Changes made through other workers first, so that requests
             // read below see them.
             while let Ok(msg) = self.peers.rx.try_recv() {
@@ -532,7 +537,7 @@ impl Server {
         let cap = self.read_cap();
         loop {
             let Some(conn) = self.conns.get_mut(key) else { return };
-            let outcome = conn.read(cap, &mut self.read_chunk[..]);
+            let outcome = conn.read(cap, &mut self.read_chunk[..], self.turn);
             if let ReadOutcome::Failed = outcome {
                 self.close(key);
                 return;
@@ -566,7 +571,7 @@ impl Server {
 
     fn on_writable(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else { return };
-        if !conn.flush() {
+        if !conn.flush(self.turn) {
             self.close(key);
             return;
         }
@@ -668,7 +673,7 @@ impl Server {
     /// Flushes output and closes the connection when it is finished.
     fn after_io(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else { return };
-        if !conn.flush() {
+        if !conn.flush(self.turn) {
             self.close(key);
             return;
         }

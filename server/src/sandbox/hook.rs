@@ -104,6 +104,11 @@ impl Control {
     /// Checks the limits that can be checked without a clock, then the
     /// clock; records and returns the first limit hit.
     pub(crate) fn check(&self) -> Option<LimitKind> {
+        self.check_at(Instant::now())
+    }
+
+    /// [`check`](Self::check) with the clock read by the caller.
+    pub(crate) fn check_at(&self, now: Instant) -> Option<LimitKind> {
         if let Some(kind) = self.abort.get() {
             return Some(kind);
         }
@@ -111,7 +116,7 @@ impl Control {
             Some(LimitKind::Memory)
         } else if self.used.get() > self.budget.get() {
             Some(LimitKind::Instructions)
-        } else if Instant::now() >= self.deadline.get() {
+        } else if now >= self.deadline.get() {
             Some(LimitKind::Timeout)
         } else {
             None

@@ -158,6 +158,8 @@ pub struct Run {
     /// thread with.
     delivery: Option<Delivery>,
     started: Instant,
+    /// Whether `step` has not run yet (its clock is then `started`).
+    fresh: bool,
     instance: Option<Instance>,
 }
 
@@ -183,6 +185,7 @@ impl Run {
             delivery: None,
             args,
             started,
+            fresh: true,
             instance: Some(instance),
         }
     }
@@ -227,9 +230,15 @@ impl Run {
             return Step::Done(self.finish(Err(InvokeError::Internal("invocation already finished".into()))));
         };
         let _active = ActiveGuard::enter(&instance.ctl);
-        instance.ctl.slice_end.set(Instant::now() + slice);
+        // The first step follows `Run::new` at once: its clock will do.
+        let start = if std::mem::take(&mut self.fresh) { self.started } else { Instant::now() };
+        instance.ctl.slice_end.set(start + slice);
+        let mut clock = Some(start);
         loop {
-            if let Some(kind) = self.instance_ref().ctl.check() {
+            // The step's clock for the first check, a new reading after a
+            // delivery.
+            let now = clock.take().unwrap_or_else(Instant::now);
+            if let Some(kind) = self.instance_ref().ctl.check_at(now) {
                 return Step::Done(self.finish(Err(InvokeError::Limit(kind))));
             }
             let thread = match self.thread.clone() {
@@ -304,9 +313,11 @@ impl Run {
             let values = match resumed {
                 Ok(Resumed::Finished(values)) => {
                     // The last stretch may have run in C past the deadline.
-                    if let Some(kind) = ctl.check() {
-                        return Step::Done(self.finish(Err(InvokeError::Limit(kind))));
+                    let end = Instant::now();
+                    if let Some(kind) = ctl.check_at(end) {
+                        return Step::Done(self.finish_at(Err(InvokeError::Limit(kind)), end));
                     }
+                    clock = Some(end);
                     values
                 }
                 Ok(Resumed::Yielded(values)) => {
@@ -374,14 +385,20 @@ impl Run {
                     }
                 }
                 Phase::Main => {
+                    // The end of the run is the clock read when it finished,
+                    // unless converting a table took time of its own.
                     let mut result = match scalar {
                         Some(scalar) => json::from_scalar(scalar).map_err(result_error),
-                        None => self.convert_result(values),
+                        None => {
+                            clock = None;
+                            self.convert_result(values)
+                        }
                     };
                     if let (Err(_), Some(kind)) = (&result, self.instance_ref().ctl.abort.get()) {
                         result = Err(InvokeError::Limit(kind));
                     }
-                    return Step::Done(self.finish(result));
+                    let end = clock.take().unwrap_or_else(Instant::now);
+                    return Step::Done(self.finish_at(result, end));
                 }
             }
         }
@@ -471,12 +488,17 @@ impl Run {
     }
 
     fn finish(&mut self, result: Result<serde_json::Value, InvokeError>) -> Outcome {
+        self.finish_at(result, Instant::now())
+    }
+
+    /// [`finish`](Self::finish) with the clock read at the end by the caller.
+    fn finish_at(&mut self, result: Result<serde_json::Value, InvokeError>, end: Instant) -> Outcome {
         self.thread = None;
         let (logs, instructions, peak) = match self.instance.as_ref() {
             Some(i) => (std::mem::take(&mut *i.ctl.logs.borrow_mut()), i.ctl.used.get(), i.meter.peak() as u64),
             None => (String::new(), 0, 0),
         };
-        Outcome { result, logs, instructions, peak_memory: peak, duration: self.started.elapsed() }
+        Outcome { result, logs, instructions, peak_memory: peak, duration: end.saturating_duration_since(self.started) }
     }
 
     /// After `Done`, the instance whatever the outcome, to be dropped by
