@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use slserver::sandbox::{check_object, compile, Args, Budget, Instance, Step};
+use slserver::sandbox::{compile, Args, ArgsText, Budget, Instance, Step};
 
 /// The hello action of the README (and of bench/hello.lua).
 const HELLO: &str = include_str!("../../bench/hello.lua");
@@ -32,9 +32,9 @@ fn tight() -> Budget {
 /// instance for the next invocation and the response body.
 fn invoke(inst: Instance, body: &[u8], budget: Budget) -> (Instance, Vec<u8>) {
     // As the server does when the record does not keep the arguments:
-    // check the text, and let the run parse it straight into Lua.
-    check_object(body).expect("a JSON object");
-    let mut run = inst.start(Args::Text(body.to_vec()), budget);
+    // parse the text once, and let the run push it straight into Lua.
+    let args = ArgsText::parse(body.to_vec()).expect("a JSON object");
+    let mut run = inst.start(Args::Text(args), budget);
     let outcome = loop {
         match run.step(SLICE) {
             Step::Done(outcome) => break outcome,

@@ -19,7 +19,7 @@ use crate::auth::{Access, Denied};
 use crate::exec::{budget_for, record_response, Job, Reply};
 use crate::http::{Method, Request, Response};
 use crate::reactor::{now_ms, ConnRef, Server, Waiter};
-use crate::sandbox::{self, check_object, InvokeError};
+use crate::sandbox::{self, check_object, ArgsText, InvokeError};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -419,13 +419,13 @@ impl Server {
     fn run_blocking(&mut self, conn: ConnRef, name: &str, body: Vec<u8>) -> Result<Option<Response>, Response> {
         self.check_room()?;
         let recorded = self.cfg.invocations.record_blocking;
-        // Not recorded: the run parses the text straight into Lua, and the
-        // id is made only if something names it (`Job::id`).
+        // Not recorded: the body is parsed once, for the run to push
+        // straight into Lua, and the id is made only if something names it
+        // (`Job::id`).
         let (args, text) = if recorded || is_blank(&body) {
             (parse_args(&body)?, None)
         } else {
-            check_object(&body).map_err(bad_request)?;
-            (serde_json::Value::Null, Some(body))
+            (serde_json::Value::Null, Some(ArgsText::parse(body).map_err(bad_request)?))
         };
         let id = if recorded { crate::reactor::new_invocation_id() } else { String::new() };
         let record = InvocationRecord::queued(id, name.to_string(), args, false, now_ms());

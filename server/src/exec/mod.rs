@@ -21,7 +21,9 @@ use tracing::{debug, warn};
 use crate::config::LimitsConfig;
 use crate::http::Response;
 use crate::reactor::{now_ms, ConnRef, Server};
-use crate::sandbox::{Args, Budget, Compiled, Instance, InvokeError, LimitKind, Outcome, PluginCall, Run, Step};
+use crate::sandbox::{
+    Args, ArgsText, Budget, Compiled, Instance, InvokeError, LimitKind, Outcome, PluginCall, Run, Step,
+};
 
 /// Who gets the result of an invocation.
 pub(crate) enum Reply {
@@ -45,10 +47,10 @@ pub(crate) struct Job {
     /// When it must end at the latest, whatever its own timeout says (its
     /// caller's deadline).
     pub deadline: Option<Instant>,
-    /// The arguments as JSON text (checked to be an object), for a job
-    /// whose record does not keep them: the run parses the text straight
-    /// into Lua. `record.args` is then unused.
-    pub args_text: Option<Vec<u8>>,
+    /// The arguments as parsed JSON text, for a job whose record does not
+    /// keep them: the run pushes them straight into Lua. `record.args` is
+    /// then unused.
+    pub args_text: Option<ArgsText>,
 }
 
 impl Job {

@@ -3,10 +3,11 @@
 //!
 //! A request's body is JSON text. When the invocation record keeps the
 //! arguments, they are parsed into a `serde_json::Value` (the record
-//! stores it); when it does not, the text itself is handed to the run,
-//! which parses it into a [`Doc`] (strings borrowed from the text, members
-//! in a plain vector: no hashing, few allocations) just before
-//! [`json::push`](super::json::push) puts it on the Lua stack.
+//! stores it); when it does not, the body is parsed once, when the request
+//! is read, into an [`ArgsText`]: the text and its [`Doc`] (strings
+//! borrowed from the text, members in a plain vector: no hashing, few
+//! allocations), which [`json::push`](super::json::push) puts on the Lua
+//! stack when the run starts.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -17,12 +18,12 @@ use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Seq
 use super::json::{JsonTree, Node, MAX_DEPTH};
 
 /// What `main` is called with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Args {
     /// A parsed JSON value.
     Value(serde_json::Value),
-    /// The text of a JSON object, already checked by [`check_object`].
-    Text(Vec<u8>),
+    /// A JSON object's text with its parse.
+    Text(ArgsText),
 }
 
 impl From<serde_json::Value> for Args {
@@ -31,87 +32,47 @@ impl From<serde_json::Value> for Args {
     }
 }
 
+self_cell::self_cell!(
+    /// The text of a JSON object that Lua can take, with its [`Doc`]
+    /// (which borrows from the text).
+    pub struct ArgsText {
+        owner: Vec<u8>,
+        #[covariant]
+        dependent: Doc,
+    }
+    impl {Debug}
+);
+
+impl ArgsText {
+    /// Parses `text` with the rules and messages of [`check_object`].
+    pub fn parse(text: Vec<u8>) -> Result<Self, String> {
+        Self::try_new(text, |t| parse_object(t))
+    }
+
+    /// The parsed arguments.
+    pub fn doc(&self) -> &Doc<'_> {
+        self.borrow_dependent()
+    }
+}
+
 /// Checks that `text` is one JSON object that Lua can take (nested at most
-/// [`json::MAX_DEPTH`](super::json::MAX_DEPTH) deep), without building it.
-/// Syntax errors have the messages of parsing into a `serde_json::Value`.
+/// [`json::MAX_DEPTH`](super::json::MAX_DEPTH) deep). Syntax errors have
+/// the messages of parsing into a `serde_json::Value`.
 pub fn check_object(text: &[u8]) -> Result<(), String> {
+    parse_object(text).map(drop)
+}
+
+/// [`check_object`], keeping what it parsed.
+fn parse_object(text: &[u8]) -> Result<Doc<'_>, String> {
     let too_deep = Cell::new(false);
     let mut de = serde_json::Deserializer::from_slice(text);
-    let checked = Skip { depth: 0, too_deep: &too_deep }.deserialize(&mut de).and_then(|()| de.end());
+    let parsed = DocSeed { depth: 0, too_deep: &too_deep }.deserialize(&mut de).and_then(|doc| de.end().map(|()| doc));
     if too_deep.get() {
         return Err(format!("the arguments are nested deeper than {MAX_DEPTH} levels"));
     }
-    checked.map_err(|e| format!("invalid JSON: {e}"))?;
-    match text.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => Ok(()),
+    match parsed.map_err(|e| format!("invalid JSON: {e}"))? {
+        doc @ Doc::Object(_) => Ok(doc),
         _ => Err("the arguments must be a JSON object".into()),
-    }
-}
-
-/// Reads one JSON value and keeps nothing, but its depth. Unlike serde's
-/// `IgnoredAny`, it goes through `deserialize_any`, so serde_json's own
-/// recursion limit applies as it does to every other parse.
-#[derive(Clone, Copy)]
-struct Skip<'a> {
-    depth: usize,
-    too_deep: &'a Cell<bool>,
-}
-
-impl<'de> DeserializeSeed<'de> for Skip<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        if self.depth > MAX_DEPTH {
-            self.too_deep.set(true);
-            return Err(de::Error::custom("nested too deep"));
-        }
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Skip<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let inner = Skip { depth: self.depth + 1, ..self };
-        while seq.next_element_seed(inner)?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let inner = Skip { depth: self.depth + 1, ..self };
-        while map.next_key::<de::IgnoredAny>()?.is_some() {
-            map.next_value_seed(inner)?;
-        }
-        Ok(())
     }
 }
 
@@ -129,22 +90,28 @@ pub enum Doc<'a> {
     Object(Vec<(Cow<'a, str>, Doc<'a>)>),
 }
 
-impl<'a> Doc<'a> {
-    /// Parses JSON text.
-    pub fn parse(text: &'a [u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(text)
+/// Reads one [`Doc`] at `depth`, refusing values nested deeper than
+/// [`MAX_DEPTH`] (serde_json's own recursion limit applies as well, as to
+/// every parse that goes through `deserialize_any`).
+#[derive(Clone, Copy)]
+struct DocSeed<'c> {
+    depth: usize,
+    too_deep: &'c Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for DocSeed<'_> {
+    type Value = Doc<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Doc<'de>, D::Error> {
+        if self.depth > MAX_DEPTH {
+            self.too_deep.set(true);
+            return Err(de::Error::custom("nested too deep"));
+        }
+        d.deserialize_any(self)
     }
 }
 
-impl<'de> Deserialize<'de> for Doc<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(DocVisitor)
-    }
-}
-
-struct DocVisitor;
-
-impl<'de> Visitor<'de> for DocVisitor {
+impl<'de> Visitor<'de> for DocSeed<'_> {
     type Value = Doc<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -185,17 +152,19 @@ impl<'de> Visitor<'de> for DocVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Doc<'de>, A::Error> {
+        let inner = DocSeed { depth: self.depth + 1, ..self };
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(item) = seq.next_element()? {
+        while let Some(item) = seq.next_element_seed(inner)? {
             items.push(item);
         }
         Ok(Doc::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
+        let inner = DocSeed { depth: self.depth + 1, ..self };
         let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
         while let Some(Key(k)) = map.next_key()? {
-            members.push((k, map.next_value()?));
+            members.push((k, map.next_value_seed(inner)?));
         }
         Ok(Doc::Object(members))
     }
@@ -279,7 +248,7 @@ mod tests {
 
     /// The Lua value of `text` through a `Doc`, back in JSON.
     fn via_doc(lua: &Lua, text: &str) -> serde_json::Value {
-        let doc = Doc::parse(text.as_bytes()).unwrap();
+        let doc = parse_object(text.as_bytes()).unwrap();
         // SAFETY: inside `exec_raw`'s protected call, as `json::push` needs.
         let v: Value = unsafe { lua.exec_raw((), |state| json::push(state, &doc)) }.unwrap();
         json::from_lua(lua, &v).unwrap()
@@ -305,7 +274,7 @@ mod tests {
 
     #[test]
     fn strings_without_escapes_are_borrowed() {
-        let doc = Doc::parse(br#"{"plain": "text", "esc\u0041": "a\nb"}"#).unwrap();
+        let doc = parse_object(br#"{"plain": "text", "esc\u0041": "a\nb"}"#).unwrap();
         let Doc::Object(members) = doc else { panic!("not an object") };
         assert!(matches!(&members[0], (Cow::Borrowed("plain"), Doc::Str(Cow::Borrowed("text")))));
         assert!(matches!(&members[1].0, Cow::Owned(k) if k == "escA"));
@@ -328,17 +297,19 @@ mod tests {
         }
         // What passes the check, Lua takes.
         let lua = lua();
-        let text = nest(json::MAX_DEPTH - 1);
-        let doc = Doc::parse(text.as_bytes()).unwrap();
+        let text = nest(json::MAX_DEPTH - 1).into_bytes();
+        let args = ArgsText::parse(text.clone()).unwrap();
+        assert_eq!(args.borrow_owner(), &text);
+        let doc = args.doc();
         // SAFETY: inside `exec_raw`'s protected call, as `json::push` needs.
-        assert!(unsafe { lua.exec_raw::<Value>((), |state| json::push(state, &doc)) }.is_ok());
+        assert!(unsafe { lua.exec_raw::<Value>((), |state| json::push(state, doc)) }.is_ok());
     }
 
     #[test]
     fn nesting_deeper_than_the_limit_is_an_error() {
         let lua = lua();
-        let text = format!("{}1{}", "[".repeat(json::MAX_DEPTH + 1), "]".repeat(json::MAX_DEPTH + 1));
-        let doc = Doc::parse(text.as_bytes()).unwrap();
+        // Deeper than the parser lets through: built by hand.
+        let doc = (0..=json::MAX_DEPTH).fold(Doc::Int(1), |inner, _| Doc::Array(vec![inner]));
         // SAFETY: inside `exec_raw`'s protected call, as `json::push` needs.
         let err = unsafe { lua.exec_raw::<Value>((), |state| json::push(state, &doc)) }.unwrap_err();
         assert!(err.to_string().contains("JSON nesting too deep"), "{err}");

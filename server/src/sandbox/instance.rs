@@ -283,20 +283,9 @@ impl Run {
                     Err(e) => return Step::Done(self.finish(Err(InvokeError::Internal(error_message(&e))))),
                 }
             }
-            // Text is parsed here, outside the protected call that pushes
-            // it (a parse allocates and may fail; a push only longjmps).
-            let doc = match &json_tail {
-                Some(Args::Text(text)) => match Doc::parse(text) {
-                    Ok(doc) => Some(doc),
-                    Err(e) => {
-                        return Step::Done(self.finish(Err(InvokeError::Internal(format!("invalid arguments: {e}")))))
-                    }
-                },
-                _ => None,
-            };
             let tail = match &json_tail {
                 Some(Args::Value(v)) => Some(Tail::Value(v)),
-                Some(Args::Text(_)) => doc.as_ref().map(Tail::Doc),
+                Some(Args::Text(text)) => Some(Tail::Doc(text.doc())),
                 None => None,
             };
             // The result of `main`, when it is a scalar, is read off the
