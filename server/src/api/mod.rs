@@ -26,6 +26,17 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// Longest `?wait=` for an invocation result, in seconds.
 const MAX_WAIT_SECS: u64 = 60;
 
+/// The bytes an action name may hold: `[A-Za-z0-9._-]`.
+static NAME_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(b as u8, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-');
+        b += 1;
+    }
+    t
+};
+
 /// Whether `name` is a valid action name: 1 to 128 of `[A-Za-z0-9._-]`,
 /// but not `.` or `..`: URL libraries, curl and browsers resolve those path
 /// segments away (`/actions/..` becomes `/`), so no ordinary client could
@@ -35,7 +46,7 @@ pub fn valid_name(name: &str) -> bool {
         && name.len() <= 128
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+        && name.bytes().fold(true, |ok, b| ok & NAME_BYTES[usize::from(b)])
 }
 
 fn bad_request(message: impl AsRef<str>) -> Response {
@@ -88,16 +99,16 @@ fn segments(path: &str) -> ([&str; 4], usize) {
     let mut n = 0;
     // Split after the leading '/' (the parser checked that there is one).
     let Some(rest) = path.strip_prefix('/') else { return (buf, 0) };
+    let bytes = rest.as_bytes();
     let mut start = 0;
-    for (i, b) in rest.bytes().enumerate().chain(std::iter::once((rest.len(), b'/'))) {
-        if b == b'/' {
-            buf[n] = &rest[start..i];
-            n += 1;
-            if n == buf.len() {
-                break;
-            }
-            start = i + 1;
+    while n < buf.len() {
+        let end = bytes[start..].iter().position(|&b| b == b'/').map_or(bytes.len(), |i| start + i);
+        buf[n] = &rest[start..end];
+        n += 1;
+        if end == bytes.len() {
+            break;
         }
+        start = end + 1;
     }
     (buf, n)
 }

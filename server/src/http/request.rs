@@ -136,6 +136,22 @@ fn has_bare_lf(buf: &[u8]) -> bool {
     false
 }
 
+/// The value of a `Content-Length` field: decimal digits, with optional
+/// blanks around them, that fit a `usize`.
+fn content_length_value(value: &[u8]) -> Option<usize> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0usize, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(usize::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
 /// Parses the first request in `buf`.
 pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
     // First, so that the answer does not depend on how much of the head has
@@ -179,11 +195,7 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
     let mut authorization = None;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(h.value)
-                .ok()
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
-            let n = v.and_then(|v| v.parse::<usize>().ok()).ok_or_else(|| err(400, "invalid Content-Length"))?;
+            let n = content_length_value(h.value).ok_or_else(|| err(400, "invalid Content-Length"))?;
             if content_length.is_some_and(|prev| prev != n) {
                 return Err(err(400, "conflicting Content-Length headers"));
             }
@@ -220,8 +232,8 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
     if buf.len() < head_len + body_len {
         return Ok(Parsed::Partial { expect_continue });
     }
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, q),
+    let (path, query) = match memchr::memchr(b'?', target.as_bytes()) {
+        Some(i) => (&target[..i], &target[i + 1..]),
         None => (target, ""),
     };
     if !path.starts_with('/') {
@@ -254,6 +266,28 @@ mod tests {
 
     fn p(s: &str) -> Result<Parsed, HttpError> {
         parse(s.as_bytes(), &ParseLimits::default())
+    }
+
+    #[test]
+    fn content_length_values() {
+        for (v, want) in [
+            ("12", Some(12)),
+            (" 12\t", Some(12)),
+            ("0", Some(0)),
+            ("007", Some(7)),
+            ("18446744073709551615", Some(usize::MAX)),
+            ("18446744073709551616", None),
+            ("99999999999999999999999", None),
+            ("", None),
+            ("  ", None),
+            ("1 2", None),
+            ("+1", None),
+            ("-1", None),
+            ("1e3", None),
+            ("\u{663}", None),
+        ] {
+            assert_eq!(content_length_value(v.as_bytes()), want, "{v:?}");
+        }
     }
 
     fn complete(s: &str) -> (Request, usize) {
