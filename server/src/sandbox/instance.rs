@@ -547,10 +547,14 @@ enum Resumed {
     OutOfMemory,
 }
 
-const RESUME_OK: i64 = 0;
-const RESUME_YIELD: i64 = 1;
-const RESUME_ERROR: i64 = 2;
-const RESUME_NOMEM: i64 = 3;
+/// How `lua_resume` returned, as `resume_raw`'s protected call reports it.
+#[derive(Clone, Copy)]
+enum Status {
+    Finished,
+    Yielded,
+    Failed,
+    OutOfMemory,
+}
 
 /// JSON pushed after the other arguments of a resume.
 enum Tail<'a> {
@@ -579,12 +583,14 @@ fn resume_raw(
     // closure in a protected C call whose stack holds exactly the pushed
     // `args`; `json::push` adds one value there (raising a
     // Lua error, caught by that protected call, when out of memory); we
-    // move them to `t`, resume it, and leave on the caller's stack a status
-    // code followed by the results or the error object (or, for a scalar
-    // first result read into `scalar`, by nothing: `Scalar::read` copies
-    // the value and raises no error, and the results are popped off `t`).
+    // move them to `t`, resume it, set `code` and leave on the caller's
+    // stack the results or the error object (or, for a scalar first result
+    // read into `scalar`, nothing: `Scalar::read` copies the value and
+    // raises no error, and the results are popped off `t`).
     // A hook-yielded `t` keeps its stack untouched (it yields no values).
-    let out: MultiValue = unsafe {
+    // Out of memory unless the closure says otherwise.
+    let mut code = Status::OutOfMemory;
+    let mut values: MultiValue = unsafe {
         lua.exec_raw(args, |state| {
             match tail {
                 Some(Tail::Value(v)) => json::push(state, v),
@@ -594,50 +600,41 @@ fn resume_raw(
             let nargs = ffi::lua_gettop(state);
             if ffi::lua_checkstack(t, nargs + 1) == 0 {
                 ffi::lua_settop(state, 0);
-                ffi::lua_pushinteger(state, RESUME_NOMEM);
                 return;
             }
             ffi::lua_xmove(state, t, nargs);
             let mut nres: c_int = 0;
             let status = ffi::lua_resume(t, state, nargs, &mut nres);
-            let (code, keep) = match status {
+            let (resumed, keep) = match status {
                 ffi::LUA_OK if nres > 0 && scalar.is_some() => match json::Scalar::read(t, -nres) {
                     Some(v) => {
                         if let Some(out) = scalar {
                             *out = Some(v);
                         }
                         ffi::lua_settop(t, -nres - 1);
-                        (RESUME_OK, 0)
+                        (Status::Finished, 0)
                     }
-                    None => (RESUME_OK, nres),
+                    None => (Status::Finished, nres),
                 },
-                ffi::LUA_OK => (RESUME_OK, nres),
-                ffi::LUA_YIELD => (RESUME_YIELD, nres),
-                ffi::LUA_ERRMEM => (RESUME_NOMEM, 0),
-                _ => (RESUME_ERROR, 1),
+                ffi::LUA_OK => (Status::Finished, nres),
+                ffi::LUA_YIELD => (Status::Yielded, nres),
+                ffi::LUA_ERRMEM => (Status::OutOfMemory, 0),
+                _ => (Status::Failed, 1),
             };
-            if ffi::lua_checkstack(state, keep + 2) == 0 {
-                ffi::lua_pushinteger(state, RESUME_NOMEM);
-                return;
-            }
-            ffi::lua_pushinteger(state, code);
             if keep > 0 {
+                if ffi::lua_checkstack(state, keep + 1) == 0 {
+                    return;
+                }
                 ffi::lua_xmove(t, state, keep);
             }
+            code = resumed;
         })?
     };
-    // The status is popped off the front: the values after it are handed
-    // on in the same buffer.
-    let mut values = out;
-    let code = match values.pop_front() {
-        Some(Value::Integer(c)) => c,
-        _ => return Err(mlua::Error::runtime("resume returned no status")),
-    };
     Ok(match code {
-        RESUME_OK => Resumed::Finished(values),
-        RESUME_YIELD => Resumed::Yielded(values),
-        RESUME_ERROR => Resumed::Failed(values.pop_front().unwrap_or(Value::Nil)),
-        _ => Resumed::OutOfMemory,
+        Status::Finished => Resumed::Finished(values),
+        Status::Yielded => Resumed::Yielded(values),
+        Status::Failed => Resumed::Failed(values.pop_front().unwrap_or(Value::Nil)),
+        Status::OutOfMemory => Resumed::OutOfMemory,
     })
 }
 
