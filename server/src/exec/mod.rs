@@ -571,7 +571,10 @@ impl Server {
         // it is kept (it takes the result instead of a copy).
         let result = match running.job.reply {
             Reply::Conn(cref) => {
-                self.complete(cref, outcome_response(&outcome.result));
+                match &outcome.result {
+                    Ok(v) => self.complete_json(cref, v),
+                    Err(_) => self.complete(cref, outcome_response(&outcome.result)),
+                }
                 outcome.result
             }
             Reply::Web(cref) => {

@@ -7,4 +7,4 @@ mod request;
 mod response;
 
 pub use request::{parse, HttpError, Method, ParseLimits, Parsed, Request};
-pub use response::{reason, Response};
+pub use response::{reason, write_parts, Response};

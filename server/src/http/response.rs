@@ -43,31 +43,57 @@ impl Response {
 
     /// Appends the response to `out`. `head_only` leaves the body out (HEAD).
     pub fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool, head_only: bool) {
-        // Written piece by piece rather than with `write!`: this runs once
-        // a request, and the formatting machinery costs more than the rest.
-        out.extend_from_slice(b"HTTP/1.1 ");
-        push_decimal(out, u64::from(self.status));
-        out.push(b' ');
-        out.extend_from_slice(reason(self.status).as_bytes());
-        out.extend_from_slice(b"\r\nContent-Type: ");
-        out.extend_from_slice(self.content_type.as_bytes());
-        out.extend_from_slice(b"\r\nContent-Length: ");
-        push_decimal(out, self.body.len() as u64);
-        out.extend_from_slice(b"\r\n");
-        for (name, value) in &self.headers {
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        if !keep_alive {
-            out.extend_from_slice(b"Connection: close\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
+        write_head(out, self.status, &self.content_type, self.body.len(), &self.headers, keep_alive);
         if !head_only {
             out.extend_from_slice(&self.body);
         }
     }
+}
+
+/// Appends a response with no header fields beyond the usual ones and
+/// `body` borrowed: as [`Response::write_to`] of a response with that
+/// status, content type and body, without making one.
+pub fn write_parts(out: &mut Vec<u8>, status: u16, content_type: &str, body: &[u8], keep_alive: bool, head_only: bool) {
+    write_head(out, status, content_type, body.len(), &[], keep_alive);
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// Appends a status line and header fields, through the empty line.
+fn write_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    body_len: usize,
+    headers: &[(Cow<'static, str>, String)],
+    keep_alive: bool,
+) {
+    // Written piece by piece rather than with `write!`: this runs once
+    // a request, and the formatting machinery costs more than the rest.
+    if status == 200 {
+        out.extend_from_slice(b"HTTP/1.1 200 OK");
+    } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_decimal(out, u64::from(status));
+        out.push(b' ');
+        out.extend_from_slice(reason(status).as_bytes());
+    }
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    push_decimal(out, body_len as u64);
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends `n` in decimal.
@@ -137,6 +163,22 @@ mod tests {
             let head = String::from_utf8(out).unwrap();
             assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
             assert!(head.contains(&format!("\r\nContent-Length: {len}\r\n")), "{head}");
+        }
+    }
+
+    #[test]
+    fn parts_are_written_as_the_response_would_be() {
+        for (status, body, keep, head_only) in [
+            (200, &b"\"Hello x\""[..], true, false),
+            (200, b"", false, false),
+            (400, b"{}", true, true),
+            (599, b"x", false, true),
+        ] {
+            let mut want = b"before".to_vec();
+            Response::json(status, body.to_vec()).write_to(&mut want, keep, head_only);
+            let mut out = b"before".to_vec();
+            write_parts(&mut out, status, "application/json", body, keep, head_only);
+            assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(want).unwrap());
         }
     }
 

@@ -42,6 +42,10 @@ const READ_CHUNK: usize = 16 * 1024;
 /// client pipelining thousands of requests cannot keep the reactor from the
 /// others; the rest wait for the next turn.
 const REQUESTS_PER_TURN: usize = 64;
+
+/// Capacity of the JSON answer buffer kept between answers.
+const JSON_BODY_KEEP: usize = 64 * 1024;
+
 /// Most connections accepted per turn of the loop, so that a flood of new
 /// connections cannot keep the reactor from the ones it has (nor from
 /// seeing which of them are idle).
@@ -174,6 +178,8 @@ pub struct Server {
     shutdown: Arc<AtomicBool>,
     peers: Peers,
     last_tick: Instant,
+    /// The body of the JSON answer being written by `complete_json`.
+    json_body: Vec<u8>,
     /// When the current turn of the loop began (after the poll returned):
     /// the time connections were last active, to a turn's precision.
     turn: Instant,
@@ -305,6 +311,7 @@ impl Server {
             shutdown,
             peers,
             last_tick: now,
+            json_body: Vec::new(),
             turn: now,
             last_claim: now,
             last_purge: now - Duration::from_secs(3600),
@@ -648,12 +655,18 @@ impl Server {
     }
 
     fn write_response(&mut self, key: usize, resp: Response) {
+        self.write_answer(key, |out, keep_alive, head_only| resp.write_to(out, keep_alive, head_only));
+    }
+
+    /// Appends the answer to the request `key` is busy with, written by
+    /// `write(out, keep_alive, head_only)`.
+    fn write_answer(&mut self, key: usize, write: impl FnOnce(&mut Vec<u8>, bool, bool)) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         conn.busy = false;
         // A client that closed its sending side still gets the answers to
         // every request it sent (`after_io` closes once they are written).
         let keep = conn.keep_alive;
-        resp.write_to(&mut conn.out, keep, conn.head_only);
+        write(&mut conn.out, keep, conn.head_only);
         if !keep {
             conn.close_after = true;
         }
@@ -667,6 +680,30 @@ impl Server {
             _ => return,
         }
         self.write_response(cref.key, resp);
+        self.drive(cref.key);
+    }
+
+    /// [`complete`](Self::complete) with a `200` JSON response of `value`,
+    /// serialized into a buffer the reactor keeps (the answer of a blocking
+    /// run: no response or body of its own).
+    pub(crate) fn complete_json(&mut self, cref: ConnRef, value: &serde_json::Value) {
+        match self.conns.get(cref.key) {
+            Some(c) if c.gen == cref.gen && c.busy => {}
+            _ => return,
+        }
+        let mut body = std::mem::take(&mut self.json_body);
+        body.clear();
+        if serde_json::to_writer(&mut body, value).is_err() {
+            body.clear();
+            body.extend_from_slice(b"null");
+        }
+        self.write_answer(cref.key, |out, keep_alive, head_only| {
+            http::write_parts(out, 200, "application/json", &body, keep_alive, head_only)
+        });
+        // A big answer does not keep its buffer.
+        if body.capacity() <= JSON_BODY_KEEP {
+            self.json_body = body;
+        }
         self.drive(cref.key);
     }
 
