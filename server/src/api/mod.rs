@@ -438,8 +438,9 @@ impl Server {
         } else {
             (serde_json::Value::Null, Some(ArgsText::parse(body).map_err(bad_request)?))
         };
-        let id = if recorded { crate::reactor::new_invocation_id() } else { String::new() };
-        let record = InvocationRecord::queued(id, name.to_string(), args, false, now_ms());
+        // An id and a creation time only for a record that is stored.
+        let (id, created) = if recorded { (crate::reactor::new_invocation_id(), now_ms()) } else { (String::new(), 0) };
+        let record = InvocationRecord::queued(id, name.to_string(), args, false, created);
         self.invoke(Job { args_text: text, ..Job::new(record, Reply::Conn(conn)) });
         Ok(None)
     }

@@ -252,6 +252,11 @@ impl Server {
     /// Starts an invocation: at once if the action is cached, else after
     /// fetching it from the store.
     pub(crate) fn invoke(&mut self, job: Job) {
+        self.start(job)
+    }
+
+    /// Queues `job` until its action is loaded (and starts loading it).
+    fn wait_for_action(&mut self, job: Job) {
         match self.exec.actions.get_mut(&job.record.action) {
             Some(Slot::Ready(_)) => self.start(job),
             Some(Slot::Loading { pending, .. }) => {
@@ -360,38 +365,36 @@ impl Server {
     fn start(&mut self, mut job: Job) {
         self.exec.next_id += 1;
         let now = self.exec.next_id;
-        let needs_new = match self.exec.actions.get_mut(&job.record.action) {
-            Some(Slot::Ready(ready)) => {
-                ready.last_used = now;
-                ready.idle.is_empty()
-            }
-            _ => return self.invoke(job),
-        };
-        if needs_new {
-            // Making room may drop other actions' idle instances (never
-            // this action's entry), so the entry is looked up again.
-            self.evict_idle();
-        }
         let Some(Slot::Ready(ready)) = self.exec.actions.get_mut(&job.record.action) else {
-            return self.invoke(job);
+            return self.wait_for_action(job);
         };
+        ready.last_used = now;
+        let (version, generation, mut budget) = (ready.version, ready.generation, ready.budget);
         let instance = match ready.idle.pop() {
             Some(i) => i,
-            None => match Instance::from_bytecode(&job.record.action, &ready.code.bytecode) {
-                Ok(i) => i,
-                Err(e) => return self.fail_job(job, e.kind(), &e.to_string()),
-            },
+            None => {
+                // Making room may drop other actions' idle instances (never
+                // this action's entry), so the entry is looked up again.
+                self.evict_idle();
+                let Some(Slot::Ready(ready)) = self.exec.actions.get_mut(&job.record.action) else {
+                    return self.wait_for_action(job);
+                };
+                match Instance::from_bytecode(&job.record.action, &ready.code.bytecode) {
+                    Ok(i) => i,
+                    Err(e) => return self.fail_job(job, e.kind(), &e.to_string()),
+                }
+            }
         };
-        let (version, generation) = (ready.version, ready.generation);
-        let mut budget = ready.budget;
         if let Some(deadline) = job.deadline {
             budget.timeout = budget.timeout.min(deadline.saturating_duration_since(Instant::now()));
         }
         job.record.version = version;
         job.record.status = InvocationStatus::Running;
-        job.record.started = Some(now_ms());
-        // The record keeps the arguments only if it will be stored.
+        // The record keeps the arguments and times only if it will be stored.
         let stored = job.is_recorded(self.cfg.invocations.record_blocking);
+        if stored {
+            job.record.started = Some(now_ms());
+        }
         let args = match job.args_text.take() {
             Some(text) => Args::Text(text),
             None if stored => Args::Value(job.record.args.clone()),
