@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use mlua::ffi;
 
 use super::alloc::MemoryMeter;
+use super::json::ErasedTree;
 
 /// VM instructions between two hook firings.
 pub const HOOK_INTERVAL: c_int = 1000;
@@ -76,6 +77,9 @@ pub struct Control {
     pub(crate) log_limit: Cell<usize>,
     pub(crate) logs_truncated: Cell<bool>,
     pub(crate) meter: *const MemoryMeter,
+    /// The arguments of `main`, set only while the resume that starts it
+    /// runs (the entry function takes them; see `instance::push_args`).
+    pub(crate) pending_args: Cell<Option<ErasedTree>>,
 }
 
 impl Control {
@@ -92,6 +96,7 @@ impl Control {
             log_limit: Cell::new(64 * 1024),
             logs_truncated: Cell::new(false),
             meter,
+            pending_args: Cell::new(None),
         }
     }
 

@@ -9,6 +9,7 @@ use mlua::{ffi, ChunkMode, Function, Lua, MultiValue, Thread, Value};
 use super::alloc::{self, MemoryMeter};
 use super::args::{Args, Doc};
 use super::hook::{self, ActiveGuard, Control, LimitKind};
+use super::json::ErasedTree;
 use super::{env, json, InvokeError};
 
 /// Limits in force for one invocation, after defaults were applied.
@@ -28,7 +29,9 @@ pub struct Budget {
 pub struct Instance {
     // Field order is drop order: Lua handles, then the state, then the
     // blocks the state's allocator and hook point into.
-    main: Option<Function>,
+    /// What an invocation's thread runs once the chunk has run: `main`
+    /// called with the arguments (see `env::ENTRY_FACTORY_KEY`).
+    entry: Option<Function>,
     chunk: Option<Function>,
     /// The thread of the last invocation that finished, to run the next
     /// one in (a new thread per invocation would cost allocations and GC).
@@ -48,7 +51,7 @@ impl Instance {
         let ctl = Box::new(Control::new(&*meter));
         // Built before anything else can fail, so that an early return drops
         // the state before the meter its allocator points into.
-        let mut instance = Self { main: None, chunk: None, spare: None, lua, ctl, meter, runs: 0 };
+        let mut instance = Self { entry: None, chunk: None, spare: None, lua, ctl, meter, runs: 0 };
         instance.chunk = Some(load(&instance.lua).map_err(|e| InvokeError::Compile(error_message(&e)))?);
         Ok(instance)
     }
@@ -253,8 +256,12 @@ impl Run {
             // JSON pushed after `args` by `resume_raw`, straight onto the
             // stack (no mlua handle per table and string).
             let mut json_tail = None;
+            // The first resume of `main`: the entry function takes the
+            // arguments (`resume_entry`).
+            let mut starting = false;
             if self.pending_args && matches!(self.phase, Phase::Main) {
                 self.pending_args = false;
+                starting = true;
                 json_tail = Some(self.args.take().unwrap_or(Args::Value(serde_json::Value::Null)));
             }
             if let Some(delivery) = self.delivery.take() {
@@ -292,7 +299,11 @@ impl Run {
             // stack inside the resume (no mlua handle for it).
             let mut scalar = None;
             let want_scalar = matches!(self.phase, Phase::Main).then_some(&mut scalar);
-            let resumed = resume_raw(&self.instance_ref().lua, &thread, args, tail, want_scalar);
+            let instance = self.instance_ref();
+            let resumed = match tail {
+                Some(tail) if starting => resume_entry(&instance.lua, &thread, &instance.ctl, tail, want_scalar),
+                tail => resume_raw(&instance.lua, &thread, args, tail, want_scalar),
+            };
             let ctl = &self.instance_ref().ctl;
             if let Some(kind) =
                 ctl.abort.get().or_else(|| self.instance_ref().meter.limit_hit().then_some(LimitKind::Memory))
@@ -345,7 +356,13 @@ impl Run {
                     let instance = self.instance.as_mut().expect("instance present");
                     instance.chunk = None;
                     match instance.lua.globals().raw_get::<Value>("main") {
-                        Ok(Value::Function(f)) => instance.main = Some(f),
+                        Ok(Value::Function(f)) => match make_entry(&instance.lua, f) {
+                            Ok(entry) => instance.entry = Some(entry),
+                            Err(mlua::Error::MemoryError(_)) => {
+                                return Step::Done(self.finish(Err(InvokeError::Limit(LimitKind::Memory))))
+                            }
+                            Err(e) => return Step::Done(self.finish(Err(InvokeError::Internal(error_message(&e))))),
+                        },
                         // A library: a chunk that returns a table for
                         // `require` (and defines no main).
                         _ if matches!(values.front(), Some(Value::Table(_))) => {
@@ -438,7 +455,7 @@ impl Run {
         let instance = self.instance.as_mut().expect("instance present while running");
         let func = match self.phase {
             Phase::Init => instance.chunk.clone(),
-            Phase::Main => instance.main.clone(),
+            Phase::Main => instance.entry.clone(),
         };
         let Some(func) = func else { return Ok(None) };
         let thread = match instance.spare.take() {
@@ -636,6 +653,80 @@ fn resume_raw(
         Status::Failed => Resumed::Failed(values.pop_front().unwrap_or(Value::Nil)),
         Status::OutOfMemory => Resumed::OutOfMemory,
     })
+}
+
+/// The function an invocation's thread runs to call `main` (made once per
+/// instance, when the chunk has defined `main`).
+fn make_entry(lua: &Lua, main: Function) -> mlua::Result<Function> {
+    let factory: Function = lua.named_registry_value(env::ENTRY_FACTORY_KEY)?;
+    factory.call(main)
+}
+
+/// Starts `main` in `thread`, whose function is the instance's entry:
+/// `tail` becomes its argument inside the thread (`env::push_args` builds
+/// it there, so a memory error is the thread's, caught by the resume),
+/// with no protected call around the resume. With `scalar`, as for
+/// [`resume_raw`].
+fn resume_entry(
+    lua: &Lua,
+    thread: &Thread,
+    ctl: &Control,
+    tail: Tail,
+    scalar: Option<&mut Option<json::Scalar>>,
+) -> mlua::Result<Resumed> {
+    let t = thread.to_pointer() as *mut ffi::lua_State;
+    let tree = match tail {
+        Tail::Value(v) => ErasedTree::new(v),
+        Tail::Doc(d) => ErasedTree::new(d),
+    };
+    ctl.pending_args.set(Some(tree));
+    let mut nres: c_int = 0;
+    // SAFETY: `t` is the live state of `thread`, new (its function the
+    // entry, nothing else on its stack), so it is resumed with no
+    // arguments. `lua_resume` runs it protected and returns a status; no
+    // Lua error leaves it. The tree `pending_args` points to outlives the
+    // resume, and is taken off `ctl` right after it.
+    let status = unsafe { ffi::lua_resume(t, std::ptr::null_mut(), 0, &mut nres) };
+    ctl.pending_args.set(None);
+    match status {
+        ffi::LUA_OK => {
+            if let (Some(out), true) = (scalar, nres > 0) {
+                // SAFETY: the results are the top `nres` slots of `t`;
+                // reading raises no error, and they are popped after.
+                if let Some(v) = unsafe { json::Scalar::read(t, -nres) } {
+                    *out = Some(v);
+                    unsafe { ffi::lua_settop(t, -nres - 1) };
+                    return Ok(Resumed::Finished(MultiValue::new()));
+                }
+            }
+            Ok(collect(lua, t, nres)?.map_or(Resumed::OutOfMemory, Resumed::Finished))
+        }
+        ffi::LUA_YIELD => Ok(collect(lua, t, nres)?.map_or(Resumed::OutOfMemory, Resumed::Yielded)),
+        ffi::LUA_ERRMEM => Ok(Resumed::OutOfMemory),
+        _ => Ok(collect(lua, t, 1)?
+            .map_or(Resumed::OutOfMemory, |mut v| Resumed::Failed(v.pop_front().unwrap_or(Value::Nil)))),
+    }
+}
+
+/// Moves the top `n` values of the suspended or finished thread `t` into
+/// mlua values (`None` if there is no room for them).
+fn collect(lua: &Lua, t: *mut ffi::lua_State, n: c_int) -> mlua::Result<Option<MultiValue>> {
+    if n == 0 {
+        return Ok(Some(MultiValue::new()));
+    }
+    let mut moved = false;
+    // SAFETY: `exec_raw` calls the closure in a protected call on the
+    // main state; `t`, a thread of that state that is not running, has at
+    // least `n` values on its stack, moved with room checked first.
+    let values: MultiValue = unsafe {
+        lua.exec_raw((), |state| {
+            if ffi::lua_checkstack(state, n + 1) != 0 {
+                ffi::lua_xmove(t, state, n);
+                moved = true;
+            }
+        })?
+    };
+    Ok(moved.then_some(values))
 }
 
 /// The message of an error object raised by user code, without running

@@ -175,6 +175,37 @@ unsafe fn push_value<T: JsonTree>(state: *mut ffi::lua_State, tree: &T, mt: c_in
     }
 }
 
+/// A [`JsonTree`] behind a pointer without its type, for a push from a C
+/// function that cannot be generic (see `instance::push_args`).
+#[derive(Clone, Copy)]
+pub(crate) struct ErasedTree {
+    tree: *const std::ffi::c_void,
+    push: unsafe fn(*mut ffi::lua_State, *const std::ffi::c_void),
+}
+
+impl ErasedTree {
+    /// Erases `tree`'s type. The result must not be pushed after `tree`
+    /// is gone.
+    pub(crate) fn new<T: JsonTree>(tree: &T) -> Self {
+        /// # Safety
+        ///
+        /// As for [`push`]; `tree` points to a live `T`.
+        unsafe fn push_typed<T: JsonTree>(state: *mut ffi::lua_State, tree: *const std::ffi::c_void) {
+            push(state, &*tree.cast::<T>())
+        }
+        Self { tree: (tree as *const T).cast(), push: push_typed::<T> }
+    }
+
+    /// [`push`] of the tree.
+    ///
+    /// # Safety
+    ///
+    /// As for [`push`], and the tree given to [`new`](Self::new) is alive.
+    pub(crate) unsafe fn push(self, state: *mut ffi::lua_State) {
+        (self.push)(state, self.tree)
+    }
+}
+
 /// Raises `message` as a Lua error.
 ///
 /// # Safety
