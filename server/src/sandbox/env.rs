@@ -180,37 +180,10 @@ pub fn new_state() -> mlua::Result<Lua> {
         require_marker(),
         Value::Function(b64),
         Value::Function(array),
-        // SAFETY: `push_args` follows the Lua C API protocol: it pushes one
-        // value and returns 1 (its errors are Lua errors).
-        Value::Function(unsafe { lua.create_c_function(push_args) }?),
     ]
     .into_iter()
     .collect();
     super::strings::install(&lua)?;
-    let entry_factory: Function =
-        lua.load(prelude_bytecode()?).set_name("=sandbox").set_mode(mlua::ChunkMode::Binary).call(args)?;
-    lua.set_named_registry_value(ENTRY_FACTORY_KEY, entry_factory)?;
+    lua.load(prelude_bytecode()?).set_name("=sandbox").set_mode(mlua::ChunkMode::Binary).call::<()>(args)?;
     Ok(lua)
-}
-
-/// Registry key of the prelude's `function(main)` that makes the function
-/// an invocation's thread runs: `main(pushargs())`.
-pub const ENTRY_FACTORY_KEY: &str = "sl.entry";
-
-/// `pushargs` of the prelude: pushes the arguments the executor set for
-/// the invocation being started (`nil` if none: user code cannot reach
-/// this function, and it runs once per invocation).
-///
-/// # Safety
-///
-/// Called by Lua as a C function. The pending arguments are set only for
-/// the duration of the resume that starts the thread, and taken here, so
-/// the tree they point to is alive; `json::push` raises Lua errors (memory,
-/// depth), which the resume catches, and its frames own nothing to drop.
-unsafe extern "C-unwind" fn push_args(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
-    match with_active(|c| c.pending_args.take()).flatten() {
-        Some(tree) => tree.push(state),
-        None => mlua::ffi::lua_pushnil(state),
-    }
-    1
 }

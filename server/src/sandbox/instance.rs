@@ -30,7 +30,7 @@ pub struct Instance {
     // Field order is drop order: Lua handles, then the state, then the
     // blocks the state's allocator and hook point into.
     /// What an invocation's thread runs once the chunk has run: `main`
-    /// called with the arguments (see `env::ENTRY_FACTORY_KEY`).
+    /// called with the arguments (see [`entry`]).
     entry: Option<Function>,
     chunk: Option<Function>,
     /// The thread of the last invocation that finished, to run the next
@@ -656,15 +656,50 @@ fn resume_raw(
 }
 
 /// The function an invocation's thread runs to call `main` (made once per
-/// instance, when the chunk has defined `main`).
+/// instance, when the chunk has defined `main`): a C closure over `main`
+/// (see [`entry`]).
 fn make_entry(lua: &Lua, main: Function) -> mlua::Result<Function> {
-    let factory: Function = lua.named_registry_value(env::ENTRY_FACTORY_KEY)?;
-    factory.call(main)
+    // SAFETY: `exec_raw` runs the closure in a protected call whose stack
+    // holds `main`; `lua_pushcclosure` pops it into the closure's upvalue
+    // and pushes the closure, the one result (a memory error is caught).
+    unsafe { lua.exec_raw(main, |state| ffi::lua_pushcclosure(state, entry, 1)) }
+}
+
+/// What an invocation's thread runs: `main` (upvalue 1) called with the
+/// arguments the executor set for the resume that starts the thread,
+/// built here, inside the thread and under its limits (`nil` if none).
+///
+/// # Safety
+///
+/// Called by Lua as a C function made by [`make_entry`]. The pending
+/// arguments are set only for the duration of the resume that starts the
+/// thread, and taken here, so the tree they point to is alive. `json::push`
+/// raises Lua errors (memory, depth), which the resume catches; no frame
+/// here owns anything to drop. The call is made with a continuation, so
+/// `main` may yield.
+unsafe extern "C-unwind" fn entry(state: *mut ffi::lua_State) -> c_int {
+    ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+    match hook::with_active(|c| c.pending_args.take()).flatten() {
+        Some(tree) => tree.push(state),
+        None => ffi::lua_pushnil(state),
+    }
+    ffi::lua_callk(state, 1, ffi::LUA_MULTRET, 0, Some(entry_done));
+    entry_done(state, ffi::LUA_OK, 0)
+}
+
+/// The rest of [`entry`] once `main` returned: its results are the
+/// thread's.
+///
+/// # Safety
+///
+/// Called by Lua as the continuation of [`entry`] (or by it).
+unsafe extern "C-unwind" fn entry_done(state: *mut ffi::lua_State, _status: c_int, _ctx: ffi::lua_KContext) -> c_int {
+    ffi::lua_gettop(state)
 }
 
 /// Starts `main` in `thread`, whose function is the instance's entry:
-/// `tail` becomes its argument inside the thread (`env::push_args` builds
-/// it there, so a memory error is the thread's, caught by the resume),
+/// `tail` becomes its argument inside the thread ([`entry`] builds it
+/// there, so a memory error is the thread's, caught by the resume),
 /// with no protected call around the resume. With `scalar`, as for
 /// [`resume_raw`].
 fn resume_entry(

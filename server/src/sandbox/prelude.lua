@@ -1,7 +1,7 @@
 -- The sandbox prelude: runs once in every new Lua state, before user code.
 -- It receives trusted Rust functions as arguments and closes over the raw
 -- library functions it wraps, so user code can never reach them.
-local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, table_fn, INVOKE, REQUIRE, b64, array, pushargs = ...
+local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, table_fn, INVOKE, REQUIRE, b64, array = ...
 
 local raw_pcall, raw_xpcall, raw_load, raw_setmetatable = pcall, xpcall, load, setmetatable
 local raw_resume, raw_yield, isyieldable, co_create = coroutine.resume, coroutine.yield, coroutine.isyieldable, coroutine.create
@@ -567,14 +567,4 @@ function require(name)
   end
   modules[name] = result
   return result
-end
-
--- What an invocation's thread runs: `main` of the action with the
--- arguments that `pushargs` (a C function of the executor) builds from the
--- request's JSON inside the thread, under its limits. A tail call, so that
--- `main` is the bottom frame of the thread as if it were run directly.
-return function(main)
-  return function()
-    return main(pushargs())
-  end
 end
