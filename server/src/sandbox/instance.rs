@@ -564,15 +564,6 @@ enum Resumed {
     OutOfMemory,
 }
 
-/// How `lua_resume` returned, as `resume_raw`'s protected call reports it.
-#[derive(Clone, Copy)]
-enum Status {
-    Finished,
-    Yielded,
-    Failed,
-    OutOfMemory,
-}
-
 /// JSON pushed after the other arguments of a resume.
 enum Tail<'a> {
     Value(&'a serde_json::Value),
@@ -595,64 +586,68 @@ fn resume_raw(
     scalar: Option<&mut Option<json::Scalar>>,
 ) -> mlua::Result<Resumed> {
     let t = thread.to_pointer() as *mut ffi::lua_State;
+    // How many values were moved to `t` (none: no room for them).
+    let mut nargs = None;
     // SAFETY: `t` is the live state of `thread`, a coroutine of `lua`'s
-    // state, and it is suspended (new or yielded). `exec_raw` calls the
-    // closure in a protected C call whose stack holds exactly the pushed
-    // `args`; `json::push` adds one value there (raising a
-    // Lua error, caught by that protected call, when out of memory); we
-    // move them to `t`, resume it, set `code` and leave on the caller's
-    // stack the results or the error object (or, for a scalar first result
-    // read into `scalar`, nothing: `Scalar::read` copies the value and
-    // raises no error, and the results are popped off `t`).
-    // A hook-yielded `t` keeps its stack untouched (it yields no values).
-    // Out of memory unless the closure says otherwise.
-    let mut code = Status::OutOfMemory;
-    let mut values: MultiValue = unsafe {
-        lua.exec_raw(args, |state| {
+    // state, suspended (new or yielded) and not running. `exec_raw` calls
+    // the closure in a protected call whose stack holds exactly the pushed
+    // `args`; `json::push` adds one value there (raising a Lua error,
+    // caught by that protected call, when out of memory); they are moved
+    // to `t` if it has room, leaving nothing to collect. A hook-yielded
+    // `t` keeps its stack untouched (it yielded no values).
+    unsafe {
+        lua.exec_raw::<()>(args, |state| {
             match tail {
                 Some(Tail::Value(v)) => json::push(state, v),
                 Some(Tail::Doc(d)) => json::push(state, d),
                 None => {}
             }
-            let nargs = ffi::lua_gettop(state);
-            if ffi::lua_checkstack(t, nargs + 1) == 0 {
+            let n = ffi::lua_gettop(state);
+            if ffi::lua_checkstack(t, n + 1) != 0 {
+                ffi::lua_xmove(state, t, n);
+                nargs = Some(n);
+            } else {
                 ffi::lua_settop(state, 0);
-                return;
             }
-            ffi::lua_xmove(state, t, nargs);
-            let mut nres: c_int = 0;
-            let status = ffi::lua_resume(t, state, nargs, &mut nres);
-            let (resumed, keep) = match status {
-                ffi::LUA_OK if nres > 0 && scalar.is_some() => match json::Scalar::read(t, -nres) {
-                    Some(v) => {
-                        if let Some(out) = scalar {
-                            *out = Some(v);
-                        }
-                        ffi::lua_settop(t, -nres - 1);
-                        (Status::Finished, 0)
-                    }
-                    None => (Status::Finished, nres),
-                },
-                ffi::LUA_OK => (Status::Finished, nres),
-                ffi::LUA_YIELD => (Status::Yielded, nres),
-                ffi::LUA_ERRMEM => (Status::OutOfMemory, 0),
-                _ => (Status::Failed, 1),
-            };
-            if keep > 0 {
-                if ffi::lua_checkstack(state, keep + 1) == 0 {
-                    return;
-                }
-                ffi::lua_xmove(t, state, keep);
-            }
-            code = resumed;
         })?
     };
-    Ok(match code {
-        Status::Finished => Resumed::Finished(values),
-        Status::Yielded => Resumed::Yielded(values),
-        Status::Failed => Resumed::Failed(values.pop_front().unwrap_or(Value::Nil)),
-        Status::OutOfMemory => Resumed::OutOfMemory,
-    })
+    let Some(nargs) = nargs else { return Ok(Resumed::OutOfMemory) };
+    let mut nres: c_int = 0;
+    // SAFETY: as above, with its arguments on top of its stack.
+    // `lua_resume` runs it protected and returns a status; no Lua error
+    // leaves it.
+    let status = unsafe { ffi::lua_resume(t, std::ptr::null_mut(), nargs, &mut nres) };
+    resumed(lua, t, status, nres, scalar)
+}
+
+/// What a `lua_resume` of `t` that returned `status` and `nres` values did
+/// (with `scalar`, as for [`resume_raw`]).
+fn resumed(
+    lua: &Lua,
+    t: *mut ffi::lua_State,
+    status: c_int,
+    nres: c_int,
+    scalar: Option<&mut Option<json::Scalar>>,
+) -> mlua::Result<Resumed> {
+    match status {
+        ffi::LUA_OK => {
+            if let (Some(out), true) = (scalar, nres > 0) {
+                // SAFETY: the results are the top `nres` slots of `t`, which
+                // is not running; reading raises no error, and they are
+                // popped after.
+                if let Some(v) = unsafe { json::Scalar::read(t, -nres) } {
+                    *out = Some(v);
+                    unsafe { ffi::lua_settop(t, -nres - 1) };
+                    return Ok(Resumed::Finished(MultiValue::new()));
+                }
+            }
+            Ok(collect(lua, t, nres)?.map_or(Resumed::OutOfMemory, Resumed::Finished))
+        }
+        ffi::LUA_YIELD => Ok(collect(lua, t, nres)?.map_or(Resumed::OutOfMemory, Resumed::Yielded)),
+        ffi::LUA_ERRMEM => Ok(Resumed::OutOfMemory),
+        _ => Ok(collect(lua, t, 1)?
+            .map_or(Resumed::OutOfMemory, |mut v| Resumed::Failed(v.pop_front().unwrap_or(Value::Nil)))),
+    }
 }
 
 /// The function an invocation's thread runs to call `main` (made once per
@@ -723,24 +718,7 @@ fn resume_entry(
     // resume, and is taken off `ctl` right after it.
     let status = unsafe { ffi::lua_resume(t, std::ptr::null_mut(), 0, &mut nres) };
     ctl.pending_args.set(None);
-    match status {
-        ffi::LUA_OK => {
-            if let (Some(out), true) = (scalar, nres > 0) {
-                // SAFETY: the results are the top `nres` slots of `t`;
-                // reading raises no error, and they are popped after.
-                if let Some(v) = unsafe { json::Scalar::read(t, -nres) } {
-                    *out = Some(v);
-                    unsafe { ffi::lua_settop(t, -nres - 1) };
-                    return Ok(Resumed::Finished(MultiValue::new()));
-                }
-            }
-            Ok(collect(lua, t, nres)?.map_or(Resumed::OutOfMemory, Resumed::Finished))
-        }
-        ffi::LUA_YIELD => Ok(collect(lua, t, nres)?.map_or(Resumed::OutOfMemory, Resumed::Yielded)),
-        ffi::LUA_ERRMEM => Ok(Resumed::OutOfMemory),
-        _ => Ok(collect(lua, t, 1)?
-            .map_or(Resumed::OutOfMemory, |mut v| Resumed::Failed(v.pop_front().unwrap_or(Value::Nil)))),
-    }
+    resumed(lua, t, status, nres, scalar)
 }
 
 /// Moves the top `n` values of the suspended or finished thread `t` into
