@@ -162,7 +162,8 @@ impl<'de> Visitor<'de> for DocSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
         let inner = DocSeed { depth: self.depth + 1, ..self };
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        // serde_json gives no size hint: room for a few members at once.
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
         while let Some(Key(k)) = map.next_key()? {
             members.push((k, map.next_value_seed(inner)?));
         }
