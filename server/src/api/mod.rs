@@ -102,7 +102,7 @@ fn segments(path: &str) -> ([&str; 4], usize) {
     let bytes = rest.as_bytes();
     let mut start = 0;
     while n < buf.len() {
-        let end = memchr::memchr(b'/', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        let end = bytes[start..].iter().position(|&b| b == b'/').map_or(bytes.len(), |i| start + i);
         buf[n] = &rest[start..end];
         n += 1;
         if end == bytes.len() {
