@@ -40,7 +40,7 @@ use crate::exec::{error_status, Job, Reply};
 use crate::http::{Request, Response};
 use crate::reactor::{now_ms, ConnRef, Server};
 use crate::routes::Lookup;
-use crate::sandbox::InvokeError;
+use crate::sandbox::{self, InvokeError};
 
 /// The key `http.response` marks its tables with.
 const RESPONSE_MARK: &str = "$sl_response";
@@ -106,6 +106,11 @@ pub(crate) fn route_args(req: &Request, pattern: &str, params: &[(String, String
             || (media.is_empty() && req.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'));
         if json {
             match serde_json::from_slice::<Value>(&req.body) {
+                // Its fields become the arguments' own: the same depth
+                // rule as for the body of a blocking run.
+                Ok(v @ Value::Object(_)) if sandbox::nested_too_deep(&v) => {
+                    return Err(bad(sandbox::too_deep_message()))
+                }
                 Ok(Value::Object(fields)) => args.extend(fields),
                 Ok(_) => {} // an array or a scalar: only in args.http.body
                 Err(e) => return Err(bad(format!("invalid JSON body: {e}"))),
@@ -280,6 +285,16 @@ mod tests {
         assert_eq!(a["k"], json!(true));
         let json_type = [("content-type", "application/json")];
         assert_eq!(route_args(&req(Method::Post, "/f", &json_type, "{bad"), "/f", &[]).unwrap_err().status, 400);
+        // Nesting: Lua takes 100 levels below the arguments; deeper is a
+        // 400 that says so (not a failed run), as for blocking runs.
+        let nest = |depth: usize| format!(r#"{{"a": {}1{}}}"#, "[".repeat(depth), "]".repeat(depth));
+        assert!(route_args(&req(Method::Post, "/f", &json_type, &nest(99)), "/f", &[]).is_ok());
+        for depth in [100, 120, 200] {
+            let err = route_args(&req(Method::Post, "/f", &json_type, &nest(depth)), "/f", &[]).unwrap_err();
+            assert_eq!(err.status, 400, "{depth}");
+            let body = String::from_utf8_lossy(&err.body).into_owned();
+            assert!(body.contains("nested deeper than 100") || body.contains("recursion limit"), "{depth}: {body}");
+        }
         let mut binary = req(Method::Put, "/f", &[("content-type", "image/png")], "");
         binary.body = vec![0xff, 0x00, 0x41];
         let a = route_args(&binary, "/f", &[]).unwrap();

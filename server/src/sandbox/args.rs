@@ -62,13 +62,35 @@ pub fn check_object(text: &[u8]) -> Result<(), String> {
     parse_object(text).map(drop)
 }
 
+/// What [`check_object`] says of arguments nested too deep.
+pub fn too_deep_message() -> String {
+    format!("the arguments are nested deeper than {MAX_DEPTH} levels")
+}
+
+/// Whether `value`, the root of a run's arguments, nests deeper than Lua
+/// takes them, counted as [`check_object`] counts (the root is level 0,
+/// its members level 1, and no value may be below level
+/// [`MAX_DEPTH`](super::json::MAX_DEPTH)).
+pub fn nested_too_deep(value: &serde_json::Value) -> bool {
+    fn below(v: &serde_json::Value, level: usize) -> bool {
+        use serde_json::Value as J;
+        level > MAX_DEPTH
+            || match v {
+                J::Array(items) => items.iter().any(|x| below(x, level + 1)),
+                J::Object(members) => members.values().any(|x| below(x, level + 1)),
+                _ => false,
+            }
+    }
+    below(value, 0)
+}
+
 /// [`check_object`], keeping what it parsed.
 fn parse_object(text: &[u8]) -> Result<Doc<'_>, String> {
     let too_deep = Cell::new(false);
     let mut de = serde_json::Deserializer::from_slice(text);
     let parsed = DocSeed { depth: 0, too_deep: &too_deep }.deserialize(&mut de).and_then(|doc| de.end().map(|()| doc));
     if too_deep.get() {
-        return Err(format!("the arguments are nested deeper than {MAX_DEPTH} levels"));
+        return Err(too_deep_message());
     }
     match parsed.map_err(|e| format!("invalid JSON: {e}"))? {
         doc @ Doc::Object(_) => Ok(doc),
@@ -304,6 +326,17 @@ mod tests {
         let doc = args.doc();
         // SAFETY: inside `exec_raw`'s protected call, as `json::push` needs.
         assert!(unsafe { lua.exec_raw::<Value>((), |state| json::push(state, doc)) }.is_ok());
+    }
+
+    #[test]
+    fn a_value_is_too_deep_where_the_text_check_says_so() {
+        let nest = |depth: usize| format!(r#"{{"a": {}1{}}}"#, "[".repeat(depth), "]".repeat(depth));
+        for depth in [0, 1, 50, json::MAX_DEPTH - 1, json::MAX_DEPTH, json::MAX_DEPTH + 1, 120] {
+            let text = nest(depth);
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(nested_too_deep(&value), check_object(text.as_bytes()).is_err(), "{depth}");
+        }
+        assert_eq!(check_object(nest(json::MAX_DEPTH).as_bytes()).unwrap_err(), too_deep_message());
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod strings;
 mod tablelib;
 
 pub use alloc::{set_thread_budget, thread_budget, thread_total};
-pub use args::{check_object, Args, ArgsText, Doc};
+pub use args::{check_object, nested_too_deep, too_deep_message, Args, ArgsText, Doc};
 pub use compile::{compile, compile_with, Compiled};
 pub use hook::{LimitKind, HOOK_INTERVAL, STALL_LIMIT};
 pub use instance::{error_message, Budget, Instance, InvokeCall, Outcome, PluginCall, Run, Step};
