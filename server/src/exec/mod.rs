@@ -210,12 +210,10 @@ pub(crate) fn budget_for(rec: &ActionRecord, limits: &LimitsConfig) -> Budget {
     }
 }
 
-/// The HTTP response for a finished invocation.
-pub(crate) fn outcome_response(result: &Result<serde_json::Value, InvokeError>) -> Response {
-    match result {
-        Ok(v) => Response::json(200, serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec())),
-        Err(e) => Response::error(error_status(e.kind()), e.kind(), &e.to_string()),
-    }
+/// The HTTP response for an invocation that failed (a successful one is
+/// answered by [`Server::complete_json`]).
+pub(crate) fn error_response(e: &InvokeError) -> Response {
+    Response::error(error_status(e.kind()), e.kind(), &e.to_string())
 }
 
 /// Status code of an error kind (see design.md).
@@ -249,16 +247,10 @@ pub(crate) fn record_response(rec: &InvocationRecord) -> Response {
 }
 
 impl Server {
-    /// Starts an invocation: at once if the action is cached, else after
-    /// fetching it from the store.
-    pub(crate) fn invoke(&mut self, job: Job) {
-        self.start(job)
-    }
-
     /// Queues `job` until its action is loaded (and starts loading it).
     fn wait_for_action(&mut self, job: Job) {
         match self.exec.actions.get_mut(&job.record.action) {
-            Some(Slot::Ready(_)) => self.start(job),
+            Some(Slot::Ready(_)) => self.invoke(job),
             Some(Slot::Loading { pending, .. }) => {
                 pending.push(job);
                 self.exec.loading_jobs += 1;
@@ -320,7 +312,7 @@ impl Server {
                     self.library_ready(key, id, &name, &code, version);
                 }
                 for job in pending {
-                    self.start(job);
+                    self.invoke(job);
                 }
                 return;
             }
@@ -362,7 +354,9 @@ impl Server {
         }
     }
 
-    fn start(&mut self, mut job: Job) {
+    /// Starts an invocation: at once if the action is cached (in a warm
+    /// instance if one is idle), else after fetching it from the store.
+    pub(crate) fn invoke(&mut self, mut job: Job) {
         self.exec.next_id += 1;
         let now = self.exec.next_id;
         let Some(Slot::Ready(ready)) = self.exec.actions.get_mut(&job.record.action) else {
@@ -456,7 +450,7 @@ impl Server {
     ///
     /// An invocation is in the queue because it outlived its first slice
     /// (or got an answer it waited for); requests that just arrived run
-    /// their first slice at once, in [`Server::start`]. So however many
+    /// their first slice at once, in [`Server::invoke`]. So however many
     /// long invocations run, a request waits at most about one slice per
     /// turn of the loop for them, not one slice for each of them: long
     /// invocations share half the core when requests keep coming, all of
@@ -576,7 +570,7 @@ impl Server {
             Reply::Conn(cref) => {
                 match &outcome.result {
                     Ok(v) => self.complete_json(cref, v),
-                    Err(_) => self.complete(cref, outcome_response(&outcome.result)),
+                    Err(e) => self.complete(cref, error_response(e)),
                 }
                 outcome.result
             }

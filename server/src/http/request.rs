@@ -243,7 +243,7 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
         Request {
             method,
             path: path.to_string(),
-            query: if query.is_empty() { String::new() } else { query.to_string() },
+            query: query.to_string(),
             body: buf[head_len..head_len + body_len].to_vec(),
             keep_alive: !connection_close,
             authorization,

@@ -675,21 +675,25 @@ impl Server {
     /// Delivers the response of an asynchronous request, if its connection
     /// is still there, and serves the requests that waited behind it.
     pub(crate) fn complete(&mut self, cref: ConnRef, resp: Response) {
-        match self.conns.get(cref.key) {
-            Some(c) if c.gen == cref.gen && c.busy => {}
-            _ => return,
+        if !self.awaits_answer(cref) {
+            return;
         }
         self.write_response(cref.key, resp);
         self.drive(cref.key);
+    }
+
+    /// Whether `cref` is still the connection that made the request being
+    /// answered, and waits for that answer.
+    fn awaits_answer(&self, cref: ConnRef) -> bool {
+        self.conns.get(cref.key).is_some_and(|c| c.gen == cref.gen && c.busy)
     }
 
     /// [`complete`](Self::complete) with a `200` JSON response of `value`,
     /// serialized into a buffer the reactor keeps (the answer of a blocking
     /// run: no response or body of its own).
     pub(crate) fn complete_json(&mut self, cref: ConnRef, value: &serde_json::Value) {
-        match self.conns.get(cref.key) {
-            Some(c) if c.gen == cref.gen && c.busy => {}
-            _ => return,
+        if !self.awaits_answer(cref) {
+            return;
         }
         let mut body = std::mem::take(&mut self.json_body);
         body.clear();

@@ -78,7 +78,7 @@ pub struct Control {
     pub(crate) logs_truncated: Cell<bool>,
     pub(crate) meter: *const MemoryMeter,
     /// The arguments of `main`, set only while the resume that starts it
-    /// runs (the entry function takes them; see `instance::push_args`).
+    /// runs (the entry function takes them; see `instance::entry`).
     pub(crate) pending_args: Cell<Option<ErasedTree>>,
 }
 

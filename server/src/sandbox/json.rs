@@ -176,7 +176,7 @@ unsafe fn push_value<T: JsonTree>(state: *mut ffi::lua_State, tree: &T, mt: c_in
 }
 
 /// A [`JsonTree`] behind a pointer without its type, for a push from a C
-/// function that cannot be generic (see `instance::push_args`).
+/// function that cannot be generic (see `instance::entry`).
 #[derive(Clone, Copy)]
 pub(crate) struct ErasedTree {
     tree: *const std::ffi::c_void,
@@ -411,10 +411,7 @@ pub fn from_scalar(scalar: Scalar) -> Result<serde_json::Value, JsonError> {
     Ok(match scalar {
         Scalar::Bool(b) => J::Bool(b),
         Scalar::Int(i) => J::from(i),
-        Scalar::Float(n) => match serde_json::Number::from_f64(n) {
-            Some(n) => J::Number(n),
-            None => return Err(walk.fail(format!("{n} is not a finite number"))),
-        },
+        Scalar::Float(n) => walk.float(n)?,
         Scalar::Str(bytes) => match String::from_utf8(bytes) {
             Ok(s) => {
                 walk.charge(s.len())?;
@@ -481,6 +478,14 @@ impl<'a> Walk<'a> {
         fail(&self.path, reason)
     }
 
+    /// A float's JSON number: finite ones only.
+    fn float(&self, n: f64) -> Result<serde_json::Value, JsonError> {
+        match serde_json::Number::from_f64(n) {
+            Some(n) => Ok(serde_json::Value::Number(n)),
+            None => Err(self.fail(format!("{n} is not a finite number"))),
+        }
+    }
+
     /// Charges a node of `extra` bytes beyond its own size to the budget.
     fn charge(&mut self, extra: usize) -> Result<(), JsonError> {
         let cost = std::mem::size_of::<serde_json::Value>() + extra;
@@ -509,10 +514,7 @@ impl<'a> Walk<'a> {
             Value::Nil => J::Null,
             Value::Boolean(b) => J::Bool(*b),
             Value::Integer(i) => J::from(*i),
-            Value::Number(n) => match serde_json::Number::from_f64(*n) {
-                Some(n) => J::Number(n),
-                None => return Err(self.fail(format!("{n} is not a finite number"))),
-            },
+            Value::Number(n) => self.float(*n)?,
             Value::String(s) => match s.to_str() {
                 Ok(s) => {
                     self.charge(s.len())?;
