@@ -7,6 +7,7 @@
 //! reactor must drain [`Pool::completions`] until it is empty after every
 //! wake-up.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,10 @@ pub struct Pool<S> {
     jobs: Option<Sender<Job<S>>>,
     done: Receiver<Completion<S>>,
     shared: Arc<Shared<S>>,
+    /// Jobs spawned whose continuation has not been taken yet; while it is
+    /// zero, [`try_completion`](Self::try_completion) does not touch the
+    /// channel (the reactor asks after every turn).
+    outstanding: Cell<usize>,
 }
 
 struct Shared<S> {
@@ -63,7 +68,7 @@ impl<S: 'static> Pool<S> {
         for _ in 0..min {
             Self::add_thread(&shared)?;
         }
-        Ok(Self { jobs: Some(job_tx), done: done_rx, shared })
+        Ok(Self { jobs: Some(job_tx), done: done_rx, shared, outstanding: Cell::new(0) })
     }
 
     fn add_thread(shared: &Arc<Shared<S>>) -> std::io::Result<()> {
@@ -103,6 +108,7 @@ impl<S: 'static> Pool<S> {
             sh.pending.fetch_sub(1, Ordering::SeqCst);
             return;
         }
+        self.outstanding.set(self.outstanding.get() + 1);
         if pending > sh.idle.load(Ordering::SeqCst) && sh.threads.load(Ordering::SeqCst) < sh.max {
             if let Err(e) = Self::add_thread(sh) {
                 tracing::warn!("cannot start another {} thread: {e}", sh.name);
@@ -112,7 +118,12 @@ impl<S: 'static> Pool<S> {
 
     /// The next finished job's continuation, if any.
     pub fn try_completion(&self) -> Option<Completion<S>> {
-        self.done.try_recv().ok()
+        if self.outstanding.get() == 0 {
+            return None;
+        }
+        let c = self.done.try_recv().ok()?;
+        self.outstanding.set(self.outstanding.get() - 1);
+        Some(c)
     }
 
     /// Threads running now.
@@ -206,6 +217,9 @@ mod tests {
         state.sort();
         assert_eq!(state, (0..10).collect::<Vec<_>>());
         assert_eq!(wakes.load(Ordering::SeqCst), 10);
+        // Every continuation taken: the pool no longer asks its channel.
+        assert_eq!(pool.outstanding.get(), 0);
+        assert!(pool.try_completion().is_none());
         pool.shutdown();
     }
 }
