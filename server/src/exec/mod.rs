@@ -394,15 +394,20 @@ impl Server {
             None if stored => Args::Value(job.record.args.clone()),
             None => Args::Value(std::mem::take(&mut job.record.args)),
         };
-        let run = instance.start(args, budget);
         self.exec.next_id += 1;
         let id = self.exec.next_id;
-        let key = self.exec.runs.insert(Running { run, job, generation, id, parked: false });
+        let mut running = Running { run: instance.start(args, budget), job, generation, id, parked: false };
         // The first slice at once: most invocations end within it and hand
         // their instance back before the next request takes one, so a burst
         // of requests for an action shares a few warm instances instead of
-        // each making its own.
-        self.slice(key);
+        // each making its own. One that ends there never enters the slab.
+        match running.run.step(self.cfg.server.time_slice) {
+            Step::Done(outcome) => self.finished(running, outcome),
+            step => {
+                let key = self.exec.runs.insert(running);
+                self.stepped(key, step);
+            }
+        }
     }
 
     /// Drops idle instances, least recently used actions first, while the
@@ -473,7 +478,13 @@ impl Server {
     fn slice(&mut self, key: usize) {
         let slice = self.cfg.server.time_slice;
         let Some(running) = self.exec.runs.get_mut(key) else { return };
-        match running.run.step(slice) {
+        let step = running.run.step(slice);
+        self.stepped(key, step);
+    }
+
+    /// Acts on what a slice of run `key` (in the slab) ended with.
+    fn stepped(&mut self, key: usize, step: Step) {
+        match step {
             Step::Yielded => self.exec.runq.push_back(key),
             Step::Call(call) => self.plugin_call(key, call),
             Step::Invoke(call) => self.invoke_from(key, call),
