@@ -5,11 +5,19 @@
 //! Because user code can catch that error with `pcall`, the refusal is also
 //! recorded in [`MemoryMeter::limit_hit`], which the executor treats as an
 //! abort that cannot be caught.
+//!
+//! Blocks of up to 512 bytes come from the state's own [`Region`] (no
+//! header per block, a free-list pop per call); larger ones, and all
+//! blocks once the region is full, from the allocator mlua installed. The
+//! limit counts the bytes Lua asks for either way; the region can hold at
+//! most its 64 KiB beyond them (see [`super::region`]).
 
 use std::cell::Cell;
 use std::ffi::c_void;
 
 use mlua::ffi;
+
+use super::region::Region;
 
 thread_local! {
     /// Bytes held by all Lua states of this thread (a reactor's states).
@@ -52,6 +60,8 @@ pub struct MemoryMeter {
     /// allocation once after an emergency collection, and a retry that
     /// succeeds means the limit was not really exceeded.
     last_refused: Cell<usize>,
+    /// Small blocks (see the module docs).
+    region: Region,
 }
 
 impl MemoryMeter {
@@ -64,6 +74,7 @@ impl MemoryMeter {
             limit: Cell::new(0),
             hit: Cell::new(false),
             last_refused: Cell::new(0),
+            region: Region::new(),
         }
     }
 
@@ -98,6 +109,62 @@ impl MemoryMeter {
         self.hit.get()
     }
 
+    /// Allocates or resizes as `lua_Alloc` does for `nsize > 0`: small
+    /// blocks in the region, the rest through `inner`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is null or a live block of this state of `osize` bytes.
+    unsafe fn place(&self, ptr: *mut c_void, osize: usize, nsize: usize) -> *mut c_void {
+        if ptr.is_null() {
+            let p = self.region.alloc(nsize);
+            if !p.is_null() {
+                return p.cast();
+            }
+            // SAFETY: a fresh allocation (`osize` is Lua's type tag).
+            return unsafe { (self.inner)(self.inner_ud, ptr, osize, nsize) };
+        }
+        if !self.region.owns(ptr.cast()) {
+            // SAFETY: a block `inner` made, resized by it.
+            return unsafe { (self.inner)(self.inner_ud, ptr, osize, nsize) };
+        }
+        if Region::fits(osize, nsize) {
+            return ptr;
+        }
+        let mut new = self.region.alloc(nsize);
+        if new.is_null() {
+            // SAFETY: a fresh allocation from `inner`.
+            new = unsafe { (self.inner)(self.inner_ud, std::ptr::null_mut(), 0, nsize) }.cast();
+            if new.is_null() {
+                // As `realloc`: the old block stays as it was.
+                return std::ptr::null_mut();
+            }
+        }
+        // SAFETY: two distinct live blocks, each at least as long as the
+        // bytes copied; the old one is ours and of `osize` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), new, osize.min(nsize));
+            self.region.free(ptr.cast(), osize);
+        }
+        new.cast()
+    }
+
+    /// Frees as `lua_Alloc` does for `nsize == 0`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is null or a live block of this state of `osize` bytes, not
+    /// used again.
+    unsafe fn release(&self, ptr: *mut c_void, osize: usize) -> *mut c_void {
+        if self.region.owns(ptr.cast()) {
+            // SAFETY: a block of the region, of `osize` bytes (caller).
+            unsafe { self.region.free(ptr.cast(), osize) };
+            return std::ptr::null_mut();
+        }
+        // SAFETY: null or a block `inner` made.
+        unsafe { (self.inner)(self.inner_ud, ptr, osize, 0) }
+    }
+
     /// Forgets an earlier refusal.
     pub fn clear_hit(&self) {
         self.hit.set(false);
@@ -114,9 +181,10 @@ pub fn install(lua: &mlua::Lua) -> mlua::Result<Box<MemoryMeter>> {
     let mut meter: Option<Box<MemoryMeter>> = None;
     // SAFETY: `exec_raw` hands us the live state of `lua`. We read its
     // current allocator and replace it with `metered_alloc`, whose user data
-    // is a boxed `MemoryMeter` that delegates every call to the previous
-    // allocator, so every block is still allocated and freed by the same
-    // underlying function. The box is returned to the caller, who keeps it
+    // is a boxed `MemoryMeter` that serves small blocks from its own region
+    // and delegates every other call to the previous allocator; blocks are
+    // told apart by address, so each is freed by the allocator that made
+    // it. The box is returned to the caller, who keeps it
     // alive for as long as the state exists.
     unsafe {
         lua.exec_raw::<()>((), |state| {
@@ -139,8 +207,8 @@ unsafe extern "C" fn metered_alloc(ud: *mut c_void, ptr: *mut c_void, osize: usi
     // With a null `ptr`, `osize` encodes an object type, not a size.
     let old = if ptr.is_null() { 0 } else { osize };
     if nsize == 0 {
-        // SAFETY: delegating a free to the allocator that made the block.
-        let r = unsafe { (meter.inner)(meter.inner_ud, ptr, osize, nsize) };
+        // SAFETY: Lua frees a block of its state with its size.
+        let r = unsafe { meter.release(ptr, osize) };
         meter.used.set(meter.used.get().saturating_sub(old));
         add_total(-(old as isize));
         return r;
@@ -155,9 +223,8 @@ unsafe extern "C" fn metered_alloc(ud: *mut c_void, ptr: *mut c_void, osize: usi
         meter.last_refused.set(nsize);
         return std::ptr::null_mut();
     }
-    // SAFETY: delegating an allocation or reallocation to the allocator that
-    // made `ptr` (if any).
-    let r = unsafe { (meter.inner)(meter.inner_ud, ptr, osize, nsize) };
+    // SAFETY: Lua passes null or a block of its state with its size.
+    let r = unsafe { meter.place(ptr, osize, nsize) };
     if !r.is_null() {
         if meter.last_refused.get() == nsize && meter.hit.get() {
             // Lua's emergency collection made room: not a real failure.
@@ -172,4 +239,109 @@ unsafe extern "C" fn metered_alloc(ud: *mut c_void, ptr: *mut c_void, osize: usi
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::region::{REGION, SMALL_MAX};
+
+    /// Counts what reaches the allocator behind the meter.
+    #[derive(Default)]
+    struct Inner {
+        allocs: Cell<usize>,
+        reallocs: Cell<usize>,
+        frees: Cell<usize>,
+    }
+
+    unsafe extern "C" fn inner(ud: *mut c_void, ptr: *mut c_void, _osize: usize, nsize: usize) -> *mut c_void {
+        // SAFETY: `ud` is the test's `Inner`, alive for the whole test.
+        let c = unsafe { &*(ud as *const Inner) };
+        // SAFETY: the C allocator, for blocks it made (the tests pass only
+        // those to it through the meter).
+        unsafe {
+            if nsize == 0 {
+                if !ptr.is_null() {
+                    c.frees.set(c.frees.get() + 1);
+                }
+                libc::free(ptr);
+                std::ptr::null_mut()
+            } else if ptr.is_null() {
+                c.allocs.set(c.allocs.get() + 1);
+                libc::malloc(nsize)
+            } else {
+                c.reallocs.set(c.reallocs.get() + 1);
+                libc::realloc(ptr, nsize)
+            }
+        }
+    }
+
+    fn call(m: &MemoryMeter, ptr: *mut c_void, osize: usize, nsize: usize) -> *mut c_void {
+        // SAFETY: the tests pass null or live blocks of this meter with
+        // their sizes, as Lua does.
+        unsafe { metered_alloc(m as *const MemoryMeter as *mut c_void, ptr, osize, nsize) }
+    }
+
+    #[test]
+    fn small_blocks_stay_in_the_region_and_large_ones_go_behind_it() {
+        let c = Inner::default();
+        let m = MemoryMeter::new(inner, &c as *const Inner as *mut c_void, 0);
+        // A new small block (osize is Lua's type tag) comes from the region.
+        let a = call(&m, std::ptr::null_mut(), 4, 40);
+        assert!(m.region.owns(a.cast()));
+        assert_eq!(c.allocs.get(), 0);
+        // SAFETY: a live block of 40 bytes.
+        unsafe { a.cast::<u8>().write_bytes(7, 40) };
+        // Grown within its class: the same block.
+        assert_eq!(call(&m, a, 40, 48), a);
+        // Grown past the region's sizes: moved behind it, contents kept.
+        let b = call(&m, a, 48, SMALL_MAX + 100);
+        assert!(!m.region.owns(b.cast()));
+        assert_eq!(c.allocs.get(), 1);
+        // SAFETY: the first 48 bytes were copied from `a`.
+        assert!(unsafe { std::slice::from_raw_parts(b.cast::<u8>(), 40) }.iter().all(|&x| x == 7));
+        // `a`'s block went back to its class.
+        assert_eq!(call(&m, std::ptr::null_mut(), 0, 33), a);
+        // A block behind the region is resized there, even when small.
+        let b = call(&m, b, SMALL_MAX + 100, 20);
+        assert!(!m.region.owns(b.cast()));
+        assert_eq!(c.reallocs.get(), 1);
+        call(&m, b, 20, 0);
+        assert_eq!(c.frees.get(), 1);
+        call(&m, a, 33, 0);
+        assert_eq!(c.frees.get(), 1);
+        // The meter counts what Lua asked for, wherever it lives.
+        assert_eq!(m.used(), 0);
+        assert_eq!(m.peak(), SMALL_MAX + 100 + 33);
+    }
+
+    #[test]
+    fn a_full_region_falls_back_and_frees_each_block_where_it_was_made() {
+        let c = Inner::default();
+        let m = MemoryMeter::new(inner, &c as *const Inner as *mut c_void, 0);
+        let n = REGION / 64 + 10;
+        let blocks: Vec<_> = (0..n).map(|_| call(&m, std::ptr::null_mut(), 0, 64)).collect();
+        let behind = blocks.iter().filter(|p| !m.region.owns(p.cast())).count();
+        assert_eq!(behind, 10);
+        assert_eq!(c.allocs.get(), 10);
+        assert_eq!(m.used(), n * 64);
+        for p in blocks {
+            call(&m, p, 64, 0);
+        }
+        assert_eq!(c.frees.get(), 10);
+        assert_eq!(m.used(), 0);
+    }
+
+    #[test]
+    fn the_limit_still_refuses_before_any_allocator_is_asked() {
+        let c = Inner::default();
+        let m = MemoryMeter::new(inner, &c as *const Inner as *mut c_void, 0);
+        m.set_limit(100);
+        let a = call(&m, std::ptr::null_mut(), 0, 64);
+        assert!(!a.is_null());
+        assert!(call(&m, std::ptr::null_mut(), 0, 64).is_null());
+        assert!(m.limit_hit());
+        assert_eq!(m.used(), 64);
+        call(&m, a, 64, 0);
+    }
 }

@@ -10,6 +10,7 @@ use std::cell::Cell;
 
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value};
 
+use super::alloc::MemoryMeter;
 use super::hook::{with_active, LimitKind};
 use super::json;
 use super::strings::soft;
@@ -75,11 +76,28 @@ fn prelude_bytecode() -> mlua::Result<&'static [u8]> {
     Ok(BYTECODE.get_or_init(|| compiled))
 }
 
-/// Creates a Lua state with the sandboxed globals. The caller installs the
-/// memory meter and the hook.
-pub fn new_state() -> mlua::Result<Lua> {
-    let libs = StdLib::COROUTINE | StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::OS;
-    let lua = Lua::new_with(libs, LuaOptions::new())?;
+/// Creates a Lua state with the sandboxed globals and its memory meter,
+/// installed before the libraries are loaded so that their objects too are
+/// small blocks of the meter's region (see [`super::alloc`]). The caller
+/// installs the hook, and must keep the meter alive until the state is
+/// dropped.
+pub fn new_state() -> mlua::Result<(Lua, Box<MemoryMeter>)> {
+    let lua = Lua::new_with(StdLib::NONE, LuaOptions::new())?;
+    let meter = super::alloc::install(&lua)?;
+    match set_up(&lua) {
+        Ok(()) => Ok((lua, meter)),
+        Err(e) => {
+            // The state first: it frees its blocks through the meter.
+            drop(lua);
+            drop(meter);
+            Err(e)
+        }
+    }
+}
+
+/// The libraries and the sandboxed globals of a new state.
+fn set_up(lua: &Lua) -> mlua::Result<()> {
+    lua.load_std_libs(StdLib::COROUTINE | StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::OS)?;
     let array_mt = lua.create_table()?;
     array_mt.set("__name", "json.array")?;
     // Hidden from getmetatable: a `__gc` added to it would mark every array
@@ -183,7 +201,7 @@ pub fn new_state() -> mlua::Result<Lua> {
     ]
     .into_iter()
     .collect();
-    super::strings::install(&lua)?;
+    super::strings::install(lua)?;
     lua.load(prelude_bytecode()?).set_name("=sandbox").set_mode(mlua::ChunkMode::Binary).call::<()>(args)?;
-    Ok(lua)
+    Ok(())
 }

@@ -6,7 +6,7 @@ use std::ffi::c_int;
 
 use mlua::{ffi, ChunkMode, Function, Lua, MultiValue, Thread, Value};
 
-use super::alloc::{self, MemoryMeter};
+use super::alloc::MemoryMeter;
 use super::args::{Args, Doc};
 use super::hook::{self, ActiveGuard, Control, LimitKind};
 use super::json::ErasedTree;
@@ -45,9 +45,8 @@ pub struct Instance {
 
 impl Instance {
     fn with_chunk(load: impl FnOnce(&Lua) -> mlua::Result<Function>) -> Result<Self, InvokeError> {
-        let lua = env::new_state().map_err(|e| InvokeError::Internal(format!("cannot create Lua state: {e}")))?;
-        let meter =
-            alloc::install(&lua).map_err(|e| InvokeError::Internal(format!("cannot install allocator: {e}")))?;
+        let (lua, meter) =
+            env::new_state().map_err(|e| InvokeError::Internal(format!("cannot create Lua state: {e}")))?;
         let ctl = Box::new(Control::new(&*meter));
         // Built before anything else can fail, so that an early return drops
         // the state before the meter its allocator points into.

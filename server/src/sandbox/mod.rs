@@ -8,6 +8,7 @@ mod env;
 mod hook;
 mod instance;
 pub mod json;
+mod region;
 mod strings;
 mod tablelib;
 
