@@ -26,6 +26,7 @@ use crate::sandbox::{
 };
 
 /// Who gets the result of an invocation.
+#[derive(Clone, Copy)]
 pub(crate) enum Reply {
     /// A client waiting on `/block`.
     Conn(ConnRef),
@@ -67,6 +68,12 @@ impl Job {
             self.record.id = crate::reactor::new_invocation_id();
         }
         &self.record.id
+    }
+
+    /// Its record, leaving an empty one (no allocation) in its place.
+    fn take_record(&mut self) -> InvocationRecord {
+        let empty = InvocationRecord::queued(String::new(), String::new(), serde_json::Value::Null, false, 0);
+        std::mem::replace(&mut self.record, empty)
     }
 
     /// Whether its record is stored when it ends: always for asynchronous
@@ -394,17 +401,18 @@ impl Server {
             None if stored => Args::Value(job.record.args.clone()),
             None => Args::Value(std::mem::take(&mut job.record.args)),
         };
-        self.exec.next_id += 1;
-        let id = self.exec.next_id;
-        let mut running = Running { run: instance.start(args, budget), job, generation, id, parked: false };
+        let mut run = instance.start(args, budget);
         // The first slice at once: most invocations end within it and hand
         // their instance back before the next request takes one, so a burst
         // of requests for an action shares a few warm instances instead of
-        // each making its own. One that ends there never enters the slab.
-        match running.run.step(self.cfg.server.time_slice) {
-            Step::Done(outcome) => self.finished(running, outcome),
+        // each making its own. One that ends there never enters the slab
+        // (the run and the job are not moved: together they are 800 bytes).
+        match run.step(self.cfg.server.time_slice) {
+            Step::Done(outcome) => self.finished(&mut run, &mut job, generation, outcome),
             step => {
-                let key = self.exec.runs.insert(running);
+                self.exec.next_id += 1;
+                let id = self.exec.next_id;
+                let key = self.exec.runs.insert(Running { run, job, generation, id, parked: false });
                 self.stepped(key, step);
             }
         }
@@ -490,8 +498,8 @@ impl Server {
             Step::Invoke(call) => self.invoke_from(key, call),
             Step::Require(name) => self.require(key, name),
             Step::Done(outcome) => {
-                let running = self.exec.runs.remove(key);
-                self.finished(running, outcome);
+                let mut r = self.exec.runs.remove(key);
+                self.finished(&mut r.run, &mut r.job, r.generation, outcome);
             }
         }
     }
@@ -545,21 +553,24 @@ impl Server {
             self.exec.parked.pop();
             let due = matches!(self.exec.runs.get(key), Some(r) if r.id == id && r.parked);
             if due {
-                let mut running = self.exec.runs.remove(key);
-                let outcome = running.run.cancel(LimitKind::Timeout);
-                self.finished(running, outcome);
+                let mut r = self.exec.runs.remove(key);
+                let outcome = r.run.cancel(LimitKind::Timeout);
+                self.finished(&mut r.run, &mut r.job, r.generation, outcome);
             }
         }
     }
 
-    fn finished(&mut self, mut running: Running, outcome: Outcome) {
-        if let Some(instance) = running.run.take_instance(&outcome) {
-            if let Some(Slot::Ready(ready)) = self.exec.actions.get_mut(&running.job.record.action) {
-                if ready.generation == running.generation && ready.idle.len() < self.cfg.limits.warm_instances {
+    /// Ends an invocation: its instance back to the idle ones (or to the
+    /// graveyard), the answer to whoever waits, the record to the store if
+    /// it is kept. `generation` is that of the cache entry it started from.
+    fn finished(&mut self, run: &mut Run, job: &mut Job, generation: u64, outcome: Outcome) {
+        if let Some(instance) = run.take_instance(&outcome) {
+            if let Some(Slot::Ready(ready)) = self.exec.actions.get_mut(&job.record.action) {
+                if ready.generation == generation && ready.idle.len() < self.cfg.limits.warm_instances {
                     ready.idle.push(instance);
                 }
             }
-        } else if let Some(dead) = running.run.discard() {
+        } else if let Some(dead) = run.discard() {
             self.exec.graveyard.push(dead);
         }
         if let Err(InvokeError::Limit(kind)) = &outcome.result {
@@ -568,16 +579,17 @@ impl Server {
                 LimitKind::Instructions => "instruction",
                 LimitKind::Timeout | LimitKind::Stall => "time",
             };
-            let id = running.job.id().to_owned();
-            let name = &running.job.record.action;
+            let id = job.id().to_owned();
+            let name = &job.record.action;
             warn!(id = %id, "Action '{name}' aborted after violating {what} constraints");
         }
-        let name = &running.job.record.action;
+        let name = &job.record.action;
         debug!(action = %name, duration = ?outcome.duration, ok = outcome.result.is_ok(), "invocation finished");
-        let stored = running.job.is_recorded(self.cfg.invocations.record_blocking);
+        let stored = job.is_recorded(self.cfg.invocations.record_blocking);
         // The answer first, from the outcome; the record after, and only if
         // it is kept (it takes the result instead of a copy).
-        let result = match running.job.reply {
+        let reply = job.reply;
+        let result = match reply {
             Reply::Conn(cref) => {
                 match &outcome.result {
                     Ok(v) => self.complete_json(cref, v),
@@ -586,14 +598,14 @@ impl Server {
                 outcome.result
             }
             Reply::Web(cref) => {
-                let resp = crate::web::route_response(&outcome.result, &running.job.record.id, self.cfg.server.debug);
+                let resp = crate::web::route_response(&outcome.result, &job.record.id, self.cfg.server.debug);
                 self.complete(cref, resp);
                 outcome.result
             }
             Reply::Caller { key, id } => {
                 let answer = match &outcome.result {
                     Ok(v) => Ok(v.clone()),
-                    Err(e) => Err(callee_failed(&running.job.record.action, e.kind(), &e.to_string())),
+                    Err(e) => Err(callee_failed(&job.record.action, e.kind(), &e.to_string())),
                 };
                 self.resume_parked(key, id, answer);
                 outcome.result
@@ -603,7 +615,7 @@ impl Server {
         if !stored {
             return;
         }
-        let rec = &mut running.job.record;
+        let rec = &mut job.record;
         rec.finished = Some(now_ms());
         rec.duration_ms = Some(outcome.duration.as_millis() as u64);
         rec.instructions = Some(outcome.instructions);
@@ -621,12 +633,13 @@ impl Server {
         }
         rec.owner = None;
         rec.lease_until = None;
-        match running.job.reply {
-            Reply::Async => self.async_done(running.job.record),
+        let rec = job.take_record();
+        match reply {
+            Reply::Async => self.async_done(rec),
             // Its client has the id (`X-SL-Invocation`) and may ask for the
             // record at once.
-            Reply::Web(_) => self.record_known(running.job.record),
-            _ => self.record(running.job.record),
+            Reply::Web(_) => self.record_known(rec),
+            _ => self.record(rec),
         }
     }
 
