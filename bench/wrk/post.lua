@@ -1,14 +1,7 @@
--- wrk script for bench/run: POSTs $WRK_BODY (JSON) and prints one JSON
--- line with the figures bench/bench.py reads.
+-- wrk script for bench/run: POSTs $WRK_BODY (JSON) and prints the summary of
+-- summary.lua.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(here .. "summary.lua")
 wrk.method = "POST"
 wrk.body = os.getenv("WRK_BODY") or '{"name":"x"}'
 wrk.headers["Content-Type"] = "application/json"
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRKJSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"max_us":%d,' ..
-    '"connect_errors":%d,"read_errors":%d,"write_errors":%d,"status_errors":%d,"timeouts":%d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
-    e.connect, e.read, e.write, e.status, e.timeout))
-end
