@@ -1,25 +1,53 @@
 //! SL server library: the reactor, HTTP, the Lua sandbox and storage glue.
 //!
-//! The binary `slserver` is a thin wrapper over [`Server`] and [`open_store`].
+//! The binary `slserver` is a thin wrapper over [`serve`] and
+//! [`open_store`].
+//!
+//! # Layers
+//!
+//! From the bottom up; each names only what is below it:
+//! - leaves: [`http`] (framing), [`routes`] (the route table), [`sandbox`]
+//!   (Lua states and limits), [`plugin`], [`config`], `ids` (ids, names,
+//!   the clock), `pool` (blocking pools), `auth` (tokens);
+//! - [`reactor`]: the event loop and connections, generic over a
+//!   [`Service`]; it knows nothing of actions;
+//! - `answer` (results and records as responses) and `exec` (the action
+//!   cache and the running invocations);
+//! - `state`: a worker's application state, which holds the executor, the
+//!   outbox and the rest;
+//! - the features, each over `&mut State`: `invoke` (starting, stepping
+//!   and ending invocations), `queue` (the asynchronous queue's consumer),
+//!   `housekeeping`, `api` and `web` (the two listeners' handlers);
+//! - [`App`]: the [`Service`] a worker's reactor serves;
+//! - `workers`: the threads, each a reactor serving an app.
 
+mod answer;
 mod api;
+mod app;
 mod auth;
 pub mod config;
 mod exec;
+mod housekeeping;
 pub mod http;
+mod ids;
+mod invoke;
 pub mod plugin;
 mod pool;
-mod reactor;
+mod queue;
+pub mod reactor;
 pub mod routes;
 pub mod sandbox;
+mod state;
 mod web;
 mod workers;
 
 use std::sync::Arc;
 
-pub use api::valid_name;
+pub use app::App;
 pub use config::{Config, ConfigError, StoreConfig};
-pub use reactor::{Listeners, PeerMsg, Peers, Server, Side};
+pub use ids::valid_name;
+pub use reactor::{ConnRef, Outbox, Reactor, Service, Settings, Side, Wake};
+pub use state::{PeerMsg, Peers};
 pub use workers::{bind_listeners, serve};
 
 /// Opens the configured store.

@@ -1,7 +1,9 @@
-//! Several reactors in one process (`Server { workers = N }`), as nginx
-//! runs worker processes: each reactor thread has its own listener on the
-//! same port (`SO_REUSEPORT`, so the kernel spreads connections), its own
-//! Lua states and pools, and shares only the store and the plugins.
+//! Workers: the threads of one process (`Server { workers = N }`), as
+//! nginx runs worker processes. Each worker is one [`Reactor`] (the event
+//! loop) serving one [`App`] (the application state: Lua states, caches,
+//! pools); each has its own listener on the same port (`SO_REUSEPORT`, so
+//! the kernel spreads connections), and they share only the store and the
+//! plugins.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -11,9 +13,55 @@ use std::sync::Arc;
 use sl_store::Store;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::app::App;
 use crate::config::Config;
+use crate::http::ParseLimits;
 use crate::plugin::PluginHost;
-use crate::reactor::{Listeners, Peers, Server};
+use crate::reactor::{Reactor, Settings};
+use crate::state::Peers;
+
+/// The sockets one worker accepts clients on.
+struct Listeners {
+    /// The management and invocation API.
+    api: std::net::TcpListener,
+    /// The web listener (`Routes { ... }` in config.lua), if configured.
+    web: Option<std::net::TcpListener>,
+}
+
+/// What the reactors enforce, from the configuration.
+fn settings(cfg: &Config) -> Settings {
+    let api = ParseLimits {
+        max_head: cfg.server.max_head,
+        max_body: cfg.server.max_body,
+        max_headers: cfg.server.max_headers,
+        keep_headers: false,
+    };
+    Settings {
+        max_connections: cfg.server.max_connections,
+        idle_timeout: cfg.server.idle_timeout,
+        request_timeout: cfg.server.request_timeout,
+        api,
+        // The same, but headers are kept: routes see them in `args.http`.
+        web: ParseLimits { keep_headers: true, ..api },
+    }
+}
+
+/// Runs one worker until `shutdown` is set; `ready` is called once it
+/// listens.
+fn run_worker(
+    cfg: Arc<Config>,
+    listeners: Listeners,
+    store: Arc<dyn Store>,
+    plugins: Arc<PluginHost>,
+    shutdown: Arc<AtomicBool>,
+    peers: Peers,
+    ready: impl FnOnce(),
+) -> io::Result<()> {
+    let mut reactor = Reactor::new(listeners.api, listeners.web, settings(&cfg))?;
+    let mut app = App::new(cfg, store, plugins, peers, reactor.waker())?;
+    ready();
+    reactor.run(&mut app, &shutdown)
+}
 
 /// Resolves the configured listen address.
 pub fn listen_addr(cfg: &Config) -> io::Result<SocketAddr> {
@@ -76,9 +124,9 @@ pub fn bind_listeners(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::Tc
     Ok(out)
 }
 
-/// Runs `cfg.server.workers` reactors until `shutdown` is set. `ready` is
-/// called with the bound addresses (the API's, and the routes' if
-/// configured) once every reactor is listening.
+/// Runs `cfg.server.workers` workers until `shutdown` is set. `ready` is
+/// called with the bound addresses (the API's, and the web listener's if
+/// configured) once every worker is listening.
 pub fn serve(
     cfg: Arc<Config>,
     store: Arc<dyn Store>,
@@ -100,8 +148,7 @@ pub fn serve(
         }
         None => ((0..n).map(|_| None).collect(), None),
     };
-    let listeners: Vec<Listeners> =
-        api.into_iter().zip(routes).map(|(api, routes)| Listeners { api, routes }).collect();
+    let listeners: Vec<Listeners> = api.into_iter().zip(routes).map(|(api, web)| Listeners { api, web }).collect();
     let mut peers = Peers::mesh(n);
     let mut threads = Vec::new();
     let mut listeners = listeners.into_iter();
@@ -114,21 +161,19 @@ pub fn serve(
             std::thread::Builder::new()
                 .name(format!("sl-worker-{}", i + 1))
                 .stack_size(crate::sandbox::LUA_THREAD_STACK)
-                .spawn(move || Server::new(cfg, listener, store, plugins, shutdown, peer).and_then(|mut s| s.run()))?,
+                .spawn(move || run_worker(cfg, listener, store, plugins, shutdown, peer, || {}))?,
         );
     }
-    // The first reactor runs on a thread of its own too, so that every
-    // reactor has the same stack size (see `LUA_THREAD_STACK`).
+    // The first worker runs on a thread of its own too, so that every
+    // worker has the same stack size (see `LUA_THREAD_STACK`).
     let result = std::thread::scope(|scope| {
         let first = std::thread::Builder::new()
             .name("sl-worker-0".into())
             .stack_size(crate::sandbox::LUA_THREAD_STACK)
             .spawn_scoped(scope, || {
-                let mut server = Server::new(cfg, first, store, plugins, Arc::clone(&shutdown), first_peers)?;
-                ready(addr, routes_addr);
-                server.run()
+                run_worker(cfg, first, store, plugins, Arc::clone(&shutdown), first_peers, || ready(addr, routes_addr))
             })?;
-        first.join().unwrap_or_else(|_| Err(io::Error::other("the first reactor panicked")))
+        first.join().unwrap_or_else(|_| Err(io::Error::other("the first worker panicked")))
     });
     if result.is_err() {
         shutdown.store(true, std::sync::atomic::Ordering::Relaxed);

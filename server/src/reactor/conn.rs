@@ -5,23 +5,28 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
-/// Identifies a connection across asynchronous work: the slab key may be
-/// reused after a close, the generation never is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnRef {
-    pub key: usize,
-    pub gen: u64,
-}
+use super::Side;
 
 /// Most unsent response bytes before the connection stops taking requests.
 pub const MAX_PENDING_OUT: usize = 1024 * 1024;
+
+/// A refused request's connection after its answer (see
+/// [`Conn::linger`]): what the client sends is read and dropped until it
+/// stops, until `until`, or until `left` more bytes came, whichever is
+/// first; then the connection is closed.
+pub struct Linger {
+    pub until: Instant,
+    pub left: usize,
+    /// The answer is written and the sending side shut down.
+    pub shut: bool,
+}
 
 /// A client connection.
 pub struct Conn {
     pub sock: TcpStream,
     pub gen: u64,
     /// The listener it came through.
-    pub side: super::Side,
+    pub side: Side,
     /// Bytes read; those before `in_pos` are requests already taken.
     inbuf: Vec<u8>,
     in_pos: usize,
@@ -58,6 +63,8 @@ pub struct Conn {
     /// reads continue until they see the end of the stream, since no new
     /// event will announce it.
     pub read_closed: bool,
+    /// Refused: reading only to drop what the client still sends.
+    pub linger: Option<Linger>,
 }
 
 /// What a read did.
@@ -71,7 +78,7 @@ pub enum ReadOutcome {
 }
 
 impl Conn {
-    pub fn new(sock: TcpStream, gen: u64, side: super::Side) -> Self {
+    pub fn new(sock: TcpStream, gen: u64, side: Side) -> Self {
         Self {
             sock,
             gen,
@@ -93,6 +100,7 @@ impl Conn {
             maybe_readable: true,
             read_closed: false,
             queued: false,
+            linger: None,
         }
     }
 
@@ -167,6 +175,47 @@ impl Conn {
         true
     }
 
+    /// After the answer to a refused request (400, 408, 413, 431...): the
+    /// client may still be sending the request, and a client that cannot
+    /// finish sending never reads the answer (the kernel resets the
+    /// connection if it is closed with unread bytes). So, as nginx's
+    /// lingering close does, keep reading and dropping what comes, for at
+    /// most `time` and `bytes`, and close when the client stops.
+    pub fn linger(&mut self, now: Instant, time: std::time::Duration, bytes: usize) {
+        self.discard_input();
+        self.close_after = true;
+        self.linger = Some(Linger { until: now + time, left: bytes, shut: false });
+    }
+
+    /// Reads and drops what the socket has while lingering. Returns false
+    /// when the connection is done: the client closed its side, the byte
+    /// allowance ran out, or the socket failed.
+    pub fn drop_input(&mut self, chunk: &mut [u8]) -> bool {
+        let Some(linger) = &mut self.linger else { return true };
+        if !self.maybe_readable {
+            return true;
+        }
+        loop {
+            match self.sock.read(chunk) {
+                Ok(0) => {
+                    self.peer_closed = true;
+                    self.maybe_readable = false;
+                    return false;
+                }
+                Ok(n) => {
+                    let Some(left) = linger.left.checked_sub(n) else { return false };
+                    linger.left = left;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.maybe_readable = false;
+                    return true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// The bytes read and not yet taken as requests.
     pub fn input(&self) -> &[u8] {
         &self.inbuf[self.in_pos..]
@@ -210,7 +259,7 @@ mod tests {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
-        (Conn::new(TcpStream::from_std(server), 1, crate::reactor::Side::Api), client)
+        (Conn::new(TcpStream::from_std(server), 1, Side::Api), client)
     }
 
     #[test]

@@ -1,0 +1,234 @@
+//! Results and records as HTTP responses, for the API and the routes alike.
+//!
+//! - A failed invocation is `{"error": {"kind", "message"}}` with the
+//!   status of its kind ([`error_status`]).
+//! - A stored record answers `GET /invocation/:id` ([`record_response`]).
+//! - On a route, a result becomes the response (a value as JSON, or the
+//!   response `http.response` described), and a failure's details are
+//!   hidden unless `Server { debug = true }` ([`route_response`],
+//!   [`route_failure`]); every route answer names its invocation in
+//!   `X-SL-Invocation`.
+//! - Failed store calls and overload are the same on every path
+//!   ([`store_error`], [`overloaded`]).
+
+use std::borrow::Cow;
+
+use base64::Engine;
+use serde_json::{Map, Value};
+use sl_store::{InvocationRecord, InvocationStatus, StoreError};
+
+use crate::http::Response;
+use crate::sandbox::InvokeError;
+
+/// The key `http.response` marks its tables with.
+const RESPONSE_MARK: &str = "$sl_response";
+
+/// Header naming the invocation that answered a route.
+const INVOCATION_HEADER: &str = "X-SL-Invocation";
+
+/// The response to a failed store call.
+pub(crate) fn store_error(e: &StoreError) -> Response {
+    match e {
+        StoreError::AlreadyExists(_) => Response::error(409, "conflict", &e.to_string()),
+        StoreError::NotFound(_) => Response::error(404, "not_found", &e.to_string()),
+        StoreError::Conflict { .. } => Response::error(409, "conflict", &format!("{e}; retry the update")),
+        StoreError::Unavailable(_) => {
+            Response::error(503, "unavailable", &e.to_string()).with_header("Retry-After", "1")
+        }
+        StoreError::Corrupt(_) => Response::error(500, "internal", &e.to_string()),
+    }
+}
+
+/// 503 with `Retry-After`: the server has too much to do.
+pub(crate) fn overloaded(message: &str) -> Response {
+    Response::error(503, "overloaded", &format!("{message}; retry later")).with_header("Retry-After", "1")
+}
+
+/// `v` as a JSON response.
+pub(crate) fn json_response<T: serde::Serialize>(status: u16, v: &T) -> Response {
+    Response::json(status, serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// The HTTP response for an invocation that failed (a successful one is
+/// its result as JSON).
+pub(crate) fn error_response(e: &InvokeError) -> Response {
+    Response::error(error_status(e.kind()), e.kind(), &e.to_string())
+}
+
+/// Status code of an error kind.
+pub(crate) fn error_status(kind: &str) -> u16 {
+    match kind {
+        "action" | "bad_request" | "compile" | "library" => 400,
+        "not_found" => 404,
+        "conflict" => 409,
+        "unavailable" => 503,
+        _ => 500,
+    }
+}
+
+/// The response for a stored invocation record.
+pub(crate) fn record_response(rec: &InvocationRecord) -> Response {
+    match rec.status {
+        InvocationStatus::Succeeded => {
+            let v = rec.result.as_ref().unwrap_or(&Value::Null);
+            Response::json(200, serde_json::to_vec(v).unwrap_or_default())
+        }
+        InvocationStatus::Failed => {
+            let (kind, message) =
+                rec.error.as_ref().map(|e| (e.kind.as_str(), e.message.as_str())).unwrap_or(("runtime", ""));
+            Response::error(error_status(kind), kind, message)
+        }
+        InvocationStatus::Queued | InvocationStatus::Running => {
+            let body = serde_json::json!({"id": rec.id, "status": rec.status.as_str(), "action": rec.action});
+            Response::json(202, body.to_string().into_bytes())
+        }
+    }
+}
+
+/// The response of a route whose invocation `id` ended with `result`.
+pub(crate) fn route_response(result: &Result<Value, InvokeError>, id: &str, debug: bool) -> Response {
+    let resp = match result {
+        Ok(Value::Object(o)) if o.get(RESPONSE_MARK) == Some(&Value::Bool(true)) => web_response(o)
+            .unwrap_or_else(|m| hidden_error(500, "internal", &format!("invalid web response: {m}"), debug)),
+        Ok(v) => Response::json(200, serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec())),
+        Err(InvokeError::Action(m)) => Response::error(400, "action", m),
+        Err(e) => hidden_error(500, e.kind(), &e.to_string(), debug),
+    };
+    resp.with_header(INVOCATION_HEADER, id.to_string())
+}
+
+/// The response of a route whose invocation could not start.
+pub(crate) fn route_failure(kind: &str, message: &str, id: &str, debug: bool) -> Response {
+    let status = error_status(kind);
+    let resp = match status {
+        503 => Response::error(503, kind, message).with_header("Retry-After", "1"),
+        // The route names an action that is gone: the site's fault, not the client's.
+        _ => hidden_error(500, kind, message, debug),
+    };
+    resp.with_header(INVOCATION_HEADER, id.to_string())
+}
+
+/// A 5xx whose details only debug mode shows.
+fn hidden_error(status: u16, kind: &str, message: &str, debug: bool) -> Response {
+    if debug {
+        Response::error(status, kind, message)
+    } else {
+        Response::error(status, "internal", "the action failed; its invocation record has the details")
+    }
+}
+
+/// Builds the response `http.response` described.
+fn web_response(o: &Map<String, Value>) -> Result<Response, String> {
+    let status = o
+        .get("status")
+        .and_then(Value::as_u64)
+        .filter(|s| (100..=599).contains(s))
+        .ok_or("status must be a whole number from 100 to 599")? as u16;
+    let text = Cow::Borrowed("text/plain; charset=utf-8");
+    let (mut content_type, body) = match (o.get("body"), o.get("body_base64"), o.get("json")) {
+        (Some(Value::String(b)), None, None) => (text, b.as_bytes().to_vec()),
+        (None, Some(Value::String(b)), None) => {
+            (text, base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| format!("body: {e}"))?)
+        }
+        (None, None, Some(v)) => (Cow::Borrowed("application/json"), serde_json::to_vec(v).map_err(|e| e.to_string())?),
+        (None, None, None) => (text, Vec::new()),
+        _ => return Err("give one body: body (text), body_base64 or json".into()),
+    };
+    let mut headers = Vec::new();
+    if let Some(h) = o.get("headers") {
+        let h = match h {
+            Value::Object(h) => h.clone(),
+            // An empty Lua table converts to an empty array.
+            Value::Array(a) if a.is_empty() => Map::new(),
+            _ => return Err("headers must be a table of name = value".into()),
+        };
+        for (name, value) in h {
+            let Value::String(value) = value else { return Err(format!("header '{name}' must have a text value")) };
+            if !valid_header_name(&name) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+                return Err(format!("header '{name}' is not a valid header field"));
+            }
+            let lower = name.to_ascii_lowercase();
+            if matches!(lower.as_str(), "content-length" | "transfer-encoding" | "connection") {
+                return Err(format!("header '{name}' is set by the server"));
+            }
+            if lower == "content-type" {
+                content_type = Cow::Owned(value);
+            } else {
+                headers.push((Cow::Owned(name), value));
+            }
+        }
+    }
+    Ok(Response { status, content_type, headers, body })
+}
+
+/// An HTTP token (RFC 9110): the characters a header name may have.
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn results_become_responses() {
+        let ok = route_response(&Ok(json!({"a": 1})), "id1", false);
+        assert_eq!((ok.status, ok.body.as_slice()), (200, &br#"{"a":1}"#[..]));
+        assert!(ok.headers.iter().any(|(k, v)| k == INVOCATION_HEADER && v == "id1"));
+        let bad = route_response(&Err(InvokeError::Action("no such item".into())), "i", false);
+        assert_eq!(bad.status, 400);
+        assert!(String::from_utf8_lossy(&bad.body).contains("no such item"));
+        let err = route_response(&Err(InvokeError::Runtime("t:3: secret detail".into())), "i", false);
+        assert_eq!(err.status, 500);
+        assert!(!String::from_utf8_lossy(&err.body).contains("secret"));
+        let err = route_response(&Err(InvokeError::Runtime("t:3: secret detail".into())), "i", true);
+        assert!(String::from_utf8_lossy(&err.body).contains("secret detail"));
+    }
+
+    #[test]
+    fn web_responses_set_status_headers_and_bodies() {
+        let v = json!({RESPONSE_MARK: true, "status": 201, "headers": {"Location": "/items/1", "Content-Type": "image/png"},
+                       "body_base64": "/wBB"});
+        let r = route_response(&Ok(v), "i", false);
+        assert_eq!((r.status, r.content_type.as_ref(), r.body.as_slice()), (201, "image/png", &[0xff, 0, 0x41][..]));
+        assert!(r.headers.iter().any(|(k, v)| k == "Location" && v == "/items/1"));
+        let v = json!({RESPONSE_MARK: true, "status": 202, "headers": [], "json": {"queued": true}});
+        let r = route_response(&Ok(v), "i", false);
+        assert_eq!(
+            (r.status, r.content_type.as_ref(), r.body.as_slice()),
+            (202, "application/json", &br#"{"queued":true}"#[..])
+        );
+        for bad in [
+            json!({RESPONSE_MARK: true, "status": 99}),
+            json!({RESPONSE_MARK: true, "status": 200, "headers": {"Bad Name": "x"}}),
+            json!({RESPONSE_MARK: true, "status": 200, "headers": {"X": "a\r\nInjected: 1"}}),
+            json!({RESPONSE_MARK: true, "status": 200, "headers": {"Content-Length": "5"}}),
+        ] {
+            assert_eq!(route_response(&Ok(bad.clone()), "i", false).status, 500, "{bad}");
+        }
+    }
+
+    #[test]
+    fn failures_that_could_not_start_hide_their_details_but_overload_says_so() {
+        let r = route_failure("not_found", "no action named 'x'", "i", false);
+        assert_eq!(r.status, 500);
+        assert!(!String::from_utf8_lossy(&r.body).contains("'x'"));
+        let r = route_failure("unavailable", "the store is down", "i", false);
+        assert_eq!(r.status, 503);
+        assert!(r.headers.iter().any(|(k, v)| k == "Retry-After" && v == "1"));
+        assert!(r.headers.iter().any(|(k, v)| k == INVOCATION_HEADER && v == "i"));
+    }
+
+    #[test]
+    fn records_answer_by_status() {
+        let mut rec = InvocationRecord::queued("id".into(), "a".into(), Value::Null, true, 0);
+        assert_eq!(record_response(&rec).status, 202);
+        rec.status = InvocationStatus::Succeeded;
+        rec.result = Some(json!({"k": 1}));
+        assert_eq!(record_response(&rec).body, br#"{"k":1}"#);
+        rec.status = InvocationStatus::Failed;
+        rec.error = Some(sl_store::InvocationError { kind: "not_found".into(), message: "gone".into() });
+        assert_eq!(record_response(&rec).status, 404);
+    }
+}

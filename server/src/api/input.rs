@@ -1,0 +1,145 @@
+//! What the API reads from a request: paths, names, query parameters and
+//! bodies, each refused with a clear 400 when it is not what it must be.
+
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::http::Response;
+use crate::ids::valid_name;
+use crate::sandbox::check_object;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// A 400 with `message`.
+pub(super) fn bad_request(message: impl AsRef<str>) -> Response {
+    Response::error(400, "bad_request", message.as_ref())
+}
+
+/// A 405 naming the methods allowed.
+pub(super) fn not_allowed(allow: &str) -> Response {
+    Response::error(405, "method_not_allowed", &format!("method not allowed; use {allow}"))
+        .with_header("Allow", allow.to_string())
+}
+
+/// `name` if it is a valid action name, else a 400 that says what one is.
+pub(super) fn check_name(name: &str) -> Result<(), Response> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(bad_request(format!(
+            "invalid action name '{}': use 1 to 128 letters, digits, '-', '_' or '.' (but not '.' or '..')",
+            name.chars().take(140).collect::<String>()
+        )))
+    }
+}
+
+/// The segments of an API path (`/actions/hello/block` gives `actions`,
+/// `hello`, `block`; trailing slashes ignored, empty segments kept), at
+/// most four: every API path has at most three, so longer ones match no
+/// endpoint whatever follows. No allocation, one pass over the bytes.
+pub(super) fn segments(path: &str) -> ([&str; 4], usize) {
+    let path = path.trim_end_matches('/');
+    let mut buf = [""; 4];
+    let mut n = 0;
+    // Split after the leading '/' (the parser checked that there is one).
+    let Some(rest) = path.strip_prefix('/') else { return (buf, 0) };
+    let bytes = rest.as_bytes();
+    let mut start = 0;
+    while n < buf.len() {
+        let end = bytes[start..].iter().position(|&b| b == b'/').map_or(bytes.len(), |i| start + i);
+        buf[n] = &rest[start..end];
+        n += 1;
+        if end == bytes.len() {
+            break;
+        }
+        start = end + 1;
+    }
+    (buf, n)
+}
+
+/// Whether a body holds no arguments (`{}` is meant).
+pub(super) fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Arguments of an invocation: the body as a JSON object (empty = `{}`).
+pub(super) fn parse_args(body: &[u8]) -> Result<serde_json::Value, Response> {
+    if is_blank(body) {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    // The same check as for the text path, so that both refuse the same
+    // bodies with the same messages.
+    check_object(body).map_err(bad_request)?;
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON: {e}")))
+}
+
+/// A JSON request body as `T`.
+pub(super) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Response> {
+    if body.is_empty() {
+        return Err(bad_request("the request needs a JSON body"));
+    }
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid request body: {e}")))
+}
+
+/// The value of query parameter `key`, decoded.
+pub(super) fn query_param<'a>(query: &'a str, key: &str) -> Option<std::borrow::Cow<'a, str>> {
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// An action's code as sent: base64 of UTF-8 text.
+pub(super) fn decode_code(code: &str) -> Result<String, Response> {
+    let bytes = B64.decode(code.trim()).map_err(|e| bad_request(format!("code is not valid base64: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| bad_request("code is not valid UTF-8 text"))
+}
+
+/// An action's source as the API shows it (base64).
+pub(super) fn encode_code(source: &str) -> String {
+    B64.encode(source.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments() {
+        // What splitting on '/' after the leading one gives, first four.
+        fn by_split(path: &str) -> Vec<&str> {
+            path.trim_end_matches('/').split('/').skip(1).take(4).collect()
+        }
+        for path in [
+            "/",
+            "//",
+            "/ping",
+            "/ping/",
+            "/actions/hello/block",
+            "/actions/hello/block//",
+            "/actions//block",
+            "/a/b/c/d/e/f",
+            "/a/b/c/d",
+            "/a/b/c/d/",
+            "///x",
+            "/ü/é",
+            "/actions/hello%2Fx",
+        ] {
+            let (buf, n) = segments(path);
+            assert_eq!(buf[..n].to_vec(), by_split(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn args_must_be_an_object() {
+        assert_eq!(parse_args(b"").unwrap(), serde_json::json!({}));
+        assert_eq!(parse_args(b" \n").unwrap(), serde_json::json!({}));
+        assert_eq!(parse_args(br#"{"a":1}"#).unwrap(), serde_json::json!({"a": 1}));
+        assert_eq!(parse_args(b"[1]").unwrap_err().status, 400);
+        assert_eq!(parse_args(b"{bad").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn code_round_trips_and_bad_code_is_a_400() {
+        assert_eq!(decode_code(&encode_code("return 1")).unwrap(), "return 1");
+        assert_eq!(decode_code("%%%").unwrap_err().status, 400);
+        assert_eq!(decode_code(&B64.encode([0xff, 0xfe])).unwrap_err().status, 400);
+    }
+}

@@ -1,0 +1,144 @@
+//! Running actions through the API: blocking runs
+//! (`POST /actions/:name/block`), asynchronous submits
+//! (`POST /actions/:name`), and their records (`GET /invocation/:id`,
+//! `GET /invocations`).
+
+use std::time::{Duration, Instant};
+
+use sl_store::InvocationRecord;
+
+use super::input::{bad_request, check_name, is_blank, parse_args, query_param};
+use crate::answer::{json_response, overloaded, record_response, store_error};
+use crate::exec::{Job, Reply};
+use crate::http::Response;
+use crate::ids::{new_invocation_id, now_ms};
+use crate::invoke;
+use crate::queue;
+use crate::reactor::ConnRef;
+use crate::sandbox::ArgsText;
+use crate::state::State;
+
+/// Longest `?wait=` for an invocation result, in seconds.
+const MAX_WAIT_SECS: u64 = 60;
+
+/// `POST /actions/:name/block`: runs the action now; its client waits.
+pub(super) fn run_blocking(
+    st: &mut State,
+    conn: ConnRef,
+    name: &str,
+    body: Vec<u8>,
+) -> Result<Option<Response>, Response> {
+    invoke::check_room(st)?;
+    let recorded = st.cfg.invocations.record_blocking;
+    // Not recorded: the body is parsed once, for the run to push straight
+    // into Lua, and the id is made only if something names it (`Job::id`).
+    let (args, text) = if recorded || is_blank(&body) {
+        (parse_args(&body)?, None)
+    } else {
+        (serde_json::Value::Null, Some(ArgsText::parse(body).map_err(bad_request)?))
+    };
+    // An id and a creation time only for a record that is stored.
+    let (id, created) = if recorded { (new_invocation_id(), now_ms()) } else { (String::new(), 0) };
+    let record = InvocationRecord::queued(id, name.to_string(), args, false, created);
+    invoke::start(st, Job { args_text: text, ..Job::new(record, Reply::ApiClient(conn)) });
+    Ok(None)
+}
+
+/// `POST /actions/:name`: queues an asynchronous invocation; answers its
+/// id once the store has it.
+pub(super) fn submit(st: &mut State, conn: ConnRef, name: &str, body: &[u8]) -> Result<Option<Response>, Response> {
+    let args = parse_args(body)?;
+    let id = new_invocation_id();
+    let record = InvocationRecord::queued(id.clone(), name.to_string(), args, true, now_ms());
+    let known = st.exec.cache.is_cached(name);
+    let max_queued = st.cfg.invocations.max_queued;
+    let store = std::sync::Arc::clone(&st.store);
+    st.pool.spawn(move || {
+        let resp = (|| {
+            if !known {
+                match store.get_action(&record.action) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        return Response::error(404, "not_found", &format!("no action named '{}'", record.action))
+                    }
+                    Err(e) => return store_error(&e),
+                }
+            }
+            match store.count_queued() {
+                Ok(n) if n >= max_queued => {
+                    return overloaded(&format!("{n} asynchronous invocations are queued (the limit is {max_queued})"))
+                }
+                Ok(_) => {}
+                Err(e) => return store_error(&e),
+            }
+            match store.put_invocations(std::slice::from_ref(&record)) {
+                Ok(()) => json_response(202, &serde_json::json!({"InvocationId": id})),
+                Err(e) => store_error(&e),
+            }
+        })();
+        move |st: &mut State| {
+            let accepted = resp.status == 202;
+            st.outbox.respond(conn, resp);
+            if accepted {
+                queue::kick(st);
+            }
+        }
+    });
+    Ok(None)
+}
+
+/// `GET /invocation/:id[?wait=N]`: the record, waiting up to N seconds
+/// (default 5) for an unfinished invocation to finish.
+pub(super) fn get(st: &mut State, conn: ConnRef, id: &str, query: &str) -> Result<Option<Response>, Response> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(bad_request("invalid invocation id"));
+    }
+    let wait = match query_param(query, "wait") {
+        None => 5,
+        Some(v) => {
+            v.parse::<u64>().map_err(|_| bad_request("wait must be a whole number of seconds"))?.min(MAX_WAIT_SECS)
+        }
+    };
+    if let Some(rec) = st.records.recent(id) {
+        return Ok(Some(record_response(rec)));
+    }
+    let id = id.to_string();
+    let store = std::sync::Arc::clone(&st.store);
+    st.pool.spawn(move || {
+        let r = store.get_invocation(&id);
+        move |st: &mut State| {
+            let resp = match r {
+                Ok(Some(rec)) if !rec.status.is_terminal() && wait > 0 => match st.records.recent(&id) {
+                    Some(done) => record_response(done),
+                    None => {
+                        let deadline = Instant::now() + Duration::from_secs(wait);
+                        st.waiters.add(id, conn, deadline);
+                        return;
+                    }
+                },
+                Ok(Some(rec)) => record_response(&rec),
+                Ok(None) => Response::error(404, "not_found", &format!("no invocation '{id}'")),
+                Err(e) => store_error(&e),
+            };
+            st.outbox.respond(conn, resp)
+        }
+    });
+    Ok(None)
+}
+
+/// `GET /invocations[?action=NAME&limit=N]`: the latest records.
+pub(super) fn list(st: &mut State, conn: ConnRef, query: &str) -> Result<Option<Response>, Response> {
+    let action = query_param(query, "action").map(|a| a.into_owned());
+    if let Some(a) = &action {
+        check_name(a)?;
+    }
+    let limit = match query_param(query, "limit") {
+        None => 50,
+        Some(v) => v.parse::<usize>().map_err(|_| bad_request("limit must be a whole number"))?.clamp(1, 1000),
+    };
+    st.answer_later(conn, move |store| match store.list_invocations(action.as_deref(), limit) {
+        Ok(list) => json_response(200, &list),
+        Err(e) => store_error(&e),
+    });
+    Ok(None)
+}

@@ -1,0 +1,93 @@
+//! The application a worker's reactor serves: SL's API and routes over one
+//! worker's [`State`]. It implements the reactor's [`Service`]: requests
+//! go to the API or to the web listener's routes by the listener they came
+//! through, and each turn of the loop gives the invocations and the
+//! housekeeping their share.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sl_store::Store;
+
+use crate::config::Config;
+use crate::http::Request;
+use crate::plugin::PluginHost;
+use crate::reactor::{ConnRef, Outbox, Service, Side, Wake};
+use crate::state::{Peers, State};
+use crate::{api, housekeeping, invoke, queue, web};
+
+/// SL's application on one worker.
+pub struct App {
+    st: State,
+}
+
+impl App {
+    /// The application of one worker. `peers` links it with the other
+    /// workers of the process; `wake` wakes its reactor (see
+    /// [`Reactor::waker`](crate::reactor::Reactor::waker)).
+    pub fn new(
+        cfg: Arc<Config>,
+        store: Arc<dyn Store>,
+        plugins: Arc<PluginHost>,
+        peers: Peers,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<Self> {
+        let mut st = State::new(cfg, store, plugins, peers, wake)?;
+        queue::kick(&mut st);
+        housekeeping::sync_routes(&mut st);
+        Ok(Self { st })
+    }
+}
+
+impl Service for App {
+    fn call(&mut self, conn: ConnRef, side: Side, req: Request) {
+        match side {
+            Side::Api => api::handle(&mut self.st, conn, req),
+            Side::Web => web::handle(&mut self.st, conn, req),
+        }
+    }
+
+    fn outbox(&mut self) -> &mut Outbox {
+        &mut self.st.outbox
+    }
+
+    /// Changes made through other workers first, so that requests read in
+    /// this turn see them.
+    fn begin_turn(&mut self, _now: Instant) {
+        housekeeping::peer_messages(&mut self.st);
+    }
+
+    fn end_turn(&mut self, _now: Instant) {
+        let st = &mut self.st;
+        st.run_completions();
+        st.exec.cache.bury_one();
+        if st.exec.runs.next_deadline().is_some() {
+            invoke::expire(st, Instant::now());
+        }
+        invoke::slices(st);
+        st.run_completions();
+        if st.consumer.wanted() {
+            queue::kick(st);
+        }
+        housekeeping::flush_records(st);
+    }
+
+    fn tick(&mut self, now: Instant) {
+        housekeeping::tick(&mut self.st, now);
+    }
+
+    fn wake(&self) -> Wake {
+        let st = &self.st;
+        if st.exec.runs.queued() > 0 || st.exec.cache.has_graves() || st.consumer.wanted() || st.records.due() {
+            Wake::Now
+        } else if let Some(deadline) = st.exec.runs.next_deadline() {
+            Wake::At(deadline)
+        } else {
+            Wake::Idle
+        }
+    }
+
+    fn stop(&mut self) {
+        housekeeping::stop(&mut self.st);
+    }
+}

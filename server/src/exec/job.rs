@@ -1,0 +1,90 @@
+//! An invocation waiting to start, and who waits for its answer.
+
+use std::time::Instant;
+
+use sl_store::InvocationRecord;
+
+use crate::ids::new_invocation_id;
+use crate::reactor::ConnRef;
+use crate::sandbox::ArgsText;
+
+/// Who waits for the answer of an invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// A client of the API, on `POST /actions/:name/block`: the result as
+    /// JSON, or the error.
+    ApiClient(ConnRef),
+    /// A client of the web listener, on a route: the response the result
+    /// describes.
+    WebClient(ConnRef),
+    /// Nobody: an asynchronous invocation, whose record is completed and
+    /// stored (clients waiting on `?wait=` are answered from it).
+    Queue,
+    /// An invocation parked in `invoke()`: run `key` of this executor, if
+    /// its id is still `id`.
+    Caller { key: usize, id: u64 },
+}
+
+/// An invocation waiting to start.
+pub(crate) struct Job {
+    pub record: InvocationRecord,
+    pub reply: Reply,
+    /// How many `invoke()` calls led to it (0 for a request).
+    pub depth: u8,
+    /// When it must end at the latest, whatever its own timeout says (its
+    /// caller's deadline).
+    pub deadline: Option<Instant>,
+    /// The arguments as parsed JSON text, for a job whose record does not
+    /// keep them: the run pushes them straight into Lua. `record.args` is
+    /// then unused.
+    pub args_text: Option<ArgsText>,
+}
+
+impl Job {
+    /// A job started by a request or the queue.
+    pub fn new(record: InvocationRecord, reply: Reply) -> Self {
+        Self { record, reply, depth: 0, deadline: None, args_text: None }
+    }
+
+    /// The invocation's id. An unrecorded blocking run has none until
+    /// something names it (a log line, the record of an action it
+    /// invokes): making one costs more than the rest of its bookkeeping.
+    pub fn id(&mut self) -> &str {
+        if self.record.id.is_empty() {
+            self.record.id = new_invocation_id();
+        }
+        &self.record.id
+    }
+
+    /// Its record, leaving an empty one (no allocation) in its place.
+    pub fn take_record(&mut self) -> InvocationRecord {
+        let empty = InvocationRecord::queued(String::new(), String::new(), serde_json::Value::Null, false, 0);
+        std::mem::replace(&mut self.record, empty)
+    }
+
+    /// Whether its record is stored when it ends: always for asynchronous
+    /// invocations, for the others with `Invocations.record_blocking`.
+    pub fn is_recorded(&self, record_blocking: bool) -> bool {
+        matches!(self.reply, Reply::Queue) || record_blocking
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_made_when_first_named_and_records_kept_as_configured() {
+        let rec = InvocationRecord::queued(String::new(), "a".into(), serde_json::Value::Null, false, 0);
+        let mut job = Job::new(rec, Reply::ApiClient(ConnRef { key: 0, gen: 1 }));
+        assert!(job.record.id.is_empty());
+        let id = job.id().to_owned();
+        assert_eq!((id.len(), job.id()), (36, id.as_str()), "made once, then kept");
+        assert!(!job.is_recorded(false) && job.is_recorded(true));
+        job.reply = Reply::Queue;
+        assert!(job.is_recorded(false));
+        let taken = job.take_record();
+        assert_eq!((taken.id, taken.action.as_str()), (id, "a"));
+        assert!(job.record.id.is_empty() && job.record.action.is_empty());
+    }
+}

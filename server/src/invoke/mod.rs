@@ -1,0 +1,309 @@
+//! The driver of invocations: starts jobs in warm instances (fetching the
+//! action first when it is not cached), runs them in time slices, serves
+//! what they ask for (plugin calls, `invoke`, `require`), and ends them:
+//! the instance back to the cache, the answer to whoever waits
+//! ([`Reply`]), the record to the store when it is kept.
+//!
+//! A job starts its first slice at once, in [`start`]: most invocations
+//! end within it and hand their instance back before the next request
+//! takes one, so a burst of requests for an action shares a few warm
+//! instances instead of each making its own. A run that outlives its
+//! first slice joins the run queue, and [`slices`] gives the queue about
+//! one time slice in all per turn of the loop: however many long
+//! invocations run, a request waits at most about one slice per turn for
+//! them, not one slice for each of them.
+//!
+//! Answers go in the state's outbox; nothing here writes to a connection.
+
+mod compose;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sl_store::{InvocationError, InvocationRecord, InvocationStatus};
+use tracing::{debug, warn};
+
+use crate::answer::{error_response, error_status, overloaded, record_response, route_failure, route_response};
+use crate::exec::{FetchResult, Fetched, Job, Queued, Reply};
+use crate::http::Response;
+use crate::ids::now_ms;
+use crate::sandbox::{Args, Compiled, InvokeError, LimitKind, Outcome, PluginCall, Run, Step};
+use crate::state::State;
+
+/// 503 when `Limits.max_waiting` invocations are running or waiting on
+/// this worker already (blocking runs and routes).
+pub(crate) fn check_room(st: &State) -> Result<(), Response> {
+    if st.exec.busy() >= st.cfg.limits.max_waiting {
+        return Err(overloaded("too many invocations are running or waiting on this server"));
+    }
+    Ok(())
+}
+
+/// Starts an invocation: at once if the action is cached (in a warm
+/// instance if one is idle), else after fetching it from the store.
+pub(crate) fn start(st: &mut State, mut job: Job) {
+    let Some(lease) = st.exec.cache.check_out(&job.record.action) else { return wait(st, job) };
+    let instance = match lease.instance {
+        Ok(i) => i,
+        Err(e) => return fail(st, job, e.kind(), &e.to_string()),
+    };
+    let mut budget = lease.budget;
+    if let Some(deadline) = job.deadline {
+        budget.timeout = budget.timeout.min(deadline.saturating_duration_since(Instant::now()));
+    }
+    job.record.version = lease.version;
+    job.record.status = InvocationStatus::Running;
+    // The record keeps the arguments and times only if it will be stored.
+    let stored = job.is_recorded(st.cfg.invocations.record_blocking);
+    if stored {
+        job.record.started = Some(now_ms());
+    }
+    let args = match job.args_text.take() {
+        Some(text) => Args::Text(text),
+        None if stored => Args::Value(job.record.args.clone()),
+        None => Args::Value(std::mem::take(&mut job.record.args)),
+    };
+    let mut run = instance.start(args, budget);
+    // One that ends in its first slice never enters the slab (the run and
+    // the job are not moved: together they are 800 bytes).
+    match run.step(st.cfg.server.time_slice) {
+        Step::Done(outcome) => finished(st, &mut run, &mut job, lease.generation, outcome),
+        step => {
+            let key = st.exec.runs.insert(run, job, lease.generation);
+            stepped(st, key, step);
+        }
+    }
+}
+
+/// Queues `job` until its action is fetched (and starts the fetch).
+fn wait(st: &mut State, job: Job) {
+    match st.exec.cache.enqueue(job) {
+        Queued::Start(job) => start(st, *job),
+        Queued::Waiting => {}
+        Queued::Fetch(name) => fetch(st, name),
+    }
+}
+
+/// Fetches action `name` on the pool, and verifies its code there.
+fn fetch(st: &mut State, name: String) {
+    let store = Arc::clone(&st.store);
+    st.pool.spawn(move || {
+        let result: FetchResult = store.get_action(&name).map(|found| {
+            found.map(|rec| {
+                let code = Compiled::verified(rec.bytecode.clone(), &rec.checksum);
+                (rec, code)
+            })
+        });
+        move |st: &mut State| fetched(st, name, result)
+    });
+}
+
+/// The fetch of `name` ended: start or fail what waited for it.
+fn fetched(st: &mut State, name: String, result: FetchResult) {
+    match st.exec.cache.fetched(&name, result, &st.cfg.limits) {
+        None => {}
+        Some(Fetched::Again) => fetch(st, name),
+        Some(Fetched::Ready { code, version, pending, requirers }) => {
+            for (key, id) in requirers {
+                compose::library_ready(st, key, id, &name, &code, version);
+            }
+            for job in pending {
+                start(st, job);
+            }
+        }
+        Some(Fetched::Failed { kind, message, pending, requirers }) => {
+            for (key, id) in requirers {
+                st.exec.runs.resume(key, id, Err(compose::library_failed(&name, kind, &message)));
+            }
+            for job in pending {
+                fail(st, job, kind, &message);
+            }
+        }
+    }
+}
+
+/// Runs invocations of the run queue, round robin, for about one time
+/// slice in all, then returns to the sockets.
+///
+/// An invocation is in the queue because it outlived its first slice (or
+/// got an answer it waited for); requests that just arrived run their
+/// first slice at once, in [`start`]. So long invocations share half the
+/// core when requests keep coming, all of it when none do (the loop turns
+/// without waiting while the queue is not empty).
+pub(crate) fn slices(st: &mut State) {
+    // Most turns have nothing queued: no clock read for them.
+    let queued = st.exec.runs.queued();
+    if queued == 0 {
+        return;
+    }
+    let slice = st.cfg.server.time_slice;
+    let began = Instant::now();
+    for _ in 0..queued {
+        let Some(key) = st.exec.runs.next_queued() else { break };
+        let Some(running) = st.exec.runs.get_mut(key) else { continue };
+        let step = running.run.step(slice);
+        stepped(st, key, step);
+        if began.elapsed() >= slice {
+            break;
+        }
+    }
+}
+
+/// Acts on what a slice of run `key` (in the slab) ended with.
+fn stepped(st: &mut State, key: usize, step: Step) {
+    match step {
+        Step::Yielded => st.exec.runs.queue(key),
+        Step::Call(call) => plugin_call(st, key, call),
+        Step::Invoke(call) => {
+            if let Some(job) = compose::call(st, key, call) {
+                start(st, job);
+            }
+        }
+        Step::Require(name) => {
+            if let Some(name) = compose::require(st, key, name) {
+                fetch(st, name);
+            }
+        }
+        Step::Done(outcome) => {
+            if let Some(mut r) = st.exec.runs.remove(key) {
+                finished(st, &mut r.run, &mut r.job, r.generation, outcome);
+            }
+        }
+    }
+}
+
+/// Parks run `key` while a plugin call runs on the plugin pool.
+fn plugin_call(st: &mut State, key: usize, call: PluginCall) {
+    let Some(plugin) = st.plugins.get(&call.plugin).cloned() else {
+        let names = st.plugins.names();
+        let loaded = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+        let message = format!("unknown plugin '{}' (loaded plugins: {loaded})", call.plugin);
+        if let Some(running) = st.exec.runs.get_mut(key) {
+            running.run.deliver(Err(message));
+            st.exec.runs.queue(key);
+        }
+        return;
+    };
+    let Some(id) = st.exec.runs.park(key) else { return };
+    let payload = serde_json::to_vec(&call.payload).unwrap_or_else(|_| b"null".to_vec());
+    st.plugin_pool.spawn(move || {
+        let result = plugin.call(&call.action, &payload).and_then(|bytes| {
+            serde_json::from_slice(&bytes).map_err(|e| format!("plugin '{}' returned invalid JSON: {e}", call.plugin))
+        });
+        move |st: &mut State| {
+            st.exec.runs.resume(key, id, result);
+        }
+    });
+}
+
+/// Fails parked runs whose deadline passed at `now`, without waiting for
+/// what they wait for.
+pub(crate) fn expire(st: &mut State, now: Instant) {
+    while let Some(mut r) = st.exec.runs.pop_expired(now) {
+        let outcome = r.run.cancel(LimitKind::Timeout);
+        finished(st, &mut r.run, &mut r.job, r.generation, outcome);
+    }
+}
+
+/// Ends an invocation: its instance back to the cache (or to the
+/// graveyard), the answer to whoever waits, the record to the store if it
+/// is kept. `generation` is that of the cache entry it started from.
+fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, outcome: Outcome) {
+    st.exec.cache.check_in(&job.record.action, generation, run, &outcome, st.cfg.limits.warm_instances);
+    if let Err(InvokeError::Limit(kind)) = &outcome.result {
+        let what = match kind {
+            LimitKind::Memory => "memory",
+            LimitKind::Instructions => "instruction",
+            LimitKind::Timeout | LimitKind::Stall => "time",
+        };
+        let id = job.id().to_owned();
+        let name = &job.record.action;
+        warn!(id = %id, "Action '{name}' aborted after violating {what} constraints");
+    }
+    let name = &job.record.action;
+    debug!(action = %name, duration = ?outcome.duration, ok = outcome.result.is_ok(), "invocation finished");
+    // The answer first, from the outcome; the record after, and only if
+    // it is kept (it takes the result instead of a copy).
+    let reply = job.reply;
+    match reply {
+        Reply::ApiClient(to) => match &outcome.result {
+            Ok(v) => st.outbox.json(to, 200, v),
+            Err(e) => st.outbox.respond(to, error_response(e)),
+        },
+        Reply::WebClient(to) => {
+            st.outbox.respond(to, route_response(&outcome.result, &job.record.id, st.cfg.server.debug));
+        }
+        Reply::Caller { key, id } => {
+            let answer = match &outcome.result {
+                Ok(v) => Ok(v.clone()),
+                Err(e) => Err(compose::callee_failed(&job.record.action, e.kind(), &e.to_string())),
+            };
+            st.exec.runs.resume(key, id, answer);
+        }
+        Reply::Queue => {}
+    }
+    if !job.is_recorded(st.cfg.invocations.record_blocking) {
+        return;
+    }
+    let rec = &mut job.record;
+    rec.finished = Some(now_ms());
+    rec.duration_ms = Some(outcome.duration.as_millis() as u64);
+    rec.instructions = Some(outcome.instructions);
+    rec.peak_memory = Some(outcome.peak_memory);
+    rec.logs = outcome.logs;
+    match outcome.result {
+        Ok(v) => {
+            rec.status = InvocationStatus::Succeeded;
+            rec.result = Some(v);
+        }
+        Err(e) => {
+            rec.status = InvocationStatus::Failed;
+            rec.error = Some(InvocationError { kind: e.kind().into(), message: e.to_string() });
+        }
+    }
+    rec.owner = None;
+    rec.lease_until = None;
+    let rec = job.take_record();
+    match reply {
+        Reply::Queue => queue_done(st, rec),
+        // Its client has the id (`X-SL-Invocation`) and may ask for the
+        // record at once.
+        Reply::WebClient(_) => st.records.add_known(rec),
+        _ => st.records.add(rec),
+    }
+}
+
+/// Ends a job that could not start.
+pub(crate) fn fail(st: &mut State, mut job: Job, kind: &str, message: &str) {
+    match job.reply {
+        Reply::ApiClient(to) => st.outbox.respond(to, Response::error(error_status(kind), kind, message)),
+        Reply::WebClient(to) => {
+            st.outbox.respond(to, route_failure(kind, message, &job.record.id, st.cfg.server.debug));
+        }
+        Reply::Caller { key, id } => {
+            st.exec.runs.resume(key, id, Err(compose::callee_failed(&job.record.action, kind, message)));
+        }
+        Reply::Queue => {
+            job.record.status = InvocationStatus::Failed;
+            job.record.error = Some(InvocationError { kind: kind.into(), message: message.into() });
+            job.record.finished = Some(now_ms());
+            job.record.owner = None;
+            job.record.lease_until = None;
+            queue_done(st, job.record);
+        }
+    }
+}
+
+/// An asynchronous invocation ended with `rec`: answer the clients
+/// waiting for it, store the record, make room for the next.
+fn queue_done(st: &mut State, rec: InvocationRecord) {
+    st.consumer.finished();
+    let waiting = st.waiters.take(&rec.id);
+    if !waiting.is_empty() {
+        let resp = record_response(&rec);
+        for conn in waiting {
+            st.outbox.respond(conn, resp.clone());
+        }
+    }
+    st.records.add_known(rec);
+}

@@ -1,0 +1,79 @@
+//! What the reactor asks of the application above it.
+//!
+//! The reactor knows connections and bytes; the application (a
+//! [`Service`]) knows what requests mean. The reactor hands it each
+//! complete request with a [`ConnRef`] naming the connection, and the
+//! application puts the answer, now or later, in its [`Outbox`]. The
+//! reactor drains the outbox after every call into the service, so answers
+//! travel as data and the application never calls back into the reactor:
+//! no path through the two re-enters the loop, and the loop's per-turn
+//! bounds hold as stated.
+
+use std::time::Instant;
+
+use super::Outbox;
+use crate::http::Request;
+
+/// Identifies a connection across asynchronous work: the slab key may be
+/// reused after a close, the generation never is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnRef {
+    /// The connection's slot in the reactor.
+    pub key: usize,
+    /// Unique for the life of the reactor.
+    pub gen: u64,
+}
+
+/// Which listener a connection came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The management and invocation API.
+    Api,
+    /// The web listener: routes to actions (`Routes { ... }` in config.lua).
+    Web,
+}
+
+/// When the application next needs a turn of the loop, whatever the
+/// sockets do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Work is runnable now: the loop does not wait for events.
+    Now,
+    /// Not before this time (a deadline of the application's).
+    At(Instant),
+    /// Only for events (and the reactor's own tick).
+    Idle,
+}
+
+/// The application a reactor serves.
+///
+/// Each method runs on the reactor's thread and must not block. Answers go
+/// in [`outbox`](Self::outbox); the reactor writes an answer only to the
+/// connection and request it names (a connection that closed or moved on
+/// drops it), in the order the outbox holds them.
+pub trait Service {
+    /// A complete request arrived on `conn` through `side`. While it is
+    /// unanswered, the connection's next requests wait.
+    fn call(&mut self, conn: ConnRef, side: Side, req: Request);
+
+    /// Answers waiting to be written.
+    fn outbox(&mut self) -> &mut Outbox;
+
+    /// At the start of every turn of the loop, before any socket is
+    /// served: take in what changed elsewhere, so that the requests read
+    /// in this turn see it.
+    fn begin_turn(&mut self, _now: Instant) {}
+
+    /// After the sockets of a turn: the application's own work (the
+    /// continuations of blocking jobs, time slices, timers).
+    fn end_turn(&mut self, now: Instant);
+
+    /// About every 100 ms: slower housekeeping.
+    fn tick(&mut self, _now: Instant) {}
+
+    /// When the application needs its next turn.
+    fn wake(&self) -> Wake;
+
+    /// The loop is stopping: finish what must not be lost, briefly.
+    fn stop(&mut self) {}
+}

@@ -1,0 +1,118 @@
+//! The application state of one worker: everything its features share.
+//!
+//! [`State`] is below the code that uses it: the API, the web listener's
+//! handler, the driver of invocations and the housekeeping all take
+//! `&mut State`, and every type it holds is defined in a module that does
+//! not name it (the executor in [`crate::exec`], the rest in the modules
+//! beside this one). Work done on a blocking pool comes back as a
+//! continuation on `&mut State`; answers leave through [`State::outbox`],
+//! which the reactor drains.
+
+mod consumer;
+mod peers;
+mod records;
+mod sync;
+mod waiters;
+
+pub(crate) use consumer::Consumer;
+pub use peers::{PeerMsg, Peers};
+pub(crate) use records::Records;
+pub(crate) use sync::{RoutesSync, Timers};
+pub(crate) use waiters::Waiters;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sl_store::Store;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::exec::Executor;
+use crate::http::Response;
+use crate::plugin::PluginHost;
+use crate::pool::Pool;
+use crate::reactor::{ConnRef, Outbox};
+use crate::routes::RouteTable;
+
+/// The state of one worker's application.
+pub(crate) struct State {
+    pub cfg: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub plugins: Arc<PluginHost>,
+    pub tokens: Tokens,
+    /// Store calls and compiles.
+    pub pool: Pool<State>,
+    /// Plugin calls: a pool of its own that grows with the calls waiting,
+    /// so slow plugins never hold up store calls.
+    pub plugin_pool: Pool<State>,
+    pub exec: Executor,
+    /// Answers for the reactor to write.
+    pub outbox: Outbox,
+    pub waiters: Waiters,
+    pub records: Records,
+    pub consumer: Consumer,
+    /// The routes the web listener serves, refreshed from the store.
+    pub routes: RouteTable<String>,
+    pub routes_sync: RoutesSync,
+    pub peers: Peers,
+    pub timers: Timers,
+    /// This worker's name on the invocations it claims.
+    pub owner: String,
+}
+
+impl State {
+    /// The state of a worker; `wake` wakes its reactor when a pool job ends.
+    pub fn new(
+        cfg: Arc<Config>,
+        store: Arc<dyn Store>,
+        plugins: Arc<PluginHost>,
+        peers: Peers,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<Self> {
+        let share = cfg.limits.total_memory.saturating_mul(1024) / cfg.server.workers.max(1) as u64;
+        crate::sandbox::set_thread_budget(share as usize);
+        let pool = Pool::new("sl-pool", cfg.server.pool_threads, cfg.server.pool_threads, Arc::clone(&wake))?;
+        let plugin_pool = Pool::new("sl-plugin", 1, cfg.server.plugin_threads, wake)?;
+        Ok(Self {
+            tokens: Tokens::new(&cfg.auth),
+            cfg,
+            store,
+            plugins,
+            pool,
+            plugin_pool,
+            exec: Executor::default(),
+            outbox: Outbox::default(),
+            waiters: Waiters::default(),
+            records: Records::default(),
+            consumer: Consumer::default(),
+            routes: RouteTable::new(),
+            routes_sync: RoutesSync::default(),
+            peers,
+            timers: Timers::new(Instant::now()),
+            owner: uuid::Uuid::new_v4().to_string(),
+        })
+    }
+
+    /// Runs `job` with the store on the pool, and answers `conn` with the
+    /// response it makes.
+    pub fn answer_later<F>(&self, conn: ConnRef, job: F)
+    where
+        F: FnOnce(&dyn Store) -> Response + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        self.pool.spawn(move || {
+            let resp = job(&*store);
+            move |st: &mut State| st.outbox.respond(conn, resp)
+        });
+    }
+
+    /// Runs the continuations of finished pool jobs.
+    pub fn run_completions(&mut self) {
+        while let Some(c) = self.pool.try_completion() {
+            c(self);
+        }
+        while let Some(c) = self.plugin_pool.try_completion() {
+            c(self);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The links between the workers of one process: what one tells the
+//! others when it changes something they cache.
+
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+
+/// What one worker tells the others of its process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMsg {
+    /// This action was created, updated or deleted.
+    ActionChanged(String),
+    /// A route was added or deleted.
+    RoutesChanged,
+}
+
+/// One worker's links to the others.
+pub struct Peers {
+    /// This worker's index.
+    me: usize,
+    /// One sender per worker, by index.
+    txs: Arc<Vec<Sender<PeerMsg>>>,
+    /// Changes made through other workers.
+    rx: Receiver<PeerMsg>,
+}
+
+impl Peers {
+    /// Links for `n` workers.
+    pub fn mesh(n: usize) -> Vec<Peers> {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| channel()).unzip();
+        let txs = Arc::new(txs);
+        rxs.into_iter().enumerate().map(|(me, rx)| Peers { me, txs: Arc::clone(&txs), rx }).collect()
+    }
+
+    /// The next change made through another worker, if any; a lone
+    /// worker has no peers and asks no channel.
+    pub fn try_recv(&self) -> Option<PeerMsg> {
+        if self.txs.len() < 2 {
+            return None;
+        }
+        self.rx.try_recv().ok()
+    }
+
+    /// Sends `msg` to the other workers.
+    pub fn tell(&self, msg: PeerMsg) {
+        for (i, tx) in self.txs.iter().enumerate() {
+            if i != self.me {
+                let _ = tx.send(msg.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_reaches_every_other_worker_once() {
+        let peers = Peers::mesh(3);
+        peers[1].tell(PeerMsg::RoutesChanged);
+        assert_eq!(peers[0].try_recv(), Some(PeerMsg::RoutesChanged));
+        assert_eq!(peers[2].try_recv(), Some(PeerMsg::RoutesChanged));
+        assert_eq!(peers[1].try_recv(), None);
+        assert_eq!(peers[0].try_recv(), None);
+        let alone = Peers::mesh(1);
+        alone[0].tell(PeerMsg::ActionChanged("a".into()));
+        assert_eq!(alone[0].try_recv(), None);
+    }
+}

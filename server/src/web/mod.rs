@@ -1,0 +1,74 @@
+//! Serving routes: a request on the web listener runs the action its route
+//! names, with arguments built from the request ([`args`]), and the
+//! action's result becomes the HTTP response.
+//!
+//! # Responses
+//!
+//! - a value returned by `main` becomes `200` with its JSON;
+//! - `return nil, message` becomes `400` with `{"error": {"kind": "action", "message": ...}}`;
+//! - an error or a limit becomes `500` with `{"error": {"kind": "internal", ...}}`: the
+//!   message is hidden from the client unless `Server { debug = true }`; the
+//!   invocation record keeps it, and the `X-SL-Invocation` header names it;
+//! - `http.response{status = ..., headers = {...}, body = ...}` sets status,
+//!   headers and a text, binary or JSON body. It returns a plain table
+//!   marked with the key `$sl_response`: `status`, `headers`, and `body`
+//!   (text), `body_base64` (other bytes) or `json` (a table body), which is
+//!   also what `invoke` returns to a caller of such an action.
+//!
+//! How results and failures become responses is [`crate::answer`]'s, shared
+//! with the API.
+
+mod args;
+
+use sl_store::InvocationRecord;
+
+use crate::exec::{Job, Reply};
+use crate::http::{Request, Response};
+use crate::ids::{new_invocation_id, now_ms};
+use crate::invoke;
+use crate::reactor::ConnRef;
+use crate::routes::Lookup;
+use crate::state::State;
+
+/// Serves a request of the web listener; the answer goes in the state's
+/// outbox, now or when the action finishes.
+pub(crate) fn handle(st: &mut State, conn: ConnRef, req: Request) {
+    if let Some(resp) = serve(st, conn, req) {
+        st.outbox.respond(conn, resp);
+    }
+}
+
+/// Finds the request's route and starts its action. `None`: the answer
+/// comes when the action finishes.
+fn serve(st: &mut State, conn: ConnRef, req: Request) -> Option<Response> {
+    let host = req.header("host").unwrap_or("");
+    let (action, pattern, params) = match st.routes.lookup(req.method.as_str(), host, &req.path) {
+        Lookup::Found(m) => (
+            m.value.clone(),
+            m.pattern.to_string(),
+            m.params.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Vec<_>>(),
+        ),
+        Lookup::MethodNotAllowed(allowed) => {
+            let allow = allowed.join(", ");
+            return Some(
+                Response::error(405, "method_not_allowed", &format!("method not allowed; use {allow}"))
+                    .with_header("Allow", allow),
+            );
+        }
+        Lookup::NotFound => {
+            let path: String = req.path.chars().take(200).collect();
+            return Some(Response::error(404, "not_found", &format!("no route for {} {path}", req.method.as_str())));
+        }
+        Lookup::BadPath(message) => return Some(Response::error(400, "bad_request", &message)),
+    };
+    if let Err(resp) = invoke::check_room(st) {
+        return Some(resp);
+    }
+    let args = match args::route_args(&req, &pattern, &params) {
+        Ok(a) => a,
+        Err(resp) => return Some(resp),
+    };
+    let record = InvocationRecord::queued(new_invocation_id(), action, args, false, now_ms());
+    invoke::start(st, Job::new(record, Reply::WebClient(conn)));
+    None
+}
