@@ -11,9 +11,9 @@ use std::cell::Cell;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value};
 
 use super::alloc::MemoryMeter;
+use super::error::{error_marker, soft};
 use super::hook::{with_active, LimitKind};
 use super::json;
-use super::strings::soft;
 use super::tablelib::{self, TableFn};
 
 const PRELUDE: &str = include_str!("prelude.lua");
@@ -32,13 +32,6 @@ fn limit_error(kind: LimitKind) -> mlua::Error {
 /// neither forge nor reach it.
 pub fn preempt_marker() -> Value {
     static MARKER: u8 = 1;
-    Value::LightUserData(mlua::LightUserData(&MARKER as *const u8 as *mut std::ffi::c_void))
-}
-
-/// The first value a sandbox function returns instead of raising an
-/// error; the prelude raises the message that follows as a string.
-pub fn error_marker() -> Value {
-    static MARKER: u8 = 0;
     Value::LightUserData(mlua::LightUserData(&MARKER as *const u8 as *mut std::ffi::c_void))
 }
 

@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use mlua::ffi;
 
 use super::alloc::MemoryMeter;
-use super::json::ErasedTree;
 
 /// VM instructions between two hook firings.
 pub const HOOK_INTERVAL: c_int = 1000;
@@ -177,6 +176,16 @@ impl Control {
             self.logs_truncated.set(true);
         }
     }
+}
+
+/// A [`JsonTree`](super::json::JsonTree) behind a pointer without its
+/// type, for a push from a C function that cannot be generic (see
+/// `instance::entry`): the arguments [`Control::pending_args`] holds. Made
+/// and pushed by its methods in `json.rs`, next to the trees it erases.
+#[derive(Clone, Copy)]
+pub(crate) struct ErasedTree {
+    pub(super) tree: *const std::ffi::c_void,
+    pub(super) push: unsafe fn(*mut ffi::lua_State, *const std::ffi::c_void),
 }
 
 thread_local! {

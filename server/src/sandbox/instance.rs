@@ -8,8 +8,8 @@ use mlua::{ffi, ChunkMode, Function, Lua, MultiValue, Thread, Value};
 
 use super::alloc::MemoryMeter;
 use super::args::{Args, Doc};
-use super::hook::{self, ActiveGuard, Control, LimitKind};
-use super::json::ErasedTree;
+use super::error::error_message;
+use super::hook::{self, ActiveGuard, Control, ErasedTree, LimitKind};
 use super::{env, json, InvokeError};
 
 /// Limits in force for one invocation, after defaults were applied.
@@ -538,17 +538,6 @@ impl Run {
 /// The error of a result that has no JSON form.
 fn result_error(e: json::JsonError) -> InvokeError {
     InvokeError::Runtime(format!("the result {e}"))
-}
-
-/// The message of a Lua error without mlua's decorations.
-pub fn error_message(e: &mlua::Error) -> String {
-    match e {
-        mlua::Error::RuntimeError(m) | mlua::Error::SyntaxError { message: m, .. } => m.clone(),
-        mlua::Error::CallbackError { cause, .. } => error_message(cause),
-        mlua::Error::MemoryError(_) => "not enough memory".into(),
-        mlua::Error::WithContext { cause, .. } => error_message(cause),
-        other => other.to_string(),
-    }
 }
 
 /// What one resume of an invocation thread did.

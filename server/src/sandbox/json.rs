@@ -25,7 +25,8 @@ use std::ffi::c_int;
 
 use mlua::{ffi, Lua, Table, Value};
 
-use super::hook::{with_active, LimitKind};
+use super::error::error_message;
+use super::hook::{with_active, ErasedTree, LimitKind};
 
 /// Deepest nesting converted in either direction.
 pub const MAX_DEPTH: usize = 100;
@@ -175,14 +176,8 @@ unsafe fn push_value<T: JsonTree>(state: *mut ffi::lua_State, tree: &T, mt: c_in
     }
 }
 
-/// A [`JsonTree`] behind a pointer without its type, for a push from a C
-/// function that cannot be generic (see `instance::entry`).
-#[derive(Clone, Copy)]
-pub(crate) struct ErasedTree {
-    tree: *const std::ffi::c_void,
-    push: unsafe fn(*mut ffi::lua_State, *const std::ffi::c_void),
-}
-
+// `ErasedTree` is declared in hook.rs, where `Control` holds the pending
+// arguments; it is made and pushed here, next to `JsonTree` and `push`.
 impl ErasedTree {
     /// Erases `tree`'s type. The result must not be pushed after `tree`
     /// is gone.
@@ -263,7 +258,7 @@ impl Seed<'_> {
 }
 
 fn lua_err<E: serde::de::Error>(e: mlua::Error) -> E {
-    E::custom(super::error_message(&e))
+    E::custom(error_message(&e))
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for Seed<'_> {
@@ -525,7 +520,7 @@ impl<'a> Walk<'a> {
                 Err(_) => return Err(self.fail("string is not valid UTF-8")),
             },
             Value::LightUserData(ud) if ud.0.is_null() => J::Null,
-            Value::Error(e) => J::String(super::error_message(e)),
+            Value::Error(e) => J::String(error_message(e)),
             Value::Table(t) => self.table(t)?,
             other => return Err(self.fail(format!("a {} has no JSON form", other.type_name()))),
         })

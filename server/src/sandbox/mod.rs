@@ -5,6 +5,7 @@ mod alloc;
 mod args;
 mod compile;
 mod env;
+mod error;
 mod hook;
 mod instance;
 pub mod json;
@@ -15,8 +16,9 @@ mod tablelib;
 pub use alloc::{set_thread_budget, thread_budget, thread_total};
 pub use args::{check_object, nested_too_deep, too_deep_message, Args, ArgsText, Doc};
 pub use compile::{compile, compile_with, Compiled};
+pub use error::error_message;
 pub use hook::{LimitKind, HOOK_INTERVAL, STALL_LIMIT};
-pub use instance::{error_message, Budget, Instance, InvokeCall, Outcome, PluginCall, Run, Step};
+pub use instance::{Budget, Instance, InvokeCall, Outcome, PluginCall, Run, Step};
 
 /// Stack size of the threads that run Lua (reactors and pool threads).
 /// Lua bounds nesting of C calls (metamethods, library callbacks, `pcall`)

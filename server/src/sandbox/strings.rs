@@ -16,6 +16,7 @@ use std::time::Instant;
 use mlua::{Lua, MultiValue, Table, Value};
 use sl_lpattern::{Budget, Capture, Error as PatError, GMatchState, GsubError, Match};
 
+use super::error::soft;
 use super::hook::{with_active, LimitKind, STALL_LIMIT};
 
 /// Matcher steps allowed per millisecond left before the deadline.
@@ -269,18 +270,4 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
         })?,
     )?;
     Ok(())
-}
-
-/// Turns an error into `(error_marker(), message)` for the prelude to raise
-/// as a string (errors of Rust functions would otherwise reach Lua code as
-/// userdata, unlike the errors of Lua's own library).
-pub fn soft(lua: &Lua, r: mlua::Result<MultiValue>) -> mlua::Result<MultiValue> {
-    match r {
-        Ok(v) => Ok(v),
-        Err(mlua::Error::MemoryError(m)) => Err(mlua::Error::MemoryError(m)),
-        Err(e) => {
-            let msg = lua.create_string(super::error_message(&e))?;
-            Ok(MultiValue::from_iter([super::env::error_marker(), Value::String(msg)]))
-        }
-    }
 }
