@@ -1,11 +1,29 @@
-//! One client connection: its buffers and its place in the request cycle.
+//! One client connection: its buffers and its place in the request cycle,
+//! and how the application names it ([`ConnRef`]).
 
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
 use mio::net::TcpStream;
 
-use super::Side;
+/// Identifies a connection across asynchronous work: the slab key may be
+/// reused after a close, the generation never is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnRef {
+    /// The connection's slot in the reactor.
+    pub key: usize,
+    /// Unique for the life of the reactor.
+    pub gen: u64,
+}
+
+/// Which listener a connection came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The management and invocation API.
+    Api,
+    /// The web listener: routes to actions (`Routes { ... }` in config.lua).
+    Web,
+}
 
 /// Most unsent response bytes before the connection stops taking requests.
 pub const MAX_PENDING_OUT: usize = 1024 * 1024;

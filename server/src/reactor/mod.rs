@@ -45,8 +45,9 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 use tracing::debug;
 
+pub use conn::{ConnRef, Side};
 pub use outbox::Outbox;
-pub use service::{ConnRef, Service, Side, Wake};
+pub use service::{Service, Wake};
 
 use accept::{Acceptor, API_TOKEN, WEB_TOKEN};
 use conn::{ReadOutcome, MAX_PENDING_OUT};

@@ -11,27 +11,8 @@
 
 use std::time::Instant;
 
-use super::Outbox;
+use super::{ConnRef, Outbox, Side};
 use crate::http::Request;
-
-/// Identifies a connection across asynchronous work: the slab key may be
-/// reused after a close, the generation never is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnRef {
-    /// The connection's slot in the reactor.
-    pub key: usize,
-    /// Unique for the life of the reactor.
-    pub gen: u64,
-}
-
-/// Which listener a connection came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The management and invocation API.
-    Api,
-    /// The web listener: routes to actions (`Routes { ... }` in config.lua).
-    Web,
-}
 
 /// When the application next needs a turn of the loop, whatever the
 /// sockets do.

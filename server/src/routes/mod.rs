@@ -105,6 +105,7 @@
 //! segment compared with static text is decoded into a stack buffer, and
 //! validation decodes through one.
 
+mod error;
 mod pattern;
 mod pct;
 mod tree;
@@ -115,23 +116,10 @@ mod tests;
 use std::collections::HashMap;
 use std::fmt;
 
+pub use error::RouteError;
 use pattern::{Method, Pattern, METHODS};
 pub use pattern::{MAX_HOST_LEN, MAX_PATTERN_LEN, MAX_SEGMENTS};
 use tree::{Node, Route};
-
-/// Why a route cannot be added.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum RouteError {
-    /// The method, host or pattern is malformed; the message says what and where.
-    #[error("{0}")]
-    Invalid(String),
-    /// An existing route matches exactly the same requests.
-    #[error("route conflicts with {existing}")]
-    Conflict {
-        /// The existing route, rendered like `GET example.com/users/:id` or `GET /users/:id`.
-        existing: String,
-    },
-}
 
 /// A route's method, host and pattern, normalised (see [`normalize`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

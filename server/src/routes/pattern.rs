@@ -1,7 +1,7 @@
 //! Parsing and normalisation of a route's method, host and path pattern.
 
+use super::error::RouteError;
 use super::pct;
-use super::RouteError;
 
 /// Longest pattern accepted, in bytes as written.
 pub const MAX_PATTERN_LEN: usize = 1024;
