@@ -46,7 +46,7 @@ use std::sync::Arc;
 pub use app::App;
 pub use config::{Config, ConfigError, StoreConfig};
 pub use ids::valid_name;
-pub use reactor::{ConnRef, Outbox, Reactor, Service, Settings, Side, Wake};
+pub use reactor::{ConnRef, Outbox, Parts, Reactor, Service, Settings, Side, Wake};
 pub use state::{PeerMsg, Peers};
 pub use workers::{bind_listeners, serve};
 

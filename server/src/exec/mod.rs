@@ -19,11 +19,15 @@ pub(crate) use runs::Runs;
 pub(crate) struct Executor {
     pub cache: Cache,
     pub runs: Runs,
+    /// Jobs held back until the store has taken enough of the records
+    /// waiting (see [`crate::state::Records::full`]); at most one per
+    /// connection, whose next requests wait behind it.
+    pub held: std::collections::VecDeque<Job>,
 }
 
 impl Executor {
     /// Invocations running or waiting to start.
     pub fn busy(&self) -> usize {
-        self.runs.len() + self.cache.loading_jobs()
+        self.runs.len() + self.cache.loading_jobs() + self.held.len()
     }
 }

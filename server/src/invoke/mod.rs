@@ -40,8 +40,18 @@ pub(crate) fn check_room(st: &State) -> Result<(), Response> {
 }
 
 /// Starts an invocation: at once if the action is cached (in a warm
-/// instance if one is idle), else after fetching it from the store.
+/// instance if one is idle), else after fetching it from the store. A
+/// client's run that will be recorded waits while the records backlog is
+/// full, so that a client cannot make runs faster than the store takes
+/// their records and fill memory with them.
 pub(crate) fn start(st: &mut State, mut job: Job) {
+    if matches!(job.reply, Reply::ApiClient(_) | Reply::WebClient(_))
+        && job.is_recorded(st.cfg.invocations.record_blocking)
+        && st.records.full()
+    {
+        st.exec.held.push_back(job);
+        return;
+    }
     let Some(lease) = st.exec.cache.check_out(&job.record.action) else { return wait(st, job) };
     let instance = match lease.instance {
         Ok(i) => i,
@@ -72,6 +82,14 @@ pub(crate) fn start(st: &mut State, mut job: Job) {
             let key = st.exec.runs.insert(run, job, lease.generation);
             stepped(st, key, step);
         }
+    }
+}
+
+/// Starts the jobs held back while the records backlog has room.
+pub(crate) fn release_held(st: &mut State) {
+    while !st.records.full() {
+        let Some(job) = st.exec.held.pop_front() else { return };
+        start(st, job);
     }
 }
 

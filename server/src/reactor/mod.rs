@@ -46,13 +46,12 @@ use mio::{Events, Poll, Token, Waker};
 use tracing::debug;
 
 pub use conn::{ConnRef, Side};
-pub use outbox::Outbox;
+pub use outbox::{Outbox, Parts};
 pub use service::{Service, Wake};
 
 use accept::{Acceptor, API_TOKEN, WEB_TOKEN};
 use conn::{ReadOutcome, MAX_PENDING_OUT};
 use conns::Conns;
-use outbox::Parts;
 
 use crate::http::{self, ParseLimits, Parsed, Response};
 

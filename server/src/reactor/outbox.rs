@@ -31,8 +31,9 @@ enum Answer {
     },
 }
 
-/// One answer as the reactor writes it.
-pub(super) enum Parts<'a> {
+/// One answer as it is written: a response, or the status and body of a
+/// JSON answer.
+pub enum Parts<'a> {
     Response(&'a Response),
     Json { status: u16, body: &'a [u8] },
 }
@@ -40,7 +41,7 @@ pub(super) enum Parts<'a> {
 impl Parts<'_> {
     /// Appends the answer to `out`: with `Connection: close` unless
     /// `keep_alive`, without the body if `head_only` (HEAD).
-    pub(super) fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool, head_only: bool) {
+    pub fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool, head_only: bool) {
         match self {
             Parts::Response(r) => r.write_to(out, keep_alive, head_only),
             Parts::Json { status, body } => {
@@ -73,7 +74,7 @@ impl Outbox {
     }
 
     /// Hands every answer, in order, to `each`, and empties the box.
-    pub(super) fn drain(&mut self, mut each: impl FnMut(ConnRef, Parts<'_>)) {
+    pub fn drain(&mut self, mut each: impl FnMut(ConnRef, Parts<'_>)) {
         for (to, answer) in self.answers.drain(..) {
             match answer {
                 Answer::Response(r) => each(to, Parts::Response(&r)),

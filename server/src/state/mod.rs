@@ -17,6 +17,8 @@ mod waiters;
 pub(crate) use consumer::Consumer;
 pub use peers::{PeerMsg, Peers};
 pub(crate) use records::Records;
+#[cfg(test)]
+pub(crate) use records::MAX_BACKLOG;
 pub(crate) use sync::{RoutesSync, Timers};
 pub(crate) use waiters::Waiters;
 

@@ -2,6 +2,14 @@
 //! a time, kept while the store cannot take them, and the recently
 //! finished ones whose ids their clients know served from memory until
 //! the store has them.
+//!
+//! Memory stays bounded either way:
+//! - while the store takes records more slowly than runs make them, the
+//!   backlog is [`full`](Records::full) at [`MAX_BACKLOG`] records, and runs
+//!   that would add one wait before they start (see [`crate::invoke`]);
+//! - while the store fails, runs go on (warm actions keep working) and,
+//!   beyond [`MAX_PENDING_RECORDS`], the records of blocking runs are
+//!   dropped.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -13,6 +21,10 @@ use sl_store::InvocationRecord;
 /// dropped first.
 pub(crate) const MAX_PENDING_RECORDS: usize = 100_000;
 
+/// Records written or waiting to be, beyond which runs that make one wait
+/// (while the store keeps up, if slowly).
+pub(crate) const MAX_BACKLOG: usize = 2_048;
+
 /// How long after a failed write the next is tried.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -22,6 +34,8 @@ pub(crate) struct Records {
     pending: Vec<InvocationRecord>,
     /// A batch is being written.
     in_flight: bool,
+    /// How many records it holds.
+    in_flight_len: usize,
     /// After a failed write, no new attempt before this.
     retry_at: Option<Instant>,
     /// Finished invocations whose ids their clients know (asynchronous
@@ -58,6 +72,12 @@ impl Records {
         self.in_flight || !self.pending.is_empty()
     }
 
+    /// Whether the backlog is full: [`MAX_BACKLOG`] records or more are
+    /// waiting or being written, and the store is not failing.
+    pub fn full(&self) -> bool {
+        self.pending.len() + self.in_flight_len >= MAX_BACKLOG && self.retry_at.is_none()
+    }
+
     /// The records to write now, if a write is due; the write is then in
     /// flight until [`stored`](Self::stored) or [`failed`](Self::failed).
     pub fn take_batch(&mut self) -> Option<Vec<InvocationRecord>> {
@@ -65,12 +85,14 @@ impl Records {
             return None;
         }
         self.in_flight = true;
+        self.in_flight_len = self.pending.len();
         Some(std::mem::take(&mut self.pending))
     }
 
     /// The batch was written.
     pub fn stored(&mut self, batch: &[InvocationRecord]) {
         self.in_flight = false;
+        self.in_flight_len = 0;
         self.retry_at = None;
         for rec in batch {
             self.recent.remove(&rec.id);
@@ -82,6 +104,7 @@ impl Records {
     /// blocking invocations are dropped, oldest first; returns how many.
     pub fn failed(&mut self, mut batch: Vec<InvocationRecord>, now: Instant) -> usize {
         self.in_flight = false;
+        self.in_flight_len = 0;
         self.retry_at = Some(now + RETRY_AFTER);
         batch.append(&mut self.pending);
         let before = batch.len();
@@ -138,6 +161,27 @@ mod tests {
         r.retry_at = Some(now);
         let again = r.take_batch().unwrap();
         assert_eq!(again.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["1", "2"]);
+    }
+
+    #[test]
+    fn the_backlog_is_full_while_the_store_keeps_up_slowly_but_not_while_it_fails() {
+        let mut r = Records::default();
+        for i in 0..MAX_BACKLOG - 1 {
+            r.add(rec(&i.to_string(), false));
+        }
+        assert!(!r.full());
+        r.add(rec("last", false));
+        assert!(r.full());
+        let batch = r.take_batch().unwrap();
+        assert!(r.full(), "records being written count");
+        r.stored(&batch);
+        assert!(!r.full());
+        for i in 0..MAX_BACKLOG {
+            r.add(rec(&i.to_string(), false));
+        }
+        let batch = r.take_batch().unwrap();
+        r.failed(batch, Instant::now());
+        assert!(!r.full(), "a failing store holds nothing up: its records are dropped beyond the cap");
     }
 
     #[test]

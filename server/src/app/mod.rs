@@ -60,6 +60,9 @@ impl Service for App {
     fn end_turn(&mut self, _now: Instant) {
         let st = &mut self.st;
         st.run_completions();
+        if !st.exec.held.is_empty() {
+            invoke::release_held(st);
+        }
         st.exec.cache.bury_one();
         if st.exec.runs.next_deadline().is_some() {
             invoke::expire(st, Instant::now());
@@ -78,7 +81,8 @@ impl Service for App {
 
     fn wake(&self) -> Wake {
         let st = &self.st;
-        if st.exec.runs.queued() > 0 || st.exec.cache.has_graves() || st.consumer.wanted() || st.records.due() {
+        let held = !st.exec.held.is_empty() && !st.records.full();
+        if st.exec.runs.queued() > 0 || st.exec.cache.has_graves() || st.consumer.wanted() || st.records.due() || held {
             Wake::Now
         } else if let Some(deadline) = st.exec.runs.next_deadline() {
             Wake::At(deadline)
@@ -91,3 +95,6 @@ impl Service for App {
         housekeeping::stop(&mut self.st);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+//! The application without sockets: requests go in through
+//! [`Service::call`], answers come out of the outbox, and the loop's turns
+//! are called by hand.
+
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use sl_store::{
+    ActionMeta, ActionRecord, InvocationRecord, Limits, MemoryStore, Result as StoreResult, RouteRecord, Store,
+};
+
+use super::App;
+use crate::config::Config;
+use crate::http::{Method, Request};
+use crate::plugin::PluginHost;
+use crate::reactor::{ConnRef, Service, Side};
+use crate::state::{Peers, MAX_BACKLOG};
+
+/// A store in memory whose record writes wait while the gate is shut.
+#[derive(Default)]
+struct Gated {
+    inner: MemoryStore,
+    shut: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gated {
+    fn set(&self, shut: bool) {
+        *self.shut.lock().unwrap() = shut;
+        self.opened.notify_all();
+    }
+}
+
+impl Store for Gated {
+    fn kind(&self) -> &'static str {
+        "gated"
+    }
+    fn create_action(&self, a: &ActionRecord) -> StoreResult<()> {
+        self.inner.create_action(a)
+    }
+    fn update_action(&self, a: &ActionRecord, v: i64) -> StoreResult<()> {
+        self.inner.update_action(a, v)
+    }
+    fn get_action(&self, name: &str) -> StoreResult<Option<ActionRecord>> {
+        self.inner.get_action(name)
+    }
+    fn list_actions(&self) -> StoreResult<Vec<ActionMeta>> {
+        self.inner.list_actions()
+    }
+    fn delete_action(&self, name: &str) -> StoreResult<bool> {
+        self.inner.delete_action(name)
+    }
+    fn create_route(&self, r: &RouteRecord) -> StoreResult<()> {
+        self.inner.create_route(r)
+    }
+    fn delete_route(&self, m: &str, h: &str, p: &str) -> StoreResult<bool> {
+        self.inner.delete_route(m, h, p)
+    }
+    fn list_routes(&self) -> StoreResult<Vec<RouteRecord>> {
+        self.inner.list_routes()
+    }
+    fn put_invocations(&self, records: &[InvocationRecord]) -> StoreResult<()> {
+        let mut shut = self.shut.lock().unwrap();
+        while *shut {
+            shut = self.opened.wait(shut).unwrap();
+        }
+        self.inner.put_invocations(records)
+    }
+    fn get_invocation(&self, id: &str) -> StoreResult<Option<InvocationRecord>> {
+        self.inner.get_invocation(id)
+    }
+    fn list_invocations(&self, a: Option<&str>, n: usize) -> StoreResult<Vec<InvocationRecord>> {
+        self.inner.list_invocations(a, n)
+    }
+    fn claim_invocations(&self, o: &str, n: usize, now: i64, lease: i64) -> StoreResult<Vec<InvocationRecord>> {
+        self.inner.claim_invocations(o, n, now, lease)
+    }
+    fn release_running(&self) -> StoreResult<u64> {
+        self.inner.release_running()
+    }
+    fn count_queued(&self) -> StoreResult<u64> {
+        self.inner.count_queued()
+    }
+    fn purge_invocations(&self, before: i64) -> StoreResult<u64> {
+        self.inner.purge_invocations(before)
+    }
+}
+
+/// An app on `store` with `config` (Lua), and an action `echo`.
+fn app(store: Arc<dyn Store>, config: &str) -> App {
+    let cfg = Config::from_lua_source(config, "test", Path::new(".")).unwrap();
+    let mut rec = ActionRecord {
+        name: "echo".into(),
+        version: 1,
+        source: String::new(),
+        bytecode: Vec::new(),
+        checksum: String::new(),
+        limits: Limits::default(),
+        created: 0,
+        updated: 0,
+    };
+    let budget = crate::exec::budget_for(&rec, &cfg.limits);
+    let code = crate::sandbox::compile("echo", "function main(a) return a end", budget).unwrap();
+    (rec.bytecode, rec.checksum) = (code.bytecode, code.checksum);
+    store.create_action(&rec).unwrap();
+    let peers = Peers::mesh(1).pop().unwrap();
+    App::new(Arc::new(cfg), store, Arc::new(PluginHost::default()), peers, Arc::new(|| {})).unwrap()
+}
+
+fn request(method: Method, path: &str, body: &str) -> Request {
+    Request {
+        method,
+        path: path.into(),
+        query: String::new(),
+        body: body.as_bytes().to_vec(),
+        keep_alive: true,
+        authorization: None,
+        headers: Vec::new(),
+    }
+}
+
+fn conn(key: usize) -> ConnRef {
+    ConnRef { key, gen: 1 }
+}
+
+/// The answers in the outbox: (connection, status, body).
+fn answers(app: &mut App) -> Vec<(ConnRef, u16, String)> {
+    let mut out = Vec::new();
+    app.outbox().drain(|to, parts| {
+        let mut bytes = Vec::new();
+        parts.write_to(&mut bytes, true, false);
+        let text = String::from_utf8(bytes).unwrap();
+        let status = text[9..12].parse().unwrap();
+        let body = text.split_once("\r\n\r\n").unwrap().1.to_string();
+        out.push((to, status, body));
+    });
+    out
+}
+
+/// Turns the loop until `n` answers have come, within 10 s.
+fn answers_after_turns(app: &mut App, n: usize) -> Vec<(ConnRef, u16, String)> {
+    let start = Instant::now();
+    let mut got = answers(app);
+    while got.len() < n && start.elapsed() < Duration::from_secs(10) {
+        app.end_turn(Instant::now());
+        got.extend(answers(app));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    got
+}
+
+#[test]
+fn answers_given_at_once_are_in_the_outbox_when_the_call_returns() {
+    let mut app = app(Arc::new(MemoryStore::new()), "Nulldb {}");
+    app.call(conn(1), Side::Api, request(Method::Get, "/ping", ""));
+    app.call(conn(2), Side::Api, request(Method::Get, "/actions/bad%name", ""));
+    app.call(conn(3), Side::Web, request(Method::Get, "/nowhere", ""));
+    let got = answers(&mut app);
+    assert_eq!(got[0], (conn(1), 200, "OK".to_string()));
+    assert_eq!((got[1].0, got[1].1), (conn(2), 400));
+    assert!(got[2].2.contains("no route for GET /nowhere"), "{got:?}");
+    assert_eq!(got.len(), 3);
+}
+
+#[test]
+fn a_blocking_run_waits_for_its_action_once_then_answers_during_the_call() {
+    let mut app = app(Arc::new(MemoryStore::new()), "Nulldb {}");
+    // Not cached: fetched on the pool, answered in a later turn.
+    app.call(conn(1), Side::Api, request(Method::Post, "/actions/echo/block", r#"{"x":1}"#));
+    assert!(answers(&mut app).is_empty());
+    assert_eq!(answers_after_turns(&mut app, 1), vec![(conn(1), 200, r#"{"x":1}"#.to_string())]);
+    // Cached and warm: answered before the call returns.
+    for i in 0..100 {
+        app.call(conn(2), Side::Api, request(Method::Post, "/actions/echo/block", &format!(r#"{{"x":{i}}}"#)));
+        assert_eq!(answers(&mut app), vec![(conn(2), 200, format!(r#"{{"x":{i}}}"#))]);
+    }
+}
+
+/// A client cannot make recorded runs faster than the store takes their
+/// records: past the backlog's cap, runs wait (their clients with them)
+/// until the store catches up, and memory holds at most the cap.
+#[test]
+fn recorded_runs_wait_while_the_store_is_behind_on_their_records() {
+    let store = Arc::new(Gated::default());
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}");
+    assert!(app.st.cfg.invocations.record_blocking, "the default records blocking runs");
+    app.call(conn(0), Side::Api, request(Method::Post, "/actions/echo/block", "{}"));
+    assert_eq!(answers_after_turns(&mut app, 1).len(), 1);
+    store.set(true);
+    let n = MAX_BACKLOG * 2;
+    let mut answered = 0;
+    for i in 1..=n {
+        app.call(conn(i), Side::Api, request(Method::Post, "/actions/echo/block", "{}"));
+        answered += answers(&mut app).len();
+        // The loop writes records at the end of each turn.
+        app.end_turn(Instant::now());
+    }
+    // The first batch is stuck in the store; what came after waits in
+    // memory up to the cap, and the rest of the runs have not started.
+    std::thread::sleep(Duration::from_millis(50));
+    app.end_turn(Instant::now());
+    answered += answers(&mut app).len();
+    assert!((MAX_BACKLOG - 2..=MAX_BACKLOG + 1).contains(&answered), "{answered} answered");
+    assert_eq!(app.st.exec.held.len(), n - answered);
+    store.set(false);
+    let rest = answers_after_turns(&mut app, n - answered);
+    assert_eq!(rest.len(), n - answered, "every held run runs once the store caught up");
+    assert!(app.st.exec.held.is_empty());
+    assert!(rest.iter().all(|(_, status, body)| *status == 200 && body == "{}"));
+}
