@@ -72,6 +72,10 @@ pub struct Conn {
     pub seen: bool,
     /// In the reactor's list of connections to drive on the next turn.
     pub queued: bool,
+    /// Requests served in turn `served_turn` of the loop (see
+    /// `REQUESTS_PER_TURN`).
+    pub served: usize,
+    pub served_turn: u64,
     /// The socket may hold unread bytes: set by every readable event,
     /// cleared once a read found it empty. Readiness is edge-triggered, so
     /// bytes that arrive later bring a new event; until then reading would
@@ -118,6 +122,8 @@ impl Conn {
             maybe_readable: true,
             read_closed: false,
             queued: false,
+            served: 0,
+            served_turn: 0,
             linger: None,
         }
     }

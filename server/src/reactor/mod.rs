@@ -115,6 +115,8 @@ pub struct Reactor {
     /// When the current turn of the loop began (after the poll returned):
     /// the time connections were last active, to a turn's precision.
     turn: Instant,
+    /// Counts the turns of the loop.
+    turn_no: u64,
     last_tick: Instant,
 }
 
@@ -134,6 +136,7 @@ impl Reactor {
             read_chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
             ready: Vec::new(),
             turn: now,
+            turn_no: 0,
             last_tick: now,
         })
     }
@@ -165,6 +168,7 @@ impl Reactor {
                 return Err(e);
             }
             self.turn = Instant::now();
+            self.turn_no += 1;
             service.begin_turn(self.turn);
             self.deliver(service, None);
             for ev in events.iter() {
@@ -250,6 +254,11 @@ impl Reactor {
         let cap = self.read_cap();
         loop {
             let Some(conn) = self.conns.get_mut(key) else { return };
+            if conn.served_turn == self.turn_no && conn.served == REQUESTS_PER_TURN {
+                // Served its share of this turn already: the rest next turn.
+                self.revisit(key);
+                return;
+            }
             if conn.linger.is_some() {
                 if !conn.drop_input(&mut self.read_chunk) {
                     conn.linger = None; // done: close once the answer is out
@@ -283,13 +292,17 @@ impl Reactor {
         api.max_head.max(web.max_head) + api.max_body.max(web.max_body) + 16 * 1024
     }
 
-    /// Serves complete requests in the buffer, one at a time, in order, at
-    /// most [`REQUESTS_PER_TURN`] of them. Returns true if it stopped at
-    /// that number with more input waiting.
+    /// Serves complete requests in the buffer, one at a time, in order, up
+    /// to [`REQUESTS_PER_TURN`] of them in this turn of the loop (however
+    /// often the connection is driven in it). Returns true if it stopped
+    /// at that number with more input waiting.
     fn pump<S: Service>(&mut self, service: &mut S, key: usize) -> bool {
-        let mut served = 0;
+        let turn = self.turn_no;
         loop {
             let Some(conn) = self.conns.get_mut(key) else { return false };
+            if conn.served_turn != turn {
+                (conn.served_turn, conn.served) = (turn, 0);
+            }
             conn.stalled = false;
             if conn.busy || conn.close_after {
                 break;
@@ -303,7 +316,7 @@ impl Reactor {
                 conn.request_started = None;
                 break;
             }
-            if served == REQUESTS_PER_TURN {
+            if conn.served == REQUESTS_PER_TURN {
                 return true;
             }
             match http::parse(conn.input(), &self.settings.limits(conn.side)) {
@@ -316,7 +329,7 @@ impl Reactor {
                     break;
                 }
                 Ok(Parsed::Complete(req, used)) => {
-                    served += 1;
+                    conn.served += 1;
                     conn.consume(used);
                     conn.busy = true;
                     conn.sent_continue = false;

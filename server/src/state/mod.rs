@@ -109,6 +109,7 @@ impl State {
     }
 
     /// Runs the continuations of finished pool jobs.
+    #[inline]
     pub fn run_completions(&mut self) {
         while let Some(c) = self.pool.try_completion() {
             c(self);
