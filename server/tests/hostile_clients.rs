@@ -10,25 +10,16 @@ mod common;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{read_response, send, Resp, TestServer};
+use common::{
+    alive, connect, parse_response, ping, read_response, send, serial, status_kib, wait_until, FloodWriter, Resp,
+    ResponseReader, TestServer,
+};
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-/// The tests of this file run one at a time: several open thousands of
-/// connections (together they would pass this process's open-file limit),
-/// and the timing bounds of the others (a new client is answered within a
-/// second) should measure the server, not the load of a test beside it.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Waits for the other tests of this file to finish; hold the guard for the
-/// whole test.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Raises this process's soft RLIMIT_NOFILE to its hard limit (once) and
 /// returns the soft limit now in force. Servers started afterwards inherit it.
@@ -75,39 +66,6 @@ fn settled_fd_count(pid: u32) -> usize {
     fd_count(pid)
 }
 
-/// A `/proc/PID/status` field in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Waits up to `limit` for `cond`; returns whether it held.
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if cond() {
-            return true;
-        }
-        if start.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A connection to `addr` with a 10 s read timeout and no Nagle delay.
-fn connect(addr: SocketAddr) -> TcpStream {
-    let c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.set_nodelay(true).unwrap();
-    c
-}
-
 /// The sockets of /proc/net/tcp whose local port is `port`, as
 /// `(state, receive queue)`: state 01 is established, 03 a handshake not
 /// yet acknowledged (SYN_RECV), 0A listening. The receive queue is the
@@ -147,16 +105,6 @@ fn not_accepted(port: u16) -> usize {
         .sum()
 }
 
-/// A new client's `GET /ping`: the status and how long the answer took.
-fn ping(addr: SocketAddr, limit: Duration) -> Option<(u16, Duration)> {
-    let start = Instant::now();
-    let mut c = TcpStream::connect_timeout(&addr, limit).ok()?;
-    c.set_read_timeout(Some(limit)).unwrap();
-    c.write_all(b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\n").ok()?;
-    let r = common::try_read_response(&mut c)?;
-    Some((r.status, start.elapsed()))
-}
-
 /// Asserts that a new client gets `GET /ping` answered with 200 quickly.
 fn assert_serving(s: &TestServer) {
     let r = ping(s.addr, Duration::from_secs(5));
@@ -164,12 +112,6 @@ fn assert_serving(s: &TestServer) {
     assert_eq!(status, 200);
     assert!(took < Duration::from_secs(2), "/ping took {took:?}");
     assert!(alive(s.child.id()), "the server exited; log:\n{}", s.log());
-}
-
-/// Whether a process is still running (not gone, not a zombie).
-fn alive(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat.is_empty() && !stat.contains(") Z ")
 }
 
 /// Reads until the server closes the connection or `limit` passes; returns
@@ -190,28 +132,6 @@ fn read_until_closed(c: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
     (all, false)
 }
 
-/// The first Content-Length framed response in `buf` and its length in
-/// bytes, or `None` if `buf` does not hold all of it yet.
-fn parse_response(buf: &[u8]) -> Option<(Resp, usize)> {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = std::str::from_utf8(&buf[..end]).expect("an ASCII response head");
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.split_once(':').unwrap();
-            (k.trim().to_string(), v.trim().to_string())
-        })
-        .collect();
-    let len: usize =
-        headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).map_or(0, |(_, v)| v.parse().unwrap());
-    if buf.len() < end + len {
-        return None;
-    }
-    Some((Resp { status, headers, body: buf[end..end + len].to_vec() }, end + len))
-}
-
 /// Splits bytes into Content-Length framed responses; a trailing partial
 /// response is an error.
 fn split_responses(mut buf: &[u8]) -> Vec<Resp> {
@@ -222,39 +142,6 @@ fn split_responses(mut buf: &[u8]) -> Vec<Resp> {
         buf = &buf[used..];
     }
     out
-}
-
-/// Reads responses from a connection in large reads (`read_response` reads
-/// a head a byte at a time: too slow for a flood's answers).
-struct ResponseReader {
-    c: TcpStream,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl ResponseReader {
-    /// Reads from `c`.
-    fn new(c: TcpStream) -> Self {
-        Self { c, buf: Vec::new(), pos: 0 }
-    }
-
-    /// The next response, or `None` if the connection closed, failed or
-    /// timed out first.
-    fn read_one(&mut self) -> Option<Resp> {
-        loop {
-            if let Some((resp, used)) = parse_response(&self.buf[self.pos..]) {
-                self.pos += used;
-                return Some(resp);
-            }
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-            let mut chunk = [0u8; 64 * 1024];
-            match self.c.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
 }
 
 /// Sends `raw` on a new connection and collects every response until the
@@ -528,20 +415,9 @@ fn check_flood_response(i: usize, r: &Resp) {
 }
 
 /// Writes `n` flood requests from a thread (the server may stop reading
-/// while its answers are not read: back-pressure) and returns the thread.
-fn spawn_flood_writer(c: &TcpStream, n: usize) -> std::thread::JoinHandle<std::io::Result<()>> {
-    let mut w = c.try_clone().unwrap();
-    std::thread::spawn(move || {
-        let mut batch = String::new();
-        for i in 0..n {
-            batch.push_str(&flood_request(i));
-            if batch.len() > 64 * 1024 {
-                w.write_all(batch.as_bytes())?;
-                batch.clear();
-            }
-        }
-        w.write_all(batch.as_bytes())
-    })
+/// while its answers are not read: back-pressure).
+fn spawn_flood_writer(c: &TcpStream, n: usize) -> FloodWriter {
+    FloodWriter::spawn(c, n, flood_request)
 }
 
 /// 5,000 pipelined requests, a third of them store lookups answered
@@ -556,7 +432,7 @@ fn five_thousand_pipelined_requests_are_answered_in_order() {
     let writer = spawn_flood_writer(&c, n);
     // Not reading until everything is sent (or 20 s passed).
     assert!(wait_until(Duration::from_secs(20), || writer.is_finished()), "the flood could not be sent");
-    writer.join().unwrap().unwrap();
+    writer.join().unwrap();
     let start = Instant::now();
     for i in 0..n {
         let r = read_response(&mut c);
@@ -665,18 +541,7 @@ fn a_flood_that_is_not_read_is_held_back_then_answered_in_full() {
     };
     let c = connect(s.addr);
     let base_rss = status_kib(pid, "VmRSS");
-    let mut w = c.try_clone().unwrap();
-    let writer = std::thread::spawn(move || {
-        let mut batch = String::new();
-        for i in 0..n {
-            batch.push_str(&request(i));
-            if batch.len() > 64 * 1024 {
-                w.write_all(batch.as_bytes())?;
-                batch.clear();
-            }
-        }
-        w.write_all(batch.as_bytes())
-    });
+    let writer = FloodWriter::spawn(&c, n, request);
     // The server stops reading: bytes wait unread in its socket, and stay.
     let port = s.addr.port();
     let mut unread = 0;
@@ -706,7 +571,7 @@ fn a_flood_that_is_not_read_is_held_back_then_answered_in_full() {
     }
     eprintln!("{n} answers read in {:?}", start.elapsed());
     assert!(wait_until(Duration::from_secs(5), || writer.is_finished()));
-    writer.join().unwrap().unwrap();
+    writer.join().unwrap();
     assert_serving(&s);
 }
 

@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A running server process.
@@ -289,4 +291,181 @@ pub fn start_failing(extra: &str) -> (std::process::ExitStatus, String) {
         .output()
         .unwrap();
     (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+// ---------------------------------------------------------------------------
+// Floods, timing and the server process (used by hostile_clients.rs and
+// pipelining.rs)
+
+/// Tests that flood the server, open thousands of connections or bound
+/// timings take this lock for their whole run, so that a test binary runs
+/// them one at a time: together they would pass this process's open-file
+/// limit or compete for the cores, and the timing bounds should measure the
+/// server, not the load of a test beside it (each test binary has its own
+/// lock).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Waits for the other tests of this binary that hold it to finish; hold
+/// the guard for the whole test.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A `/proc/PID/status` field in KiB (`VmRSS`, `VmHWM`).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits up to `limit` for `cond`; returns whether it held.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A connection to `addr` with a 10 s read timeout and no Nagle delay.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.set_nodelay(true).unwrap();
+    c
+}
+
+/// A new client's `GET /ping`: the status and how long the answer took.
+pub fn ping(addr: SocketAddr, limit: Duration) -> Option<(u16, Duration)> {
+    let start = Instant::now();
+    let mut c = TcpStream::connect_timeout(&addr, limit).ok()?;
+    c.set_read_timeout(Some(limit)).unwrap();
+    c.write_all(b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\n").ok()?;
+    let r = try_read_response(&mut c)?;
+    Some((r.status, start.elapsed()))
+}
+
+/// Whether a process is still running (not gone, not a zombie).
+pub fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.is_empty() && !stat.contains(") Z ")
+}
+
+/// The first Content-Length framed response in `buf` and its length in
+/// bytes, or `None` if `buf` does not hold all of it yet.
+pub fn parse_response(buf: &[u8]) -> Option<(Resp, usize)> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&buf[..end]).expect("an ASCII response head");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.trim().to_string(), v.trim().to_string())
+        })
+        .collect();
+    let len: usize =
+        headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).map_or(0, |(_, v)| v.parse().unwrap());
+    if buf.len() < end + len {
+        return None;
+    }
+    Some((Resp { status, headers, body: buf[end..end + len].to_vec() }, end + len))
+}
+
+/// Reads responses from a connection in large reads (`read_response` reads
+/// a head a byte at a time: too slow for a flood's answers).
+pub struct ResponseReader {
+    c: TcpStream,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl ResponseReader {
+    /// Reads from `c`.
+    pub fn new(c: TcpStream) -> Self {
+        Self { c, buf: Vec::new(), pos: 0 }
+    }
+
+    /// The next response, or `None` if the connection closed, failed or
+    /// timed out first.
+    pub fn read_one(&mut self) -> Option<Resp> {
+        loop {
+            if let Some((resp, used)) = parse_response(&self.buf[self.pos..]) {
+                self.pos += used;
+                return Some(resp);
+            }
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            let mut chunk = [0u8; 64 * 1024];
+            match self.c.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// The connection, to send more requests on.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.c
+    }
+}
+
+/// A thread that writes `n` pipelined requests on a connection, in batches
+/// of about 64 KiB (the server may stop reading while its answers are not
+/// read: back-pressure), counting the requests it has written.
+pub struct FloodWriter {
+    thread: JoinHandle<std::io::Result<()>>,
+    sent: Arc<AtomicUsize>,
+}
+
+impl FloodWriter {
+    /// Starts writing `request(0)`, ..., `request(n - 1)` on a clone of `c`.
+    pub fn spawn(c: &TcpStream, n: usize, request: impl Fn(usize) -> String + Send + 'static) -> Self {
+        let mut w = c.try_clone().unwrap();
+        let sent = Arc::new(AtomicUsize::new(0));
+        let sent2 = Arc::clone(&sent);
+        let thread = std::thread::spawn(move || {
+            let mut batch = String::new();
+            let mut in_batch = 0;
+            for i in 0..n {
+                batch.push_str(&request(i));
+                in_batch += 1;
+                if batch.len() > 64 * 1024 {
+                    w.write_all(batch.as_bytes())?;
+                    sent2.fetch_add(in_batch, Ordering::Relaxed);
+                    batch.clear();
+                    in_batch = 0;
+                }
+            }
+            w.write_all(batch.as_bytes())?;
+            sent2.fetch_add(in_batch, Ordering::Relaxed);
+            Ok(())
+        });
+        Self { thread, sent }
+    }
+
+    /// The requests written so far (in whole batches).
+    pub fn sent(&self) -> usize {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Whether the thread has ended (everything written, or a write failed).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Waits for the thread; the error of the write that failed, if any.
+    pub fn join(self) -> std::io::Result<()> {
+        self.thread.join().expect("the flood writer panicked")
+    }
 }
