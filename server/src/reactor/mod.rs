@@ -45,12 +45,12 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 use tracing::debug;
 
-pub use conn::{ConnRef, Side};
+pub use conn::{ConnRef, Side, MAX_PENDING_OUT};
 pub use outbox::{Outbox, Parts};
 pub use service::{Service, Wake};
 
 use accept::{Acceptor, API_TOKEN, WEB_TOKEN};
-use conn::{ReadOutcome, MAX_PENDING_OUT};
+use conn::ReadOutcome;
 use conns::Conns;
 
 use crate::http::{self, ParseLimits, Parsed, Response};
