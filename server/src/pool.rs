@@ -2,9 +2,9 @@
 //! plugin calls), in the style of libuv's threadpool.
 //!
 //! A job runs on a pool thread and returns a continuation; the continuation
-//! is sent back through a channel and the reactor is woken with its
-//! `mio::Waker`, then runs the continuation on the reactor thread. The
-//! reactor must drain [`Pool::completions`] until it is empty after every
+//! is sent back through a channel and the worker's reactor is woken with its
+//! `mio::Waker`, then the continuation runs on the worker's thread. The
+//! worker must drain [`Pool::try_completion`] until it is empty after every
 //! wake-up.
 
 use std::cell::Cell;
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// A continuation run on the reactor thread with its state.
+/// A continuation run on the worker's thread with its state.
 pub type Completion<S> = Box<dyn FnOnce(&mut S) + Send>;
 type Job<S> = Box<dyn FnOnce() -> Completion<S> + Send>;
 

@@ -16,7 +16,7 @@
 //! message that names the plugin and its file.
 //!
 //! [`Plugin::call`] blocks: run it on the blocking pool, never on the
-//! reactor thread. It may run on several threads at once.
+//! worker's thread. It may run on several threads at once.
 
 mod host;
 

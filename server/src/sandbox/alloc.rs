@@ -20,7 +20,7 @@ use mlua::ffi;
 use super::region::Region;
 
 thread_local! {
-    /// Bytes held by all Lua states of this thread (a reactor's states).
+    /// Bytes held by all Lua states of this thread (a worker's states).
     static THREAD_TOTAL: Cell<usize> = const { Cell::new(0) };
     /// Most bytes all Lua states of this thread may hold (0 = no limit).
     static THREAD_BUDGET: Cell<usize> = const { Cell::new(0) };

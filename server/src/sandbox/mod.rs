@@ -20,7 +20,7 @@ pub use error::error_message;
 pub use hook::{LimitKind, HOOK_INTERVAL, STALL_LIMIT};
 pub use instance::{Budget, Instance, InvokeCall, Outcome, PluginCall, Run, Step};
 
-/// Stack size of the threads that run Lua (reactors and pool threads).
+/// Stack size of the threads that run Lua (workers and pool threads).
 /// Lua bounds nesting of C calls (metamethods, library callbacks, `pcall`)
 /// at 200 levels; with the Rust frames of the sandbox's own functions in
 /// between, that needs more than the 2 MiB Rust gives new threads, most of
