@@ -1,29 +1,11 @@
-//! One client connection: its buffers and its place in the request cycle,
-//! and how the application names it ([`ConnRef`]).
+//! One client connection: its buffers and its place in the request cycle.
 
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
 use mio::net::TcpStream;
 
-/// Identifies a connection across asynchronous work: the slab key may be
-/// reused after a close, the generation never is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnRef {
-    /// The connection's slot in the reactor.
-    pub key: usize,
-    /// Unique for the life of the reactor.
-    pub gen: u64,
-}
-
-/// Which listener a connection came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The management and invocation API.
-    Api,
-    /// The web listener: routes to actions (`Routes { ... }` in config.lua).
-    Web,
-}
+use super::{Parts, Side};
 
 /// Most unsent response bytes before the connection stops taking requests.
 pub const MAX_PENDING_OUT: usize = 1024 * 1024;
@@ -237,6 +219,18 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return false,
             }
+        }
+    }
+
+    /// Appends the answer to the request this connection is busy with; it
+    /// closes after the answer unless the request allowed keep-alive.
+    pub fn answer(&mut self, answer: &Parts<'_>) {
+        self.busy = false;
+        // A client that closed its sending side still gets the answers to
+        // every request it sent (the reactor closes once they are written).
+        answer.write_to(&mut self.out, self.keep_alive, self.head_only);
+        if !self.keep_alive {
+            self.close_after = true;
         }
     }
 

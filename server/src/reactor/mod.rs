@@ -32,9 +32,11 @@
 
 mod accept;
 mod conn;
+mod conn_ref;
 mod conns;
 mod outbox;
 mod service;
+mod settings;
 
 use std::io;
 use std::net::SocketAddr;
@@ -45,15 +47,17 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 use tracing::debug;
 
-pub use conn::{ConnRef, Side, MAX_PENDING_OUT};
+pub use conn::MAX_PENDING_OUT;
+pub use conn_ref::{ConnRef, Side};
 pub use outbox::{Outbox, Parts};
 pub use service::{Service, Wake};
+pub use settings::Settings;
 
 use accept::{Acceptor, API_TOKEN, WEB_TOKEN};
 use conn::ReadOutcome;
 use conns::Conns;
 
-use crate::http::{self, ParseLimits, Parsed, Response};
+use crate::http::{self, Parsed, Response};
 
 const WAKER: Token = Token(usize::MAX - 2);
 /// How often timeouts are checked and [`Service::tick`] runs.
@@ -69,33 +73,6 @@ pub const REQUESTS_PER_TURN: usize = 64;
 pub const LINGER_TIME: Duration = Duration::from_secs(5);
 /// Most bytes read and dropped after a refused request's answer.
 pub const LINGER_BYTES: usize = 16 * 1024 * 1024;
-
-/// What the reactor enforces on its connections.
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// Most open connections; at the limit, the longest idle are closed to
-    /// make room.
-    pub max_connections: usize,
-    /// Idle connections (and ones whose answers are not read) are closed
-    /// after this long.
-    pub idle_timeout: Duration,
-    /// A request must arrive in full within this time of its first byte,
-    /// else 408.
-    pub request_timeout: Duration,
-    /// What the API's clients may send.
-    pub api: ParseLimits,
-    /// What the web listener's clients may send.
-    pub web: ParseLimits,
-}
-
-impl Settings {
-    fn limits(&self, side: Side) -> ParseLimits {
-        match side {
-            Side::Api => self.api,
-            Side::Web => self.web,
-        }
-    }
-}
 
 /// One thread's event loop over its listeners and connections.
 pub struct Reactor {
@@ -240,7 +217,7 @@ impl Reactor {
         outbox.drain(|to, answer| {
             // Gone, or no longer waiting (the answer is late): dropped.
             let Some(conn) = conns.get_ref(to).filter(|c| c.busy) else { return };
-            write_answer(conn, &answer);
+            conn.answer(&answer);
             if serving != Some(to.key) && !conn.queued {
                 conn.queued = true;
                 ready.push(to.key);
@@ -251,7 +228,7 @@ impl Reactor {
     /// Reads what the socket has, serves complete requests, and repeats
     /// while the read stopped at the buffer cap and requests were consumed.
     fn drive<S: Service>(&mut self, service: &mut S, key: usize) {
-        let cap = self.read_cap();
+        let cap = self.settings.read_cap();
         loop {
             let Some(conn) = self.conns.get_mut(key) else { return };
             if conn.served_turn == self.turn_no && conn.served == REQUESTS_PER_TURN {
@@ -284,12 +261,6 @@ impl Reactor {
             }
         }
         self.after_io(key);
-    }
-
-    /// The most a connection's input buffer holds: one whole request.
-    fn read_cap(&self) -> usize {
-        let (api, web) = (self.settings.api, self.settings.web);
-        api.max_head.max(web.max_head) + api.max_body.max(web.max_body) + 16 * 1024
     }
 
     /// Serves complete requests in the buffer, one at a time, in order, up
@@ -356,7 +327,7 @@ impl Reactor {
         conn.keep_alive = false;
         conn.head_only = false;
         conn.busy = true;
-        write_answer(conn, &Parts::Response(&resp));
+        conn.answer(&Parts::Response(&resp));
         conn.linger(self.turn, LINGER_TIME, LINGER_BYTES);
     }
 
@@ -444,16 +415,5 @@ impl Reactor {
         self.acceptor.tick(&mut self.conns, self.poll.registry());
         service.tick(self.turn);
         self.deliver(service, None);
-    }
-}
-
-/// Appends the answer to the request `conn` is busy with.
-fn write_answer(conn: &mut conn::Conn, answer: &Parts<'_>) {
-    conn.busy = false;
-    // A client that closed its sending side still gets the answers to
-    // every request it sent (`after_io` closes once they are written).
-    answer.write_to(&mut conn.out, conn.keep_alive, conn.head_only);
-    if !conn.keep_alive {
-        conn.close_after = true;
     }
 }
