@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{connect, wait_until, FloodWriter, ResponseReader};
 use slserver::http::{ParseLimits, Request, Response};
-use slserver::reactor::{MAX_PENDING_OUT, REQUESTS_PER_TURN};
+use slserver::reactor::{LINGER_BYTES, LINGER_TIME, MAX_PENDING_OUT, REQUESTS_PER_TURN};
 use slserver::{ConnRef, Outbox, Reactor, Service, Settings, Side, Wake};
 
 /// What the fake service saw.
@@ -299,4 +299,46 @@ fn many_connections_each_get_their_own_answers() {
             assert_eq!(answers.read_one().unwrap().text(), format!("/later/{i}/{j}"));
         }
     }
+}
+
+/// After a refusal the reactor reads and drops at most `LINGER_BYTES`: a
+/// client that goes on sending past it is cut off.
+#[test]
+fn a_refused_client_that_never_stops_sending_is_cut_off() {
+    let r = start(settings());
+    let mut c = connect(r.addr);
+    c.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n").unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    let mut sent = 0;
+    let start = Instant::now();
+    while c.write_all(&chunk).is_ok() {
+        sent += chunk.len();
+        assert!(start.elapsed() < Duration::from_secs(20), "still accepted after {sent} bytes");
+    }
+    eprintln!("cut off after {sent} bytes");
+    // What the reactor dropped, plus what the sockets' buffers held.
+    assert!(sent >= LINGER_BYTES, "cut off after {sent} bytes, before the allowance");
+    assert!(sent < LINGER_BYTES + (32 << 20), "{sent} bytes");
+}
+
+/// After a refusal a client that stops sending but keeps the connection
+/// open is closed `LINGER_TIME` later.
+#[test]
+fn a_refused_client_that_stops_sending_is_closed_after_the_linger_time() {
+    let r = start(settings());
+    let mut c = connect(r.addr);
+    c.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n").unwrap();
+    c.write_all(&vec![b'x'; 100_000]).unwrap();
+    let start = Instant::now();
+    let mut answers = ResponseReader::new(c);
+    assert_eq!(answers.read_one().expect("the 413").status, 413);
+    // The end of the stream comes at once (the server shut its side down);
+    // the close is seen by a write after the linger time.
+    assert!(answers.read_one().is_none());
+    let c = answers.stream();
+    let closed = wait_until(Duration::from_secs(15), || c.write_all(&[b'x'; 1024]).is_err());
+    let took = start.elapsed();
+    assert!(closed, "still open after {took:?}");
+    assert!(took >= LINGER_TIME - Duration::from_millis(200), "closed after {took:?}");
+    assert!(took < LINGER_TIME + Duration::from_secs(2), "closed after {took:?}");
 }

@@ -194,32 +194,27 @@ impl Conn {
     }
 
     /// Reads and drops what the socket has while lingering. Returns false
-    /// when the connection is done: the client closed its side, the byte
-    /// allowance ran out, or the socket failed.
+    /// if the connection must close now: the byte allowance ran out, or the
+    /// socket failed. (When the client closes its side, the connection
+    /// closes once the answer is written.)
     pub fn drop_input(&mut self, chunk: &mut [u8]) -> bool {
         let Some(linger) = &mut self.linger else { return true };
-        if !self.maybe_readable {
-            return true;
-        }
-        loop {
+        while self.maybe_readable {
             match self.sock.read(chunk) {
                 Ok(0) => {
                     self.peer_closed = true;
                     self.maybe_readable = false;
-                    return false;
                 }
-                Ok(n) => {
-                    let Some(left) = linger.left.checked_sub(n) else { return false };
-                    linger.left = left;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.maybe_readable = false;
-                    return true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(n) => match linger.left.checked_sub(n) {
+                    Some(left) => linger.left = left,
+                    None => return false,
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.maybe_readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return false,
             }
         }
+        true
     }
 
     /// Appends the answer to the request this connection is busy with; it

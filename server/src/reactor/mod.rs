@@ -238,7 +238,8 @@ impl Reactor {
             }
             if conn.linger.is_some() {
                 if !conn.drop_input(&mut self.read_chunk) {
-                    conn.linger = None; // done: close once the answer is out
+                    self.close(key);
+                    return;
                 }
                 break;
             }
