@@ -241,21 +241,7 @@ pub fn try_read_response(s: &mut TcpStream) -> Option<Resp> {
             Ok(_) => head.push(byte[0]),
         }
     }
-    let head = String::from_utf8(head).unwrap();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.split_once(':').unwrap();
-            (k.trim().to_string(), v.trim().to_string())
-        })
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.parse().unwrap())
-        .unwrap_or(0);
+    let (status, headers, len) = parse_head(std::str::from_utf8(&head).expect("an ASCII response head"));
     let mut body = vec![0u8; len];
     s.read_exact(&mut body).ok()?;
     Some(Resp { status, headers, body })
@@ -360,11 +346,8 @@ pub fn alive(pid: u32) -> bool {
     !stat.is_empty() && !stat.contains(") Z ")
 }
 
-/// The first Content-Length framed response in `buf` and its length in
-/// bytes, or `None` if `buf` does not hold all of it yet.
-pub fn parse_response(buf: &[u8]) -> Option<(Resp, usize)> {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = std::str::from_utf8(&buf[..end]).expect("an ASCII response head");
+/// A response head's status, header fields and `Content-Length` (0 if none).
+fn parse_head(head: &str) -> (u16, Vec<(String, String)>, usize) {
     let mut lines = head.split("\r\n");
     let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
     let headers: Vec<(String, String)> = lines
@@ -374,8 +357,16 @@ pub fn parse_response(buf: &[u8]) -> Option<(Resp, usize)> {
             (k.trim().to_string(), v.trim().to_string())
         })
         .collect();
-    let len: usize =
+    let len =
         headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).map_or(0, |(_, v)| v.parse().unwrap());
+    (status, headers, len)
+}
+
+/// The first Content-Length framed response in `buf` and its length in
+/// bytes, or `None` if `buf` does not hold all of it yet.
+pub fn parse_response(buf: &[u8]) -> Option<(Resp, usize)> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let (status, headers, len) = parse_head(std::str::from_utf8(&buf[..end]).expect("an ASCII response head"));
     if buf.len() < end + len {
         return None;
     }
