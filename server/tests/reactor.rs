@@ -342,3 +342,27 @@ fn a_refused_client_that_stops_sending_is_closed_after_the_linger_time() {
     assert!(took >= LINGER_TIME - Duration::from_millis(200), "closed after {took:?}");
     assert!(took < LINGER_TIME + Duration::from_secs(2), "closed after {took:?}");
 }
+
+/// Connections lingering after a refusal do not keep new clients out: at
+/// the connection limit they make room as idle ones do.
+#[test]
+fn lingering_connections_make_room_at_the_connection_limit() {
+    let r = start(Settings { max_connections: 10, request_timeout: Duration::from_millis(200), ..settings() });
+    let slow: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut c = connect(r.addr);
+            c.write_all(b"GET /never HTTP/1.1\r\nHost: x\r\n").unwrap();
+            c
+        })
+        .collect();
+    // Each gets its 408 and lingers (for up to 5 s), holding its slot.
+    for c in &slow {
+        let mut answers = ResponseReader::new(c.try_clone().unwrap());
+        assert_eq!(answers.read_one().expect("a 408").status, 408);
+    }
+    let mut c = connect(r.addr);
+    c.write_all(get("/now").as_bytes()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut answers = ResponseReader::new(c);
+    assert_eq!(answers.read_one().expect("served while 10 connections linger").text(), "/now");
+}

@@ -257,9 +257,12 @@ impl Conn {
     /// Whether closing the connection now loses nothing: the reactor has
     /// looked at it since it was accepted, no request is being served or
     /// arriving, and every response has been written. An HTTP/1.1 server
-    /// may close such a keep-alive connection at any time.
+    /// may close such a keep-alive connection at any time. A lingering
+    /// connection whose answer is out counts too: it only drops what its
+    /// client still sends.
     pub fn is_idle(&self) -> bool {
-        self.seen && !self.busy && !self.close_after && self.input().is_empty() && self.pending_out() == 0
+        let answered = !self.busy && !self.close_after && self.input().is_empty() && self.pending_out() == 0;
+        self.seen && (answered || self.linger.as_ref().is_some_and(|l| l.shut))
     }
 }
 
@@ -293,6 +296,10 @@ mod tests {
         assert!(c.is_idle());
         c.close_after = true;
         assert!(!c.is_idle(), "closing after its last response");
+        c.linger(Instant::now(), std::time::Duration::from_secs(5), 1 << 20);
+        assert!(!c.is_idle(), "refused, its answer not yet out");
+        c.linger.as_mut().unwrap().shut = true;
+        assert!(c.is_idle(), "refused and answered: it only drops what comes");
     }
 
     #[test]
