@@ -333,25 +333,22 @@ fn pipelined_route_runs_are_answered_in_order() {
     flood(&mut s, "route runs", addr, FLOOD, Mode::ReadWhileWriting, route_request, check_route);
 }
 
-/// 100,000 pipelined `POST /actions/echo` with `{"x":i}`: each is a 202
-/// with an id no other answer has; and since the queue runs in submission
-/// order, the first ten ids' invocations have finished by the end, each with
-/// the result of the request it answered (the answers' order, checked on
-/// the first ten: an async answer holds nothing else to tell it by).
-#[test]
-fn pipelined_async_submits_each_get_their_own_id() {
-    let _serial = serial();
-    let _t = Timed("pipelined_async_submits_each_get_their_own_id", Instant::now());
+/// `n` pipelined `POST /actions/echo` with `{"x":i}`: each is a 202 with an
+/// id no other answer has; and since the queue runs in submission order,
+/// the first ten ids' invocations have finished by the end, each with the
+/// result of the request it answered (the answers' order, checked on the
+/// first ten: an async answer holds nothing else to tell it by).
+fn submits(what: &str, n: usize, mode: Mode) {
     let mut s = echo_server("");
     let addr = s.addr;
-    let mut ids = Vec::with_capacity(FLOOD + 1);
-    let mut seen = HashSet::with_capacity(FLOOD + 1);
+    let mut ids = Vec::with_capacity(n + 1);
+    let mut seen = HashSet::with_capacity(n + 1);
     flood(
         &mut s,
-        "async submits",
+        what,
         addr,
-        FLOOD,
-        Mode::ReadWhileWriting,
+        n,
+        mode,
         |i| {
             let body = format!(r#"{{"x":{i}}}"#);
             format!("POST /actions/echo HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n{body}", body.len())
@@ -373,12 +370,9 @@ fn pipelined_async_submits_each_get_their_own_id() {
     }
 }
 
-/// 100,000 pipelined `GET /invocation/ID` of one finished async invocation:
+/// `n` pipelined `GET /invocation/ID` of one finished async invocation:
 /// every answer is its result.
-#[test]
-fn pipelined_record_lookups_are_answered_in_order() {
-    let _serial = serial();
-    let _t = Timed("pipelined_record_lookups_are_answered_in_order", Instant::now());
+fn lookups(what: &str, n: usize, mode: Mode) {
     let mut s = echo_server("");
     let r = s.post("/actions/echo", r#"{"x":7}"#);
     assert_eq!(r.status, 202, "{}", r.text());
@@ -392,16 +386,32 @@ fn pipelined_record_lookups_are_answered_in_order() {
     let path = format!("/invocation/{id}");
     flood(
         &mut s,
-        "record lookups",
+        what,
         addr,
-        FLOOD,
-        Mode::ReadWhileWriting,
+        n,
+        mode,
         move |_| format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"),
         |i, r| {
             assert_eq!(r.status, 200, "answer {i}: {}", r.text());
             assert_eq!(r.json(), json!({"x": 7}), "answer {i}");
         },
     );
+}
+
+/// 100,000 pipelined async submits (see [`submits`]).
+#[test]
+fn pipelined_async_submits_each_get_their_own_id() {
+    let _serial = serial();
+    let _t = Timed("pipelined_async_submits_each_get_their_own_id", Instant::now());
+    submits("async submits", FLOOD, Mode::ReadWhileWriting);
+}
+
+/// 100,000 pipelined lookups of a finished invocation (see [`lookups`]).
+#[test]
+fn pipelined_record_lookups_are_answered_in_order() {
+    let _serial = serial();
+    let _t = Timed("pipelined_record_lookups_are_answered_in_order", Instant::now());
+    lookups("record lookups", FLOOD, Mode::ReadWhileWriting);
 }
 
 // ---------------------------------------------------------------------------
@@ -448,6 +458,23 @@ fn route_runs_sent_before_any_answer_is_read() {
     let mut s = route_server();
     let addr = s.routes_addr.unwrap();
     flood(&mut s, "unread route runs", addr, UNREAD, Mode::WriteAllFirst, route_request, check_route);
+}
+
+/// 20,000 async submits, all written before any answer is read.
+#[test]
+fn async_submits_sent_before_any_answer_is_read() {
+    let _serial = serial();
+    let _t = Timed("async_submits_sent_before_any_answer_is_read", Instant::now());
+    submits("unread async submits", UNREAD, Mode::WriteAllFirst);
+}
+
+/// 20,000 lookups of a finished invocation, all written before any answer
+/// is read.
+#[test]
+fn record_lookups_sent_before_any_answer_is_read() {
+    let _serial = serial();
+    let _t = Timed("record_lookups_sent_before_any_answer_is_read", Instant::now());
+    lookups("unread record lookups", UNREAD, Mode::WriteAllFirst);
 }
 
 // ---------------------------------------------------------------------------
