@@ -49,8 +49,19 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Connections beyond this are refused (closed at once).
     pub max_connections: usize,
-    /// Reactor threads, each with its own listener on the port
-    /// (`SO_REUSEPORT`) and its own Lua states.
+    /// An answer must be read in full within this of when it began to wait
+    /// (a client that reads too slowly, however steadily, is disconnected).
+    pub send_timeout: Duration,
+    /// Bytes of big requests (past the first 16 KiB) being received that
+    /// one worker holds at once; beyond it, connections' bodies wait to be
+    /// read.
+    pub request_memory: usize,
+    /// Bytes of answers waiting to be sent that one worker holds at once;
+    /// beyond it, the connections whose clients have left output waiting
+    /// longest are closed.
+    pub response_memory: usize,
+    /// Worker threads, each with its own event loop, listener on the port
+    /// (`SO_REUSEPORT`) and Lua states.
     pub workers: usize,
     /// Threads of the blocking pool (store calls, compiles), per worker.
     pub pool_threads: usize,
@@ -97,6 +108,10 @@ pub struct InvocationsConfig {
     pub max_attempts: u32,
     /// Whether blocking invocations are recorded too.
     pub record_blocking: bool,
+    /// Bytes of each of the arguments, result, logs and error message the
+    /// record of a blocking or route run keeps (bigger ones are replaced by
+    /// a marker or cut).
+    pub record_limit: usize,
     /// Queued asynchronous invocations beyond which submissions get 503
     /// with `Retry-After`.
     pub max_queued: u64,
@@ -174,6 +189,9 @@ impl Default for Config {
                 idle_timeout: Duration::from_secs(60),
                 request_timeout: Duration::from_secs(10),
                 max_connections: 4096,
+                send_timeout: Duration::from_secs(60),
+                request_memory: 64 << 20,
+                response_memory: 256 << 20,
                 workers: 1,
                 pool_threads: 4,
                 plugin_threads: 256,
@@ -199,6 +217,7 @@ impl Default for Config {
                 concurrency: 16,
                 max_attempts: 3,
                 record_blocking: true,
+                record_limit: 64 * 1024,
                 max_queued: 100_000,
                 lease: 0,
             },
@@ -320,6 +339,15 @@ impl Config {
             if let Some(v) = b.int("max_connections", 1, 1 << 20)? {
                 s.max_connections = v as usize;
             }
+            if let Some(v) = b.int("send_timeout", 1, 86_400_000)? {
+                s.send_timeout = Duration::from_millis(v);
+            }
+            if let Some(v) = b.int("request_memory", 1 << 20, 1 << 40)? {
+                s.request_memory = v as usize;
+            }
+            if let Some(v) = b.int("response_memory", 1 << 20, 1 << 40)? {
+                s.response_memory = v as usize;
+            }
             if let Some(v) = b.int("pool_threads", 1, 256)? {
                 s.pool_threads = v as usize;
             }
@@ -339,6 +367,16 @@ impl Config {
                 s.insecure = v;
             }
             b.finish()?;
+            if s.request_memory < s.max_head + s.max_body {
+                return Err(invalid(
+                    "Server",
+                    format!(
+                        "request_memory ({}) must hold at least one whole request: max_head + max_body = {}",
+                        s.request_memory,
+                        s.max_head + s.max_body
+                    ),
+                ));
+            }
         }
         if let Some(t) = get("Routes")? {
             let mut b = Block::new("Routes", t);
@@ -452,6 +490,9 @@ impl Config {
             }
             if let Some(v) = b.bool("record_blocking")? {
                 i.record_blocking = v;
+            }
+            if let Some(v) = b.int("record_limit", 1024, 1 << 30)? {
+                i.record_limit = v as usize;
             }
             if let Some(v) = b.int("max_queued", 1, u64::MAX >> 12)? {
                 i.max_queued = v;
@@ -701,5 +742,21 @@ mod tests {
         assert!(msg("Server { port = 1 } Server { port = 2 }").contains("twice"));
         assert!(msg("Server(5)").contains("expects a table"));
         assert!(msg("Server {").contains("test.lua"));
+        assert!(msg("Server { request_memory = 1048576, max_body = 2097152 }")
+            .contains("request_memory (1048576) must hold at least one whole request"));
+    }
+
+    #[test]
+    fn memory_and_record_bounds() {
+        let c = parse("").unwrap();
+        assert_eq!((c.server.request_memory, c.server.response_memory), (64 << 20, 256 << 20));
+        assert_eq!((c.server.send_timeout, c.invocations.record_limit), (Duration::from_secs(60), 65536));
+        let c = parse(
+            "Server { request_memory = 16777216, response_memory = 1048576, send_timeout = 500 }\n\
+             Invocations { record_limit = 2048 }",
+        )
+        .unwrap();
+        assert_eq!((c.server.request_memory, c.server.response_memory), (16 << 20, 1 << 20));
+        assert_eq!((c.server.send_timeout, c.invocations.record_limit), (Duration::from_millis(500), 2048));
     }
 }

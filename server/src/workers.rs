@@ -40,6 +40,9 @@ fn settings(cfg: &Config) -> Settings {
         max_connections: cfg.server.max_connections,
         idle_timeout: cfg.server.idle_timeout,
         request_timeout: cfg.server.request_timeout,
+        send_timeout: cfg.server.send_timeout,
+        request_memory: cfg.server.request_memory,
+        response_memory: cfg.server.response_memory,
         api,
         // The same, but headers are kept: routes see them in `args.http`.
         web: ParseLimits { keep_headers: true, ..api },

@@ -45,7 +45,7 @@ pub enum Outcome {
 /// `parse`'s answer for `buf`, as an [`Outcome`].
 pub fn outcome(buf: &[u8], limits: &ParseLimits) -> Outcome {
     match parse(buf, limits) {
-        Ok(Parsed::Partial { expect_continue }) => Outcome::Partial { expect_continue },
+        Ok(Parsed::Partial { expect_continue, .. }) => Outcome::Partial { expect_continue },
         Ok(Parsed::Complete(req, n)) => Outcome::Complete(req, n),
         Err(e) => Outcome::Error(e),
     }

@@ -102,6 +102,9 @@ fn settings() -> Settings {
         max_connections: 1024,
         idle_timeout: Duration::from_secs(60),
         request_timeout: Duration::from_secs(10),
+        send_timeout: Duration::from_secs(60),
+        request_memory: 64 << 20,
+        response_memory: 256 << 20,
         api,
         web: api,
     }

@@ -90,8 +90,10 @@ impl Request {
 #[derive(Debug)]
 pub enum Parsed {
     /// Not a complete request yet. `expect_continue` is true once a complete
-    /// head asked for `100 Continue` and its body has not fully arrived.
-    Partial { expect_continue: bool },
+    /// head asked for `100 Continue` and its body has not fully arrived;
+    /// `need` is, once the head is complete, how many bytes the whole
+    /// request takes (head and body).
+    Partial { expect_continue: bool, need: Option<usize> },
     /// A request, and how many bytes of the buffer it used.
     Complete(Request, usize),
 }
@@ -176,7 +178,7 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
             if buf.len() > limits.max_head {
                 return Err(err(431, format!("request head is larger than {} bytes", limits.max_head)));
             }
-            return Ok(Parsed::Partial { expect_continue: false });
+            return Ok(Parsed::Partial { expect_continue: false, need: None });
         }
         Err(httparse::Error::TooManyHeaders) => {
             return Err(err(431, format!("more than {} header fields", limits.max_headers)))
@@ -230,7 +232,7 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
         return Err(err(413, format!("request body is larger than {} bytes", limits.max_body)));
     }
     if buf.len() < head_len + body_len {
-        return Ok(Parsed::Partial { expect_continue });
+        return Ok(Parsed::Partial { expect_continue, need: Some(head_len + body_len) });
     }
     let (path, query) = match memchr::memchr(b'?', target.as_bytes()) {
         Some(i) => (&target[..i], &target[i + 1..]),
@@ -310,7 +312,7 @@ mod tests {
         assert!(matches!(p("GET /ping HTTP/1.1\r\nHo"), Ok(Parsed::Partial { .. })));
         assert!(matches!(
             p("POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nab"),
-            Ok(Parsed::Partial { expect_continue: true })
+            Ok(Parsed::Partial { expect_continue: true, need: Some(65) })
         ));
     }
 

@@ -28,7 +28,7 @@ use crate::exec::{FetchResult, Fetched, Job, Queued, Reply};
 use crate::http::Response;
 use crate::ids::now_ms;
 use crate::sandbox::{Args, Compiled, InvokeError, LimitKind, Outcome, PluginCall, Run, Step};
-use crate::state::State;
+use crate::state::{bound_record, nominal_record_size, State};
 
 /// 503 when `Limits.max_waiting` invocations are running or waiting on
 /// this worker already (blocking runs and routes).
@@ -281,13 +281,18 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, outco
     }
     rec.owner = None;
     rec.lease_until = None;
+    let size = match reply {
+        Reply::Queue => nominal_record_size(rec),
+        // Its client has the answer; the record is for looking back.
+        _ => bound_record(rec, st.cfg.invocations.record_limit, matches!(reply, Reply::WebClient(_))),
+    };
     let rec = job.take_record();
     match reply {
-        Reply::Queue => queue_done(st, rec),
+        Reply::Queue => queue_done(st, rec, size),
         // Its client has the id (`X-SL-Invocation`) and may ask for the
         // record at once.
-        Reply::WebClient(_) => st.records.add_known(rec),
-        _ => st.records.add(rec),
+        Reply::WebClient(_) => st.records.add_known(rec, size),
+        _ => st.records.add(rec, size),
     }
 }
 
@@ -307,14 +312,15 @@ pub(crate) fn fail(st: &mut State, mut job: Job, kind: &str, message: &str) {
             job.record.finished = Some(now_ms());
             job.record.owner = None;
             job.record.lease_until = None;
-            queue_done(st, job.record);
+            let size = nominal_record_size(&job.record);
+            queue_done(st, job.record, size);
         }
     }
 }
 
 /// An asynchronous invocation ended with `rec`: answer the clients
 /// waiting for it, store the record, make room for the next.
-fn queue_done(st: &mut State, rec: InvocationRecord) {
+fn queue_done(st: &mut State, rec: InvocationRecord, size: usize) {
     st.consumer.finished();
     let waiting = st.waiters.take(&rec.id);
     if !waiting.is_empty() {
@@ -323,5 +329,5 @@ fn queue_done(st: &mut State, rec: InvocationRecord) {
             st.outbox.respond(conn, resp.clone());
         }
     }
-    st.records.add_known(rec);
+    st.records.add_known(rec, size);
 }

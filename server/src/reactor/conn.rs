@@ -69,7 +69,21 @@ pub struct Conn {
     pub read_closed: bool,
     /// Refused: reading only to drop what the client still sends.
     pub linger: Option<Linger>,
+    /// Since when output has been waiting to be sent without a pause (see
+    /// `Settings::send_timeout`).
+    pub out_since: Option<Instant>,
+    /// Bytes of `Settings::request_memory` reserved for the request
+    /// arriving (0: none; it fits in `Settings::head_room`).
+    pub reserved: usize,
+    /// Waiting for its reservation, in the reactor's list of such
+    /// connections.
+    pub starved: bool,
 }
+
+/// Capacity a buffer keeps once empty; a bigger one is freed, so that a
+/// connection that once took or gave a big request does not hold its
+/// memory for the rest of its life.
+const BUFFER_KEEP: usize = 64 * 1024;
 
 /// What a read did.
 pub enum ReadOutcome {
@@ -107,6 +121,9 @@ impl Conn {
             served: 0,
             served_turn: 0,
             linger: None,
+            out_since: None,
+            reserved: 0,
+            starved: false,
         }
     }
 
@@ -162,7 +179,9 @@ impl Conn {
 
     /// Writes buffered output until done or `WouldBlock`. Returns false if
     /// the socket failed. `now` becomes `last_active` if anything was
-    /// written.
+    /// written, and `out_since` if output is left waiting for the first
+    /// time since the output was last all sent.
+    #[inline]
     pub fn flush(&mut self, now: Instant) -> bool {
         while self.out_pos < self.out.len() {
             match self.sock.write(&self.out[self.out_pos..]) {
@@ -171,12 +190,16 @@ impl Conn {
                     self.out_pos += n;
                     self.last_active = now;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.out_since.get_or_insert(now);
+                    return true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return false,
             }
         }
-        self.out.clear();
+        self.out_since = None;
+        clear(&mut self.out);
         self.out_pos = 0;
         true
     }
@@ -219,6 +242,7 @@ impl Conn {
 
     /// Appends the answer to the request this connection is busy with; it
     /// closes after the answer unless the request allowed keep-alive.
+    #[inline]
     pub fn answer(&mut self, answer: &Parts<'_>) {
         self.busy = false;
         // A client that closed its sending side still gets the answers to
@@ -238,14 +262,14 @@ impl Conn {
     pub fn consume(&mut self, n: usize) {
         self.in_pos = (self.in_pos + n).min(self.inbuf.len());
         if self.in_pos == self.inbuf.len() {
-            self.inbuf.clear();
+            clear(&mut self.inbuf);
             self.in_pos = 0;
         }
     }
 
     /// Drops everything read and not yet taken.
     pub fn discard_input(&mut self) {
-        self.inbuf.clear();
+        clear(&mut self.inbuf);
         self.in_pos = 0;
     }
 
@@ -263,6 +287,15 @@ impl Conn {
     pub fn is_idle(&self) -> bool {
         let answered = !self.busy && !self.close_after && self.input().is_empty() && self.pending_out() == 0;
         self.seen && (answered || self.linger.as_ref().is_some_and(|l| l.shut))
+    }
+}
+
+/// Empties a buffer, freeing it if it grew past [`BUFFER_KEEP`].
+fn clear(buf: &mut Vec<u8>) {
+    if buf.capacity() > BUFFER_KEEP {
+        *buf = Vec::new();
+    } else {
+        buf.clear();
     }
 }
 

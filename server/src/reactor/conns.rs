@@ -24,7 +24,8 @@ pub(super) struct Conns {
 #[derive(Default)]
 pub(super) struct Expired {
     /// Idle for `idle_timeout`, or never reading their answers for that
-    /// long; or lingering past their time: closed.
+    /// long, or not reading them in full within `send_timeout`; or
+    /// lingering past their time: closed.
     pub close: Vec<usize>,
     /// A request that has not arrived in full within `request_timeout`:
     /// answered with 408.
@@ -60,12 +61,29 @@ impl Conns {
         Ok(key)
     }
 
-    /// Closes connection `key`; false if there was none.
-    pub fn remove(&mut self, key: usize, registry: &Registry) -> bool {
-        let Some(mut conn) = self.slab.try_remove(key) else { return false };
+    /// Closes connection `key`; the bytes of request memory it had
+    /// reserved and of output it held, or `None` if there was none.
+    pub fn remove(&mut self, key: usize, registry: &Registry) -> Option<(usize, usize)> {
+        let mut conn = self.slab.try_remove(key)?;
         let _ = registry.deregister(&mut conn.sock);
         debug!(key, "closed");
-        true
+        Some((conn.reserved, conn.pending_out()))
+    }
+
+    /// The bytes of request memory all connections reserved, and of
+    /// output they hold (checked against the reactor's counts in debug
+    /// builds).
+    pub fn held(&self) -> (usize, usize) {
+        self.slab.iter().fold((0, 0), |(r, o), (_, c)| (r + c.reserved, o + c.pending_out()))
+    }
+
+    /// The connections with output waiting on their clients, those waiting
+    /// longest first.
+    pub fn slowest_readers(&self) -> Vec<usize> {
+        let mut waiting: Vec<(Instant, usize)> =
+            self.slab.iter().filter_map(|(key, c)| c.out_since.map(|t| (t, key))).collect();
+        waiting.sort_unstable();
+        waiting.into_iter().map(|(_, key)| key).collect()
     }
 
     /// At the connection limit: closes up to `n` of the connections that
@@ -82,10 +100,16 @@ impl Conns {
         keys.len()
     }
 
-    /// The connections whose time ran out at `now`.
-    pub fn expired(&self, now: Instant, idle: Duration, request: Duration) -> Expired {
+    /// The connections whose time ran out at `now`: idle for `idle`, a
+    /// request arriving for longer than `request`, output waiting for
+    /// longer than `send`.
+    pub fn expired(&self, now: Instant, idle: Duration, request: Duration, send: Duration) -> Expired {
         let mut out = Expired::default();
         for (key, conn) in self.slab.iter() {
+            if conn.out_since.is_some_and(|t| now.duration_since(t) > send) {
+                out.close.push(key);
+                continue;
+            }
             if let Some(linger) = &conn.linger {
                 if now >= linger.until {
                     out.close.push(key);

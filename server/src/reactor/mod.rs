@@ -81,6 +81,8 @@ pub struct Reactor {
     acceptor: Acceptor,
     conns: Conns,
     settings: Settings,
+    /// `settings.head_room()`, asked for every read.
+    head_room: usize,
     /// Where sockets are read into before their bytes join a connection's
     /// buffer: zeroed once, not once a read.
     read_chunk: Box<[u8]>,
@@ -94,6 +96,15 @@ pub struct Reactor {
     turn: Instant,
     /// Counts the turns of the loop.
     turn_no: u64,
+    /// Bytes of request memory reserved, over all connections.
+    reserved: usize,
+    /// A reservation was released since starved connections were last
+    /// served again.
+    released: bool,
+    /// Bytes of output waiting to be sent, over all connections.
+    out_total: usize,
+    /// Connections waiting for a reservation of request memory.
+    starved: Vec<usize>,
     last_tick: Instant,
 }
 
@@ -109,11 +120,16 @@ impl Reactor {
             waker,
             acceptor,
             conns: Conns::default(),
+            head_room: settings.head_room(),
             settings,
             read_chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
             ready: Vec::new(),
             turn: now,
             turn_no: 0,
+            reserved: 0,
+            released: false,
+            out_total: 0,
+            starved: Vec::new(),
             last_tick: now,
         })
     }
@@ -177,6 +193,12 @@ impl Reactor {
             }
             service.end_turn(self.turn);
             self.deliver(service, None);
+            if !self.starved.is_empty() {
+                self.feed_starved();
+            }
+            if self.out_total > self.settings.response_memory {
+                self.close_slow_readers();
+            }
             for key in std::mem::take(&mut self.ready) {
                 if let Some(conn) = self.conns.get_mut(key) {
                     conn.queued = false;
@@ -213,11 +235,13 @@ impl Reactor {
         if outbox.is_empty() {
             return;
         }
-        let (conns, ready) = (&mut self.conns, &mut self.ready);
+        let (conns, ready, out_total) = (&mut self.conns, &mut self.ready, &mut self.out_total);
         outbox.drain(|to, answer| {
             // Gone, or no longer waiting (the answer is late): dropped.
             let Some(conn) = conns.get_ref(to).filter(|c| c.busy) else { return };
+            let before = conn.pending_out();
             conn.answer(&answer);
+            *out_total += conn.pending_out() - before;
             if serving != Some(to.key) && !conn.queued {
                 conn.queued = true;
                 ready.push(to.key);
@@ -226,9 +250,10 @@ impl Reactor {
     }
 
     /// Reads what the socket has, serves complete requests, and repeats
-    /// while the read stopped at the buffer cap and requests were consumed.
+    /// while the read stopped at the buffer cap and requests were consumed
+    /// (or a reservation made room for more).
     fn drive<S: Service>(&mut self, service: &mut S, key: usize) {
-        let cap = self.settings.read_cap();
+        let head_room = self.head_room;
         loop {
             let Some(conn) = self.conns.get_mut(key) else { return };
             if conn.served_turn == self.turn_no && conn.served == REQUESTS_PER_TURN {
@@ -243,19 +268,24 @@ impl Reactor {
                 }
                 break;
             }
+            let cap = conn.reserved.max(head_room);
             let outcome = conn.read(cap, &mut self.read_chunk[..], self.turn);
             if let ReadOutcome::Failed = outcome {
                 self.close(key);
                 return;
             }
             let before = conn.input().len();
-            let yielded = self.pump(service, key);
+            let pumped = self.pump(service, key);
             let Some(conn) = self.conns.get(key) else { return };
             let progressed = conn.input().len() < before;
-            if yielded {
-                // Served its share of this turn: the rest next turn.
-                self.revisit(key);
-                break;
+            match pumped {
+                Pumped::Yielded => {
+                    // Served its share of this turn: the rest next turn.
+                    self.revisit(key);
+                    break;
+                }
+                Pumped::Reserved => continue,
+                Pumped::Stopped => {}
             }
             if !matches!(outcome, ReadOutcome::Capped) || !progressed || conn.busy {
                 break;
@@ -266,12 +296,17 @@ impl Reactor {
 
     /// Serves complete requests in the buffer, one at a time, in order, up
     /// to [`REQUESTS_PER_TURN`] of them in this turn of the loop (however
-    /// often the connection is driven in it). Returns true if it stopped
-    /// at that number with more input waiting.
-    fn pump<S: Service>(&mut self, service: &mut S, key: usize) -> bool {
+    /// often the connection is driven in it); reserves request memory for
+    /// a big request whose head is in.
+    fn pump<S: Service>(&mut self, service: &mut S, key: usize) -> Pumped {
         let turn = self.turn_no;
         loop {
-            let Some(conn) = self.conns.get_mut(key) else { return false };
+            if self.out_total > self.settings.response_memory {
+                // Before another answer adds to it (this connection may be
+                // among those closed).
+                self.close_slow_readers();
+            }
+            let Some(conn) = self.conns.get_mut(key) else { return Pumped::Stopped };
             if conn.served_turn != turn {
                 (conn.served_turn, conn.served) = (turn, 0);
             }
@@ -289,13 +324,26 @@ impl Reactor {
                 break;
             }
             if conn.served == REQUESTS_PER_TURN {
-                return true;
+                return Pumped::Yielded;
             }
             match http::parse(conn.input(), &self.settings.limits(conn.side)) {
-                Ok(Parsed::Partial { expect_continue }) => {
+                Ok(Parsed::Partial { expect_continue, need }) => {
                     conn.request_started.get_or_insert(self.turn);
+                    if let Some(need) = need.filter(|&n| n > self.head_room && conn.reserved == 0) {
+                        if self.reserved + need > self.settings.request_memory {
+                            // The worker's request memory is spoken for:
+                            // the body waits (and so does `100 Continue`).
+                            starve(conn, key, &mut self.starved);
+                            break;
+                        }
+                        conn.reserved = need;
+                        self.reserved += need;
+                        return Pumped::Reserved;
+                    }
                     if expect_continue && !conn.sent_continue {
-                        conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+                        conn.out.extend_from_slice(CONTINUE);
+                        self.out_total += CONTINUE.len();
                         conn.sent_continue = true;
                     }
                     break;
@@ -303,6 +351,10 @@ impl Reactor {
                 Ok(Parsed::Complete(req, used)) => {
                     conn.served += 1;
                     conn.consume(used);
+                    if conn.reserved > 0 {
+                        self.reserved -= std::mem::take(&mut conn.reserved);
+                        self.released = true;
+                    }
                     conn.busy = true;
                     conn.sent_continue = false;
                     conn.request_started = None;
@@ -319,7 +371,7 @@ impl Reactor {
                 }
             }
         }
-        false
+        Pumped::Stopped
     }
 
     /// Answers a request the reactor itself refuses, then lingers.
@@ -328,23 +380,32 @@ impl Reactor {
         conn.keep_alive = false;
         conn.head_only = false;
         conn.busy = true;
+        let output = conn.pending_out();
         conn.answer(&Parts::Response(&resp));
         conn.linger(self.turn, LINGER_TIME, LINGER_BYTES);
+        self.out_total += conn.pending_out() - output;
+        if conn.reserved > 0 {
+            self.reserved -= std::mem::take(&mut conn.reserved);
+            self.released = true;
+        }
     }
 
     /// Flushes output and closes the connection when it is finished.
     fn after_io(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else { return };
-        if !conn.flush(self.turn) {
+        let before = conn.pending_out();
+        let flushed = conn.flush(self.turn);
+        self.out_total -= before - conn.pending_out();
+        if !flushed {
             self.close(key);
             return;
         }
-        if conn.stalled && conn.pending_out() < MAX_PENDING_OUT {
+        if conn.stalled && conn.pending_out() < MAX_PENDING_OUT && !conn.queued {
             // The socket took enough of the output that stopped this
             // connection; no event will say so, so serve it next turn.
-            self.revisit(key);
+            conn.queued = true;
+            self.ready.push(key);
         }
-        let Some(conn) = self.conns.get_mut(key) else { return };
         if conn.pending_out() > 0 {
             return;
         }
@@ -369,7 +430,10 @@ impl Reactor {
 
     fn on_writable<S: Service>(&mut self, service: &mut S, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else { return };
-        if !conn.flush(self.turn) {
+        let before = conn.pending_out();
+        let flushed = conn.flush(self.turn);
+        self.out_total -= before - conn.pending_out();
+        if !flushed {
             self.close(key);
             return;
         }
@@ -394,15 +458,51 @@ impl Reactor {
     }
 
     fn close(&mut self, key: usize) {
-        if self.conns.remove(key, self.poll.registry()) && self.acceptor.paused() {
+        let Some((reserved, output)) = self.conns.remove(key, self.poll.registry()) else { return };
+        self.reserved -= reserved;
+        self.released |= reserved > 0;
+        self.out_total -= output;
+        if self.acceptor.paused() {
             self.acceptor.retry = true;
+        }
+    }
+
+    /// Serves again the connections that waited for request memory, once
+    /// some was released.
+    fn feed_starved(&mut self) {
+        if !std::mem::take(&mut self.released) {
+            return;
+        }
+        for key in std::mem::take(&mut self.starved) {
+            if let Some(conn) = self.conns.get_mut(key).filter(|c| c.starved) {
+                conn.starved = false;
+                if !conn.queued {
+                    conn.queued = true;
+                    self.ready.push(key);
+                }
+            }
+        }
+    }
+
+    /// Over `response_memory`: closes the connections whose clients have
+    /// left output waiting longest, until the rest fits.
+    fn close_slow_readers(&mut self) {
+        let budget = self.settings.response_memory;
+        for key in self.conns.slowest_readers() {
+            if self.out_total <= budget {
+                break;
+            }
+            debug!(key, "closed: its client reads too slowly for the response memory");
+            self.close(key);
         }
     }
 
     /// Timeouts of connections, paused accepting, then the service's tick.
     fn tick<S: Service>(&mut self, service: &mut S) {
         self.last_tick = self.turn;
-        let expired = self.conns.expired(self.turn, self.settings.idle_timeout, self.settings.request_timeout);
+        debug_assert_eq!((self.reserved, self.out_total), self.conns.held(), "the memory the reactor counts");
+        let s = &self.settings;
+        let expired = self.conns.expired(self.turn, s.idle_timeout, s.request_timeout, s.send_timeout);
         for key in expired.close {
             self.close(key);
         }
@@ -416,5 +516,24 @@ impl Reactor {
         self.acceptor.tick(&mut self.conns, self.poll.registry());
         service.tick(self.turn);
         self.deliver(service, None);
+    }
+}
+
+/// What serving a connection's buffer ended with.
+enum Pumped {
+    /// Nothing more to do now (busy, waiting for bytes or room, closing).
+    Stopped,
+    /// It served its share of this turn with requests left.
+    Yielded,
+    /// A big request reserved its memory: read on.
+    Reserved,
+}
+
+/// Puts `conn` (key `key`) in the list of connections waiting for memory,
+/// once.
+fn starve(conn: &mut conn::Conn, key: usize, starved: &mut Vec<usize>) {
+    if !conn.starved {
+        conn.starved = true;
+        starved.push(key);
     }
 }

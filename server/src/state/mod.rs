@@ -16,9 +16,9 @@ mod waiters;
 
 pub(crate) use consumer::Consumer;
 pub use peers::{PeerMsg, Peers};
-pub(crate) use records::Records;
 #[cfg(test)]
 pub(crate) use records::MAX_BACKLOG;
+pub(crate) use records::{bound as bound_record, nominal_size as nominal_record_size, Records};
 pub(crate) use sync::{RoutesSync, Timers};
 pub(crate) use waiters::Waiters;
 
@@ -108,8 +108,9 @@ impl State {
         });
     }
 
-    /// Runs the continuations of finished pool jobs.
-    #[inline]
+    /// Runs the continuations of finished pool jobs. Called twice a turn
+    /// of the loop, mostly with nothing to run: always inlined.
+    #[inline(always)]
     pub fn run_completions(&mut self) {
         while let Some(c) = self.pool.try_completion() {
             c(self);

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use sl_store::InvocationRecord;
 
 /// Most records kept while the store cannot be written; beyond it the
@@ -25,8 +26,92 @@ pub(crate) const MAX_PENDING_RECORDS: usize = 100_000;
 /// (while the store keeps up, if slowly).
 pub(crate) const MAX_BACKLOG: usize = 2_048;
 
+/// Bytes of records written or waiting to be (about), beyond which runs
+/// that make one wait.
+pub(crate) const MAX_BACKLOG_BYTES: usize = 32 << 20;
+
 /// How long after a failed write the next is tried.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The key of the object that stands for a value too big to keep in a
+/// record: `{"$sl_truncated": {"over": LIMIT}}`.
+pub(crate) const TRUNCATED_MARK: &str = "$sl_truncated";
+
+/// Request headers whose values the record of a route run does not keep.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+/// Bounds what the record of a blocking or route run keeps (its client
+/// has had the answer; the record is for looking back): the arguments and
+/// the result, each replaced by a marker if its JSON is over `limit`
+/// bytes, and the logs and error message cut at `limit` bytes. With
+/// `redact`, the route's credential headers (`Authorization`,
+/// `Proxy-Authorization`, `Cookie`) in `args.http.headers` are replaced by
+/// `[redacted]`. The cost is bounded by `limit`, whatever the sizes.
+/// Returns about how many bytes the record holds now.
+pub(crate) fn bound(rec: &mut InvocationRecord, limit: usize, redact: bool) -> usize {
+    if redact {
+        if let Some(Value::Object(headers)) = rec.args.get_mut("http").and_then(|h| h.get_mut("headers")) {
+            for name in CREDENTIAL_HEADERS {
+                if let Some(v) = headers.get_mut(name) {
+                    *v = Value::String("[redacted]".into());
+                }
+            }
+        }
+    }
+    let mut size = bound_value(&mut rec.args, limit);
+    if let Some(result) = &mut rec.result {
+        size += bound_value(result, limit);
+    }
+    cut(&mut rec.logs, limit, "logs");
+    if let Some(error) = &mut rec.error {
+        cut(&mut error.message, limit, "message");
+    }
+    size + nominal_size(rec)
+}
+
+/// About how many bytes a record holds beyond its arguments and result
+/// (for those of asynchronous runs, which are not bounded, the guess for
+/// everything: they are few, as many as `Invocations.concurrency` runs).
+pub(crate) fn nominal_size(rec: &InvocationRecord) -> usize {
+    512 + rec.logs.len() + rec.error.as_ref().map_or(0, |e| e.message.len())
+}
+
+/// Replaces `v` by the truncation marker if its JSON is over `limit` bytes;
+/// returns the size of its JSON (the marker's, if replaced).
+fn bound_value(v: &mut Value, limit: usize) -> usize {
+    /// Counts bytes up to a limit, then refuses more.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.checked_sub(buf.len()).ok_or_else(|| std::io::Error::other("over"))?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(limit);
+    if serde_json::to_writer(&mut count, v).is_err() {
+        *v = serde_json::json!({ TRUNCATED_MARK: { "over": limit } });
+        return 40;
+    }
+    limit - count.0
+}
+
+/// Cuts `text` to at most `limit` bytes (at a character boundary), saying
+/// so at its end.
+fn cut(text: &mut String, limit: usize, what: &str) {
+    if text.len() <= limit {
+        return;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let dropped = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("\n[{what} cut: {dropped} more bytes not kept]"));
+}
 
 /// Records waiting to be stored, and the recently finished.
 #[derive(Default)]
@@ -36,6 +121,10 @@ pub(crate) struct Records {
     in_flight: bool,
     /// How many records it holds.
     in_flight_len: usize,
+    /// About how many bytes the pending records hold (twice for the ones
+    /// also in `recent`), and the batch in flight.
+    pending_bytes: usize,
+    in_flight_bytes: usize,
     /// After a failed write, no new attempt before this.
     retry_at: Option<Instant>,
     /// Finished invocations whose ids their clients know (asynchronous
@@ -44,16 +133,18 @@ pub(crate) struct Records {
 }
 
 impl Records {
-    /// Queues a record to be written with the next batch.
-    pub fn add(&mut self, rec: InvocationRecord) {
+    /// Queues a record of about `size` bytes to be written with the next
+    /// batch.
+    pub fn add(&mut self, rec: InvocationRecord, size: usize) {
+        self.pending_bytes += size;
         self.pending.push(rec);
     }
 
-    /// Queues the record of an invocation whose id its client knows, and
-    /// serves it from memory until the store has it.
-    pub fn add_known(&mut self, rec: InvocationRecord) {
+    /// Queues the record (of about `size` bytes) of an invocation whose id
+    /// its client knows, and serves it from memory until the store has it.
+    pub fn add_known(&mut self, rec: InvocationRecord, size: usize) {
         self.recent.insert(rec.id.clone(), rec.clone());
-        self.pending.push(rec);
+        self.add(rec, 2 * size);
     }
 
     /// A finished invocation's record not yet in the store.
@@ -72,10 +163,13 @@ impl Records {
         self.in_flight || !self.pending.is_empty()
     }
 
-    /// Whether the backlog is full: [`MAX_BACKLOG`] records or more are
-    /// waiting or being written, and the store is not failing.
+    /// Whether the backlog is full: [`MAX_BACKLOG`] records or
+    /// [`MAX_BACKLOG_BYTES`] or more are waiting or being written, and the
+    /// store is not failing.
     pub fn full(&self) -> bool {
-        self.pending.len() + self.in_flight_len >= MAX_BACKLOG && self.retry_at.is_none()
+        (self.pending.len() + self.in_flight_len >= MAX_BACKLOG
+            || self.pending_bytes + self.in_flight_bytes >= MAX_BACKLOG_BYTES)
+            && self.retry_at.is_none()
     }
 
     /// The records to write now, if a write is due; the write is then in
@@ -86,6 +180,7 @@ impl Records {
         }
         self.in_flight = true;
         self.in_flight_len = self.pending.len();
+        self.in_flight_bytes = std::mem::take(&mut self.pending_bytes);
         Some(std::mem::take(&mut self.pending))
     }
 
@@ -93,6 +188,7 @@ impl Records {
     pub fn stored(&mut self, batch: &[InvocationRecord]) {
         self.in_flight = false;
         self.in_flight_len = 0;
+        self.in_flight_bytes = 0;
         self.retry_at = None;
         for rec in batch {
             self.recent.remove(&rec.id);
@@ -105,6 +201,7 @@ impl Records {
     pub fn failed(&mut self, mut batch: Vec<InvocationRecord>, now: Instant) -> usize {
         self.in_flight = false;
         self.in_flight_len = 0;
+        self.pending_bytes += std::mem::take(&mut self.in_flight_bytes);
         self.retry_at = Some(now + RETRY_AFTER);
         batch.append(&mut self.pending);
         let before = batch.len();
@@ -120,14 +217,26 @@ impl Records {
                 true
             });
         }
+        let dropped = before - batch.len();
+        // The sizes of the records dropped are not kept: take the average.
+        self.pending_bytes -= self.pending_bytes / before.max(1) * dropped;
         self.pending = batch;
-        before - self.pending.len()
+        dropped
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Records {
+        fn add_sized(&mut self, rec: InvocationRecord) {
+            self.add(rec, 100);
+        }
+        fn add_known_sized(&mut self, rec: InvocationRecord) {
+            self.add_known(rec, 100);
+        }
+    }
 
     fn rec(id: &str, is_async: bool) -> InvocationRecord {
         InvocationRecord::queued(id.into(), "a".into(), serde_json::Value::Null, is_async, 0)
@@ -137,12 +246,12 @@ mod tests {
     fn one_batch_at_a_time_and_known_records_served_until_stored() {
         let mut r = Records::default();
         assert!(r.take_batch().is_none() && !r.unsaved());
-        r.add(rec("1", false));
-        r.add_known(rec("2", true));
+        r.add_sized(rec("1", false));
+        r.add_known_sized(rec("2", true));
         assert!(r.recent("2").is_some() && r.recent("1").is_none());
         let batch = r.take_batch().unwrap();
         assert_eq!(batch.len(), 2);
-        r.add(rec("3", false));
+        r.add_sized(rec("3", false));
         assert!(r.take_batch().is_none(), "one write at a time");
         r.stored(&batch);
         assert!(r.recent("2").is_none());
@@ -152,9 +261,9 @@ mod tests {
     #[test]
     fn a_failed_batch_is_kept_first_and_retried_later() {
         let mut r = Records::default();
-        r.add(rec("1", false));
+        r.add_sized(rec("1", false));
         let batch = r.take_batch().unwrap();
-        r.add(rec("2", false));
+        r.add_sized(rec("2", false));
         let now = Instant::now();
         assert_eq!(r.failed(batch, now), 0);
         assert!(!r.due(), "not before a second");
@@ -164,36 +273,75 @@ mod tests {
     }
 
     #[test]
+    fn records_keep_at_most_the_limit_of_each_field_and_no_credentials() {
+        let mut r = rec("1", false);
+        r.args = serde_json::json!({"small": 1, "http": {"headers": {
+            "authorization": "Bearer secret", "cookie": "session=s3cret", "x-other": "kept"}}});
+        r.result = Some(Value::String("x".repeat(300)));
+        r.logs = "é".repeat(150);
+        r.error = Some(sl_store::InvocationError { kind: "runtime".into(), message: "m".repeat(10) });
+        bound(&mut r, 200, true);
+        let headers = &r.args["http"]["headers"];
+        assert_eq!(
+            (&headers["authorization"], &headers["cookie"]),
+            (&serde_json::json!("[redacted]"), &serde_json::json!("[redacted]"))
+        );
+        assert_eq!(headers["x-other"], "kept");
+        assert_eq!(r.result, Some(serde_json::json!({TRUNCATED_MARK: {"over": 200}})));
+        assert!(
+            r.logs.starts_with(&"é".repeat(100)) && r.logs.ends_with("\n[logs cut: 100 more bytes not kept]"),
+            "{}",
+            r.logs
+        );
+        assert_eq!(r.error.unwrap().message, "m".repeat(10));
+        // Without redaction the headers stay; a big argument goes.
+        let mut r = rec("2", false);
+        r.args = serde_json::json!({"http": {"headers": {"cookie": "c"}}, "body": "y".repeat(1000)});
+        bound(&mut r, 500, false);
+        assert_eq!(r.args, serde_json::json!({TRUNCATED_MARK: {"over": 500}}));
+        let mut r = rec("3", false);
+        r.args = serde_json::json!({"http": {"headers": {"cookie": "c"}}});
+        bound(&mut r, 500, false);
+        assert_eq!(r.args["http"]["headers"]["cookie"], "c");
+    }
+
+    #[test]
     fn the_backlog_is_full_while_the_store_keeps_up_slowly_but_not_while_it_fails() {
         let mut r = Records::default();
         for i in 0..MAX_BACKLOG - 1 {
-            r.add(rec(&i.to_string(), false));
+            r.add_sized(rec(&i.to_string(), false));
         }
         assert!(!r.full());
-        r.add(rec("last", false));
+        r.add_sized(rec("last", false));
         assert!(r.full());
         let batch = r.take_batch().unwrap();
         assert!(r.full(), "records being written count");
         r.stored(&batch);
         assert!(!r.full());
         for i in 0..MAX_BACKLOG {
-            r.add(rec(&i.to_string(), false));
+            r.add_sized(rec(&i.to_string(), false));
         }
         let batch = r.take_batch().unwrap();
         r.failed(batch, Instant::now());
         assert!(!r.full(), "a failing store holds nothing up: its records are dropped beyond the cap");
+        // Few records, but big ones.
+        let mut r = Records::default();
+        r.add(rec("a", false), MAX_BACKLOG_BYTES / 2);
+        assert!(!r.full());
+        r.add(rec("b", false), MAX_BACKLOG_BYTES / 2);
+        assert!(r.full());
     }
 
     #[test]
     fn beyond_the_cap_blocking_records_are_dropped_first() {
         let mut r = Records::default();
         for i in 0..MAX_PENDING_RECORDS {
-            r.add_known(rec(&format!("a{i}"), true));
+            r.add_known_sized(rec(&format!("a{i}"), true));
         }
-        r.add_known(rec("b0", false));
-        r.add_known(rec("b1", false));
+        r.add_known_sized(rec("b0", false));
+        r.add_known_sized(rec("b1", false));
         let batch = r.take_batch().unwrap();
-        r.add(rec("b2", false));
+        r.add_sized(rec("b2", false));
         let dropped = r.failed(batch, Instant::now());
         assert_eq!(dropped, 3);
         assert_eq!(r.pending.len(), MAX_PENDING_RECORDS);
