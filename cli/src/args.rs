@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand};
 
 const GLOBAL: &str = "Global options";
 
+/// The highest `--max-body-mib`: 1 TiB, far past any memory slcli could use.
+pub const MAX_BODY_MIB: u64 = 1 << 20;
+
 const AFTER_HELP: &str = "\
 The server URL comes from --url, else SLCLI_URL, else the file written by `slcli connect`.
 
@@ -38,6 +41,17 @@ pub struct Cli {
     /// Give up on a request after this many seconds, 0 for never (connecting alone gives up after 5 s)
     #[arg(long, global = true, value_name = "SECS", default_value_t = 600, help_heading = GLOBAL)]
     pub timeout_secs: u64,
+
+    /// Read at most this many MiB of any answer of the server; a bigger one is an error
+    /// (env SLCLI_MAX_BODY_MIB) [default: 256]
+    #[arg(
+        long,
+        global = true,
+        value_name = "MIB",
+        value_parser = clap::value_parser!(u64).range(1..=MAX_BODY_MIB),
+        help_heading = GLOBAL
+    )]
+    pub max_body_mib: Option<u64>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -294,6 +308,15 @@ mod tests {
         let cli = Cli::try_parse_from(["slcli", "--timeout-secs", "3", "run", "x", "-b"]).unwrap();
         assert_eq!(cli.timeout_secs, 3);
         assert!(matches!(cli.command, Command::Run(RunArgs { block: true, .. })));
+    }
+
+    #[test]
+    fn the_body_bound_is_at_least_one_mib() {
+        let cli = Cli::try_parse_from(["slcli", "list", "--max-body-mib", "1"]).unwrap();
+        assert_eq!(cli.max_body_mib, Some(1));
+        for bad in ["0", "-1", "x", "1048577"] {
+            assert!(Cli::try_parse_from(["slcli", "list", "--max-body-mib", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! HTTP calls to the server, and the errors they end in.
 //!
 //! Every response is read whole, whatever its status (`http_status_as_error`
-//! is off), so that a server error can be reported with its kind and message.
-//! Failing to talk to the server at all is a [`cannot reach`](Client::send) error.
+//! is off), so that a server error can be reported with its kind and message,
+//! but never more than the client's bound ([`DEFAULT_MAX_BODY`] unless
+//! `--max-body-mib` or `SLCLI_MAX_BODY_MIB` say otherwise): the read stops
+//! there with an error naming the bound. Failing to talk to the server at
+//! all is a [`cannot reach`](Client::send) error.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -15,8 +18,18 @@ use ureq::http::{StatusCode, Uri};
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The largest response body read (invocation lists with logs can be big).
-const MAX_BODY: u64 = 1 << 30;
+/// One mebibyte, the unit of `--max-body-mib`.
+pub const MIB: u64 = 1 << 20;
+
+/// The largest response body read unless configured otherwise: 256 MiB.
+/// It holds any result of an action at the server's default memory limit
+/// (64 MiB, and a result counts against it) four times over, an action's
+/// source (the server takes requests of 1 MiB by default) many times over,
+/// and a page of 1000 invocation records with their 64 KiB of logs each and
+/// ~190 KiB of args and result each on average. Bigger honest answers (results of
+/// actions allowed more memory, pages of records with big results) need a
+/// higher `--max-body-mib`.
+pub const DEFAULT_MAX_BODY: u64 = 256 * MIB;
 
 /// Checks a server URL and returns it without trailing slashes, so that
 /// paths can be appended. Only plain `http://HOST[:PORT][/PREFIX]` is taken.
@@ -141,7 +154,7 @@ impl fmt::Display for ServerError {
 impl std::error::Error for ServerError {}
 
 /// At most a few hundred characters of `text`, on one line.
-fn snippet(text: &str) -> String {
+pub fn snippet(text: &str) -> String {
     let one_line = text.trim().replace(['\r', '\n'], " ");
     match one_line.char_indices().nth(300) {
         Some((i, _)) => format!("{}...", &one_line[..i]),
@@ -162,6 +175,8 @@ pub struct Client {
     base: String,
     timeout: Option<Duration>,
     authorization: Option<String>,
+    /// The largest response body read, in bytes.
+    max_body: u64,
 }
 
 impl Client {
@@ -175,7 +190,13 @@ impl Client {
             .timeout_global(timeout)
             .user_agent(concat!("slcli/", env!("CARGO_PKG_VERSION")))
             .build();
-        Self { agent: config.into(), base: base.to_string(), timeout, authorization: None }
+        Self { agent: config.into(), base: base.to_string(), timeout, authorization: None, max_body: DEFAULT_MAX_BODY }
+    }
+
+    /// Reads response bodies of at most `bytes` bytes (see [`DEFAULT_MAX_BODY`]).
+    pub fn with_max_body(mut self, bytes: u64) -> Self {
+        self.max_body = bytes;
+        self
     }
 
     /// Sends `token` as `Authorization: Bearer TOKEN` with every request.
@@ -201,11 +222,26 @@ impl Client {
         let unreachable = |e: ureq::Error| anyhow!("cannot reach {} ({method} {path}): {}", self.base, self.reason(e));
         let mut response = result.map_err(unreachable)?;
         let status = response.status().as_u16();
-        let bytes =
-            response.body_mut().with_config().limit(MAX_BODY).read_to_vec().map_err(|e| {
-                anyhow!("cannot read the answer of {} to {method} {path}: {}", self.base, self.reason(e))
-            })?;
-        Ok(Reply { status, body: String::from_utf8_lossy(&bytes).into_owned() })
+        let too_large = || {
+            anyhow!(
+                "the answer of {} to {method} {path} is larger than {}, the most slcli reads \
+                 (raise the bound with --max-body-mib N or SLCLI_MAX_BODY_MIB=N)",
+                self.base,
+                size(self.max_body)
+            )
+        };
+        // A length announced over the bound fails before anything is read.
+        let announced = response.headers().get("content-length").and_then(|v| v.to_str().ok()?.trim().parse().ok());
+        if announced.is_some_and(|len: u64| len > self.max_body) {
+            return Err(too_large());
+        }
+        let bytes = read_at_most(&mut response.body_mut().as_reader(), self.max_body, announced)
+            .map_err(|e| {
+                anyhow!("cannot read the answer of {} to {method} {path}: {}", self.base, self.reason(e.into()))
+            })?
+            .ok_or_else(too_large)?;
+        let body = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Ok(Reply { status, body })
     }
 
     /// `send`, then [`Reply::success`].
@@ -229,6 +265,25 @@ impl Client {
             ureq::Error::Io(e) => io_reason(&e),
             other => other.to_string(),
         }
+    }
+}
+
+/// Reads `reader` to its end if that is at most `limit` bytes (`None` if it
+/// is longer): one byte past the limit is read to tell, never more. `hint`
+/// is the announced length, to allocate once.
+fn read_at_most(reader: &mut impl Read, limit: u64, hint: Option<u64>) -> io::Result<Option<Vec<u8>>> {
+    let capacity = hint.unwrap_or(0).min(limit);
+    let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+    reader.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
+/// A size in bytes for people: whole MiB as `N MiB`, else `N bytes`.
+pub fn size(bytes: u64) -> String {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
@@ -311,6 +366,27 @@ mod tests {
         let base = format!("http://127.0.0.1:{port}");
         let e = Client::new(&base, Some(Duration::from_secs(5))).send(Method::Get, "/ping", None).unwrap_err();
         assert_eq!(e.to_string(), format!("cannot reach {base} (GET /ping): connection refused"));
+    }
+
+    #[test]
+    fn reads_stop_one_byte_past_the_limit() {
+        let read = |text: &[u8], limit| read_at_most(&mut &text[..], limit, None).unwrap();
+        assert_eq!(read(b"12345", 5).as_deref(), Some(&b"12345"[..]));
+        assert_eq!(read(b"", 0).as_deref(), Some(&b""[..]));
+        assert_eq!(read(b"123456", 5), None);
+        // An endless reader is read no further than the limit and one byte.
+        let mut endless = std::io::repeat(b'0');
+        assert_eq!(read_at_most(&mut endless, 1 << 20, Some(u64::MAX)).unwrap(), None);
+        let mut counted = (&mut endless).take(10);
+        assert_eq!(read_at_most(&mut counted, 3, None).unwrap(), None);
+        assert_eq!(counted.limit(), 6, "4 bytes read");
+    }
+
+    #[test]
+    fn sizes_read_like_the_flag() {
+        assert_eq!(size(256 * MIB), "256 MiB");
+        assert_eq!(size(MIB + 1), "1048577 bytes");
+        assert_eq!(size(10), "10 bytes");
     }
 
     #[test]

@@ -39,10 +39,12 @@ pub fn run(cli: Cli) -> Result<Status> {
         *t = (*t).max(Duration::from_secs(wait.saturating_add(10)));
     }
     let json = cli.json;
+    let max_body = config::max_body(cli.max_body_mib, std::env::var("SLCLI_MAX_BODY_MIB").ok().as_deref())?;
 
     let env_token = std::env::var("SLCLI_TOKEN").ok().filter(|t| !t.is_empty());
     if let Command::Connect { url } = &cli.command {
-        return connect(&config_path()?, url, cli.token.as_deref().or(env_token.as_deref()), timeout, json);
+        let client = |url: &str| Client::new(url, timeout).with_max_body(max_body);
+        return connect(&config_path()?, url, cli.token.as_deref().or(env_token.as_deref()), client, json);
     }
 
     let env_url = std::env::var("SLCLI_URL").ok();
@@ -58,7 +60,7 @@ pub fn run(cli: Cli) -> Result<Status> {
         _ => None,
     };
     let token = cli.token.clone().or(env_token).or(saved_token);
-    let client = Client::new(&url, timeout).with_token(token.as_deref());
+    let client = Client::new(&url, timeout).with_token(token.as_deref()).with_max_body(max_body);
     let out = Out { json };
 
     match cli.command {
@@ -123,13 +125,13 @@ fn connect(
     config_path: &Path,
     raw_url: &str,
     token: Option<&str>,
-    timeout: Option<Duration>,
+    make_client: impl Fn(&str) -> Client,
     json: bool,
 ) -> Result<Status> {
     let url = client::normalize_url(raw_url)?;
     // Read the file first: a broken one fails before anything else happens.
     let mut config = Config::load(config_path)?;
-    let client = Client::new(&url, timeout).with_token(token);
+    let client = make_client(&url).with_token(token);
     let reply = client
         .send(Method::Get, "/ping", None)?
         .success()

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 
+use crate::args::MAX_BODY_MIB;
+use crate::client;
+
 /// What `slcli` says when no URL is known.
 pub const NO_SERVER: &str = "no server configured: run 'slcli connect URL' first, or pass --url / set SLCLI_URL";
 
@@ -159,6 +162,21 @@ pub fn resolve_url(
     }
 }
 
+/// The most bytes read of one answer: `--max-body-mib`, else
+/// `SLCLI_MAX_BODY_MIB` (if not empty), else [`client::DEFAULT_MAX_BODY`].
+/// The flag's value is checked by clap; the variable's here, alike.
+pub fn max_body(flag: Option<u64>, env: Option<&str>) -> Result<u64> {
+    let mib = match (flag, env.map(str::trim).filter(|v| !v.is_empty())) {
+        (Some(mib), _) => mib,
+        (None, Some(text)) => match text.parse::<u64>() {
+            Ok(mib) if (1..=MAX_BODY_MIB).contains(&mib) => mib,
+            _ => bail!("SLCLI_MAX_BODY_MIB={text:?} is not a number of MiB from 1 to {MAX_BODY_MIB}"),
+        },
+        (None, None) => return Ok(client::DEFAULT_MAX_BODY),
+    };
+    Ok(mib * client::MIB)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +300,18 @@ mod tests {
         assert!(resolve_url(Some("http://flag"), None, failing).is_ok());
         assert!(resolve_url(None, Some("http://env"), failing).is_ok());
         assert!(resolve_url(None, None, failing).is_err());
+    }
+
+    #[test]
+    fn the_body_bound_is_flag_then_env_then_default() {
+        assert_eq!(max_body(Some(3), Some("5")).unwrap(), 3 << 20);
+        assert_eq!(max_body(None, Some(" 5 ")).unwrap(), 5 << 20);
+        assert_eq!(max_body(None, Some("")).unwrap(), client::DEFAULT_MAX_BODY);
+        assert_eq!(max_body(None, None).unwrap(), 256 << 20);
+        for bad in ["0", "x", "1.5", "1048577", "-2"] {
+            let e = max_body(None, Some(bad)).unwrap_err().to_string();
+            assert!(e.starts_with("SLCLI_MAX_BODY_MIB=") && e.contains("from 1 to 1048576"), "{e}");
+        }
     }
 
     #[test]
