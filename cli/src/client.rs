@@ -11,9 +11,12 @@ use std::fmt;
 use std::io::{self, Read};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use serde_json::Value;
+use anyhow::{anyhow, Context, Result};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::Deserialize;
 use ureq::http::{StatusCode, Uri};
+
+use crate::json::Scalar;
 
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -109,10 +112,16 @@ impl Reply {
         }
     }
 
-    /// The body as JSON.
-    pub fn json(&self) -> Result<Value> {
-        serde_json::from_str(&self.body)
-            .with_context(|| format!("the server's answer is not valid JSON: {}", snippet(&self.body)))
+    /// The fields of the JSON body that a `T` holds; the rest of the body
+    /// is read past, not built (see [`crate::json`]).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_str(&self.body).with_context(|| {
+            if serde_json::from_str::<IgnoredAny>(&self.body).is_ok() {
+                format!("the server's answer is not what slcli expects: {}", snippet(&self.body))
+            } else {
+                format!("the server's answer is not valid JSON: {}", snippet(&self.body))
+            }
+        })
     }
 }
 
@@ -127,12 +136,31 @@ pub struct ServerError {
     pub body: String,
 }
 
+/// The error body `{"error": {"kind", "message"}}`, as far as it is read.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorFields,
+}
+
+#[derive(Deserialize)]
+struct ErrorFields {
+    #[serde(default)]
+    kind: Scalar,
+    #[serde(default)]
+    message: Scalar,
+}
+
 impl ServerError {
     pub fn from_reply(reply: Reply) -> Self {
-        let parsed: Option<Value> = serde_json::from_str(&reply.body).ok();
-        let error = parsed.as_ref().and_then(|v| v.get("error"));
-        let field = |name: &str| error.and_then(|e| e.get(name)).and_then(Value::as_str).map(str::to_string);
-        Self { status: reply.status, kind: field("kind"), message: field("message"), body: reply.body }
+        let (kind, message) = match serde_json::from_str::<ErrorBody>(&reply.body) {
+            Ok(ErrorBody { error: ErrorFields { kind, message } }) => (kind, message),
+            Err(_) => (Scalar::Null, Scalar::Null),
+        };
+        let text = |v: Scalar| match v {
+            Scalar::Str(s) => Some(s),
+            _ => None,
+        };
+        Self { status: reply.status, kind: text(kind), message: text(message), body: reply.body }
     }
 }
 
@@ -297,14 +325,6 @@ fn io_reason(e: &io::Error) -> String {
         K::TimedOut => "timed out".to_string(),
         K::AddrNotAvailable => "address not available".to_string(),
         _ => e.to_string(),
-    }
-}
-
-/// Reads a JSON response body as a JSON array.
-pub fn json_array(reply: &Reply) -> Result<Vec<Value>> {
-    match reply.json()? {
-        Value::Array(items) => Ok(items),
-        other => bail!("expected a JSON array from the server, got: {}", snippet(&other.to_string())),
     }
 }
 

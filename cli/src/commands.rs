@@ -5,14 +5,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 
 use crate::args::{
     Cli, Command, CreateArgs, DirArgs, InvocationsArgs, LimitArgs, ResolveArgs, RouteCommand, RunArgs, TestArgs,
     UpdateArgs,
 };
-use crate::client::{self, encode, Client, Method, Reply};
+use crate::client::{self, encode, snippet, Client, Method, Reply};
 use crate::config::{self, Config};
+use crate::json::Scalar;
 use crate::output::{self, emit};
 
 /// How a command that did not fail ended.
@@ -119,6 +120,16 @@ impl Out {
         emit(&text)?;
         Ok(Status::Done)
     }
+
+    /// [`print`](Self::print) for renderings that write as they go (tables, results).
+    fn stream(self, reply: &Reply, human: impl FnOnce(&mut dyn std::io::Write) -> Result<()>) -> Result<Status> {
+        if self.json {
+            emit(&reply.body)?;
+        } else {
+            output::to_stdout(human)?;
+        }
+        Ok(Status::Done)
+    }
 }
 
 fn connect(
@@ -163,12 +174,12 @@ fn ping(client: &Client, out: Out) -> Result<Status> {
 
 fn list(client: &Client, out: Out) -> Result<Status> {
     let reply = client.call(Method::Get, "/actions", None)?;
-    out.print(&reply, || Ok(output::actions_table(&client::json_array(&reply)?)))
+    out.stream(&reply, |w| output::actions_table(&reply.body, w))
 }
 
 fn get(client: &Client, out: Out, name: &str) -> Result<Status> {
     let reply = client.call(Method::Get, &format!("/actions/{}", encode(name)), None)?;
-    out.print(&reply, || output::action_details(&reply.json()?))
+    out.print(&reply, || output::action_details(&reply.body))
 }
 
 /// The request body of create and update.
@@ -190,16 +201,26 @@ fn action_body(name: Option<&str>, file: Option<&PathBuf>, limits: &LimitArgs) -
     Ok(serde_json::to_vec(&body)?)
 }
 
+/// What the server answers a create or update.
+#[derive(serde::Deserialize)]
+struct Written {
+    #[serde(default)]
+    name: Scalar,
+    #[serde(default)]
+    version: Scalar,
+    #[serde(default)]
+    size: Scalar,
+}
+
 /// `Created hello (version 1, 312 bytes of bytecode)`.
 fn summary(verb: &str, name: &str, reply: &Reply) -> Result<String> {
-    let v = reply.json()?;
-    let field = |k: &str| match v.get(k) {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s.clone(),
+    let w: Written = reply.json()?;
+    let field = |v: &Scalar| match v {
+        Scalar::Number(_) | Scalar::Str(_) => v.text(),
         _ => "?".to_string(),
     };
-    let name = v.get("name").and_then(Value::as_str).unwrap_or(name);
-    Ok(format!("{verb} {name} (version {}, {} bytes of bytecode)", field("version"), field("size")))
+    let name = w.name.as_str().unwrap_or(name);
+    Ok(format!("{verb} {name} (version {}, {} bytes of bytecode)", field(&w.version), field(&w.size)))
 }
 
 fn create(client: &Client, out: Out, args: CreateArgs) -> Result<Status> {
@@ -227,13 +248,27 @@ fn run_action(client: &Client, out: Out, args: RunArgs) -> Result<Status> {
     let path = format!("/actions/{}", encode(&args.name));
     if args.block {
         let reply = client.call(Method::Post, &format!("{path}/block"), Some(&body))?;
-        return out.print(&reply, || Ok(output::result_text(&reply.body)));
+        return out.stream(&reply, |w| output::write_result(&reply.body, w));
     }
     let reply = client.call(Method::Post, &path, Some(&body))?;
-    out.print(&reply, || match reply.json()?.get("InvocationId") {
-        Some(Value::String(id)) => Ok(id.clone()),
-        _ => bail!("the server's answer has no InvocationId: {}", reply.body.trim()),
+    out.print(&reply, || match reply.json::<Submitted>()?.id {
+        Scalar::Str(id) => Ok(id),
+        _ => bail!("the server's answer has no InvocationId: {}", snippet(&reply.body)),
     })
+}
+
+/// What the server answers an asynchronous run.
+#[derive(serde::Deserialize)]
+struct Submitted {
+    #[serde(default, rename = "InvocationId")]
+    id: Scalar,
+}
+
+/// What the server answers for a pending invocation.
+#[derive(serde::Deserialize)]
+struct Pending {
+    #[serde(default)]
+    status: Scalar,
 }
 
 fn resolve(client: &Client, out: Out, args: ResolveArgs) -> Result<Status> {
@@ -243,14 +278,14 @@ fn resolve(client: &Client, out: Out, args: ResolveArgs) -> Result<Status> {
     }
     let reply = client.call(Method::Get, &path, None)?;
     if reply.status == 202 {
-        let status = reply.json().ok().and_then(|v| v.get("status").and_then(Value::as_str).map(str::to_string));
+        let status = reply.json::<Pending>().ok().and_then(|p| p.status.as_str().map(str::to_string));
         if out.json {
             emit(&reply.body)?;
         }
         eprintln!("pending (status: {})", status.as_deref().unwrap_or("unknown"));
         return Ok(Status::Pending);
     }
-    out.print(&reply, || Ok(output::result_text(&reply.body)))
+    out.stream(&reply, |w| output::write_result(&reply.body, w))
 }
 
 fn invocations(client: &Client, out: Out, args: InvocationsArgs) -> Result<Status> {
@@ -263,12 +298,12 @@ fn invocations(client: &Client, out: Out, args: InvocationsArgs) -> Result<Statu
     }
     let path = if query.is_empty() { "/invocations".to_string() } else { format!("/invocations?{}", query.join("&")) };
     let reply = client.call(Method::Get, &path, None)?;
-    out.print(&reply, || Ok(output::invocations_table(&client::json_array(&reply)?)))
+    out.stream(&reply, |w| output::invocations_table(&reply.body, w))
 }
 
 fn plugins(client: &Client, out: Out) -> Result<Status> {
     let reply = client.call(Method::Get, "/plugins", None)?;
-    out.print(&reply, || Ok(output::plugins_table(&client::json_array(&reply)?)))
+    out.stream(&reply, |w| output::plugins_table(&reply.body, w))
 }
 
 #[cfg(test)]
@@ -281,7 +316,8 @@ mod tests {
         let file = dir.path().join("hello.lua");
         std::fs::write(&file, "function main() return 'hi' end\n").unwrap();
         let limits = LimitArgs { maxmem: Some(0), timeout: Some(200), instructions: None };
-        let body: Value = serde_json::from_slice(&action_body(Some("hello"), Some(&file), &limits).unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&action_body(Some("hello"), Some(&file), &limits).unwrap()).unwrap();
         assert_eq!(
             body,
             json!({"name": "hello", "code": "ZnVuY3Rpb24gbWFpbigpIHJldHVybiAnaGknIGVuZAo=", "maxmem": 0, "timeout": 200})
@@ -291,7 +327,7 @@ mod tests {
     #[test]
     fn update_body_may_hold_limits_only() {
         let limits = LimitArgs { maxmem: None, timeout: None, instructions: Some(5) };
-        let body: Value = serde_json::from_slice(&action_body(None, None, &limits).unwrap()).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&action_body(None, None, &limits).unwrap()).unwrap();
         assert_eq!(body, json!({"instructions": 5}));
     }
 

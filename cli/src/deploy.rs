@@ -18,12 +18,14 @@ use std::fmt;
 use std::fs;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::{json, Map};
 
 use crate::app;
-use crate::client::{self, encode, Client, Method, Reply, ServerError};
+use crate::client::{encode, Client, Method, Reply, ServerError};
+use crate::json::{self, Scalar};
 use crate::locate;
 use crate::manifest::{Limits, Manifest};
 use crate::plan::{Local, LocalAction, Plan, Remote, RemoteAction, Update};
@@ -171,37 +173,75 @@ pub fn scan(dir: &Path) -> Result<Local> {
     Ok(Local { actions, routes: manifest.routes })
 }
 
-fn limits_of(v: &Value) -> Limits {
-    let field = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-    Limits { maxmem: field("maxmem"), timeout: field("timeout"), instructions: field("instructions") }
+/// An action as the server lists it (the fields a deploy needs).
+#[derive(Deserialize)]
+#[serde(expecting = "an action (a JSON object)")]
+struct Listed {
+    name: Option<String>,
+    #[serde(default)]
+    maxmem: Scalar,
+    #[serde(default)]
+    timeout: Scalar,
+    #[serde(default)]
+    instructions: Scalar,
 }
 
-/// What the server has: every action with its limits, the sources of the
-/// actions `local` defines, and the routes.
-fn fetch(client: &Client, local: &Local) -> Result<Remote> {
+impl Listed {
+    fn limits(&self) -> Limits {
+        let field = |v: &Scalar| v.as_u64().unwrap_or(0);
+        Limits { maxmem: field(&self.maxmem), timeout: field(&self.timeout), instructions: field(&self.instructions) }
+    }
+}
+
+/// The source of an action as `GET /actions/:name` sends it.
+#[derive(Deserialize)]
+struct Source {
+    #[serde(default)]
+    code: Scalar,
+}
+
+/// What the server has, as far as a deploy of `local` needs it: the
+/// actions the directory has or had (`owned_before`) with their limits,
+/// the sources of those it has, and the routes to those actions or in the
+/// manifest. The rest of the server's list is read past, not kept, and each
+/// source is fetched once, however often the list names an action.
+fn fetch(client: &Client, local: &Local, owned_before: &BTreeSet<String>) -> Result<Remote> {
     let list = client.call(Method::Get, "/actions", None)?;
-    let mut remote = Remote::default();
-    for action in client::json_array(&list)? {
-        let Some(name) = action.get("name").and_then(Value::as_str) else {
-            bail!("the server listed an action without a name: {action}");
+    let mut listed = Vec::new();
+    json::each(&list.body, |action: Listed| {
+        let Some(name) = action.name.as_deref() else {
+            bail!("an action has no name");
         };
-        let source = if local.actions.contains_key(name) {
-            let reply = client.send(Method::Get, &format!("/actions/{}", encode(name)), None)?;
+        if local.actions.contains_key(name) || owned_before.contains(name) {
+            listed.push(action);
+        }
+        Ok(())
+    })
+    .map_err(|e| anyhow!("the server's answer to GET /actions is not a JSON array of actions: {e}"))?;
+    let mut remote = Remote::default();
+    for action in listed {
+        let name = action.name.clone().unwrap_or_default();
+        if remote.actions.contains_key(&name) {
+            continue;
+        }
+        let source = if local.actions.contains_key(&name) {
+            let reply = client.send(Method::Get, &format!("/actions/{}", encode(&name)), None)?;
             if reply.status == 404 {
                 continue; // deleted meanwhile
             }
-            let details = reply.success()?.json()?;
-            let code = details.get("code").and_then(Value::as_str).unwrap_or("");
+            let reply = reply.success()?;
+            let details: Source = reply.json()?;
             let code = base64::engine::general_purpose::STANDARD
-                .decode(code.trim())
+                .decode(details.code.as_str().unwrap_or("").trim())
                 .with_context(|| format!("the server sent the source of {name} in invalid base64"))?;
             Some(code)
         } else {
             None
         };
-        remote.actions.insert(name.to_string(), RemoteAction { source, limits: limits_of(&action) });
+        remote.actions.insert(name, RemoteAction { source, limits: action.limits() });
     }
-    match routes::fetch(client)? {
+    let owned = |route: &Route| local.actions.contains_key(&route.action) || owned_before.contains(&route.action);
+    match routes::fetch(client, |route| owned(route) || local.routes.contains(route))? {
         Some(routes) => remote.routes = routes,
         None if local.routes.is_empty() => {}
         None => bail!(
@@ -249,7 +289,7 @@ fn message_of(e: &ServerError) -> String {
 pub fn sync(client: &Client, url: &str, dir: &Path, local: &Local, report: &mut dyn FnMut(&Event)) -> Result<Outcome> {
     let mut state = State::load(dir)?;
     let owned_before = state.actions(url);
-    let remote = fetch(client, local)?;
+    let remote = fetch(client, local, &owned_before)?;
     let plan = Plan::new(local, &remote, &owned_before);
     let mut run =
         Run { client, local, outcome: Outcome::default(), created: BTreeSet::new(), deleted: BTreeSet::new(), report };
@@ -478,11 +518,14 @@ mod tests {
             source: b"x".to_vec(),
             limits: Limits { maxmem: 1, timeout: 2, instructions: 0 },
         };
-        let body: Value = serde_json::from_slice(&action_body(Some("a"), &action, true, true).unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&action_body(Some("a"), &action, true, true).unwrap()).unwrap();
         assert_eq!(body, json!({"name": "a", "code": "eA==", "maxmem": 1, "timeout": 2, "instructions": 0}));
-        let body: Value = serde_json::from_slice(&action_body(None, &action, false, true).unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&action_body(None, &action, false, true).unwrap()).unwrap();
         assert_eq!(body, json!({"maxmem": 1, "timeout": 2, "instructions": 0}));
-        let body: Value = serde_json::from_slice(&action_body(None, &action, true, false).unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&action_body(None, &action, true, false).unwrap()).unwrap();
         assert_eq!(body, json!({"code": "eA=="}));
     }
 }

@@ -11,6 +11,7 @@ mod commands;
 mod config;
 mod deploy;
 mod dev;
+mod json;
 mod locate;
 mod manifest;
 mod output;

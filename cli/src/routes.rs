@@ -7,11 +7,14 @@
 
 use std::fmt;
 
-use anyhow::{bail, Result};
+use std::io::Write;
+
+use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::client::{self, encode, Client, Method, Reply};
+use crate::client::{encode, Client, Method, Reply};
+use crate::json;
 use crate::output;
 
 /// One route. Built with [`Route::new`], which normalizes it as the server
@@ -127,6 +130,7 @@ fn canonical_segment(segment: &str) -> String {
 
 /// A route object as the server sends it (`created` and other fields are ignored).
 #[derive(Deserialize)]
+#[serde(expecting = "a route (a JSON object)")]
 struct Wire {
     method: String,
     #[serde(default)]
@@ -141,26 +145,29 @@ impl From<Wire> for Route {
     }
 }
 
-fn parse_routes(reply: &Reply) -> Result<Vec<Route>> {
-    client::json_array(reply)?
-        .into_iter()
-        .map(|v| {
-            let shown = v.to_string();
-            serde_json::from_value::<Wire>(v)
-                .map(Route::from)
-                .map_err(|e| anyhow::anyhow!("the server sent a route that slcli does not understand ({e}): {shown}"))
-        })
-        .collect()
+/// The routes of the JSON array `body` that `keep` keeps, read one at a time.
+fn parse_routes(body: &str, keep: impl Fn(&Route) -> bool) -> Result<Vec<Route>> {
+    let mut routes = Vec::new();
+    json::each(body, |w: Wire| {
+        let route = Route::from(w);
+        if keep(&route) {
+            routes.push(route);
+        }
+        Ok(())
+    })
+    .map_err(|e| anyhow!("the server's answer is not a JSON array of routes: {e}"))?;
+    Ok(routes)
 }
 
-/// The server's routes, or `None` if it has no `/routes` API (an older server).
-pub fn fetch(client: &Client) -> Result<Option<Vec<Route>>> {
+/// The server's routes that `keep` keeps (the others are not held), or
+/// `None` if it has no `/routes` API (an older server).
+pub fn fetch(client: &Client, keep: impl Fn(&Route) -> bool) -> Result<Option<Vec<Route>>> {
     let reply = client.send(Method::Get, "/routes", None)?;
     if reply.status == 404 {
         return Ok(None);
     }
     let reply = reply.success()?;
-    Ok(Some(parse_routes(&reply)?))
+    Ok(Some(parse_routes(&reply.body, keep)?))
 }
 
 /// `POST /routes`; the reply whatever its status.
@@ -186,17 +193,14 @@ pub fn delete(client: &Client, route: &Route) -> Result<Reply> {
     client.send(Method::Delete, &delete_path(&route.method, &route.host, &route.path), None)
 }
 
-/// The table of `slcli route list`: METHOD HOST PATH ACTION, `*` for any
-/// host; `[]` without routes.
-pub fn table(routes: &[Route]) -> String {
-    let rows = routes
-        .iter()
-        .map(|r| {
-            let host = if r.host.is_empty() { "*".to_string() } else { r.host.clone() };
-            vec![r.method.clone(), host, r.path.clone(), r.action.clone()]
-        })
-        .collect();
-    output::table(&["METHOD", "HOST", "PATH", "ACTION"], rows)
+/// The table of `slcli route list` from the server's JSON array: METHOD
+/// HOST PATH ACTION, `*` for any host; `[]` without routes.
+pub fn table(body: &str, out: &mut dyn Write) -> Result<()> {
+    output::table(body, "routes", &["METHOD", "HOST", "PATH", "ACTION"], out, |w: Wire| {
+        let r = Route::from(w);
+        let host = if r.host.is_empty() { "*".to_string() } else { r.host };
+        vec![r.method, host, r.path, r.action]
+    })
 }
 
 /// `slcli route add`: prints `route added GET /users/:id -> users.get`.
@@ -218,8 +222,11 @@ pub fn add_command(client: &Client, json: bool, route: &Route) -> Result<()> {
 /// `slcli route list`.
 pub fn list_command(client: &Client, json: bool) -> Result<()> {
     let reply = client.call(Method::Get, "/routes", None)?;
-    let text = if json { reply.body.clone() } else { table(&parse_routes(&reply)?) };
-    output::emit(&text)?;
+    if json {
+        output::emit(&reply.body)?;
+    } else {
+        output::to_stdout(|out| table(&reply.body, out))?;
+    }
     Ok(())
 }
 
@@ -271,15 +278,11 @@ mod tests {
 
     #[test]
     fn server_routes_are_read_with_or_without_host() {
-        let reply = Reply {
-            status: 200,
-            body: r#"[{"method":"GET","host":"","path":"/a","action":"a","created":1},
+        let body = r#"[{"method":"GET","host":"","path":"/a","action":"a","created":1},
                       {"method":"POST","host":null,"path":"/b","action":"b"},
                       {"method":"*","path":"/c","action":"c"},
-                      {"method":"GET","host":"h.example","path":"/d","action":"d","created":2}]"#
-                .into(),
-        };
-        let routes = parse_routes(&reply).unwrap();
+                      {"method":"GET","host":"h.example","path":"/d","action":"d","created":2}]"#;
+        let routes = parse_routes(body, |_| true).unwrap();
         assert_eq!(
             routes,
             [
@@ -296,10 +299,17 @@ POST    *          /b    b
 *       *          /c    c
 GET     h.example  /d    d
 ";
-        assert_eq!(table(&routes), expected);
-        assert_eq!(table(&[]), "[]\n");
-        let bad = Reply { status: 200, body: r#"[{"method":"GET"}]"#.into() };
-        assert!(parse_routes(&bad).unwrap_err().to_string().contains("missing field"));
+        let shown = |body: &str| {
+            let mut out = Vec::new();
+            table(body, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(shown(body), expected);
+        assert_eq!(shown("[]"), "[]\n");
+        let e = parse_routes(r#"[{"method":"GET"}]"#, |_| true).unwrap_err().to_string();
+        assert!(e.contains("not a JSON array of routes: missing field"), "{e}");
+        let only_b = parse_routes(body, |r| r.action == "b").unwrap();
+        assert_eq!(only_b, [Route::new("POST", "", "/b", "b")]);
     }
 
     #[test]

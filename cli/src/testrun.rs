@@ -13,10 +13,12 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::app::{self, Kind, LuaFile};
-use crate::client::{encode, Client, Method, ServerError};
+use crate::client::{encode, snippet, Client, Method, ServerError};
+use crate::json::{self, Scalar};
 use crate::locate;
 use crate::output::emit;
 
@@ -108,28 +110,43 @@ pub enum Verdict {
     Fail(String),
 }
 
-/// The harness's answer to `{"case": ...}`.
-pub fn verdict(result: &Value) -> Verdict {
-    match result.get("ok") {
-        Some(Value::Bool(true)) => Verdict::Pass,
-        _ => Verdict::Fail(match result.get("message") {
-            Some(Value::String(m)) => m.clone(),
-            Some(other) => other.to_string(),
-            None => format!("the test harness answered {result}"),
-        }),
+/// The harness's answer to a case, as far as it is read.
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    ok: Scalar,
+    #[serde(default)]
+    message: Scalar,
+}
+
+/// The harness's answer to `{"case": ...}` (the JSON `body` of the result).
+pub fn verdict(body: &str) -> Verdict {
+    match serde_json::from_str::<Answer>(body) {
+        Ok(Answer { ok: Scalar::Bool(true), .. }) => Verdict::Pass,
+        Ok(Answer { message: Scalar::Str(m), .. }) => Verdict::Fail(m),
+        Ok(Answer { message: Scalar::Null, .. }) | Err(_) => {
+            Verdict::Fail(format!("the test harness answered {}", snippet(body)))
+        }
+        Ok(Answer { message, .. }) => Verdict::Fail(message.text()),
     }
 }
 
 /// The harness's answer to `{"list": true}`: names (an empty Lua table may come as `{}`).
-fn case_names(result: &Value) -> Result<Vec<String>> {
-    match result {
-        Value::Array(items) => items
-            .iter()
-            .map(|v| v.as_str().map(str::to_string).context("the test harness listed a name that is not a string"))
-            .collect(),
-        Value::Object(map) if map.is_empty() => Ok(Vec::new()),
-        other => bail!("the test harness answered the list with {other}"),
+fn case_names(body: &str) -> Result<Vec<String>> {
+    let inside = body.trim().strip_prefix('{').and_then(|rest| rest.strip_suffix('}'));
+    if inside.is_some_and(|inside| inside.trim().is_empty()) {
+        return Ok(Vec::new());
     }
+    let mut names = Vec::new();
+    json::each(body, |name: Scalar| match name {
+        Scalar::Str(name) => {
+            names.push(name);
+            Ok(())
+        }
+        _ => bail!("a name is not a string"),
+    })
+    .with_context(|| format!("the test harness answered the list with {}", snippet(body)))?;
+    Ok(names)
 }
 
 /// `ok 1 - items_test.lua: test_create`, or `not ok ...` with `  # ` lines.
@@ -197,12 +214,12 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// `POST /actions/NAME/block` with `args`: the result, or the server's refusal.
-    fn invoke(&self, name: &str, args: &Value) -> Result<std::result::Result<Value, ServerError>> {
+    /// `POST /actions/NAME/block` with `args`: the result (its JSON text), or the server's refusal.
+    fn invoke(&self, name: &str, args: &Value) -> Result<std::result::Result<String, ServerError>> {
         let body = serde_json::to_vec(args)?;
         let reply = self.client.send(Method::Post, &format!("/actions/{}/block", encode(name)), Some(&body))?;
         match reply.success() {
-            Ok(reply) => Ok(Ok(reply.json()?)),
+            Ok(reply) => Ok(Ok(reply.body)),
             Err(e) if e.status >= 500 && e.kind.is_none() => Err(e.into()),
             Err(e) => Ok(Err(e)),
         }
@@ -296,12 +313,16 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        assert_eq!(verdict(&json!({"ok": true})), Verdict::Pass);
-        assert_eq!(verdict(&json!({"ok": false, "message": "x:3: boom"})), Verdict::Fail("x:3: boom".into()));
-        assert!(matches!(verdict(&json!(null)), Verdict::Fail(m) if m.contains("null")));
-        assert_eq!(case_names(&json!(["test_a", "test_b"])).unwrap(), ["test_a", "test_b"]);
-        assert!(case_names(&json!({})).unwrap().is_empty());
-        assert!(case_names(&json!([1])).is_err());
+        assert_eq!(verdict(r#"{"ok": true}"#), Verdict::Pass);
+        assert_eq!(verdict(r#"{"ok": false, "message": "x:3: boom"}"#), Verdict::Fail("x:3: boom".into()));
+        assert_eq!(verdict(r#"{"ok": false, "message": 3}"#), Verdict::Fail("3".into()));
+        assert!(matches!(verdict("null"), Verdict::Fail(m) if m == "the test harness answered null"));
+        assert_eq!(case_names(r#"["test_a", "test_b"]"#).unwrap(), ["test_a", "test_b"]);
+        assert!(case_names("{}").unwrap().is_empty());
+        assert!(case_names(" { } ").unwrap().is_empty());
+        let e = format!("{:#}", case_names("[1]").unwrap_err());
+        assert_eq!(e, "the test harness answered the list with [1]: a name is not a string");
+        assert!(case_names(r#"{"a": 1}"#).is_err());
     }
 
     #[test]

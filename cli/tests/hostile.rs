@@ -73,6 +73,29 @@ fn endless_zeros(stream: &mut TcpStream, max: usize) {
     let _ = stream.write_all(b"2\r\n0]\r\n0\r\n\r\n");
 }
 
+/// A whole answer with a `Content-Length`.
+fn answer(stream: &mut TcpStream, status: u16, body: &[u8]) {
+    let head = format!(
+        "HTTP/1.1 {status} Hostile\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body));
+}
+
+/// A JSON array of `n` copies of `element`.
+fn array_of(n: usize, element: &str) -> Arc<Vec<u8>> {
+    let mut body = Vec::with_capacity(n * (element.len() + 1) + 2);
+    body.push(b'[');
+    for i in 0..n {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(element.as_bytes());
+    }
+    body.push(b']');
+    Arc::new(body)
+}
+
 /// How a run of slcli went.
 struct Run {
     code: Option<i32>,
@@ -212,4 +235,46 @@ fn an_announced_length_over_the_bound_fails_before_reading() {
     run.assert_code(1);
     assert!(run.stderr.contains("GET /actions/x is larger than 256 MiB"), "{}", run.stderr);
     assert!(run.took < Duration::from_secs(5), "{:?}", run.took);
+}
+
+#[test]
+fn millions_of_zeros_are_refused_at_the_first_one() {
+    // 2.5 million zeros, 5 MB: the old slcli built a table row for each (1.2 GB).
+    let body = array_of(2_500_000, "0");
+    let url = hostile(move |_, s| answer(s, 200, &body));
+    let run = slcli(&["--url", &url, "list"], &[]);
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr,
+        "error: the server's answer is not a JSON array of actions: invalid type: integer `0`, \
+         expected an action (a JSON object) at line 1 column 2\n"
+    );
+    assert_eq!(run.lines, 0);
+    run.assert_peak_below_mib(40);
+}
+
+#[test]
+fn a_long_list_is_printed_a_row_at_a_time() {
+    // 300,000 actions: the table is as wide as its widest cell, and slcli
+    // holds the body and one row, not 300,000 rows (the old one: ~300 MB).
+    let body = array_of(300_000, r#"{"name":"a","version":1,"size":2,"maxmem":0,"timeout":0,"instructions":0}"#);
+    let url = hostile(move |_, s| answer(s, 200, &body));
+    let run = slcli(&["--url", &url, "list"], &[]);
+    run.assert_code(0);
+    assert_eq!(run.lines, 300_001);
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.starts_with("NAME  VERSION  SIZE  MAXMEM   TIMEOUT  INSTRUCTIONS  UPDATED\na     1        2 B   default  default  default       -\n"), "{}", &text[..200]);
+    run.assert_peak_below_mib(40);
+}
+
+#[test]
+fn a_big_result_is_indented_as_it_is_read() {
+    // A result of 2 million numbers, 4 MB: printed one a line, never built.
+    let body = array_of(2_000_000, "7");
+    let url = hostile(move |_, s| answer(s, 200, &body));
+    let run = slcli(&["--url", &url, "run", "x", "-b"], &[]);
+    run.assert_code(0);
+    assert_eq!(run.lines, 2_000_002);
+    assert!(run.stdout.starts_with(b"[\n  7,\n  7,\n"));
+    run.assert_peak_below_mib(40);
 }
