@@ -30,7 +30,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "TOKEN", help_heading = GLOBAL)]
     pub token: Option<String>,
 
-    /// Print the server's response body as is (JSON) instead of human-readable output
+    /// Print the server's response body (JSON; raw DEL and C1 controls as \u escapes) instead of
+    /// human-readable output
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 

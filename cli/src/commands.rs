@@ -14,7 +14,7 @@ use crate::args::{
 use crate::client::{self, encode, snippet, Client, Method, Reply};
 use crate::config::{self, Config};
 use crate::json::Scalar;
-use crate::output::{self, emit};
+use crate::output::{self, emit, visible, Lines};
 
 /// How a command that did not fail ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -116,15 +116,18 @@ struct Out {
 
 impl Out {
     fn print(self, reply: &Reply, human: impl FnOnce() -> Result<String>) -> Result<Status> {
-        let text = if self.json { reply.body.clone() } else { human()? };
-        emit(&text)?;
+        if self.json {
+            output::emit_json(&reply.body)?;
+        } else {
+            emit(&human()?)?;
+        }
         Ok(Status::Done)
     }
 
     /// [`print`](Self::print) for renderings that write as they go (tables, results).
     fn stream(self, reply: &Reply, human: impl FnOnce(&mut dyn std::io::Write) -> Result<()>) -> Result<Status> {
         if self.json {
-            emit(&reply.body)?;
+            output::emit_json(&reply.body)?;
         } else {
             output::to_stdout(human)?;
         }
@@ -166,8 +169,8 @@ fn ping(client: &Client, out: Out) -> Result<Status> {
     let reply = client.call(Method::Get, "/ping", None)?;
     let rtt = start.elapsed();
     out.print(&reply, || {
-        let body = reply.body.trim();
-        let body = if body.is_empty() { "OK" } else { body };
+        let body = visible(reply.body.trim(), Lines::One);
+        let body = if body.is_empty() { "OK" } else { &body };
         Ok(format!("{body} ({:.1} ms)", rtt.as_secs_f64() * 1000.0))
     })
 }
@@ -216,10 +219,10 @@ struct Written {
 fn summary(verb: &str, name: &str, reply: &Reply) -> Result<String> {
     let w: Written = reply.json()?;
     let field = |v: &Scalar| match v {
-        Scalar::Number(_) | Scalar::Str(_) => v.text(),
+        Scalar::Number(_) | Scalar::Str(_) => visible(&v.text(), Lines::One).into_owned(),
         _ => "?".to_string(),
     };
-    let name = w.name.as_str().unwrap_or(name);
+    let name = visible(w.name.as_str().unwrap_or(name), Lines::One);
     Ok(format!("{verb} {name} (version {}, {} bytes of bytecode)", field(&w.version), field(&w.size)))
 }
 
@@ -252,7 +255,7 @@ fn run_action(client: &Client, out: Out, args: RunArgs) -> Result<Status> {
     }
     let reply = client.call(Method::Post, &path, Some(&body))?;
     out.print(&reply, || match reply.json::<Submitted>()?.id {
-        Scalar::Str(id) => Ok(id),
+        Scalar::Str(id) => Ok(visible(&id, Lines::One).into_owned()),
         _ => bail!("the server's answer has no InvocationId: {}", snippet(&reply.body)),
     })
 }
@@ -280,9 +283,9 @@ fn resolve(client: &Client, out: Out, args: ResolveArgs) -> Result<Status> {
     if reply.status == 202 {
         let status = reply.json::<Pending>().ok().and_then(|p| p.status.as_str().map(str::to_string));
         if out.json {
-            emit(&reply.body)?;
+            output::emit_json(&reply.body)?;
         }
-        eprintln!("pending (status: {})", status.as_deref().unwrap_or("unknown"));
+        eprintln!("pending (status: {})", visible(status.as_deref().unwrap_or("unknown"), Lines::One));
         return Ok(Status::Pending);
     }
     out.stream(&reply, |w| output::write_result(&reply.body, w))

@@ -28,6 +28,7 @@ use crate::client::{encode, Client, Method, Reply, ServerError};
 use crate::json::{self, Scalar};
 use crate::locate;
 use crate::manifest::{Limits, Manifest};
+use crate::output::{visible, Lines};
 use crate::plan::{Local, LocalAction, Plan, Remote, RemoteAction, Update};
 use crate::routes::{self, Route};
 use crate::state::State;
@@ -447,12 +448,15 @@ impl Run<'_> {
     }
 }
 
-/// Prints an event: changes on stdout, failures on stderr, after `prefix`.
+/// Prints an event: changes on stdout (one line each), failures on stderr
+/// (a message, which may have more lines), after `prefix`. Control
+/// characters, which a server may put in names and messages, are shown as
+/// escapes.
 pub fn print_event(prefix: &str, event: &Event) {
     if event.is_failure() {
-        eprintln!("{prefix}{event}");
+        eprintln!("{prefix}{}", visible(&event.to_string(), Lines::Keep));
     } else {
-        println!("{prefix}{event}");
+        println!("{prefix}{}", visible(&event.to_string(), Lines::One));
     }
 }
 

@@ -22,6 +22,7 @@ use crate::app::{self, Kind};
 use crate::client::{Client, Method};
 use crate::deploy;
 use crate::manifest;
+use crate::output::{visible, Lines};
 
 /// The long help of `slcli dev`.
 pub const LONG_ABOUT: &str = "\
@@ -133,7 +134,7 @@ fn deploy_now(client: &Client, url: &str, dir: &Path) -> Option<Instant> {
         Ok(local) => local,
         Err(e) => {
             // A problem in the files: wait for the next change.
-            eprintln!("{}error: {e:#}", stamp());
+            eprintln!("{}error: {}", stamp(), visible(&format!("{e:#}"), Lines::Keep));
             return None;
         }
     };
@@ -143,7 +144,8 @@ fn deploy_now(client: &Client, url: &str, dir: &Path) -> Option<Instant> {
             None
         }
         Err(e) => {
-            eprintln!("{}error: {e:#} (trying again in {} s)", stamp(), RETRY.as_secs());
+            let e = visible(&format!("{e:#}"), Lines::Keep).into_owned();
+            eprintln!("{}error: {e} (trying again in {} s)", stamp(), RETRY.as_secs());
             Some(Instant::now() + RETRY)
         }
     }

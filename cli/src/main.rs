@@ -60,9 +60,10 @@ fn report(e: &anyhow::Error, json: bool) -> ExitCode {
         // Scripts get the server's error body on stdout as well.
         let server = e.chain().find_map(|c| c.downcast_ref::<ServerError>());
         if let Some(server) = server.filter(|s| !s.body.trim().is_empty()) {
-            let _ = output::emit(&server.body);
+            let _ = output::emit_json(&server.body);
         }
     }
-    eprintln!("error: {e:#}");
+    // The message may quote the server: its control characters are shown as escapes.
+    eprintln!("error: {}", output::visible(&format!("{e:#}"), output::Lines::Keep));
     ExitCode::FAILURE
 }

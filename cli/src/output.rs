@@ -1,6 +1,12 @@
 //! Human-readable rendering (results, tables, an action's details) and
 //! writing to stdout. With `--json` the commands print the server's body
-//! as is instead, through [`emit`].
+//! instead, through [`emit_json`].
+//!
+//! Text from the server is never printed raw: [`visible`] shows control
+//! characters as escapes (`\e` for ESC, `\r`, `\xNN`), so an answer cannot
+//! clear the screen, set the window title, colour the terminal or overwrite
+//! a line. Messages and multi-line text keep their line breaks; names and
+//! table cells are kept on one line.
 //!
 //! Answers are rendered without building them whole ([`crate::json`]):
 //! tables read the server's array twice, one element at a time (first to
@@ -8,6 +14,7 @@
 //! are re-indented as text. What a command holds is the body, bounded by
 //! the client, and one row; the time is that of reading it and printing.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 
@@ -18,14 +25,98 @@ use serde::{Deserialize, Deserializer};
 
 use crate::json::{self, Scalar};
 
-/// Writes `text` to stdout, ending it with a newline.
+/// How [`visible`] treats line breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    /// Multi-line text (results, sources, messages): `\n` and `\t` stay,
+    /// and so does a `\r` right before a `\n` (a CRLF line end), which cannot
+    /// overwrite anything. Any other `\r` is escaped.
+    Keep,
+    /// One line (a name, a table cell, a status): `\n`, `\r` and `\t` are
+    /// escaped too.
+    One,
+}
+
+/// `text` with every control character shown as an escape, so that text
+/// from the server cannot drive the terminal: ESC is `\e`, CR `\r` (LF
+/// `\n` and TAB `\t` with [`Lines::One`]), any other C0 control, DEL and
+/// the C1 controls (U+0080 to U+009F) `\xNN`. Everything else, a backslash
+/// included, is left as it is. The one place where this is decided.
+pub fn visible(text: &str, lines: Lines) -> Cow<'_, str> {
+    let keep = |i: usize, c: char| match c {
+        '\n' | '\t' => lines == Lines::Keep,
+        '\r' => lines == Lines::Keep && text[i + 1..].starts_with('\n'),
+        c => !c.is_control(),
+    };
+    if text.char_indices().all(|(i, c)| keep(i, c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if keep(i, c) => out.push(c),
+            '\x1b' => out.push_str("\\e"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`visible`] for an owned string, without copying a clean one.
+fn visible_owned(text: String, lines: Lines) -> String {
+    match visible(&text, lines) {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(escaped) => Some(escaped),
+    }
+    .unwrap_or(text)
+}
+
+/// Writes `text` to stdout, ending it with a newline. Its control
+/// characters are shown as escapes ([`visible`], keeping line breaks): the
+/// commands build `text` from what the server said.
 pub fn emit(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    if !text.ends_with('\n') {
-        out.write_all(b"\n")?;
-    }
+    write_text(&mut out, &visible(text, Lines::Keep))?;
     out.flush()
+}
+
+/// `--json`: writes the server's `body` to stdout as it came, if it is
+/// JSON, except for the control characters JSON lets through raw: DEL and
+/// the C1 controls in strings become `\u00XX` escapes (the value is the
+/// same) and a CR between tokens is left out. A body that is not JSON
+/// (`OK`, or anything a hostile server sends) is shown like text
+/// ([`visible`]).
+pub fn emit_json(body: &str) -> Result<()> {
+    to_stdout(|out| Ok(write_json(body, out)?))
+}
+
+/// The writer of [`emit_json`].
+fn write_json(body: &str, out: &mut dyn Write) -> io::Result<()> {
+    if !json::is_json(body) {
+        return write_text(out, &visible(body, Lines::Keep));
+    }
+    // In valid JSON, raw control characters other than whitespace can only
+    // be DEL and C1 controls inside strings.
+    let raw = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !body.chars().any(raw) {
+        return write_text(out, body);
+    }
+    let mut clean = String::with_capacity(body.len() + 16);
+    for c in body.chars() {
+        match c {
+            '\r' => {}
+            c if raw(c) => {
+                let _ = write!(clean, "\\u{:04x}", u32::from(c));
+            }
+            c => clean.push(c),
+        }
+    }
+    write_text(out, &clean)
 }
 
 /// Runs `write` on a buffered stdout, then flushes it.
@@ -47,21 +138,24 @@ fn write_text(out: &mut dyn Write, text: &str) -> io::Result<()> {
 
 /// An invocation result (a response body) for people: a JSON string as its
 /// bare text, any other JSON value indented, anything else as is.
+/// Control characters are shown as escapes ([`visible`]; line breaks stay).
 pub fn write_result(body: &str, out: &mut dyn Write) -> Result<()> {
     if let Ok(text) = serde_json::from_str::<String>(body) {
-        write_text(out, &text)?;
+        write_text(out, &visible(&text, Lines::Keep))?;
     } else if json::is_json(body) {
         write_pretty(body, out)?;
         out.write_all(b"\n")?;
     } else {
-        write_text(out, body)?;
+        write_text(out, &visible(body, Lines::Keep))?;
     }
     Ok(())
 }
 
 /// Writes `json`, which must be valid JSON, indented as serde_json's pretty
 /// printer does (two spaces, `"key": value`, `[]` and `{}` when empty), but
-/// as text: nothing is built, and numbers and strings stay as they came.
+/// as text: nothing is built, and numbers and strings stay as they came,
+/// but for the DEL and C1 controls JSON allows raw in strings, written as
+/// `\u00XX` escapes (as `--json` does).
 fn write_pretty(json: &str, out: &mut dyn Write) -> io::Result<()> {
     let mut buf = String::with_capacity(64 * 1024);
     let mut depth = 0usize;
@@ -74,12 +168,23 @@ fn write_pretty(json: &str, out: &mut dyn Write) -> io::Result<()> {
     while let Some(c) = chars.next() {
         if in_string {
             match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
+                _ if escaped => {
+                    escaped = false;
+                    buf.push(c);
+                }
+                '\\' => {
+                    escaped = true;
+                    buf.push(c);
+                }
+                '"' => {
+                    in_string = false;
+                    buf.push(c);
+                }
+                c if c.is_control() => {
+                    let _ = write!(buf, "\\u{:04x}", u32::from(c));
+                }
+                c => buf.push(c),
             }
-            buf.push(c);
         } else {
             match c {
                 '"' => {
@@ -271,7 +376,7 @@ pub fn action_details(body: &str) -> Result<String> {
         ["name", "version", "size", "maxmem", "timeout", "instructions", "created", "updated", "checksum"];
     let details: Details = serde_json::from_str(body)
         .map_err(|e| anyhow!("the server's answer is not a JSON object of an action: {e}"))?;
-    let mut lines: Vec<(String, String)> = Vec::new();
+    let mut lines: Vec<(Cow<str>, String)> = Vec::new();
     for key in ORDER {
         if let Some((_, v)) = details.fields.iter().find(|(k, _)| k == key) {
             let shown = match key {
@@ -282,12 +387,12 @@ pub fn action_details(body: &str) -> Result<String> {
                 "created" | "updated" => time(v),
                 _ => v.text(),
             };
-            lines.push((key.to_string(), shown));
+            lines.push((Cow::Borrowed(key), visible_owned(shown, Lines::One)));
         }
     }
     for (key, v) in &details.fields {
         if !ORDER.contains(&key.as_str()) {
-            lines.push((key.clone(), v.text()));
+            lines.push((visible(key, Lines::One), visible_owned(v.text(), Lines::One)));
         }
     }
     let width = lines.iter().map(|(k, _)| k.chars().count() + 1).max().unwrap_or(0);
@@ -303,14 +408,15 @@ pub fn action_details(body: &str) -> Result<String> {
             .decode(code.trim())
             .context("the server sent the action's source in invalid base64")?;
         out.push('\n');
-        out.push_str(&String::from_utf8_lossy(&source));
+        out.push_str(&visible(&String::from_utf8_lossy(&source), Lines::Keep));
     }
     Ok(out)
 }
 
 /// Writes the JSON array `body` as a table with `headers`: one row per
 /// element, read as a `T` and turned into cells by `cells`; `[]` without
-/// rows. Left-aligned columns two spaces apart. The array is read twice,
+/// rows. Left-aligned columns two spaces apart, each cell on one line
+/// ([`visible`] with [`Lines::One`]). The array is read twice,
 /// an element at a time: first to check every element and measure the
 /// columns (nothing is written if one is wrong), then to write the rows.
 /// `what` names the elements in errors.
@@ -321,6 +427,7 @@ pub fn table<T: DeserializeOwned>(
     out: &mut dyn Write,
     cells: impl Fn(T) -> Vec<String>,
 ) -> Result<()> {
+    let cells = |item: T| -> Vec<String> { cells(item).into_iter().map(|c| visible_owned(c, Lines::One)).collect() };
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     let rows = json::each(body, |item: T| {
         for (w, cell) in widths.iter_mut().zip(cells(item)) {
@@ -573,5 +680,50 @@ function main() return 1 end
         // Containers where a scalar belongs are shown as such, not built.
         let t = actions_table(&[json!({"name": ["a", "b"], "version": {"v": 1}})]);
         assert!(t.ends_with("\n[...]  {...}    -     -       -        -             -\n"), "{t}");
+    }
+
+    #[test]
+    fn control_characters_are_shown_as_escapes() {
+        let attack = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[31mred";
+        assert_eq!(visible(attack, Lines::Keep), r"\e]0;pwned\x07\e[2J\e[31mred");
+        assert_eq!(visible("a\u{0}b\u{7f}c\u{9b}d\u{85}", Lines::One), r"a\x00b\x7fc\x9bd\x85");
+        // Line breaks stay in text, not in one-line fields; a lone CR never stays.
+        assert_eq!(visible("one\ntwo\tx\r\nthree", Lines::Keep), "one\ntwo\tx\r\nthree");
+        assert_eq!(visible("one\ntwo\tx\r\nthree", Lines::One), r"one\ntwo\tx\r\nthree");
+        assert_eq!(visible("safe\rEVIL", Lines::Keep), r"safe\rEVIL");
+        assert_eq!(visible("end\r", Lines::Keep), r"end\r");
+        // Printable text, backslashes and non-ASCII letters are left alone, without a copy.
+        for clean in [r"C:\path \e", "héllo wörld ✓", ""] {
+            assert!(matches!(visible(clean, Lines::One), Cow::Borrowed(t) if t == clean));
+        }
+    }
+
+    #[test]
+    fn json_output_stays_json_without_raw_controls() {
+        let json_out = |body: &str| written(|out| Ok(write_json(body, out)?));
+        // Valid JSON comes out as it came (serde escaped the C0 controls already).
+        let body = r#"{"name": "\u001b[2J", "n": 1}"#;
+        assert_eq!(json_out(body), format!("{body}\n"));
+        // JSON lets DEL and C1 controls through raw: they become \u escapes, the value unchanged.
+        let body = "[\"a\u{7f}b\u{9b}c\"]\r\n";
+        let out = json_out(body);
+        assert_eq!(out, "[\"a\\u007fb\\u009bc\"]\n");
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), serde_json::from_str::<Value>(body).unwrap());
+        // What is not JSON is shown like text.
+        assert_eq!(json_out("OK"), "OK\n");
+        assert_eq!(json_out("\u{1b}[2Jgotcha"), "\\e[2Jgotcha\n");
+    }
+
+    #[test]
+    fn results_tables_and_details_show_escapes() {
+        assert_eq!(result_text(r#""\u001b]0;title\u0007line 1\nline 2\rX""#), "\\e]0;title\\x07line 1\nline 2\\rX");
+        assert_eq!(result_text("raw \u{1b}[31m body"), r"raw \e[31m body");
+        assert_eq!(result_text("{\"k\u{9b}\": \"v\u{7f}\"}"), "{\n  \"k\\u009b\": \"v\\u007f\"\n}");
+        let t = actions_table(&[json!({"name": "a\u{1b}[2J\nb", "version": 1})]);
+        assert!(t.contains(r"a\e[2J\nb  1"), "{t}");
+        assert!(!t.contains('\u{1b}') && t.lines().count() == 2, "{t}");
+        let code = base64::engine::general_purpose::STANDARD.encode("x = 1\r\nprint('\u{1b}[2J')\n");
+        let shown = action_details(&json!({"name": "n\u{1b}", "own\ner": "\r", "code": code}).to_string()).unwrap();
+        assert_eq!(shown, "name:     n\\e\nown\\ner:  \\r\n\nx = 1\r\nprint('\\e[2J')\n");
     }
 }

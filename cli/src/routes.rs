@@ -210,12 +210,12 @@ pub fn add_command(client: &Client, json: bool, route: &Route) -> Result<()> {
     }
     let reply = add(client, route)?.success()?;
     if json {
-        output::emit(&reply.body)?;
+        output::emit_json(&reply.body)?;
         return Ok(());
     }
     // Show the route as the server stored it, if it says.
     let stored = serde_json::from_str::<Wire>(&reply.body).map(Route::from).unwrap_or_else(|_| route.clone());
-    output::emit(&format!("route added {stored}"))?;
+    output::emit(&format!("route added {}", output::visible(&stored.to_string(), output::Lines::One)))?;
     Ok(())
 }
 
@@ -223,7 +223,7 @@ pub fn add_command(client: &Client, json: bool, route: &Route) -> Result<()> {
 pub fn list_command(client: &Client, json: bool) -> Result<()> {
     let reply = client.call(Method::Get, "/routes", None)?;
     if json {
-        output::emit(&reply.body)?;
+        output::emit_json(&reply.body)?;
     } else {
         output::to_stdout(|out| table(&reply.body, out))?;
     }
@@ -234,8 +234,11 @@ pub fn list_command(client: &Client, json: bool) -> Result<()> {
 pub fn delete_command(client: &Client, json: bool, method: &str, host: &str, path: &str) -> Result<()> {
     let route = Route::new(method, host, path, "");
     let reply = delete(client, &route)?.success()?;
-    let text = if json { reply.body } else { format!("route deleted {}", route.target()) };
-    output::emit(&text)?;
+    if json {
+        output::emit_json(&reply.body)?;
+    } else {
+        output::emit(&format!("route deleted {}", output::visible(&route.target(), output::Lines::One)))?;
+    }
     Ok(())
 }
 

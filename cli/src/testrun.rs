@@ -20,7 +20,7 @@ use crate::app::{self, Kind, LuaFile};
 use crate::client::{encode, snippet, Client, Method, ServerError};
 use crate::json::{self, Scalar};
 use crate::locate;
-use crate::output::emit;
+use crate::output::{emit, visible, Lines};
 
 /// The harness appended to every test file.
 const HARNESS: &str = include_str!("harness.lua");
@@ -150,12 +150,15 @@ fn case_names(body: &str) -> Result<Vec<String>> {
 }
 
 /// `ok 1 - items_test.lua: test_create`, or `not ok ...` with `  # ` lines.
+/// The label (the case name comes from the server) is one line, and the
+/// message's control characters but its line breaks are shown as escapes.
 pub fn tap_line(n: usize, label: &str, verdict: &Verdict) -> String {
+    let label = visible(label, Lines::One);
     match verdict {
         Verdict::Pass => format!("ok {n} - {label}"),
         Verdict::Fail(message) => {
             let mut out = format!("not ok {n} - {label}");
-            for line in message.lines() {
+            for line in visible(message, Lines::Keep).lines() {
                 out.push_str("\n  # ");
                 out.push_str(line);
             }
@@ -174,7 +177,8 @@ impl Drop for Temporaries<'_> {
     fn drop(&mut self) {
         for name in &self.names {
             if let Err(e) = self.client.send(Method::Delete, &format!("/actions/{}", encode(name)), None) {
-                eprintln!("warning: could not delete the temporary action {name}: {e:#}");
+                let e = visible(&format!("{e:#}"), Lines::Keep).into_owned();
+                eprintln!("warning: could not delete the temporary action {name}: {e}");
             }
         }
     }
@@ -331,6 +335,11 @@ mod tests {
         assert_eq!(
             tap_line(2, "items_test.lua: test_delete", &Verdict::Fail("items_test.lua:7: expected 1\ngot 2".into())),
             "not ok 2 - items_test.lua: test_delete\n  # items_test.lua:7: expected 1\n  # got 2"
+        );
+        // A case name and a message from the server cannot drive the terminal.
+        assert_eq!(
+            tap_line(3, "x_test.lua: test_\u{1b}[2J\n", &Verdict::Fail("a\u{1b}]0;t\u{7}\r\nb\rc".into())),
+            "not ok 3 - x_test.lua: test_\\e[2J\\n\n  # a\\e]0;t\\x07\n  # b\\rc"
         );
     }
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 const SLCLI: &str = env!("CARGO_BIN_EXE_slcli");
 
 /// A server on a free port of 127.0.0.1 that answers every request with
-/// `answer(request line, stream)`, one thread per connection, for the rest
-/// of the test process. Returns its URL.
+/// `answer(request line and body, stream)`, one thread per connection, for
+/// the rest of the test process. Returns its URL.
 fn hostile(answer: impl Fn(&str, &mut TcpStream) + Send + Sync + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -32,7 +32,7 @@ fn hostile(answer: impl Fn(&str, &mut TcpStream) + Send + Sync + 'static) -> Str
     url
 }
 
-/// Reads a request's head and body; returns its request line.
+/// Reads a request's head and body; returns its request line, a space and its body.
 fn read_request(stream: &mut TcpStream) -> Option<String> {
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
@@ -51,8 +51,9 @@ fn read_request(stream: &mut TcpStream) -> Option<String> {
             }
         }
     }
-    reader.read_exact(&mut vec![0; length]).ok()?;
-    Some(line.trim_end().to_string())
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(format!("{} {}", line.trim_end(), String::from_utf8_lossy(&body)))
 }
 
 /// Writes a chunked answer: `[`, then `0,` forever in 64 KiB chunks (until
@@ -277,4 +278,102 @@ fn a_big_result_is_indented_as_it_is_read() {
     assert_eq!(run.lines, 2_000_002);
     assert!(run.stdout.starts_with(b"[\n  7,\n  7,\n"));
     run.assert_peak_below_mib(40);
+}
+
+/// What the escape-sequence server answers `request` (its line and body):
+/// names, results, messages and logs full of terminal control sequences.
+fn escapes(request: &str) -> (u16, Vec<u8>) {
+    use base64::Engine;
+    const ESC: &str = r"\u001b]0;pwned\u0007\u001b[2J\u001b[31m";
+    let json = |status, text: String| (status, text.into_bytes());
+    let source = base64::engine::general_purpose::STANDARD.encode("print('\u{1b}[2J')\r\nreturn 1\rX");
+    let (line, body) = request.split_once(" HTTP/1.1 ").unwrap_or((request, ""));
+    match line {
+        "GET /ping" => (200, b"\x1b[2JOK\x1b]0;pwned\x07".to_vec()),
+        "GET /actions" if body.is_empty() => json(200, format!(r#"[{{"name":"{ESC}","version":"{ESC}"}}]"#)),
+        "GET /actions/x" => json(200, format!(r#"{{"name":"{ESC}","{ESC}":"{ESC}","code":"{source}"}}"#)),
+        "POST /actions/x/block" => (200, b"raw \x1b[2J body\rEVIL \x9b\x7f".to_vec()),
+        "POST /actions/x" => json(202, format!(r#"{{"InvocationId":"{ESC}"}}"#)),
+        "POST /actions" if body.contains("_test.") => json(201, "{}".into()),
+        "POST /actions" if body.contains(r#""name":"a""#) => {
+            json(400, format!(r#"{{"error":{{"kind":"compile","message":"a:1: {ESC}\rEVIL"}}}}"#))
+        }
+        "POST /actions" => json(201, format!(r#"{{"name":"{ESC}","version":"{ESC}","size":1}}"#)),
+        "GET /invocation/i" => json(200, format!(r#""{ESC}line 1\nline 2\rEVIL""#)),
+        "GET /invocation/p" => json(202, format!(r#"{{"status":"{ESC}"}}"#)),
+        "GET /invocations" => json(
+            200,
+            format!(
+                r#"[{{"id":"{ESC}","action":"{ESC}","status":"{ESC}","error":{{"kind":"{ESC}"}},"logs":"{ESC}"}}]"#
+            ),
+        ),
+        "GET /plugins" => json(200, format!(r#"[{{"name":"{ESC}","file":"{ESC}"}}]"#)),
+        "GET /routes" => json(200, format!(r#"[{{"method":"{ESC}","path":"/{ESC}","action":"{ESC}"}}]"#)),
+        "POST /routes" => json(201, format!(r#"{{"method":"GET","path":"/{ESC}","action":"{ESC}"}}"#)),
+        l if l.starts_with("POST /actions/_test.") && body.contains("list") => json(200, format!(r#"["test_{ESC}"]"#)),
+        l if l.starts_with("POST /actions/_test.") => json(200, format!(r#"{{"ok":false,"message":"{ESC}\nEVIL\r"}}"#)),
+        _ => json(500, format!(r#"{{"error":{{"kind":"{ESC}","message":"{ESC}boom\rEVIL"}}}}"#)),
+    }
+}
+
+#[test]
+fn escape_sequences_from_the_server_are_never_printed_raw() {
+    let url = hostile(|request, s| {
+        let (status, body) = escapes(request);
+        answer(s, status, &body)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join("a.lua"), "function main() return 1 end\n").unwrap();
+    std::fs::write(app.join("a_test.lua"), "function test_a() end\n").unwrap();
+    let app = app.to_str().unwrap();
+    let file = format!("{app}/a.lua");
+    let runs: [&[&str]; 20] = [
+        &["ping"],
+        &["list"],
+        &["--json", "list"],
+        &["get", "x"],
+        &["--json", "get", "x"],
+        &["run", "x", "-b"],
+        &["--json", "run", "x", "-b"],
+        &["run", "x"],
+        &["create", "x", "-f", &file],
+        &["resolve", "i"],
+        &["resolve", "p"],
+        &["--json", "resolve", "p"],
+        &["invocations"],
+        &["plugins"],
+        &["route", "list"],
+        &["route", "add", "GET", "/x", "x"],
+        &["delete", "x"],
+        &["--json", "delete", "x"],
+        &["deploy", app],
+        &["test", app],
+    ];
+    let mut problems = Vec::new();
+    for args in runs {
+        let mut all = vec!["--url", url.as_str()];
+        all.extend_from_slice(args);
+        let run = slcli(&all, &[]);
+        for (name, out) in [("stdout", &run.stdout[..]), ("stderr", run.stderr.as_bytes())] {
+            let text = String::from_utf8_lossy(out);
+            // A CR that does not end a line could overwrite it.
+            let lone_cr = out.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n') || out.last() == Some(&b'\r');
+            for (found, what) in [
+                (out.contains(&0x1b), "a raw ESC"),
+                (lone_cr, "a lone CR"),
+                (text.contains(['\u{9b}', '\u{7f}', '\u{7}']), "a raw BEL, DEL or CSI"),
+            ] {
+                if found {
+                    problems.push(format!("{what} on the {name} of slcli {args:?}: {text:?}"));
+                }
+            }
+        }
+        let both = format!("{}{}", String::from_utf8_lossy(&run.stdout), run.stderr);
+        if !both.contains(r"\e[2J") && !both.contains(r"\u001b[2J") {
+            problems.push(format!("nothing of the answer shown by slcli {args:?}: {both:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
 }
