@@ -5,7 +5,13 @@
 //! replaced by `.`: `users/get.lua` is `users.get`. Hidden files and
 //! directories (a name starting with `.`, such as `.sl/` and `.git/`) are
 //! skipped, and so are test files (`*_test.lua`), which `slcli test` runs.
-//! Symbolic links to files are followed, links to directories are not.
+//!
+//! Symbolic links to files are followed if the file they lead to (all links
+//! resolved) is inside the directory; a link to a file outside it is an
+//! error naming the link and its target, before anything is sent, so that
+//! deploying or testing a directory never uploads a file from elsewhere
+//! (`~/.ssh/id_rsa` linked as `key.lua`, say). Links to directories are not
+//! followed, and neither are dangling links.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -73,8 +79,70 @@ pub fn action_name(rel: &Path) -> Result<String> {
 pub struct LuaFile {
     /// The path relative to the app directory.
     pub rel: PathBuf,
-    /// The full path.
+    /// Where to read it: its full path, or for a symbolic link the file it
+    /// leads to (inside the directory).
     pub path: PathBuf,
+}
+
+/// A symbolic link that leads out of the app directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outside {
+    /// The link's path relative to the app directory.
+    pub rel: PathBuf,
+    /// The file it leads to, all links resolved.
+    pub target: PathBuf,
+}
+
+impl Outside {
+    /// Why the link is refused, for the directory `dir`.
+    pub fn message(&self, dir: &Path) -> String {
+        outside_message(&display_rel(&self.rel), &self.target, dir)
+    }
+}
+
+/// The refusal of the link `shown` of directory `dir`, which leads to `target`.
+fn outside_message(shown: &str, target: &Path, dir: &Path) -> String {
+    format!(
+        "{shown} is a symbolic link to {}, outside the app directory {}; slcli reads only files inside \
+         the directory: copy the file in, or link to a file inside it",
+        target.display(),
+        dir.display()
+    )
+}
+
+/// Where the symbolic link `path` leads, all links resolved: `Ok(Some)`
+/// for a file inside `root` (the app directory's canonical path), `Ok(None)`
+/// for a dangling link or a link to something else than a file (neither is
+/// read), `Err` with the file for a file outside `root`.
+fn follow_link(root: &Path, path: &Path) -> std::result::Result<Option<PathBuf>, PathBuf> {
+    let Ok(target) = fs::canonicalize(path) else { return Ok(None) };
+    if !fs::metadata(&target).is_ok_and(|m| m.is_file()) {
+        return Ok(None);
+    }
+    if target.starts_with(root) {
+        Ok(Some(target))
+    } else {
+        Err(target)
+    }
+}
+
+/// The file outside `dir` that `dir/name` (a file slcli reads, such as
+/// `sl.toml`) leads to, if it is a symbolic link that leads out.
+pub fn outside_target(dir: &Path, name: &str) -> Option<PathBuf> {
+    let path = dir.join(name);
+    if !fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return None;
+    }
+    let root = fs::canonicalize(dir).ok()?;
+    follow_link(&root, &path).err()
+}
+
+/// `dir/name` must not be a symbolic link out of `dir` (see [`outside_target`]).
+pub fn check_inside(dir: &Path, name: &str) -> Result<()> {
+    match outside_target(dir, name) {
+        Some(target) => bail!("{}", outside_message(name, &target, dir)),
+        None => Ok(()),
+    }
 }
 
 impl LuaFile {
@@ -93,20 +161,44 @@ pub enum Kind {
     Tests,
 }
 
-/// The Lua files of `kind` under `dir`, sorted by relative path.
-pub fn lua_files(dir: &Path, kind: Kind) -> Result<Vec<LuaFile>> {
+/// The Lua files of `kind` under a directory, and the links among them
+/// that lead out of it, both sorted by relative path.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub files: Vec<LuaFile>,
+    pub outside: Vec<Outside>,
+}
+
+/// Lists the Lua files of `kind` under `dir` (see [`Listing`]). Links that
+/// lead out are listed apart, their targets not read.
+pub fn listing(dir: &Path, kind: Kind) -> Result<Listing> {
     let meta = fs::metadata(dir).with_context(|| format!("cannot read directory {}", dir.display()))?;
     if !meta.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
-    let mut files = Vec::new();
-    walk(dir, Path::new(""), kind, &mut files)?;
-    files.sort_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(files)
+    let root = fs::canonicalize(dir).with_context(|| format!("cannot read directory {}", dir.display()))?;
+    let mut listing = Listing::default();
+    walk(dir, &root, Path::new(""), kind, &mut listing)?;
+    listing.files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    listing.outside.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(listing)
 }
 
-fn walk(root: &Path, rel: &Path, kind: Kind, files: &mut Vec<LuaFile>) -> Result<()> {
-    let dir = root.join(rel);
+/// The Lua files of `kind` under `dir`, sorted by relative path; a link
+/// that leads out of `dir` is an error (all of them, named with their targets).
+pub fn lua_files(dir: &Path, kind: Kind) -> Result<Vec<LuaFile>> {
+    let listing = listing(dir, kind)?;
+    if !listing.outside.is_empty() {
+        let messages: Vec<String> = listing.outside.iter().map(|o| o.message(dir)).collect();
+        bail!("{}", messages.join("\n"));
+    }
+    Ok(listing.files)
+}
+
+/// Lists the directory `rel` of the app directory `top` (whose canonical
+/// path is `root`) into `listing`, and its subdirectories.
+fn walk(top: &Path, root: &Path, rel: &Path, kind: Kind, listing: &mut Listing) -> Result<()> {
+    let dir = top.join(rel);
     let entries = fs::read_dir(&dir).with_context(|| format!("cannot read directory {}", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot read directory {}", dir.display()))?;
@@ -118,21 +210,23 @@ fn walk(root: &Path, rel: &Path, kind: Kind, files: &mut Vec<LuaFile>) -> Result
         let rel_child = rel.join(&name);
         let file_type = entry.file_type().with_context(|| format!("cannot read {}", entry.path().display()))?;
         if file_type.is_dir() {
-            walk(root, &rel_child, kind, files)?;
-            continue;
-        }
-        let is_file = if file_type.is_symlink() {
-            // A link to a file counts; a dangling link or one to a directory does not.
-            fs::metadata(entry.path()).map(|m| m.is_file()).unwrap_or(false)
-        } else {
-            file_type.is_file()
-        };
-        if !is_file || !name_str.ends_with(".lua") {
+            walk(top, root, &rel_child, kind, listing)?;
             continue;
         }
         let is_test = name_str.ends_with(TEST_SUFFIX);
-        if is_test == (kind == Kind::Tests) {
-            files.push(LuaFile { path: entry.path(), rel: rel_child });
+        if !name_str.ends_with(".lua") || is_test != (kind == Kind::Tests) {
+            continue;
+        }
+        if !file_type.is_symlink() {
+            if file_type.is_file() {
+                listing.files.push(LuaFile { path: entry.path(), rel: rel_child });
+            }
+            continue;
+        }
+        match follow_link(root, &entry.path()) {
+            Ok(Some(target)) => listing.files.push(LuaFile { path: target, rel: rel_child }),
+            Ok(None) => {}
+            Err(target) => listing.outside.push(Outside { rel: rel_child, target }),
         }
     }
     Ok(())
@@ -261,5 +355,54 @@ mod tests {
         std::os::unix::fs::symlink(dir.join("gone.lua"), dir.join("dangling.lua")).unwrap();
         let names: Vec<String> = actions(&dir).unwrap().into_keys().collect();
         assert_eq!(names, ["alias", "real"]);
+        // A link inside is read from its target.
+        let alias = &actions(&dir).unwrap()["alias"];
+        assert_eq!(alias.path, fs::canonicalize(dir.join("real.lua")).unwrap());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_out_of_the_directory_are_refused_with_their_targets() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("app");
+        write(&dir, "ok.lua", "");
+        write(&dir, "sub/inner.lua", "");
+        write(tmp.path(), "secret.txt", "key");
+        write(tmp.path(), "elsewhere/t_test.lua", "");
+        let secret = fs::canonicalize(tmp.path().join("secret.txt")).unwrap();
+        symlink(&secret, dir.join("key.lua")).unwrap();
+        // Relative, through another directory, and back in: still outside once resolved.
+        symlink("../../secret.txt", dir.join("sub/deep.lua")).unwrap();
+        symlink("../../app/ok.lua", dir.join("sub/back.lua")).unwrap();
+        symlink(tmp.path().join("elsewhere/t_test.lua"), dir.join("t_test.lua")).unwrap();
+        // Names that are not read are not looked at.
+        symlink(&secret, dir.join("notes.txt")).unwrap();
+        symlink(&secret, dir.join(".hidden.lua")).unwrap();
+
+        let listing = listing(&dir, Kind::Actions).unwrap();
+        let files: Vec<String> = listing.files.iter().map(LuaFile::shown).collect();
+        assert_eq!(files, ["ok.lua", "sub/back.lua", "sub/inner.lua"]);
+        let outside: Vec<(String, PathBuf)> =
+            listing.outside.iter().map(|o| (display_rel(&o.rel), o.target.clone())).collect();
+        assert_eq!(outside, [("key.lua".to_string(), secret.clone()), ("sub/deep.lua".to_string(), secret.clone())]);
+
+        let e = actions(&dir).unwrap_err().to_string();
+        let expected = format!(
+            "key.lua is a symbolic link to {}, outside the app directory {}; slcli reads only files inside the \
+             directory: copy the file in, or link to a file inside it",
+            secret.display(),
+            dir.display()
+        );
+        assert_eq!(e.lines().next(), Some(expected.as_str()), "{e}");
+        assert!(e.lines().nth(1).is_some_and(|l| l.starts_with("sub/deep.lua is a symbolic link to")), "{e}");
+        let e = lua_files(&dir, Kind::Tests).unwrap_err().to_string();
+        assert!(e.starts_with("t_test.lua is a symbolic link to"), "{e}");
+
+        symlink(&secret, dir.join("sl.toml")).unwrap();
+        assert_eq!(outside_target(&dir, "sl.toml"), Some(secret));
+        assert!(check_inside(&dir, "sl.toml").unwrap_err().to_string().starts_with("sl.toml is a symbolic link to"));
+        assert_eq!(outside_target(&dir, "ok.lua"), None);
+        assert_eq!(outside_target(&dir, "missing"), None);
     }
 }

@@ -72,6 +72,11 @@ whose file is gone. It prints one line per change:
 then a summary (`N created, N updated, N deleted, N routes added, N routes deleted`), or \
 just `nothing changed` (and sends no writes) when the server already matches.
 
+A symbolic link to a file counts if the file it leads to (all links resolved) is inside DIR; \
+a link that leads out of DIR (key.lua -> ~/.ssh/id_rsa) is an error naming the link and its \
+target, reported before anything is changed, so a deploy never uploads a file from elsewhere. \
+The same goes for sl.toml. Links to directories are not followed.
+
 A file the server refuses is reported with its path and line, e.g. \
 `users/get.lua:3: '=' expected near 'x'` (on stderr); the other files are still deployed, the \
 server keeps the refused action's previous version, and slcli exits with status 1.

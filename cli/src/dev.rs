@@ -71,11 +71,21 @@ struct Snapshot {
 impl Snapshot {
     /// Looks at the action files and the manifest of `dir`. The content of
     /// a file whose time and size are those in `before` is not read again.
+    /// A symbolic link that leads out of `dir` is not read at all: it is
+    /// seen by its target's path, so that adding, changing or removing it
+    /// starts a deploy, which refuses it.
     fn take(dir: &Path, before: &Snapshot) -> Result<Self> {
-        let mut paths: Vec<(PathBuf, PathBuf)> =
-            app::lua_files(dir, Kind::Actions)?.into_iter().map(|f| (f.rel, f.path)).collect();
-        paths.push((PathBuf::from(manifest::FILE), dir.join(manifest::FILE)));
+        let listing = app::listing(dir, Kind::Actions)?;
+        let mut paths: Vec<(PathBuf, PathBuf)> = listing.files.into_iter().map(|f| (f.rel, f.path)).collect();
+        let mut outside: Vec<(PathBuf, PathBuf)> = listing.outside.into_iter().map(|o| (o.rel, o.target)).collect();
+        match app::outside_target(dir, manifest::FILE) {
+            Some(target) => outside.push((PathBuf::from(manifest::FILE), target)),
+            None => paths.push((PathBuf::from(manifest::FILE), dir.join(manifest::FILE))),
+        }
         let mut files = BTreeMap::new();
+        for (rel, target) in outside {
+            files.insert(rel, Seen { modified: None, size: 0, hash: hash(target.as_os_str().as_encoded_bytes()) });
+        }
         for (rel, path) in paths {
             // A file that vanished or cannot be read now is looked at again next time.
             let Ok(meta) = fs::metadata(&path) else { continue };
@@ -219,6 +229,29 @@ mod tests {
         assert!(!third.same_content(&second));
         fs::remove_file(dir.join("a.lua")).unwrap();
         assert!(!Snapshot::take(dir, &third).unwrap().same_content(&third));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_out_of_the_directory_are_seen_but_not_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("app");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("a.lua"), "function main() return 1 end").unwrap();
+        fs::write(tmp.path().join("secret"), "one").unwrap();
+        fs::write(tmp.path().join("other"), "two").unwrap();
+        let first = Snapshot::take(&dir, &Snapshot::default()).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("secret"), dir.join("key.lua")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("secret"), dir.join("sl.toml")).unwrap();
+        let second = Snapshot::take(&dir, &first).unwrap();
+        assert!(!second.same_content(&first), "a new link is a change");
+        // Its target's content is never read: changing it is no change.
+        fs::write(tmp.path().join("secret"), "changed").unwrap();
+        assert!(Snapshot::take(&dir, &second).unwrap().same_content(&second));
+        // Pointing it elsewhere is.
+        fs::remove_file(dir.join("key.lua")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("other"), dir.join("key.lua")).unwrap();
+        assert!(!Snapshot::take(&dir, &second).unwrap().same_content(&second));
     }
 
     #[test]

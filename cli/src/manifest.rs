@@ -82,7 +82,9 @@ impl Manifest {
 
     /// Reads `DIR/sl.toml` (a missing file is an empty manifest) and
     /// checks it against the actions found in the directory.
+    /// A symbolic link that leads out of `dir` is refused, like a Lua file's.
     pub fn load(dir: &Path, actions: &BTreeSet<String>) -> Result<Self> {
+        crate::app::check_inside(dir, FILE)?;
         let path = dir.join(FILE);
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,

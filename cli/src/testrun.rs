@@ -29,7 +29,8 @@ const HARNESS: &str = include_str!("harness.lua");
 pub const LONG_ABOUT: &str = "\
 Run the Lua tests of a directory on the server.
 
-Test files are the *_test.lua files under DIR (at any depth, hidden directories skipped). \
+Test files are the *_test.lua files under DIR (at any depth, hidden directories skipped; a \
+symbolic link only to a file inside DIR, as for `slcli deploy`). \
 Each global function of a test file whose name starts with `test` is one test case:
 
     function test_create()

@@ -244,6 +244,65 @@ fn deploy_checks_the_directory_before_changing_anything() {
     assert!(stderr(&o).contains("cannot read directory no-such-dir"), "{}", stderr(&o));
 }
 
+#[cfg(unix)]
+#[test]
+fn deploy_test_and_dev_follow_links_inside_the_directory_only() {
+    use std::os::unix::fs::symlink;
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let app = cwd.join("app");
+    write(&app, "real.lua", "function main() return 'v1' end\n");
+    symlink("real.lua", app.join("alias.lua")).unwrap();
+    assert_eq!(
+        server.ok(cwd, &["deploy", "app"]),
+        "created alias\ncreated real\n2 created, 0 updated, 0 deleted, 0 routes added, 0 routes deleted\n"
+    );
+    assert_eq!(server.run(cwd, "alias"), "v1");
+
+    // A link out of the directory: refused, named with its target, and nothing is sent
+    // (not even the change to real.lua).
+    write(cwd, "secret.lua", "function main() return 'SECRET' end\n");
+    symlink("../secret.lua", app.join("leak.lua")).unwrap();
+    write(&app, "real.lua", "function main() return 'v2' end\n");
+    let o = server.slcli(cwd, &["deploy", "app"]);
+    assert_exit(&o, 1);
+    let secret = std::fs::canonicalize(cwd.join("secret.lua")).unwrap();
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: leak.lua is a symbolic link to {}, outside the app directory app; slcli reads only files \
+             inside the directory: copy the file in, or link to a file inside it\n",
+            secret.display()
+        )
+    );
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    assert_eq!(server.action_names(cwd), ["alias", "real"]);
+    assert_eq!(server.run(cwd, "real"), "v1");
+
+    // The same for a test file, before any temporary action is made.
+    write(cwd, "elsewhere_test.lua", "function test_x() end\n");
+    symlink(cwd.join("elsewhere_test.lua"), app.join("x_test.lua")).unwrap();
+    let o = server.slcli(cwd, &["test", "app"]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).starts_with("error: x_test.lua is a symbolic link to "), "{}", stderr(&o));
+    assert_eq!(server.action_names(cwd), ["alias", "real"]);
+
+    // `slcli dev` says so and keeps watching; without the link it deploys.
+    let mut child = server.command(cwd, &["dev", "app"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (out, err) = (Lines::default(), Lines::default());
+    out.follow(child.stdout.take().unwrap());
+    err.follow(child.stderr.take().unwrap());
+    let _child = Killed(child);
+    out.wait_for("watching app for changes", 0, Duration::from_secs(10));
+    err.wait_for("error: leak.lua is a symbolic link to ", 0, Duration::from_secs(5));
+    assert_eq!(server.run(cwd, "real"), "v1");
+    std::fs::remove_file(app.join("leak.lua")).unwrap();
+    out.wait_for("] updated real\n", 0, Duration::from_secs(5));
+    assert_eq!(server.run(cwd, "real"), "v2");
+    assert!(server.action_names(cwd).iter().all(|n| n != "leak"));
+}
+
 /// Kills the child when dropped (the test may fail half way).
 struct Killed(Child);
 
