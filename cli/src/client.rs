@@ -25,13 +25,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MIB: u64 = 1 << 20;
 
 /// The largest response body read unless configured otherwise: 256 MiB.
-/// It holds any result of an action at the server's default memory limit
+/// It holds the result of an action at the server's default memory limit
 /// (64 MiB, and a result counts against it) four times over, an action's
-/// source (the server takes requests of 1 MiB by default) many times over,
-/// and a page of 1000 invocation records with their 64 KiB of logs each and
-/// ~190 KiB of args and result each on average. Bigger honest answers (results of
-/// actions allowed more memory, pages of records with big results) need a
-/// higher `--max-body-mib`.
+/// source (the server takes requests of 1 MiB by default), and a page of
+/// 1000 invocation records with 64 KiB of text logs and some KiB of args
+/// and result each. Bigger honest answers (results of actions allowed more
+/// memory, pages of records with big results) need `--max-body-mib`; what
+/// a hostile server can make slcli hold is a small multiple of the bound.
 pub const DEFAULT_MAX_BODY: u64 = 256 * MIB;
 
 /// Checks a server URL and returns it without trailing slashes, so that
