@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{
-    alive, connect, parse_response, ping, read_response, send, serial, status_kib, wait_until, FloodWriter, Resp,
-    ResponseReader, TestServer,
+    alive, connect, parse_response, ping, read_response, send, serial, sockets_on, status_kib, wait_until, FloodWriter,
+    Resp, ResponseReader, TestServer,
 };
 
 // ---------------------------------------------------------------------------
@@ -64,26 +64,6 @@ fn fd_count(pid: u32) -> usize {
 fn settled_fd_count(pid: u32) -> usize {
     std::thread::sleep(Duration::from_millis(300));
     fd_count(pid)
-}
-
-/// The sockets of /proc/net/tcp whose local port is `port`, as
-/// `(state, receive queue)`: state 01 is established, 03 a handshake not
-/// yet acknowledged (SYN_RECV), 0A listening. The receive queue is the
-/// bytes not read yet, and for the listener the clients not accepted yet.
-fn sockets_on(port: u16) -> Vec<(String, usize)> {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let mut out = Vec::new();
-    for line in table.lines().skip(1) {
-        // sl local_address rem_address st tx_queue:rx_queue ...
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(local), Some(state), Some(queues)) = (f.get(1), f.get(3), f.get(4)) else { continue };
-        if local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) != Some(port) {
-            continue;
-        }
-        let rx = queues.split(':').nth(1).and_then(|q| usize::from_str_radix(q, 16).ok()).unwrap_or(0);
-        out.push((state.to_string(), rx));
-    }
-    out
 }
 
 /// The bytes the server has not read yet on its connections on `port`.

@@ -16,7 +16,7 @@ use input::{check_name, not_allowed, segments};
 
 use crate::answer::json_response;
 use crate::auth::{Access, Denied};
-use crate::http::{Method, Request, Response};
+use crate::http::{Head, Method, Request, Response};
 use crate::reactor::ConnRef;
 use crate::state::State;
 
@@ -28,30 +28,53 @@ pub(crate) fn handle(st: &mut State, conn: ConnRef, req: Request) {
     }
 }
 
-/// Finds the endpoint of a request and runs its handler. `None` means the
-/// answer comes later.
-fn endpoint(st: &mut State, conn: ConnRef, mut req: Request) -> Option<Response> {
-    let method = if req.method == Method::Head { Method::Get } else { req.method.clone() };
-    let (buf, n) = segments(&req.path);
-    let segs = &buf[..n];
-    let need = match (segs, &method) {
+/// Whether the token a request carries (`authorization`) allows `method`
+/// (HEAD counted as GET) on the endpoint of path segments `segs`: a 401 or
+/// 403 if not.
+fn access(st: &State, segs: &[&str], method: &Method, authorization: Option<&[u8]>) -> Result<(), Response> {
+    let need = match (segs, method) {
         (["ping"], _) => Access::Public,
         (["actions", _, "block"], Method::Post) | (["actions", _], Method::Post) | (["invocation", _], Method::Get) => {
             Access::Invoke
         }
         _ => Access::Admin,
     };
-    match st.tokens.check(req.authorization.as_deref(), need) {
-        Ok(()) => {}
+    match st.tokens.check(authorization, need) {
+        Ok(()) => Ok(()),
         Err(Denied::Unauthenticated) => {
-            return Some(
-                Response::error(401, "unauthorized", "missing or invalid API token (send Authorization: Bearer TOKEN)")
-                    .with_header("WWW-Authenticate", "Bearer"),
-            )
+            Err(Response::error(401, "unauthorized", "missing or invalid API token (send Authorization: Bearer TOKEN)")
+                .with_header("WWW-Authenticate", "Bearer"))
         }
         Err(Denied::Forbidden) => {
-            return Some(Response::error(403, "forbidden", "this token may only run actions and read their results"))
+            Err(Response::error(403, "forbidden", "this token may only run actions and read their results"))
         }
+    }
+}
+
+/// GET for HEAD: the API answers both alike.
+fn as_get(method: &Method) -> Method {
+    if *method == Method::Head {
+        Method::Get
+    } else {
+        method.clone()
+    }
+}
+
+/// The token check of a request whose head is in and body is not, so that
+/// an unauthenticated client's body is never read.
+pub(crate) fn admit(st: &State, head: &Head) -> Result<(), Response> {
+    let (buf, n) = segments(head.path());
+    access(st, &buf[..n], &as_get(&head.method), head.authorization.as_deref())
+}
+
+/// Finds the endpoint of a request and runs its handler. `None` means the
+/// answer comes later.
+fn endpoint(st: &mut State, conn: ConnRef, mut req: Request) -> Option<Response> {
+    let method = as_get(&req.method);
+    let (buf, n) = segments(&req.path);
+    let segs = &buf[..n];
+    if let Err(resp) = access(st, segs, &method, req.authorization.as_deref()) {
+        return Some(resp);
     }
     let result = match (segs, &method) {
         (["ping"], Method::Get) => Ok(Some(Response::text(200, "OK"))),

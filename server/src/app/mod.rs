@@ -10,7 +10,7 @@ use std::time::Instant;
 use sl_store::Store;
 
 use crate::config::Config;
-use crate::http::Request;
+use crate::http::{Head, Request, Response};
 use crate::plugin::PluginHost;
 use crate::reactor::{ConnRef, Outbox, Service, Side, Wake};
 use crate::state::{Peers, State};
@@ -44,6 +44,16 @@ impl Service for App {
         match side {
             Side::Api => api::handle(&mut self.st, conn, req),
             Side::Web => web::handle(&mut self.st, conn, req),
+        }
+    }
+
+    /// The API's token is checked as soon as a request's head is in, so an
+    /// unauthenticated client's body is never read; the web listener is
+    /// public.
+    fn admit(&mut self, side: Side, head: &Head) -> Option<Response> {
+        match side {
+            Side::Api => api::admit(&self.st, head).err(),
+            Side::Web => None,
         }
     }
 

@@ -35,7 +35,7 @@ pub enum Method {
 }
 
 impl Method {
-    fn parse(s: &str) -> Self {
+    pub(super) fn parse(s: &str) -> Self {
         match s {
             "GET" => Self::Get,
             "HEAD" => Self::Head,

@@ -75,6 +75,9 @@ pub struct Conn {
     /// Bytes of `Settings::request_memory` reserved for the request
     /// arriving (0: none; it fits in `Settings::head_room`).
     pub reserved: usize,
+    /// The service admitted the request arriving on its head (see
+    /// `Service::admit`).
+    pub admitted: bool,
     /// Waiting for its reservation, in the reactor's list of such
     /// connections.
     pub starved: bool,
@@ -123,6 +126,7 @@ impl Conn {
             linger: None,
             out_since: None,
             reserved: 0,
+            admitted: false,
             starved: false,
         }
     }

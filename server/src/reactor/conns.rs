@@ -78,10 +78,13 @@ impl Conns {
     }
 
     /// The connections with output waiting on their clients, those waiting
-    /// longest first.
-    pub fn slowest_readers(&self) -> Vec<usize> {
-        let mut waiting: Vec<(Instant, usize)> =
-            self.slab.iter().filter_map(|(key, c)| c.out_since.map(|t| (t, key))).collect();
+    /// longest first, but for those whose output began to wait at `spare`.
+    pub fn slowest_readers(&self, spare: Option<Instant>) -> Vec<usize> {
+        let mut waiting: Vec<(Instant, usize)> = self
+            .slab
+            .iter()
+            .filter_map(|(key, c)| c.out_since.filter(|t| Some(*t) != spare).map(|t| (t, key)))
+            .collect();
         waiting.sort_unstable();
         waiting.into_iter().map(|(_, key)| key).collect()
     }

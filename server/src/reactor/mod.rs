@@ -197,7 +197,9 @@ impl Reactor {
                 self.feed_starved();
             }
             if self.out_total > self.settings.response_memory {
-                self.close_slow_readers();
+                // Not the answers of this turn: their clients had no time
+                // to read yet.
+                self.close_slow_readers(Some(self.turn));
             }
             for key in std::mem::take(&mut self.ready) {
                 if let Some(conn) = self.conns.get_mut(key) {
@@ -304,7 +306,7 @@ impl Reactor {
             if self.out_total > self.settings.response_memory {
                 // Before another answer adds to it (this connection may be
                 // among those closed).
-                self.close_slow_readers();
+                self.close_slow_readers(None);
             }
             let Some(conn) = self.conns.get_mut(key) else { return Pumped::Stopped };
             if conn.served_turn != turn {
@@ -329,6 +331,17 @@ impl Reactor {
             match http::parse(conn.input(), &self.settings.limits(conn.side)) {
                 Ok(Parsed::Partial { expect_continue, need }) => {
                     conn.request_started.get_or_insert(self.turn);
+                    if need.is_some() && !conn.admitted {
+                        // The head is in, the body is not: may it come?
+                        let limits = self.settings.limits(conn.side);
+                        if let Some(head) = http::parse_head(conn.input(), limits.max_headers) {
+                            if let Some(resp) = service.admit(conn.side, &head) {
+                                self.refuse(key, resp);
+                                break;
+                            }
+                        }
+                        conn.admitted = true;
+                    }
                     if let Some(need) = need.filter(|&n| n > self.head_room && conn.reserved == 0) {
                         if self.reserved + need > self.settings.request_memory {
                             // The worker's request memory is spoken for:
@@ -351,6 +364,7 @@ impl Reactor {
                 Ok(Parsed::Complete(req, used)) => {
                     conn.served += 1;
                     conn.consume(used);
+                    conn.admitted = false;
                     if conn.reserved > 0 {
                         self.reserved -= std::mem::take(&mut conn.reserved);
                         self.released = true;
@@ -485,10 +499,11 @@ impl Reactor {
     }
 
     /// Over `response_memory`: closes the connections whose clients have
-    /// left output waiting longest, until the rest fits.
-    fn close_slow_readers(&mut self) {
+    /// left output waiting longest, until the rest fits, sparing those
+    /// whose output began to wait at `spare` (this turn).
+    fn close_slow_readers(&mut self, spare: Option<Instant>) {
         let budget = self.settings.response_memory;
-        for key in self.conns.slowest_readers() {
+        for key in self.conns.slowest_readers(spare) {
             if self.out_total <= budget {
                 break;
             }

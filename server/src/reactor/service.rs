@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use super::{ConnRef, Outbox, Side};
-use crate::http::Request;
+use crate::http::{Head, Request, Response};
 
 /// When the application next needs a turn of the loop, whatever the
 /// sockets do.
@@ -36,6 +36,14 @@ pub trait Service {
     /// A complete request arrived on `conn` through `side`. While it is
     /// unanswered, the connection's next requests wait.
     fn call(&mut self, conn: ConnRef, side: Side, req: Request);
+
+    /// The head of a request on `side` is in and its body is not: refuse
+    /// it now (`Some(answer)`), before its body is read or memory reserved
+    /// for it, or let it come (`None`). The request, once complete, still
+    /// goes to [`call`](Self::call), which decides again.
+    fn admit(&mut self, _side: Side, _head: &Head) -> Option<Response> {
+        None
+    }
 
     /// Answers waiting to be written.
     fn outbox(&mut self) -> &mut Outbox;
