@@ -9,4 +9,4 @@ mod response;
 
 pub use head::{parse_head, Head};
 pub use request::{parse, HttpError, Method, ParseLimits, Parsed, Request};
-pub use response::{reason, write_parts, Response};
+pub use response::{reason, write_continue, write_parts, Response};

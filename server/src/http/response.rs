@@ -41,48 +41,103 @@ impl Response {
         self
     }
 
-    /// Appends the response to `out`. `head_only` leaves the body out (HEAD).
+    /// An empty response (for 204).
+    pub fn empty(status: u16) -> Self {
+        Self::text(status, Vec::new())
+    }
+
+    /// Appends the response to `out`: with `Connection: close` unless
+    /// `keep_alive`, and framed as HTTP requires whatever the response
+    /// says (see [`write_parts`]).
     pub fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool, head_only: bool) {
-        write_head(out, self.status, &self.content_type, self.body.len(), &self.headers, keep_alive);
-        if !head_only {
-            out.extend_from_slice(&self.body);
-        }
+        write_response(out, self.status, &self.content_type, &self.body, &self.headers, keep_alive, head_only);
     }
 }
 
 /// Appends a response with no header fields beyond the usual ones and
 /// `body` borrowed: as [`Response::write_to`] of a response with that
 /// status, content type and body, without making one.
+///
+/// Every response SL sends is written here (or by [`Response::write_to`]),
+/// and whatever the caller gives, what is written is framed as RFC 9110
+/// and 9112 require, so that no client or proxy can read a body as the
+/// next response:
+/// - `head_only` (the answer to HEAD): no body; `Content-Length` is the
+///   length the body would have had;
+/// - 204 and 304: no body, and neither `Content-Length` nor `Content-Type`
+///   (RFC 9110, 8.6 forbids `Content-Length` on a 204; on a 304 it would
+///   have to be the length of the 200 the client may have cached, which is
+///   not known here; clients read neither response's body, RFC 9112, 6.3);
+/// - any status outside 200..=599 (a 1xx is an interim response, which a
+///   client reads past to take what follows as the final one): not the
+///   response but a 500 `internal` error. The only interim response SL
+///   sends is [`write_continue`].
 pub fn write_parts(out: &mut Vec<u8>, status: u16, content_type: &str, body: &[u8], keep_alive: bool, head_only: bool) {
-    write_head(out, status, content_type, body.len(), &[], keep_alive);
+    write_response(out, status, content_type, body, &[], keep_alive, head_only);
+}
+
+/// Appends the interim `100 Continue` (to a request that expects it).
+pub fn write_continue(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+/// The body of the 500 written in place of a response with a status that
+/// is not a final one.
+const INVALID_STATUS: &[u8] = br#"{"error":{"kind":"internal","message":"the response had an invalid status"}}"#;
+
+/// Writes a response (see [`write_parts`] for the rules).
+fn write_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    headers: &[(Cow<'static, str>, String)],
+    keep_alive: bool,
+    head_only: bool,
+) {
+    // Written piece by piece rather than with `write!`: this runs once
+    // a request, and the formatting machinery costs more than the rest.
+    if status == 200 {
+        // The usual case first, with one comparison.
+        out.extend_from_slice(b"HTTP/1.1 200 OK");
+    } else if !(200..=599).contains(&status) {
+        return write_invalid_status(out, keep_alive, head_only);
+    } else {
+        write_status_line(out, status);
+        if status == 204 || status == 304 {
+            // No content: no body, nor the fields that describe one.
+            write_fields(out, headers, keep_alive);
+            return;
+        }
+    }
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    push_decimal(out, body.len() as u64);
+    write_fields(out, headers, keep_alive);
     if !head_only {
         out.extend_from_slice(body);
     }
 }
 
-/// Appends a status line and header fields, through the empty line.
-fn write_head(
-    out: &mut Vec<u8>,
-    status: u16,
-    content_type: &str,
-    body_len: usize,
-    headers: &[(Cow<'static, str>, String)],
-    keep_alive: bool,
-) {
-    // Written piece by piece rather than with `write!`: this runs once
-    // a request, and the formatting machinery costs more than the rest.
-    if status == 200 {
-        out.extend_from_slice(b"HTTP/1.1 200 OK");
-    } else {
-        out.extend_from_slice(b"HTTP/1.1 ");
-        push_decimal(out, u64::from(status));
-        out.push(b' ');
-        out.extend_from_slice(reason(status).as_bytes());
-    }
-    out.extend_from_slice(b"\r\nContent-Type: ");
-    out.extend_from_slice(content_type.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    push_decimal(out, body_len as u64);
+/// Writes the 500 that replaces a response whose status is not a final one.
+#[cold]
+#[inline(never)]
+fn write_invalid_status(out: &mut Vec<u8>, keep_alive: bool, head_only: bool) {
+    write_response(out, 500, "application/json", INVALID_STATUS, &[], keep_alive, head_only);
+}
+
+/// Appends `HTTP/1.1 {status} {reason}` (without the line's end).
+fn write_status_line(out: &mut Vec<u8>, status: u16) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+}
+
+/// Ends the line before, appends `headers` and `Connection: close` unless
+/// `keep_alive`, and the empty line that ends the head.
+fn write_fields(out: &mut Vec<u8>, headers: &[(Cow<'static, str>, String)], keep_alive: bool) {
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
         out.extend_from_slice(name.as_bytes());
@@ -114,11 +169,16 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 /// The reason phrase of a status code.
 pub fn reason(status: u16) -> &'static str {
     match status {
-        100 => "Continue",
         200 => "OK",
         201 => "Created",
         202 => "Accepted",
         204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -126,6 +186,7 @@ pub fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         409 => "Conflict",
+        410 => "Gone",
         411 => "Length Required",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
@@ -156,7 +217,7 @@ mod tests {
 
     #[test]
     fn lengths_and_statuses_are_written_in_decimal() {
-        for (len, status) in [(0usize, 204u16), (7, 418), (1234567, 200)] {
+        for (len, status) in [(0usize, 201u16), (7, 418), (1234567, 200)] {
             let mut out = Vec::new();
             let r = Response { status, body: vec![b'x'; len], ..Response::text(200, "") };
             r.write_to(&mut out, true, true);
@@ -180,6 +241,74 @@ mod tests {
             write_parts(&mut out, status, "application/json", body, keep, head_only);
             assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(want).unwrap());
         }
+    }
+
+    /// What `Response::write_to` and `write_parts` (which must agree) write.
+    fn both_ways(r: &Response, keep_alive: bool, head_only: bool) -> String {
+        let mut out = Vec::new();
+        r.write_to(&mut out, keep_alive, head_only);
+        if r.headers.is_empty() {
+            let mut parts = Vec::new();
+            write_parts(&mut parts, r.status, &r.content_type, &r.body, keep_alive, head_only);
+            assert_eq!(String::from_utf8_lossy(&parts), String::from_utf8_lossy(&out), "{r:?}");
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A body that is a whole second response, as a hostile action writes it.
+    const FORGED: &str = "HTTP/1.1 200 OK\r\nSet-Cookie: session=attacker\r\nContent-Length: 2\r\n\r\nok";
+
+    #[test]
+    fn no_content_and_not_modified_are_written_without_body_or_content_length() {
+        for (status, line) in [(204u16, "HTTP/1.1 204 No Content"), (304, "HTTP/1.1 304 Not Modified")] {
+            for keep_alive in [true, false] {
+                for head_only in [false, true] {
+                    let close = if keep_alive { "" } else { "Connection: close\r\n" };
+                    let plain = Response::text(status, FORGED);
+                    assert_eq!(both_ways(&plain, keep_alive, head_only), format!("{line}\r\n{close}\r\n"));
+                    // The action's own headers stay; its body, length and type do not.
+                    let r = Response { content_type: "image/png".into(), ..plain }.with_header("ETag", "\"x\"");
+                    assert_eq!(both_ways(&r, keep_alive, head_only), format!("{line}\r\nETag: \"x\"\r\n{close}\r\n"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn informational_and_impossible_statuses_are_never_written_as_a_final_response() {
+        let want = |keep_alive: bool, head_only: bool| {
+            let mut out = Vec::new();
+            Response::error(500, "internal", "the response had an invalid status")
+                .write_to(&mut out, keep_alive, head_only);
+            String::from_utf8(out).unwrap()
+        };
+        for status in [100u16, 101, 102, 103, 199, 0, 1, 99, 600, 999, 1000, u16::MAX] {
+            for (keep_alive, head_only) in [(true, false), (false, false), (true, true)] {
+                let r = Response::text(status, FORGED).with_header("Set-Cookie", "session=attacker");
+                let got = both_ways(&r, keep_alive, head_only);
+                assert_eq!(got, want(keep_alive, head_only), "status {status}");
+                assert!(!got.contains("attacker") && !got.contains("HTTP/1.1 1"), "status {status}: {got}");
+            }
+        }
+    }
+
+    #[test]
+    fn head_responses_have_every_header_and_no_body_whatever_the_status() {
+        for status in [200u16, 201, 202, 400, 404, 405, 413, 418, 500, 503] {
+            let r = Response::text(status, FORGED).with_header("X-A", "b");
+            let full = both_ways(&r, true, false);
+            let head = both_ways(&r, true, true);
+            assert_eq!(full, format!("{head}{FORGED}"), "status {status}");
+            assert!(head.ends_with("\r\n\r\n") && head.matches("\r\n\r\n").count() == 1, "{head}");
+            assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", FORGED.len())), "{head}");
+        }
+    }
+
+    #[test]
+    fn the_interim_continue_is_the_only_1xx_written() {
+        let mut out = b"before".to_vec();
+        write_continue(&mut out);
+        assert_eq!(out, b"beforeHTTP/1.1 100 Continue\r\n\r\n");
     }
 
     #[test]

@@ -354,9 +354,9 @@ impl Reactor {
                         return Pumped::Reserved;
                     }
                     if expect_continue && !conn.sent_continue {
-                        const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-                        conn.out.extend_from_slice(CONTINUE);
-                        self.out_total += CONTINUE.len();
+                        let before = conn.out.len();
+                        http::write_continue(&mut conn.out);
+                        self.out_total += conn.out.len() - before;
                         conn.sent_continue = true;
                     }
                     break;
