@@ -8,5 +8,5 @@ mod request;
 mod response;
 
 pub use head::{parse_head, Head};
-pub use request::{parse, HttpError, Method, ParseLimits, Parsed, Request};
+pub use request::{is_head, parse, HttpError, Method, ParseLimits, Parsed, Request};
 pub use response::{reason, write_continue, write_parts, Response};

@@ -138,6 +138,19 @@ fn has_bare_lf(buf: &[u8]) -> bool {
     false
 }
 
+/// Whether the request at the start of `buf`, however much of it has
+/// arrived, is a HEAD request: its request line (after the empty lines a
+/// client may send first) starts with `HEAD `. So that an answer the
+/// reactor gives to a request it refuses (413, 408...) has no body when
+/// the client asked for HEAD, even though it is no complete request.
+pub fn is_head(buf: &[u8]) -> bool {
+    let mut start = 0;
+    while buf[start..].starts_with(b"\r\n") {
+        start += 2;
+    }
+    buf[start..].starts_with(b"HEAD ")
+}
+
 /// The value of a `Content-Length` field: decimal digits, with optional
 /// blanks around them, that fit a `usize`.
 fn content_length_value(value: &[u8]) -> Option<usize> {
@@ -371,6 +384,23 @@ mod tests {
         assert_eq!(r.header("host"), Some("Example.com"));
         assert_eq!(r.header("x-thing"), Some("a b"));
         assert_eq!(r.headers.len(), 2);
+    }
+
+    #[test]
+    fn head_requests_are_recognised_before_they_are_complete() {
+        for (buf, want) in [
+            (&b"HEAD / HTTP/1.1\r\n\r\n"[..], true),
+            (b"HEAD /x HTTP/1.1\r\nContent-Length: 99999999\r\n", true),
+            (b"\r\n\r\nHEAD ", true),
+            (b"HEAD", false),
+            (b"HEADER / HTTP/1.1", false),
+            (b"head / HTTP/1.1", false),
+            (b"GET / HTTP/1.1", false),
+            (b" HEAD / HTTP/1.1", false),
+            (b"", false),
+        ] {
+            assert_eq!(is_head(buf), want, "{:?}", String::from_utf8_lossy(buf));
+        }
     }
 
     #[test]

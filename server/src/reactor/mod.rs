@@ -388,11 +388,12 @@ impl Reactor {
         Pumped::Stopped
     }
 
-    /// Answers a request the reactor itself refuses, then lingers.
+    /// Answers a request the reactor itself refuses (without a body if it
+    /// is a HEAD request, as far as it came), then lingers.
     fn refuse(&mut self, key: usize, resp: Response) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         conn.keep_alive = false;
-        conn.head_only = false;
+        conn.head_only = http::is_head(conn.input());
         conn.busy = true;
         let output = conn.pending_out();
         conn.answer(&Parts::Response(&resp));
