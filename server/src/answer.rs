@@ -23,6 +23,10 @@ use crate::sandbox::InvokeError;
 /// The key `http.response` marks its tables with.
 const RESPONSE_MARK: &str = "$sl_response";
 
+/// Why an action may not answer with a 1xx status (after "status N is").
+const INFORMATIONAL: &str = "informational (1xx), an interim response the server alone sends; an action's \
+                             response needs a final status, 200 to 599";
+
 /// Header naming the invocation that answered a route.
 const INVOCATION_HEADER: &str = "X-SL-Invocation";
 
@@ -86,10 +90,21 @@ pub(crate) fn record_response(rec: &InvocationRecord) -> Response {
 }
 
 /// The response of a route whose invocation `id` ended with `result`.
-pub(crate) fn route_response(result: &Result<Value, InvokeError>, id: &str, debug: bool) -> Response {
-    let resp = match result {
-        Ok(Value::Object(o)) if o.get(RESPONSE_MARK) == Some(&Value::Bool(true)) => web_response(o)
-            .unwrap_or_else(|m| hidden_error(500, "internal", &format!("invalid web response: {m}"), debug)),
+///
+/// A result marked as a web response that is not a valid one (`http.response`
+/// checks what it is given, but a table can be marked by hand) becomes a
+/// runtime error, in `result` too, so that the invocation record says why
+/// the client got a 500.
+pub(crate) fn route_response(result: &mut Result<Value, InvokeError>, id: &str, debug: bool) -> Response {
+    if let Ok(Value::Object(o)) = &*result {
+        if o.get(RESPONSE_MARK) == Some(&Value::Bool(true)) {
+            match web_response(o) {
+                Ok(resp) => return resp.with_header(INVOCATION_HEADER, id.to_string()),
+                Err(m) => *result = Err(InvokeError::Runtime(format!("invalid web response: {m}"))),
+            }
+        }
+    }
+    let resp = match &*result {
         Ok(v) => Response::json(200, serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec())),
         Err(InvokeError::Action(m)) => Response::error(400, "action", m),
         Err(e) => hidden_error(500, e.kind(), &e.to_string(), debug),
@@ -123,7 +138,12 @@ fn web_response(o: &Map<String, Value>) -> Result<Response, String> {
         .get("status")
         .and_then(Value::as_u64)
         .filter(|s| (100..=599).contains(s))
-        .ok_or("status must be a whole number from 100 to 599")? as u16;
+        .ok_or("status must be a whole number from 200 to 599")? as u16;
+    if status < 200 {
+        // A client reads past an interim response to the next one, which
+        // the action could forge in the body.
+        return Err(format!("status {status} is {INFORMATIONAL}"));
+    }
     let text = Cow::Borrowed("text/plain; charset=utf-8");
     let (mut content_type, body) = match (o.get("body"), o.get("body_base64"), o.get("json")) {
         (Some(Value::String(b)), None, None) => (text, b.as_bytes().to_vec()),
@@ -173,16 +193,16 @@ mod tests {
 
     #[test]
     fn results_become_responses() {
-        let ok = route_response(&Ok(json!({"a": 1})), "id1", false);
+        let ok = route_response(&mut Ok(json!({"a": 1})), "id1", false);
         assert_eq!((ok.status, ok.body.as_slice()), (200, &br#"{"a":1}"#[..]));
         assert!(ok.headers.iter().any(|(k, v)| k == INVOCATION_HEADER && v == "id1"));
-        let bad = route_response(&Err(InvokeError::Action("no such item".into())), "i", false);
+        let bad = route_response(&mut Err(InvokeError::Action("no such item".into())), "i", false);
         assert_eq!(bad.status, 400);
         assert!(String::from_utf8_lossy(&bad.body).contains("no such item"));
-        let err = route_response(&Err(InvokeError::Runtime("t:3: secret detail".into())), "i", false);
+        let err = route_response(&mut Err(InvokeError::Runtime("t:3: secret detail".into())), "i", false);
         assert_eq!(err.status, 500);
         assert!(!String::from_utf8_lossy(&err.body).contains("secret"));
-        let err = route_response(&Err(InvokeError::Runtime("t:3: secret detail".into())), "i", true);
+        let err = route_response(&mut Err(InvokeError::Runtime("t:3: secret detail".into())), "i", true);
         assert!(String::from_utf8_lossy(&err.body).contains("secret detail"));
     }
 
@@ -190,23 +210,38 @@ mod tests {
     fn web_responses_set_status_headers_and_bodies() {
         let v = json!({RESPONSE_MARK: true, "status": 201, "headers": {"Location": "/items/1", "Content-Type": "image/png"},
                        "body_base64": "/wBB"});
-        let r = route_response(&Ok(v), "i", false);
+        let r = route_response(&mut Ok(v), "i", false);
         assert_eq!((r.status, r.content_type.as_ref(), r.body.as_slice()), (201, "image/png", &[0xff, 0, 0x41][..]));
         assert!(r.headers.iter().any(|(k, v)| k == "Location" && v == "/items/1"));
         let v = json!({RESPONSE_MARK: true, "status": 202, "headers": [], "json": {"queued": true}});
-        let r = route_response(&Ok(v), "i", false);
+        let r = route_response(&mut Ok(v), "i", false);
         assert_eq!(
             (r.status, r.content_type.as_ref(), r.body.as_slice()),
             (202, "application/json", &br#"{"queued":true}"#[..])
         );
         for bad in [
             json!({RESPONSE_MARK: true, "status": 99}),
+            json!({RESPONSE_MARK: true, "status": 100, "body": "HTTP/1.1 200 OK\r\nSet-Cookie: a=b\r\n\r\n"}),
+            json!({RESPONSE_MARK: true, "status": 101, "headers": {"Upgrade": "websocket"}}),
+            json!({RESPONSE_MARK: true, "status": 103}),
+            json!({RESPONSE_MARK: true, "status": 199}),
+            json!({RESPONSE_MARK: true, "status": 600}),
             json!({RESPONSE_MARK: true, "status": 200, "headers": {"Bad Name": "x"}}),
             json!({RESPONSE_MARK: true, "status": 200, "headers": {"X": "a\r\nInjected: 1"}}),
             json!({RESPONSE_MARK: true, "status": 200, "headers": {"Content-Length": "5"}}),
         ] {
-            assert_eq!(route_response(&Ok(bad.clone()), "i", false).status, 500, "{bad}");
+            let mut result = Ok(bad.clone());
+            assert_eq!(route_response(&mut result, "i", false).status, 500, "{bad}");
+            // The record says why.
+            let message = result.unwrap_err().to_string();
+            assert!(message.starts_with("invalid web response: "), "{bad}: {message}");
         }
+        let mut result = Ok(json!({RESPONSE_MARK: true, "status": 101}));
+        let r = route_response(&mut result, "i", true);
+        assert_eq!((r.status, r.headers.last()), (500, Some(&(Cow::Borrowed(INVOCATION_HEADER), "i".to_string()))));
+        let message = result.unwrap_err().to_string();
+        assert!(message.contains("status 101 is informational (1xx)"), "{message}");
+        assert!(String::from_utf8_lossy(&r.body).contains(&message), "debug mode shows it");
     }
 
     #[test]

@@ -226,7 +226,7 @@ pub(crate) fn expire(st: &mut State, now: Instant) {
 /// Ends an invocation: its instance back to the cache (or to the
 /// graveyard), the answer to whoever waits, the record to the store if it
 /// is kept. `generation` is that of the cache entry it started from.
-fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, outcome: Outcome) {
+fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut outcome: Outcome) {
     st.exec.cache.check_in(&job.record.action, generation, run, &outcome, st.cfg.limits.warm_instances);
     if let Err(InvokeError::Limit(kind)) = &outcome.result {
         let what = match kind {
@@ -249,7 +249,8 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, outco
             Err(e) => st.outbox.respond(to, error_response(e)),
         },
         Reply::WebClient(to) => {
-            st.outbox.respond(to, route_response(&outcome.result, &job.record.id, st.cfg.server.debug));
+            // An invalid web response becomes a failure, in the record too.
+            st.outbox.respond(to, route_response(&mut outcome.result, &job.record.id, st.cfg.server.debug));
         }
         Reply::Caller { key, id } => {
             let answer = match &outcome.result {

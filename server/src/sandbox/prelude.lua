@@ -128,7 +128,13 @@ local function web_response(status, body, headers)
   end
   status = status == nil and 200 or to_int(status)
   if not status or status < 100 or status > 599 then
-    error('http.response: status must be a whole number from 100 to 599', 3)
+    error('http.response: status must be a whole number from 200 to 599', 3)
+  end
+  if status < 200 then
+    -- A client reads past an interim response to the next one, which the
+    -- body could forge.
+    error('http.response: status ' .. status .. ' is informational (1xx), an interim response the server '
+      .. 'alone sends; an action\'s response needs a final status, 200 to 599', 3)
   end
   local out = {}
   if headers ~= nil then

@@ -593,6 +593,11 @@ fn http_response_builds_a_marked_table() {
     assert_eq!((&v[1]["body"], &v[2]["body_base64"], &v[3]["status"]), (&json!("text"), &json!("/w=="), &json!(204)));
     for (src, needle) in [
         ("http.response(99)", "status must be"),
+        ("http.response(100, 'HTTP/1.1 200 OK\\r\\n\\r\\n')", "status 100 is informational (1xx)"),
+        ("http.response{status = 101, headers = {Upgrade = 'websocket'}}", "status 101 is informational (1xx)"),
+        ("http.response(103)", "status 103 is informational (1xx)"),
+        ("http.response(199)", "status 199 is informational (1xx)"),
+        ("http.response(600)", "status must be"),
         ("http.response{status = 200, headers = {['a b'] = 'x'}}", "invalid header name"),
         ("http.response{status = 200, headers = {X = 'a\\nb'}}", "without line breaks"),
         ("http.response{status = 200, headers = {['Content-Length'] = '1'}}", "set by the server"),

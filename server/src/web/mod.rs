@@ -13,7 +13,12 @@
 //!   headers and a text, binary or JSON body. It returns a plain table
 //!   marked with the key `$sl_response`: `status`, `headers`, and `body`
 //!   (text), `body_base64` (other bytes) or `json` (a table body), which is
-//!   also what `invoke` returns to a caller of such an action.
+//!   also what `invoke` returns to a caller of such an action. The status
+//!   is a final one, 200 to 599: a 1xx (an interim response, which clients
+//!   read past to the next one, which the body could forge) is an invalid
+//!   web response, a 500 whose record says why. A 204 or 304 is sent
+//!   without a body whatever the action gave (the response writer sees to
+//!   that, as to HEAD answers having none).
 //!
 //! How results and failures become responses is [`crate::answer`]'s, shared
 //! with the API.
