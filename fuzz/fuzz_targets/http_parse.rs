@@ -5,10 +5,12 @@
 //! the same things): no panic; the same answer twice; a `Complete(req, n)`
 //! lies inside the buffer, its head ends every line with CRLF (no bare LF),
 //! has no `Transfer-Encoding`, and its body has exactly the bytes every
-//! `Content-Length` states; its path starts with '/' and, with the query,
-//! is the request target; growing the input only ever turns `Partial` into
-//! `Complete` (which then stays the same request) or into an error (which
-//! stays an error); all under the default and tiny limits, and a request
+//! `Content-Length` states; its target is an absolute path, an http or
+//! https URI (with a host and no userinfo) or `*` for OPTIONS, and path,
+//! query and authority are what the target says; growing the input only
+//! ever turns `Partial` into `Complete` (which then stays the same
+//! request) or into an error (which stays an error); all under the default
+//! and tiny limits, and a request
 //! complete under the tiny limits means the same under the default ones.
 //! Run it with `scripts/fuzz` (docs/hostile-clients.md).
 #![no_main]

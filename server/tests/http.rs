@@ -146,3 +146,76 @@ fn head_requests_have_no_body() {
     assert_eq!(text.matches("Content-Length: 2").count(), 2, "{text}");
     assert!(text.ends_with("\r\n\r\nOK"), "{text}");
 }
+
+/// The request forms RFC 9112 (3.2) requires a server to accept: an
+/// absolute URI as the target (`GET http://host/ping`), served as its
+/// path and query, and `OPTIONS *`, answered 204 with the methods the API
+/// serves in `Allow`, without a token even when tokens are configured (it
+/// tells nothing the README does not). Before, both were 400. Python's
+/// `http.client` sends an absolute URI as it is given, and curl sends one
+/// to a proxy (`-x`) and `*` with `--request-target`.
+#[test]
+fn absolute_form_and_options_asterisk_are_served() {
+    let s = TestServer::start("");
+    s.create("hello", HELLO, "");
+    let mut c = s.connect();
+    let body = r#"{"name":"abs"}"#;
+    c.write_all(
+        format!(
+            "GET http://{addr}/ping HTTP/1.1\r\nHost: {addr}\r\n\r\n\
+             POST HTTP://Elsewhere.example:1/actions/hello/block?x=1 HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}\
+             OPTIONS * HTTP/1.1\r\nHost: {addr}\r\n\r\n\
+             OPTIONS http://{addr} HTTP/1.1\r\n\r\n\
+             GET /ping HTTP/1.1\r\n\r\n",
+            body.len(),
+            addr = s.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut c).text(), "OK");
+    assert_eq!(read_response(&mut c).json(), serde_json::json!("Hello abs"));
+    for _ in 0..2 {
+        let r = read_response(&mut c);
+        assert_eq!((r.status, r.header("Allow")), (204, Some("DELETE, GET, HEAD, OPTIONS, POST, PUT")));
+        assert!(r.header("Content-Length").is_none() && r.body.is_empty());
+    }
+    assert_eq!(read_response(&mut c).text(), "OK", "the connection is still in step");
+    // Still refused: `*` with another method, other schemes, userinfo, no host.
+    for target in ["*", "ftp://h/ping", "http://user@h/ping", "http:///ping", "ping"] {
+        let mut c = s.connect();
+        c.write_all(format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes()).unwrap();
+        assert_eq!(read_response(&mut c).status, 400, "{target}");
+    }
+    // Real clients.
+    let py = r#"
+import http.client, json, sys
+c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=10)
+c.request("GET", "http://%s:%s/ping" % (sys.argv[1], sys.argv[2]))
+r = c.getresponse()
+print(json.dumps({"status": r.status, "body": r.read().decode()}))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", py, &s.addr.ip().to_string(), &s.addr.port().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"status": 200, "body": "OK"}"#, "{out:?}");
+    if std::process::Command::new("curl").arg("--version").output().is_ok() {
+        let url = s.url();
+        let curl = |args: &[&str]| {
+            let out = std::process::Command::new("curl").args(["-sS", "-i", "--max-time", "10"]).args(args).output();
+            String::from_utf8_lossy(&out.unwrap().stdout).into_owned()
+        };
+        let out = curl(&["-x", &url, "http://any.example/ping"]);
+        assert!(out.starts_with("HTTP/1.1 200 OK") && out.ends_with("\r\n\r\nOK"), "{out}");
+        let out = curl(&["-X", "OPTIONS", "--request-target", "*", &url]);
+        assert!(out.starts_with("HTTP/1.1 204 No Content"), "{out}");
+        assert!(out.contains("\r\nAllow: DELETE, GET, HEAD, OPTIONS, POST, PUT\r\n"), "{out}");
+    }
+    // With tokens, OPTIONS * needs none (and absolute-form ones still do).
+    let s = TestServer::start("Auth { admin = \"admin-0123456789abcdef\" }");
+    let mut c = s.connect();
+    c.write_all(b"OPTIONS * HTTP/1.1\r\n\r\nGET http://h/actions HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut c).status, 204);
+    assert_eq!(read_response(&mut c).status, 401);
+}

@@ -14,8 +14,14 @@
 //!   the last bytes of `buf[..n]` and has exactly the length every
 //!   `Content-Length` header states (none: empty); no `Transfer-Encoding`
 //!   header was there;
-//!   the path starts with `/` and, with the query, is the request target;
-//!   head and body are within the limits;
+//!   the request target is in one of the three forms of RFC 9112 (3.2),
+//!   and path, query and authority are read from it: an absolute path
+//!   (the path starts with `/` and, with the query, is the target; no
+//!   authority), an `http` or `https` URI (the authority is the URI's, a
+//!   host without userinfo, and the path and query are the rest of the URI,
+//!   an empty path being `/`, or `*` for OPTIONS without a query), or `*`
+//!   for OPTIONS alone (the path is `*`); head and body are within the
+//!   limits;
 //! - along growing prefixes of the input the answer only ever goes
 //!   `Partial` → `Complete` or `Partial` → error, and then stays: a prefix
 //!   of a complete request is `Partial`, bytes after a complete request do
@@ -98,6 +104,8 @@ pub fn check_with(buf: &[u8], limits: &ParseLimits, max_prefixes: usize) -> Outc
 /// `Transfer-Encoding` is there.
 struct Head {
     target: Vec<u8>,
+    /// The method is OPTIONS.
+    options: bool,
     content_lengths: Vec<Vec<u8>>,
     transfer_encoding: bool,
     fields: usize,
@@ -109,9 +117,10 @@ fn read_head(head: &[u8]) -> Head {
     // Empty lines before the request line are skipped (RFC 9112, 2.2).
     let request_line = lines.by_ref().find(|l| !l.is_empty()).unwrap_or_default();
     let mut parts = request_line.split(|&b| b == b' ').filter(|p| !p.is_empty());
-    let _method = parts.next();
+    let method = parts.next();
     let target = parts.next().unwrap_or_default().to_vec();
-    let mut h = Head { target, content_lengths: Vec::new(), transfer_encoding: false, fields: 0 };
+    let options = method == Some(&b"OPTIONS"[..]);
+    let mut h = Head { target, options, content_lengths: Vec::new(), transfer_encoding: false, fields: 0 };
     for line in lines {
         if line.is_empty() {
             break;
@@ -154,14 +163,51 @@ fn check_complete(buf: &[u8], req: &Request, n: usize, limits: &ParseLimits) {
     if h.content_lengths.is_empty() {
         assert_eq!(body_len, 0, "a body without Content-Length: {ctx}");
     }
-    assert!(req.path.starts_with('/'), "path {:?} does not start with '/': {ctx}", req.path);
+    check_target(req, &h, &ctx);
+}
+
+/// The request's path, query and authority are what its target says (see
+/// the module docs), read naively.
+fn check_target(req: &Request, h: &Head, ctx: &str) {
     assert!(!req.path.contains('?'), "path {:?} holds the query: {ctx}", req.path);
+    if h.target == b"*" {
+        assert!(h.options && req.method == Method::Options, "* for another method than OPTIONS: {ctx}");
+        assert_eq!((req.path.as_str(), req.query.as_str(), &req.authority), ("*", "", &None), "{ctx}");
+        return;
+    }
+    // What follows the authority of an absolute URI, or the whole target.
+    let mut rest = h.target.as_slice();
+    if !h.target.starts_with(b"/") {
+        let lower = h.target.to_ascii_lowercase();
+        let scheme = [&b"http://"[..], b"https://"].into_iter().find(|s| lower.starts_with(s));
+        let scheme = scheme.unwrap_or_else(|| panic!("a target that is no path, http URI or *: {ctx}"));
+        let after = &h.target[scheme.len()..];
+        let end = after.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(after.len());
+        let authority = req.authority.as_deref().unwrap_or_else(|| panic!("an absolute URI without authority: {ctx}"));
+        assert_eq!(show(authority.as_bytes()), show(&after[..end]), "the authority is not the URI's: {ctx}");
+        let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+        assert!(!host.is_empty() && !authority.contains('@'), "host {authority:?} is empty or has userinfo: {ctx}");
+        rest = &after[end..];
+        if rest.is_empty() {
+            let path = if h.options { "*" } else { "/" };
+            assert_eq!((req.path.as_str(), req.query.as_str()), (path, ""), "an empty path: {ctx}");
+            return;
+        }
+        if rest.starts_with(b"?") {
+            assert_eq!(req.path, "/", "an empty path before a query: {ctx}");
+            assert_eq!(show(req.query.as_bytes()), show(&rest[1..]), "the query is not the URI's: {ctx}");
+            return;
+        }
+    } else {
+        assert_eq!(req.authority, None, "an authority without an absolute URI: {ctx}");
+    }
+    assert!(req.path.starts_with('/'), "path {:?} does not start with '/': {ctx}", req.path);
     let mut target = req.path.clone().into_bytes();
-    if !req.query.is_empty() || h.target.contains(&b'?') {
+    if !req.query.is_empty() || rest.contains(&b'?') {
         target.push(b'?');
         target.extend_from_slice(req.query.as_bytes());
     }
-    assert_eq!(show(&target), show(&h.target), "path and query are not the request target: {ctx}");
+    assert_eq!(show(&target), show(rest), "path and query are not the request target: {ctx}");
 }
 
 /// Prefix lengths to parse: the short ones, the ends of lines and the bytes
@@ -282,8 +328,23 @@ const PATHS: &[&[u8]] = &[
     b"//x",
     b"/a?b?c",
     b"/%",
+    b"*",
+    b"http://example/ping",
+    b"HTTPS://Example.com:8080/actions/hello/block",
+    b"http://example",
+    b"http://[::1]:80/invocations?limit=5",
 ];
-const BAD_PATHS: &[&[u8]] = &[b"/actions/\xff\xfe", b"/actions/a\x00b", b"*", b"http://example/ping", b"/\t", b""];
+const BAD_PATHS: &[&[u8]] = &[
+    b"/actions/\xff\xfe",
+    b"/actions/a\x00b",
+    b"/\t",
+    b"",
+    b"ftp://example/ping",
+    b"http://user@example/ping",
+    b"http:///ping",
+    b"http://exa_mple/ping",
+    b"example/ping",
+];
 
 /// Header fields that keep a request valid; and below, fields that make it
 /// ambiguous or malformed (smuggling shapes).
@@ -556,4 +617,33 @@ fn empty_lines_before_the_request_line_are_skipped() {
     let fuzzed =
         b"\r\nPOST /actions HTTP/1.1\r\nContent-Lenpth: 5\r\nTransfer-Enhoding: chunked\r\n\r\n\r\x1c0\r\n\r\n\n";
     check(fuzzed, 1000);
+}
+
+/// The request forms RFC 9112 (3.2) requires a server to accept besides an
+/// absolute path: an absolute URI, whose authority replaces Host, and `*`
+/// for OPTIONS; other targets stay refused.
+#[test]
+fn absolute_and_asterisk_forms_are_requests() {
+    for (req, path, query) in [
+        (&b"GET http://example.com/ping?x=1 HTTP/1.1\r\nHost: other\r\n\r\n"[..], "/ping", "x=1"),
+        (b"POST HTTPS://Example.com:8080/actions HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "/actions", ""),
+        (b"GET http://[::1]:80 HTTP/1.1\r\n\r\n", "/", ""),
+        (b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", "*", ""),
+        (b"OPTIONS http://example.com HTTP/1.1\r\n\r\n", "*", ""),
+    ] {
+        let (n, r) = status(req).unwrap_or_else(|e| panic!("{e}: {}", show(req)));
+        assert_eq!((n, r.path.as_str(), r.query.as_str()), (req.len(), path, query), "{}", show(req));
+        check(req, 1000);
+    }
+    for req in [
+        &b"GET * HTTP/1.1\r\n\r\n"[..],
+        b"OPTIONS *?x HTTP/1.1\r\n\r\n",
+        b"GET ftp://example.com/ping HTTP/1.1\r\n\r\n",
+        b"GET http://user@example.com/ping HTTP/1.1\r\n\r\n",
+        b"GET http:///ping HTTP/1.1\r\n\r\n",
+        b"GET example.com/ping HTTP/1.1\r\n\r\n",
+    ] {
+        assert_eq!(status(req).map(|(n, _)| n), Err(400), "{}", show(req));
+        check(req, 1000);
+    }
 }

@@ -277,3 +277,66 @@ fn records_of_route_runs_can_be_read_at_once() {
         assert_eq!(rec.json(), json!({"n": i}));
     }
 }
+
+/// A request whose target is an absolute URI is routed by the URI's host,
+/// whatever its `Host` header says (RFC 9112, 3.2.2: the authority replaces
+/// Host), with the path and query taken from the URI; the action sees that
+/// host in `args.http.host` and `args.http.headers.host`. Before, such a
+/// request was refused with 400.
+#[test]
+fn absolute_form_targets_are_routed_by_their_host() {
+    let s = TestServer::start("Routes { port = 0 }");
+    s.create("a", "function main() return 'site a' end", "");
+    s.create("any", "function main() return 'any site' end", "");
+    s.create("echo", "function main(a) return a end", "");
+    assert_eq!(s.route("GET", "/", "a", "a.example").status, 201);
+    assert_eq!(s.route("GET", "/", "any", "").status, 201);
+    assert_eq!(s.route("*", "/echo/:x/*rest", "echo", "").status, 201);
+    let get = |target: &str, host: &str| s.web("GET", target, &[&format!("Host: {host}")], b"");
+    assert_eq!(get("http://a.example/", "c.example").json(), json!("site a"));
+    assert_eq!(get("http://A.Example:8081", "c.example").json(), json!("site a"));
+    assert_eq!(get("http://c.example/", "a.example").json(), json!("any site"));
+    assert_eq!(get("/", "a.example").json(), json!("site a"), "origin-form still routes by Host");
+    let r = s.web("POST", "http://b.example:8081/echo/a%2Fb/c/d?k=v", &["Host: a.example", "X-T: 1"], b"");
+    let a = r.json();
+    assert_eq!((&a["x"], &a["rest"], &a["k"]), (&json!("a/b"), &json!("c/d"), &json!("v")), "{a}");
+    let h = &a["http"];
+    assert_eq!(
+        (&h["path"], &h["query"], &h["host"]),
+        (&json!("/echo/a%2Fb/c/d"), &json!("k=v"), &json!("b.example:8081"))
+    );
+    assert_eq!((&h["headers"]["host"], &h["headers"]["x-t"]), (&json!("b.example:8081"), &json!("1")), "{h}");
+    assert_eq!(s.web("GET", "http://user@a.example/", &[], b"").status, 400);
+}
+
+/// `OPTIONS *` on the routes listener: 204 with the methods the routes for
+/// the request's host (its own and the any-host ones) serve, `HEAD` with
+/// `GET`, every method if a `*` route is among them, and `OPTIONS` itself.
+/// An absolute URI with an empty path means the same (RFC 9112, 3.2.4).
+/// Before, 400.
+#[test]
+fn options_asterisk_lists_the_methods_of_the_routes() {
+    let s = TestServer::start("Routes { port = 0 }");
+    s.create("hello", HELLO, "");
+    for (method, path, host) in [
+        ("GET", "/", "a.example"),
+        ("POST", "/items", ""),
+        ("DELETE", "/items/:id", "b.example"),
+        ("*", "/x", "z.example"),
+    ] {
+        assert_eq!(s.route(method, path, "hello", host).status, 201);
+    }
+    for (target, host, allow) in [
+        ("*", "a.example", "GET, HEAD, OPTIONS, POST"),
+        ("*", "B.example:8081", "DELETE, OPTIONS, POST"),
+        ("*", "c.example", "OPTIONS, POST"),
+        ("*", "z.example", "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"),
+        ("http://b.example", "a.example", "DELETE, OPTIONS, POST"),
+        ("http://a.example:8081", "", "GET, HEAD, OPTIONS, POST"),
+    ] {
+        let r = s.web("OPTIONS", target, &[&format!("Host: {host}")], b"");
+        assert_eq!((r.status, r.header("Allow")), (204, Some(allow)), "{target} {host}: {}", r.text());
+        assert!(r.header("Content-Length").is_none() && r.body.is_empty());
+    }
+    assert_eq!(s.web("GET", "*", &[], b"").status, 400);
+}

@@ -70,6 +70,12 @@ pub(crate) fn admit(st: &State, head: &Head) -> Result<(), Response> {
 /// Finds the endpoint of a request and runs its handler. `None` means the
 /// answer comes later.
 fn endpoint(st: &mut State, conn: ConnRef, mut req: Request) -> Option<Response> {
+    if req.path == "*" {
+        // `OPTIONS *` (the parser lets `*` through for OPTIONS alone): the
+        // methods the API serves, to anyone, as it tells nothing more than
+        // the README.
+        return Some(Response::empty(204).with_header("Allow", "DELETE, GET, HEAD, OPTIONS, POST, PUT"));
+    }
     let method = as_get(&req.method);
     let (buf, n) = segments(&req.path);
     let segs = &buf[..n];

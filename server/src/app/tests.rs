@@ -113,6 +113,7 @@ fn request(method: Method, path: &str, body: &str) -> Request {
         method,
         path: path.into(),
         query: String::new(),
+        authority: None,
         body: body.as_bytes().to_vec(),
         keep_alive: true,
         authorization: None,

@@ -62,13 +62,27 @@ impl Method {
 }
 
 /// A complete request.
+///
+/// Its target was in one of the three forms a server receives (RFC 9112,
+/// 3.2): origin-form (`/path?query`, what clients send to a server);
+/// absolute-form (`http://host:port/path?query`, what they send to a
+/// proxy, which a server must accept too): its path and query are read
+/// from the URI (an empty path is `/`) and its authority replaces `Host`;
+/// or asterisk-form (`*`, only for `OPTIONS`, a question about the whole
+/// server): the path is `*`, as it is for `OPTIONS http://host` with an
+/// empty path and no query (RFC 9112, 3.2.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub method: Method,
-    /// The path without the query string, as sent (not percent-decoded).
+    /// The path without the query string, as sent (not percent-decoded):
+    /// it starts with `/`, or is `*` (asterisk-form, only for `OPTIONS`).
     pub path: String,
     /// The query string without `?` (empty if none).
     pub query: String,
+    /// The authority (`host` or `host:port`) of an absolute-form target
+    /// (`GET http://host/path`), which replaces the `Host` header: RFC
+    /// 9112, 3.2.2. `None` for the other forms.
+    pub authority: Option<String>,
     pub body: Vec<u8>,
     /// Whether the connection stays open after the response.
     pub keep_alive: bool,
@@ -76,6 +90,8 @@ pub struct Request {
     pub authorization: Option<Vec<u8>>,
     /// Every header field as sent, names in lower case, values as text
     /// (invalid UTF-8 replaced); only with [`ParseLimits::keep_headers`].
+    /// For an absolute-form target, the `Host` fields sent are replaced by
+    /// one with the target's authority, as a proxy would forward it.
     pub headers: Vec<(String, String)>,
 }
 
@@ -83,6 +99,12 @@ impl Request {
     /// The first header field named `name` (lower case), if kept.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The host the request is for: an absolute-form target's authority,
+    /// else the `Host` header (if kept); "" if neither.
+    pub fn host(&self) -> &str {
+        self.authority.as_deref().or_else(|| self.header("host")).unwrap_or("")
     }
 }
 
@@ -149,6 +171,78 @@ pub fn is_head(buf: &[u8]) -> bool {
         start += 2;
     }
     buf[start..].starts_with(b"HEAD ")
+}
+
+/// The path and the query (without `?`) of an origin-form target, or of
+/// the rest of an absolute-form one after its authority.
+fn path_and_query(target: &str) -> (&str, &str) {
+    match memchr::memchr(b'?', target.as_bytes()) {
+        Some(i) => (&target[..i], &target[i + 1..]),
+        None => (target, ""),
+    }
+}
+
+/// The path, query and authority of a request target that is not an
+/// absolute path (see [`Request`]); out of line, as it is rare.
+#[inline(never)]
+fn split_other_target<'a>(method: &Method, target: &'a str) -> Result<(&'a str, &'a str, Option<&'a str>), HttpError> {
+    if target == "*" {
+        if *method != Method::Options {
+            return Err(err(400, "the request target * is only for OPTIONS"));
+        }
+        return Ok(("*", "", None));
+    }
+    let rest = ["http://", "https://"]
+        .iter()
+        .find(|scheme| target.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme)))
+        .map(|scheme| &target[scheme.len()..])
+        .ok_or_else(|| {
+            err(
+                400,
+                "request target must be an absolute path (/...), an http or https URI (http://host/...) or * (OPTIONS)",
+            )
+        })?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, rest) = rest.split_at(end);
+    check_authority(authority)?;
+    let (path, query) = match rest.strip_prefix('?') {
+        // An empty path is `/`, or the whole server for OPTIONS (RFC 9112, 3.2.4).
+        None if rest.is_empty() && *method == Method::Options => ("*", ""),
+        None if rest.is_empty() => ("/", ""),
+        None => path_and_query(rest),
+        Some(query) => ("/", query),
+    };
+    Ok((path, query, Some(authority)))
+}
+
+/// Checks the authority of an absolute-form target, as nginx does: a host
+/// name (letters, digits, `-` and `.`) or an IP literal in brackets, then
+/// an optional `:port` (digits, maybe none). An empty host must be refused
+/// (RFC 9110, 4.2.1), and so is userinfo (`user@`), which a client must not
+/// send and a recipient should treat as an error (RFC 9110, 4.2.4): a
+/// proxy that reads `http://a@b/` as host `a` would route it elsewhere.
+fn check_authority(authority: &str) -> Result<(), HttpError> {
+    let bad = |why: &str| Err(err(400, format!("invalid host in the request target: {why}")));
+    let b = authority.as_bytes();
+    if b.contains(&b'@') {
+        return bad("userinfo (user@) is not allowed");
+    }
+    let host_end = if b.first() == Some(&b'[') {
+        match b.iter().position(|&c| c == b']') {
+            Some(end) if end > 1 && b[1..end].iter().all(|c| c.is_ascii_hexdigit() || b":.".contains(c)) => end + 1,
+            _ => return bad("malformed IP literal"),
+        }
+    } else {
+        b.iter().position(|c| !(c.is_ascii_alphanumeric() || b"-.".contains(c))).unwrap_or(b.len())
+    };
+    if host_end == 0 {
+        return bad("no host");
+    }
+    match b[host_end..].split_first() {
+        None => Ok(()),
+        Some((b':', port)) if port.iter().all(u8::is_ascii_digit) => Ok(()),
+        Some(_) => bad("a host is letters, digits, '-' and '.', or an IP literal in brackets, then :port"),
+    }
 }
 
 /// The value of a `Content-Length` field: decimal digits, with optional
@@ -247,29 +341,35 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
     if buf.len() < head_len + body_len {
         return Ok(Parsed::Partial { expect_continue, need: Some(head_len + body_len) });
     }
-    let (path, query) = match memchr::memchr(b'?', target.as_bytes()) {
-        Some(i) => (&target[..i], &target[i + 1..]),
-        None => (target, ""),
+    let (path, query, authority) = if target.starts_with('/') {
+        let (path, query) = path_and_query(target);
+        (path, query, None)
+    } else {
+        split_other_target(&method, target)?
     };
-    if !path.starts_with('/') {
-        return Err(err(400, "request target must be an absolute path"));
+    let mut headers = Vec::new();
+    if limits.keep_headers {
+        headers.reserve_exact(req.headers.len() + usize::from(authority.is_some()));
+        headers.extend(
+            req.headers
+                .iter()
+                .filter(|h| authority.is_none() || !h.name.eq_ignore_ascii_case("host"))
+                .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned())),
+        );
+        if let Some(authority) = authority {
+            headers.push(("host".to_string(), authority.to_string()));
+        }
     }
     Ok(Parsed::Complete(
         Request {
             method,
             path: path.to_string(),
             query: query.to_string(),
+            authority: authority.map(str::to_string),
             body: buf[head_len..head_len + body_len].to_vec(),
             keep_alive: !connection_close,
             authorization,
-            headers: if limits.keep_headers {
-                req.headers
-                    .iter()
-                    .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            headers,
         },
         head_len + body_len,
     ))
@@ -384,6 +484,86 @@ mod tests {
         assert_eq!(r.header("host"), Some("Example.com"));
         assert_eq!(r.header("x-thing"), Some("a b"));
         assert_eq!(r.headers.len(), 2);
+    }
+
+    #[test]
+    fn absolute_form_targets_are_accepted_and_their_authority_replaces_host() {
+        let keep = ParseLimits { keep_headers: true, ..Default::default() };
+        let parsed = |s: &str| match parse(s.as_bytes(), &keep) {
+            Ok(Parsed::Complete(r, n)) => {
+                assert_eq!(n, s.len(), "{s:?}");
+                r
+            }
+            other => panic!("{s:?}: {other:?}"),
+        };
+        for (target, host, path, query) in [
+            ("http://example.com/ping", "example.com", "/ping", ""),
+            ("HTTP://Example.COM:8081/users/7?x=1&y", "Example.COM:8081", "/users/7", "x=1&y"),
+            ("https://a.example/b%2Fc/?q", "a.example", "/b%2Fc/", "q"),
+            ("http://example.com", "example.com", "/", ""),
+            ("http://example.com?k=v", "example.com", "/", "k=v"),
+            ("http://127.0.0.1:80/", "127.0.0.1:80", "/", ""),
+            ("http://[::1]:8080/x", "[::1]:8080", "/x", ""),
+            ("http://host:/x", "host:", "/x", ""),
+        ] {
+            // The Host header the client sent is replaced, whatever it said.
+            for hosts in ["", "Host: other.example\r\n", "Host: a\r\nHost: b\r\n"] {
+                let r = parsed(&format!("GET {target} HTTP/1.1\r\n{hosts}X-A: 1\r\n\r\n"));
+                assert_eq!((r.path.as_str(), r.query.as_str()), (path, query), "{target}");
+                assert_eq!(r.header("host"), Some(host), "{target} {hosts:?}");
+                assert_eq!(r.headers.iter().filter(|(n, _)| n == "host").count(), 1, "{target} {hosts:?}");
+                assert_eq!(r.header("x-a"), Some("1"));
+            }
+        }
+        // Origin-form keeps the Host header as sent.
+        assert_eq!(parsed("GET /x HTTP/1.1\r\nHost: h.example\r\n\r\n").header("host"), Some("h.example"));
+    }
+
+    #[test]
+    fn asterisk_form_is_for_options_alone() {
+        let (r, _) = complete("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((r.method, r.path.as_str(), r.query.as_str()), (Method::Options, "*", ""));
+        // An OPTIONS request for an absolute URI with an empty path is one
+        // for the whole server too (RFC 9112, 3.2.4).
+        let (r, _) = complete("OPTIONS http://example.com:8081 HTTP/1.1\r\n\r\n");
+        assert_eq!((r.path.as_str(), r.query.as_str()), ("*", ""));
+        assert_eq!(complete("OPTIONS http://example.com/ HTTP/1.1\r\n\r\n").0.path, "/");
+        assert_eq!(complete("OPTIONS http://example.com?x HTTP/1.1\r\n\r\n").0.path, "/");
+        for bad in
+            ["GET * HTTP/1.1", "POST * HTTP/1.1", "options * HTTP/1.1", "OPTIONS *?x HTTP/1.1", "OPTIONS ** HTTP/1.1"]
+        {
+            assert_eq!(p(&format!("{bad}\r\n\r\n")).unwrap_err().status, 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn other_request_targets_are_refused() {
+        for target in [
+            "ping",
+            "ping/x",
+            "example.com:80",
+            "ftp://example.com/ping",
+            "file:///etc/passwd",
+            "http:/example.com/ping",
+            "http:example.com",
+            "http://",
+            "http:///ping",
+            "http://:80/ping",
+            "http://user@example.com/ping",
+            "http://user:pw@example.com/ping",
+            "http://@example.com/ping",
+            "http://exa_mple.com/ping",
+            "http://exa%6Dple.com/ping",
+            "http://example.com:8o/ping",
+            "http://example.com#f",
+            "http://[::1/ping",
+            "http://[::1]x/ping",
+            "?x",
+            "#",
+        ] {
+            let e = p(&format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n")).unwrap_err();
+            assert_eq!(e.status, 400, "{target}: {e}");
+        }
     }
 
     #[test]

@@ -297,6 +297,25 @@ impl<T> RouteTable<T> {
         resolve(&self.any, rest, method).unwrap_or(Lookup::NotFound)
     }
 
+    /// The methods the routes a request for `host` (the Host header, as in
+    /// [`lookup`](Self::lookup)) can match serve, whatever the path: its
+    /// host's routes and the any-host ones, `HEAD` with `GET`, every
+    /// method if a `*` route is among them, and `OPTIONS` (for `OPTIONS *`,
+    /// which asks this). Sorted.
+    pub fn methods(&self, host: &str) -> Vec<&'static str> {
+        let mut set = Method::Options.bit();
+        for tree in self.host_tree(host).into_iter().chain([&self.any]) {
+            tree.for_each(&mut |r: &Route<T>| set |= r.method.bit());
+        }
+        if set & Method::Any.bit() != 0 {
+            set = !0;
+        }
+        if set & Method::Get.bit() != 0 {
+            set |= Method::Head.bit();
+        }
+        METHODS.iter().filter(|m| **m != Method::Any && set & m.bit() != 0).map(|m| m.as_str()).collect()
+    }
+
     /// The trie of the request's host, if any route has that host. Does not
     /// allocate: the host is lower-cased into a stack buffer when needed.
     fn host_tree(&self, header: &str) -> Option<&Node<T>> {

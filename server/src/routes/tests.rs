@@ -391,3 +391,21 @@ fn ten_thousand_routes() {
     assert_eq!(t.lookup("GET", "", "/r10000/items/1"), Lookup::NotFound);
     assert_eq!(t.lookup("POST", "", "/r5/items/1"), Lookup::MethodNotAllowed(vec!["GET".into(), "HEAD".into()]));
 }
+
+#[test]
+fn methods_served_for_a_host_for_options_asterisk() {
+    let mut t = table(&[
+        ("GET", "a.example", "/", "a"),
+        ("POST", "", "/items", "post"),
+        ("DELETE", "b.example", "/items/:id", "del"),
+        ("*", "z.example", "/x", "any"),
+    ]);
+    assert_eq!(t.methods("a.example"), ["GET", "HEAD", "OPTIONS", "POST"]);
+    assert_eq!(t.methods("B.Example:8081"), ["DELETE", "OPTIONS", "POST"]);
+    assert_eq!(t.methods("c.example"), ["OPTIONS", "POST"]);
+    assert_eq!(t.methods(""), ["OPTIONS", "POST"]);
+    assert_eq!(t.methods("z.example"), ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]);
+    t.remove("POST", "", "/items");
+    assert_eq!(t.methods("c.example"), ["OPTIONS"]);
+    assert_eq!(RouteTable::<String>::new().methods("x"), ["OPTIONS"]);
+}

@@ -8,10 +8,12 @@
 //! 3. route parameters (`:id`, `*rest`, strings).
 //!
 //! `args.http` (always set, overriding any `http` field from the sources
-//! above) holds `method`, `path` (as sent), `host`, `route` (the pattern),
-//! `query` (the raw query string), `headers` (names in lower case; repeated
-//! headers joined with `, `), `params` (the route parameters), and `body`
-//! (the raw body as text) or `body_base64` when the body is not UTF-8.
+//! above) holds `method`, `path` (as sent), `host` (the `Host` header, or
+//! the authority of an absolute-form target, which replaces it), `route`
+//! (the pattern), `query` (the raw query string), `headers` (names in lower
+//! case; repeated headers joined with `, `), `params` (the route
+//! parameters), and `body` (the raw body as text) or `body_base64` when the
+//! body is not UTF-8.
 
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -70,7 +72,7 @@ pub(super) fn route_args(req: &Request, pattern: &str, params: &[(String, String
     let mut http = Map::new();
     http.insert("method".into(), req.method.as_str().into());
     http.insert("path".into(), req.path.clone().into());
-    http.insert("host".into(), req.header("host").unwrap_or("").into());
+    http.insert("host".into(), req.host().into());
     http.insert("route".into(), pattern.into());
     http.insert("query".into(), req.query.clone().into());
     http.insert("headers".into(), Value::Object(headers));
@@ -95,6 +97,7 @@ mod tests {
             method,
             path: path.into(),
             query: query.into(),
+            authority: None,
             body: body.as_bytes().to_vec(),
             keep_alive: true,
             authorization: None,

@@ -18,7 +18,12 @@
 //!   read past to the next one, which the body could forge) is an invalid
 //!   web response, a 500 whose record says why. A 204 or 304 is sent
 //!   without a body whatever the action gave (the response writer sees to
-//!   that, as to HEAD answers having none).
+//!   that, as to HEAD answers having none);
+//! - `OPTIONS *` is answered here: 204 with the methods of the routes for
+//!   the request's host in `Allow`.
+//!
+//! The request's host is its `Host` header, or the authority of an
+//! absolute-form target (`GET http://host/path`), which replaces it.
 //!
 //! How results and failures become responses is [`crate::answer`]'s, shared
 //! with the API.
@@ -46,7 +51,14 @@ pub(crate) fn handle(st: &mut State, conn: ConnRef, req: Request) {
 /// Finds the request's route and starts its action. `None`: the answer
 /// comes when the action finishes.
 fn serve(st: &mut State, conn: ConnRef, req: Request) -> Option<Response> {
-    let host = req.header("host").unwrap_or("");
+    // The Host header, or the authority of an absolute-form target, which
+    // replaces it (RFC 9112, 3.2.2).
+    let host = req.host();
+    if req.path == "*" {
+        // `OPTIONS *` (the parser lets `*` through for OPTIONS alone): the
+        // methods this host's routes serve.
+        return Some(Response::empty(204).with_header("Allow", st.routes.methods(host).join(", ")));
+    }
     let (action, pattern, params) = match st.routes.lookup(req.method.as_str(), host, &req.path) {
         Lookup::Found(m) => (
             m.value.clone(),
