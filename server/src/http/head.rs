@@ -4,7 +4,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::request::Method;
+use super::request::{target_path, Method};
 
 /// The parts of a complete request head that decide whether its body is
 /// worth reading.
@@ -18,9 +18,10 @@ pub struct Head {
 }
 
 impl Head {
-    /// The target's path, without the query.
+    /// The target's path, without the query (or an absolute-form
+    /// target's authority).
     pub fn path(&self) -> &str {
-        self.target.split_once('?').map_or(&self.target, |(path, _)| path)
+        target_path(&self.method, &self.target)
     }
 }
 
@@ -55,6 +56,8 @@ mod tests {
             (&Method::Post, "/actions/a/block", Some(&b"Bearer t"[..]))
         );
         assert!(parse_head(b"POST / HTTP/1.1\r\nContent-Le", 64).is_none());
+        let h = parse_head(b"POST http://h:80/actions/a?x HTTP/1.1\r\n\r\n", 64).unwrap();
+        assert_eq!(h.path(), "/actions/a");
         assert_eq!(parse_head(b"GET /p HTTP/1.1\r\n\r\n", 64).unwrap().authorization, None);
     }
 }

@@ -182,6 +182,16 @@ fn path_and_query(target: &str) -> (&str, &str) {
     }
 }
 
+/// The path of a request target in any form the parser accepts (empty if
+/// it is in none).
+pub(super) fn target_path<'a>(method: &Method, target: &'a str) -> &'a str {
+    if target.starts_with('/') {
+        path_and_query(target).0
+    } else {
+        split_other_target(method, target).map_or("", |(path, _, _)| path)
+    }
+}
+
 /// The path, query and authority of a request target that is not an
 /// absolute path (see [`Request`]); out of line, as it is rare.
 #[inline(never)]
