@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use sl_store::{InvocationRecord, InvocationStatus, StoreError};
 
 use crate::http::Response;
+use crate::reactor::json_within;
 use crate::sandbox::InvokeError;
 
 /// The key `http.response` marks its tables with.
@@ -70,12 +71,16 @@ pub(crate) fn error_status(kind: &str) -> u16 {
     }
 }
 
-/// The response for a stored invocation record.
-pub(crate) fn record_response(rec: &InvocationRecord) -> Response {
+/// The response for a stored invocation record; a result over `limit`
+/// bytes of JSON (`Server.max_response`) is a `too_large` error.
+pub(crate) fn record_response(rec: &InvocationRecord, limit: usize) -> Response {
     match rec.status {
         InvocationStatus::Succeeded => {
             let v = rec.result.as_ref().unwrap_or(&Value::Null);
-            Response::json(200, serde_json::to_vec(v).unwrap_or_default())
+            match json_within(v, limit) {
+                Some(body) => Response::json(200, body),
+                None => error_response(&InvokeError::TooLarge(limit)),
+            }
         }
         InvocationStatus::Failed => {
             let (kind, message) =
@@ -95,17 +100,27 @@ pub(crate) fn record_response(rec: &InvocationRecord) -> Response {
 /// checks what it is given, but a table can be marked by hand) becomes a
 /// runtime error, in `result` too, so that the invocation record says why
 /// the client got a 500.
-pub(crate) fn route_response(result: &mut Result<Value, InvokeError>, id: &str, debug: bool) -> Response {
+///
+/// An answer over `limit` bytes (`Server.max_response`) becomes a
+/// `too_large` error, in `result` too.
+pub(crate) fn route_response(result: &mut Result<Value, InvokeError>, id: &str, debug: bool, limit: usize) -> Response {
     if let Ok(Value::Object(o)) = &*result {
         if o.get(RESPONSE_MARK) == Some(&Value::Bool(true)) {
-            match web_response(o) {
+            match web_response(o, limit) {
                 Ok(resp) => return resp.with_header(INVOCATION_HEADER, id.to_string()),
-                Err(m) => *result = Err(InvokeError::Runtime(format!("invalid web response: {m}"))),
+                Err(WebError::TooLarge) => *result = Err(InvokeError::TooLarge(limit)),
+                Err(WebError::Invalid(m)) => *result = Err(InvokeError::Runtime(format!("invalid web response: {m}"))),
             }
         }
     }
+    if let Ok(v) = &*result {
+        match json_within(v, limit) {
+            Some(body) => return Response::json(200, body).with_header(INVOCATION_HEADER, id.to_string()),
+            None => *result = Err(InvokeError::TooLarge(limit)),
+        }
+    }
     let resp = match &*result {
-        Ok(v) => Response::json(200, serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec())),
+        Ok(_) => unreachable!("answered above"),
         Err(InvokeError::Action(m)) => Response::error(400, "action", m),
         Err(e) => hidden_error(500, e.kind(), &e.to_string(), debug),
     };
@@ -132,8 +147,28 @@ fn hidden_error(status: u16, kind: &str, message: &str, debug: bool) -> Response
     }
 }
 
-/// Builds the response `http.response` described.
-fn web_response(o: &Map<String, Value>) -> Result<Response, String> {
+/// Why `http.response`'s table makes no response.
+enum WebError {
+    Invalid(String),
+    /// Its body is over the response limit.
+    TooLarge,
+}
+
+impl From<String> for WebError {
+    fn from(m: String) -> Self {
+        Self::Invalid(m)
+    }
+}
+
+impl From<&str> for WebError {
+    fn from(m: &str) -> Self {
+        Self::Invalid(m.to_string())
+    }
+}
+
+/// Builds the response `http.response` described, with a body of at most
+/// `limit` bytes.
+fn web_response(o: &Map<String, Value>, limit: usize) -> Result<Response, WebError> {
     let status = o
         .get("status")
         .and_then(Value::as_u64)
@@ -142,15 +177,18 @@ fn web_response(o: &Map<String, Value>) -> Result<Response, String> {
     if status < 200 {
         // A client reads past an interim response to the next one, which
         // the action could forge in the body.
-        return Err(format!("status {status} is {INFORMATIONAL}"));
+        return Err(format!("status {status} is {INFORMATIONAL}").into());
     }
     let text = Cow::Borrowed("text/plain; charset=utf-8");
     let (mut content_type, body) = match (o.get("body"), o.get("body_base64"), o.get("json")) {
+        (Some(Value::String(b)), None, None) if b.len() > limit => return Err(WebError::TooLarge),
         (Some(Value::String(b)), None, None) => (text, b.as_bytes().to_vec()),
+        // Base64 takes 4 bytes for 3.
+        (None, Some(Value::String(b)), None) if b.len() / 4 * 3 > limit => return Err(WebError::TooLarge),
         (None, Some(Value::String(b)), None) => {
             (text, base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| format!("body: {e}"))?)
         }
-        (None, None, Some(v)) => (Cow::Borrowed("application/json"), serde_json::to_vec(v).map_err(|e| e.to_string())?),
+        (None, None, Some(v)) => (Cow::Borrowed("application/json"), json_within(v, limit).ok_or(WebError::TooLarge)?),
         (None, None, None) => (text, Vec::new()),
         _ => return Err("give one body: body (text), body_base64 or json".into()),
     };
@@ -163,13 +201,15 @@ fn web_response(o: &Map<String, Value>) -> Result<Response, String> {
             _ => return Err("headers must be a table of name = value".into()),
         };
         for (name, value) in h {
-            let Value::String(value) = value else { return Err(format!("header '{name}' must have a text value")) };
+            let Value::String(value) = value else {
+                return Err(format!("header '{name}' must have a text value").into());
+            };
             if !valid_header_name(&name) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-                return Err(format!("header '{name}' is not a valid header field"));
+                return Err(format!("header '{name}' is not a valid header field").into());
             }
             let lower = name.to_ascii_lowercase();
             if matches!(lower.as_str(), "content-length" | "transfer-encoding" | "connection") {
-                return Err(format!("header '{name}' is set by the server"));
+                return Err(format!("header '{name}' is set by the server").into());
             }
             if lower == "content-type" {
                 content_type = Cow::Owned(value);
@@ -193,16 +233,16 @@ mod tests {
 
     #[test]
     fn results_become_responses() {
-        let ok = route_response(&mut Ok(json!({"a": 1})), "id1", false);
+        let ok = route_response(&mut Ok(json!({"a": 1})), "id1", false, usize::MAX);
         assert_eq!((ok.status, ok.body.as_slice()), (200, &br#"{"a":1}"#[..]));
         assert!(ok.headers.iter().any(|(k, v)| k == INVOCATION_HEADER && v == "id1"));
-        let bad = route_response(&mut Err(InvokeError::Action("no such item".into())), "i", false);
+        let bad = route_response(&mut Err(InvokeError::Action("no such item".into())), "i", false, usize::MAX);
         assert_eq!(bad.status, 400);
         assert!(String::from_utf8_lossy(&bad.body).contains("no such item"));
-        let err = route_response(&mut Err(InvokeError::Runtime("t:3: secret detail".into())), "i", false);
+        let err = route_response(&mut Err(InvokeError::Runtime("t:3: secret detail".into())), "i", false, usize::MAX);
         assert_eq!(err.status, 500);
         assert!(!String::from_utf8_lossy(&err.body).contains("secret"));
-        let err = route_response(&mut Err(InvokeError::Runtime("t:3: secret detail".into())), "i", true);
+        let err = route_response(&mut Err(InvokeError::Runtime("t:3: secret detail".into())), "i", true, usize::MAX);
         assert!(String::from_utf8_lossy(&err.body).contains("secret detail"));
     }
 
@@ -210,11 +250,11 @@ mod tests {
     fn web_responses_set_status_headers_and_bodies() {
         let v = json!({RESPONSE_MARK: true, "status": 201, "headers": {"Location": "/items/1", "Content-Type": "image/png"},
                        "body_base64": "/wBB"});
-        let r = route_response(&mut Ok(v), "i", false);
+        let r = route_response(&mut Ok(v), "i", false, usize::MAX);
         assert_eq!((r.status, r.content_type.as_ref(), r.body.as_slice()), (201, "image/png", &[0xff, 0, 0x41][..]));
         assert!(r.headers.iter().any(|(k, v)| k == "Location" && v == "/items/1"));
         let v = json!({RESPONSE_MARK: true, "status": 202, "headers": [], "json": {"queued": true}});
-        let r = route_response(&mut Ok(v), "i", false);
+        let r = route_response(&mut Ok(v), "i", false, usize::MAX);
         assert_eq!(
             (r.status, r.content_type.as_ref(), r.body.as_slice()),
             (202, "application/json", &br#"{"queued":true}"#[..])
@@ -231,13 +271,13 @@ mod tests {
             json!({RESPONSE_MARK: true, "status": 200, "headers": {"Content-Length": "5"}}),
         ] {
             let mut result = Ok(bad.clone());
-            assert_eq!(route_response(&mut result, "i", false).status, 500, "{bad}");
+            assert_eq!(route_response(&mut result, "i", false, usize::MAX).status, 500, "{bad}");
             // The record says why.
             let message = result.unwrap_err().to_string();
             assert!(message.starts_with("invalid web response: "), "{bad}: {message}");
         }
         let mut result = Ok(json!({RESPONSE_MARK: true, "status": 101}));
-        let r = route_response(&mut result, "i", true);
+        let r = route_response(&mut result, "i", true, usize::MAX);
         assert_eq!((r.status, r.headers.last()), (500, Some(&(Cow::Borrowed(INVOCATION_HEADER), "i".to_string()))));
         let message = result.unwrap_err().to_string();
         assert!(message.contains("status 101 is informational (1xx)"), "{message}");
@@ -256,14 +296,45 @@ mod tests {
     }
 
     #[test]
+    fn answers_over_the_limit_are_too_large_errors_found_within_the_limit() {
+        let big = json!("\u{1}".repeat(1000)); // 6,002 bytes as JSON
+        let mut result = Ok(big.clone());
+        let r = route_response(&mut result, "i", true, 6001);
+        assert_eq!(r.status, 500);
+        assert!(String::from_utf8_lossy(&r.body).contains("too_large"));
+        assert!(matches!(result, Err(InvokeError::TooLarge(6001))));
+        let mut result = Ok(big.clone());
+        assert_eq!(route_response(&mut result, "i", true, 6002).body.len(), 6002);
+        // Web responses: a text body, a base64 body and a JSON body.
+        for (body, limit) in [
+            (json!({RESPONSE_MARK: true, "status": 200, "body": "x".repeat(101)}), 100),
+            (json!({RESPONSE_MARK: true, "status": 200, "body_base64": "eHh4".repeat(40)}), 100),
+            (json!({RESPONSE_MARK: true, "status": 200, "json": vec!["x"; 50]}), 100),
+        ] {
+            let mut result = Ok(body.clone());
+            assert_eq!(route_response(&mut result, "i", false, limit).status, 500, "{body}");
+            assert!(matches!(result, Err(InvokeError::TooLarge(100))), "{body}");
+            let mut result = Ok(body.clone());
+            assert_ne!(route_response(&mut result, "i", false, 1000).status, 500, "{body}");
+        }
+        // A stored result alike.
+        let mut rec = InvocationRecord::queued("id".into(), "a".into(), Value::Null, true, 0);
+        rec.status = InvocationStatus::Succeeded;
+        rec.result = Some(big);
+        let r = record_response(&rec, 100);
+        assert_eq!((r.status, String::from_utf8_lossy(&r.body).contains("too_large")), (500, true));
+        assert_eq!(record_response(&rec, 10_000).status, 200);
+    }
+
+    #[test]
     fn records_answer_by_status() {
         let mut rec = InvocationRecord::queued("id".into(), "a".into(), Value::Null, true, 0);
-        assert_eq!(record_response(&rec).status, 202);
+        assert_eq!(record_response(&rec, usize::MAX).status, 202);
         rec.status = InvocationStatus::Succeeded;
         rec.result = Some(json!({"k": 1}));
-        assert_eq!(record_response(&rec).body, br#"{"k":1}"#);
+        assert_eq!(record_response(&rec, usize::MAX).body, br#"{"k":1}"#);
         rec.status = InvocationStatus::Failed;
         rec.error = Some(sl_store::InvocationError { kind: "not_found".into(), message: "gone".into() });
-        assert_eq!(record_response(&rec).status, 404);
+        assert_eq!(record_response(&rec, usize::MAX).status, 404);
     }
 }

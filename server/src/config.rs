@@ -56,6 +56,10 @@ pub struct ServerConfig {
     /// one worker holds at once; beyond it, connections' bodies wait to be
     /// read.
     pub request_memory: usize,
+    /// The largest answer made from an action's result, in bytes: a bigger
+    /// one is an error of kind `too_large` (and costs no more than this to
+    /// find out).
+    pub max_response: usize,
     /// Bytes of answers waiting to be sent that one worker holds at once;
     /// beyond it, the connections whose clients have left output waiting
     /// longest are closed.
@@ -192,6 +196,7 @@ impl Default for Config {
                 send_timeout: Duration::from_secs(60),
                 request_memory: 64 << 20,
                 response_memory: 256 << 20,
+                max_response: 16 << 20,
                 workers: 1,
                 pool_threads: 4,
                 plugin_threads: 256,
@@ -347,6 +352,9 @@ impl Config {
             }
             if let Some(v) = b.int("response_memory", 1 << 20, 1 << 40)? {
                 s.response_memory = v as usize;
+            }
+            if let Some(v) = b.int("max_response", 1024, 1 << 32)? {
+                s.max_response = v as usize;
             }
             if let Some(v) = b.int("pool_threads", 1, 256)? {
                 s.pool_threads = v as usize;
@@ -751,6 +759,7 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!((c.server.request_memory, c.server.response_memory), (64 << 20, 256 << 20));
         assert_eq!((c.server.send_timeout, c.invocations.record_limit), (Duration::from_secs(60), 65536));
+        assert_eq!(c.server.max_response, 16 << 20);
         let c = parse(
             "Server { request_memory = 16777216, response_memory = 1048576, send_timeout = 500 }\n\
              Invocations { record_limit = 2048 }",

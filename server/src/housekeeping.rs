@@ -170,7 +170,7 @@ fn poll_waiters(st: &mut State) {
                     if rec.status.is_terminal() {
                         let waiting = st.waiters.take(&rec.id);
                         if !waiting.is_empty() {
-                            let resp = record_response(&rec);
+                            let resp = record_response(&rec, st.cfg.server.max_response);
                             for conn in waiting {
                                 st.outbox.respond(conn, resp.clone());
                             }
@@ -190,7 +190,7 @@ fn expire_waiters(st: &mut State, now: Instant) {
             let r = store.get_invocation(&id);
             move |st: &mut State| {
                 let resp = match r {
-                    Ok(Some(rec)) => record_response(&rec),
+                    Ok(Some(rec)) => record_response(&rec, st.cfg.server.max_response),
                     Ok(None) => Response::error(404, "not_found", &format!("no invocation '{id}'")),
                     Err(e) => Response::error(503, "unavailable", &e.to_string()),
                 };

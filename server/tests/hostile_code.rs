@@ -3,7 +3,7 @@
 //! Each corpus file starts with a header of `-- key: value` lines:
 //!
 //! ```lua
-//! -- expect: timeout                 -- ok, action, runtime, memory, instructions, timeout; `a|b` for either
+//! -- expect: timeout                 -- ok, action, runtime, memory, instructions, timeout, too_large; `a|b` for either
 //! -- limits: timeout=300 maxmem=8192 instructions=0   -- 0 = the server default
 //! -- why: pcall cannot catch the timeout abort
 //! -- result: {"a": 1}                -- optional: the exact JSON result (when the outcome is ok)
@@ -59,7 +59,7 @@ const RSS_SLACK_KIB: u64 = 48 * 1024;
 /// real stall (the reactor stuck in one call) shows up on every pass.
 const PING_RETRIES: usize = 1;
 
-const KINDS: [&str; 6] = ["ok", "action", "runtime", "memory", "instructions", "timeout"];
+const KINDS: [&str; 7] = ["ok", "action", "runtime", "memory", "instructions", "timeout", "too_large"];
 
 /// The innocent bystander: everything an attacker might try to change for
 /// other actions, read back.

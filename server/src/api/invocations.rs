@@ -100,7 +100,7 @@ pub(super) fn get(st: &mut State, conn: ConnRef, id: &str, query: &str) -> Resul
         }
     };
     if let Some(rec) = st.records.recent(id) {
-        return Ok(Some(record_response(rec)));
+        return Ok(Some(record_response(rec, st.cfg.server.max_response)));
     }
     let id = id.to_string();
     let store = std::sync::Arc::clone(&st.store);
@@ -109,14 +109,14 @@ pub(super) fn get(st: &mut State, conn: ConnRef, id: &str, query: &str) -> Resul
         move |st: &mut State| {
             let resp = match r {
                 Ok(Some(rec)) if !rec.status.is_terminal() && wait > 0 => match st.records.recent(&id) {
-                    Some(done) => record_response(done),
+                    Some(done) => record_response(done, st.cfg.server.max_response),
                     None => {
                         let deadline = Instant::now() + Duration::from_secs(wait);
                         st.waiters.add(id, conn, deadline);
                         return;
                     }
                 },
-                Ok(Some(rec)) => record_response(&rec),
+                Ok(Some(rec)) => record_response(&rec, st.cfg.server.max_response),
                 Ok(None) => Response::error(404, "not_found", &format!("no invocation '{id}'")),
                 Err(e) => store_error(&e),
             };

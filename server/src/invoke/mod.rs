@@ -27,6 +27,7 @@ use crate::answer::{error_response, error_status, overloaded, record_response, r
 use crate::exec::{FetchResult, Fetched, Job, Queued, Reply};
 use crate::http::Response;
 use crate::ids::now_ms;
+use crate::reactor::json_within;
 use crate::sandbox::{Args, Compiled, InvokeError, LimitKind, Outcome, PluginCall, Run, Step};
 use crate::state::{bound_record, nominal_record_size, State};
 
@@ -202,8 +203,20 @@ fn plugin_call(st: &mut State, key: usize, call: PluginCall) {
         }
         return;
     };
+    // Encoded on the loop: no bigger than an answer may be.
+    let max = st.cfg.server.max_response;
+    let Some(payload) = json_within(&call.payload, max) else {
+        if let Some(running) = st.exec.runs.get_mut(key) {
+            let message = format!(
+                "call('{}'): the payload is larger than Server.max_response ({max} bytes) as JSON",
+                call.plugin
+            );
+            running.run.deliver(Err(message));
+            st.exec.runs.queue(key);
+        }
+        return;
+    };
     let Some(id) = st.exec.runs.park(key) else { return };
-    let payload = serde_json::to_vec(&call.payload).unwrap_or_else(|_| b"null".to_vec());
     st.plugin_pool.spawn(move || {
         let result = plugin.call(&call.action, &payload).and_then(|bytes| {
             serde_json::from_slice(&bytes).map_err(|e| format!("plugin '{}' returned invalid JSON: {e}", call.plugin))
@@ -243,14 +256,23 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut o
     // The answer first, from the outcome; the record after, and only if
     // it is kept (it takes the result instead of a copy).
     let reply = job.reply;
+    let max = st.cfg.server.max_response;
     match reply {
-        Reply::ApiClient(to) => match &outcome.result {
-            Ok(v) => st.outbox.json(to, 200, v),
-            Err(e) => st.outbox.respond(to, error_response(e)),
-        },
+        Reply::ApiClient(to) => {
+            // An answer too large to send becomes a failure, in the record too.
+            if let Ok(v) = &outcome.result {
+                if !st.outbox.json(to, 200, v, max) {
+                    outcome.result = Err(InvokeError::TooLarge(max));
+                }
+            }
+            if let Err(e) = &outcome.result {
+                st.outbox.respond(to, error_response(e));
+            }
+        }
         Reply::WebClient(to) => {
-            // An invalid web response becomes a failure, in the record too.
-            st.outbox.respond(to, route_response(&mut outcome.result, &job.record.id, st.cfg.server.debug));
+            // An invalid or too large web response becomes a failure, in
+            // the record too.
+            st.outbox.respond(to, route_response(&mut outcome.result, &job.record.id, st.cfg.server.debug, max));
         }
         Reply::Caller { key, id } => {
             let answer = match &outcome.result {
@@ -325,7 +347,7 @@ fn queue_done(st: &mut State, rec: InvocationRecord, size: usize) {
     st.consumer.finished();
     let waiting = st.waiters.take(&rec.id);
     if !waiting.is_empty() {
-        let resp = record_response(&rec);
+        let resp = record_response(&rec, st.cfg.server.max_response);
         for conn in waiting {
             st.outbox.respond(conn, resp.clone());
         }

@@ -49,7 +49,7 @@ use tracing::debug;
 
 pub use conn::MAX_PENDING_OUT;
 pub use conn_ref::{ConnRef, Side};
-pub use outbox::{Outbox, Parts};
+pub use outbox::{json_within, Outbox, Parts};
 pub use service::{Service, Wake};
 pub use settings::Settings;
 

@@ -31,6 +31,42 @@ enum Answer {
     },
 }
 
+/// `value` as JSON, unless that is over `limit` bytes (found out after at
+/// most `limit` bytes of work).
+pub fn json_within<T: serde::Serialize + ?Sized>(value: &T, limit: usize) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut out = Bounded { buf: &mut buf, left: limit, over: false };
+    match serde_json::to_writer(&mut out, value) {
+        Ok(()) => Some(buf),
+        Err(_) if out.over => None,
+        Err(_) => Some(b"null".to_vec()),
+    }
+}
+
+/// A buffer that takes at most `left` more bytes; past that, writes fail
+/// and `over` says why.
+struct Bounded<'a> {
+    buf: &'a mut Vec<u8>,
+    left: usize,
+    over: bool,
+}
+
+impl std::io::Write for Bounded<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let Some(left) = self.left.checked_sub(bytes.len()) else {
+            self.over = true;
+            return Err(std::io::Error::other("over the limit"));
+        };
+        self.left = left;
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// One answer as it is written: a response, or the status and body of a
 /// JSON answer.
 pub enum Parts<'a> {
@@ -58,14 +94,24 @@ impl Outbox {
     }
 
     /// Answers `to` with `status` and `value` as JSON (`null` if it cannot
-    /// be serialized).
-    pub fn json<T: serde::Serialize + ?Sized>(&mut self, to: ConnRef, status: u16, value: &T) {
+    /// be serialized), unless its JSON is over `limit` bytes: then nothing
+    /// is queued, and false returned, after at most `limit` bytes of work.
+    pub fn json<T: serde::Serialize + ?Sized>(&mut self, to: ConnRef, status: u16, value: &T, limit: usize) -> bool {
         let start = self.json.len();
-        if serde_json::to_writer(&mut self.json, value).is_err() {
-            self.json.truncate(start);
-            self.json.extend_from_slice(b"null");
+        let mut out = Bounded { buf: &mut self.json, left: limit, over: false };
+        match serde_json::to_writer(&mut out, value) {
+            Ok(()) => {}
+            Err(_) if out.over => {
+                self.json.truncate(start);
+                return false;
+            }
+            Err(_) => {
+                self.json.truncate(start);
+                self.json.extend_from_slice(b"null");
+            }
         }
         self.answers.push((to, Answer::Json { status, body: start..self.json.len() }));
+        true
     }
 
     /// Whether no answer waits.
@@ -108,9 +154,9 @@ mod tests {
         let (a, b) = (ConnRef { key: 1, gen: 1 }, ConnRef { key: 2, gen: 7 });
         let mut outbox = Outbox::default();
         assert!(outbox.is_empty());
-        outbox.json(a, 200, &serde_json::json!({"x": 1}));
+        outbox.json(a, 200, &serde_json::json!({"x": 1}), 100);
         outbox.respond(b, Response::text(404, "no"));
-        outbox.json(b, 201, &"two");
+        outbox.json(b, 201, &"two", 100);
         assert!(!outbox.is_empty());
         let got = written(&mut outbox);
         let want = |r: Response| {
@@ -136,12 +182,19 @@ mod tests {
         let mut outbox = Outbox::default();
         let mut bad = std::collections::HashMap::new();
         bad.insert(vec![1u8], 1); // a map with non-string keys is no JSON object
-        outbox.json(to, 200, &"before");
-        outbox.json(to, 200, &bad);
+        outbox.json(to, 200, &"before", 100);
+        outbox.json(to, 200, &bad, 100);
         let got = written(&mut outbox);
         assert!(got[0].1.ends_with("\"before\"") && got[1].1.ends_with("\r\n\r\nnull"), "{got:?}");
-        outbox.json(to, 200, &"x".repeat(JSON_KEEP * 2));
+        outbox.json(to, 200, &"x".repeat(JSON_KEEP * 2), usize::MAX);
         written(&mut outbox);
         assert_eq!(outbox.json.capacity(), 0);
+        // Over the limit: nothing queued, nothing left in the buffer.
+        outbox.json(to, 200, &"first", 100);
+        assert!(!outbox.json(to, 200, &"y".repeat(101), 100));
+        assert!(outbox.json(to, 200, &"y".repeat(98), 100), "exactly at the limit");
+        let got = written(&mut outbox);
+        assert_eq!(got.len(), 2);
+        assert!(got[1].1.ends_with(&format!("\"{}\"", "y".repeat(98))));
     }
 }

@@ -48,6 +48,10 @@ pub enum InvokeError {
     /// A fault of the server, not of the action.
     #[error("{0}")]
     Internal(String),
+    /// The result, as the answer it makes, is larger than the server sends
+    /// (`Server.max_response`, in bytes).
+    #[error("the answer is larger than this server sends (Server.max_response = {0} bytes)")]
+    TooLarge(usize),
 }
 
 fn limit_message(kind: LimitKind) -> &'static str {
@@ -73,6 +77,7 @@ impl InvokeError {
             Self::Compile(_) => "compile",
             Self::Library(_) => "library",
             Self::Internal(_) => "internal",
+            Self::TooLarge(_) => "too_large",
         }
     }
 }
