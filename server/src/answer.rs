@@ -31,6 +31,17 @@ const INFORMATIONAL: &str = "informational (1xx), an interim response the server
 /// Header naming the invocation that answered a route.
 const INVOCATION_HEADER: &str = "X-SL-Invocation";
 
+/// The most bytes a scalar value takes as JSON (a string's characters may
+/// each become `\u00XX`), or `None` for an array or object.
+pub(crate) fn worst_json_len(v: &Value) -> Option<usize> {
+    match v {
+        Value::String(s) => Some(s.len().saturating_mul(6).saturating_add(2)),
+        Value::Null | Value::Bool(_) => Some(5),
+        Value::Number(_) => Some(40),
+        Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
 /// The response to a failed store call.
 pub(crate) fn store_error(e: &StoreError) -> Response {
     match e {
@@ -324,6 +335,16 @@ mod tests {
         let r = record_response(&rec, 100);
         assert_eq!((r.status, String::from_utf8_lossy(&r.body).contains("too_large")), (500, true));
         assert_eq!(record_response(&rec, 10_000).status, 200);
+    }
+
+    #[test]
+    fn the_worst_json_length_of_a_scalar_bounds_its_json() {
+        for v in
+            [json!("\u{1}\u{7f}é\"\\"), json!(null), json!(false), json!(-1.2345678901234567e-300), json!(u64::MAX)]
+        {
+            assert!(serde_json::to_vec(&v).unwrap().len() <= worst_json_len(&v).unwrap(), "{v}");
+        }
+        assert_eq!(worst_json_len(&json!([1])), None);
     }
 
     #[test]

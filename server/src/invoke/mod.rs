@@ -23,7 +23,9 @@ use std::time::Instant;
 use sl_store::{InvocationError, InvocationRecord, InvocationStatus};
 use tracing::{debug, warn};
 
-use crate::answer::{error_response, error_status, overloaded, record_response, route_failure, route_response};
+use crate::answer::{
+    error_response, error_status, overloaded, record_response, route_failure, route_response, worst_json_len,
+};
 use crate::exec::{FetchResult, Fetched, Job, Queued, Reply};
 use crate::http::Response;
 use crate::ids::now_ms;
@@ -261,7 +263,9 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut o
         Reply::ApiClient(to) => {
             // An answer too large to send becomes a failure, in the record too.
             if let Ok(v) = &outcome.result {
-                if !st.outbox.json(to, 200, v, max) {
+                // A small scalar (most results) needs no bounded writer.
+                let limit = if worst_json_len(v).is_some_and(|n| n <= max) { usize::MAX } else { max };
+                if !st.outbox.json(to, 200, v, limit) {
                     outcome.result = Err(InvokeError::TooLarge(max));
                 }
             }

@@ -96,16 +96,24 @@ impl Outbox {
     /// Answers `to` with `status` and `value` as JSON (`null` if it cannot
     /// be serialized), unless its JSON is over `limit` bytes: then nothing
     /// is queued, and false returned, after at most `limit` bytes of work.
+    ///
+    /// `limit` is `usize::MAX` when the caller knows the JSON is small: the
+    /// value is then written straight into the buffer.
     pub fn json<T: serde::Serialize + ?Sized>(&mut self, to: ConnRef, status: u16, value: &T, limit: usize) -> bool {
         let start = self.json.len();
-        let mut out = Bounded { buf: &mut self.json, left: limit, over: false };
-        match serde_json::to_writer(&mut out, value) {
+        let written = if limit == usize::MAX {
+            serde_json::to_writer(&mut self.json, value).map_err(|_| false)
+        } else {
+            let mut out = Bounded { buf: &mut self.json, left: limit, over: false };
+            serde_json::to_writer(&mut out, value).map_err(|_| out.over)
+        };
+        match written {
             Ok(()) => {}
-            Err(_) if out.over => {
+            Err(true) => {
                 self.json.truncate(start);
                 return false;
             }
-            Err(_) => {
+            Err(false) => {
                 self.json.truncate(start);
                 self.json.extend_from_slice(b"null");
             }
