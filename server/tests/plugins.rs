@@ -196,3 +196,34 @@ fn bad_plugins_stop_the_server_with_a_clear_message() {
         }
     }
 }
+
+/// A plugin call's payload and its answer are bounded by
+/// `Server.max_response` (both are encoded or parsed outside the action's
+/// memory limit): over it, the call fails with an error the action can
+/// catch, and the plugin's answer is never parsed.
+#[test]
+fn plugin_payloads_and_answers_are_bounded_by_max_response() {
+    let s = TestServer::start(&format!(
+        "Server {{ max_response = 2048 }}\nPlugin \"kv\" {{ file = {:?}, path = \"kv.db\" }}",
+        plugin_lib("sl_kv")
+    ));
+    let code = r#"
+function main(args)
+  if args.put then
+    return call('kv', 'put', { key = args.put, value = string.rep('v', args.size) })
+  end
+  local ok, err = pcall(call, 'kv', 'list', { prefix = 'k/' })
+  return { ok = ok, err = err }
+end"#;
+    assert_eq!(s.create("kv", code, "").status, 201);
+    for i in 0..3 {
+        let r = s.post("/actions/kv/block", &format!(r#"{{"put": "k/{i}", "size": 1000}}"#));
+        assert_eq!(r.json(), json!(true), "{}", r.text());
+    }
+    let r = s.post("/actions/kv/block", r#"{"put": "k/big", "size": 3000}"#);
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("the payload is larger than Server.max_response (2048 bytes)"), "{}", r.text());
+    let r = s.post("/actions/kv/block", "{}").json();
+    assert_eq!(r["ok"], json!(false), "{r}");
+    assert!(r["err"].as_str().unwrap().contains("more than Server.max_response (2048 bytes)"), "{r}");
+}

@@ -24,9 +24,12 @@
 //!   `key`; `true`.
 //! - `get` `{key}`: the value, or null (`nil`) if absent.
 //! - `delete` `{key}`: `true` if the key existed, else `false`.
-//! - `list` `{prefix?, limit?}`: `[{key, value}, ...]` sorted by key, the
-//!   keys that start with `prefix` (default: all), at most `limit`
-//!   ([`DEFAULT_LIMIT`] by default, at most [`MAX_LIMIT`]).
+//! - `list` `{prefix?, after?, limit?}`: `[{key, value}, ...]` sorted by
+//!   key, the keys that start with `prefix` (default: all) and come after
+//!   `after` (default: from the first), at most `limit` ([`DEFAULT_LIMIT`]
+//!   by default, at most [`MAX_LIMIT`]) and no more once the values pass
+//!   [`MAX_LIST_BYTES`] of JSON (the last key is the `after` of the next
+//!   page).
 //! - `incr` `{key, by?}`: adds `by` (default 1) to the integer under `key`
 //!   (missing: 0) and returns the new value; atomic.
 //!
@@ -59,6 +62,9 @@ pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_LIMIT: usize = 100;
 /// The largest `limit` of `list`.
 pub const MAX_LIMIT: usize = 1000;
+/// Bytes of values (JSON) after which `list` stops: the plugin's answer,
+/// made outside any action's memory limit, stays small whatever is stored.
+pub const MAX_LIST_BYTES: usize = 4 * 1024 * 1024;
 
 const CONFIG_KEYS: &[&str] = &["path"];
 const ACTIONS: &str = "put, get, delete, list, incr";
@@ -151,11 +157,16 @@ impl Kv {
 
     /// The action `list`.
     pub fn list(&self, payload: Value) -> Result<Value, String> {
-        let p = fields("list", &payload, &["limit", "prefix"])?;
+        let p = fields("list", &payload, &["after", "limit", "prefix"])?;
         let prefix = match p.get("prefix") {
             None | Some(Value::Null) => "",
             Some(Value::String(s)) => s,
             Some(other) => return Err(format!("kv list: 'prefix' must be a string, got {}", kind(other))),
+        };
+        let after = match p.get("after") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(other) => return Err(format!("kv list: 'after' must be a string (a key), got {}", kind(other))),
         };
         let limit = match p.get("limit") {
             None | Some(Value::Null) => DEFAULT_LIMIT,
@@ -164,7 +175,7 @@ impl Kv {
                 None => return Err(format!("kv list: 'limit' must be an integer from 1 to {MAX_LIMIT}, got {v}")),
             },
         };
-        let entries = self.store.list(prefix, limit)?;
+        let entries = self.store.list(prefix, after, limit, MAX_LIST_BYTES)?;
         Ok(Value::Array(entries.into_iter().map(|(key, value)| json!({ "key": key, "value": value })).collect()))
     }
 

@@ -138,25 +138,50 @@ impl KvStore {
         Ok(n > 0)
     }
 
-    /// At most `limit` entries whose keys start with `prefix`, in key order
-    /// (the order of the keys' UTF-8 bytes, which is that of their code
-    /// points).
-    pub fn list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Value)>, String> {
+    /// At most `limit` entries whose keys start with `prefix` and come
+    /// after `after` (if given), in key order (the order of the keys' UTF-8
+    /// bytes, which is that of their code points), and no more once their
+    /// values' JSON passes `max_bytes` (the entry that passes it is the
+    /// last; the first always comes): rows are read one at a time, so a
+    /// list never holds more than that in memory.
+    pub fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(String, Value)>, String> {
         let conn = self.conn("list")?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows: Vec<(String, String)> = self.sql("list", {
-            let collect = |rows: rusqlite::MappedRows<'_, _>| rows.collect::<rusqlite::Result<Vec<_>>>();
-            let pair = |row: &rusqlite::Row<'_>| Ok((row.get(0)?, row.get(1)?));
-            match prefix_upper_bound(prefix) {
-                Some(upper) => conn
-                    .prepare_cached("SELECT key, value FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3")
-                    .and_then(|mut s| s.query_map((prefix, upper.as_str(), limit), pair).and_then(collect)),
-                None => conn
-                    .prepare_cached("SELECT key, value FROM kv WHERE key >= ?1 ORDER BY key LIMIT ?2")
-                    .and_then(|mut s| s.query_map((prefix, limit), pair).and_then(collect)),
+        // Keys after `after` and from `prefix` on: whichever is later.
+        let from = match after {
+            Some(a) if a >= prefix => a,
+            _ => prefix,
+        };
+        let strict = after.is_some_and(|a| a >= prefix);
+        let op = if strict { ">" } else { ">=" };
+        let upper = prefix_upper_bound(prefix);
+        let sql = match &upper {
+            Some(_) => format!("SELECT key, value FROM kv WHERE key {op} ?1 AND key < ?2 ORDER BY key LIMIT ?3"),
+            None => format!("SELECT key, value FROM kv WHERE key {op} ?1 ORDER BY key LIMIT ?2"),
+        };
+        let mut stmt = self.sql("list", conn.prepare_cached(&sql))?;
+        let pair = |row: &rusqlite::Row<'_>| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?));
+        let rows = match &upper {
+            Some(upper) => stmt.query_map((from, upper.as_str(), limit), pair),
+            None => stmt.query_map((from, limit), pair),
+        };
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for row in self.sql("list", rows)? {
+            let (key, text) = self.sql("list", row)?;
+            bytes += text.len();
+            out.push((key.clone(), parse_stored("list", &key, &text)?));
+            if bytes >= max_bytes {
+                break;
             }
-        })?;
-        rows.into_iter().map(|(key, text)| parse_stored("list", &key, &text).map(|v| (key, v))).collect()
+        }
+        Ok(out)
     }
 
     /// Adds `by` to the integer under `key` (a missing key counts as 0) and

@@ -172,6 +172,38 @@ fn list_limits() {
 }
 
 #[test]
+fn list_pages_with_after_and_stops_at_its_byte_bound() {
+    let (_dir, kv) = plugin();
+    for key in ["a/1", "a/2", "a/3", "b/1"] {
+        ok(&kv, "put", json!({"key": key, "value": key}));
+    }
+    assert_eq!(keys(&ok(&kv, "list", json!({"after": "a/1"}))), ["a/2", "a/3", "b/1"]);
+    assert_eq!(keys(&ok(&kv, "list", json!({"prefix": "a/", "after": "a/2"}))), ["a/3"]);
+    // An `after` before the prefix starts it at the prefix.
+    assert_eq!(keys(&ok(&kv, "list", json!({"prefix": "b/", "after": "a/9"}))), ["b/1"]);
+    assert_eq!(keys(&ok(&kv, "list", json!({"prefix": "a/", "after": "a/3"}))), Vec::<&str>::new());
+    assert!(err(&kv, "list", json!({"after": 5})).contains("'after' must be a string"));
+    // Values of 1 MiB: a list holds at most MAX_LIST_BYTES of them, and the
+    // last key pages on.
+    let big = "v".repeat(MAX_VALUE_BYTES - 2);
+    for i in 0..10 {
+        ok(&kv, "put", json!({"key": format!("big/{i}"), "value": big}));
+    }
+    let (mut seen, mut after) = (Vec::new(), Value::Null);
+    loop {
+        let page = ok(&kv, "list", json!({"prefix": "big/", "after": after, "limit": 1000}));
+        let page = page.as_array().unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= MAX_LIST_BYTES / MAX_VALUE_BYTES, "{} values of 1 MiB in one list", page.len());
+        seen.extend(page.iter().map(|e| e["key"].as_str().unwrap().to_string()));
+        after = page[page.len() - 1]["key"].clone();
+    }
+    assert_eq!(seen, (0..10).map(|i| format!("big/{i}")).collect::<Vec<_>>());
+}
+
+#[test]
 fn incr_counts() {
     let (_dir, kv) = plugin();
     assert_eq!(ok(&kv, "incr", json!({"key": "n"})), json!(1));
@@ -228,7 +260,7 @@ fn bad_payloads_name_the_action_and_the_field() {
         ("delete", json!({"key": ""}), "kv delete: 'key' is empty"),
         ("get", json!({"key": "a", "prefix": "b"}), "kv get: unknown field 'prefix' (known: key)"),
         ("put", json!({"key": "a", "val": 1}), "kv put: unknown field 'val' (known: key, value)"),
-        ("list", json!({"prefx": "a"}), "kv list: unknown field 'prefx' (known: limit, prefix)"),
+        ("list", json!({"prefx": "a"}), "kv list: unknown field 'prefx' (known: after, limit, prefix)"),
         ("put", json!({"key": "a"}), "kv put: missing 'value'"),
         ("put", json!({"key": "a", "value": null}), "kv put: missing 'value'"),
         ("list", json!({"prefix": 1}), "kv list: 'prefix' must be a string, got a number"),

@@ -221,6 +221,15 @@ fn plugin_call(st: &mut State, key: usize, call: PluginCall) {
     let Some(id) = st.exec.runs.park(key) else { return };
     st.plugin_pool.spawn(move || {
         let result = plugin.call(&call.action, &payload).and_then(|bytes| {
+            // Parsed outside the action's memory limit: no bigger than an
+            // answer may be.
+            if bytes.len() > max {
+                return Err(format!(
+                    "plugin '{}' answered {} bytes, more than Server.max_response ({max} bytes)",
+                    call.plugin,
+                    bytes.len()
+                ));
+            }
             serde_json::from_slice(&bytes).map_err(|e| format!("plugin '{}' returned invalid JSON: {e}", call.plugin))
         });
         move |st: &mut State| {
