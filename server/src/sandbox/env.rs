@@ -195,6 +195,7 @@ fn set_up(lua: &Lua) -> mlua::Result<()> {
     .into_iter()
     .collect();
     super::strings::install(lua)?;
+    super::coroutines::install(lua)?;
     lua.load(prelude_bytecode()?).set_name("=sandbox").set_mode(mlua::ChunkMode::Binary).call::<()>(args)?;
     Ok(())
 }

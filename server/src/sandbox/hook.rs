@@ -8,7 +8,11 @@
 //!
 //! Rules:
 //! - The hook fires every [`HOOK_INTERVAL`] VM instructions; the budget is
-//!   charged in steps of that size.
+//!   charged in steps of that size. It also fires at the next instruction
+//!   when the preemption timer arms it because the step is overdue
+//!   (`preempt.rs`): one instruction may take milliseconds (a comparison
+//!   of long strings), and a thousand of them would hold the worker for
+//!   seconds. Such a firing charges nothing.
 //! - Once a limit is hit, [`Control::abort`] is set and every later firing
 //!   raises an error, now on every instruction. The `pcall`, `xpcall` and
 //!   `coroutine.resume` wrappers of the sandbox re-raise it too, so the
@@ -24,6 +28,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mlua::ffi;
@@ -191,6 +196,23 @@ pub(crate) struct ErasedTree {
 thread_local! {
     /// The control block of the invocation running on this thread, if any.
     static ACTIVE: Cell<*const Control> = const { Cell::new(std::ptr::null()) };
+    /// Firings of the hook on this thread that the preemption timer armed.
+    static ARMED: Cell<u64> = const { Cell::new(0) };
+    /// The preemption timer armed the hook and it has not fired since.
+    /// Set from a signal handler: a `const` initializer and no destructor.
+    static ARM_PENDING: AtomicBool = const { AtomicBool::new(false) };
+}
+
+/// Tells the hook that its next firing was armed by the preemption timer.
+/// Called from a signal handler: one store to a thread-local atomic.
+pub(crate) fn note_armed() {
+    ARM_PENDING.with(|a| a.store(true, Ordering::Relaxed));
+}
+
+/// How many times the hook fired on this thread because the preemption
+/// timer armed it (see `preempt.rs`).
+pub fn armed_firings() -> u64 {
+    ARMED.with(Cell::get)
 }
 
 /// Marks `ctl` as the running invocation on this thread until the guard drops.
@@ -220,16 +242,33 @@ pub(crate) unsafe fn install(state: *mut ffi::lua_State) {
     unsafe { ffi::lua_sethook(state, Some(hook), ffi::LUA_MASKCOUNT, HOOK_INTERVAL) };
 }
 
-unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+/// The count hook (see the module docs). `preempt.rs` arms it from a
+/// signal handler: it makes the hook fire at the next instruction and
+/// calls [`note_armed`].
+pub(crate) unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+    // A firing the preemption timer asked for charges nothing (it came
+    // before the interval was used up). If the timer had to arm it with
+    // `lua_sethook`, the count goes back to the interval below (unless a
+    // limit is hit: then it stays 1).
+    let armed = ARM_PENDING.with(|a| a.swap(false, Ordering::Relaxed));
     let ctl = ACTIVE.with(|a| a.get());
     if ctl.is_null() {
+        // SAFETY: `state` is the running thread.
+        if unsafe { ffi::lua_gethookcount(state) } != HOOK_INTERVAL {
+            // SAFETY: as above.
+            unsafe { install(state) };
+        }
         return;
     }
     // SAFETY: ACTIVE points at the control block of the instance whose code
     // is running on this thread; `ActiveGuard` clears it before that
     // instance can be dropped.
     let ctl = unsafe { &*ctl };
-    ctl.used.set(ctl.used.get() + HOOK_INTERVAL as u64);
+    if armed {
+        ARMED.with(|a| a.set(a.get() + 1));
+    } else {
+        ctl.used.set(ctl.used.get() + HOOK_INTERVAL as u64);
+    }
     // SAFETY: `state` is the running thread.
     let yieldable = unsafe { ffi::lua_isyieldable(state) } != 0;
     let limit = if yieldable { ctl.check() } else { ctl.check_stall() };
@@ -245,10 +284,18 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, _ar: *mut ffi::lua_
         // on. `lua_error` does not return; no value with a destructor is
         // alive in this frame at this point.
         unsafe {
-            ffi::lua_sethook(state, Some(hook), ffi::LUA_MASKCOUNT, 1);
+            // (Once: `lua_sethook` walks all the thread's call frames.)
+            if ffi::lua_gethookcount(state) != 1 {
+                ffi::lua_sethook(state, Some(hook), ffi::LUA_MASKCOUNT, 1);
+            }
             ffi::lua_pushlstring(state, msg.as_ptr().cast(), msg.len());
             ffi::lua_error(state);
         }
+    }
+    // SAFETY: `state` is the running thread.
+    if armed && unsafe { ffi::lua_gethookcount(state) } != HOOK_INTERVAL {
+        // SAFETY: as above.
+        unsafe { install(state) };
     }
     if yieldable && Instant::now() >= ctl.slice_end.get() {
         ctl.preempted.borrow_mut().push(state as *const std::ffi::c_void);

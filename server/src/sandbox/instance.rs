@@ -10,7 +10,7 @@ use super::alloc::MemoryMeter;
 use super::args::{Args, Doc};
 use super::error::error_message;
 use super::hook::{self, ActiveGuard, Control, ErasedTree, LimitKind};
-use super::{env, json, InvokeError};
+use super::{env, json, preempt, InvokeError};
 
 /// Limits in force for one invocation, after defaults were applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +235,9 @@ impl Run {
         // The first step follows `Run::new` at once: its clock will do.
         let start = if std::mem::take(&mut self.fresh) { self.started } else { Instant::now() };
         instance.ctl.slice_end.set(start + slice);
+        // Past the slice (or the deadline), the timer makes the hook fire
+        // at the next instruction, however long instructions take.
+        let _watch = preempt::Watch::begin((start + slice).min(instance.ctl.deadline.get()));
         let mut clock = Some(start);
         loop {
             // The step's clock for the first check, a new reading after a
@@ -603,8 +606,11 @@ fn resume_raw(
     let mut nres: c_int = 0;
     // SAFETY: as above, with its arguments on top of its stack.
     // `lua_resume` runs it protected and returns a status; no Lua error
-    // leaves it.
-    let status = unsafe { ffi::lua_resume(t, std::ptr::null_mut(), nargs, &mut nres) };
+    // leaves it. `t` is alive (held by `thread`) while it is marked running.
+    let status = unsafe {
+        let _running = preempt::Running::enter(t);
+        ffi::lua_resume(t, std::ptr::null_mut(), nargs, &mut nres)
+    };
     resumed(lua, t, status, nres, scalar)
 }
 
@@ -703,8 +709,12 @@ fn resume_entry(
     // entry, nothing else on its stack), so it is resumed with no
     // arguments. `lua_resume` runs it protected and returns a status; no
     // Lua error leaves it. The tree `pending_args` points to outlives the
-    // resume, and is taken off `ctl` right after it.
-    let status = unsafe { ffi::lua_resume(t, std::ptr::null_mut(), 0, &mut nres) };
+    // resume, and is taken off `ctl` right after it. `t` is alive (held by
+    // `thread`) while it is marked running.
+    let status = unsafe {
+        let _running = preempt::Running::enter(t);
+        ffi::lua_resume(t, std::ptr::null_mut(), 0, &mut nres)
+    };
     ctl.pending_args.set(None);
     resumed(lua, t, status, nres, scalar)
 }

@@ -4,11 +4,13 @@
 mod alloc;
 mod args;
 mod compile;
+mod coroutines;
 mod env;
 mod error;
 mod hook;
 mod instance;
 pub mod json;
+mod preempt;
 mod region;
 mod strings;
 mod tablelib;
@@ -17,8 +19,9 @@ pub use alloc::{set_thread_budget, thread_budget, thread_total};
 pub use args::{check_object, nested_too_deep, too_deep_message, Args, ArgsText, Doc};
 pub use compile::{compile, compile_with, Compiled};
 pub use error::error_message;
-pub use hook::{LimitKind, HOOK_INTERVAL, STALL_LIMIT};
+pub use hook::{armed_firings, LimitKind, HOOK_INTERVAL, STALL_LIMIT};
 pub use instance::{Budget, Instance, InvokeCall, Outcome, PluginCall, Run, Step};
+pub use preempt::{GRACE as PREEMPT_GRACE, TICK as PREEMPT_TICK};
 
 /// Stack size of the threads that run Lua (workers and pool threads).
 /// Lua bounds nesting of C calls (metamethods, library callbacks, `pcall`)

@@ -608,3 +608,82 @@ fn http_response_builds_a_marked_table() {
         assert!(msg.contains(needle), "{src}: {msg}");
     }
 }
+
+/// Runs `src` like [`run_with`] (without plugin calls, invokes or
+/// requires) and returns the outcome and its longest step.
+fn run_steps(src: &str, b: Budget) -> (Outcome, Duration) {
+    let compiled = compile("t", src, b).unwrap_or_else(|e| panic!("compile failed: {e}"));
+    let inst = Instance::from_bytecode("t", &compiled.bytecode).unwrap();
+    let mut run = inst.start(json!({}), b);
+    let mut longest = Duration::ZERO;
+    loop {
+        let t = Instant::now();
+        let step = run.step(Duration::from_millis(1));
+        longest = longest.max(t.elapsed());
+        match step {
+            Step::Yielded => {}
+            Step::Done(o) => return (o, longest),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Two 8 MiB strings that differ in their last byte, built by doubling:
+/// `a == b` is one instruction and one 8 MiB `memcmp` (about a
+/// millisecond), so a thousand of them, one hook interval, take a second.
+const TWO_LONG_STRINGS: &str = "local a = 'x' for i = 1, 23 do a = a .. a end local b = a:sub(1, -2) .. 'y'";
+
+/// The longest step the tests below allow: the slice (1 ms), the timer's
+/// tick and grace, one expensive instruction, and room for a debug build
+/// on a busy machine.
+const STEP_BOUND: Duration = Duration::from_millis(30);
+
+#[test]
+fn expensive_instructions_are_preempted_at_the_end_of_the_slice() {
+    let src = format!("function main() {TWO_LONG_STRINGS} while true do local _ = a == b end end");
+    let armed = armed_firings();
+    let (o, longest) = run_steps(&src, budget(64 * 1024, 300, u64::MAX));
+    assert_eq!(err_kind(&o), "timeout");
+    assert!(longest < STEP_BOUND, "a step took {longest:?}");
+    assert!(armed_firings() > armed, "the timer never armed the hook");
+}
+
+#[test]
+fn expensive_instructions_in_a_coroutine_are_preempted() {
+    let src = format!(
+        "function main() {TWO_LONG_STRINGS} local co = coroutine.wrap(function() while true do local _ = a == b end end) co() end"
+    );
+    let (o, longest) = run_steps(&src, budget(64 * 1024, 300, u64::MAX));
+    assert_eq!(err_kind(&o), "timeout");
+    assert!(longest < STEP_BOUND, "a step took {longest:?}");
+}
+
+#[test]
+fn expensive_instructions_that_cannot_yield_stop_at_the_stall_limit() {
+    // A __close handler run by coroutine.close (it cannot yield), and a
+    // metamethod called from C.
+    let cases = [
+        "local co = coroutine.create(function() local x <close> = setmetatable({}, {__close = function() \
+         while true do local _ = a == b end end}) coroutine.yield() end) coroutine.resume(co) coroutine.close(co)",
+        "local t = setmetatable({}, {__tostring = function() while true do local _ = a == b end end}) tostring(t)",
+    ];
+    for case in cases {
+        let src = format!("function main() {TWO_LONG_STRINGS} {case} end");
+        let (o, longest) = run_steps(&src, budget(64 * 1024, 2000, u64::MAX));
+        assert_eq!(err_kind(&o), "timeout", "{case}");
+        assert!(matches!(o.result, Err(InvokeError::Limit(LimitKind::Stall))), "{case}: {:?}", o.result);
+        assert!(longest < STALL_LIMIT + STEP_BOUND, "{case}: a step took {longest:?}");
+    }
+}
+
+#[test]
+fn a_deep_stack_does_not_slow_arming() {
+    // Arming touches one field of the running thread, not its frames.
+    let src = format!(
+        "function main() {TWO_LONG_STRINGS} local function f(n) if n == 0 then while true do local _ = a == b end end \
+         return 1 + f(n - 1) end return f(150000) end"
+    );
+    let (o, longest) = run_steps(&src, budget(64 * 1024, 500, u64::MAX));
+    assert_eq!(err_kind(&o), "timeout");
+    assert!(longest < STEP_BOUND, "a step took {longest:?}");
+}
