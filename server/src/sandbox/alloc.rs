@@ -6,6 +6,13 @@
 //! recorded in [`MemoryMeter::limit_hit`], which the executor treats as an
 //! abort that cannot be caught.
 //!
+//! No string may hold more than [`MAX_STRING`] bytes: the allocator tells
+//! a new string object by the type tag Lua passes with it, and refuses one
+//! that is longer like one past the limit (recorded as
+//! [`MemoryMeter::long_string`]). Comparing, hashing and copying a string
+//! are single VM instructions or C calls that cannot be paused, so this is
+//! what bounds them whatever `maxmem` is (see docs/sandbox-limits.md).
+//!
 //! Blocks of up to 512 bytes come from the state's own [`Region`] (no
 //! header per block, a free-list pop per call); larger ones, and all
 //! blocks once the region is full, from the allocator mlua installed. The
@@ -18,6 +25,19 @@ use std::ffi::c_void;
 use mlua::ffi;
 
 use super::region::Region;
+
+/// The longest string a state may hold, in bytes (8 MiB).
+pub const MAX_STRING: usize = 8 << 20;
+
+/// Bytes of a long string object beyond its characters in Lua 5.4
+/// (`sizelstring`: the header and the terminating zero).
+const STRING_OVERHEAD: usize = 25;
+
+/// Whether Lua asks for a new string object longer than [`MAX_STRING`]:
+/// with no block, `osize` is the type tag of the object to make.
+fn too_long_string(ptr: *mut c_void, osize: usize, nsize: usize) -> bool {
+    ptr.is_null() && osize == ffi::LUA_TSTRING as usize && nsize > MAX_STRING + STRING_OVERHEAD
+}
 
 thread_local! {
     /// Bytes held by all Lua states of this thread (a worker's states).
@@ -56,6 +76,8 @@ pub struct MemoryMeter {
     peak: Cell<usize>,
     limit: Cell<usize>,
     hit: Cell<bool>,
+    /// The refusal was of a string longer than [`MAX_STRING`].
+    long_string: Cell<bool>,
     /// Size of the last refused allocation: Lua retries a refused
     /// allocation once after an emergency collection, and a retry that
     /// succeeds means the limit was not really exceeded.
@@ -73,6 +95,7 @@ impl MemoryMeter {
             peak: Cell::new(used),
             limit: Cell::new(0),
             hit: Cell::new(false),
+            long_string: Cell::new(false),
             last_refused: Cell::new(0),
             region: Region::new(),
         }
@@ -107,6 +130,20 @@ impl MemoryMeter {
     /// emergency collection) since the last [`clear_hit`](Self::clear_hit).
     pub fn limit_hit(&self) -> bool {
         self.hit.get()
+    }
+
+    /// Whether the refusal behind [`limit_hit`](Self::limit_hit) was of a
+    /// string longer than [`MAX_STRING`].
+    pub fn long_string(&self) -> bool {
+        self.long_string.get()
+    }
+
+    /// Records a string longer than [`MAX_STRING`] refused before it was
+    /// asked for (by a sandbox function that computed its length first),
+    /// as the allocator would have.
+    pub fn refuse_long_string(&self) {
+        self.hit.set(true);
+        self.long_string.set(true);
     }
 
     /// Allocates or resizes as `lua_Alloc` does for `nsize > 0`: small
@@ -168,6 +205,7 @@ impl MemoryMeter {
     /// Forgets an earlier refusal.
     pub fn clear_hit(&self) {
         self.hit.set(false);
+        self.long_string.set(false);
         self.last_refused.set(0);
     }
 }
@@ -212,6 +250,11 @@ unsafe extern "C" fn metered_alloc(ud: *mut c_void, ptr: *mut c_void, osize: usi
         meter.used.set(meter.used.get().saturating_sub(old));
         add_total(-(old as isize));
         return r;
+    }
+    if too_long_string(ptr, osize, nsize) {
+        meter.refuse_long_string();
+        meter.last_refused.set(nsize);
+        return std::ptr::null_mut();
     }
     let limit = meter.limit.get();
     let used = meter.used.get();
@@ -343,5 +386,23 @@ mod tests {
         assert!(m.limit_hit());
         assert_eq!(m.used(), 64);
         call(&m, a, 64, 0);
+    }
+
+    #[test]
+    fn strings_longer_than_max_string_are_refused() {
+        let c = Inner::default();
+        let m = MemoryMeter::new(inner, &c as *const Inner as *mut c_void, 0);
+        let tag = ffi::LUA_TSTRING as usize;
+        // Other blocks of that size are not strings.
+        let big = call(&m, std::ptr::null_mut(), 0, MAX_STRING + 4096);
+        assert!(!big.is_null() && !m.limit_hit());
+        call(&m, big, MAX_STRING + 4096, 0);
+        let s = call(&m, std::ptr::null_mut(), tag, MAX_STRING + STRING_OVERHEAD);
+        assert!(!s.is_null() && !m.limit_hit());
+        call(&m, s, MAX_STRING + STRING_OVERHEAD, 0);
+        assert!(call(&m, std::ptr::null_mut(), tag, MAX_STRING + STRING_OVERHEAD + 1).is_null());
+        assert!(m.limit_hit() && m.long_string());
+        m.clear_hit();
+        assert!(!m.limit_hit() && !m.long_string());
     }
 }

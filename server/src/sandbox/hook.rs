@@ -54,13 +54,16 @@ pub enum LimitKind {
     /// Code that cannot be paused ran [`STALL_LIMIT`] past its time slice.
     /// Reported to clients as a timeout.
     Stall,
+    /// A string longer than [`MAX_STRING`](super::alloc::MAX_STRING) was
+    /// refused. Reported to clients as a memory error.
+    StringLength,
 }
 
 impl LimitKind {
     /// The error kind reported to clients.
     pub fn kind(self) -> &'static str {
         match self {
-            Self::Memory => "memory",
+            Self::Memory | Self::StringLength => "memory",
             Self::Instructions => "instructions",
             Self::Timeout | Self::Stall => "timeout",
         }
@@ -121,8 +124,8 @@ impl Control {
         if let Some(kind) = self.abort.get() {
             return Some(kind);
         }
-        let kind = if self.meter().limit_hit() {
-            Some(LimitKind::Memory)
+        let kind = if let Some(kind) = self.memory_limit() {
+            Some(kind)
         } else if self.used.get() > self.budget.get() {
             Some(LimitKind::Instructions)
         } else if now >= self.deadline.get() {
@@ -134,6 +137,16 @@ impl Control {
             self.abort.set(kind);
         }
         kind
+    }
+
+    /// The memory limit the meter recorded a refusal for, if any.
+    pub(crate) fn memory_limit(&self) -> Option<LimitKind> {
+        let meter = self.meter();
+        match (meter.limit_hit(), meter.long_string()) {
+            (false, _) => None,
+            (true, false) => Some(LimitKind::Memory),
+            (true, true) => Some(LimitKind::StringLength),
+        }
     }
 
     /// Checks [`check`](Self::check), then whether code that cannot be
@@ -278,6 +291,7 @@ pub(crate) unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, _ar: *mu
             LimitKind::Instructions => b"invocation aborted: instruction budget exhausted",
             LimitKind::Timeout => b"invocation aborted: timeout",
             LimitKind::Stall => b"invocation aborted: ran too long where it cannot be paused",
+            LimitKind::StringLength => b"invocation aborted: a string longer than 8 MiB",
         };
         // SAFETY: `state` is the running thread. From now on the hook fires
         // on every instruction so that code catching the error cannot run

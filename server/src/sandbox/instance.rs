@@ -307,9 +307,7 @@ impl Run {
                 tail => resume_raw(&instance.lua, &thread, args, tail, want_scalar),
             };
             let ctl = &self.instance_ref().ctl;
-            if let Some(kind) =
-                ctl.abort.get().or_else(|| self.instance_ref().meter.limit_hit().then_some(LimitKind::Memory))
-            {
+            if let Some(kind) = ctl.abort.get().or_else(|| ctl.memory_limit()) {
                 return Step::Done(self.finish(Err(InvokeError::Limit(kind))));
             }
             let values = match resumed {

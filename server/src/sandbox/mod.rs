@@ -15,7 +15,7 @@ mod region;
 mod strings;
 mod tablelib;
 
-pub use alloc::{set_thread_budget, thread_budget, thread_total};
+pub use alloc::{set_thread_budget, thread_budget, thread_total, MAX_STRING};
 pub use args::{check_object, nested_too_deep, too_deep_message, Args, ArgsText, Doc};
 pub use compile::{compile, compile_with, Compiled};
 pub use error::error_message;
@@ -62,6 +62,7 @@ fn limit_message(kind: LimitKind) -> &'static str {
         LimitKind::Memory => "memory limit exceeded",
         LimitKind::Instructions => "instruction budget exhausted",
         LimitKind::Timeout => "timeout: the invocation ran past its time limit",
+        LimitKind::StringLength => "memory limit exceeded: a string may hold at most 8 MiB (see README, Limits)",
         LimitKind::Stall => {
             "timeout: the invocation ran too long where it cannot be paused (in a callback of a library \
              function, a metamethod called by one, an xpcall message handler or a __close handler; see \

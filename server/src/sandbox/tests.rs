@@ -687,3 +687,19 @@ fn a_deep_stack_does_not_slow_arming() {
     assert_eq!(err_kind(&o), "timeout");
     assert!(longest < STEP_BOUND, "a step took {longest:?}");
 }
+
+#[test]
+fn no_string_is_longer_than_max_string_whatever_maxmem() {
+    let b = budget(1024 * 1024, 5000, u64::MAX);
+    let longest = "function main() local s = 'x' for i = 1, 23 do s = s .. s end return #s end";
+    assert_eq!(run_with(longest, json!({}), b).0.result.unwrap(), json!(MAX_STRING));
+    for src in [
+        "function main() local s = 'x' for i = 1, 23 do s = s .. s end return #(s .. 'y') end",
+        "function main() local s = 'x' for i = 1, 23 do s = s .. s end local ok = pcall(function() return s .. s end) return ok end",
+    ] {
+        let o = run_with(src, json!({}), b).0;
+        assert!(matches!(o.result, Err(InvokeError::Limit(LimitKind::StringLength))), "{src}: {:?}", o.result);
+        assert_eq!(err_kind(&o), "memory");
+        assert!(o.result.unwrap_err().to_string().contains("8 MiB"));
+    }
+}
