@@ -10,11 +10,11 @@ use std::cell::Cell;
 
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value};
 
-use super::alloc::MemoryMeter;
+use super::alloc::{MemoryMeter, MAX_STRING};
+use super::dispatch::{self, C_LOOP_MAX, PIECE};
 use super::error::{error_marker, soft};
 use super::hook::{with_active, LimitKind};
-use super::json;
-use super::tablelib::{self, TableFn};
+use super::{json, strlib, tablelib};
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
@@ -152,10 +152,24 @@ fn set_up(lua: &Lua) -> mlua::Result<()> {
             Ok(Value::String(lua.create_string(&bytes[start..end])?))
         })
     })?;
-    let table_fn = lua.create_function(|lua, (name, c_fn, lua_fn): (String, Function, Function)| {
-        let which = TableFn::from_name(&name).ok_or_else(|| mlua::Error::runtime(format!("no table.{name}")))?;
-        tablelib::dispatcher(lua, which, c_fn, lua_fn)
+    let guarded = lua.create_function(|lua, (name, c_fn, lua_fn): (String, Function, Function)| {
+        let decide = name
+            .strip_prefix("table.")
+            .and_then(tablelib::decider)
+            .or_else(|| strlib::decider(&name))
+            .ok_or_else(|| mlua::Error::runtime(format!("no guard for {name}")))?;
+        dispatch::dispatcher(lua, decide, c_fn, lua_fn)
     })?;
+    let limits = lua.create_table()?;
+    limits.set("piece", PIECE)?;
+    limits.set("loop", C_LOOP_MAX)?;
+    limits.set("max_string", MAX_STRING)?;
+    let refuse = lua.create_function(|_, ()| -> mlua::Result<()> {
+        with_active(|c| c.meter().refuse_long_string());
+        Err(mlua::Error::runtime("not enough memory"))
+    })?;
+    // SAFETY: `span_len` is a C function that checks its arguments.
+    let span_len = unsafe { lua.create_c_function(span_len) }?;
     let b64 = lua.create_function(|lua, s: mlua::String| {
         use base64::Engine;
         lua.create_string(base64::engine::general_purpose::STANDARD.encode(&*s.as_bytes()))
@@ -186,11 +200,14 @@ fn set_up(lua: &Lua) -> mlua::Result<()> {
         Value::Function(stall),
         Value::Function(wrap_handler),
         Value::Function(chunk_reader),
-        Value::Function(table_fn),
+        Value::Function(guarded),
         invoke_marker(),
         require_marker(),
         Value::Function(b64),
         Value::Function(array),
+        Value::Table(limits),
+        Value::Function(refuse),
+        Value::Function(span_len),
     ]
     .into_iter()
     .collect();
@@ -198,4 +215,31 @@ fn set_up(lua: &Lua) -> mlua::Result<()> {
     super::coroutines::install(lua)?;
     lua.load(prelude_bytecode()?).set_name("=sandbox").set_mode(mlua::ChunkMode::Binary).call::<()>(args)?;
     Ok(())
+}
+
+/// `span_len(t, sep, i, j)` for the prelude: the length of
+/// `table.concat(t, sep, i, j)` of a table read raw, for at most
+/// [`C_LOOP_MAX`] items, or nil if an item is not a string or a number
+/// (numbers count as their longest text).
+unsafe extern "C-unwind" fn span_len(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    // SAFETY: called by Lua with its arguments on the stack; the checks
+    // raise Lua errors (no Rust value with a destructor is alive), and
+    // `tablelib::span_len` reads the table raw with room for its pushes.
+    unsafe {
+        ffi::luaL_checktype(state, 1, ffi::LUA_TTABLE);
+        let mut sep = 0usize;
+        ffi::luaL_checklstring(state, 2, &mut sep);
+        let i = ffi::luaL_checkinteger(state, 3);
+        let j = ffi::luaL_checkinteger(state, 4);
+        if j.checked_sub(i).is_none_or(|n| n >= C_LOOP_MAX) {
+            return ffi::luaL_error(state, c"span_len: range too long".as_ptr());
+        }
+        ffi::luaL_checkstack(state, 2, std::ptr::null());
+        match tablelib::span_len(state, 1, sep, i, j) {
+            Some(n) => ffi::lua_pushinteger(state, n as ffi::lua_Integer),
+            None => ffi::lua_pushnil(state),
+        }
+        1
+    }
 }

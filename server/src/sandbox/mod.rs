@@ -5,6 +5,7 @@ mod alloc;
 mod args;
 mod compile;
 mod coroutines;
+mod dispatch;
 mod env;
 mod error;
 mod hook;
@@ -13,6 +14,7 @@ pub mod json;
 mod preempt;
 mod region;
 mod strings;
+mod strlib;
 mod tablelib;
 
 pub use alloc::{set_thread_budget, thread_budget, thread_total, MAX_STRING};
@@ -88,3 +90,5 @@ impl InvokeError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_guards;

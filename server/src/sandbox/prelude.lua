@@ -1,12 +1,35 @@
 -- The sandbox prelude: runs once in every new Lua state, before user code.
 -- It receives trusted Rust functions as arguments and closes over the raw
 -- library functions it wraps, so user code can never reach them.
-local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, table_fn, INVOKE, REQUIRE, b64, array = ...
+local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, guarded, INVOKE, REQUIRE, b64, array, limits, refuse, span_len = ...
 
 local raw_pcall, raw_xpcall, raw_load, raw_setmetatable = pcall, xpcall, load, setmetatable
 local raw_resume, raw_yield, isyieldable, co_create = coroutine.resume, coroutine.yield, coroutine.isyieldable, coroutine.create
 local pack, unpack, concat, select, tostring, type, rawget, rawequal, error =
   table.pack, table.unpack, table.concat, select, tostring, type, rawget, rawequal, error
+local min, str_sub, to_number, os_time = math.min, string.sub, tonumber, os.time
+
+-- No C call works through more than PIECE bytes of a string or LOOP table
+-- slots at a time, and no string is longer than MAX_STRING bytes (see
+-- docs/sandbox-limits.md): code here that builds strings from pieces
+-- counts their length and calls refuse() (a memory error that cannot be
+-- caught, as the allocator's refusal of a longer string) before it would
+-- pass that.
+local PIECE, LOOP, MAX_STRING = limits.piece, limits.loop, limits.max_string
+
+-- parts[1..n] (strings, MAX_STRING bytes in all with the separators)
+-- joined with sep, by C calls of at most LOOP parts. Overwrites parts.
+local function join(parts, sep, n)
+  while n > LOOP do
+    local m = 0
+    for k = 1, n, LOOP do
+      m = m + 1
+      parts[m] = concat(parts, sep, k, min(k + LOOP - 1, n))
+    end
+    n = m
+  end
+  return concat(parts, sep, 1, n)
+end
 
 -- After a limit is hit, `guard` raises again wherever an error was caught.
 local function finish(...)
@@ -183,14 +206,18 @@ http = { response = web_response }
 -- Reads all pieces of a load reader function here, in Lua, where the
 -- hook can pause it (lua_load would call it where it cannot yield).
 local function read_all(reader)
-  local parts, n = {}, 0
+  local parts, n, total = {}, 0, 0
   while true do
     local piece = reader()
     if piece == nil or piece == '' then
-      return concat(parts, '', 1, n)
+      return join(parts, '', n)
     end
     if type(piece) ~= 'string' then
       error('reader function must return a string', 0)
+    end
+    total = total + #piece
+    if total > MAX_STRING then
+      refuse()
     end
     n = n + 1
     parts[n] = piece
@@ -227,13 +254,24 @@ function setmetatable(t, mt)
   return raw_setmetatable(t, mt)
 end
 
+-- Every argument is converted (its __tostring may have effects), but only
+-- what fits in the logs (64 KiB an invocation) is kept.
+local LOG_ROOM = 64 * 1024
 function print(...)
-  local n = select('#', ...)
-  local parts = {}
-  for i = 1, n do
-    parts[i] = tostring((select(i, ...)))
+  local args = pack(...)
+  local parts, kept, room = {}, 0, LOG_ROOM
+  for i = 1, args.n do
+    local s = tostring(args[i])
+    if room > 0 then
+      if #s > room then
+        s = str_sub(s, 1, room)
+      end
+      kept = kept + 1
+      parts[kept] = s
+      room = room - #s - 1
+    end
   end
-  emit(concat(parts, '\t'))
+  emit(join(parts, '\t', kept))
 end
 
 -- Functions written in Rust return (ERR, message) instead of raising, so
@@ -260,6 +298,7 @@ string.gsub = soft(string.gsub)
 string.gmatch = function(...)
   return soft(raise_err(raw_gmatch(...)))
 end
+local gmatch = string.gmatch
 
 -- string.gsub with a function or table as the replacement runs here, in
 -- Lua, so that the replacement can be paused like any other code (called
@@ -277,7 +316,7 @@ local function gsub_lua(s, p, repl, max_n)
     max_n = tointeger(max_n) or error("bad argument #4 to 'gsub' (number has no integer representation)", 3)
   end
   local anchor = byte(p, 1) == 94 -- '^'
-  local out, k, n = {}, 0, 0
+  local out, k, n, total = {}, 0, 0, 0
   local pos, last_end = 1, nil
   while n < max_n do
     local r = pack(find(s, p, pos))
@@ -318,6 +357,10 @@ local function gsub_lua(s, p, repl, max_n)
       elseif vt ~= 'string' then
         error('invalid replacement value (a ' .. vt .. ')', 3)
       end
+      total = total + #v + (st - pos)
+      if total > MAX_STRING then
+        refuse()
+      end
       k = k + 1
       out[k] = v
       n = n + 1
@@ -331,7 +374,7 @@ local function gsub_lua(s, p, repl, max_n)
     k = k + 1
     out[k] = sub(s, pos)
   end
-  return concat(out, '', 1, k), n
+  return join(out, '', k), n
 end
 
 function string.gsub(s, p, repl, max_n)
@@ -343,26 +386,299 @@ function string.gsub(s, p, repl, max_n)
   return rust_gsub(s, p, repl, max_n)
 end
 
--- string.rep of an empty string (and separator) allocates nothing, so no
--- limit would stop Lua's C loop of n empty copies.
--- (The C functions are called as fields named like them, and not as tail
--- calls, so that their error messages name them as Lua would: the prelude
--- is loaded without debug information, so a local's name would be lost,
--- but a field's name is a constant of the code.)
-local lib = { rep = string.rep, concat = table.concat, move = table.move }
-function string.rep(s, n, sep)
-  if s == '' and (sep == nil or sep == '') and tointeger(n) then
-    return ''
+-- Lua's C functions for the work done in pieces below. They are called as
+-- fields named like them, and not as tail calls, so that their error
+-- messages name them as Lua would: the prelude is loaded without debug
+-- information, so a local's name would be lost, but a field's name is a
+-- constant of the code.
+local lib = {
+  rep = string.rep, concat = table.concat, move = table.move, unpack = table.unpack,
+  upper = string.upper, lower = string.lower, reverse = string.reverse,
+  format = string.format, pack = string.pack, date = os.date, len = utf8.len,
+}
+
+local function int_arg(v, i, fname, level)
+  if type(v) ~= 'number' and type(v) ~= 'string' then
+    error(("bad argument #%d to '%s' (number expected, got %s)"):format(i, fname, v == nil and 'no value' or type(v)), level + 1)
   end
-  return (lib.rep(s, n, sep))
+  return tointeger(v) or error(("bad argument #%d to '%s' (number has no integer representation)"):format(i, fname), level + 1)
 end
 
+-- Long strings. The C functions below work byte by byte where nothing can
+-- pause them; strlib.rs sends a call here when its string is longer than
+-- PIECE bytes (or its result would be), and these do the same work in
+-- pieces of PIECE bytes.
+
+-- f applied to each piece of s, in order (reversed: in reverse order).
+local function by_pieces(f, s, reversed)
+  local len = #s
+  local n = (len + PIECE - 1) // PIECE
+  local parts = {}
+  for k = 0, n - 1 do
+    local piece = f(sub(s, k * PIECE + 1, (k + 1) * PIECE))
+    parts[reversed and n - k or k + 1] = piece
+  end
+  return join(parts, '', n)
+end
+
+local function upper_long(s)
+  return by_pieces(lib.upper, s)
+end
+
+local function lower_long(s)
+  return by_pieces(lib.lower, s)
+end
+
+local function reverse_long(s)
+  return by_pieces(lib.reverse, s, true)
+end
+
+-- string.rep with a result longer than PIECE bytes (or more than PIECE
+-- copies): at most MAX_STRING bytes, built by doubling with `..` (so an
+-- empty string repeated any number of times costs nothing). strlib.rs
+-- leaves results too large for Lua to C, which refuses them.
+local function rep_long(s, n, sep)
+  s = tostring(s)
+  n = tointeger(n)
+  sep = sep == nil and '' or tostring(sep)
+  local total = #s * n + #sep * (n - 1)
+  if total > MAX_STRING then
+    refuse()
+  end
+  if total == 0 then
+    return ''
+  end
+  -- (s .. sep) repeated n - 1 times, then s.
+  local unit = sep == '' and s or s .. sep
+  local parts, k, acc, m = {}, 0, unit, n - 1
+  while m > 0 do
+    if m % 2 == 1 then
+      k = k + 1
+      parts[k] = acc
+    end
+    m = m // 2
+    if m > 0 then
+      acc = acc .. acc
+    end
+  end
+  parts[k + 1] = s
+  return join(parts, '', k + 1)
+end
+
+-- %q of a long string: pieces quoted by C and joined. A control character
+-- is escaped as \ddd when a digit follows it, so a piece never ends on one
+-- that a digit follows.
+local function quote_long(s)
+  local parts, n, total = { '"' }, 1, 2
+  local i, len = 1, #s
+  while i <= len do
+    local j = min(i + PIECE - 1, len)
+    local c, d = byte(s, j, j + 1)
+    if d and (c < 32 or c == 127) and d >= 48 and d <= 57 then
+      j = j + 1
+    end
+    local q = lib.format('%q', sub(s, i, j))
+    total = total + #q - 2
+    if total > MAX_STRING then
+      refuse()
+    end
+    n = n + 1
+    parts[n] = sub(q, 2, -2)
+    i = j + 1
+  end
+  parts[n + 1] = '"'
+  return join(parts, '', n + 1)
+end
+
+-- C's error for item `i` (argument i + 1) of string.format with spec, as C
+-- numbers it: the items before it are stood in for by '%.0s' of ''.
+local function format_error(i, spec, n, arg)
+  local fill = {}
+  for k = 1, i - 1 do
+    fill[k] = ''
+  end
+  fill[i] = arg
+  local ok, message = raw_pcall(function()
+    return lib.format(lib.rep('%.0s', i - 1) .. spec, unpack(fill, 1, i <= n and i or i - 1))
+  end)
+  error(ok and 'invalid format' or message, 0)
+end
+
+-- One item of string.format, with C's semantics.
+local function format_item(spec, conv, args, i)
+  local arg = args[i]
+  if conv == 115 then -- s: tostring runs __tostring here, where it can be paused
+    arg = tostring(arg)
+    if spec == '%s' then
+      return arg
+    end
+  elseif conv == 113 and spec == '%q' and type(arg) == 'string' and #arg > PIECE then
+    return quote_long(arg)
+  end
+  local ok, r = raw_pcall(lib.format, spec, arg)
+  if not ok then
+    format_error(i, spec, args.n, arg)
+  end
+  return r
+end
+
+-- string.format with a long format, a long result, or arguments whose
+-- text only __tostring knows: item by item, each by C (see strlib.rs).
+local function format_long(fmt, ...)
+  local args = pack(...)
+  local parts, n, total = {}, 0, 0
+  local function add(piece)
+    total = total + #piece
+    if total > MAX_STRING then
+      refuse()
+    end
+    n = n + 1
+    parts[n] = piece
+  end
+  local pos, len, i = 1, #fmt, 0
+  while pos <= len do
+    local p = find(fmt, '%', pos, true)
+    if p == nil then
+      add(sub(fmt, pos))
+      break
+    end
+    if p > pos then
+      add(sub(fmt, pos, p - 1))
+    end
+    if byte(fmt, p + 1) == 37 then
+      add('%')
+      pos = p + 2
+    else
+      i = i + 1
+      -- The conversion follows the flags, width and precision (as C's
+      -- getformat reads them).
+      local e = find(fmt, '[^%-%+#0 1-9%.]', p + 1) or len + 1
+      local spec = sub(fmt, p, e)
+      if i > args.n or e > len then
+        format_error(i, spec, args.n, args[i])
+      end
+      add(format_item(spec, byte(fmt, e), args, i))
+      pos = e + 1
+    end
+  end
+  return join(parts, '', n)
+end
+
+-- string.pack with a long format or a result that may be long: the result
+-- is at most 16 bytes an option, plus the sizes written in the format,
+-- plus the strings packed; past MAX_STRING it is refused (as the
+-- allocator would refuse the result).
+local function pack_long(fmt, ...)
+  local bound = 16 * #fmt
+  for digits in gmatch(fmt, '%d+') do
+    bound = bound + (to_number(digits) or MAX_STRING)
+  end
+  local args = pack(...)
+  for k = 1, args.n do
+    if type(args[k]) == 'string' then
+      bound = bound + #args[k]
+    end
+  end
+  if bound > MAX_STRING then
+    refuse()
+  end
+  return (lib.pack(fmt, ...))
+end
+
+-- os.date with a long format: pieces of at most 4000 bytes (no conversion
+-- cut in two), each formatted by C for the same time.
+local function date_long(fmt, t)
+  if t == nil then
+    t = os_time()
+  end
+  local prefix, i, len = '', 1, #fmt
+  if byte(fmt, 1) == 33 then -- '!': UTC
+    prefix, i = '!', 2
+  end
+  local parts, n, total = {}, 0, 0
+  while i <= len do
+    local j = min(i + 3999, len)
+    local at = i
+    while j < len do
+      local q = find(fmt, '%', at, true)
+      if q == nil or q > j then
+        break
+      end
+      local c = byte(fmt, q + 1)
+      local last = (c == 69 or c == 79) and q + 2 or q + 1 -- %Ex, %Ox
+      if last > j then
+        j = q - 1
+        break
+      end
+      at = last + 1
+    end
+    local piece = lib.date(prefix .. sub(fmt, i, j), t)
+    total = total + #piece
+    if total > MAX_STRING then
+      refuse()
+    end
+    n = n + 1
+    parts[n] = piece
+    i = j + 1
+  end
+  return join(parts, '', n)
+end
+
+-- utf8.len of a long string: the characters of pieces of about PIECE
+-- bytes, each ending where no character goes on (a continuation byte does
+-- not follow it; a character has at most 5 of them).
+local function utf8_len_long(s, i, j, lax)
+  local len = #s
+  local function pos(v, default, arg)
+    v = v == nil and default or int_arg(v, arg, 'len', 3) -- level 4: the dispatcher
+    if v >= 0 then
+      return v
+    end
+    return -v > len and 0 or len + v + 1
+  end
+  local posi, posj = pos(i, 1, 2), pos(j, -1, 3)
+  if posi < 1 or posi - 1 > len or posj - 1 >= len then
+    return lib.len(s, i, j, lax) -- its error
+  end
+  local n, a = 0, posi
+  while a <= posj do
+    local b = min(a + PIECE - 1, posj)
+    local k = 0
+    while b < posj and k < 5 do
+      local c = byte(s, b + 1)
+      if c < 0x80 or c >= 0xC0 then
+        break
+      end
+      b, k = b + 1, k + 1
+    end
+    local count, at = lib.len(s, a, b, lax)
+    if count == nil then
+      return count, at
+    end
+    n = n + count
+    a = b + 1
+  end
+  return n
+end
+
+string.rep = guarded('string.rep', string.rep, rep_long)
+string.upper = guarded('string.upper', string.upper, upper_long)
+string.lower = guarded('string.lower', string.lower, lower_long)
+string.reverse = guarded('string.reverse', string.reverse, reverse_long)
+string.format = guarded('string.format', string.format, format_long)
+string.pack = guarded('string.pack', string.pack, pack_long)
+os.date = guarded('os.date', os.date, date_long)
+utf8.len = guarded('utf8.len', utf8.len, utf8_len_long)
+utf8_len = utf8.len
+
 -- The table functions of Lua's library loop in C, where the hook never
--- fires. On plain tables (no metatable) their work is bounded by the
--- table's real size; otherwise __len, __index and __newindex can make
--- them loop for ever without running a VM instruction or allocating.
--- There (and for sorts with a comparator, big sorts and big moves) these
--- Lua versions run instead, under the hook; tablelib.rs decides which.
+-- fires, over a range that the table's length sets, and neither the
+-- length nor a loop over absent slots is bounded by what the table holds.
+-- tablelib.rs sends long loops (and tables with the metamethods the loop
+-- would call) here. Each Lua version gets a first argument `plain`: the
+-- table has none of those metamethods, so C may do the work in pieces of
+-- at most LOOP slots; otherwise it is done here element by element, where
+-- every metamethod runs as Lua code under the hook.
 local sort, insert, remove, move = table.sort, table.insert, table.remove, table.move
 local maxinteger = math.maxinteger
 
@@ -371,11 +687,28 @@ local function length(t, level)
   return tointeger(n) or error('object length is not an integer', level + 1)
 end
 
-local function int_arg(v, i, fname, level)
-  if type(v) ~= 'number' and type(v) ~= 'string' then
-    error(("bad argument #%d to '%s' (number expected, got %s)"):format(i, fname, v == nil and 'no value' or type(v)), level + 1)
+-- table.move of plain tables in C pieces of at most LOOP slots, in the
+-- order C would move them (f <= e, checked by the caller as C does).
+local function move_span(a1, f, e, t, a2)
+  local n = e - f
+  if t > e or t <= f or not rawequal(a1, a2) then
+    local k = 0
+    while k <= n do
+      local m = min(n - k, LOOP - 1)
+      lib.move(a1, f + k, f + k + m, t + k, a2)
+      if m == n - k then
+        break
+      end
+      k = k + m + 1
+    end
+  else
+    local k = n
+    while k >= 0 do
+      local m = min(k, LOOP - 1)
+      lib.move(a1, f + k - m, f + k, t + k - m, a2)
+      k = k - m - 1
+    end
   end
-  return tointeger(v) or error(("bad argument #%d to '%s' (number has no integer representation)"):format(i, fname), level + 1)
 end
 
 local function less(a, b)
@@ -436,33 +769,60 @@ local function sort_range(t, lo, hi, lt)
   end
 end
 
-local function lua_sort(t, comp)
+local function lua_sort(_, t, comp)
   local n = length(t, 2)
   if n > 1 then
     sort_range(t, 1, n, comp or less)
   end
 end
 
-local function lua_concat(t, sep, i, j)
+local function lua_concat(plain, t, sep, i, j)
   if sep ~= nil and type(sep) ~= 'string' and type(sep) ~= 'number' then
     return (lib.concat({}, sep)) -- its error message
   end
+  sep = sep == nil and '' or tostring(sep)
   i = i == nil and 1 or int_arg(i, 3, 'concat', 2)
   j = j == nil and length(t, 2) or int_arg(j, 4, 'concat', 2)
-  local parts, n = {}, 0
+  local parts, n, total = {}, 0, 0
+  if plain then
+    -- C pieces of at most LOOP items, measured first.
+    local k = i
+    while k <= j do
+      local b = j - k < LOOP and j or k + LOOP - 1
+      local len = span_len(t, sep, k, b)
+      if len then
+        total = total + len + (n > 0 and #sep or 0)
+        if total > MAX_STRING then
+          refuse()
+        end
+      end
+      n = n + 1
+      parts[n] = lib.concat(t, sep, k, b) -- its error for an item that is not text
+      if b == j then
+        break
+      end
+      k = b + 1
+    end
+    return join(parts, sep, n)
+  end
   for k = i, j do
     local v = t[k]
     local vt = type(v)
     if vt ~= 'string' and vt ~= 'number' then
       error(("invalid value (%s) at index %d in table for 'concat'"):format(vt, k), 2)
     end
+    v = tostring(v)
+    total = total + #v + (n > 0 and #sep or 0)
+    if total > MAX_STRING then
+      refuse()
+    end
     n = n + 1
     parts[n] = v
   end
-  return (concat(parts, sep, 1, n))
+  return join(parts, sep, n)
 end
 
-local function lua_insert(t, ...)
+local function lua_insert(plain, t, ...)
   local nargs = select('#', ...)
   local e = length(t, 2) + 1
   if nargs == 1 then
@@ -476,13 +836,19 @@ local function lua_insert(t, ...)
   if pos < 1 or pos > e then
     error("bad argument #2 to 'insert' (position out of bounds)", 2)
   end
-  for k = e, pos + 1, -1 do
-    t[k] = t[k - 1]
+  if plain then
+    if pos < e then
+      move_span(t, pos, e - 1, pos + 1, t)
+    end
+  else
+    for k = e, pos + 1, -1 do
+      t[k] = t[k - 1]
+    end
   end
   t[pos] = v
 end
 
-local function lua_remove(t, pos)
+local function lua_remove(plain, t, pos)
   local size = length(t, 2)
   if pos == nil then
     pos = size
@@ -493,15 +859,22 @@ local function lua_remove(t, pos)
     end
   end
   local v = t[pos]
-  while pos < size do
-    t[pos] = t[pos + 1]
-    pos = pos + 1
+  if plain then
+    if pos < size then
+      move_span(t, pos + 1, size, pos, t)
+      pos = size
+    end
+  else
+    while pos < size do
+      t[pos] = t[pos + 1]
+      pos = pos + 1
+    end
   end
   t[pos] = nil
   return v
 end
 
-local function lua_move(a1, f, e, t, a2)
+local function lua_move(plain, a1, f, e, t, a2)
   if a2 == nil then
     a2 = a1
   end
@@ -519,7 +892,9 @@ local function lua_move(a1, f, e, t, a2)
     if t > maxinteger - n then
       error("bad argument #4 to 'move' (destination wrap around)", 2)
     end
-    if t > e or t <= f or not rawequal(a1, a2) then
+    if plain then
+      move_span(a1, f, e, t, a2)
+    elseif t > e or t <= f or not rawequal(a1, a2) then
       for k = 0, n do
         a2[t + k] = a1[f + k]
       end
@@ -532,11 +907,32 @@ local function lua_move(a1, f, e, t, a2)
   return a2
 end
 
-table.sort = table_fn('sort', sort, lua_sort)
-table.concat = table_fn('concat', concat, lua_concat)
-table.insert = table_fn('insert', insert, lua_insert)
-table.remove = table_fn('remove', remove, lua_remove)
-table.move = table_fn('move', move, lua_move)
+-- table.unpack of a table with __index or __len: its items are read here,
+-- where each read (down an __index chain of up to 2,000 tables) is one
+-- instruction, into a plain table that C unpacks.
+local function lua_unpack(t, i, j)
+  i = i == nil and 1 or int_arg(i, 2, 'unpack', 2)
+  j = j == nil and length(t, 2) or int_arg(j, 3, 'unpack', 2)
+  if i > j then
+    return
+  end
+  local n = j - i
+  if n < 0 or n >= 1000000 then -- a wrapped or an impossible count, as C says
+    error('too many results to unpack', 0)
+  end
+  local items = {}
+  for k = 0, n do
+    items[k + 1] = t[i + k]
+  end
+  return lib.unpack(items, 1, n + 1)
+end
+
+table.sort = guarded('table.sort', sort, lua_sort)
+table.concat = guarded('table.concat', concat, lua_concat)
+table.insert = guarded('table.insert', insert, lua_insert)
+table.remove = guarded('table.remove', remove, lua_remove)
+table.move = guarded('table.move', move, lua_move)
+table.unpack = guarded('table.unpack', unpack, lua_unpack)
 
 os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
 string.dump = nil

@@ -1,179 +1,270 @@
-//! `table.insert`, `remove`, `concat`, `sort` and `move` that stay in C
-//! where that is safe and run in Lua where it is not.
+//! Where `table.insert`, `remove`, `concat`, `sort`, `move` and `unpack`
+//! run: Lua's C code when its loop is short, their Lua versions (in the
+//! prelude) otherwise (see `dispatch.rs`).
 //!
-//! Lua's table functions loop in C, where the instruction hook never fires.
-//! On a plain table (one without a metatable) the loop is bounded by the
-//! table's real contents, so the C function runs, unchanged and at full
-//! speed. With a metatable, `__len`, `__index` and `__newindex` can make the
-//! same loop run for ever without one VM instruction or one allocation, and
-//! metamethods called from C cannot be paused. So there, and for sorts and
-//! moves too big to hold the reactor for, the call goes to a Lua version of
-//! the function (written in the prelude), which the hook bounds and pauses
-//! like any user code.
+//! Lua's table functions loop in C, where the instruction hook never
+//! fires, from or up to the table's length. A loop that reads and writes
+//! absent slots allocates nothing and runs no VM instruction, so no limit
+//! stops it, and the length says nothing of what a table holds: `__len`
+//! may return anything, and even a plain table built with the keys 1, 2,
+//! 4, ..., 2^62 has the length 2^62 (its border is found by a doubling
+//! search in the hash part). So the C function runs only when its loop is
+//! at most [`C_LOOP_MAX`] slots long (and, for `concat` and `sort`, when
+//! the strings it would copy or compare are small too), on a table without
+//! the metamethods the loop would call. Everything else goes to the Lua
+//! version:
+//! - on a table with those metamethods, it works element by element, so
+//!   every `__index`, `__newindex` or `__len` runs as Lua code under the
+//!   hook, and every access is a VM instruction (an `__index` chain of
+//!   tables, up to Lua's 2,000 links, is one instruction);
+//! - on a plain table, it calls the C function on pieces of at most
+//!   [`C_LOOP_MAX`] slots, with VM instructions in between.
 //!
-//! A dispatcher is a C closure with two upvalues: the C function and the Lua
-//! version. It calls the C function directly with its own stack (the C
-//! table functions have no upvalues, and their error messages then name the
-//! function as the caller called it), or calls the Lua version with
-//! `lua_callk`, so that it may yield.
+//! `table.pack` (bounded by the arguments it is given) and `next`-based
+//! iteration need no guard.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, CStr};
 
-use mlua::{ffi, Function, Lua};
+use mlua::ffi;
+
+use super::alloc::MAX_STRING;
+use super::dispatch::{int_arg, text_len, unguarded, Decide, Route, C_LOOP_MAX};
 
 /// Items up to which a plain table is sorted in C (without a comparator).
 pub const C_SORT_MAX: usize = 4096;
 
-/// Items up to which a move between plain tables runs in C.
-pub const C_MOVE_MAX: i64 = 4096;
+/// Bytes that a sort in C may compare in all (items × comparisons each ×
+/// longest string): long strings make each comparison a long `memcmp`.
+pub const C_SORT_BYTES: usize = 4 << 20;
 
-/// The table functions with a dispatcher.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TableFn {
-    Insert,
-    Remove,
-    Concat,
-    Sort,
-    Move,
+const LEN: &CStr = c"__len";
+const INDEX: &CStr = c"__index";
+const NEWINDEX: &CStr = c"__newindex";
+const EQ: &CStr = c"__eq";
+
+/// The decider of the table function `name`, if it has one.
+pub fn decider(name: &str) -> Option<Decide> {
+    Some(match name {
+        "insert" => insert,
+        "remove" => remove,
+        "concat" => concat,
+        "sort" => sort,
+        "move" => move_,
+        "unpack" => unpack,
+        _ => return None,
+    })
 }
 
-impl TableFn {
-    /// The function of the same name in the `table` library.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "insert" => Self::Insert,
-            "remove" => Self::Remove,
-            "concat" => Self::Concat,
-            "sort" => Self::Sort,
-            "move" => Self::Move,
-            _ => return None,
-        })
-    }
+/// Whether `f..=e` spans at most `max` items (an empty range does).
+fn short_range(f: i64, e: i64, max: i64) -> bool {
+    e < f || e.checked_sub(f).is_some_and(|n| n < max)
 }
 
-/// A table function that runs `c_fn` where it is safe and `lua_fn`
-/// elsewhere (see the module docs).
-pub fn dispatcher(lua: &Lua, which: TableFn, c_fn: Function, lua_fn: Function) -> mlua::Result<Function> {
-    let f: ffi::lua_CFunction = match which {
-        TableFn::Insert => dispatch_insert,
-        TableFn::Remove => dispatch_remove,
-        TableFn::Concat => dispatch_concat,
-        TableFn::Sort => dispatch_sort,
-        TableFn::Move => dispatch_move,
-    };
-    // SAFETY: `exec_raw` runs the closure on a stack holding exactly the two
-    // functions passed; `lua_pushcclosure` pops them as the upvalues of the
-    // new closure and leaves it as the one result.
-    unsafe { lua.exec_raw((c_fn, lua_fn), |state| ffi::lua_pushcclosure(state, f, 2)) }
-}
-
-/// Whether the value at `idx` is anything but a table, or a table without
-/// a metatable. (Non-tables go to the C function for its error message.)
+/// The Lua version of a call on a table with metamethods, or C when the
+/// argument is not a table at all (C raises the error).
 ///
 /// # Safety
-/// `state` must be a live Lua state with a value at `idx`.
-unsafe fn plain(state: *mut ffi::lua_State, idx: c_int) -> bool {
-    // SAFETY: guaranteed by the caller; `lua_getmetatable` pushes the
-    // metatable only when there is one, and we pop it.
-    unsafe {
-        if ffi::lua_type(state, idx) != ffi::LUA_TTABLE {
-            return true;
-        }
-        if ffi::lua_getmetatable(state, idx) == 0 {
-            return true;
-        }
-        ffi::lua_pop(state, 1);
-        false
-    }
-}
-
-/// Whether `f(a1, f, e, t, a2)` of `table.move` may run in C.
 ///
-/// # Safety
-/// `state` must be the stack of a call of the dispatcher.
-unsafe fn move_in_c(state: *mut ffi::lua_State) -> bool {
-    // SAFETY: guaranteed by the caller; indexes past the top read as none.
-    unsafe {
-        if ffi::lua_type(state, 1) != ffi::LUA_TTABLE {
-            return true;
-        }
-        let a2_plain =
-            ffi::lua_isnoneornil(state, 5) != 0 || (ffi::lua_type(state, 5) == ffi::LUA_TTABLE && plain(state, 5));
-        if !plain(state, 1) || !a2_plain || ffi::lua_isinteger(state, 2) == 0 || ffi::lua_isinteger(state, 3) == 0 {
-            return false;
-        }
-        let (f, e) = (ffi::lua_tointeger(state, 2), ffi::lua_tointeger(state, 3));
-        // An overflowing range is one C refuses ("too many elements").
-        e < f || e.checked_sub(f).is_none_or(|n| n < C_MOVE_MAX)
-    }
-}
-
-/// Whether `table.sort(t, comp)` may run in C.
-///
-/// # Safety
-/// `state` must be the stack of a call of the dispatcher.
-unsafe fn sort_in_c(state: *mut ffi::lua_State) -> bool {
+/// `state` must be the stack of a call of a dispatcher.
+unsafe fn guarded_or_c(state: *mut ffi::lua_State) -> Route {
     // SAFETY: guaranteed by the caller.
+    if unsafe { ffi::lua_type(state, 1) } != ffi::LUA_TTABLE {
+        return Route::C;
+    }
+    Route::LuaPlain(false)
+}
+
+/// `table.insert(t, [pos,] v)`: C for an append (one `#`, a binary
+/// search) or a short shift.
+unsafe fn insert(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack.
     unsafe {
         if ffi::lua_type(state, 1) != ffi::LUA_TTABLE {
-            return true;
+            return Route::C;
+        }
+        if !unguarded(state, 1, &[LEN, INDEX, NEWINDEX]) {
+            return Route::LuaPlain(false);
+        }
+        if ffi::lua_gettop(state) != 3 {
+            return Route::C; // an append, or C's error
+        }
+        let e = (ffi::lua_rawlen(state, 1) as i64).wrapping_add(1);
+        match int_arg(state, 2, 0) {
+            Some(pos) if (1..=e).contains(&pos) && !short_range(pos + 1, e, C_LOOP_MAX) => Route::LuaPlain(true),
+            _ => Route::C,
+        }
+    }
+}
+
+/// `table.remove(t [, pos])`: C for a short shift.
+unsafe fn remove(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack.
+    unsafe {
+        if !unguarded(state, 1, &[LEN, INDEX, NEWINDEX]) {
+            return guarded_or_c(state);
+        }
+        let size = ffi::lua_rawlen(state, 1) as i64;
+        match int_arg(state, 2, size) {
+            Some(pos) if (1..size).contains(&pos) && !short_range(pos + 1, size, C_LOOP_MAX) => Route::LuaPlain(true),
+            _ => Route::C,
+        }
+    }
+}
+
+/// `table.concat(t, sep, i, j)`: C for a short range whose result is
+/// short too.
+unsafe fn concat(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack.
+    unsafe {
+        if !unguarded(state, 1, &[LEN, INDEX]) {
+            return guarded_or_c(state);
+        }
+        let sep = match ffi::lua_type(state, 2) {
+            ffi::LUA_TNONE | ffi::LUA_TNIL => 0,
+            _ => match text_len(state, 2) {
+                Some(n) => n,
+                None => return Route::C, // its error
+            },
+        };
+        let (Some(i), Some(j)) = (int_arg(state, 3, 1), int_arg(state, 4, ffi::lua_rawlen(state, 1) as i64)) else {
+            return Route::C;
+        };
+        if !short_range(i, j, C_LOOP_MAX) {
+            return Route::LuaPlain(true);
+        }
+        match span_len(state, 1, sep, i, j) {
+            Some(n) if n > MAX_STRING => Route::LuaPlain(true),
+            _ => Route::C,
+        }
+    }
+}
+
+/// The length of `table.concat(t, sep, i, j)` of the plain table at `idx`
+/// (`j - i` below [`C_LOOP_MAX`]), or `None` if an item is not a string or
+/// a number (numbers count as their longest text).
+///
+/// # Safety
+///
+/// `state` must be a live Lua state with room for one more value; the
+/// table at `idx` (absolute) is read raw.
+pub unsafe fn span_len(state: *mut ffi::lua_State, idx: c_int, sep: usize, i: i64, j: i64) -> Option<usize> {
+    let mut total = 0usize;
+    let mut k = i;
+    while k <= j {
+        // SAFETY: guaranteed by the caller; the item is popped at once.
+        let len = unsafe {
+            ffi::lua_rawgeti(state, idx, k);
+            let len = text_len(state, -1);
+            ffi::lua_pop(state, 1);
+            len
+        }?;
+        total = total.saturating_add(len);
+        if k > i {
+            total = total.saturating_add(sep);
+        }
+        if k == j {
+            break;
+        }
+        k += 1;
+    }
+    Some(total)
+}
+
+/// `table.sort(t [, comp])`: C for a short plain table of short strings
+/// (or numbers) without a comparator.
+unsafe fn sort(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack.
+    unsafe {
+        let plain = unguarded(state, 1, &[LEN, INDEX, NEWINDEX]);
+        if ffi::lua_type(state, 1) != ffi::LUA_TTABLE {
+            return Route::C;
         }
         match ffi::lua_type(state, 2) {
-            ffi::LUA_TNONE | ffi::LUA_TNIL => plain(state, 1) && ffi::lua_rawlen(state, 1) <= C_SORT_MAX,
-            ffi::LUA_TFUNCTION => false,
-            _ => true, // C's "function expected" error
+            ffi::LUA_TNONE | ffi::LUA_TNIL => {}
+            ffi::LUA_TFUNCTION => return Route::LuaPlain(plain),
+            _ => return Route::C, // C's "function expected" error
         }
-    }
-}
-
-/// # Safety
-/// Called by Lua as a C closure made by [`dispatcher`].
-unsafe fn dispatch(state: *mut ffi::lua_State, in_c: bool) -> c_int {
-    // SAFETY: the closure's upvalues are the C function and the Lua
-    // version (see `dispatcher`). Calling the C function directly runs it on
-    // this call's stack, as if Lua had called it; it uses no upvalues.
-    unsafe {
-        if in_c {
-            if let Some(c_fn) = ffi::lua_tocfunction(state, ffi::lua_upvalueindex(1)) {
-                return c_fn(state);
+        let n = ffi::lua_rawlen(state, 1);
+        if !plain || n > C_SORT_MAX {
+            return Route::LuaPlain(plain);
+        }
+        let mut longest = 0usize;
+        for k in 1..=n {
+            ffi::lua_rawgeti(state, 1, k as i64);
+            if ffi::lua_type(state, -1) == ffi::LUA_TSTRING {
+                longest = longest.max(ffi::lua_rawlen(state, -1));
             }
+            ffi::lua_pop(state, 1);
         }
-        let nargs = ffi::lua_gettop(state);
-        ffi::luaL_checkstack(state, 1, std::ptr::null());
-        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
-        ffi::lua_insert(state, 1);
-        ffi::lua_callk(state, nargs, ffi::LUA_MULTRET, 0, Some(all_results));
-        ffi::lua_gettop(state)
+        if sort_compares(n).saturating_mul(longest) <= C_SORT_BYTES {
+            Route::C
+        } else {
+            Route::LuaPlain(true)
+        }
     }
 }
 
-/// The continuation after the Lua version yielded: return what it did.
-unsafe extern "C-unwind" fn all_results(state: *mut ffi::lua_State, _status: c_int, _ctx: ffi::lua_KContext) -> c_int {
-    // SAFETY: Lua calls the continuation with the results on the stack.
-    unsafe { ffi::lua_gettop(state) }
+/// About how many comparisons a sort of `n` items makes (n log2 n).
+fn sort_compares(n: usize) -> usize {
+    n.saturating_mul(usize::BITS as usize - n.leading_zeros() as usize)
 }
 
-unsafe extern "C-unwind" fn dispatch_insert(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by Lua with a live stack.
-    unsafe { dispatch(state, plain(state, 1)) }
+/// `table.move(a1, f, e, t [, a2])`: C for a short move between tables
+/// read and written raw.
+unsafe fn move_(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack; indexes past the
+    // top read as none.
+    unsafe {
+        if ffi::lua_type(state, 1) != ffi::LUA_TTABLE {
+            return Route::C;
+        }
+        let a2 = if ffi::lua_isnoneornil(state, 5) != 0 { 1 } else { 5 };
+        if ffi::lua_type(state, a2) != ffi::LUA_TTABLE {
+            return Route::C; // its error
+        }
+        let plain = unguarded(state, 1, &[INDEX, EQ]) && unguarded(state, a2, &[NEWINDEX, EQ]);
+        let (Some(f), Some(e), Some(_)) = (int_arg(state, 2, 0), int_arg(state, 3, 0), int_arg(state, 4, 0)) else {
+            return Route::C;
+        };
+        // An overflowing range is one C refuses ("too many elements").
+        if plain && (short_range(f, e, C_LOOP_MAX) || e.checked_sub(f).is_none()) {
+            Route::C
+        } else {
+            Route::LuaPlain(plain)
+        }
+    }
 }
 
-unsafe extern "C-unwind" fn dispatch_remove(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by Lua with a live stack.
-    unsafe { dispatch(state, plain(state, 1)) }
+/// `table.unpack(t [, i [, j]])`: C unless `__index` or `__len` would run
+/// (its results are bounded by Lua's stack, about a million).
+unsafe fn unpack(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack.
+    unsafe {
+        if ffi::lua_type(state, 1) != ffi::LUA_TTABLE || unguarded(state, 1, &[INDEX, LEN]) {
+            Route::C
+        } else {
+            Route::Lua
+        }
+    }
 }
 
-unsafe extern "C-unwind" fn dispatch_concat(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by Lua with a live stack.
-    unsafe { dispatch(state, plain(state, 1)) }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-unsafe extern "C-unwind" fn dispatch_sort(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by Lua with a live stack.
-    unsafe { dispatch(state, sort_in_c(state)) }
-}
+    #[test]
+    fn short_ranges_count_their_items_without_overflow() {
+        assert!(short_range(1, 0, 4096), "empty");
+        assert!(short_range(1, 4096, 4096));
+        assert!(!short_range(1, 4097, 4096));
+        assert!(!short_range(i64::MIN, i64::MAX, 4096), "overflow");
+        assert!(short_range(i64::MAX - 5, i64::MAX, 4096));
+    }
 
-unsafe extern "C-unwind" fn dispatch_move(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by Lua with a live stack.
-    unsafe { dispatch(state, move_in_c(state)) }
+    #[test]
+    fn sorts_count_about_n_log_n_comparisons() {
+        assert_eq!(sort_compares(0), 0);
+        assert_eq!(sort_compares(1), 1);
+        assert_eq!(sort_compares(4096), 4096 * 13);
+    }
 }

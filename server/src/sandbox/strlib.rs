@@ -1,0 +1,227 @@
+//! Where `string.rep`, `upper`, `lower`, `reverse`, `format`, `pack`,
+//! `utf8.len` and `os.date` run: Lua's C code when the bytes it works
+//! through are few, their Lua versions (in the prelude) otherwise (see
+//! `dispatch.rs`).
+//!
+//! These C functions work byte by byte, or build their result in a
+//! buffer that grows (through the metered allocator, but as one block that
+//! is not a string) before the result is made a string. One call cannot be
+//! paused, so its work must be small: the C function runs when it touches
+//! at most [`PIECE`] bytes (`rep` also at most [`PIECE`] copies), or, for
+//! `format` and `pack`, when the result is bounded by [`FORMAT_C_MAX`] and
+//! [`MAX_STRING`] bytes. Otherwise the Lua version works in pieces of
+//! [`PIECE`] bytes, and refuses a result longer than [`MAX_STRING`] before
+//! building it. The other functions of `string` and `utf8` need no guard:
+//! their work is bounded by the string they are given (at most
+//! [`MAX_STRING`] bytes, a few milliseconds at worst) or by Lua's stack
+//! (`byte`, `char`, `codepoint`, `unpack`); see docs/sandbox-limits.md.
+
+use mlua::ffi;
+
+use super::alloc::MAX_STRING;
+use super::dispatch::{int_arg, text_len, Decide, Route, PIECE};
+
+/// Bytes of result up to which `string.format` runs in C.
+pub const FORMAT_C_MAX: usize = 1 << 20;
+
+/// Bytes of format up to which `string.pack` and `os.date` run in C.
+pub const FORMAT_LEN_MAX: usize = 4096;
+
+/// `Lua`'s `MAXSIZE` for `string.rep`: longer results are an error.
+const REP_MAXSIZE: u128 = i32::MAX as u128;
+
+/// The decider of the library function `name` (`"string.rep"`), if it has
+/// one.
+pub fn decider(name: &str) -> Option<Decide> {
+    Some(match name {
+        "string.rep" => rep,
+        "string.upper" | "string.lower" | "string.reverse" | "utf8.len" => bytewise,
+        "string.format" => format,
+        "string.pack" => pack,
+        "os.date" => date,
+        _ => return None,
+    })
+}
+
+/// C for a string (or number) of at most [`PIECE`] bytes, or for anything
+/// else (C raises the error).
+unsafe fn bytewise(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack.
+    match unsafe { text_len(state, 1) } {
+        Some(n) if n > PIECE => Route::Lua,
+        _ => Route::C,
+    }
+}
+
+/// Bytes of `string.rep` of `l` bytes `n` times with `lsep` between, or
+/// `None` where C raises "resulting string too large" (as C decides it).
+fn rep_len(l: usize, lsep: usize, n: i64) -> Option<u128> {
+    let unit = l as u128 + lsep as u128;
+    if n <= 0 {
+        return Some(0);
+    }
+    if unit > REP_MAXSIZE / n as u128 {
+        return None;
+    }
+    Some(unit * n as u128 - lsep as u128)
+}
+
+/// `string.rep(s, n [, sep])`: C for at most [`PIECE`] bytes and copies.
+unsafe fn rep(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack.
+    unsafe {
+        let Some(l) = text_len(state, 1) else { return Route::C };
+        if ffi::lua_isnoneornil(state, 2) != 0 {
+            return Route::C; // its error
+        }
+        let Some(n) = int_arg(state, 2, 0) else { return Route::C };
+        let lsep = match ffi::lua_isnoneornil(state, 3) {
+            0 => match text_len(state, 3) {
+                Some(n) => n,
+                None => return Route::C,
+            },
+            _ => 0,
+        };
+        match rep_len(l, lsep, n) {
+            Some(total) if total > PIECE as u128 || n > PIECE as i64 => Route::Lua,
+            _ => Route::C,
+        }
+    }
+}
+
+/// Most bytes the text of one argument of `string.format` can add, `None`
+/// if only running its `__tostring` would tell.
+///
+/// # Safety
+///
+/// `state` must be a live Lua state with a value at `idx` and room for one
+/// more value.
+unsafe fn format_item_len(state: *mut ffi::lua_State, idx: i32) -> Option<usize> {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        Some(match ffi::lua_type(state, idx) {
+            // %q of a string: at most 4 bytes a byte (\ddd), and quotes.
+            ffi::LUA_TSTRING => ffi::lua_rawlen(state, idx).saturating_mul(4).saturating_add(2),
+            // %99.99f of the largest float and the like.
+            ffi::LUA_TNUMBER => 512,
+            ffi::LUA_TTABLE => {
+                for event in [c"__tostring", c"__name"] {
+                    if ffi::luaL_getmetafield(state, idx, event.as_ptr()) != ffi::LUA_TNIL {
+                        ffi::lua_pop(state, 1);
+                        return None;
+                    }
+                }
+                64
+            }
+            // nil, booleans, functions, threads, light userdata: their
+            // name and address at most.
+            _ => 64,
+        })
+    }
+}
+
+/// `string.format(fmt, ...)`: C when the result is bounded by
+/// [`FORMAT_C_MAX`] without running any `__tostring`.
+unsafe fn format(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack.
+    unsafe {
+        let Some(mut bound) = text_len(state, 1) else { return Route::C };
+        let top = ffi::lua_gettop(state);
+        for idx in 2..=top {
+            if bound > FORMAT_C_MAX {
+                break;
+            }
+            match format_item_len(state, idx) {
+                Some(n) => bound = bound.saturating_add(n),
+                None => return Route::Lua,
+            }
+        }
+        if bound > FORMAT_C_MAX {
+            Route::Lua
+        } else {
+            Route::C
+        }
+    }
+}
+
+/// A bound on the bytes `string.pack` writes for `fmt`, besides the
+/// strings it packs: 16 bytes an option (the widest number, and its
+/// alignment), plus every size written in the format.
+fn pack_fixed_bound(fmt: &[u8]) -> usize {
+    let mut bound = fmt.len().saturating_mul(16);
+    let mut number = 0usize;
+    for &b in fmt {
+        if b.is_ascii_digit() {
+            number = number.saturating_mul(10).saturating_add(usize::from(b - b'0'));
+        } else {
+            bound = bound.saturating_add(number);
+            number = 0;
+        }
+    }
+    bound.saturating_add(number)
+}
+
+/// `string.pack(fmt, ...)`: C for a short format whose result is bounded
+/// by [`MAX_STRING`].
+unsafe fn pack(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack; the format's
+    // bytes are read while it is on the stack.
+    unsafe {
+        if ffi::lua_type(state, 1) != ffi::LUA_TSTRING {
+            return Route::C;
+        }
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(state, 1, &mut len);
+        if len > FORMAT_LEN_MAX {
+            return Route::Lua;
+        }
+        let mut bound = pack_fixed_bound(std::slice::from_raw_parts(p.cast::<u8>(), len));
+        for idx in 2..=ffi::lua_gettop(state) {
+            if ffi::lua_type(state, idx) == ffi::LUA_TSTRING {
+                bound = bound.saturating_add(ffi::lua_rawlen(state, idx));
+            }
+            if bound > MAX_STRING {
+                return Route::Lua;
+            }
+        }
+        Route::C
+    }
+}
+
+/// `os.date(fmt, t)`: C for a format of at most [`FORMAT_LEN_MAX`] bytes
+/// (each conversion writes at most 250).
+unsafe fn date(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack.
+    unsafe {
+        if ffi::lua_type(state, 1) != ffi::LUA_TSTRING || ffi::lua_rawlen(state, 1) <= FORMAT_LEN_MAX {
+            Route::C
+        } else {
+            Route::Lua
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rep_lengths_follow_c_and_its_too_large_error() {
+        assert_eq!(rep_len(3, 0, 0), Some(0));
+        assert_eq!(rep_len(3, 0, -5), Some(0));
+        assert_eq!(rep_len(3, 2, 4), Some(3 * 4 + 2 * 3));
+        assert_eq!(rep_len(0, 0, i64::MAX), Some(0));
+        assert_eq!(rep_len(1, 0, i32::MAX as i64), Some(i32::MAX as u128));
+        assert_eq!(rep_len(1, 0, i32::MAX as i64 + 1), None);
+        assert_eq!(rep_len(usize::MAX, 1, 1), None);
+    }
+
+    #[test]
+    fn pack_bounds_count_options_and_written_sizes() {
+        assert_eq!(pack_fixed_bound(b""), 0);
+        assert_eq!(pack_fixed_bound(b"i4"), 2 * 16 + 4);
+        assert_eq!(pack_fixed_bound(b"c1073741824"), 11 * 16 + 1073741824);
+        assert_eq!(pack_fixed_bound(b"s1z"), 3 * 16 + 1);
+        assert_eq!(pack_fixed_bound(b"c99999999999999999999999999"), usize::MAX);
+    }
+}

@@ -1,0 +1,148 @@
+//! The guarded library functions (`dispatch.rs`, `tablelib.rs`,
+//! `strlib.rs`) give what Lua's own give, on inputs big enough to take
+//! their Lua versions (strings of more than `PIECE` bytes, tables of more
+//! than `C_LOOP_MAX` items, `__index` chains): each case runs in the
+//! sandbox and in a plain Lua state (Lua's C functions), and the results
+//! must be the same (long strings compared by length and a hash of every
+//! byte).
+
+use std::time::Duration;
+
+use mlua::{Lua, Value};
+use serde_json::json;
+
+use super::*;
+
+/// Lua that both sides run first: a fingerprint of a result, and inputs.
+const SETUP: &str = r#"
+local function fp(r)
+  -- (Errors of the Lua versions carry no position: compare without.)
+  if type(r) == 'string' and #r < 300 then return (r:gsub('^[^\n]-:%d+: ', '')) end
+  if type(r) ~= 'string' then return r end
+  local h, n, i = 0, #r, 1
+  while i + 7 <= n do h = h * 31 + string.unpack('<i8', r, i); i = i + 8 end
+  while i <= n do h = h * 31 + r:byte(i); i = i + 1 end
+  return n .. ':' .. h
+end
+local bytes = {}
+for i = 0, 255 do bytes[#bytes + 1] = string.char(i) end
+local all = table.concat(bytes):rep(3000)
+local u = ('aé€😀'):rep(70000)
+local nums = {}
+for i = 1, 300000 do nums[i] = i * 7 end
+local t = {}
+for i = 1, 10000 do t[i] = tostring(i) end
+"#;
+
+/// Each case is the body of a function whose result is compared.
+const CASES: &[&str] = &[
+    // string.rep
+    "return string.rep('ab\\0c', 300000)",
+    "return string.rep('xy', 300000, ',')",
+    "return string.rep('', 20000000)",
+    "return string.rep('a', 300000, '')",
+    "return string.rep(12, 100000, 3.5)",
+    "return string.rep('xyz', 0)",
+    // upper, lower, reverse
+    "return all:upper()",
+    "return all:lower()",
+    "return all:reverse()",
+    // %q: a control character and a digit on either side of a piece's end
+    "return string.format('%q', all)",
+    "return string.format('%q', ('a'):rep(262143) .. '\\1' .. '2' .. ('b'):rep(300000))",
+    "return string.format('%q', ('a'):rep(262144) .. '\\1' .. '2' .. ('b'):rep(300000))",
+    "return string.format('%q', ('a'):rep(262142) .. '\\0' .. '\\0' .. '9' .. ('b'):rep(300000))",
+    "return string.format('%q', ('\\0'):rep(600000))",
+    // string.format: mixed items, __tostring, long formats, errors
+    "return string.format('%s|%5.2f|%d|%q|%%|%-5s|%.3s|%x|%c|%10.4s|%i', all, 3.14159, 42, all, 'ab', u, 255, 65, 'abcdefg', -3)",
+    "return string.format('[%s]', setmetatable({}, {__tostring = function() return ('z'):rep(400000) end}))",
+    "return string.format(('%5d|'):rep(300000), table.unpack(nums))",
+    "return string.format('%s %s', all, nil)",
+    "return select(2, pcall(function() return string.format(('%s'):rep(3) .. '%d', all, 'a', 'b', 'x') end))",
+    "return select(2, pcall(function() return string.format('%s %5', all, 1) end))",
+    "return select(2, pcall(function() return string.format('%s %d', all) end))",
+    "return select(2, pcall(function() return string.format('%s %10q', all, 'x') end))",
+    "return select(2, pcall(function() return string.format(('%s'):rep(300000)) end))",
+    "return select(2, pcall(function() return string.format('%s %5s', all, 'a\\0b') end))",
+    // string.pack with a long format
+    "return string.pack(('i4'):rep(3000), table.unpack(nums, 1, 3000))",
+    "return select(2, pcall(function() return string.pack(('i4'):rep(3000)) end))",
+    // os.date with a long format
+    "return os.date('!' .. ('%Y-%m-%d %H:%M:%S %a %b %c %%|'):rep(300), 86400 * 365)",
+    "return os.date('!' .. ('%c|%Ex|%Oy|'):rep(800), 123456789)",
+    "return select(2, pcall(function() return os.date(('%Y'):rep(3000) .. '%Ez', 0) end))",
+    "return select(2, pcall(function() return os.date(('%Y'):rep(3000) .. '%', 0) end))",
+    // utf8.len of a long string
+    "return utf8.len(u)",
+    "return utf8.len(u, 5)",
+    "return utf8.len(u, -300000, -2)",
+    "return utf8.len(u, 262140, 600000)",
+    "return select(2, utf8.len(u .. '\\xff' .. u))",
+    "return select(2, utf8.len(('\\x80'):rep(600000)))",
+    "return select(2, utf8.len(('a'):rep(262144) .. ('\\x80'):rep(10) .. 'b'))",
+    "return select(2, utf8.len('\\xF8\\x88\\x80\\x80\\x80' .. u))",
+    "return utf8.len('\\xF8\\x88\\x80\\x80\\x80' .. u, 1, -1, true)",
+    "return select(2, pcall(function() return utf8.len(u, 0) end))",
+    "return select(2, pcall(function() return utf8.len(u, 1, #u + 1) end))",
+    // table functions on a plain table, in pieces
+    "table.insert(t, 1, 'x') return table.concat(t, ',')",
+    "table.insert(t, 3, 'x') table.insert(t, #t, 'y') table.insert(t, 'z') return table.concat(t, ',')",
+    "local v = table.remove(t, 1) return v .. table.concat(t, ',')",
+    "local v = table.remove(t, 2) local w = table.remove(t) return v .. w .. table.concat(t, ',')",
+    "table.move(t, 1, 9000, 500) return table.concat(t, ',')",
+    "table.move(t, 500, 10000, 1) return table.concat(t, ',')",
+    "local m = table.move(t, 1, 10000, 3, {}) return table.concat(m, ',', 3)",
+    "return table.concat(t, ', ', 2, 9999)",
+    "return table.concat(nums, '')",
+    "local b = {} for i = 1, 10000 do b[i] = i end b[7777] = {} return select(2, pcall(function() return table.concat(b, ',') end))",
+    "return select(2, pcall(function() return table.insert(t, 10002, 'x') end))",
+    // with metatables: element by element
+    "local p = setmetatable({}, {__index = function(_, k) return k <= 5000 and tostring(k) or nil end, \
+     __len = function() return 5000 end}) return table.concat(p, ',')",
+    "local p = t for i = 1, 50 do p = setmetatable({}, {__index = p}) end \
+     return select('#', table.unpack(p, 1, 6000)) .. select(6000, table.unpack(p, 1, 6000))",
+    "local p = setmetatable({}, {__index = t}) return select('#', table.unpack(p))",
+    "local seen = {} local p = setmetatable({}, {__newindex = function(_, k, v) seen[#seen + 1] = k end, \
+     __index = t, __len = function() return 10000 end}) table.insert(p, 1, 'x') return #seen .. ':' .. seen[1] .. ':' .. seen[#seen]",
+    // sorts of long strings run in Lua
+    "local a = ('x'):rep(100000) local l = {} for i = 1, 100 do l[i] = a .. (100 - i) end table.sort(l) \
+     return l[1]:sub(-3) .. l[50]:sub(-3) .. l[100]:sub(-3)",
+];
+
+/// What a plain Lua state (Lua's own C functions) gives for `case`.
+fn expected(case: &str) -> serde_json::Value {
+    let lua = Lua::new();
+    let src = format!("{SETUP}\nreturn fp((function() {case} end)())");
+    match lua.load(&src).eval::<Value>().unwrap_or_else(|e| panic!("{case}: {e}")) {
+        Value::Nil => serde_json::Value::Null,
+        Value::Integer(i) => json!(i),
+        Value::Number(n) => json!(n),
+        Value::String(s) => json!(s.to_str().unwrap().to_string()),
+        other => panic!("{case}: unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn guarded_functions_give_what_lua_gives() {
+    let b = Budget { memory: 256 << 20, timeout: Duration::from_secs(30), instructions: u64::MAX };
+    let mut wrong = Vec::new();
+    for case in CASES {
+        let src = format!("{SETUP}\nfunction main() return fp((function() {case} end)()) end");
+        let compiled = compile("t", &src, b).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let inst = Instance::from_bytecode("t", &compiled.bytecode).unwrap();
+        let mut run = inst.start(json!({}), b);
+        let got = loop {
+            match run.step(Duration::from_millis(1)) {
+                Step::Yielded => {}
+                Step::Done(o) => break o.result,
+                other => panic!("{case}: unexpected {other:?}"),
+            }
+        };
+        let want = expected(case);
+        match got {
+            Ok(v) if v == want => {}
+            got => wrong.push(format!("{case}\n    sandbox: {got:?}\n    lua:     {want}")),
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {} cases differ:\n{}", wrong.len(), CASES.len(), wrong.join("\n"));
+}
