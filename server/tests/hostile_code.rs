@@ -10,14 +10,16 @@
 //! -- message: substring              -- optional: part of the error message (when it is an error)
 //! -- server: workers=2               -- optional: run on a server with these `Server { }` settings
 //! -- runs: 10                        -- optional: how many times to run it (default 2)
+//! -- atmax: timeout|memory           -- optional: run it again as an action with maxmem = max_maxmem
+//!                                    --   (1 GiB, the most an action may ask for), expecting this outcome
 //! ```
 //!
 //! For every case the runner creates the action, runs it blocking and checks
 //! that:
 //! - the outcome is the expected one (and the result or message if given);
-//! - it ended within its timeout plus a grace;
-//! - meanwhile `GET /ping`, polled every 50 ms from another thread, always
-//!   answered within 100 ms;
+//! - it ended within its timeout plus a grace ([`GRACE`], 100 ms);
+//! - meanwhile `GET /ping`, polled every 10 ms from another thread, always
+//!   answered within [`PING_MAX`] (50 ms);
 //! - the server's resident memory grew by no more than twice the action's
 //!   `maxmem` plus a slack;
 //! - the server neither hung nor died, and logged no panic;
@@ -45,13 +47,18 @@ use common::TestServer;
 use serde_json::{json, Value};
 
 /// How often the watcher pings while an attack runs.
-const PING_EVERY: Duration = Duration::from_millis(50);
+const PING_EVERY: Duration = Duration::from_millis(10);
 /// The slowest acceptable ping answer while an attack runs.
-const PING_MAX: Duration = Duration::from_millis(100);
+const PING_MAX: Duration = Duration::from_millis(50);
+/// How long past its timeout an attack may take to be answered.
+const GRACE: Duration = Duration::from_millis(100);
 /// An attack unanswered this long after its timeout plus grace hung the server.
 const HANG_AFTER: Duration = Duration::from_millis(1000);
 /// `Limits.maxmem` of the server's default configuration (KiB).
 const DEFAULT_MAXMEM_KIB: u64 = 65536;
+/// `Limits.max_maxmem` of the server's default configuration (KiB): what
+/// the `atmax` runs ask for.
+const MAX_MAXMEM_KIB: u64 = 1024 * 1024;
 /// Resident memory the server may gain in a case beyond twice its maxmem.
 const RSS_SLACK_KIB: u64 = 48 * 1024;
 /// Extra passes for a case whose only problem was a slow ping: on a loaded
@@ -84,14 +91,6 @@ fn innocent_expected() -> Value {
     })
 }
 
-fn grace() -> Duration {
-    if common::BIN.contains("/debug/") {
-        Duration::from_millis(500)
-    } else {
-        Duration::from_millis(200)
-    }
-}
-
 /// One corpus file.
 #[derive(Debug)]
 struct Case {
@@ -107,6 +106,8 @@ struct Case {
     /// Extra `config.lua` text for the server this case runs on.
     server: String,
     runs: usize,
+    /// The outcomes expected when it runs with maxmem = max_maxmem.
+    atmax: Option<Vec<String>>,
 }
 
 impl Case {
@@ -126,7 +127,7 @@ impl Case {
     }
 
     fn deadline(&self) -> Duration {
-        Duration::from_millis(self.timeout) + grace()
+        Duration::from_millis(self.timeout) + GRACE
     }
 
     fn rss_bound_kib(&self) -> u64 {
@@ -150,15 +151,13 @@ fn parse_case(path: &Path) -> Result<Case, String> {
         }
     }
     for key in fields.keys() {
-        if !["expect", "limits", "why", "result", "message", "server", "runs"].contains(&key.as_str()) {
+        if !["expect", "limits", "why", "result", "message", "server", "runs", "atmax"].contains(&key.as_str()) {
             return Err(format!("unknown header field '{key}'"));
         }
     }
     let need = |key: &str| fields.get(key).cloned().ok_or(format!("missing '-- {key}:' header line"));
-    let expect: Vec<String> = need("expect")?.split('|').map(|k| k.trim().to_string()).collect();
-    if let Some(bad) = expect.iter().find(|k| !KINDS.contains(&k.as_str())) {
-        return Err(format!("unknown outcome '{bad}' (known: {})", KINDS.join(", ")));
-    }
+    let expect = outcomes(&need("expect")?)?;
+    let atmax = fields.get("atmax").map(|a| outcomes(a)).transpose()?;
     let (mut timeout, mut maxmem, mut instructions) = (None, 0, 0);
     for item in need("limits")?.split_whitespace() {
         let (k, v) = item.split_once('=').ok_or(format!("limit '{item}' is not key=value"))?;
@@ -205,6 +204,36 @@ fn parse_case(path: &Path) -> Result<Case, String> {
         message: fields.get("message").cloned(),
         server,
         runs,
+        atmax,
+    })
+}
+
+/// The outcomes of an `expect` or `atmax` line (`a|b`).
+fn outcomes(line: &str) -> Result<Vec<String>, String> {
+    let expect: Vec<String> = line.split('|').map(|k| k.trim().to_string()).collect();
+    match expect.iter().find(|k| !KINDS.contains(&k.as_str())) {
+        Some(bad) => Err(format!("unknown outcome '{bad}' (known: {})", KINDS.join(", "))),
+        None => Ok(expect),
+    }
+}
+
+/// The run of `case` as an action with maxmem = max_maxmem, named
+/// `{name}_atmax`, if its header asks for one.
+fn at_max_maxmem(case: &Case) -> Option<Case> {
+    let expect = case.atmax.clone()?;
+    Some(Case {
+        name: format!("{}_atmax", case.name),
+        code: case.code.clone(),
+        expect,
+        timeout: case.timeout,
+        maxmem: MAX_MAXMEM_KIB,
+        instructions: case.instructions,
+        why: case.why.clone(),
+        result: case.result.clone(),
+        message: case.message.clone(),
+        server: case.server.clone(),
+        runs: case.runs,
+        atmax: None,
     })
 }
 
@@ -217,11 +246,13 @@ fn load_corpus() -> Vec<Case> {
         .collect();
     paths.sort();
     let mut bad = Vec::new();
-    let cases: Vec<Case> = paths
+    let mut cases: Vec<Case> = paths
         .iter()
         .filter_map(|p| parse_case(p).map_err(|e| bad.push(format!("{}: {e}", p.display()))).ok())
         .collect();
     assert!(bad.is_empty(), "corpus files with a bad header:\n{}", bad.join("\n"));
+    let at_max: Vec<Case> = cases.iter().filter_map(at_max_maxmem).collect();
+    cases.extend(at_max);
     cases
 }
 
@@ -475,7 +506,7 @@ fn judge(case: &Case, obs: &Obs) -> Vec<String> {
             "took {} ms, past its timeout of {} ms plus {} ms grace",
             obs.took.as_millis(),
             case.timeout,
-            grace().as_millis()
+            GRACE.as_millis()
         ));
     }
     if obs.watch.worst >= PING_MAX || obs.watch.failed > 0 {
