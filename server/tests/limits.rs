@@ -128,3 +128,97 @@ fn many_spinning_actions_share_one_slice_a_turn() {
         assert_eq!(common::read_response(c).status, 500);
     }
 }
+
+/// A plain table whose keys 2^0 to 2^62, given in one constructor, are
+/// all in its hash part, so that its border (`#t`) is 2^62: `table.insert`
+/// at 1 shifts 2^62 slots, which Lua's C loop did without one instruction
+/// or allocation (no limit stopped it).
+fn sparse_border_insert() -> String {
+    let keys: Vec<String> = (0..63).map(|k| format!("[{}]=true", 1u64 << k)).collect();
+    format!("local t = {{{}}}\ntable.insert(t, 1, 'x')\n", keys.join(", "))
+}
+
+/// `GET /ping` on a connection of its own, timed (`None` if no answer
+/// within `patience`).
+fn ping(addr: std::net::SocketAddr, patience: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut c = std::net::TcpStream::connect(addr).ok()?;
+    c.set_read_timeout(Some(patience)).ok()?;
+    common::send(&mut c, "GET", "/ping", None);
+    common::try_read_response(&mut c).filter(|r| r.status == 200).map(|_| start.elapsed())
+}
+
+#[test]
+fn a_huge_shift_ends_at_its_limits_and_sigterm_still_stops_the_server() {
+    let mut s = TestServer::start("");
+    let code = format!("function main()\n{}return 'inserted'\nend\n", sparse_border_insert());
+    let r = s.create("shift", &code, r#""timeout": 200, "instructions": 100000"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let mut attack = s.connect();
+    attack.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = Instant::now();
+    common::send(&mut attack, "POST", "/actions/shift/block", Some(""));
+    let mut worst = Duration::ZERO;
+    while start.elapsed() < Duration::from_millis(150) {
+        worst = worst.max(ping(s.addr, Duration::from_secs(2)).expect("no answer to /ping while the shift runs"));
+    }
+    assert!(worst < Duration::from_millis(50), "slowest ping while the shift ran: {worst:?}");
+    let r = common::try_read_response(&mut attack).expect("the shift was not answered");
+    let took = start.elapsed();
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(["timeout", "instructions"].contains(&r.error_kind().as_str()), "{}", r.text());
+    assert!(took < Duration::from_millis(300), "the shift was answered after {took:?}");
+    // SIGTERM while another shift runs stops the server (the run is
+    // dropped unanswered, as any at shutdown).
+    common::send(&mut attack, "POST", "/actions/shift/block", Some(""));
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: `kill` with the pid of our child process.
+    assert_eq!(unsafe { libc::kill(s.child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let stopping = Instant::now();
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(stopping.elapsed() < Duration::from_secs(3), "SIGTERM did not stop the server");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The chunk of a new action runs at create time on the blocking pool
+/// (4 threads): creates of a chunk that hangs there must each end at the
+/// action's limits, so that the pool, and every store operation queued
+/// behind it, goes on.
+#[test]
+fn creates_of_hanging_chunks_do_not_wedge_the_blocking_pool() {
+    let s = TestServer::start("");
+    let code = format!("{}function main() return 1 end\n", sparse_border_insert());
+    let creates: Vec<_> = (0..6)
+        .map(|i| {
+            let (addr, code) = (s.addr, code.clone());
+            std::thread::spawn(move || {
+                use base64::Engine;
+                let code = base64::engine::general_purpose::STANDARD.encode(code);
+                let body = format!(r#"{{"name":"hang{i}","code":"{code}","timeout":200,"instructions":100000}}"#);
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let start = Instant::now();
+                common::send(&mut c, "POST", "/actions", Some(&body));
+                (common::try_read_response(&mut c), start.elapsed())
+            })
+        })
+        .collect();
+    for h in creates {
+        let (r, took) = h.join().unwrap();
+        let r = r.expect("a create of a hanging chunk was not answered");
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains("limit"), "{}", r.text());
+        assert!(took < Duration::from_secs(2), "a create took {took:?}");
+    }
+    // The pool is free: store operations and creates go through.
+    let start = Instant::now();
+    assert_eq!(s.get("/actions").status, 200);
+    assert_eq!(s.create("hello", HELLO, "").status, 201);
+    assert_eq!(s.post("/actions/hello/block", "{}").status, 200);
+    assert!(start.elapsed() < Duration::from_secs(2), "the store took {:?}", start.elapsed());
+}
