@@ -263,7 +263,17 @@ fn split_anchor(pattern: &[u8]) -> (bool, &[u8]) {
 /// `]` and `}` are not special for this check, so `string.find(s, ")")`
 /// is a plain search while `string.match(s, ")")` is an error.)
 pub fn has_specials(pattern: &[u8]) -> bool {
-    pattern.iter().any(|b| SPECIALS.contains(b))
+    // A table look-up a byte: patterns may be megabytes long.
+    const SPECIAL: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < SPECIALS.len() {
+            t[SPECIALS[i] as usize] = true;
+            i += 1;
+        }
+        t
+    };
+    pattern.iter().any(|&b| SPECIAL[usize::from(b)])
 }
 
 /// Plain substring search (`string.find` with `plain` or without special
