@@ -208,6 +208,8 @@ fn set_up(lua: &Lua) -> mlua::Result<()> {
         Value::Table(limits),
         Value::Function(refuse),
         Value::Function(span_len),
+        Value::Function(super::strings::find_span(lua)?),
+        Value::Function(super::strings::has_specials(lua)?),
     ]
     .into_iter()
     .collect();

@@ -1,7 +1,7 @@
 -- The sandbox prelude: runs once in every new Lua state, before user code.
 -- It receives trusted Rust functions as arguments and closes over the raw
 -- library functions it wraps, so user code can never reach them.
-local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, guarded, INVOKE, REQUIRE, b64, array, limits, refuse, span_len = ...
+local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, guarded, INVOKE, REQUIRE, b64, array, limits, refuse, span_len, find_span, has_specials = ...
 
 local raw_pcall, raw_xpcall, raw_load, raw_setmetatable = pcall, xpcall, load, setmetatable
 local raw_resume, raw_yield, isyieldable, co_create = coroutine.resume, coroutine.yield, coroutine.isyieldable, coroutine.create
@@ -292,7 +292,7 @@ end
 json = { null = null, encode = soft(encode), decode = soft(decode), array = soft(array) }
 
 local raw_gmatch = string.gmatch
-string.find = soft(string.find)
+local soft_find = soft(string.find)
 string.match = soft(string.match)
 string.gsub = soft(string.gsub)
 string.gmatch = function(...)
@@ -300,13 +300,55 @@ string.gmatch = function(...)
 end
 local gmatch = string.gmatch
 
--- string.gsub with a function or table as the replacement runs here, in
--- Lua, so that the replacement can be paused like any other code (called
--- from the Rust gsub it could not yield). Same semantics as Lua 5.4.
-local find, sub, byte = string.find, string.sub, string.byte
+local find, sub, byte = soft_find, string.sub, string.byte
+
 local rust_gsub = string.gsub
 local tointeger = math.tointeger
 
+-- A plain search (plain, or a pattern without special characters) in a
+-- string of more than PIECE bytes goes by spans of PIECE start positions:
+-- one search works through the whole string without a pause otherwise.
+local function find_long(s, p, init)
+  local ls, lp = #s, #p
+  if init > 0 then
+    -- as given
+  elseif init == 0 or init < -ls then
+    init = 1
+  else
+    init = ls + init + 1
+  end
+  if init > ls + 1 then
+    return nil
+  end
+  if lp == 0 then
+    return init, init - 1
+  end
+  local last = ls - lp + 1
+  local a = init
+  while a <= last do
+    local b = min(a + PIECE - 1, last)
+    local i, resume = find_span(s, p, a, b)
+    if i then
+      return i, i + lp - 1
+    end
+    a = resume or b + 1
+  end
+  return nil
+end
+
+function string.find(s, p, init, plain)
+  if type(s) == 'string' and type(p) == 'string' and #s > PIECE then
+    local at = init == nil and 1 or tointeger(init)
+    if at and (plain or not has_specials(p)) then
+      return find_long(s, p, at)
+    end
+  end
+  return soft_find(s, p, init, plain)
+end
+
+-- string.gsub with a function or table as the replacement runs here, in
+-- Lua, so that the replacement can be paused like any other code (called
+-- from the Rust gsub it could not yield). Same semantics as Lua 5.4.
 local function gsub_lua(s, p, repl, max_n)
   local rt = type(repl)
   local len = #s

@@ -16,6 +16,7 @@ use std::time::Instant;
 use mlua::{Lua, MultiValue, Table, Value};
 use sl_lpattern::{Budget, Capture, Error as PatError, GMatchState, GsubError, Match};
 
+use super::dispatch::PIECE;
 use super::error::soft;
 use super::hook::{with_active, LimitKind, STALL_LIMIT};
 
@@ -250,6 +251,90 @@ fn lua_replacement(lua: &Lua, repl: &Repl, s: &[u8], m: &Match) -> mlua::Result<
     }
 }
 
+/// Bytes of a needle longer than [`PIECE`] that one `find_span` call
+/// compares, at most (and one comparison more).
+const SPAN_BYTES: usize = 4 << 20;
+
+/// Bytes compared at a time when a long needle is checked.
+const COMPARE_BLOCK: usize = 64 * 1024;
+
+/// `find_span(s, p, from, last)`: the 1-based position of the first
+/// occurrence of `p` in `s` that starts between `from` and `last` (both in
+/// `1..=#s - #p + 1`), or nil, or `false` and the position to go on from.
+///
+/// The prelude searches long strings by spans of [`PIECE`] start
+/// positions, so that the search can be paused between calls and one call
+/// does little: for a needle of at most [`PIECE`] bytes, a linear substring
+/// search (`memmem`) of at most twice that; for a longer one, Lua's own way
+/// (a comparison where its first byte occurs), with at most [`SPAN_BYTES`]
+/// compared before the call gives the position to go on from.
+pub fn find_span(lua: &Lua) -> mlua::Result<mlua::Function> {
+    lua.create_function(|_, (s, p, from, last): (mlua::String, mlua::String, i64, i64)| {
+        let (s, p) = (s.as_bytes(), p.as_bytes());
+        Ok(match span_search(&s, &p, from, last) {
+            Span::Found(i) => MultiValue::from_iter([Value::Integer(i as i64)]),
+            Span::None => MultiValue::from_iter([Value::Nil]),
+            Span::Resume(i) => MultiValue::from_iter([Value::Boolean(false), Value::Integer(i as i64)]),
+        })
+    })
+}
+
+/// What one span of a search found.
+#[derive(Debug, PartialEq, Eq)]
+enum Span {
+    /// An occurrence starting here (1-based).
+    Found(usize),
+    /// No occurrence starting in the span.
+    None,
+    /// The comparisons ran out: go on from this start position (1-based).
+    Resume(usize),
+}
+
+fn span_search(s: &[u8], p: &[u8], from: i64, last: i64) -> Span {
+    let (Ok(from), Ok(last)) = (usize::try_from(from.max(1)), usize::try_from(last)) else { return Span::None };
+    let last = last.min((s.len() + 1).saturating_sub(p.len()));
+    if from > last {
+        return Span::None;
+    }
+    if p.len() <= PIECE {
+        let hay = &s[from - 1..last - 1 + p.len()];
+        return sl_lpattern::find_plain(hay, p, 0).map_or(Span::None, |i| Span::Found(from + i));
+    }
+    let mut pos = from;
+    let mut compared = 0;
+    while pos <= last {
+        let Some(i) = memchr::memchr(p[0], &s[pos - 1..last]) else { return Span::None };
+        let at = pos + i;
+        match equal_prefix(&s[at - 1..at - 1 + p.len()], p) {
+            None => return Span::Found(at),
+            Some(n) => compared += n,
+        }
+        if compared > SPAN_BYTES {
+            return Span::Resume(at + 1);
+        }
+        pos = at + 1;
+    }
+    Span::None
+}
+
+/// `None` if `a == b` (of one length), else about how many bytes were
+/// compared to tell them apart (whole blocks of [`COMPARE_BLOCK`]).
+fn equal_prefix(a: &[u8], b: &[u8]) -> Option<usize> {
+    let mut n = 0;
+    for (x, y) in a.chunks(COMPARE_BLOCK).zip(b.chunks(COMPARE_BLOCK)) {
+        n += x.len();
+        if x != y {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// `has_specials(p)`: whether `string.find` treats `p` as a pattern.
+pub fn has_specials(lua: &Lua) -> mlua::Result<mlua::Function> {
+    lua.create_function(|_, p: mlua::String| Ok(sl_lpattern::has_specials(&p.as_bytes())))
+}
+
 /// Replaces the four pattern functions of the `string` table. Their
 /// errors come back as `(error_marker(), message)` so that the prelude can
 /// raise them as plain strings, as Lua's own functions do.
@@ -270,4 +355,43 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
         })?,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_find_the_first_occurrence_starting_in_them() {
+        let s = b"abcabcabd";
+        assert_eq!(span_search(s, b"abd", 1, 7), Span::Found(7));
+        assert_eq!(span_search(s, b"abd", 1, 6), Span::None);
+        assert_eq!(span_search(s, b"abc", 2, 7), Span::Found(4));
+        assert_eq!(span_search(s, b"zzz", 1, 7), Span::None);
+        assert_eq!(span_search(s, b"abcabd", 1, 4), Span::Found(4));
+        assert_eq!(span_search(s, b"abd", 9, 9), Span::None, "past the last start");
+    }
+
+    #[test]
+    fn long_needles_are_compared_where_their_first_byte_occurs_a_budget_at_a_time() {
+        let mut s = vec![b'x'; 3 * PIECE];
+        let mut p = vec![b'x'; PIECE + 5];
+        p.push(b'y');
+        // Every start has the first byte; the rest matches only at the end.
+        s.push(b'y');
+        let last = (s.len() + 1 - p.len()) as i64;
+        let mut from = 1;
+        let mut calls = 0;
+        let found = loop {
+            calls += 1;
+            match span_search(&s, &p, from, last) {
+                Span::Resume(next) => from = next as i64,
+                other => break other,
+            }
+        };
+        assert_eq!(found, Span::Found(last as usize));
+        assert!(calls > 1, "{calls} calls");
+        assert_eq!(equal_prefix(b"abc", b"abc"), None);
+        assert_eq!(equal_prefix(b"abc", b"abd"), Some(3));
+    }
 }

@@ -84,6 +84,22 @@ const CASES: &[&str] = &[
     "return utf8.len('\\xF8\\x88\\x80\\x80\\x80' .. u, 1, -1, true)",
     "return select(2, pcall(function() return utf8.len(u, 0) end))",
     "return select(2, pcall(function() return utf8.len(u, 1, #u + 1) end))",
+    // plain searches in long strings, by spans
+    "return string.find(all, '\\255\\0\\1', 300000, true)",
+    "return string.find(u, u:sub(-1000))",
+    "return string.find(u, u:sub(262100, 262200), 262000)",
+    "return string.find(u, u:sub(-300000))",
+    "return string.find(u, u:sub(11, 300010), 2, true)",
+    "return string.find(all, all:sub(11, 270009) .. 'z', 2, true)",
+    "return string.find(all, all:sub(11, 270010), 2, true)",
+    "return string.find(all, 'nope', 1, true)",
+    "return string.find(all, '', 700000)",
+    "return string.find(all, '', -5)",
+    "return string.find(all, 'ab', -100000000)",
+    "return string.find(all, 'xyz', #all + 2, true)",
+    "return string.find(all, all:sub(262000, 263000), 3, true)",
+    "return string.find(all, all:sub(262000, 263000), '3', true)",
+    "return string.find(all, '%d')",
     // table functions on a plain table, in pieces
     "table.insert(t, 1, 'x') return table.concat(t, ',')",
     "table.insert(t, 3, 'x') table.insert(t, #t, 'y') table.insert(t, 'z') return table.concat(t, ',')",
@@ -145,4 +161,64 @@ fn guarded_functions_give_what_lua_gives() {
         }
     }
     assert!(wrong.is_empty(), "{} of {} cases differ:\n{}", wrong.len(), CASES.len(), wrong.join("\n"));
+}
+
+/// The longest step of each operation of docs/sandbox-limits.md on its
+/// worst input at maxmem = 1 GiB, printed as the table's numbers. Each
+/// step includes the 1 ms slice and up to about 2.5 ms of timer latency.
+/// `cargo test -p sl-server --lib measure_worst_steps -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn measure_worst_steps() {
+    const S: &str = "local a = 'x' for i = 1, 23 do a = a .. a end local b = a:sub(1, -2) .. 'y' \
+                     local c = ('\\x80'):rep(8 * 1024 * 1024 - 1) local d = ('1'):rep(8 * 1024 * 1024)";
+    let cases: &[(&str, &str)] = &[
+        ("== / < of 8 MiB", "while true do local _ = a == b or a < b end"),
+        (".. making 8 MiB", "local h = a:sub(2) while true do local _ = h .. 'z' end"),
+        ("hash of a new 8 MiB key", "local t = {} local i = 0 while true do i = i + 1 t[a:sub(8) .. i] = true t = {} end"),
+        ("string.sub of 8 MiB", "while true do local _ = a:sub(2) end"),
+        ("tonumber of 8 MiB of digits", "while true do local _ = tonumber(d) end"),
+        ("utf8.offset over 8 MiB", "local e = 'a' .. c while true do local _ = utf8.offset(e, 2) end"),
+        ("string.upper of 8 MiB", "while true do local _ = a:upper() end"),
+        ("string.reverse of 8 MiB", "while true do local _ = a:reverse() end"),
+        ("utf8.len of 8 MiB", "while true do local _ = utf8.len(a) end"),
+        ("string.rep to 8 MiB", "while true do local _ = ('x'):rep(8 * 1024 * 1024) end"),
+        ("%q of 4 MiB", "local q = a:sub(1, 4 * 1024 * 1024) while true do local _ = ('%q'):format(q) end"),
+        ("string.format %s of 8 MiB", "while true do local _ = ('%s'):format(a) end"),
+        ("string.find (plain) in 8 MiB", "local n = b:sub(-1000) while true do local _ = a:find(n, 1, true) end"),
+        ("string.pack of 4 MiB", "local h = a:sub(4 * 1024 * 1024) while true do local _ = string.pack('s', h) end"),
+        ("table.concat to 8 MiB", "local t = {} for i = 1, 8 do t[i] = a:sub(1, 1024 * 1024) end \
+                                    while true do local _ = table.concat(t) end"),
+        ("table.unpack of ~1M", "local t = {} while true do local _ = select('#', table.unpack(t, 1, 999000)) end"),
+        ("json.encode of 4 MiB", "local h = a:sub(4 * 1024 * 1024) while true do local _ = json.encode(h) end"),
+        ("http.response of 4 MiB of bytes", "local h = c:sub(4 * 1024 * 1024) while true do local _ = http.response(200, h) end"),
+        ("string.find of an 8 MiB pattern", "local p = a:sub(2) while true do local _ = b:find(p) end"),
+        ("table.insert at 1 of 1M", "local t = {} for i = 1, 1000000 do t[i] = i end while true do table.insert(t, 1, 0) table.remove(t, 1) end"),
+        ("rehash of a 2^20-key table", "local t = {} for i = 1, 1 << 20 do t['k' .. i] = i end t.x = 1"),
+    ];
+    let b = Budget { memory: 1 << 30, timeout: Duration::from_millis(700), instructions: u64::MAX };
+    println!("| operation | longest step (ms) | outcome |\n| --- | --- | --- |");
+    for (name, body) in cases {
+        let src = format!("function main() {S} {body} end");
+        let compiled = compile("t", &src, b).unwrap();
+        let inst = Instance::from_bytecode("t", &compiled.bytecode).unwrap();
+        let mut run = inst.start(json!({}), b);
+        let mut longest = Duration::ZERO;
+        let mut steps = 0;
+        let result = loop {
+            let t = std::time::Instant::now();
+            let step = run.step(Duration::from_millis(1));
+            steps += 1;
+            // The first steps build the inputs.
+            if steps > 5 {
+                longest = longest.max(t.elapsed());
+            }
+            match step {
+                Step::Yielded => {}
+                Step::Done(o) => break o.result.map_err(|e| e.kind()),
+                other => panic!("{other:?}"),
+            }
+        };
+        println!("| {name} | {:.1} | {result:?} |", longest.as_secs_f64() * 1000.0);
+    }
 }
