@@ -16,6 +16,7 @@ use std::time::Instant;
 use mlua::{Lua, MultiValue, Table, Value};
 use sl_lpattern::{Budget, Capture, Error as PatError, GMatchState, GsubError, Match};
 
+use super::alloc::MAX_STRING;
 use super::dispatch::PIECE;
 use super::error::soft;
 use super::hook::{with_active, LimitKind, STALL_LIMIT};
@@ -209,9 +210,17 @@ fn gsub(
                     }
                 },
             };
-            if room > 0 && out.len() > room {
+            // The result becomes one string: past MAX_STRING (or what is
+            // left under maxmem) it is refused as it grows, not copied on
+            // toward maxmem first.
+            let over = if out.len() > MAX_STRING {
+                Some(LimitKind::StringLength)
+            } else {
+                (room > 0 && out.len() > room).then_some(LimitKind::Memory)
+            };
+            if let Some(kind) = over {
                 callback_error = Some(mlua::Error::MemoryError("not enough memory".into()));
-                with_active(|c| c.abort.set(Some(c.abort.get().unwrap_or(LimitKind::Memory))));
+                with_active(|c| c.abort.set(Some(c.abort.get().unwrap_or(kind))));
                 return Err(PatError::Pattern(String::new()));
             }
             Ok(replaced)
