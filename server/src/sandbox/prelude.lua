@@ -434,9 +434,10 @@ end
 -- information, so a local's name would be lost, but a field's name is a
 -- constant of the code.
 local lib = {
-  rep = string.rep, concat = table.concat, move = table.move, unpack = table.unpack,
+  rep = string.rep, concat = table.concat, move = table.move, tunpack = table.unpack,
   upper = string.upper, lower = string.lower, reverse = string.reverse,
   format = string.format, pack = string.pack, date = os.date, len = utf8.len,
+  unpack = string.unpack, packsize = string.packsize, char = utf8.char,
 }
 
 local function int_arg(v, i, fname, level)
@@ -703,6 +704,104 @@ local function utf8_len_long(s, i, j, lax)
   return n
 end
 
+-- A pack format cut into pieces of about 4096 bytes at option boundaries,
+-- each with a prefix that restores the endianness and maximum alignment in
+-- force where it starts (an option is a letter or one of !<>= and its
+-- digits; X takes the option after it).
+local function format_pieces(fmt)
+  local prefixes, pieces, n = {}, {}, 0
+  local endian, align = '', ''
+  local i, len = 1, #fmt
+  while i <= len do
+    local prefix = endian .. align
+    local j, stop = i, min(i + 4095, len)
+    while j <= stop do
+      local c = byte(fmt, j)
+      local k = j + 1
+      if c == 88 then -- X
+        k = k + 1
+      end
+      local d = byte(fmt, k)
+      while d and d >= 48 and d <= 57 do
+        k = k + 1
+        d = byte(fmt, k)
+      end
+      if c == 60 or c == 61 or c == 62 then -- < = >
+        endian = sub(fmt, j, j)
+      elseif c == 33 then -- !
+        align = sub(fmt, j, k - 1)
+      end
+      j = k
+    end
+    n = n + 1
+    prefixes[n], pieces[n] = prefix, sub(fmt, i, j - 1)
+    i = j
+  end
+  return prefixes, pieces, n
+end
+
+-- string.unpack with a long format: piece by piece, each going on from
+-- where the last one stopped in the data (alignment counts from its start).
+local function unpack_long(fmt, s, pos)
+  local prefixes, pieces, np = format_pieces(fmt)
+  local out, m = {}, 0
+  for k = 1, np do
+    local r = pack(lib.unpack(prefixes[k] .. pieces[k], s, pos))
+    for q = 1, r.n - 1 do
+      m = m + 1
+      out[m] = r[q]
+    end
+    pos = r[r.n]
+  end
+  out[m + 1] = pos
+  return lib.tunpack(out, 1, m + 1)
+end
+
+-- string.packsize with a long format: the sizes of the pieces, each placed
+-- where the last one ended (alignment is at most 16).
+local function packsize_long(fmt)
+  local prefixes, pieces, np = format_pieces(fmt)
+  local total = 0
+  for k = 1, np do
+    local pad = total % 16
+    total = total + lib.packsize(prefixes[k] .. lib.rep('x', pad) .. pieces[k]) - pad
+    if total > 0x7fffffff then
+      return (lib.packsize('c2147483647c1')) -- its "format result too large"
+    end
+  end
+  return total
+end
+
+-- utf8.char of more than LOOP characters: LOOP at a time.
+local function utf8_char_long(...)
+  local args = pack(...)
+  local parts, n = {}, 0
+  for k = 1, args.n, LOOP do
+    local last = min(k + LOOP - 1, args.n)
+    local ok, piece = raw_pcall(lib.char, unpack(args, k, last))
+    if not ok then
+      -- C's error, numbered for the whole call: the arguments before the
+      -- bad one stood in for by 0.
+      for i = k, last do
+        if not raw_pcall(lib.char, args[i]) then
+          local fill = {}
+          for q = 1, i - 1 do
+            fill[q] = 0
+          end
+          fill[i] = args[i]
+          lib.char(unpack(fill, 1, i))
+        end
+      end
+    end
+    n = n + 1
+    parts[n] = piece
+  end
+  return join(parts, '', n)
+end
+
+string.unpack = guarded('string.unpack', string.unpack, unpack_long)
+string.packsize = guarded('string.packsize', string.packsize, packsize_long)
+utf8.char = guarded('utf8.char', utf8.char, utf8_char_long)
 string.rep = guarded('string.rep', string.rep, rep_long)
 string.upper = guarded('string.upper', string.upper, upper_long)
 string.lower = guarded('string.lower', string.lower, lower_long)
@@ -966,7 +1065,7 @@ local function lua_unpack(t, i, j)
   for k = 0, n do
     items[k + 1] = t[i + k]
   end
-  return lib.unpack(items, 1, n + 1)
+  return lib.tunpack(items, 1, n + 1)
 end
 
 table.sort = guarded('table.sort', sort, lua_sort)

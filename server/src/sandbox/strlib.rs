@@ -1,5 +1,5 @@
 //! Where `string.rep`, `upper`, `lower`, `reverse`, `format`, `pack`,
-//! `utf8.len` and `os.date` run: Lua's C code when the bytes it works
+//! `unpack`, `packsize`, `utf8.len`, `utf8.char` and `os.date` run: Lua's C code when the bytes it works
 //! through are few, their Lua versions (in the prelude) otherwise (see
 //! `dispatch.rs`).
 //!
@@ -11,7 +11,10 @@
 //! `format` and `pack`, when the result is bounded by [`FORMAT_C_MAX`] and
 //! [`MAX_STRING`] bytes. Otherwise the Lua version works in pieces of
 //! [`PIECE`] bytes, and refuses a result longer than [`MAX_STRING`] before
-//! building it. The other functions of `string` and `utf8` need no guard:
+//! building it. `string.unpack` and `packsize` with formats of more than
+//! [`FORMAT_LEN_MAX`] bytes, and `utf8.char` of more than
+//! [`C_LOOP_MAX`] characters (each made a string on its own), go by pieces
+//! of that size too. The other functions of `string` and `utf8` need no guard:
 //! their work is bounded by the string they are given (at most
 //! [`MAX_STRING`] bytes, a few milliseconds at worst) or by Lua's stack
 //! (`byte`, `char`, `codepoint`, `unpack`); see docs/sandbox-limits.md.
@@ -19,7 +22,7 @@
 use mlua::ffi;
 
 use super::alloc::MAX_STRING;
-use super::dispatch::{int_arg, text_len, Decide, Route, PIECE};
+use super::dispatch::{int_arg, text_len, Decide, Route, C_LOOP_MAX, PIECE};
 
 /// Bytes of result up to which `string.format` runs in C.
 pub const FORMAT_C_MAX: usize = 1 << 20;
@@ -38,7 +41,8 @@ pub fn decider(name: &str) -> Option<Decide> {
         "string.upper" | "string.lower" | "string.reverse" | "utf8.len" => bytewise,
         "string.format" => format,
         "string.pack" => pack,
-        "os.date" => date,
+        "string.unpack" | "string.packsize" | "os.date" => long_format,
+        "utf8.char" => many_args,
         _ => return None,
     })
 }
@@ -188,9 +192,11 @@ unsafe fn pack(state: *mut ffi::lua_State) -> Route {
     }
 }
 
-/// `os.date(fmt, t)`: C for a format of at most [`FORMAT_LEN_MAX`] bytes
-/// (each conversion writes at most 250).
-unsafe fn date(state: *mut ffi::lua_State) -> Route {
+/// `os.date(fmt, t)`, `string.unpack(fmt, s, pos)`, `string.packsize(fmt)`:
+/// C for a format of at most [`FORMAT_LEN_MAX`] bytes (a conversion of
+/// `os.date` writes at most 250; an option of `unpack` makes at most one
+/// value).
+unsafe fn long_format(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     unsafe {
         if ffi::lua_type(state, 1) != ffi::LUA_TSTRING || ffi::lua_rawlen(state, 1) <= FORMAT_LEN_MAX {
@@ -198,6 +204,16 @@ unsafe fn date(state: *mut ffi::lua_State) -> Route {
         } else {
             Route::Lua
         }
+    }
+}
+
+/// `utf8.char(...)`: C for at most [`C_LOOP_MAX`] characters.
+unsafe fn many_args(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack.
+    if i64::from(unsafe { ffi::lua_gettop(state) }) <= C_LOOP_MAX {
+        Route::C
+    } else {
+        Route::Lua
     }
 }
 

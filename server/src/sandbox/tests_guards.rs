@@ -67,6 +67,18 @@ const CASES: &[&str] = &[
     // string.pack with a long format
     "return string.pack(('i4'):rep(3000), table.unpack(nums, 1, 3000))",
     "return select(2, pcall(function() return string.pack(('i4'):rep(3000)) end))",
+    // string.unpack and packsize with long formats, utf8.char of many
+    "return select('#', string.unpack(('c0'):rep(300000), 'x'))",
+    "local f = ('<i4'):rep(2000) .. '>i4!8Xdj' .. ('l'):rep(3000) \
+     return table.concat({string.unpack(f, string.pack(f, table.unpack(nums, 1, 5002)))}, ',')",
+    "return string.packsize(('i4'):rep(2000) .. '!8b' .. ('Xi8d'):rep(1500) .. 'c3' .. ('h'):rep(900))",
+    "return string.packsize(('>!4i2Xi4bi8'):rep(1000))",
+    "return select(2, pcall(function() return string.unpack(('i4'):rep(3000), ('x'):rep(5000)) end))",
+    "return select(2, pcall(function() return string.packsize(('i4'):rep(3000) .. 's') end))",
+    "return select(2, pcall(function() return string.packsize(('c100000000'):rep(3000)) end))",
+    "return utf8.char(table.unpack(nums, 1, 20000))",
+    "local n = {table.unpack(nums, 1, 9000)} n[7000] = -1 return select(2, pcall(function() return utf8.char(table.unpack(n)) end))",
+    "local n = {table.unpack(nums, 1, 9000)} n[7000] = 'x' return select(2, pcall(function() return utf8.char(table.unpack(n)) end))",
     // os.date with a long format
     "return os.date('!' .. ('%Y-%m-%d %H:%M:%S %a %b %c %%|'):rep(300), 86400 * 365)",
     "return os.date('!' .. ('%c|%Ex|%Oy|'):rep(800), 123456789)",
@@ -120,6 +132,8 @@ const CASES: &[&str] = &[
     "local p = setmetatable({}, {__index = t}) return select('#', table.unpack(p))",
     "local seen = {} local p = setmetatable({}, {__newindex = function(_, k, v) seen[#seen + 1] = k end, \
      __index = t, __len = function() return 10000 end}) table.insert(p, 1, 'x') return #seen .. ':' .. seen[1] .. ':' .. seen[#seen]",
+    "local p = table.pack(table.unpack(nums, 1, 20000)) return p.n .. ':' .. table.concat(p, ',')",
+    "local p = table.pack(nil, 1, nil, table.unpack(nums, 1, 5000)) return p.n .. ':' .. tostring(p[1]) .. table.concat(p, ',', 4, p.n)",
     // sorts of long strings run in Lua
     "local a = ('x'):rep(100000) local l = {} for i = 1, 100 do l[i] = a .. (100 - i) end table.sort(l) \
      return l[1]:sub(-3) .. l[50]:sub(-3) .. l[100]:sub(-3)",
@@ -190,6 +204,8 @@ fn measure_worst_steps() {
         ("table.concat to 8 MiB", "local t = {} for i = 1, 8 do t[i] = a:sub(1, 1024 * 1024) end \
                                     while true do local _ = table.concat(t) end"),
         ("table.unpack of ~1M", "local t = {} while true do local _ = select('#', table.unpack(t, 1, 999000)) end"),
+        ("string.unpack of 1M values", "local f = ('c0'):rep(999000) while true do local _ = select('#', string.unpack(f, 'x')) end"),
+        ("utf8.char of 1M", "local t = {} for i = 1, 999000 do t[i] = 200 end while true do local _ = utf8.char(table.unpack(t)) end"),
         ("json.encode of 4 MiB", "local h = a:sub(4 * 1024 * 1024) while true do local _ = json.encode(h) end"),
         ("http.response of 4 MiB of bytes", "local h = c:sub(4 * 1024 * 1024) while true do local _ = http.response(200, h) end"),
         ("string.find of an 8 MiB pattern", "local p = a:sub(2) while true do local _ = b:find(p) end"),
