@@ -11,12 +11,15 @@
 //! guard (`tablelib.rs`, `strlib.rs`); the thresholds they use are
 //! [`C_LOOP_MAX`] and [`PIECE`].
 //!
-//! A dispatcher is a C closure with three upvalues: the C function, the
-//! Lua version and the decider (a light userdata holding a [`Decide`]). It
-//! calls the C function directly with its own stack (the C functions have
-//! no upvalues, and their error messages then name the function as the
-//! caller called it), or calls the Lua version with `lua_callk`, so that
-//! it may yield.
+//! A dispatcher is a C closure with four upvalues: the C function, the
+//! Lua version, the decider (a light userdata holding a [`Decide`]) and the
+//! prelude's loader of Lua versions. It calls the C function directly with
+//! its own stack (the C functions have no upvalues, and their error
+//! messages then name the function as the caller called it), or calls the
+//! Lua version with `lua_callk`, so that it may yield. The Lua versions
+//! live in a chunk of their own (`prelude_long.lua`) that a state loads
+//! the first time one is needed: until then the second upvalue is the
+//! version's name, which the loader turns into the function.
 
 use std::ffi::{c_int, CStr};
 
@@ -45,18 +48,25 @@ pub enum Route {
 /// It must raise no error and leave the stack as it found it.
 pub type Decide = unsafe fn(*mut ffi::lua_State) -> Route;
 
-/// A function that runs `c_fn` or `lua_fn` as `decide` says (see the
-/// module docs).
-pub fn dispatcher(lua: &Lua, decide: Decide, c_fn: Function, lua_fn: Function) -> mlua::Result<Function> {
-    // SAFETY: `exec_raw` runs the closure on a stack holding exactly the two
-    // functions passed; the decider is pushed as a light userdata (a
-    // function pointer, never dereferenced as data) and `lua_pushcclosure`
-    // pops the three as the upvalues of the new closure and leaves it as
-    // the one result.
+/// A function that runs `c_fn` or the Lua version named `lua_name` (which
+/// `loader(lua_name)` returns) as `decide` says (see the module docs).
+pub fn dispatcher(
+    lua: &Lua,
+    decide: Decide,
+    c_fn: Function,
+    lua_name: mlua::String,
+    loader: Function,
+) -> mlua::Result<Function> {
+    // SAFETY: `exec_raw` runs the closure on a stack holding exactly the
+    // three values passed; the decider is pushed as a light userdata (a
+    // function pointer, never dereferenced as data) before the loader, and
+    // `lua_pushcclosure` pops the four as the upvalues of the new closure
+    // (in the order of the module docs) and leaves it as the one result.
     unsafe {
-        lua.exec_raw((c_fn, lua_fn), |state| {
+        lua.exec_raw((c_fn, lua_name, loader), |state| {
             ffi::lua_pushlightuserdata(state, decide as *mut std::ffi::c_void);
-            ffi::lua_pushcclosure(state, dispatch, 3)
+            ffi::lua_insert(state, -2);
+            ffi::lua_pushcclosure(state, dispatch, 4)
         })
     }
 }
@@ -77,6 +87,13 @@ unsafe extern "C-unwind" fn dispatch(state: *mut ffi::lua_State) -> c_int {
         }
         let nargs = ffi::lua_gettop(state);
         ffi::luaL_checkstack(state, 2, std::ptr::null());
+        if ffi::lua_type(state, ffi::lua_upvalueindex(2)) == ffi::LUA_TSTRING {
+            // The first call to the Lua version in this state: load it.
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(4));
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
+            ffi::lua_call(state, 1, 1);
+            ffi::lua_replace(state, ffi::lua_upvalueindex(2));
+        }
         ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
         ffi::lua_insert(state, 1);
         let mut n = nargs;

@@ -18,6 +18,10 @@ use super::{json, strlib, tablelib};
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
+/// The Lua versions of the guarded library functions (see `dispatch.rs`),
+/// loaded in a state when one is first needed.
+const PRELUDE_LONG: &str = include_str!("prelude_long.lua");
+
 /// Bytes of a chunk handed to Lua's parser at a time by `load`: the limits
 /// are checked between pieces, as the parser itself runs in C where the
 /// hook never fires.
@@ -62,11 +66,21 @@ pub fn require_marker() -> Value {
 /// local names, which would cost every warm instance some kilobytes.
 fn prelude_bytecode() -> mlua::Result<&'static [u8]> {
     static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    if let Some(b) = BYTECODE.get() {
+    compiled_once(&BYTECODE, PRELUDE)
+}
+
+/// [`PRELUDE_LONG`] compiled once per process, like the prelude.
+fn prelude_long_bytecode() -> mlua::Result<&'static [u8]> {
+    static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    compiled_once(&BYTECODE, PRELUDE_LONG)
+}
+
+fn compiled_once(cell: &'static std::sync::OnceLock<Vec<u8>>, source: &str) -> mlua::Result<&'static [u8]> {
+    if let Some(b) = cell.get() {
         return Ok(b);
     }
-    let compiled = Lua::new().load(PRELUDE).set_name("=sandbox").into_function()?.dump(true);
-    Ok(BYTECODE.get_or_init(|| compiled))
+    let compiled = Lua::new().load(source).set_name("=sandbox").into_function()?.dump(true);
+    Ok(cell.get_or_init(|| compiled))
 }
 
 /// Creates a Lua state with the sandboxed globals and its memory meter,
@@ -152,13 +166,22 @@ fn set_up(lua: &Lua) -> mlua::Result<()> {
             Ok(Value::String(lua.create_string(&bytes[start..end])?))
         })
     })?;
-    let guarded = lua.create_function(|lua, (name, c_fn, lua_fn): (String, Function, Function)| {
-        let decide = name
-            .strip_prefix("table.")
-            .and_then(tablelib::decider)
-            .or_else(|| strlib::decider(&name))
-            .ok_or_else(|| mlua::Error::runtime(format!("no guard for {name}")))?;
-        dispatch::dispatcher(lua, decide, c_fn, lua_fn)
+    let guarded =
+        lua.create_function(|lua, (name, c_fn, lua_name, loader): (String, Function, mlua::String, Function)| {
+            let decide = name
+                .strip_prefix("table.")
+                .and_then(tablelib::decider)
+                .or_else(|| strlib::decider(&name))
+                .ok_or_else(|| mlua::Error::runtime(format!("no guard for {name}")))?;
+            dispatch::dispatcher(lua, decide, c_fn, lua_name, loader)
+        })?;
+    // Runs prelude_long.lua (trusted bytecode compiled here) with what the
+    // prelude hands it (its arguments); returns its table of functions.
+    let load_long = lua.create_function(|lua, args: MultiValue| {
+        lua.load(prelude_long_bytecode()?)
+            .set_name("=sandbox")
+            .set_mode(mlua::ChunkMode::Binary)
+            .call::<mlua::Table>(args)
     })?;
     let limits = lua.create_table()?;
     limits.set("piece", PIECE)?;
@@ -210,6 +233,7 @@ fn set_up(lua: &Lua) -> mlua::Result<()> {
         Value::Function(span_len),
         Value::Function(super::strings::find_span(lua)?),
         Value::Function(super::strings::has_specials(lua)?),
+        Value::Function(load_long),
     ]
     .into_iter()
     .collect();

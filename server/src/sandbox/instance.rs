@@ -235,9 +235,9 @@ impl Run {
         // The first step follows `Run::new` at once: its clock will do.
         let start = if std::mem::take(&mut self.fresh) { self.started } else { Instant::now() };
         instance.ctl.slice_end.set(start + slice);
-        // Past the slice (or the deadline), the timer makes the hook fire
-        // at the next instruction, however long instructions take.
-        let _watch = preempt::Watch::begin((start + slice).min(instance.ctl.deadline.get()));
+        // Once the step has run a tick of the preemption timer, the hook
+        // fires at the next instruction, however long instructions take.
+        let _watch = preempt::Watch::begin();
         let mut clock = Some(start);
         loop {
             // The step's clock for the first check, a new reading after a

@@ -23,7 +23,7 @@ pub use compile::{compile, compile_with, Compiled};
 pub use error::error_message;
 pub use hook::{armed_firings, LimitKind, HOOK_INTERVAL, STALL_LIMIT};
 pub use instance::{Budget, Instance, InvokeCall, Outcome, PluginCall, Run, Step};
-pub use preempt::{GRACE as PREEMPT_GRACE, TICK as PREEMPT_TICK};
+pub use preempt::TICK as PREEMPT_TICK;
 
 /// Stack size of the threads that run Lua (workers and pool threads).
 /// Lua bounds nesting of C calls (metamethods, library callbacks, `pcall`)

@@ -64,35 +64,39 @@
 //!   the mark's stores where they are written.
 //!
 //! The timer only decides *when* to signal. Each OS thread that runs steps
-//! has a [`Slot`] with the step's due time in nanoseconds (0 when none
-//! runs): [`Watch::begin`] publishes it, its drop clears it. Every [`TICK`]
-//! the timer signals the threads whose step is due (plus [`GRACE`], as a
-//! step normally ends by itself within microseconds of its slice), and does
-//! so again every tick until the step ends: code that cannot yield is
-//! allowed [`STALL_LIMIT`](super::STALL_LIMIT) past its slice, and each
-//! firing lets the hook check that. A signal that arrives after its step
-//! ended finds no mark, or an early mark of the next step, and at worst
-//! makes the hook fire early once: the hook charges nothing for an armed
-//! firing, and a step that is not due just goes on.
+//! has a [`Slot`] with a count of the steps it began and ended, odd while
+//! one runs: [`Watch::begin`] and its drop count. Every [`TICK`] the timer
+//! looks at the counts; a thread whose count is odd and the same as at the
+//! last tick has been in one step for more than a tick, longer than a time
+//! slice (1 ms by default; a step normally ends within microseconds of its
+//! slice), and is signalled, again at every tick until the step ends: the
+//! hook checks the slice, the deadline, and the stall limit of code that
+//! cannot yield ([`STALL_LIMIT`](super::STALL_LIMIT) past its slice), so a
+//! firing of a step that may go on (a slice of more than a tick, the
+//! compile of an action, which runs to its deadline) just goes on. A
+//! signal that arrives after its step ended finds no mark, or a mark of the
+//! next step, and at worst makes the hook fire early once: the hook charges
+//! nothing for an armed firing.
 //!
 //! Other consequences of the signal: it interrupts a system call of the
 //! thread it lands on (`SA_RESTART` restarts most of them, the reactor
 //! retries `epoll_wait` on `EINTR`); it is only sent while a step of that
-//! thread is overdue, or in the microseconds after one ended.
+//! thread has run for more than a tick, or in the microseconds after one
+//! ended.
 //!
 //! # Cost on the common path
 //!
-//! A step that ends within its slice costs [`Watch::begin`] (a thread-local
-//! lookup, two stores, one of them a sequentially consistent swap, and a
-//! load) and one store when it ends, plus two thread-local stores per
-//! resume: no system call, no lock. The timer sleeps [`TICK`] at a time
-//! while steps come, and parks when none came for [`IDLE_TICKS`] ticks; the
-//! first step after that wakes it (one system call after an idle spell).
+//! A step costs [`Watch::begin`] (a thread-local lookup, an atomic
+//! increment and a load) and an increment when it ends, plus two
+//! thread-local stores per resume: no clock, no system call, no lock. The
+//! timer sleeps [`TICK`] at a time while steps come, and parks when none
+//! came for [`IDLE_TICKS`] ticks; the first step after that wakes it (one
+//! system call after an idle spell).
 
 use std::ffi::c_int;
 use std::sync::atomic::{compiler_fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mlua::ffi;
 
@@ -100,9 +104,6 @@ use super::hook;
 
 /// How often the timer looks at the steps that run.
 pub const TICK: Duration = Duration::from_millis(2);
-
-/// How long past its due time a step may run before the timer signals it.
-pub const GRACE: Duration = Duration::from_micros(500);
 
 /// Ticks without a step after which the timer parks until the next one.
 const IDLE_TICKS: u32 = 50;
@@ -201,29 +202,19 @@ impl Drop for Running {
     }
 }
 
-/// A step's due time as published to the timer: nanoseconds since the
-/// process's first look at the clock here, never 0 (0 means no step).
-fn nanos(t: Instant) -> u64 {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    let base = *BASE.get_or_init(Instant::now);
-    u64::try_from(t.saturating_duration_since(base).as_nanos()).unwrap_or(u64::MAX).max(1)
-}
-
-/// Whether a step due at `due` (0: none) is overdue at `now`.
-fn overdue(due: u64, now: u64) -> bool {
-    due != 0 && now >= due.saturating_add(GRACE.as_nanos() as u64)
+/// Whether the timer signals a thread whose step count was `before` at
+/// the last tick and is `now`: the same step has run since.
+fn overrun(before: u64, now: u64) -> bool {
+    now & 1 == 1 && now == before
 }
 
 /// What the timer knows of one OS thread that runs steps.
 struct Slot {
     /// Its kernel thread id, for `tgkill`.
     tid: libc::pid_t,
-    /// When its running step is due (see [`nanos`]), 0 when none runs.
-    due: AtomicU64,
-    /// Steps begun (written by its thread only), so that the timer sees
-    /// steps that began and ended between two ticks.
-    starts: AtomicU64,
-    /// The count of `starts` the timer saw last (the timer's own).
+    /// Steps begun and ended (odd while one runs).
+    steps: AtomicU64,
+    /// The count of `steps` the timer saw last (the timer's own).
     seen: AtomicU64,
     /// Its thread has exited.
     gone: AtomicBool,
@@ -237,13 +228,8 @@ impl ThreadSlot {
     fn register() -> Self {
         // SAFETY: `gettid` has no preconditions.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t;
-        let slot = Arc::new(Slot {
-            tid,
-            due: AtomicU64::new(0),
-            starts: AtomicU64::new(0),
-            seen: AtomicU64::new(0),
-            gone: AtomicBool::new(false),
-        });
+        let slot =
+            Arc::new(Slot { tid, steps: AtomicU64::new(0), seen: AtomicU64::new(0), gone: AtomicBool::new(false) });
         timer().slots.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&slot));
         Self(slot)
     }
@@ -284,17 +270,14 @@ fn watch(timer: &'static Timer) {
     let mut quiet = 0u32;
     loop {
         std::thread::sleep(TICK);
-        let now = nanos(Instant::now());
         let mut slots = timer.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.retain(|s| !s.gone.load(Ordering::Relaxed));
         let mut active = false;
         for s in slots.iter() {
-            let due = s.due.load(Ordering::Relaxed);
-            let starts = s.starts.load(Ordering::Relaxed);
-            if due != 0 || starts != s.seen.swap(starts, Ordering::Relaxed) {
-                active = true;
-            }
-            if overdue(due, now) {
+            let now = s.steps.load(Ordering::Relaxed);
+            let before = s.seen.swap(now, Ordering::Relaxed);
+            active |= now != before || now & 1 == 1;
+            if overrun(before, now) {
                 // SAFETY: `tgkill` to a thread of this process; at worst
                 // (the thread just exited and its id was reused by another
                 // of ours) a thread that runs no step gets a signal whose
@@ -306,11 +289,14 @@ fn watch(timer: &'static Timer) {
         quiet = if active { 0 } else { quiet + 1 };
         if quiet >= IDLE_TICKS {
             timer.idle.store(true, Ordering::SeqCst);
-            // Pairs with the swap and load of `Watch::begin`: a step that
-            // began before `idle` was seen set is seen here.
-            let none = timer.slots.lock().unwrap_or_else(|e| e.into_inner()).iter().all(|s| {
-                s.due.load(Ordering::SeqCst) == 0 && s.starts.load(Ordering::SeqCst) == s.seen.load(Ordering::Relaxed)
-            });
+            // Pairs with the increment and load of `Watch::begin`: a step
+            // that began before `idle` was seen set is seen here.
+            let none = timer
+                .slots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .all(|s| s.steps.load(Ordering::SeqCst) == s.seen.load(Ordering::Relaxed));
             if none {
                 std::thread::park();
             }
@@ -322,33 +308,37 @@ fn watch(timer: &'static Timer) {
 
 /// Publishes a running step to the timer until dropped.
 pub(crate) struct Watch {
+    /// This thread's slot; null for a step inside a step (not counted).
     slot: *const Slot,
-    prev: u64,
 }
 
 impl Watch {
-    /// Tells the timer that this OS thread runs a step that should end by
-    /// `due`: past it (and [`GRACE`]), the hook of the Lua thread marked
-    /// running is armed every [`TICK`] until the step ends.
-    pub(crate) fn begin(due: Instant) -> Self {
+    /// Tells the timer that this OS thread runs a step: after a tick, the
+    /// hook of the Lua thread marked running is armed at every tick until
+    /// the step ends.
+    pub(crate) fn begin() -> Self {
         let slot = SLOT.with(|s| Arc::as_ptr(&s.0));
         // SAFETY: the slot is kept by this thread's `SLOT` until the thread
         // exits, and a `Watch` lives within a step of this thread.
         let s = unsafe { &*slot };
-        s.starts.store(s.starts.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-        let prev = s.due.swap(nanos(due), Ordering::SeqCst);
+        if s.steps.load(Ordering::Relaxed) & 1 == 1 {
+            return Self { slot: std::ptr::null() };
+        }
+        s.steps.fetch_add(1, Ordering::SeqCst);
         let timer = timer();
         if timer.idle.load(Ordering::SeqCst) {
             timer.thread.unpark();
         }
-        Self { slot, prev }
+        Self { slot }
     }
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        // SAFETY: as in `begin`.
-        unsafe { &*self.slot }.due.store(self.prev, Ordering::Relaxed);
+        if !self.slot.is_null() {
+            // SAFETY: as in `begin`.
+            unsafe { &*self.slot }.steps.fetch_add(1, Ordering::Release);
+        }
     }
 }
 
@@ -414,37 +404,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_step_is_overdue_only_past_its_grace() {
-        let g = GRACE.as_nanos() as u64;
-        assert!(!overdue(0, u64::MAX), "no step");
-        assert!(!overdue(1000, 1000));
-        assert!(!overdue(1000, 1000 + g - 1));
-        assert!(overdue(1000, 1000 + g));
-        assert!(overdue(u64::MAX - 1, u64::MAX), "saturates");
+    fn only_a_step_seen_running_at_two_ticks_is_signalled() {
+        assert!(!overrun(0, 0), "no step");
+        assert!(!overrun(0, 1), "a step that began since the last tick");
+        assert!(overrun(1, 1), "the same step at two ticks");
+        assert!(!overrun(1, 3), "another step");
+        assert!(!overrun(2, 2), "no step since");
     }
 
     #[test]
-    fn due_times_are_never_zero_and_keep_their_order() {
-        let a = nanos(Instant::now());
-        let b = nanos(Instant::now() + Duration::from_millis(5));
-        assert!(a >= 1 && b > a);
-        // An instant before the base is 1, not 0 ("no step").
-        assert_eq!(nanos(Instant::now() - Duration::from_secs(3600)), 1);
-    }
-
-    #[test]
-    fn watches_nest_and_clear_their_due_time() {
+    fn watches_count_steps_and_ignore_steps_inside_steps() {
         let slot = SLOT.with(|s| Arc::clone(&s.0));
-        let outer = Watch::begin(Instant::now() + Duration::from_secs(1));
-        let d1 = slot.due.load(Ordering::Relaxed);
-        assert_ne!(d1, 0);
+        let n = slot.steps.load(Ordering::Relaxed);
+        let outer = Watch::begin();
+        assert_eq!(slot.steps.load(Ordering::Relaxed), n + 1);
         {
-            let _inner = Watch::begin(Instant::now() + Duration::from_secs(2));
-            assert!(slot.due.load(Ordering::Relaxed) > d1);
+            let _inner = Watch::begin();
+            assert_eq!(slot.steps.load(Ordering::Relaxed), n + 1);
         }
-        assert_eq!(slot.due.load(Ordering::Relaxed), d1);
+        assert_eq!(slot.steps.load(Ordering::Relaxed), n + 1);
         drop(outer);
-        assert_eq!(slot.due.load(Ordering::Relaxed), 0);
+        assert_eq!(slot.steps.load(Ordering::Relaxed), n + 2);
     }
 
     #[test]
