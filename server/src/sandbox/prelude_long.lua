@@ -75,9 +75,10 @@ local function reverse_long(s)
 end
 
 -- string.rep with a result longer than PIECE bytes (or more than PIECE
--- copies): at most MAX_STRING bytes, built by doubling with `..` (so an
--- empty string repeated any number of times costs nothing). strlib.rs
--- leaves results too large for Lua to C, which refuses them.
+-- copies): at most MAX_STRING bytes, made by C from pieces of about
+-- PIECE bytes (an empty string repeated any number of times costs
+-- nothing). strlib.rs leaves results too large for Lua to C, which refuses
+-- them.
 local function rep_long(s, n, sep)
   s = tostring(s)
   n = tointeger(n)
@@ -86,24 +87,25 @@ local function rep_long(s, n, sep)
   if total > MAX_STRING then
     refuse()
   end
-  if total == 0 then
+  if total <= 0 or n <= 0 then
     return ''
   end
-  -- (s .. sep) repeated n - 1 times, then s.
-  local unit = sep == '' and s or s .. sep
-  local parts, k, acc, m = {}, 0, unit, n - 1
-  while m > 0 do
-    if m % 2 == 1 then
-      k = k + 1
-      parts[k] = acc
-    end
-    m = m // 2
-    if m > 0 then
-      acc = acc .. acc
-    end
+  -- Lua's C function copies `s` (and `sep`) once per copy, n times, into
+  -- a buffer of the result's size. Here C makes a piece q of `per` copies
+  -- (about PIECE bytes), then the result from k copies of q (k iterations
+  -- of PIECE bytes each), and the r copies left over: the same bytes, in
+  -- few C iterations, holding at most a piece more than C would.
+  local per = #s + #sep >= PIECE and 1 or PIECE // (#s + #sep)
+  if per > n then
+    per = n
   end
-  parts[k + 1] = s
-  return join(parts, '', k + 1)
+  local k, r = n // per, n % per
+  local q = per == 1 and s or lib.rep(s, per, sep)
+  local body = lib.rep(q, k, sep)
+  if r == 0 then
+    return body
+  end
+  return body .. sep .. lib.rep(s, r, sep)
 end
 
 -- %q of a long string: pieces quoted by C and joined. A control character
