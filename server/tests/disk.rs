@@ -30,7 +30,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Resp, TestServer, HELLO};
+use common::{wait_until, Resp, TestServer, HELLO};
 use serde_json::json;
 
 /// `FS_IOC_GETFLAGS` and `FS_IOC_SETFLAGS` (`_IOR('f', 1, long)` and
@@ -281,7 +281,12 @@ fn read_only_data_directory() {
     let msg = writes_refused(&s, &["read-only", "disk I/O error"]);
     eprintln!("read-only data directory: writes answered 503: {msg}");
     reads_served(&s, &setup);
-    assert!(s.log().contains("cannot store invocation records"), "the failed record writes are not logged");
+    // Records are written in batches after the runs answered: the failure
+    // is logged when the batch is tried.
+    assert!(
+        wait_until(Duration::from_secs(10), || s.log().contains("cannot store invocation records")),
+        "the failed record writes are not logged"
+    );
     guard.lift();
     writes_work_again(&s);
 }
@@ -321,7 +326,12 @@ fn full_disk() {
     let msg = writes_refused(&s, &["database or disk is full"]);
     eprintln!("full disk: writes answered 503: {msg}");
     reads_served(&s, &setup);
-    assert!(s.log().contains("cannot store invocation records"), "the failed record writes are not logged");
+    // Records are written in batches after the runs answered: the failure
+    // is logged when the batch is tried.
+    assert!(
+        wait_until(Duration::from_secs(10), || s.log().contains("cannot store invocation records")),
+        "the failed record writes are not logged"
+    );
 
     std::fs::remove_file(&filler).unwrap();
     writes_work_again(&s);
@@ -355,7 +365,12 @@ fn file_size_limit() {
     let msg = writes_refused(&s, &["disk I/O error", "database or disk is full"]);
     eprintln!("file size limit: writes answered 503: {msg}");
     reads_served(&s, &setup);
-    assert!(s.log().contains("cannot store invocation records"), "the failed record writes are not logged");
+    // Records are written in batches after the runs answered: the failure
+    // is logged when the batch is tried.
+    assert!(
+        wait_until(Duration::from_secs(10), || s.log().contains("cannot store invocation records")),
+        "the failed record writes are not logged"
+    );
     set(libc::RLIM_INFINITY).unwrap();
     writes_work_again(&s);
 }
