@@ -25,6 +25,9 @@
 //!   `coroutine.close`) cannot yield. It may run [`STALL_LIMIT`] past the
 //!   end of its slice; then the invocation is aborted with
 //!   [`LimitKind::Stall`], so that no invocation holds its reactor longer.
+//!   The time counted is the thread's CPU time from the first check that
+//!   finds the slice over: on a loaded machine, where the thread gets a
+//!   fraction of a core, valid code is not stopped because others ran.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::c_int;
@@ -75,6 +78,9 @@ impl LimitKind {
 pub struct Control {
     pub(crate) deadline: Cell<Instant>,
     pub(crate) slice_end: Cell<Instant>,
+    /// The thread's CPU time when code that cannot be paused was first
+    /// seen past `slice_end` in this step (reset when a step begins).
+    pub(crate) stall_mark: Cell<Option<Duration>>,
     pub(crate) budget: Cell<u64>,
     pub(crate) used: Cell<u64>,
     pub(crate) abort: Cell<Option<LimitKind>>,
@@ -95,6 +101,7 @@ impl Control {
         Self {
             deadline: Cell::new(now),
             slice_end: Cell::new(now),
+            stall_mark: Cell::new(None),
             budget: Cell::new(u64::MAX),
             used: Cell::new(0),
             abort: Cell::new(None),
@@ -156,8 +163,13 @@ impl Control {
         if let Some(kind) = self.check() {
             return Some(kind);
         }
-        if Instant::now() >= self.slice_end.get() + STALL_LIMIT {
-            self.abort.set(Some(LimitKind::Stall));
+        if Instant::now() >= self.slice_end.get() {
+            let cpu = thread_cpu_time();
+            let mark = *self.stall_mark.get().get_or_insert(cpu);
+            self.stall_mark.set(Some(mark));
+            if cpu.saturating_sub(mark) >= STALL_LIMIT {
+                self.abort.set(Some(LimitKind::Stall));
+            }
         }
         self.abort.get()
     }
@@ -244,6 +256,16 @@ impl Drop for ActiveGuard {
     fn drop(&mut self) {
         ACTIVE.with(|a| a.set(self.prev));
     }
+}
+
+/// CPU time of the calling thread (a system call; only read once a slice
+/// is over in code that cannot be paused).
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock_gettime` writes the timespec it is given, which lives
+    // on this stack; the clock id is a constant Linux supports.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
 }
 
 /// Installs the hook on a Lua thread (coroutines it creates inherit it).

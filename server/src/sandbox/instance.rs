@@ -235,6 +235,7 @@ impl Run {
         // The first step follows `Run::new` at once: its clock will do.
         let start = if std::mem::take(&mut self.fresh) { self.started } else { Instant::now() };
         instance.ctl.slice_end.set(start + slice);
+        instance.ctl.stall_mark.set(None);
         // Once the step has run a tick of the preemption timer, the hook
         // fires at the next instruction, however long instructions take.
         let _watch = preempt::Watch::begin();
