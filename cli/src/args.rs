@@ -77,6 +77,10 @@ pub enum Command {
         /// Action name
         #[arg(value_parser = NonEmptyStringValueParser::new())]
         name: String,
+
+        /// Write only the source, its exact bytes, to FILE ("-" for standard output, when it is not a terminal)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 
     /// Upload a new action from a Lua file

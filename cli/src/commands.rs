@@ -68,7 +68,8 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Connect { .. } => unreachable!("handled above"),
         Command::Ping => ping(&client, out),
         Command::List => list(&client, out),
-        Command::Get { name } => get(&client, out, &name),
+        Command::Get { name, output: None } => get(&client, out, &name),
+        Command::Get { name, output: Some(file) } => save_source(&client, &name, &file),
         Command::Create(args) => create(&client, out, args),
         Command::Update(args) => update(&client, out, args),
         Command::Delete { name } => delete(&client, out, &name),
@@ -183,6 +184,29 @@ fn list(client: &Client, out: Out) -> Result<Status> {
 fn get(client: &Client, out: Out, name: &str) -> Result<Status> {
     let reply = client.call(Method::Get, &format!("/actions/{}", encode(name)), None)?;
     out.print(&reply, || output::action_details(&reply.body))
+}
+
+/// `slcli get NAME -o FILE`: the source's exact bytes to `FILE`, or to
+/// stdout for `-` (refused on a terminal, which raw bytes could drive).
+fn save_source(client: &Client, name: &str, file: &Path) -> Result<Status> {
+    use std::io::{IsTerminal, Write};
+    let to_stdout = file.as_os_str() == "-";
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!(
+            "standard output is a terminal: write the source to a file, or redirect it (`slcli get {name}` shows it)"
+        );
+    }
+    let reply = client.call(Method::Get, &format!("/actions/{}", encode(name)), None)?;
+    let source = output::action_source(&reply.body)?;
+    if to_stdout {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&source)?;
+        out.flush()?;
+    } else {
+        std::fs::write(file, &source).with_context(|| format!("cannot write {}", file.display()))?;
+        emit(&format!("Wrote the source of {name} ({} bytes) to {}", source.len(), file.display()))?;
+    }
+    Ok(Status::Done)
 }
 
 /// The request body of create and update.

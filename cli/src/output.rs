@@ -404,13 +404,30 @@ pub fn action_details(body: &str) -> Result<String> {
         let _ = writeln!(out, "... and {} more fields (--json shows them)", details.more);
     }
     if let Some(code) = details.code.as_str() {
-        let source = base64::engine::general_purpose::STANDARD
-            .decode(code.trim())
-            .context("the server sent the action's source in invalid base64")?;
+        let source = decode_source(code)?;
+        // Shown only: a byte that is not UTF-8 shows as U+FFFD (`-o FILE`
+        // writes the exact bytes).
         out.push('\n');
         out.push_str(&visible(&String::from_utf8_lossy(&source), Lines::Keep));
     }
     Ok(out)
+}
+
+fn decode_source(code: &str) -> Result<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(code.trim())
+        .context("the server sent the action's source in invalid base64")
+}
+
+/// `slcli get NAME -o FILE`: the action's source, its exact bytes (UTF-8
+/// or not), from the server's answer to `GET /actions/NAME`.
+pub fn action_source(body: &str) -> Result<Vec<u8>> {
+    let details: Details = serde_json::from_str(body)
+        .map_err(|e| anyhow!("the server's answer is not a JSON object of an action: {e}"))?;
+    match details.code.as_str() {
+        Some(code) => decode_source(code),
+        None => Err(anyhow!("the server's answer has no source (`code`)")),
+    }
 }
 
 /// Writes the JSON array `body` as a table with `headers`: one row per
@@ -654,6 +671,18 @@ function main() return 1 end
         assert_eq!(action_details(&action.to_string()).unwrap(), expected);
         let bad = json!({"name": "x", "code": "%%%"});
         assert!(format!("{:#}", action_details(&bad.to_string()).unwrap_err()).contains("invalid base64"));
+        assert!(format!("{:#}", action_source(&bad.to_string()).unwrap_err()).contains("invalid base64"));
+    }
+
+    #[test]
+    fn a_source_that_is_not_utf8_is_shown_lossily_and_saved_exactly() {
+        let source = b"function main() return #'caf\xe9' end\n";
+        let action = json!({"name": "latin1", "code": base64::engine::general_purpose::STANDARD.encode(source)});
+        let shown = action_details(&action.to_string()).unwrap();
+        assert!(shown.ends_with("\nfunction main() return #'caf\u{fffd}' end\n"), "{shown}");
+        assert_eq!(action_source(&action.to_string()).unwrap(), source);
+        let none = action_source(r#"{"name": "x"}"#).unwrap_err().to_string();
+        assert!(none.contains("no source"), "{none}");
     }
 
     #[test]

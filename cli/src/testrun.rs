@@ -93,14 +93,15 @@ pub fn temp_name(rel: &Path, pid: u32, n: usize) -> String {
     format!("_test.{stem}{suffix}")
 }
 
-/// The source of the temporary action: the file, then the harness.
-pub fn test_source(file_text: &str) -> String {
-    let mut source = String::with_capacity(file_text.len() + HARNESS.len() + 1);
-    source.push_str(file_text);
-    if !file_text.ends_with('\n') {
-        source.push('\n');
+/// The source of the temporary action: the file's bytes (UTF-8 or not),
+/// then the harness.
+pub fn test_source(file: &[u8]) -> Vec<u8> {
+    let mut source = Vec::with_capacity(file.len() + HARNESS.len() + 1);
+    source.extend_from_slice(file);
+    if !file.ends_with(b"\n") {
+        source.push(b'\n');
     }
-    source.push_str(HARNESS);
+    source.extend_from_slice(HARNESS.as_bytes());
     source
 }
 
@@ -232,7 +233,7 @@ impl Runner<'_> {
 
     fn run_file(&mut self, file: &LuaFile, temp: &str, temporaries: &mut Temporaries) -> Result<()> {
         let shown = file.shown();
-        let text = fs::read_to_string(&file.path).with_context(|| format!("cannot read {}", file.path.display()))?;
+        let text = fs::read(&file.path).with_context(|| format!("cannot read {}", file.path.display()))?;
         self.chunks.push((temp.to_string(), shown.clone()));
         let body = json!({
             "name": temp,
@@ -309,11 +310,14 @@ mod tests {
 
     #[test]
     fn the_harness_comes_after_the_file() {
-        let source = test_source("function test_a()\n  assert_eq(1, 2)\nend");
+        let source = String::from_utf8(test_source(b"function test_a()\n  assert_eq(1, 2)\nend")).unwrap();
         assert!(source.starts_with("function test_a()\n  assert_eq(1, 2)\nend\n\n-- slcli test harness"), "{source}");
         assert!(source.contains("function main(args)"));
-        let source = test_source("x = 1\n");
+        let source = String::from_utf8(test_source(b"x = 1\n")).unwrap();
         assert!(source.starts_with("x = 1\n\n-- slcli"), "{source}");
+        // A file that is not UTF-8 is sent as it is.
+        let source = test_source(b"s = 'caf\xe9'");
+        assert!(source.starts_with(b"s = 'caf\xe9'\n\n-- slcli"));
     }
 
     #[test]

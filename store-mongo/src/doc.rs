@@ -8,6 +8,9 @@
 //!   servers other than MongoDB (nx-27017) return small numbers as `Int32`,
 //!   and booleans also from the integers 1 and 0 (nx-27017 stores booleans
 //!   set by `$set` so).
+//! - An action's source is BSON binary, its exact bytes (Lua source need not
+//!   be UTF-8); documents written when it was a BSON string still read, as
+//!   the bytes of that string.
 
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{doc, Binary, Bson, Document};
@@ -67,7 +70,7 @@ pub(crate) fn action_to_doc(action: &ActionRecord) -> Document {
     doc! {
         field::NAME: &action.name,
         field::VERSION: action.version,
-        field::SOURCE: &action.source,
+        field::SOURCE: Binary { subtype: BinarySubtype::Generic, bytes: action.source.clone() },
         field::BYTECODE: Binary { subtype: BinarySubtype::Generic, bytes: action.bytecode.clone() },
         "checksum": &action.checksum,
         // For list_actions, which leaves the bytecode out.
@@ -87,7 +90,7 @@ pub(crate) fn action_from_doc(doc: &Document) -> Result<ActionRecord, DecodeErro
     Ok(ActionRecord {
         name: f.string(field::NAME)?,
         version: f.i64(field::VERSION)?,
-        source: f.string(field::SOURCE)?,
+        source: f.source()?,
         bytecode: f.binary(field::BYTECODE)?,
         checksum: f.string("checksum")?,
         limits: f.limits()?,
@@ -296,6 +299,15 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The source: binary, or the string older versions wrote.
+    fn source(&self) -> Result<Vec<u8>, DecodeError> {
+        match self.required(field::SOURCE)? {
+            Bson::Binary(b) => Ok(b.bytes.clone()),
+            Bson::String(s) => Ok(s.clone().into_bytes()),
+            other => Err(self.wrong_type(field::SOURCE, "binary data or a string", other)),
+        }
+    }
+
     fn opt_doc(&self, field: &'static str) -> Result<Option<&'a Document>, DecodeError> {
         match self.get(field) {
             None => Ok(None),
@@ -367,6 +379,22 @@ mod tests {
         let doc = action_to_doc(&a);
         assert_eq!(action_from_doc(&doc).unwrap(), a);
         assert_eq!(action_meta_from_doc(&doc).unwrap(), a.meta());
+    }
+
+    #[test]
+    fn sources_are_binary_and_old_string_sources_read() {
+        let a = ActionRecord { source: b"return '\xff\xfe'".to_vec(), ..action() };
+        let mut doc = action_to_doc(&a);
+        assert!(matches!(doc.get(field::SOURCE), Some(Bson::Binary(b)) if b.bytes == a.source));
+        assert_eq!(action_from_doc(&doc).unwrap(), a);
+        // As versions that stored the source as a string wrote it.
+        doc.insert(field::SOURCE, "return \"é\"");
+        assert_eq!(action_from_doc(&doc).unwrap().source, "return \"é\"".as_bytes());
+        doc.insert(field::SOURCE, 5);
+        let err = action_from_doc(&doc).unwrap_err().to_string();
+        assert!(err.starts_with("action a: field `source` is not binary data or a string"), "{err}");
+        doc.remove(field::SOURCE);
+        assert_eq!(action_from_doc(&doc).unwrap_err().to_string(), "action a: field `source` is missing");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What the conformance suite does not cover: the indexes, MongoDB being
-//! down or going away and coming back, and several stores (servers) on one
-//! database.
+//! down or going away and coming back, several stores (servers) on one
+//! database, and documents as older versions wrote them.
 
 use std::collections::HashSet;
 use std::net::TcpListener;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mongodb::bson::{doc, Bson, Document};
 use serde_json::json;
 use sl_store::{ActionRecord, InvocationRecord, InvocationStatus, Limits, Store, StoreError};
-use sl_store_mongo::{MongoOptions, MongoStore, INVOCATIONS};
+use sl_store_mongo::{MongoOptions, MongoStore, ACTIONS, INVOCATIONS};
 use sl_testkit::Mongo;
 
 const T0: i64 = 1_700_000_000_000;
@@ -182,6 +182,34 @@ fn a_record_that_does_not_decode_is_corrupt() {
     assert!(msg.contains("invocation bad") && msg.contains("status"), "{msg}");
     assert!(matches!(store.list_invocations(None, 10), Err(StoreError::Corrupt(_))));
     assert_eq!(store.get_invocation("good").unwrap(), Some(queued("good")));
+}
+
+#[test]
+fn sources_are_stored_as_binary_and_old_string_sources_still_read() {
+    let m = mongo();
+    let t = TestDb::new(m);
+    let store = t.connect(m, MongoOptions::default());
+    let latin1 = ActionRecord { source: b"return 'caf\xe9'".to_vec(), ..action("latin1") };
+    store.create_action(&latin1).unwrap();
+    let coll = t.db.collection::<Document>(ACTIONS);
+    let raw = coll.find_one(doc! { "name": "latin1" }).run().unwrap().expect("stored");
+    assert!(matches!(raw.get("source"), Some(Bson::Binary(b)) if b.bytes == latin1.source), "{raw}");
+    assert_eq!(store.get_action("latin1").unwrap(), Some(latin1));
+
+    // An action document as versions that stored the source as a string wrote it.
+    let mut old = raw.clone();
+    old.remove("_id");
+    old.insert("name", "old");
+    old.insert("source", "return \"é ✓\"");
+    coll.insert_one(old).run().unwrap();
+    let read = store.get_action("old").unwrap().expect("the old action");
+    assert_eq!(read.source, "return \"é ✓\"".as_bytes());
+    // Updating it writes binary.
+    let next = ActionRecord { version: 2, source: b"return '\xff'".to_vec(), ..read };
+    store.update_action(&next, 1).unwrap();
+    let raw = coll.find_one(doc! { "name": "old" }).run().unwrap().expect("stored");
+    assert!(matches!(raw.get("source"), Some(Bson::Binary(b)) if b.bytes == b"return '\xff'"), "{raw}");
+    assert_eq!(store.get_action("old").unwrap(), Some(next));
 }
 
 #[test]

@@ -52,6 +52,7 @@ macro_rules! __sl_store_conformance_cases {
             actions_update_missing_not_found
             actions_delete
             actions_bytes_round_trip
+            actions_source_bytes_round_trip
             routes_create_then_list
             routes_create_duplicate_already_exists
             routes_same_path_other_host_or_method_is_not_a_duplicate
@@ -203,7 +204,7 @@ fn action(name: &str) -> ActionRecord {
     ActionRecord {
         name: name.to_owned(),
         version: 1,
-        source: format!("return '{name}'"),
+        source: format!("return '{name}'").into_bytes(),
         bytecode: format!("\x1bLua\x54\x00 bytecode of {name}").into_bytes(),
         checksum: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_owned(),
         limits: Limits { maxmem: 1024, timeout: 2_500, instructions: 10_000_000_000 },
@@ -216,7 +217,7 @@ fn action(name: &str) -> ActionRecord {
 fn next_version(prev: &ActionRecord, source: &str) -> ActionRecord {
     ActionRecord {
         version: prev.version + 1,
-        source: source.to_owned(),
+        source: source.as_bytes().to_vec(),
         bytecode: format!("\x1bLua\x54\x00 {source}").into_bytes(),
         checksum: format!("{:064x}", prev.version + 1),
         limits: Limits { maxmem: prev.limits.maxmem * 2, timeout: 0, instructions: 7 },
@@ -414,7 +415,7 @@ pub fn actions_delete(store: &dyn Store) {
     assert_eq!(ok!(store.get_action("a")), Some(again));
 }
 
-/// Source text, bytecode bytes and checksum come back exactly as stored:
+/// Source, bytecode bytes and checksum come back exactly as stored:
 /// every byte value, invalid UTF-8, NUL, empty values, unicode, and a large
 /// chunk.
 pub fn actions_bytes_round_trip(store: &dyn Store) {
@@ -428,14 +429,14 @@ pub fn actions_bytes_round_trip(store: &dyn Store) {
         })
         .collect();
     let records = [
-        ActionRecord { source: String::new(), bytecode: Vec::new(), checksum: String::new(), ..action("empty") },
+        ActionRecord { source: Vec::new(), bytecode: Vec::new(), checksum: String::new(), ..action("empty") },
         ActionRecord {
             source: "\u{feff}-- ünïcødé ✓ 日本語 𝄞 \u{0} \r\n\treturn \"é\"\n".into(),
             bytecode: every_byte,
             checksum: "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855".into(),
             ..action("bytes")
         },
-        ActionRecord { source: "x".repeat(100_000), bytecode: large, ..action("large") },
+        ActionRecord { source: b"x".repeat(100_000), bytecode: large, ..action("large") },
     ];
     for rec in &records {
         ok!(store.create_action(rec));
@@ -448,6 +449,29 @@ pub fn actions_bytes_round_trip(store: &dyn Store) {
     }
     let sizes: Vec<(String, u64)> = ok!(store.list_actions()).into_iter().map(|m| (m.name, m.size)).collect();
     assert_eq!(sizes, [("bytes".into(), 273), ("empty".into(), 0), ("large".into(), 256 * 1024)]);
+}
+
+/// A source that is not UTF-8 (Lua string literals and comments may hold
+/// any bytes) comes back byte for byte, from `create_action` and from
+/// `update_action`, and replaces a UTF-8 source exactly.
+pub fn actions_source_bytes_round_trip(store: &dyn Store) {
+    let latin1 = ActionRecord { source: b"return '\xff\xfe' -- caf\xe9\n".to_vec(), ..action("latin1") };
+    ok!(store.create_action(&latin1));
+    let stored = ok!(store.get_action("latin1")).expect("stored action");
+    assert_eq!(stored.source, latin1.source, "source");
+    assert_eq!(stored, latin1);
+
+    // Every byte value, and lone UTF-8 lead, continuation and surrogate bytes.
+    let mut every_byte: Vec<u8> = b"return [[".to_vec();
+    every_byte.extend(0..=255u8);
+    every_byte.extend_from_slice(b"\xc3\x28\xa0\xa1\xe2\x28\xa1\xed\xa0\x80\xf8\x88\x80\x80\x80]]\x00");
+    let next = ActionRecord { source: every_byte, ..next_version(&stored, "") };
+    ok!(store.update_action(&next, stored.version));
+    assert_eq!(ok!(store.get_action("latin1")), Some(next.clone()));
+
+    let utf8 = ActionRecord { source: "return 'café'".into(), ..next_version(&next, "") };
+    ok!(store.update_action(&utf8, next.version));
+    assert_eq!(ok!(store.get_action("latin1")).expect("stored action").source, "return 'café'".as_bytes());
 }
 
 // ---------------------------------------------------------------------------

@@ -20,8 +20,9 @@ pub struct ActionRecord {
     pub name: String,
     /// Starts at 1, increases by one on every update.
     pub version: i64,
-    /// The Lua source as uploaded.
-    pub source: String,
+    /// The Lua source as uploaded, byte for byte. Lua source may hold any
+    /// bytes (in string literals and comments), so it need not be UTF-8.
+    pub source: Vec<u8>,
     /// Lua 5.4 bytecode compiled by the server.
     pub bytecode: Vec<u8>,
     /// Hex SHA-256 of `bytecode`, verified before it is loaded.

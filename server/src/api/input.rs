@@ -86,15 +86,15 @@ pub(super) fn query_param<'a>(query: &'a str, key: &str) -> Option<std::borrow::
     form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
-/// An action's code as sent: base64 of UTF-8 text.
-pub(super) fn decode_code(code: &str) -> Result<String, Response> {
-    let bytes = B64.decode(code.trim()).map_err(|e| bad_request(format!("code is not valid base64: {e}")))?;
-    String::from_utf8(bytes).map_err(|_| bad_request("code is not valid UTF-8 text"))
+/// An action's code as sent: base64 of the source's bytes, any bytes (Lua
+/// string literals and comments need not be UTF-8).
+pub(super) fn decode_code(code: &str) -> Result<Vec<u8>, Response> {
+    B64.decode(code.trim()).map_err(|e| bad_request(format!("code is not valid base64: {e}")))
 }
 
-/// An action's source as the API shows it (base64).
-pub(super) fn encode_code(source: &str) -> String {
-    B64.encode(source.as_bytes())
+/// An action's source as the API shows it (base64 of its exact bytes).
+pub(super) fn encode_code(source: &[u8]) -> String {
+    B64.encode(source)
 }
 
 #[cfg(test)]
@@ -138,8 +138,11 @@ mod tests {
 
     #[test]
     fn code_round_trips_and_bad_code_is_a_400() {
-        assert_eq!(decode_code(&encode_code("return 1")).unwrap(), "return 1");
+        assert_eq!(decode_code(&encode_code(b"return 1")).unwrap(), b"return 1");
         assert_eq!(decode_code("%%%").unwrap_err().status, 400);
-        assert_eq!(decode_code(&B64.encode([0xff, 0xfe])).unwrap_err().status, 400);
+        // Any bytes are a source; whether they are Lua is for the compiler.
+        let latin1 = b"return 'caf\xe9\xff\xfe'";
+        assert_eq!(encode_code(latin1), B64.encode(latin1));
+        assert_eq!(decode_code(&encode_code(latin1)).unwrap(), latin1);
     }
 }

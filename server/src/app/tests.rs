@@ -93,7 +93,7 @@ fn app(store: Arc<dyn Store>, config: &str) -> App {
     let mut rec = ActionRecord {
         name: "echo".into(),
         version: 1,
-        source: String::new(),
+        source: Vec::new(),
         bytecode: Vec::new(),
         checksum: String::new(),
         limits: Limits::default(),

@@ -39,8 +39,11 @@ pub fn checksum_of(bytes: &[u8]) -> String {
 /// blocking pool, never the reactor. A `require` at the top of the chunk
 /// fails; use [`compile_with`] to resolve it.
 ///
+/// `source` is bytes: Lua source may hold any bytes in its string literals
+/// and comments, UTF-8 or not (`&str`, `String` and `Vec<u8>` all do).
+///
 /// Every failure is [`InvokeError::Compile`] with a message for the user.
-pub fn compile(name: &str, source: &str, budget: Budget) -> Result<Compiled, InvokeError> {
+pub fn compile(name: &str, source: impl AsRef<[u8]>, budget: Budget) -> Result<Compiled, InvokeError> {
     compile_with(name, source, budget, &|lib| Err(format!("require: no library '{lib}' here")))
 }
 
@@ -49,7 +52,16 @@ pub fn compile(name: &str, source: &str, budget: Budget) -> Result<Compiled, Inv
 /// them from the store).
 pub fn compile_with(
     name: &str,
-    source: &str,
+    source: impl AsRef<[u8]>,
+    budget: Budget,
+    libraries: &dyn Fn(&str) -> Result<Compiled, String>,
+) -> Result<Compiled, InvokeError> {
+    compile_bytes(name, source.as_ref(), budget, libraries)
+}
+
+fn compile_bytes(
+    name: &str,
+    source: &[u8],
     budget: Budget,
     libraries: &dyn Fn(&str) -> Result<Compiled, String>,
 ) -> Result<Compiled, InvokeError> {

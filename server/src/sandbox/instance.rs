@@ -64,8 +64,9 @@ impl Instance {
         })
     }
 
-    /// A new instance from user source, loaded in text mode only.
-    pub fn from_source(name: &str, source: &str) -> Result<Self, InvokeError> {
+    /// A new instance from user source (any bytes), loaded in text mode only.
+    pub fn from_source(name: &str, source: impl AsRef<[u8]>) -> Result<Self, InvokeError> {
+        let source = source.as_ref();
         Self::with_chunk(|lua| lua.load(source).set_name(format!("={name}")).set_mode(ChunkMode::Text).into_function())
     }
 

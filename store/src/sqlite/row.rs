@@ -3,8 +3,13 @@
 //! JSON values are stored as text. Unsigned 64-bit counters are stored as
 //! the `INTEGER` with the same bits, so that every `u64` survives the trip
 //! (values above `i64::MAX` read as negative numbers in the sqlite3 shell).
+//!
+//! An action's source is written as a `BLOB`, its exact bytes (Lua source
+//! need not be UTF-8). The column keeps the `TEXT` type of schema version 1,
+//! which stores a blob as it is; rows written by versions that stored the
+//! source as `TEXT` read as the bytes of that text.
 
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::Row;
 
 use crate::{
@@ -41,7 +46,7 @@ pub(crate) fn action_values(action: &ActionRecord) -> [Value; 10] {
     [
         Value::Text(action.name.clone()),
         Value::Integer(action.version),
-        Value::Text(action.source.clone()),
+        Value::Blob(action.source.clone()),
         Value::Blob(action.bytecode.clone()),
         Value::Text(action.checksum.clone()),
         Value::Integer(u64_to_db(action.limits.maxmem)),
@@ -60,12 +65,20 @@ fn limits(row: &Row<'_>, first: usize) -> rusqlite::Result<Limits> {
     })
 }
 
+/// The source in column `index`: a `BLOB`, or the `TEXT` older versions wrote.
+fn source(row: &Row<'_>, index: usize) -> rusqlite::Result<Vec<u8>> {
+    match row.get_ref(index)? {
+        ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Ok(bytes.to_vec()),
+        other => Err(rusqlite::Error::InvalidColumnType(index, "source".into(), other.data_type())),
+    }
+}
+
 /// Reads a row selected with [`ACTION_COLUMNS`].
 pub(crate) fn action(row: &Row<'_>) -> rusqlite::Result<ActionRecord> {
     Ok(ActionRecord {
         name: row.get(0)?,
         version: row.get(1)?,
-        source: row.get(2)?,
+        source: source(row, 2)?,
         bytecode: row.get(3)?,
         checksum: row.get(4)?,
         limits: limits(row, 5)?,

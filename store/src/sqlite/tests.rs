@@ -92,9 +92,45 @@ fn an_undecodable_row_is_corrupt() {
         Err(StoreError::Corrupt(msg)) => assert!(msg.contains("'q'") && msg.contains("args"), "{msg}"),
         other => panic!("expected Corrupt, got {other:?}"),
     }
+    // Any bytes are a source (and the column's TEXT affinity stores a
+    // number as text): an action row has no undecodable source.
     store.create_action(&action("a", vec![1])).unwrap();
     store.lock().execute("UPDATE actions SET source = x'ff00'", []).unwrap();
+    assert_eq!(store.get_action("a").unwrap().unwrap().source, b"\xff\x00");
+    store.lock().execute("UPDATE actions SET version = 'one'", []).unwrap();
     assert!(matches!(store.get_action("a"), Err(StoreError::Corrupt(_))));
+}
+
+#[test]
+fn sources_are_written_as_blobs_and_text_rows_still_read() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let latin1 = ActionRecord { source: b"return 'caf\xe9'".to_vec(), ..action("new", vec![1]) };
+    store.create_action(&latin1).unwrap();
+    let kind = |name: &str| -> String {
+        store.lock().query_row("SELECT typeof(source) FROM actions WHERE name = ?1", [name], |row| row.get(0)).unwrap()
+    };
+    assert_eq!(kind("new"), "blob");
+    assert_eq!(store.get_action("new").unwrap().unwrap().source, b"return 'caf\xe9'");
+
+    // A row as versions that stored the source as TEXT wrote it.
+    store
+        .lock()
+        .execute(
+            "INSERT INTO actions (name, version, source, bytecode, checksum, maxmem, timeout, instructions, \
+             created, updated) VALUES ('old', 3, 'return \"é ✓\"', x'1b', '00', 0, 0, 0, 1, 2)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(kind("old"), "text");
+    let old = store.get_action("old").unwrap().unwrap();
+    assert_eq!(old.source, "return \"é ✓\"".as_bytes());
+    assert_eq!(old.version, 3);
+
+    // Updating an old row writes its new source as a blob.
+    let next = ActionRecord { version: 4, source: b"return '\xff\xfe'".to_vec(), ..old };
+    store.update_action(&next, 3).unwrap();
+    assert_eq!(kind("old"), "blob");
+    assert_eq!(store.get_action("old").unwrap(), Some(next));
 }
 
 #[test]
