@@ -53,7 +53,7 @@ pub fn compile_with(
     budget: Budget,
     libraries: &dyn Fn(&str) -> Result<Compiled, String>,
 ) -> Result<Compiled, InvokeError> {
-    let instance = Instance::from_source(name, source)?;
+    let instance = Instance::from_source(name, source, budget.max_string)?;
     let bytecode = instance.dump().ok_or_else(|| InvokeError::Internal("no chunk to dump".into()))?;
     let mut run = instance.start_init(budget);
     let outcome = loop {
