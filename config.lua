@@ -18,6 +18,8 @@ Limits {
   max_maxmem = 1048576,        -- the most an action may ask for
   max_instructions = 10000000000,
   max_timeout = 300000,
+  max_string = 8192,           -- KiB of the longest string (64 to 1048576): one ==, hash or .. of a
+                               --   string cannot be paused, so this bounds one instruction (a few ms at 8 MiB)
 }
 
 -- Plugins, after `cargo build --release --workspace` (see README.md, "Plugins"):

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use slserver::sandbox::{compile, Args, ArgsText, Budget, Instance, Step};
+use slserver::sandbox::{compile, Args, ArgsText, Budget, Instance, Step, DEFAULT_MAX_STRING};
 
 /// The hello action of the README (and of bench/hello.lua).
 const HELLO: &str = include_str!("../../bench/hello.lua");
@@ -20,12 +20,22 @@ const SLICE: Duration = Duration::from_millis(1);
 /// The server's default limits (config.lua): what an action created with no
 /// limits of its own runs under.
 fn defaults() -> Budget {
-    Budget { memory: 65536 * 1024, timeout: Duration::from_millis(5000), instructions: 100_000_000 }
+    Budget {
+        memory: 65536 * 1024,
+        timeout: Duration::from_millis(5000),
+        instructions: 100_000_000,
+        max_string: DEFAULT_MAX_STRING,
+    }
 }
 
 /// Every limit set tight, as scenario 2 of bench/run creates `hello_limits`.
 fn tight() -> Budget {
-    Budget { memory: 1024 * 1024, timeout: Duration::from_millis(100), instructions: 100_000 }
+    Budget {
+        memory: 1024 * 1024,
+        timeout: Duration::from_millis(100),
+        instructions: 100_000,
+        max_string: DEFAULT_MAX_STRING,
+    }
 }
 
 /// One invocation: JSON bytes in, `main`, JSON bytes out. Returns the
@@ -51,7 +61,7 @@ fn invoke(inst: Instance, body: &[u8], budget: Budget) -> (Instance, Vec<u8>) {
 /// A warm instance: compiled, loaded from bytecode, its chunk already run.
 fn warm(budget: Budget) -> Instance {
     let compiled = compile("hello", HELLO, budget).expect("hello compiles");
-    let inst = Instance::from_bytecode("hello", &compiled.bytecode).expect("bytecode loads");
+    let inst = Instance::from_bytecode("hello", &compiled.bytecode, DEFAULT_MAX_STRING).expect("bytecode loads");
     let (inst, out) = invoke(inst, BODY, budget);
     assert_eq!(out, br#""Hello x""#);
     inst
@@ -82,7 +92,8 @@ fn cold_invocation(c: &mut Criterion) {
     // free.
     group.bench_function("instance_and_first_invoke", |b| {
         b.iter(|| {
-            let inst = Instance::from_bytecode("hello", black_box(&compiled.bytecode)).expect("bytecode loads");
+            let inst = Instance::from_bytecode("hello", black_box(&compiled.bytecode), DEFAULT_MAX_STRING)
+                .expect("bytecode loads");
             invoke(inst, BODY, budget).1
         })
     });

@@ -99,6 +99,11 @@ pub struct LimitsConfig {
     /// Invocations running or waiting to start per worker beyond which new
     /// blocking invocations get 503 with `Retry-After`.
     pub max_waiting: usize,
+    /// KiB the longest string of a Lua state may hold (64 KiB to 1 GiB).
+    /// Comparing, hashing or concatenating a string is one VM instruction
+    /// that cannot be paused, so this bounds how long one instruction may
+    /// hold a worker (a few milliseconds at the default 8 MiB).
+    pub max_string: u64,
 }
 
 /// `Invocations { ... }`: the asynchronous queue and records.
@@ -216,6 +221,7 @@ impl Default for Config {
                 warm_instances: 4,
                 total_memory: 2 * 1024 * 1024,
                 max_waiting: 10_000,
+                max_string: 8 * 1024,
             },
             invocations: InvocationsConfig {
                 retention: 7 * 24 * 3600,
@@ -434,6 +440,9 @@ impl Config {
             }
             if let Some(v) = b.int("max_waiting", 1, 10_000_000)? {
                 l.max_waiting = v as usize;
+            }
+            if let Some(v) = b.int("max_string", 64, 1024 * 1024)? {
+                l.max_string = v;
             }
             b.finish()?;
             for (name, default, max) in [
@@ -752,6 +761,16 @@ mod tests {
         assert!(msg("Server {").contains("test.lua"));
         assert!(msg("Server { request_memory = 1048576, max_body = 2097152 }")
             .contains("request_memory (1048576) must hold at least one whole request"));
+    }
+
+    #[test]
+    fn max_string_is_kib_within_its_range() {
+        assert_eq!(parse("").unwrap().limits.max_string, 8192);
+        assert_eq!(parse("Limits { max_string = 65536 }").unwrap().limits.max_string, 65536);
+        let msg = |src: &str| parse(src).unwrap_err().to_string();
+        assert!(msg("Limits { max_string = 63 }").contains("max_string = 63 is outside 64..=1048576"));
+        assert!(msg("Limits { max_string = 1048577 }").contains("outside 64..=1048576"));
+        assert!(msg("Limits { max_string = 1.5 }").contains("max_string must be a whole number"));
     }
 
     #[test]

@@ -222,3 +222,27 @@ fn creates_of_hanging_chunks_do_not_wedge_the_blocking_pool() {
     assert_eq!(s.post("/actions/hello/block", "{}").status, 200);
     assert!(start.elapsed() < Duration::from_secs(2), "the store took {:?}", start.elapsed());
 }
+
+/// `Limits.max_string` (KiB): the default refuses a string of 8 MiB and one
+/// byte with a message that names the setting; a server configured for
+/// more lets an action build it.
+#[test]
+fn max_string_is_a_server_setting() {
+    const BUILD: &str = "function main(a) local s = string.rep('x', a.n) return #(s .. '') end";
+    let n = 8 * 1024 * 1024 + 1;
+    let s = TestServer::start("");
+    assert_eq!(s.create("long", BUILD, r#""maxmem": 262144"#).status, 201);
+    let r = s.post("/actions/long/block", &format!(r#"{{"n": {n}}}"#));
+    assert_eq!((r.status, r.error_kind()), (500, "memory".to_string()), "{}", r.text());
+    assert!(r.text().contains("a string may hold at most 8 MiB on this server (Limits.max_string"), "{}", r.text());
+    let r = s.post("/actions/long/block", &format!(r#"{{"n": {}}}"#, n - 1));
+    assert_eq!((r.status, r.text()), (200, (n - 1).to_string()));
+
+    let s = TestServer::start("Limits { max_string = 32768 }");
+    assert_eq!(s.create("long", BUILD, r#""maxmem": 262144"#).status, 201);
+    let r = s.post("/actions/long/block", &format!(r#"{{"n": {n}}}"#));
+    assert_eq!((r.status, r.text()), (200, n.to_string()));
+    let r = s.post("/actions/long/block", &format!(r#"{{"n": {}}}"#, 32 * 1024 * 1024 + 1));
+    assert_eq!((r.status, r.error_kind()), (500, "memory".to_string()), "{}", r.text());
+    assert!(r.text().contains("at most 32 MiB"), "{}", r.text());
+}

@@ -115,6 +115,7 @@ pub(crate) fn budget_for(rec: &ActionRecord, limits: &LimitsConfig) -> Budget {
         memory: (pick(rec.limits.maxmem, limits.maxmem) as usize).saturating_mul(1024),
         timeout: Duration::from_millis(pick(rec.limits.timeout, limits.timeout)),
         instructions: pick(rec.limits.instructions, limits.instructions),
+        max_string: (limits.max_string as usize).saturating_mul(1024),
     }
 }
 
@@ -134,7 +135,12 @@ impl Cache {
         // action's entry), so the entry is looked up again.
         self.evict_idle();
         let Some(Slot::Ready(ready)) = self.actions.get(action) else { return None };
-        Some(Lease { instance: Instance::from_bytecode(action, &ready.code.bytecode), version, generation, budget })
+        Some(Lease {
+            instance: Instance::from_bytecode(action, &ready.code.bytecode, budget.max_string),
+            version,
+            generation,
+            budget,
+        })
     }
 
     /// Ends a run of `action` started from cache generation `generation`:

@@ -254,7 +254,7 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut o
     st.exec.cache.check_in(&job.record.action, generation, run, &outcome, st.cfg.limits.warm_instances);
     if let Err(InvokeError::Limit(kind)) = &outcome.result {
         let what = match kind {
-            LimitKind::Memory | LimitKind::StringLength => "memory",
+            LimitKind::Memory | LimitKind::StringLength(_) => "memory",
             LimitKind::Instructions => "instruction",
             LimitKind::Timeout | LimitKind::Stall => "time",
         };

@@ -6,12 +6,16 @@
 //! recorded in [`MemoryMeter::limit_hit`], which the executor treats as an
 //! abort that cannot be caught.
 //!
-//! No string may hold more than [`MAX_STRING`] bytes: the allocator tells
-//! a new string object by the type tag Lua passes with it, and refuses one
-//! that is longer like one past the limit (recorded as
-//! [`MemoryMeter::long_string`]). Comparing, hashing and copying a string
-//! are single VM instructions or C calls that cannot be paused, so this is
-//! what bounds them whatever `maxmem` is (see docs/sandbox-limits.md).
+//! No string may hold more than the state's [`MemoryMeter::max_string`]
+//! bytes (`Limits.max_string`, [`DEFAULT_MAX_STRING`] unless configured),
+//! fixed when the state is made: the allocator tells a new string object
+//! by the type tag Lua passes with it, and refuses one that is longer like
+//! one past the limit (recorded as [`MemoryMeter::long_string`]).
+//! Comparing, hashing and copying a string are single VM instructions or C
+//! calls that cannot be paused, so this is what bounds them whatever
+//! `maxmem` is (see SECURITY.md, "The sandbox audit"). Code that needs the
+//! bound without a control block at hand (the deciders of `dispatch.rs`)
+//! reads it from the state's allocator with [`max_string_of`].
 //!
 //! Blocks of up to 512 bytes come from the state's own [`Region`] (no
 //! header per block, a free-list pop per call); larger ones, and all
@@ -26,17 +30,18 @@ use mlua::ffi;
 
 use super::region::Region;
 
-/// The longest string a state may hold, in bytes (8 MiB).
-pub const MAX_STRING: usize = 8 << 20;
+/// The longest string a state may hold unless `Limits.max_string` says
+/// otherwise, in bytes (8 MiB).
+pub const DEFAULT_MAX_STRING: usize = 8 << 20;
 
 /// Bytes of a long string object beyond its characters in Lua 5.4
 /// (`sizelstring`: the header and the terminating zero).
 const STRING_OVERHEAD: usize = 25;
 
-/// Whether Lua asks for a new string object longer than [`MAX_STRING`]:
-/// with no block, `osize` is the type tag of the object to make.
-fn too_long_string(ptr: *mut c_void, osize: usize, nsize: usize) -> bool {
-    ptr.is_null() && osize == ffi::LUA_TSTRING as usize && nsize > MAX_STRING + STRING_OVERHEAD
+/// Whether Lua asks for a new string object longer than `max_string`
+/// bytes: with no block, `osize` is the type tag of the object to make.
+fn too_long_string(ptr: *mut c_void, osize: usize, nsize: usize, max_string: usize) -> bool {
+    ptr.is_null() && osize == ffi::LUA_TSTRING as usize && nsize > max_string.saturating_add(STRING_OVERHEAD)
 }
 
 thread_local! {
@@ -76,7 +81,9 @@ pub struct MemoryMeter {
     peak: Cell<usize>,
     limit: Cell<usize>,
     hit: Cell<bool>,
-    /// The refusal was of a string longer than [`MAX_STRING`].
+    /// The longest string the state may hold, in bytes.
+    max_string: usize,
+    /// The refusal was of a string longer than `max_string`.
     long_string: Cell<bool>,
     /// Size of the last refused allocation: Lua retries a refused
     /// allocation once after an emergency collection, and a retry that
@@ -87,7 +94,7 @@ pub struct MemoryMeter {
 }
 
 impl MemoryMeter {
-    fn new(inner: ffi::lua_Alloc, inner_ud: *mut c_void, used: usize) -> Self {
+    fn new(inner: ffi::lua_Alloc, inner_ud: *mut c_void, used: usize, max_string: usize) -> Self {
         Self {
             inner,
             inner_ud,
@@ -95,6 +102,7 @@ impl MemoryMeter {
             peak: Cell::new(used),
             limit: Cell::new(0),
             hit: Cell::new(false),
+            max_string,
             long_string: Cell::new(false),
             last_refused: Cell::new(0),
             region: Region::new(),
@@ -132,13 +140,18 @@ impl MemoryMeter {
         self.hit.get()
     }
 
+    /// The longest string the state may hold, in bytes (`Limits.max_string`).
+    pub fn max_string(&self) -> usize {
+        self.max_string
+    }
+
     /// Whether the refusal behind [`limit_hit`](Self::limit_hit) was of a
-    /// string longer than [`MAX_STRING`].
+    /// string longer than [`max_string`](Self::max_string).
     pub fn long_string(&self) -> bool {
         self.long_string.get()
     }
 
-    /// Records a string longer than [`MAX_STRING`] refused before it was
+    /// Records a string longer than [`max_string`](Self::max_string) refused before it was
     /// asked for (by a sandbox function that computed its length first),
     /// as the allocator would have.
     pub fn refuse_long_string(&self) {
@@ -210,11 +223,12 @@ impl MemoryMeter {
     }
 }
 
-/// Installs a [`MemoryMeter`] as the allocator of `lua`'s state.
+/// Installs a [`MemoryMeter`] as the allocator of `lua`'s state, refusing
+/// strings longer than `max_string` bytes.
 ///
 /// The returned box must be kept alive until the `Lua` is dropped (the state
 /// calls the allocator while it closes).
-pub fn install(lua: &mlua::Lua) -> mlua::Result<Box<MemoryMeter>> {
+pub fn install(lua: &mlua::Lua, max_string: usize) -> mlua::Result<Box<MemoryMeter>> {
     let used = lua.used_memory();
     let mut meter: Option<Box<MemoryMeter>> = None;
     // SAFETY: `exec_raw` hands us the live state of `lua`. We read its
@@ -228,7 +242,7 @@ pub fn install(lua: &mlua::Lua) -> mlua::Result<Box<MemoryMeter>> {
         lua.exec_raw::<()>((), |state| {
             let mut inner_ud: *mut c_void = std::ptr::null_mut();
             let inner = ffi::lua_getallocf(state, &mut inner_ud);
-            let boxed = Box::new(MemoryMeter::new(inner, inner_ud, used));
+            let boxed = Box::new(MemoryMeter::new(inner, inner_ud, used, max_string));
             add_total(used as isize);
             let ud = &*boxed as *const MemoryMeter as *mut c_void;
             ffi::lua_setallocf(state, metered_alloc, ud);
@@ -236,6 +250,25 @@ pub fn install(lua: &mlua::Lua) -> mlua::Result<Box<MemoryMeter>> {
         })?;
     }
     meter.ok_or_else(|| mlua::Error::runtime("allocator was not installed"))
+}
+
+/// The longest string `state` may hold: its meter's
+/// [`max_string`](MemoryMeter::max_string), or [`DEFAULT_MAX_STRING`] for
+/// a state without a meter (none of the sandbox's).
+///
+/// # Safety
+///
+/// `state` must be a live Lua state.
+pub unsafe fn max_string_of(state: *mut ffi::lua_State) -> usize {
+    let mut ud: *mut c_void = std::ptr::null_mut();
+    // SAFETY: `state` is live (caller).
+    let f = unsafe { ffi::lua_getallocf(state, &mut ud) };
+    if f as *const () != metered_alloc as *const () || ud.is_null() {
+        return DEFAULT_MAX_STRING;
+    }
+    // SAFETY: the allocator is `metered_alloc`, whose user data is the
+    // state's `MemoryMeter` (see `install`), alive as long as the state.
+    unsafe { &*(ud as *const MemoryMeter) }.max_string
 }
 
 unsafe extern "C" fn metered_alloc(ud: *mut c_void, ptr: *mut c_void, osize: usize, nsize: usize) -> *mut c_void {
@@ -251,7 +284,7 @@ unsafe extern "C" fn metered_alloc(ud: *mut c_void, ptr: *mut c_void, osize: usi
         add_total(-(old as isize));
         return r;
     }
-    if too_long_string(ptr, osize, nsize) {
+    if too_long_string(ptr, osize, nsize, meter.max_string) {
         meter.refuse_long_string();
         meter.last_refused.set(nsize);
         return std::ptr::null_mut();
@@ -328,7 +361,7 @@ mod tests {
     #[test]
     fn small_blocks_stay_in_the_region_and_large_ones_go_behind_it() {
         let c = Inner::default();
-        let m = MemoryMeter::new(inner, &c as *const Inner as *mut c_void, 0);
+        let m = MemoryMeter::new(inner, &c as *const Inner as *mut c_void, 0, DEFAULT_MAX_STRING);
         // A new small block (osize is Lua's type tag) comes from the region.
         let a = call(&m, std::ptr::null_mut(), 4, 40);
         assert!(m.region.owns(a.cast()));
@@ -361,7 +394,7 @@ mod tests {
     #[test]
     fn a_full_region_falls_back_and_frees_each_block_where_it_was_made() {
         let c = Inner::default();
-        let m = MemoryMeter::new(inner, &c as *const Inner as *mut c_void, 0);
+        let m = MemoryMeter::new(inner, &c as *const Inner as *mut c_void, 0, DEFAULT_MAX_STRING);
         let n = REGION / 64 + 10;
         let blocks: Vec<_> = (0..n).map(|_| call(&m, std::ptr::null_mut(), 0, 64)).collect();
         let behind = blocks.iter().filter(|p| !m.region.owns(p.cast())).count();
@@ -378,7 +411,7 @@ mod tests {
     #[test]
     fn the_limit_still_refuses_before_any_allocator_is_asked() {
         let c = Inner::default();
-        let m = MemoryMeter::new(inner, &c as *const Inner as *mut c_void, 0);
+        let m = MemoryMeter::new(inner, &c as *const Inner as *mut c_void, 0, DEFAULT_MAX_STRING);
         m.set_limit(100);
         let a = call(&m, std::ptr::null_mut(), 0, 64);
         assert!(!a.is_null());
@@ -390,8 +423,10 @@ mod tests {
 
     #[test]
     fn strings_longer_than_max_string_are_refused() {
+        const MAX_STRING: usize = 3 << 20;
         let c = Inner::default();
-        let m = MemoryMeter::new(inner, &c as *const Inner as *mut c_void, 0);
+        let m = MemoryMeter::new(inner, &c as *const Inner as *mut c_void, 0, MAX_STRING);
+        assert_eq!(m.max_string(), MAX_STRING);
         let tag = ffi::LUA_TSTRING as usize;
         // Other blocks of that size are not strings.
         let big = call(&m, std::ptr::null_mut(), 0, MAX_STRING + 4096);

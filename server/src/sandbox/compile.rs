@@ -65,7 +65,7 @@ fn compile_bytes(
     budget: Budget,
     libraries: &dyn Fn(&str) -> Result<Compiled, String>,
 ) -> Result<Compiled, InvokeError> {
-    let instance = Instance::from_source(name, source)?;
+    let instance = Instance::from_source(name, source, budget.max_string)?;
     let bytecode = instance.dump().ok_or_else(|| InvokeError::Internal("no chunk to dump".into()))?;
     let mut run = instance.start_init(budget);
     let outcome = loop {

@@ -10,7 +10,7 @@ use std::cell::Cell;
 
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value};
 
-use super::alloc::{MemoryMeter, MAX_STRING};
+use super::alloc::MemoryMeter;
 use super::dispatch::{self, C_LOOP_MAX, PIECE};
 use super::error::{error_marker, soft};
 use super::hook::{with_active, LimitKind};
@@ -85,13 +85,15 @@ fn compiled_once(cell: &'static std::sync::OnceLock<Vec<u8>>, source: &str) -> m
 
 /// Creates a Lua state with the sandboxed globals and its memory meter,
 /// installed before the libraries are loaded so that their objects too are
-/// small blocks of the meter's region (see [`super::alloc`]). The caller
-/// installs the hook, and must keep the meter alive until the state is
-/// dropped.
-pub fn new_state() -> mlua::Result<(Lua, Box<MemoryMeter>)> {
+/// small blocks of the meter's region (see [`super::alloc`]). No string of
+/// the state may be longer than `max_string` bytes (`Limits.max_string`):
+/// the meter refuses it, and the prelude's Lua versions of library
+/// functions refuse such a result before building it. The caller installs
+/// the hook, and must keep the meter alive until the state is dropped.
+pub fn new_state(max_string: usize) -> mlua::Result<(Lua, Box<MemoryMeter>)> {
     let lua = Lua::new_with(StdLib::NONE, LuaOptions::new())?;
-    let meter = super::alloc::install(&lua)?;
-    match set_up(&lua) {
+    let meter = super::alloc::install(&lua, max_string)?;
+    match set_up(&lua, max_string) {
         Ok(()) => Ok((lua, meter)),
         Err(e) => {
             // The state first: it frees its blocks through the meter.
@@ -103,7 +105,7 @@ pub fn new_state() -> mlua::Result<(Lua, Box<MemoryMeter>)> {
 }
 
 /// The libraries and the sandboxed globals of a new state.
-fn set_up(lua: &Lua) -> mlua::Result<()> {
+fn set_up(lua: &Lua, max_string: usize) -> mlua::Result<()> {
     lua.load_std_libs(StdLib::COROUTINE | StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::OS)?;
     let array_mt = lua.create_table()?;
     array_mt.set("__name", "json.array")?;
@@ -186,7 +188,7 @@ fn set_up(lua: &Lua) -> mlua::Result<()> {
     let limits = lua.create_table()?;
     limits.set("piece", PIECE)?;
     limits.set("loop", C_LOOP_MAX)?;
-    limits.set("max_string", MAX_STRING)?;
+    limits.set("max_string", max_string)?;
     let refuse = lua.create_function(|_, ()| -> mlua::Result<()> {
         with_active(|c| c.meter().refuse_long_string());
         Err(mlua::Error::runtime("not enough memory"))

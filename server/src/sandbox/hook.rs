@@ -57,16 +57,17 @@ pub enum LimitKind {
     /// Code that cannot be paused ran [`STALL_LIMIT`] past its time slice.
     /// Reported to clients as a timeout.
     Stall,
-    /// A string longer than [`MAX_STRING`](super::alloc::MAX_STRING) was
-    /// refused. Reported to clients as a memory error.
-    StringLength,
+    /// A string longer than the state's `Limits.max_string` (the bytes it
+    /// holds, [`MemoryMeter::max_string`]) was refused. Reported to clients
+    /// as a memory error.
+    StringLength(usize),
 }
 
 impl LimitKind {
     /// The error kind reported to clients.
     pub fn kind(self) -> &'static str {
         match self {
-            Self::Memory | Self::StringLength => "memory",
+            Self::Memory | Self::StringLength(_) => "memory",
             Self::Instructions => "instructions",
             Self::Timeout | Self::Stall => "timeout",
         }
@@ -152,7 +153,7 @@ impl Control {
         match (meter.limit_hit(), meter.long_string()) {
             (false, _) => None,
             (true, false) => Some(LimitKind::Memory),
-            (true, true) => Some(LimitKind::StringLength),
+            (true, true) => Some(LimitKind::StringLength(meter.max_string())),
         }
     }
 
@@ -313,7 +314,7 @@ pub(crate) unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, _ar: *mu
             LimitKind::Instructions => b"invocation aborted: instruction budget exhausted",
             LimitKind::Timeout => b"invocation aborted: timeout",
             LimitKind::Stall => b"invocation aborted: ran too long where it cannot be paused",
-            LimitKind::StringLength => b"invocation aborted: a string longer than 8 MiB",
+            LimitKind::StringLength(_) => b"invocation aborted: a string longer than Limits.max_string",
         };
         // SAFETY: `state` is the running thread. From now on the hook fires
         // on every instruction so that code catching the error cannot run

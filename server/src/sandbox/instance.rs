@@ -21,6 +21,11 @@ pub struct Budget {
     pub timeout: Duration,
     /// VM instructions.
     pub instructions: u64,
+    /// The longest string in bytes (`Limits.max_string`). Fixed when a
+    /// state is made: give the same value to the instance's constructor
+    /// ([`Instance::from_bytecode`], [`Instance::from_source`]) as to its
+    /// runs, as [`compile_with`](super::compile_with) and the cache do.
+    pub max_string: usize,
 }
 
 /// A Lua state holding one action version, ready to run `main`.
@@ -44,9 +49,9 @@ pub struct Instance {
 }
 
 impl Instance {
-    fn with_chunk(load: impl FnOnce(&Lua) -> mlua::Result<Function>) -> Result<Self, InvokeError> {
+    fn with_chunk(max_string: usize, load: impl FnOnce(&Lua) -> mlua::Result<Function>) -> Result<Self, InvokeError> {
         let (lua, meter) =
-            env::new_state().map_err(|e| InvokeError::Internal(format!("cannot create Lua state: {e}")))?;
+            env::new_state(max_string).map_err(|e| InvokeError::Internal(format!("cannot create Lua state: {e}")))?;
         let ctl = Box::new(Control::new(&*meter));
         // Built before anything else can fail, so that an early return drops
         // the state before the meter its allocator points into.
@@ -56,18 +61,22 @@ impl Instance {
     }
 
     /// A new instance from trusted bytecode (compiled by this server and
-    /// checksum-verified by the caller). Its chunk runs at the start of its
-    /// first invocation, under that invocation's limits.
-    pub fn from_bytecode(name: &str, bytecode: &[u8]) -> Result<Self, InvokeError> {
-        Self::with_chunk(|lua| {
+    /// checksum-verified by the caller), whose strings may hold at most
+    /// `max_string` bytes. Its chunk runs at the start of its first
+    /// invocation, under that invocation's limits.
+    pub fn from_bytecode(name: &str, bytecode: &[u8], max_string: usize) -> Result<Self, InvokeError> {
+        Self::with_chunk(max_string, |lua| {
             lua.load(bytecode).set_name(format!("={name}")).set_mode(ChunkMode::Binary).into_function()
         })
     }
 
-    /// A new instance from user source (any bytes), loaded in text mode only.
-    pub fn from_source(name: &str, source: impl AsRef<[u8]>) -> Result<Self, InvokeError> {
+    /// A new instance from user source (any bytes), loaded in text mode
+    /// only, whose strings may hold at most `max_string` bytes.
+    pub fn from_source(name: &str, source: impl AsRef<[u8]>, max_string: usize) -> Result<Self, InvokeError> {
         let source = source.as_ref();
-        Self::with_chunk(|lua| lua.load(source).set_name(format!("={name}")).set_mode(ChunkMode::Text).into_function())
+        Self::with_chunk(max_string, |lua| {
+            lua.load(source).set_name(format!("={name}")).set_mode(ChunkMode::Text).into_function()
+        })
     }
 
     /// Bytes of Lua heap in use.
@@ -177,6 +186,11 @@ impl Run {
         ctl.preempted.borrow_mut().clear();
         ctl.logs.borrow_mut().clear();
         ctl.logs_truncated.set(false);
+        debug_assert_eq!(
+            instance.meter.max_string(),
+            budget.max_string,
+            "an instance runs under the max_string it was made with"
+        );
         instance.meter.set_limit(budget.memory);
         instance.meter.clear_hit();
         instance.meter.reset_peak();

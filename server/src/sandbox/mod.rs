@@ -17,7 +17,7 @@ mod strings;
 mod strlib;
 mod tablelib;
 
-pub use alloc::{set_thread_budget, thread_budget, thread_total, MAX_STRING};
+pub use alloc::{set_thread_budget, thread_budget, thread_total, DEFAULT_MAX_STRING};
 pub use args::{check_object, nested_too_deep, too_deep_message, Args, ArgsText, Doc};
 pub use compile::{compile, compile_with, Compiled};
 pub use error::error_message;
@@ -59,17 +59,30 @@ pub enum InvokeError {
     TooLarge(usize),
 }
 
-fn limit_message(kind: LimitKind) -> &'static str {
+fn limit_message(kind: LimitKind) -> std::borrow::Cow<'static, str> {
     match kind {
-        LimitKind::Memory => "memory limit exceeded",
-        LimitKind::Instructions => "instruction budget exhausted",
-        LimitKind::Timeout => "timeout: the invocation ran past its time limit",
-        LimitKind::StringLength => "memory limit exceeded: a string may hold at most 8 MiB (see README, Limits)",
-        LimitKind::Stall => {
-            "timeout: the invocation ran too long where it cannot be paused (in a callback of a library \
-             function, a metamethod called by one, an xpcall message handler or a __close handler; see \
-             README, Limits)"
-        }
+        LimitKind::Memory => "memory limit exceeded".into(),
+        LimitKind::Instructions => "instruction budget exhausted".into(),
+        LimitKind::Timeout => "timeout: the invocation ran past its time limit".into(),
+        LimitKind::StringLength(max) => format!(
+            "memory limit exceeded: a string may hold at most {} on this server (Limits.max_string; see README, \
+             Limits)",
+            byte_size(max)
+        )
+        .into(),
+        LimitKind::Stall => "timeout: the invocation ran too long where it cannot be paused (in a callback of a \
+                             library function, a metamethod called by one, an xpcall message handler or a __close \
+                             handler; see README, Limits)"
+            .into(),
+    }
+}
+
+/// `bytes` as people write it: "8 MiB", "640 KiB", or "1000 bytes".
+fn byte_size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
     }
 }
 

@@ -11,7 +11,7 @@ local min, str_sub, to_number, os_time, maxinteger = math.min, string.sub, tonum
 
 -- No C call works through more than PIECE bytes of a string or LOOP table
 -- slots at a time, and no string is longer than MAX_STRING bytes (see
--- docs/sandbox-limits.md): code here that builds strings from pieces
+-- SECURITY.md, "The sandbox audit"): code here that builds strings from pieces
 -- counts their length and calls refuse() (a memory error that cannot be
 -- caught, as the allocator's refusal of a longer string) before it would
 -- pass that.

@@ -16,7 +16,7 @@ use std::time::Instant;
 use mlua::{Lua, MultiValue, Table, Value};
 use sl_lpattern::{Budget, Capture, Error as PatError, GMatchState, GsubError, Match};
 
-use super::alloc::MAX_STRING;
+use super::alloc::DEFAULT_MAX_STRING;
 use super::dispatch::PIECE;
 use super::error::soft;
 use super::hook::{with_active, LimitKind, STALL_LIMIT};
@@ -191,6 +191,7 @@ fn gsub(
     let max_n = n.map(|n| n.max(0) as usize);
     let mut out = Vec::new();
     let mut callback_error: Option<mlua::Error> = None;
+    let max_string = with_active(|c| c.meter().max_string()).unwrap_or(DEFAULT_MAX_STRING);
     let result = run(|budget, room| {
         let r = sl_lpattern::gsub_into(&s, &p, max_n, budget, &mut out, |m, out| -> Result<bool, PatError> {
             let replaced = match &repl {
@@ -210,11 +211,11 @@ fn gsub(
                     }
                 },
             };
-            // The result becomes one string: past MAX_STRING (or what is
+            // The result becomes one string: past max_string (or what is
             // left under maxmem) it is refused as it grows, not copied on
             // toward maxmem first.
-            let over = if out.len() > MAX_STRING {
-                Some(LimitKind::StringLength)
+            let over = if out.len() > max_string {
+                Some(LimitKind::StringLength(max_string))
             } else {
                 (room > 0 && out.len() > room).then_some(LimitKind::Memory)
             };

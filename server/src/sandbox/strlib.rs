@@ -9,19 +9,20 @@
 //! paused, so its work must be small: the C function runs when it touches
 //! at most [`PIECE`] bytes (`rep` also at most [`PIECE`] copies), or, for
 //! `format` and `pack`, when the result is bounded by [`FORMAT_C_MAX`] and
-//! [`MAX_STRING`] bytes. Otherwise the Lua version works in pieces of
-//! [`PIECE`] bytes, and refuses a result longer than [`MAX_STRING`] before
-//! building it. `string.unpack` and `packsize` with formats of more than
+//! the state's `Limits.max_string` bytes. Otherwise the Lua version works
+//! in pieces of [`PIECE`] bytes, and refuses a result longer than
+//! `max_string` before building it. `string.unpack` and `packsize` with formats of more than
 //! [`FORMAT_LEN_MAX`] bytes, and `utf8.char` of more than
 //! [`C_LOOP_MAX`] characters (each made a string on its own), go by pieces
 //! of that size too. The other functions of `string` and `utf8` need no guard:
 //! their work is bounded by the string they are given (at most
-//! [`MAX_STRING`] bytes, a few milliseconds at worst) or by Lua's stack
-//! (`byte`, `char`, `codepoint`, `unpack`); see docs/sandbox-limits.md.
+//! `max_string` bytes, about 10 ms at the default 8 MiB) or by Lua's stack
+//! (`byte`, `char`, `codepoint`, `unpack`); see SECURITY.md, "The sandbox
+//! audit".
 
 use mlua::ffi;
 
-use super::alloc::MAX_STRING;
+use super::alloc::max_string_of;
 use super::dispatch::{int_arg, text_len, Decide, Route, C_LOOP_MAX, PIECE};
 
 /// Bytes of result up to which `string.format` runs in C.
@@ -166,7 +167,7 @@ fn pack_fixed_bound(fmt: &[u8]) -> usize {
 }
 
 /// `string.pack(fmt, ...)`: C for a short format whose result is bounded
-/// by [`MAX_STRING`].
+/// by the state's `max_string`.
 unsafe fn pack(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack; the format's
     // bytes are read while it is on the stack.
@@ -180,11 +181,12 @@ unsafe fn pack(state: *mut ffi::lua_State) -> Route {
             return Route::Lua;
         }
         let mut bound = pack_fixed_bound(std::slice::from_raw_parts(p.cast::<u8>(), len));
+        let max_string = max_string_of(state);
         for idx in 2..=ffi::lua_gettop(state) {
             if ffi::lua_type(state, idx) == ffi::LUA_TSTRING {
                 bound = bound.saturating_add(ffi::lua_rawlen(state, idx));
             }
-            if bound > MAX_STRING {
+            if bound > max_string {
                 return Route::Lua;
             }
         }

@@ -28,7 +28,7 @@ use std::ffi::{c_int, CStr};
 
 use mlua::ffi;
 
-use super::alloc::MAX_STRING;
+use super::alloc::max_string_of;
 use super::dispatch::{int_arg, text_len, unguarded, Decide, Route, C_LOOP_MAX};
 
 /// Items up to which a plain table is sorted in C (without a comparator).
@@ -134,7 +134,7 @@ unsafe fn concat(state: *mut ffi::lua_State) -> Route {
             return Route::LuaPlain(true);
         }
         match span_len(state, 1, sep, i, j) {
-            Some(n) if n > MAX_STRING => Route::LuaPlain(true),
+            Some(n) if n > max_string_of(state) => Route::LuaPlain(true),
             _ => Route::C,
         }
     }

@@ -7,7 +7,12 @@ use serde_json::json;
 use super::*;
 
 fn budget(memory_kb: usize, timeout_ms: u64, instructions: u64) -> Budget {
-    Budget { memory: memory_kb * 1024, timeout: Duration::from_millis(timeout_ms), instructions }
+    Budget {
+        memory: memory_kb * 1024,
+        timeout: Duration::from_millis(timeout_ms),
+        instructions,
+        max_string: DEFAULT_MAX_STRING,
+    }
 }
 
 const DEFAULT: (usize, u64, u64) = (16 * 1024, 2000, 100_000_000);
@@ -18,7 +23,7 @@ fn run_with(src: &str, args: serde_json::Value, b: Budget) -> (Outcome, u32) {
         None => Err(format!("require: no library action named '{name}'")),
     };
     let compiled = compile_with("t", src, b, &libs).unwrap_or_else(|e| panic!("compile failed: {e}"));
-    let inst = Instance::from_bytecode("t", &compiled.bytecode).unwrap();
+    let inst = Instance::from_bytecode("t", &compiled.bytecode, b.max_string).unwrap();
     let mut run = inst.start(args, b);
     let mut slices = 0;
     loop {
@@ -30,7 +35,7 @@ fn run_with(src: &str, args: serde_json::Value, b: Budget) -> (Outcome, u32) {
             Step::Require(name) => match LIBS.iter().find(|(n, _)| *n == name) {
                 Some((_, src)) => {
                     // Compiled without running (a cycle cannot be created, only updated into).
-                    let lib = Instance::from_source(&name, src).unwrap().dump().unwrap();
+                    let lib = Instance::from_source(&name, src, b.max_string).unwrap().dump().unwrap();
                     run.deliver_module(&name, &lib)
                 }
                 None => run.deliver(Err(format!("require: no library action named '{name}'"))),
@@ -214,7 +219,7 @@ end"#;
 fn globals_persist_in_a_warm_instance() {
     let b = budget(1024, 1000, 1_000_000);
     let c = compile("t", "count = 0 function main() count = count + 1 return count end", b).unwrap();
-    let mut inst = Instance::from_bytecode("t", &c.bytecode).unwrap();
+    let mut inst = Instance::from_bytecode("t", &c.bytecode, DEFAULT_MAX_STRING).unwrap();
     for expected in 1..=3 {
         let mut run = inst.start(json!({}), b);
         let Step::Done(o) = run.step(Duration::from_millis(10)) else { panic!("yielded") };
@@ -563,7 +568,7 @@ fn require_loads_a_library_once_per_instance() {
 fn a_library_compiles_but_cannot_be_invoked() {
     let lib = "return { f = function() return 1 end }";
     let compiled = compile("lib", lib, budget(1024, 1000, 1_000_000)).unwrap();
-    let inst = Instance::from_bytecode("lib", &compiled.bytecode).unwrap();
+    let inst = Instance::from_bytecode("lib", &compiled.bytecode, DEFAULT_MAX_STRING).unwrap();
     let mut run = inst.start(json!({}), budget(1024, 1000, 1_000_000));
     let Step::Done(o) = run.step(Duration::from_millis(10)) else { panic!("yielded") };
     assert_eq!(err_kind(&o), "library");
@@ -613,7 +618,7 @@ fn http_response_builds_a_marked_table() {
 /// requires) and returns the outcome and its longest step.
 fn run_steps(src: &str, b: Budget) -> (Outcome, Duration) {
     let compiled = compile("t", src, b).unwrap_or_else(|e| panic!("compile failed: {e}"));
-    let inst = Instance::from_bytecode("t", &compiled.bytecode).unwrap();
+    let inst = Instance::from_bytecode("t", &compiled.bytecode, DEFAULT_MAX_STRING).unwrap();
     let mut run = inst.start(json!({}), b);
     let mut longest = Duration::ZERO;
     loop {
@@ -692,14 +697,28 @@ fn a_deep_stack_does_not_slow_arming() {
 fn no_string_is_longer_than_max_string_whatever_maxmem() {
     let b = budget(1024 * 1024, 5000, u64::MAX);
     let longest = "function main() local s = 'x' for i = 1, 23 do s = s .. s end return #s end";
-    assert_eq!(run_with(longest, json!({}), b).0.result.unwrap(), json!(MAX_STRING));
+    assert_eq!(run_with(longest, json!({}), b).0.result.unwrap(), json!(DEFAULT_MAX_STRING));
     for src in [
         "function main() local s = 'x' for i = 1, 23 do s = s .. s end return #(s .. 'y') end",
         "function main() local s = 'x' for i = 1, 23 do s = s .. s end local ok = pcall(function() return s .. s end) return ok end",
+        "function main() return #string.rep('x', 8 * 1024 * 1024 + 1) end",
+        "function main() return #table.concat({string.rep('x', 4 * 1024 * 1024), string.rep('y', 4 * 1024 * 1024), 'z'}) end",
     ] {
         let o = run_with(src, json!({}), b).0;
-        assert!(matches!(o.result, Err(InvokeError::Limit(LimitKind::StringLength))), "{src}: {:?}", o.result);
+        assert_eq!(o.result, Err(InvokeError::Limit(LimitKind::StringLength(DEFAULT_MAX_STRING))), "{src}");
         assert_eq!(err_kind(&o), "memory");
-        assert!(o.result.unwrap_err().to_string().contains("8 MiB"));
+        let message = o.result.unwrap_err().to_string();
+        assert!(message.contains("at most 8 MiB on this server (Limits.max_string"), "{message}");
     }
+}
+
+#[test]
+fn a_state_made_with_a_larger_max_string_holds_longer_strings() {
+    let b = Budget { max_string: 32 << 20, ..budget(1024 * 1024, 5000, u64::MAX) };
+    let src = "function main() local s = string.rep('x', 8 * 1024 * 1024 + 1) local t = s .. s .. s return #t end";
+    assert_eq!(run_with(src, json!({}), b).0.result.unwrap(), json!(3 * (8 * 1024 * 1024 + 1)));
+    let over = "function main() local s = string.rep('x', 16 * 1024 * 1024) return #(s .. s .. 'x') end";
+    let o = run_with(over, json!({}), b).0;
+    assert_eq!(o.result, Err(InvokeError::Limit(LimitKind::StringLength(32 << 20))));
+    assert!(o.result.unwrap_err().to_string().contains("at most 32 MiB"));
 }

@@ -154,12 +154,17 @@ fn expected(case: &str) -> serde_json::Value {
 
 #[test]
 fn guarded_functions_give_what_lua_gives() {
-    let b = Budget { memory: 256 << 20, timeout: Duration::from_secs(30), instructions: u64::MAX };
+    let b = Budget {
+        memory: 256 << 20,
+        timeout: Duration::from_secs(30),
+        instructions: u64::MAX,
+        max_string: DEFAULT_MAX_STRING,
+    };
     let mut wrong = Vec::new();
     for case in CASES {
         let src = format!("{SETUP}\nfunction main() return fp((function() {case} end)()) end");
         let compiled = compile("t", &src, b).unwrap_or_else(|e| panic!("{case}: {e}"));
-        let inst = Instance::from_bytecode("t", &compiled.bytecode).unwrap();
+        let inst = Instance::from_bytecode("t", &compiled.bytecode, DEFAULT_MAX_STRING).unwrap();
         let mut run = inst.start(json!({}), b);
         let got = loop {
             match run.step(Duration::from_millis(1)) {
@@ -177,7 +182,7 @@ fn guarded_functions_give_what_lua_gives() {
     assert!(wrong.is_empty(), "{} of {} cases differ:\n{}", wrong.len(), CASES.len(), wrong.join("\n"));
 }
 
-/// The longest step of each operation of docs/sandbox-limits.md on its
+/// The longest step of each operation of SECURITY.md's audit table on its
 /// worst input at maxmem = 1 GiB, printed as the table's numbers. Each
 /// step includes the 1 ms slice and up to about 2.5 ms of timer latency.
 /// `cargo test -p sl-server --lib measure_worst_steps -- --ignored --nocapture`
@@ -212,12 +217,17 @@ fn measure_worst_steps() {
         ("table.insert at 1 of 1M", "local t = {} for i = 1, 1000000 do t[i] = i end while true do table.insert(t, 1, 0) table.remove(t, 1) end"),
         ("rehash of a 2^20-key table", "local t = {} for i = 1, 1 << 20 do t['k' .. i] = i end t.x = 1"),
     ];
-    let b = Budget { memory: 1 << 30, timeout: Duration::from_millis(700), instructions: u64::MAX };
+    let b = Budget {
+        memory: 1 << 30,
+        timeout: Duration::from_millis(700),
+        instructions: u64::MAX,
+        max_string: DEFAULT_MAX_STRING,
+    };
     println!("| operation | longest step (ms) | outcome |\n| --- | --- | --- |");
     for (name, body) in cases {
         let src = format!("function main() {S} {body} end");
         let compiled = compile("t", &src, b).unwrap();
-        let inst = Instance::from_bytecode("t", &compiled.bytecode).unwrap();
+        let inst = Instance::from_bytecode("t", &compiled.bytecode, DEFAULT_MAX_STRING).unwrap();
         let mut run = inst.start(json!({}), b);
         let mut longest = Duration::ZERO;
         let mut steps = 0;

@@ -1,7 +1,7 @@
 -- expect: timeout|memory
 -- limits: timeout=500 maxmem=0 instructions=0
 -- atmax: timeout|memory
--- why: functions that read a whole string in one call, bounded by the longest string there may be (8 MiB, a few ms each): rawequal, rawget and rawset with a new long key (hashed), tonumber of 8 MiB of digits, error with a long message, utf8.offset over a run of 8 MiB of continuation bytes, string.sub, print (which keeps 64 KiB)
+-- why: functions that read a whole string in one call, bounded by the longest string there may be (8 MiB, a few ms each): rawequal, rawget and rawset with a new long key (hashed), tonumber of 8 MiB of digits (and the same string coerced by arithmetic), error with a long message, utf8.offset over a run of 8 MiB of continuation bytes, string.sub, print (which keeps 64 KiB)
 function main()
   local a = 'x'
   for i = 1, 23 do a = a .. a end
@@ -16,6 +16,7 @@ function main()
     local g = rawget(t, k)
     t = {}
     local n = tonumber(d)
+    local m = d + 0
     pcall(error, b)
     local o = utf8.offset('a' .. c, 2)
     print(b)
