@@ -95,13 +95,14 @@ fn open_on(port: u16) -> usize {
 /// `response_memory` (32 MiB here) of answers waiting, closing the
 /// connections of the slowest readers past it, and closes the remaining
 /// slow readers `send_timeout` (8 s here) after their answers began to
-/// wait; others are served meanwhile.
+/// wait; others are served meanwhile. (The page is a string longer than
+/// the default `Limits.max_string`, so this server raises it.)
 #[test]
 fn slow_readers_hold_at_most_the_response_memory_for_at_most_the_send_timeout() {
     let _serial = serial();
     let s = TestServer::start(
         "Nulldb {}\nRoutes { port = 0 }\nServer { response_memory = 33554432, send_timeout = 8000 }\n\
-         Invocations { record_blocking = false }\nLimits { warm_instances = 1 }",
+         Invocations { record_blocking = false }\nLimits { warm_instances = 1, max_string = 16384 }",
     );
     let pid = s.child.id();
     let page = "function main() return http.response{status = 200, body = string.rep('x', 16000000)} end";
