@@ -11,6 +11,7 @@
 //! | cached actions and routes compared with the store | every 500 ms |
 //! | queued invocations claimed | every second, and whenever there is room |
 //! | records older than `Invocations.retention` purged | every minute |
+//! | the oldest finished records purged while their total is over `Invocations.store_budget` ([`trim_records`]) | when this process's count of bytes written passes it, every minute, and at start |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use crate::http::Response;
 use crate::ids::now_ms;
 use crate::queue;
 use crate::routes::RouteTable;
-use crate::state::{PeerMsg, State};
+use crate::state::{self, PeerMsg, State};
 
 /// How often cached actions are compared with the store, so that changes
 /// made through another server (or another worker) are seen.
@@ -89,6 +90,7 @@ pub(crate) fn tick(st: &mut State, now: Instant) {
     if now.duration_since(t.last_purge) >= PURGE_EVERY {
         t.last_purge = now;
         purge(st);
+        trim_records(st);
     }
 }
 
@@ -216,6 +218,45 @@ fn purge(st: &mut State) {
     });
 }
 
+/// `Invocations.store_budget` in bytes (0: none).
+fn budget_bytes(st: &State) -> u64 {
+    st.cfg.invocations.store_budget.saturating_mul(1 << 20)
+}
+
+/// Reads the stored records' total and, if it is over the store budget,
+/// purges the oldest finished records (see [`crate::state::trim_records`]),
+/// unless a worker of this process is at it already.
+fn trim_records(st: &mut State) {
+    let Some(written) = st.peers.record_bytes().start_trim() else { return };
+    let store = Arc::clone(&st.store);
+    let budget = budget_bytes(st);
+    st.pool.spawn(move || {
+        let r = state::trim_records(&*store, budget);
+        move |st: &mut State| {
+            let bytes = st.peers.record_bytes();
+            match r {
+                Ok(t) => {
+                    bytes.finish_trim(written, Some(t.after));
+                    if t.purged.records > 0 {
+                        info!(
+                            deleted = t.purged.records,
+                            freed = t.purged.bytes,
+                            before = t.before,
+                            after = t.after,
+                            budget,
+                            "over the store budget: purged the oldest invocation records"
+                        );
+                    }
+                }
+                Err(e) => {
+                    bytes.finish_trim(written, None);
+                    warn!("cannot bring invocation records under the store budget: {e}");
+                }
+            }
+        }
+    });
+}
+
 /// Writes the records waiting, in one batch, if no write is under way.
 pub(crate) fn flush_records(st: &mut State) {
     let Some(batch) = st.records.take_batch() else { return };
@@ -223,7 +264,12 @@ pub(crate) fn flush_records(st: &mut State) {
     st.pool.spawn(move || {
         let r = store.put_invocations(&batch);
         move |st: &mut State| match r {
-            Ok(()) => st.records.stored(&batch),
+            Ok(()) => {
+                let bytes = st.records.stored(&batch) as u64;
+                if st.peers.record_bytes().wrote(bytes, budget_bytes(st)) {
+                    trim_records(st);
+                }
+            }
             Err(e) => {
                 error!(records = batch.len(), "cannot store invocation records, will retry in 1 s: {e}");
                 let dropped = st.records.failed(batch, Instant::now());

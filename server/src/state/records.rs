@@ -125,6 +125,10 @@ pub(crate) struct Records {
     /// also in `recent`), and the batch in flight.
     pending_bytes: usize,
     in_flight_bytes: usize,
+    /// About how many bytes the pending records, and the batch in flight,
+    /// take in the store (each counted once): what the store budget counts.
+    pending_stored: usize,
+    in_flight_stored: usize,
     /// After a failed write, no new attempt before this.
     retry_at: Option<Instant>,
     /// Finished invocations whose ids their clients know (asynchronous
@@ -137,6 +141,7 @@ impl Records {
     /// batch.
     pub fn add(&mut self, rec: InvocationRecord, size: usize) {
         self.pending_bytes += size;
+        self.pending_stored += size;
         self.pending.push(rec);
     }
 
@@ -144,7 +149,8 @@ impl Records {
     /// its client knows, and serves it from memory until the store has it.
     pub fn add_known(&mut self, rec: InvocationRecord, size: usize) {
         self.recent.insert(rec.id.clone(), rec.clone());
-        self.add(rec, 2 * size);
+        self.pending_bytes += size;
+        self.add(rec, size);
     }
 
     /// A finished invocation's record not yet in the store.
@@ -181,11 +187,13 @@ impl Records {
         self.in_flight = true;
         self.in_flight_len = self.pending.len();
         self.in_flight_bytes = std::mem::take(&mut self.pending_bytes);
+        self.in_flight_stored = std::mem::take(&mut self.pending_stored);
         Some(std::mem::take(&mut self.pending))
     }
 
-    /// The batch was written.
-    pub fn stored(&mut self, batch: &[InvocationRecord]) {
+    /// The batch was written; returns about how many bytes it takes in
+    /// the store.
+    pub fn stored(&mut self, batch: &[InvocationRecord]) -> usize {
         self.in_flight = false;
         self.in_flight_len = 0;
         self.in_flight_bytes = 0;
@@ -193,6 +201,7 @@ impl Records {
         for rec in batch {
             self.recent.remove(&rec.id);
         }
+        std::mem::take(&mut self.in_flight_stored)
     }
 
     /// Writing the batch failed at `now`: keep it, before what came since,
@@ -202,6 +211,7 @@ impl Records {
         self.in_flight = false;
         self.in_flight_len = 0;
         self.pending_bytes += std::mem::take(&mut self.in_flight_bytes);
+        self.pending_stored += std::mem::take(&mut self.in_flight_stored);
         self.retry_at = Some(now + RETRY_AFTER);
         batch.append(&mut self.pending);
         let before = batch.len();
@@ -220,6 +230,7 @@ impl Records {
         let dropped = before - batch.len();
         // The sizes of the records dropped are not kept: take the average.
         self.pending_bytes -= self.pending_bytes / before.max(1) * dropped;
+        self.pending_stored -= self.pending_stored / before.max(1) * dropped;
         self.pending = batch;
         dropped
     }
@@ -253,7 +264,7 @@ mod tests {
         assert_eq!(batch.len(), 2);
         r.add_sized(rec("3", false));
         assert!(r.take_batch().is_none(), "one write at a time");
-        r.stored(&batch);
+        assert_eq!(r.stored(&batch), 200, "each record's size once, whether known or not");
         assert!(r.recent("2").is_none());
         assert_eq!(r.take_batch().unwrap().len(), 1);
     }
