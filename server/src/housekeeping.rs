@@ -37,6 +37,8 @@ const WAITER_POLL: Duration = Duration::from_millis(300);
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
 /// How often old records are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Most bytes of records in one batch written to the store.
+const MAX_BATCH_BYTES: u64 = 4 << 20;
 /// How long a stopping worker waits for its records to be written.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -218,6 +220,14 @@ fn purge(st: &mut State) {
     });
 }
 
+/// Most bytes of records written in one batch (at least one record is):
+/// 4 MiB, and no more than an eighth of the store budget, so that a trim
+/// that makes room for a batch keeps the records under the budget.
+fn batch_bytes(budget: u64) -> usize {
+    let max = if budget == 0 { MAX_BATCH_BYTES } else { (budget / 8).min(MAX_BATCH_BYTES) };
+    max as usize
+}
+
 /// `Invocations.store_budget` in bytes (0: none).
 fn budget_bytes(st: &State) -> u64 {
     st.cfg.invocations.store_budget.saturating_mul(1 << 20)
@@ -231,54 +241,78 @@ fn trim_records(st: &mut State) {
     let store = Arc::clone(&st.store);
     let budget = budget_bytes(st);
     st.pool.spawn(move || {
-        let r = state::trim_records(&*store, budget);
-        move |st: &mut State| {
-            let bytes = st.peers.record_bytes();
-            match r {
-                Ok(t) => {
-                    bytes.finish_trim(written, Some(t.after));
-                    if t.purged.records > 0 {
-                        info!(
-                            deleted = t.purged.records,
-                            freed = t.purged.bytes,
-                            before = t.before,
-                            after = t.after,
-                            budget,
-                            "over the store budget: purged the oldest invocation records"
-                        );
-                    }
-                }
-                Err(e) => {
-                    bytes.finish_trim(written, None);
-                    warn!("cannot bring invocation records under the store budget: {e}");
-                }
+        let r = state::trim_records(&*store, budget, 0);
+        move |st: &mut State| trimmed_records(st, written, budget, r)
+    });
+}
+
+/// The end of a trim that started when this process had written `written`
+/// bytes of records.
+fn trimmed_records(st: &mut State, written: u64, budget: u64, r: Result<state::Trimmed, sl_store::StoreError>) {
+    let bytes = st.peers.record_bytes();
+    match r {
+        Ok(t) => {
+            let again = bytes.finish_trim(written, Some(t.after), budget);
+            if t.purged.records > 0 {
+                info!(
+                    deleted = t.purged.records,
+                    freed = t.purged.bytes,
+                    before = t.before,
+                    after = t.after,
+                    budget,
+                    "over the store budget: purged the oldest invocation records"
+                );
             }
+            if again {
+                trim_records(st);
+            }
+        }
+        Err(e) => {
+            bytes.finish_trim(written, None, budget);
+            warn!("cannot bring invocation records under the store budget: {e}");
+        }
+    }
+}
+
+/// Writes the records waiting, in one batch, if no write is under way.
+/// A batch that would take the records over the store budget is written
+/// after a trim that makes room for it, in the same job.
+pub(crate) fn flush_records(st: &mut State) {
+    let budget = budget_bytes(st);
+    let Some(batch) = st.records.take_batch(batch_bytes(budget)) else { return };
+    let store = Arc::clone(&st.store);
+    let room = st.records.in_flight_stored() as u64;
+    let bytes = st.peers.record_bytes();
+    let trim_first = if bytes.would_pass(room, budget) { bytes.start_trim() } else { None };
+    st.pool.spawn(move || {
+        let trimmed = trim_first.map(|written| (written, state::trim_records(&*store, budget, room)));
+        let r = store.put_invocations(&batch);
+        move |st: &mut State| {
+            if let Some((written, t)) = trimmed {
+                trimmed_records(st, written, budget, t);
+            }
+            wrote_records(st, batch, r);
         }
     });
 }
 
-/// Writes the records waiting, in one batch, if no write is under way.
-pub(crate) fn flush_records(st: &mut State) {
-    let Some(batch) = st.records.take_batch() else { return };
-    let store = Arc::clone(&st.store);
-    st.pool.spawn(move || {
-        let r = store.put_invocations(&batch);
-        move |st: &mut State| match r {
-            Ok(()) => {
-                let bytes = st.records.stored(&batch) as u64;
-                if st.peers.record_bytes().wrote(bytes, budget_bytes(st)) {
-                    trim_records(st);
-                }
-            }
-            Err(e) => {
-                error!(records = batch.len(), "cannot store invocation records, will retry in 1 s: {e}");
-                let dropped = st.records.failed(batch, Instant::now());
-                if dropped > 0 {
-                    warn!(dropped, "dropped records of blocking invocations");
-                }
+/// The end of [`flush_records`]' job: the batch was written, or not.
+fn wrote_records(st: &mut State, batch: Vec<sl_store::InvocationRecord>, r: Result<(), sl_store::StoreError>) {
+    match r {
+        Ok(()) => {
+            let bytes = st.records.stored(&batch) as u64;
+            if st.peers.record_bytes().wrote(bytes, budget_bytes(st)) {
+                trim_records(st);
             }
         }
-    });
+        Err(e) => {
+            error!(records = batch.len(), "cannot store invocation records, will retry in 1 s: {e}");
+            let dropped = st.records.failed(batch, Instant::now());
+            if dropped > 0 {
+                warn!(dropped, "dropped records of blocking invocations");
+            }
+        }
+    }
 }
 
 /// The worker is stopping: writes the records waiting, for at most a few

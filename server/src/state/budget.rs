@@ -45,6 +45,12 @@ pub struct RecordBytes {
 }
 
 impl RecordBytes {
+    /// Whether `bytes` more would take the total over `budget` (0: no
+    /// budget), as far as this process knows.
+    pub fn would_pass(&self, bytes: u64, budget: u64) -> bool {
+        budget > 0 && self.total.load(Ordering::Relaxed).saturating_add(bytes) > budget
+    }
+
     /// Counts `bytes` more written; returns whether the total may now be
     /// over `budget` (0: no budget).
     pub fn wrote(&self, bytes: u64, budget: u64) -> bool {
@@ -69,15 +75,22 @@ impl RecordBytes {
     }
 
     /// A trim that started at `written_then` ends: the store's total was
-    /// `total` after it (`None` if the store could not say).
-    pub fn finish_trim(&self, written_then: u64, total: Option<u64>) {
+    /// `total` after it (`None` if the store could not say). Returns
+    /// whether another trim is due: records were written meanwhile (their
+    /// writers did not start one, this one being under way) and the total
+    /// may be over `budget` again.
+    pub fn finish_trim(&self, written_then: u64, total: Option<u64>, budget: u64) -> bool {
+        let mut again = false;
         if let Some(total) = total {
             // Records written while the trim ran may be in `total` already:
             // counting them again errs on the safe side.
             let since = self.written.load(Ordering::Relaxed).saturating_sub(written_then);
-            self.total.store(total.saturating_add(since), Ordering::Relaxed);
+            let now = total.saturating_add(since);
+            self.total.store(now, Ordering::Relaxed);
+            again = since > 0 && budget > 0 && now > budget;
         }
         self.trimming.store(false, Ordering::Release);
+        again
     }
 }
 
@@ -97,16 +110,17 @@ pub(crate) struct Trimmed {
     pub after: u64,
 }
 
-/// Reads the stored records' total and, if it is over `budget` bytes,
-/// deletes the oldest finished records until it is at most
-/// [`target`]`(budget)` or no finished record is left.
-pub(crate) fn trim(store: &dyn Store, budget: u64) -> Result<Trimmed, StoreError> {
+/// Reads the stored records' total and, if it and `room` more bytes (a
+/// batch about to be written) would be over `budget` bytes, deletes the
+/// oldest finished records until the total is at most
+/// [`target`]`(budget) - room`, or no finished record is left.
+pub(crate) fn trim(store: &dyn Store, budget: u64, room: u64) -> Result<Trimmed, StoreError> {
     let before = store.invocation_bytes()?;
     let mut trimmed = Trimmed { before, purged: Purged::default(), after: before };
-    if budget == 0 || before <= budget {
+    if budget == 0 || before.saturating_add(room) <= budget {
         return Ok(trimmed);
     }
-    let target = target(budget);
+    let target = target(budget).saturating_sub(room);
     while trimmed.after > target {
         let p = store.purge_oldest_invocations(trimmed.after - target, PURGE_BATCH)?;
         if p.records == 0 {
@@ -145,13 +159,13 @@ mod tests {
         let total = 20 * size + queued.stored_size();
 
         // Under the budget: nothing.
-        let t = trim(&store, total).unwrap();
+        let t = trim(&store, total, 0).unwrap();
         assert_eq!((t.before, t.after, t.purged.records), (total, total, 0));
         // No budget: nothing.
-        assert_eq!(trim(&store, 0).unwrap().purged.records, 0);
+        assert_eq!(trim(&store, 0, 0).unwrap().purged.records, 0);
 
         let budget = total - 1;
-        let t = trim(&store, budget).unwrap();
+        let t = trim(&store, budget, 0).unwrap();
         assert!(t.after <= target(budget), "{t:?}");
         assert_eq!(store.invocation_bytes().unwrap(), t.after);
         let gone = t.purged.records as usize;
@@ -161,9 +175,16 @@ mod tests {
             assert_eq!(store.get_invocation(&rec.id).unwrap().is_some(), i >= gone, "{}", rec.id);
         }
 
+        // Room for a batch: under the budget with it, nothing; over, the
+        // total goes down to 7/8 of the budget less the room.
+        let now = t.after;
+        assert_eq!(trim(&store, budget, budget - now).unwrap().purged.records, 0);
+        let t = trim(&store, budget, budget - now + 1).unwrap();
+        assert!(t.purged.records > 0 && t.after <= target(budget) - (budget - now + 1), "{t:?}");
+
         // A budget smaller than the queued record: every finished record
         // goes, the queued one stays.
-        let t = trim(&store, 10).unwrap();
+        let t = trim(&store, 10, 0).unwrap();
         assert_eq!(t.after, queued.stored_size());
         assert!(store.get_invocation("q").unwrap().is_some());
     }
@@ -172,16 +193,22 @@ mod tests {
     fn the_count_passes_the_budget_and_a_trim_resets_it() {
         let bytes = RecordBytes::default();
         assert!(!bytes.wrote(100, 150));
+        assert!(bytes.would_pass(51, 150) && !bytes.would_pass(50, 150) && !bytes.would_pass(1 << 40, 0));
         assert!(bytes.wrote(100, 150));
         assert!(!bytes.wrote(1_000, 0), "no budget");
         let then = bytes.start_trim().unwrap();
         assert!(bytes.start_trim().is_none(), "one trim at a time");
         bytes.wrote(30, 150);
-        bytes.finish_trim(then, Some(70));
+        assert!(!bytes.finish_trim(then, Some(70), 150), "under the budget");
         assert_eq!(bytes.total(), 100, "the store's total and what was written meanwhile");
         let then = bytes.start_trim().unwrap();
-        bytes.finish_trim(then, None);
-        assert_eq!(bytes.total(), 100, "kept when the store could not say");
+        assert!(!bytes.finish_trim(then, Some(200), 150), "over, but nothing written meanwhile: nothing to gain");
+        let then = bytes.start_trim().unwrap();
+        bytes.wrote(10, 150);
+        assert!(bytes.finish_trim(then, Some(145), 150), "written meanwhile and over: again");
+        let then = bytes.start_trim().unwrap();
+        assert!(!bytes.finish_trim(then, None, 150));
+        assert_eq!(bytes.total(), 155, "kept when the store could not say");
         assert!(bytes.start_trim().is_some());
     }
 }

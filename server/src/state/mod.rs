@@ -15,7 +15,7 @@ mod records;
 mod sync;
 mod waiters;
 
-pub(crate) use budget::trim as trim_records;
+pub(crate) use budget::{trim as trim_records, Trimmed};
 pub(crate) use consumer::Consumer;
 pub use peers::{PeerMsg, Peers};
 #[cfg(test)]
