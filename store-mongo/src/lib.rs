@@ -13,6 +13,10 @@
 //!   enqueue order, set when a record is first written; `expire_at` is a BSON
 //!   Date set when a record is stored in a terminal state, and a TTL index
 //!   expires records `retention_secs` after it.
+//!   `size` is the record's `stored_size`: `invocation_bytes` sums it, and
+//!   `purge_oldest_invocations` walks the `{status, finished, size}` index
+//!   for the oldest terminal records (records written before `size` was
+//!   kept count 0).
 //! - `counters`: the `seq` counter, incremented atomically by every
 //!   `put_invocations` for its whole batch, so the order is global across
 //!   servers.
