@@ -278,6 +278,10 @@ fn trimmed_records(st: &mut State, written: u64, budget: u64, r: Result<state::T
 /// A batch that would take the records over the store budget is written
 /// after a trim that makes room for it, in the same job.
 pub(crate) fn flush_records(st: &mut State) {
+    // Called every turn, mostly with nothing to write.
+    if !st.records.due() {
+        return;
+    }
     let budget = budget_bytes(st);
     let Some(batch) = st.records.take_batch(batch_bytes(budget)) else { return };
     let store = Arc::clone(&st.store);
