@@ -121,6 +121,10 @@ pub struct InvocationsConfig {
     /// record of a blocking or route run keeps (bigger ones are replaced by
     /// a marker or cut).
     pub record_limit: usize,
+    /// MiB the stored invocation records may take together; beyond it the
+    /// oldest finished records are purged before their retention (0: no
+    /// budget, retention only).
+    pub store_budget: u64,
     /// Queued asynchronous invocations beyond which submissions get 503
     /// with `Retry-After`.
     pub max_queued: u64,
@@ -229,6 +233,7 @@ impl Default for Config {
                 max_attempts: 3,
                 record_blocking: true,
                 record_limit: 64 * 1024,
+                store_budget: 1024,
                 max_queued: 100_000,
                 lease: 0,
             },
@@ -511,6 +516,9 @@ impl Config {
             if let Some(v) = b.int("record_limit", 1024, 1 << 30)? {
                 i.record_limit = v as usize;
             }
+            if let Some(v) = b.int("store_budget", 0, 1 << 30)? {
+                i.store_budget = v;
+            }
             if let Some(v) = b.int("max_queued", 1, u64::MAX >> 12)? {
                 i.max_queued = v;
             }
@@ -779,12 +787,15 @@ mod tests {
         assert_eq!((c.server.request_memory, c.server.response_memory), (64 << 20, 256 << 20));
         assert_eq!((c.server.send_timeout, c.invocations.record_limit), (Duration::from_secs(60), 65536));
         assert_eq!(c.server.max_response, 16 << 20);
+        assert_eq!(c.invocations.store_budget, 1024, "1 GiB of records by default");
         let c = parse(
             "Server { request_memory = 16777216, response_memory = 1048576, send_timeout = 500 }\n\
-             Invocations { record_limit = 2048 }",
+             Invocations { record_limit = 2048, store_budget = 3 }",
         )
         .unwrap();
         assert_eq!((c.server.request_memory, c.server.response_memory), (16 << 20, 1 << 20));
         assert_eq!((c.server.send_timeout, c.invocations.record_limit), (Duration::from_millis(500), 2048));
+        assert_eq!(c.invocations.store_budget, 3);
+        assert_eq!(parse("Invocations { store_budget = 0 }").unwrap().invocations.store_budget, 0);
     }
 }

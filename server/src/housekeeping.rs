@@ -11,6 +11,7 @@
 //! | cached actions and routes compared with the store | every 500 ms |
 //! | queued invocations claimed | every second, and whenever there is room |
 //! | records older than `Invocations.retention` purged | every minute |
+//! | the oldest finished records purged while their total is over `Invocations.store_budget` ([`trim_records`]) | when this process's count of bytes written passes it, every minute, and at start |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use crate::http::Response;
 use crate::ids::now_ms;
 use crate::queue;
 use crate::routes::RouteTable;
-use crate::state::{PeerMsg, State};
+use crate::state::{self, PeerMsg, State};
 
 /// How often cached actions are compared with the store, so that changes
 /// made through another server (or another worker) are seen.
@@ -36,6 +37,8 @@ const WAITER_POLL: Duration = Duration::from_millis(300);
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
 /// How often old records are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Most bytes of records in one batch written to the store.
+const MAX_BATCH_BYTES: u64 = 4 << 20;
 /// How long a stopping worker waits for its records to be written.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -89,6 +92,7 @@ pub(crate) fn tick(st: &mut State, now: Instant) {
     if now.duration_since(t.last_purge) >= PURGE_EVERY {
         t.last_purge = now;
         purge(st);
+        trim_records(st);
     }
 }
 
@@ -216,23 +220,103 @@ fn purge(st: &mut State) {
     });
 }
 
-/// Writes the records waiting, in one batch, if no write is under way.
-pub(crate) fn flush_records(st: &mut State) {
-    let Some(batch) = st.records.take_batch() else { return };
+/// Most bytes of records written in one batch (at least one record is):
+/// 4 MiB, and no more than an eighth of the store budget, so that a trim
+/// that makes room for a batch keeps the records under the budget.
+fn batch_bytes(budget: u64) -> usize {
+    let max = if budget == 0 { MAX_BATCH_BYTES } else { (budget / 8).min(MAX_BATCH_BYTES) };
+    max as usize
+}
+
+/// `Invocations.store_budget` in bytes (0: none).
+fn budget_bytes(st: &State) -> u64 {
+    st.cfg.invocations.store_budget.saturating_mul(1 << 20)
+}
+
+/// Reads the stored records' total and, if it is over the store budget,
+/// purges the oldest finished records (see [`crate::state::trim_records`]),
+/// unless a worker of this process is at it already.
+fn trim_records(st: &mut State) {
+    let Some(written) = st.peers.record_bytes().start_trim() else { return };
     let store = Arc::clone(&st.store);
+    let budget = budget_bytes(st);
     st.pool.spawn(move || {
-        let r = store.put_invocations(&batch);
-        move |st: &mut State| match r {
-            Ok(()) => st.records.stored(&batch),
-            Err(e) => {
-                error!(records = batch.len(), "cannot store invocation records, will retry in 1 s: {e}");
-                let dropped = st.records.failed(batch, Instant::now());
-                if dropped > 0 {
-                    warn!(dropped, "dropped records of blocking invocations");
-                }
+        let r = state::trim_records(&*store, budget, 0);
+        move |st: &mut State| trimmed_records(st, written, budget, r)
+    });
+}
+
+/// The end of a trim that started when this process had written `written`
+/// bytes of records.
+fn trimmed_records(st: &mut State, written: u64, budget: u64, r: Result<state::Trimmed, sl_store::StoreError>) {
+    let bytes = st.peers.record_bytes();
+    match r {
+        Ok(t) => {
+            let again = bytes.finish_trim(written, Some(t.after), budget);
+            if t.purged.records > 0 {
+                info!(
+                    deleted = t.purged.records,
+                    freed = t.purged.bytes,
+                    before = t.before,
+                    after = t.after,
+                    budget,
+                    "over the store budget: purged the oldest invocation records"
+                );
+            }
+            if again {
+                trim_records(st);
             }
         }
+        Err(e) => {
+            bytes.finish_trim(written, None, budget);
+            warn!("cannot bring invocation records under the store budget: {e}");
+        }
+    }
+}
+
+/// Writes the records waiting, in one batch, if no write is under way.
+/// A batch that would take the records over the store budget is written
+/// after a trim that makes room for it, in the same job.
+pub(crate) fn flush_records(st: &mut State) {
+    // Called every turn, mostly with nothing to write.
+    if !st.records.due() {
+        return;
+    }
+    let budget = budget_bytes(st);
+    let Some(batch) = st.records.take_batch(batch_bytes(budget)) else { return };
+    let store = Arc::clone(&st.store);
+    let room = st.records.in_flight_stored() as u64;
+    let bytes = st.peers.record_bytes();
+    let trim_first = if bytes.would_pass(room, budget) { bytes.start_trim() } else { None };
+    st.pool.spawn(move || {
+        let trimmed = trim_first.map(|written| (written, state::trim_records(&*store, budget, room)));
+        let r = store.put_invocations(&batch);
+        move |st: &mut State| {
+            if let Some((written, t)) = trimmed {
+                trimmed_records(st, written, budget, t);
+            }
+            wrote_records(st, batch, r);
+        }
     });
+}
+
+/// The end of [`flush_records`]' job: the batch was written, or not.
+fn wrote_records(st: &mut State, batch: Vec<sl_store::InvocationRecord>, r: Result<(), sl_store::StoreError>) {
+    match r {
+        Ok(()) => {
+            let bytes = st.records.stored(&batch) as u64;
+            if st.peers.record_bytes().wrote(bytes, budget_bytes(st)) {
+                trim_records(st);
+            }
+        }
+        Err(e) => {
+            error!(records = batch.len(), "cannot store invocation records, will retry in 1 s: {e}");
+            let dropped = st.records.failed(batch, Instant::now());
+            if dropped > 0 {
+                warn!(dropped, "dropped records of blocking invocations");
+            }
+        }
+    }
 }
 
 /// The worker is stopping: writes the records waiting, for at most a few

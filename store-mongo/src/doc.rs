@@ -38,6 +38,8 @@ pub(crate) mod field {
     pub const METHOD: &str = "method";
     pub const HOST: &str = "host";
     pub const PATH: &str = "path";
+    /// The record's `stored_size` (what the store budget counts).
+    pub const SIZE: &str = "size";
     /// Global enqueue order, set once when the record is first written.
     pub const SEQ: &str = "seq";
     /// BSON Date set when the record is stored in a terminal state; the TTL
@@ -117,15 +119,19 @@ pub(crate) fn action_meta_projection() -> Document {
     doc! { field::SOURCE: 0, field::BYTECODE: 0 }
 }
 
-/// Every field of an invocation but `_id`, `seq` and `expire_at`, for `$set`.
+/// Every field of an invocation but `_id`, `seq` and `expire_at`, for
+/// `$set`; `size` is its `stored_size`, from the JSON encoded here.
 pub(crate) fn invocation_fields(rec: &InvocationRecord) -> Document {
+    let args = rec.args.to_string();
+    let result = rec.result.as_ref().map(Value::to_string);
+    let size = rec.stored_size_with(args.len(), result.as_ref().map_or(0, String::len));
     doc! {
         field::ACTION: &rec.action,
         field::VERSION: rec.version,
         field::STATUS: rec.status.as_str(),
         "is_async": rec.is_async,
-        "args": rec.args.to_string(),
-        "result": rec.result.as_ref().map_or(Bson::Null, |v| Bson::String(v.to_string())),
+        "args": args,
+        "result": result.map_or(Bson::Null, Bson::String),
         "error": rec.error.as_ref().map_or(Bson::Null, |e| Bson::Document(doc! {
             "kind": &e.kind,
             "message": &e.message,
@@ -141,6 +147,7 @@ pub(crate) fn invocation_fields(rec: &InvocationRecord) -> Document {
         field::OWNER: opt_str(rec.owner.as_deref()),
         field::LEASE_UNTIL: opt_i64(rec.lease_until),
         field::CALLER: opt_str(rec.caller.as_deref()),
+        field::SIZE: u64_to_db(size),
     }
 }
 

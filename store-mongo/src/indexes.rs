@@ -33,6 +33,8 @@ pub(crate) const INVOCATION_KEYS: &[&[(&str, i32)]] = &[
     &[(field::ACTION, 1), (field::CREATED, 1), (field::SEQ, 1)],
     // list_invocations of all actions, newest first; purge.
     &[(field::CREATED, 1), (field::SEQ, 1)],
+    // The store budget: terminal records oldest first, with their sizes.
+    &[(field::STATUS, 1), (field::FINISHED, 1), (field::SIZE, 1)],
 ];
 
 fn keys(pattern: &[(&str, i32)]) -> Document {

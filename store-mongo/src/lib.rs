@@ -13,6 +13,10 @@
 //!   enqueue order, set when a record is first written; `expire_at` is a BSON
 //!   Date set when a record is stored in a terminal state, and a TTL index
 //!   expires records `retention_secs` after it.
+//!   `size` is the record's `stored_size`: `invocation_bytes` sums it, and
+//!   `purge_oldest_invocations` walks the `{status, finished, size}` index
+//!   for the oldest terminal records (records written before `size` was
+//!   kept count 0).
 //! - `counters`: the `seq` counter, incremented atomically by every
 //!   `put_invocations` for its whole batch, so the order is global across
 //!   servers.
@@ -36,7 +40,9 @@ use std::time::Duration;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::sync::{Client, Collection, Database};
-use sl_store::{ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Result, RouteRecord, Store, StoreError};
+use sl_store::{
+    ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Purged, Result, RouteRecord, Store, StoreError,
+};
 
 use crate::doc::field;
 use crate::error::{is_duplicate_key, map};
@@ -442,6 +448,68 @@ impl Store for MongoStore {
         let filter = doc! { field::STATUS: { "$in": terminal.to_vec() }, field::FINISHED: { "$lt": before_ms } };
         let deleted = self.invocations.delete_many(filter).run().map_err(map)?;
         Ok(deleted.deleted_count)
+    }
+
+    /// One `$group` over the collection. Records written before sizes were
+    /// kept have none and count 0 (the TTL index expires them).
+    fn invocation_bytes(&self) -> Result<u64> {
+        let pipeline = [doc! { "$group": { "_id": Bson::Null, "total": { "$sum": format!("${}", field::SIZE) } } }];
+        let mut cursor = self.invocations.aggregate(pipeline).run().map_err(map)?;
+        let Some(found) = cursor.next().transpose().map_err(map)? else { return Ok(0) };
+        let total = match found.get("total") {
+            Some(Bson::Int64(n)) => *n,
+            Some(Bson::Int32(n)) => i64::from(*n),
+            Some(Bson::Double(n)) => *n as i64,
+            other => return Err(StoreError::Corrupt(format!("the sum of invocation sizes is {other:?}"))),
+        };
+        Ok(total.max(0) as u64)
+    }
+
+    /// Finds the oldest terminal records by the `{status, finished, size}`
+    /// index (reading their ids and sizes only, and no further than the
+    /// bytes asked for), then deletes those still terminal with one
+    /// `deleteMany`. Another server purging at once may have deleted some
+    /// of them first: then the bytes reported are those of the share this
+    /// call deleted, in proportion.
+    fn purge_oldest_invocations(&self, bytes: u64, max_records: usize) -> Result<Purged> {
+        if bytes == 0 || max_records == 0 {
+            return Ok(Purged::default());
+        }
+        let terminal = [InvocationStatus::Succeeded, InvocationStatus::Failed].map(|s| Bson::from(s.as_str()));
+        let mut cursor = self
+            .invocations
+            .find(doc! { field::STATUS: { "$in": terminal.to_vec() } })
+            .sort(doc! { field::FINISHED: 1 })
+            .projection(doc! { field::ID: 1, field::SIZE: 1 })
+            .batch_size(u32::try_from(max_records.min(1000)).unwrap_or(1000))
+            .limit(i64::try_from(max_records).unwrap_or(i64::MAX))
+            .run()
+            .map_err(map)?;
+        let (mut ids, mut found_bytes) = (Vec::new(), 0u64);
+        while found_bytes < bytes && ids.len() < max_records {
+            let Some(found) = cursor.next().transpose().map_err(map)? else { break };
+            let size = match found.get(field::SIZE) {
+                None | Some(Bson::Null) => 0,
+                Some(_) => doc::integer(&found, "invocation", field::SIZE)?.max(0) as u64,
+            };
+            match found.get(field::ID) {
+                Some(id) => ids.push(id.clone()),
+                None => return Err(StoreError::Corrupt("an invocation without an _id".into())),
+            }
+            found_bytes += size;
+        }
+        drop(cursor);
+        if ids.is_empty() {
+            return Ok(Purged::default());
+        }
+        let filter = doc! { field::ID: { "$in": &ids }, field::STATUS: { "$in": terminal.to_vec() } };
+        let deleted = self.invocations.delete_many(filter).run().map_err(map)?.deleted_count;
+        let bytes = if deleted as usize == ids.len() {
+            found_bytes
+        } else {
+            (u128::from(found_bytes) * u128::from(deleted) / ids.len() as u128) as u64
+        };
+        Ok(Purged { records: deleted, bytes })
     }
 }
 

@@ -23,8 +23,8 @@ use std::collections::HashSet;
 use serde_json::{json, Value};
 
 use crate::{
-    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, Result, RouteRecord, Store,
-    StoreError,
+    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, Purged, Result, RouteRecord,
+    Store, StoreError,
 };
 
 /// Runs every case in [`CASES`], each on a fresh store from `make`.
@@ -74,8 +74,11 @@ macro_rules! __sl_store_conformance_cases {
             release_running_makes_claimable
             count_queued_counts_queued_only
             purge_terminal_before_cutoff
+            invocation_bytes_add_up_stored_sizes
+            purge_oldest_takes_the_oldest_finished_first
             json_round_trip
             concurrent_claims_take_each_once
+            concurrent_purges_delete_each_once
         }
     };
 }
@@ -178,6 +181,12 @@ impl<S: Store, G: Send + Sync> Store for Guarded<S, G> {
     }
     fn purge_invocations(&self, before_ms: i64) -> Result<u64> {
         self.store.purge_invocations(before_ms)
+    }
+    fn invocation_bytes(&self) -> Result<u64> {
+        self.store.invocation_bytes()
+    }
+    fn purge_oldest_invocations(&self, bytes: u64, max_records: usize) -> Result<Purged> {
+        self.store.purge_oldest_invocations(bytes, max_records)
     }
 }
 
@@ -949,6 +958,83 @@ pub fn purge_terminal_before_cutoff(store: &dyn Store) {
     assert_eq!(ok!(store.count_queued()), 2);
 }
 
+/// A finished record whose arguments hold `pad` bytes of text.
+fn finished_padded(id: &str, finished_at: i64, pad: usize) -> InvocationRecord {
+    let mut rec = finished(id, InvocationStatus::Succeeded, finished_at);
+    rec.args = json!({ "pad": "p".repeat(pad) });
+    rec
+}
+
+/// `invocation_bytes` is the sum of the records' `stored_size`s, whatever
+/// their status, and follows every write and delete.
+pub fn invocation_bytes_add_up_stored_sizes(store: &dyn Store) {
+    assert_eq!(ok!(store.invocation_bytes()), 0, "an empty store holds no record bytes");
+    let a = finished_padded("a", T0 + 100, 10_000);
+    let mut b = finished("b", InvocationStatus::Failed, T0 + 200);
+    b.logs = "l".repeat(3_000);
+    b.caller = Some("a".into());
+    let q = queued("q", "act", T0);
+    put(store, &[a.clone(), b.clone(), q.clone()]);
+    let sizes = a.stored_size() + b.stored_size() + q.stored_size();
+    assert!(sizes > 13_000 + 3 * crate::RECORD_OVERHEAD, "{sizes}");
+    assert_eq!(ok!(store.invocation_bytes()), sizes);
+    // Put again, bigger: the record's old size no longer counts.
+    let a2 = finished_padded("a", T0 + 100, 50_000);
+    put(store, std::slice::from_ref(&a2));
+    assert_eq!(ok!(store.invocation_bytes()), a2.stored_size() + b.stored_size() + q.stored_size());
+    // A claim does not change what a record counts for.
+    assert_eq!(ok!(store.claim_invocations("a-server-with-a-long-name", 1, T0 + 300, HOUR)).len(), 1);
+    assert_eq!(ok!(store.invocation_bytes()), a2.stored_size() + b.stored_size() + q.stored_size());
+    // Retention deletes count too.
+    assert_eq!(ok!(store.purge_invocations(T0 + 150)), 1);
+    assert_eq!(ok!(store.invocation_bytes()), b.stored_size() + q.stored_size());
+    assert_eq!(ok!(store.purge_invocations(i64::MAX)), 1);
+    assert_eq!(ok!(store.invocation_bytes()), q.stored_size());
+}
+
+/// `purge_oldest_invocations` deletes terminal records in order of
+/// `finished` until it has freed the bytes asked for (or deleted
+/// `max_records`), reports exactly what it deleted, and never deletes a
+/// queued or running record.
+pub fn purge_oldest_takes_the_oldest_finished_first(store: &dyn Store) {
+    assert_eq!(ok!(store.purge_oldest_invocations(u64::MAX, 100)), Purged::default(), "nothing to purge");
+    // Put in another order than they finished.
+    let f300 = finished_padded("f300", T0 + 300, 3_000);
+    let f100 = finished_padded("f100", T0 + 100, 1_000);
+    let mut f200 = finished("f200", InvocationStatus::Failed, T0 + 200);
+    f200.args = json!({ "pad": "p".repeat(2_000) });
+    let f400 = finished_padded("f400", T0 + 400, 4_000);
+    let mut running = queued("r", "a", T0);
+    running.args = json!({ "pad": "r".repeat(20_000) });
+    let waiting = finished_padded("q", T0 + 50, 20_000);
+    let waiting = InvocationRecord { status: InvocationStatus::Queued, finished: None, result: None, ..waiting };
+    put_each(store, &[f300.clone(), running.clone(), f100.clone(), waiting.clone(), f400.clone(), f200.clone()]);
+    assert_eq!(ok!(store.claim_invocations("me", 1, T0 + 1, HOUR)).len(), 1, "r runs");
+    let total = ok!(store.invocation_bytes());
+
+    assert_eq!(ok!(store.purge_oldest_invocations(0, 100)), Purged::default(), "nothing asked, nothing done");
+    assert_eq!(ok!(store.purge_oldest_invocations(u64::MAX, 0)), Purged::default());
+    // One byte more than the oldest holds: the two oldest go.
+    let purged = ok!(store.purge_oldest_invocations(f100.stored_size() + 1, 100));
+    assert_eq!(purged, Purged { records: 2, bytes: f100.stored_size() + f200.stored_size() });
+    assert_eq!(ok!(store.get_invocation("f100")), None);
+    assert_eq!(ok!(store.get_invocation("f200")), None);
+    assert_eq!(ok!(store.get_invocation("f300")), Some(f300.clone()));
+    assert_eq!(ok!(store.invocation_bytes()), total - purged.bytes);
+    // At most `max_records`, however many bytes are asked for.
+    let purged = ok!(store.purge_oldest_invocations(u64::MAX, 1));
+    assert_eq!(purged, Purged { records: 1, bytes: f300.stored_size() });
+    assert!(ok!(store.get_invocation("f400")).is_some());
+    // Everything terminal, and nothing else.
+    let purged = ok!(store.purge_oldest_invocations(u64::MAX, 100));
+    assert_eq!(purged, Purged { records: 1, bytes: f400.stored_size() });
+    assert_eq!(ok!(store.purge_oldest_invocations(u64::MAX, 100)), Purged::default());
+    assert_eq!(ok!(store.get_invocation("q")).map(|rec| rec.status), Some(InvocationStatus::Queued));
+    assert_eq!(ok!(store.get_invocation("r")).map(|rec| rec.status), Some(InvocationStatus::Running));
+    assert_eq!(ok!(store.invocation_bytes()), running.stored_size() + waiting.stored_size());
+    assert_eq!(ok!(store.count_queued()), 1);
+}
+
 /// Arguments and results come back as the same JSON values, through every
 /// call that returns records.
 pub fn json_round_trip(store: &dyn Store) {
@@ -1042,4 +1128,47 @@ pub fn concurrent_claims_take_each_once(store: &dyn Store) {
     }
     assert_eq!(seen.len(), RECORDS, "every record claimed");
     assert_eq!(ok!(store.count_queued()), 0);
+}
+
+/// Several servers purging for the budget at once: every terminal record is
+/// deleted and counted once, the counts add up to what was stored, and the
+/// queued record survives.
+pub fn concurrent_purges_delete_each_once(store: &dyn Store) {
+    const RECORDS: usize = 120;
+    const THREADS: usize = 3;
+    // All of one size, so that a share of a batch is that share's bytes.
+    let records: Vec<InvocationRecord> =
+        (0..RECORDS).map(|i| finished_padded(&format!("p-{i:03}"), T0 + i as i64, 500)).collect();
+    let size = records[0].stored_size();
+    assert!(records.iter().all(|rec| rec.stored_size() == size));
+    for batch in records.chunks(40) {
+        put(store, batch);
+    }
+    let waiting = queued("q", "a", T0);
+    put(store, std::slice::from_ref(&waiting));
+    let purged: Vec<Purged> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut mine = Purged::default();
+                    loop {
+                        let got = ok!(store.purge_oldest_invocations(5 * size, 7));
+                        if got == Purged::default() {
+                            return mine;
+                        }
+                        assert!(got.records <= 7, "{got:?}");
+                        mine.records += got.records;
+                        mine.bytes += got.bytes;
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("purging thread")).collect()
+    });
+    let records_deleted: u64 = purged.iter().map(|p| p.records).sum();
+    let bytes_deleted: u64 = purged.iter().map(|p| p.bytes).sum();
+    assert_eq!(records_deleted, RECORDS as u64, "{purged:?}");
+    assert_eq!(bytes_deleted, RECORDS as u64 * size, "{purged:?}");
+    assert_eq!(ok!(store.invocation_bytes()), waiting.stored_size());
+    assert_eq!(ok!(store.get_invocation("q")), Some(waiting));
 }

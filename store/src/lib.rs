@@ -16,7 +16,10 @@ pub mod conformance;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
-pub use types::{ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, RouteRecord};
+pub use types::{
+    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, Purged, RouteRecord,
+    RECORD_OVERHEAD,
+};
 
 /// Result of a store call.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -109,4 +112,22 @@ pub trait Store: Send + Sync {
     /// Deletes terminal (`Succeeded` or `Failed`) invocation records whose
     /// `finished` time is before `before_ms`. Returns how many were deleted.
     fn purge_invocations(&self, before_ms: i64) -> Result<u64>;
+
+    /// The [`stored_size`](InvocationRecord::stored_size)s of every stored
+    /// invocation record (of any status) added up: what the server's store
+    /// budget bounds. Cheap enough to call at start-up and about once a
+    /// minute (SQLite reads one index; MongoDB sums one field).
+    fn invocation_bytes(&self) -> Result<u64>;
+
+    /// Deletes the oldest terminal (`Succeeded` or `Failed`) invocation
+    /// records, in order of `finished`, until the stored sizes of those
+    /// deleted add up to at least `bytes`, or `max_records` are deleted, or
+    /// none is left. `Queued` and `Running` records are never deleted.
+    /// Costs about what it deletes, however many records there are.
+    ///
+    /// Safe to call from several servers at once: each record is deleted
+    /// and counted by one call only, and only while terminal. Two calls that
+    /// race may each delete their own oldest records, so together they can
+    /// delete more than either asked for.
+    fn purge_oldest_invocations(&self, bytes: u64, max_records: usize) -> Result<Purged>;
 }

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::{ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Result, RouteRecord, Store, StoreError};
+use crate::{
+    ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Purged, Result, RouteRecord, Store, StoreError,
+};
 
 /// A [`Store`] that keeps everything in memory behind one mutex.
 #[derive(Debug, Default)]
@@ -24,6 +26,22 @@ struct Inner {
     seq_of: HashMap<String, u64>,
     /// The sequence number the next new invocation gets.
     next_seq: u64,
+    /// [`InvocationRecord::stored_size`] of each invocation, by sequence
+    /// number, and their sum.
+    sizes: HashMap<u64, u64>,
+    bytes: u64,
+}
+
+impl Inner {
+    /// Removes the invocation with this sequence number; returns its size.
+    fn remove_invocation(&mut self, seq: u64) -> u64 {
+        if let Some(rec) = self.invocations.remove(&seq) {
+            self.seq_of.remove(&rec.id);
+        }
+        let size = self.sizes.remove(&seq).unwrap_or(0);
+        self.bytes -= size;
+        size
+    }
 }
 
 impl MemoryStore {
@@ -127,6 +145,9 @@ impl Store for MemoryStore {
                     seq
                 }
             };
+            let size = rec.stored_size();
+            let old = inner.sizes.insert(seq, size).unwrap_or(0);
+            inner.bytes = inner.bytes - old + size;
             inner.invocations.insert(seq, rec.clone());
         }
         Ok(())
@@ -187,16 +208,40 @@ impl Store for MemoryStore {
 
     fn purge_invocations(&self, before_ms: i64) -> Result<u64> {
         let mut inner = self.lock();
-        let doomed: Vec<(u64, String)> = inner
+        let doomed: Vec<u64> = inner
             .invocations
             .iter()
             .filter(|(_, rec)| rec.status.is_terminal() && rec.finished.is_some_and(|finished| finished < before_ms))
-            .map(|(&seq, rec)| (seq, rec.id.clone()))
+            .map(|(&seq, _)| seq)
             .collect();
-        for (seq, id) in &doomed {
-            inner.invocations.remove(seq);
-            inner.seq_of.remove(id);
+        for &seq in &doomed {
+            inner.remove_invocation(seq);
         }
         Ok(doomed.len() as u64)
+    }
+
+    fn invocation_bytes(&self) -> Result<u64> {
+        Ok(self.lock().bytes)
+    }
+
+    /// Sorts every terminal record: fine for a development store.
+    fn purge_oldest_invocations(&self, bytes: u64, max_records: usize) -> Result<Purged> {
+        let mut inner = self.lock();
+        let mut oldest: Vec<(i64, u64)> = inner
+            .invocations
+            .iter()
+            .filter(|(_, rec)| rec.status.is_terminal())
+            .map(|(&seq, rec)| (rec.finished.unwrap_or(i64::MIN), seq))
+            .collect();
+        oldest.sort_unstable();
+        let mut purged = Purged::default();
+        for (_, seq) in oldest {
+            if purged.bytes >= bytes || purged.records as usize >= max_records {
+                break;
+            }
+            purged.bytes += inner.remove_invocation(seq);
+            purged.records += 1;
+        }
+        Ok(purged)
     }
 }

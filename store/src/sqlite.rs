@@ -9,9 +9,10 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::{ActionMeta, ActionRecord, InvocationRecord, Result, RouteRecord, Store, StoreError};
+use crate::{ActionMeta, ActionRecord, InvocationRecord, Purged, Result, RouteRecord, Store, StoreError};
 use row::{Invocation, ACTION_COLUMNS, ACTION_META_COLUMNS, INVOCATION_COLUMNS, ROUTE_COLUMNS};
 
 /// How long a call waits for another connection's write lock before it
@@ -213,15 +214,16 @@ impl Store for SqliteStore {
             return Ok(());
         }
         // Encode everything before taking the lock.
-        let rows = records.iter().map(Invocation::values).collect::<Result<Vec<_>>>()?;
+        let rows = records.iter().map(Invocation::values_and_size).collect::<Result<Vec<_>>>()?;
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         {
             // An existing row keeps its `seq`, hence its place in the queue.
             let mut stmt = tx
                 .prepare_cached(&format!(
-                    "INSERT INTO invocations ({INVOCATION_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
+                    "INSERT INTO invocations ({INVOCATION_COLUMNS}, size) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+                     ?21) \
                      ON CONFLICT (id) DO UPDATE SET action = excluded.action, version = excluded.version, \
                      status = excluded.status, is_async = excluded.is_async, args = excluded.args, \
                      result = excluded.result, error_kind = excluded.error_kind, \
@@ -229,11 +231,12 @@ impl Store for SqliteStore {
                      started = excluded.started, finished = excluded.finished, \
                      duration_ms = excluded.duration_ms, instructions = excluded.instructions, \
                      peak_memory = excluded.peak_memory, attempts = excluded.attempts, owner = excluded.owner, \
-                     lease_until = excluded.lease_until, caller = excluded.caller"
+                     lease_until = excluded.lease_until, caller = excluded.caller, size = excluded.size"
                 ))
                 .map_err(|e| self.err(e))?;
-            for values in rows {
-                stmt.execute(params_from_iter(values)).map_err(|e| self.err(e))?;
+            for (values, size) in rows {
+                stmt.execute(params_from_iter(values.into_iter().chain([Value::Integer(size as i64)])))
+                    .map_err(|e| self.err(e))?;
             }
         }
         tx.commit().map_err(|e| self.err(e))
@@ -333,6 +336,55 @@ impl Store for SqliteStore {
             .and_then(|mut stmt| stmt.execute([before_ms]))
             .map(|n| n as u64)
             .map_err(|e| self.err(e))
+    }
+
+    fn invocation_bytes(&self) -> Result<u64> {
+        let conn = self.lock();
+        // `invocations_finished` holds `size`: the sum reads that index,
+        // not the rows (whose big columns spill over several pages).
+        conn.prepare_cached("SELECT total(size) FROM invocations INDEXED BY invocations_finished")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, f64>(0)))
+            .map(|total| total as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    fn purge_oldest_invocations(&self, bytes: u64, max_records: usize) -> Result<Purged> {
+        let mut purged = Purged::default();
+        if bytes == 0 || max_records == 0 {
+            return Ok(purged);
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        // Each half walks `invocations_finished` in `finished` order and
+        // SQLite merges them: the rows read are the ones deleted.
+        let mut doomed = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT seq, size, finished FROM invocations WHERE status = 'succeeded' \
+                     UNION ALL \
+                     SELECT seq, size, finished FROM invocations WHERE status = 'failed' \
+                     ORDER BY finished",
+                )
+                .map_err(|e| self.err(e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+            while purged.bytes < bytes && doomed.len() < max_records {
+                let Some(row) = rows.next().map_err(|e| self.err(e))? else { break };
+                let (seq, size): (i64, i64) =
+                    (row.get(0).map_err(|e| self.err(e))?, row.get(1).map_err(|e| self.err(e))?);
+                doomed.push(seq);
+                purged.bytes += size.max(0) as u64;
+            }
+        }
+        {
+            let mut stmt = tx.prepare_cached("DELETE FROM invocations WHERE seq = ?1").map_err(|e| self.err(e))?;
+            for seq in &doomed {
+                stmt.execute([seq]).map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        purged.records = doomed.len() as u64;
+        Ok(purged)
     }
 }
 

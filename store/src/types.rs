@@ -173,6 +173,62 @@ impl InvocationRecord {
     }
 }
 
+/// Bytes a store counts for every invocation record besides its variable
+/// fields (see [`InvocationRecord::stored_size`]).
+pub const RECORD_OVERHEAD: u64 = 128;
+
+impl InvocationRecord {
+    /// The size a store counts for this record: the bytes of its JSON
+    /// arguments and result, its logs, error, id, action and caller, plus
+    /// [`RECORD_OVERHEAD`] for the rest (the owner too, which a claim
+    /// changes in the store). It is what
+    /// [`Store::invocation_bytes`](crate::Store::invocation_bytes) adds up
+    /// and what the store budget bounds.
+    pub fn stored_size(&self) -> u64 {
+        self.stored_size_with(json_len(&self.args), self.result.as_ref().map_or(0, json_len))
+    }
+
+    /// [`stored_size`](Self::stored_size) for a store that has encoded the
+    /// arguments and the result already: `args_len` and `result_len` are
+    /// the bytes of their compact JSON (0 for no result).
+    pub fn stored_size_with(&self, args_len: usize, result_len: usize) -> u64 {
+        let text = self.logs.len()
+            + self.error.as_ref().map_or(0, |e| e.kind.len() + e.message.len())
+            + self.id.len()
+            + self.action.len()
+            + self.caller.as_ref().map_or(0, String::len);
+        RECORD_OVERHEAD + (args_len + result_len + text) as u64
+    }
+}
+
+/// The bytes of `value`'s compact JSON, counted without building it.
+fn json_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// What [`Store::purge_oldest_invocations`](crate::Store::purge_oldest_invocations)
+/// deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Records deleted.
+    pub records: u64,
+    /// Their [`stored_size`](InvocationRecord::stored_size)s added up.
+    pub bytes: u64,
+}
+
 /// A route: requests whose method, host and path match run `action`
 /// (served on the server's routes listener).
 ///
@@ -265,6 +321,21 @@ mod tests {
         assert_eq!(value["caller"], serde_json::Value::Null);
         value.as_object_mut().unwrap().remove("caller");
         assert_eq!(serde_json::from_value::<InvocationRecord>(value).unwrap(), rec);
+    }
+
+    #[test]
+    fn the_stored_size_counts_the_json_and_the_text() {
+        let mut rec = InvocationRecord::queued("id".into(), "act".into(), serde_json::json!({"a": "xyz"}), false, 5);
+        // {"a":"xyz"} is 11 bytes; "id" and "act" 5.
+        assert_eq!(rec.stored_size(), RECORD_OVERHEAD + 11 + 5);
+        rec.result = Some(serde_json::json!([1, 2]));
+        rec.logs = "é\n".into();
+        rec.error = Some(InvocationError { kind: "k".into(), message: "mm".into() });
+        rec.owner = Some("o".into());
+        rec.caller = Some("cc".into());
+        assert_eq!(rec.stored_size(), RECORD_OVERHEAD + 11 + 5 + 5 + 3 + 3 + 2, "the owner is not counted");
+        let (args, result) = (rec.args.to_string(), rec.result.as_ref().unwrap().to_string());
+        assert_eq!(rec.stored_size(), rec.stored_size_with(args.len(), result.len()));
     }
 
     #[test]

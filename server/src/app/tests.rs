@@ -85,6 +85,12 @@ impl Store for Gated {
     fn purge_invocations(&self, before: i64) -> StoreResult<u64> {
         self.inner.purge_invocations(before)
     }
+    fn invocation_bytes(&self) -> StoreResult<u64> {
+        self.inner.invocation_bytes()
+    }
+    fn purge_oldest_invocations(&self, bytes: u64, max_records: usize) -> StoreResult<sl_store::Purged> {
+        self.inner.purge_oldest_invocations(bytes, max_records)
+    }
 }
 
 /// An app on `store` with `config` (Lua), and an action `echo`.

@@ -8,12 +8,14 @@
 //! continuation on `&mut State`; answers leave through [`State::outbox`],
 //! which the reactor drains.
 
+mod budget;
 mod consumer;
 mod peers;
 mod records;
 mod sync;
 mod waiters;
 
+pub(crate) use budget::{trim as trim_records, Trimmed};
 pub(crate) use consumer::Consumer;
 pub use peers::{PeerMsg, Peers};
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! The links between the workers of one process: what one tells the
-//! others when it changes something they cache.
+//! others when it changes something they cache, and the count of record
+//! bytes they share (see [`super::budget`]).
 
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
+
+use super::budget::RecordBytes;
 
 /// What one worker tells the others of its process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +24,8 @@ pub struct Peers {
     txs: Arc<Vec<Sender<PeerMsg>>>,
     /// Changes made through other workers.
     rx: Receiver<PeerMsg>,
+    /// The bytes of invocation records in the store, as the process knows.
+    record_bytes: Arc<RecordBytes>,
 }
 
 impl Peers {
@@ -28,7 +33,16 @@ impl Peers {
     pub fn mesh(n: usize) -> Vec<Peers> {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| channel()).unzip();
         let txs = Arc::new(txs);
-        rxs.into_iter().enumerate().map(|(me, rx)| Peers { me, txs: Arc::clone(&txs), rx }).collect()
+        let record_bytes = Arc::new(RecordBytes::default());
+        rxs.into_iter()
+            .enumerate()
+            .map(|(me, rx)| Peers { me, txs: Arc::clone(&txs), rx, record_bytes: Arc::clone(&record_bytes) })
+            .collect()
+    }
+
+    /// The count of record bytes the workers of this process share.
+    pub(crate) fn record_bytes(&self) -> &RecordBytes {
+        &self.record_bytes
     }
 
     /// The next change made through another worker, if any; a lone

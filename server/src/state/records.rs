@@ -125,6 +125,14 @@ pub(crate) struct Records {
     /// also in `recent`), and the batch in flight.
     pending_bytes: usize,
     in_flight_bytes: usize,
+    /// About how many bytes the pending records, and the batch in flight,
+    /// take in the store (each counted once): what the store budget counts.
+    pending_stored: usize,
+    in_flight_stored: usize,
+    /// The size of each pending record and of each in the batch in flight,
+    /// in order (what `pending_stored` and `in_flight_stored` add up).
+    pending_sizes: Vec<usize>,
+    in_flight_sizes: Vec<usize>,
     /// After a failed write, no new attempt before this.
     retry_at: Option<Instant>,
     /// Finished invocations whose ids their clients know (asynchronous
@@ -137,6 +145,8 @@ impl Records {
     /// batch.
     pub fn add(&mut self, rec: InvocationRecord, size: usize) {
         self.pending_bytes += size;
+        self.pending_stored += size;
+        self.pending_sizes.push(size);
         self.pending.push(rec);
     }
 
@@ -144,7 +154,8 @@ impl Records {
     /// its client knows, and serves it from memory until the store has it.
     pub fn add_known(&mut self, rec: InvocationRecord, size: usize) {
         self.recent.insert(rec.id.clone(), rec.clone());
-        self.add(rec, 2 * size);
+        self.pending_bytes += size;
+        self.add(rec, size);
     }
 
     /// A finished invocation's record not yet in the store.
@@ -172,20 +183,44 @@ impl Records {
             && self.retry_at.is_none()
     }
 
-    /// The records to write now, if a write is due; the write is then in
-    /// flight until [`stored`](Self::stored) or [`failed`](Self::failed).
-    pub fn take_batch(&mut self) -> Option<Vec<InvocationRecord>> {
+    /// The records to write now, if a write is due: the oldest, as many
+    /// as hold at most `max_bytes` together (at least one); the write is
+    /// then in flight until [`stored`](Self::stored) or
+    /// [`failed`](Self::failed).
+    pub fn take_batch(&mut self, max_bytes: usize) -> Option<Vec<InvocationRecord>> {
         if !self.due() {
             return None;
         }
+        let (mut n, mut bytes) = (0, 0);
+        for &size in &self.pending_sizes {
+            if n > 0 && bytes + size > max_bytes {
+                break;
+            }
+            n += 1;
+            bytes += size;
+        }
         self.in_flight = true;
-        self.in_flight_len = self.pending.len();
-        self.in_flight_bytes = std::mem::take(&mut self.pending_bytes);
-        Some(std::mem::take(&mut self.pending))
+        self.in_flight_len = n;
+        self.in_flight_stored = bytes;
+        self.pending_stored -= bytes;
+        // `pending_bytes` counts some records twice: move about theirs.
+        self.in_flight_bytes = if n == self.pending.len() { self.pending_bytes } else { bytes.min(self.pending_bytes) };
+        self.pending_bytes -= self.in_flight_bytes;
+        self.in_flight_sizes = self.pending_sizes.drain(..n).collect();
+        if n == self.pending.len() {
+            return Some(std::mem::take(&mut self.pending));
+        }
+        Some(self.pending.drain(..n).collect())
     }
 
-    /// The batch was written.
-    pub fn stored(&mut self, batch: &[InvocationRecord]) {
+    /// About how many bytes the batch in flight will take in the store.
+    pub fn in_flight_stored(&self) -> usize {
+        self.in_flight_stored
+    }
+
+    /// The batch was written; returns about how many bytes it takes in
+    /// the store.
+    pub fn stored(&mut self, batch: &[InvocationRecord]) -> usize {
         self.in_flight = false;
         self.in_flight_len = 0;
         self.in_flight_bytes = 0;
@@ -193,6 +228,8 @@ impl Records {
         for rec in batch {
             self.recent.remove(&rec.id);
         }
+        self.in_flight_sizes.clear();
+        std::mem::take(&mut self.in_flight_stored)
     }
 
     /// Writing the batch failed at `now`: keep it, before what came since,
@@ -202,24 +239,36 @@ impl Records {
         self.in_flight = false;
         self.in_flight_len = 0;
         self.pending_bytes += std::mem::take(&mut self.in_flight_bytes);
+        self.in_flight_stored = 0;
         self.retry_at = Some(now + RETRY_AFTER);
         batch.append(&mut self.pending);
+        let mut sizes = std::mem::take(&mut self.in_flight_sizes);
+        sizes.append(&mut self.pending_sizes);
         let before = batch.len();
         if before > MAX_PENDING_RECORDS {
             let mut excess = before - MAX_PENDING_RECORDS;
             let recent = &mut self.recent;
-            batch.retain(|r| {
-                if excess > 0 && !r.is_async {
-                    excess -= 1;
-                    recent.remove(&r.id);
-                    return false;
-                }
-                true
-            });
+            let kept: Vec<bool> = batch
+                .iter()
+                .map(|r| {
+                    if excess > 0 && !r.is_async {
+                        excess -= 1;
+                        recent.remove(&r.id);
+                        return false;
+                    }
+                    true
+                })
+                .collect();
+            let mut flags = kept.iter();
+            batch.retain(|_| flags.next().copied().unwrap_or(true));
+            let mut flags = kept.iter();
+            sizes.retain(|_| flags.next().copied().unwrap_or(true));
         }
         let dropped = before - batch.len();
-        // The sizes of the records dropped are not kept: take the average.
+        // `pending_bytes` does not keep each record's: take the average.
         self.pending_bytes -= self.pending_bytes / before.max(1) * dropped;
+        self.pending_stored = sizes.iter().sum();
+        self.pending_sizes = sizes;
         self.pending = batch;
         dropped
     }
@@ -245,30 +294,50 @@ mod tests {
     #[test]
     fn one_batch_at_a_time_and_known_records_served_until_stored() {
         let mut r = Records::default();
-        assert!(r.take_batch().is_none() && !r.unsaved());
+        assert!(r.take_batch(usize::MAX).is_none() && !r.unsaved());
         r.add_sized(rec("1", false));
         r.add_known_sized(rec("2", true));
         assert!(r.recent("2").is_some() && r.recent("1").is_none());
-        let batch = r.take_batch().unwrap();
+        let batch = r.take_batch(usize::MAX).unwrap();
         assert_eq!(batch.len(), 2);
         r.add_sized(rec("3", false));
-        assert!(r.take_batch().is_none(), "one write at a time");
-        r.stored(&batch);
+        assert!(r.take_batch(usize::MAX).is_none(), "one write at a time");
+        assert_eq!(r.stored(&batch), 200, "each record's size once, whether known or not");
         assert!(r.recent("2").is_none());
-        assert_eq!(r.take_batch().unwrap().len(), 1);
+        assert_eq!(r.take_batch(usize::MAX).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_batch_holds_at_most_its_bytes_but_at_least_one_record() {
+        let mut r = Records::default();
+        r.add(rec("1", false), 300);
+        r.add_known(rec("2", true), 300);
+        r.add(rec("3", false), 300);
+        let batch = r.take_batch(650).unwrap();
+        assert_eq!(batch.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(r.in_flight_stored(), 600);
+        // Failed: the batch goes back first, sizes and all.
+        r.failed(batch, Instant::now());
+        r.retry_at = None;
+        let batch = r.take_batch(100).unwrap();
+        assert_eq!(batch.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["1"], "one, however big");
+        assert_eq!(r.stored(&batch), 300);
+        let batch = r.take_batch(usize::MAX).unwrap();
+        assert_eq!(r.stored(&batch), 600);
+        assert!(!r.unsaved() && !r.full());
     }
 
     #[test]
     fn a_failed_batch_is_kept_first_and_retried_later() {
         let mut r = Records::default();
         r.add_sized(rec("1", false));
-        let batch = r.take_batch().unwrap();
+        let batch = r.take_batch(usize::MAX).unwrap();
         r.add_sized(rec("2", false));
         let now = Instant::now();
         assert_eq!(r.failed(batch, now), 0);
         assert!(!r.due(), "not before a second");
         r.retry_at = Some(now);
-        let again = r.take_batch().unwrap();
+        let again = r.take_batch(usize::MAX).unwrap();
         assert_eq!(again.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["1", "2"]);
     }
 
@@ -314,14 +383,14 @@ mod tests {
         assert!(!r.full());
         r.add_sized(rec("last", false));
         assert!(r.full());
-        let batch = r.take_batch().unwrap();
+        let batch = r.take_batch(usize::MAX).unwrap();
         assert!(r.full(), "records being written count");
         r.stored(&batch);
         assert!(!r.full());
         for i in 0..MAX_BACKLOG {
             r.add_sized(rec(&i.to_string(), false));
         }
-        let batch = r.take_batch().unwrap();
+        let batch = r.take_batch(usize::MAX).unwrap();
         r.failed(batch, Instant::now());
         assert!(!r.full(), "a failing store holds nothing up: its records are dropped beyond the cap");
         // Few records, but big ones.
@@ -340,7 +409,7 @@ mod tests {
         }
         r.add_known_sized(rec("b0", false));
         r.add_known_sized(rec("b1", false));
-        let batch = r.take_batch().unwrap();
+        let batch = r.take_batch(usize::MAX).unwrap();
         r.add_sized(rec("b2", false));
         let dropped = r.failed(batch, Instant::now());
         assert_eq!(dropped, 3);

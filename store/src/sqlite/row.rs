@@ -215,6 +215,21 @@ impl Invocation {
         ])
     }
 
+    /// [`values`](Self::values), and the record's
+    /// [`stored_size`](InvocationRecord::stored_size) from the JSON encoded
+    /// there.
+    pub(crate) fn values_and_size(
+        rec: &InvocationRecord,
+    ) -> Result<([Value; INVOCATION_COLUMN_COUNT], u64), StoreError> {
+        let values = Self::values(rec)?;
+        let len = |value: &Value| match value {
+            Value::Text(text) => text.len(),
+            _ => 0,
+        };
+        let size = rec.stored_size_with(len(&values[5]), len(&values[6]));
+        Ok((values, size))
+    }
+
     /// Decodes the text columns, naming the record in any error.
     pub(crate) fn decode(self) -> Result<InvocationRecord, StoreError> {
         let id = self.id;

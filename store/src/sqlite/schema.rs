@@ -22,6 +22,8 @@ const MIGRATIONS: &[Step] = &[
     Step::Sql(V1),
     // 1 -> 2: routes, and the caller of an invocation.
     Step::Code(v2),
+    // 2 -> 3: the stored size of each invocation record (the store budget).
+    Step::Code(v3),
 ];
 
 /// Schema version 1: actions, invocation records and the queue.
@@ -90,6 +92,25 @@ const ROUTES: &str = r#"
 fn v2(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(ROUTES)?;
     add_column(conn, "invocations", "caller", "TEXT")
+}
+
+/// Schema version 3: `invocations.size`, each record's
+/// [`stored_size`](crate::InvocationRecord::stored_size), filled in for the
+/// records already there; and the retention index `(status, finished)`
+/// extended with it, so that the records' total is read from the index
+/// alone and the oldest records to purge for the budget are found in it.
+fn v3(conn: &Connection) -> rusqlite::Result<()> {
+    add_column(conn, "invocations", "size", "INTEGER NOT NULL DEFAULT 0")?;
+    // `length` of a BLOB is its bytes (of a TEXT, its characters).
+    let bytes = |column: &str| format!("coalesce(length(CAST({column} AS BLOB)), 0)");
+    let variable =
+        ["args", "result", "error_kind", "error_message", "logs", "id", "action", "caller"].map(bytes).join(" + ");
+    conn.execute_batch(&format!(
+        "UPDATE invocations SET size = {} + {variable} WHERE size = 0;
+         DROP INDEX IF EXISTS invocations_purge;
+         CREATE INDEX IF NOT EXISTS invocations_finished ON invocations (status, finished, size);",
+        crate::RECORD_OVERHEAD
+    ))
 }
 
 /// Adds `column` to `table` unless the table has it already.

@@ -170,7 +170,18 @@ fn queries_use_their_indexes() {
     let all = plan(&store, "SELECT * FROM invocations ORDER BY created DESC, seq DESC LIMIT 5");
     assert!(all.contains("invocations_created") && !all.contains("TEMP B-TREE"), "{all}");
     let purge = plan(&store, "DELETE FROM invocations WHERE status IN ('succeeded', 'failed') AND finished < 5");
-    assert!(purge.contains("invocations_purge"), "{purge}");
+    assert!(purge.contains("invocations_finished"), "{purge}");
+    // The store budget: the total from the index alone, the oldest
+    // terminal records by merging two walks of it.
+    let total = plan(&store, "SELECT total(size) FROM invocations INDEXED BY invocations_finished");
+    assert!(total.contains("COVERING INDEX invocations_finished"), "{total}");
+    let oldest = plan(
+        &store,
+        "SELECT seq, size, finished FROM invocations WHERE status = 'succeeded' UNION ALL \
+         SELECT seq, size, finished FROM invocations WHERE status = 'failed' ORDER BY finished",
+    );
+    assert!(oldest.contains("MERGE (UNION ALL)") && oldest.contains("COVERING INDEX invocations_finished"), "{oldest}");
+    assert!(!oldest.contains("TEMP B-TREE"), "{oldest}");
     let count = plan(&store, "SELECT count(*) FROM invocations WHERE status = 'queued'");
     assert!(!count.contains("SCAN"), "{count}");
 }
@@ -224,6 +235,9 @@ fn a_database_without_routes_and_callers_is_migrated_on_open() {
         assert_eq!(store.get_invocation("old").unwrap(), Some(old_record()), "an old row has no caller");
         assert_eq!(store.list_invocations(None, 10).unwrap(), vec![old_record()]);
         assert!(store.get_action("a").unwrap().is_some());
+        // The old record's size was filled in: it counts towards the budget
+        // and goes first when the budget is over.
+        assert_eq!(store.invocation_bytes().unwrap(), old_record().stored_size());
 
         let child = InvocationRecord {
             caller: Some("old".into()),
@@ -244,6 +258,10 @@ fn a_database_without_routes_and_callers_is_migrated_on_open() {
         assert_eq!(store.get_invocation("old").unwrap(), Some(old_record()));
         assert_eq!(store.get_invocation("child").unwrap().and_then(|rec| rec.caller).as_deref(), Some("old"));
         assert_eq!(store.list_routes().unwrap(), vec![route]);
+        assert_eq!(store.invocation_bytes().unwrap(), old_record().stored_size() + child.stored_size());
+        let purged = store.purge_oldest_invocations(1, 10).unwrap();
+        assert_eq!(purged, Purged { records: 1, bytes: old_record().stored_size() });
+        assert_eq!(store.get_invocation("old").unwrap(), None);
     }
 }
 
