@@ -100,24 +100,39 @@ pub const MAX_MATCH_DEPTH: usize = 200;
 pub const SPECIALS: &[u8] = b"^$*+?.([%-";
 
 /// A step budget. Each elementary matcher step costs one unit; when a
-/// charge exceeds what is left, the operation fails with
-/// [`Error::BudgetExhausted`] (and the budget is left at zero).
+/// charge exceeds what is left, the budget's refill function (if it has
+/// one, see [`Budget::with_refill`]) is asked for more; when it grants none
+/// (or there is none), the operation fails with [`Error::BudgetExhausted`]
+/// (and the budget is left at zero).
 ///
 /// The same budget can be passed to many calls to limit their total work.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Budget {
     remaining: u64,
+    /// Steps granted in all: the first amount and every refill.
+    granted: u64,
+    refill: Option<fn() -> u64>,
 }
 
 impl Budget {
     /// A budget of `steps` steps.
     pub fn new(steps: u64) -> Self {
-        Budget { remaining: steps }
+        Budget { remaining: steps, granted: steps, refill: None }
+    }
+
+    /// A budget of `steps` steps that, when they run out, calls `refill`
+    /// for more: it returns how many more steps to grant, or 0 to stop the
+    /// operation. A caller can so check a clock (or anything else) every
+    /// few steps without the matcher knowing about it; `refill` takes no
+    /// argument (a plain function, so a budget stays cheap to make), and
+    /// finds what it needs elsewhere (for example in a thread-local).
+    pub fn with_refill(steps: u64, refill: fn() -> u64) -> Self {
+        Budget { remaining: steps, granted: steps, refill: Some(refill) }
     }
 
     /// A budget that, in practice, never runs out.
     pub fn unlimited() -> Self {
-        Budget { remaining: u64::MAX }
+        Budget::new(u64::MAX)
     }
 
     /// The steps still available.
@@ -125,8 +140,15 @@ impl Budget {
         self.remaining
     }
 
-    /// Take `steps` steps from the budget. If fewer are left, the budget
-    /// becomes empty and [`Error::BudgetExhausted`] is returned.
+    /// The steps used so far (granted, including refills, minus what is
+    /// left).
+    pub fn used(&self) -> u64 {
+        self.granted - self.remaining
+    }
+
+    /// Take `steps` steps from the budget. If fewer are left (after asking
+    /// the refill function for more), the budget becomes empty and
+    /// [`Error::BudgetExhausted`] is returned.
     #[inline]
     pub fn charge(&mut self, steps: u64) -> Result<(), Error> {
         match self.remaining.checked_sub(steps) {
@@ -134,11 +156,28 @@ impl Budget {
                 self.remaining = left;
                 Ok(())
             }
-            None => {
-                self.remaining = 0;
-                Err(Error::BudgetExhausted)
+            None if self.refill_for(steps) => {
+                self.remaining -= steps;
+                Ok(())
             }
+            None => Err(Error::BudgetExhausted),
         }
+    }
+
+    /// Asks the refill function until at least `steps` are left (true), or
+    /// until it grants none (false: the budget is then left at zero).
+    #[cold]
+    pub(crate) fn refill_for(&mut self, steps: u64) -> bool {
+        while self.remaining < steps {
+            let more = self.refill.map_or(0, |f| f());
+            if more == 0 {
+                self.remaining = 0;
+                return false;
+            }
+            self.remaining = self.remaining.saturating_add(more);
+            self.granted = self.granted.saturating_add(more);
+        }
+        true
     }
 }
 

@@ -73,8 +73,7 @@ fn single_cost(p: usize, ep: usize) -> u64 {
 macro_rules! charge {
     ($m:expr, $n:expr) => {{
         let n: u64 = $n;
-        if $m.remaining < n {
-            $m.remaining = 0;
+        if $m.remaining < n && !$m.refill(n) {
             return Err(Fail::Budget);
         }
         $m.remaining -= n;
@@ -143,12 +142,23 @@ impl<'a> Matcher<'a> {
 
     /// Charge the budget (for the drivers in `lib.rs`).
     pub(crate) fn charge(&mut self, steps: u64) -> Result<(), Error> {
-        if self.remaining < steps {
-            self.remaining = 0;
+        if self.remaining < steps && !self.refill(steps) {
             return Err(Error::BudgetExhausted);
         }
         self.remaining -= steps;
         Ok(())
+    }
+
+    /// Asks the budget's refill function for at least `steps` more (see
+    /// [`Budget::with_refill`]); false (and nothing left) if it grants
+    /// too few.
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, steps: u64) -> bool {
+        self.budget.remaining = self.remaining;
+        let ok = self.budget.refill_for(steps);
+        self.remaining = self.budget.remaining;
+        ok
     }
 
     /// Try to match the whole pattern starting exactly at subject offset

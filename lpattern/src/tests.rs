@@ -463,3 +463,30 @@ fn deepest_nesting_fits_a_small_stack() {
         .unwrap();
     worker.join().unwrap();
 }
+
+#[test]
+fn a_refill_function_extends_the_budget_until_it_grants_none() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    fn three_times() -> u64 {
+        if CALLS.fetch_add(1, Ordering::Relaxed) < 3 {
+            100
+        } else {
+            0
+        }
+    }
+    let s = "a".repeat(1000);
+    // About 2 steps per byte: more than the 300 steps the refills grant.
+    let mut budget = Budget::with_refill(0, three_times);
+    assert_eq!(find(s.as_bytes(), b"a*b", 0, &mut budget), Err(Error::BudgetExhausted));
+    assert_eq!(CALLS.load(Ordering::Relaxed), 4);
+    assert_eq!(budget.remaining(), 0);
+    assert!(budget.used() <= 300, "{}", budget.used());
+    // Enough refills: the same call completes, and used() counts them all.
+    fn always() -> u64 {
+        100
+    }
+    let mut budget = Budget::with_refill(0, always);
+    assert_eq!(find(s.as_bytes(), b"a*b", 0, &mut budget), Ok(None));
+    assert!(budget.used() > 1000, "{}", budget.used());
+}

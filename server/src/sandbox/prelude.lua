@@ -250,11 +250,25 @@ function load(chunk, name, mode, ...)
 end
 
 -- Finalizers run with hooks off, so they could outlive every limit.
-function setmetatable(t, mt)
+-- Lua's errors are raised here, at the caller's line, as Lua does.
+function setmetatable(...)
+  local t, mt = ...
+  local n = select('#', ...)
+  if type(t) ~= 'table' then
+    error("bad argument #1 to 'setmetatable' (table expected, got " .. (n < 1 and 'no value' or type(t)) .. ')', 2)
+  end
+  if n < 2 or (mt ~= nil and type(mt) ~= 'table') then
+    error("bad argument #2 to 'setmetatable' (nil or table expected, got " .. (n < 2 and 'no value' or type(mt))
+      .. ')', 2)
+  end
   if type(mt) == 'table' and rawget(mt, '__gc') ~= nil then
     error('finalizers (__gc) are not available in the sandbox', 2)
   end
-  return raw_setmetatable(t, mt)
+  local ok, r = raw_pcall(raw_setmetatable, t, mt)
+  if not ok then
+    error(r, 2)
+  end
+  return r
 end
 
 -- Every argument is converted (its __tostring may have effects), but only
@@ -294,12 +308,36 @@ end
 
 json = { null = null, encode = soft(encode), decode = soft(decode), array = soft(array) }
 
-local raw_gmatch = string.gmatch
-local soft_find = soft(string.find)
-string.match = soft(string.match)
-string.gsub = soft(string.gsub)
+-- The string functions' errors name the line of the code that called
+-- them, as Lua's do ("input:3: malformed pattern ..."): level 2 is that
+-- code when raise_lib is reached by tail calls only, as from lib_soft.
+local function raise_lib(first, ...)
+  if first == ERR then
+    error((...), 2)
+  end
+  return first, ...
+end
+
+local function lib_soft(f)
+  return function(...)
+    return raise_lib(f(...))
+  end
+end
+
+-- raise_lib for the string.gmatch below, which calls it (not a tail call).
+local function raise_gmatch(first, ...)
+  if first == ERR then
+    error((...), 3)
+  end
+  return first, ...
+end
+
+local raw_gmatch, rust_find = string.gmatch, string.find
+local soft_find = lib_soft(string.find)
+string.match = lib_soft(string.match)
+string.gsub = lib_soft(string.gsub)
 string.gmatch = function(...)
-  return soft(raise_err(raw_gmatch(...)))
+  return lib_soft(raise_gmatch(raw_gmatch(...)))
 end
 local gmatch = string.gmatch
 
@@ -311,30 +349,35 @@ local tointeger = math.tointeger
 -- A plain search in a string of more than PIECE bytes goes by spans
 -- (find_long in prelude_long.lua): one search works through the whole
 -- string without a pause otherwise.
-function string.find(s, p, init, plain)
+function string.find(...)
+  local s, p = ...
   if type(s) == 'string' and #s > PIECE and type(p) == 'string' then
-    return long_version('find_long')(s, p, init, plain)
+    return long_version('find_long')(...)
   end
-  return soft_find(s, p, init, plain)
+  return soft_find(...)
 end
 
 -- string.gsub with a function or table as the replacement runs here, in
 -- Lua, so that the replacement can be paused like any other code (called
 -- from the Rust gsub it could not yield). Same semantics as Lua 5.4.
+-- Reached by tail calls only: level 2 of its errors is the caller's code.
 local function gsub_lua(s, p, repl, max_n)
   local rt = type(repl)
   local len = #s
   if max_n == nil then
     max_n = len + 1
   else
-    max_n = tointeger(max_n) or error("bad argument #4 to 'gsub' (number has no integer representation)", 3)
+    max_n = tointeger(max_n) or error("bad argument #4 to 'gsub' (number has no integer representation)", 2)
   end
   local anchor = byte(p, 1) == 94 -- '^'
-  local out, k, n, total = {}, 0, 0, 0
+  local out, k, n, total, changed = {}, 0, 0, 0, false
   local pos, last_end = 1, nil
   while n < max_n do
-    local r = pack(find(s, p, pos))
+    local r = pack(rust_find(s, p, pos))
     local st, en = r[1], r[2]
+    if st == ERR then
+      error(en, 2)
+    end
     if st == nil then
       break
     end
@@ -367,9 +410,11 @@ local function gsub_lua(s, p, repl, max_n)
       if not v then
         v = sub(s, st, en)
       elseif vt == 'number' then
-        v = tostring(v)
-      elseif vt ~= 'string' then
-        error('invalid replacement value (a ' .. vt .. ')', 3)
+        v, changed = tostring(v), true
+      elseif vt == 'string' then
+        changed = true
+      else
+        error('invalid replacement value (a ' .. vt .. ')', 2)
       end
       total = total + #v + (st - pos)
       if total > MAX_STRING then
@@ -387,6 +432,9 @@ local function gsub_lua(s, p, repl, max_n)
   if pos <= len then
     k = k + 1
     out[k] = sub(s, pos)
+  end
+  if not changed then
+    return s, n -- as Lua: no substitution gives back the subject itself
   end
   return join(out, '', k), n
 end
@@ -458,15 +506,24 @@ string.dump = nil
 getmetatable('').__metatable = false
 dofile, loadfile, collectgarbage, warn, require, module = nil, nil, nil, nil, nil, nil
 
--- require(name): the table returned by the library action `name`, an
--- action whose chunk returns a table (and defines no main). Its bytecode
--- comes from the store, compiled when it was created; it runs once per
--- instance, in this sandbox and under this invocation's limits, and the
--- table is kept for later invocations of this warm instance.
-local modules, loading = {}, {}
-function require(name)
-  if type(name) ~= 'string' then
-    error("bad argument #1 to 'require' (library action name expected, got " .. type(name) .. ")", 2)
+-- require(name): as in Lua, the built-in libraries by their names
+-- (require('utf8') is utf8); otherwise the table returned by the library
+-- action `name`, an action whose chunk returns a table (and defines no
+-- main). Its bytecode comes from the store, compiled when it was created;
+-- it runs once per instance, in this sandbox and under this invocation's
+-- limits, and the table is kept for later invocations of this warm
+-- instance.
+local modules = {
+  string = string, table = table, math = math, utf8 = utf8, coroutine = coroutine, os = os,
+}
+local loading = {}
+function require(...)
+  local name = ...
+  if type(name) == 'number' then
+    name = tostring(name)
+  elseif type(name) ~= 'string' then
+    error("bad argument #1 to 'require' (string expected, got " .. (select('#', ...) == 0 and 'no value' or type(name))
+      .. ")", 2)
   end
   local m = modules[name]
   if m ~= nil then

@@ -437,64 +437,101 @@ local function less(a, b)
   return a < b
 end
 
-local function sort_range(t, lo, hi, lt)
-  while lo < hi do
-    if hi - lo < 12 then
-      for i = lo + 1, hi do
-        local v = t[i]
-        local j = i - 1
-        while j >= lo and lt(v, t[j]) do
-          t[j + 1] = t[j]
-          j = j - 1
-        end
-        t[j + 1] = v
-      end
-      return
+-- Lua 5.4's own sort (ltablib.c, auxsort and partition), step by step:
+-- the same comparisons in the same order, so that the order of equal
+-- items, what a comparator sees, and when "invalid order function for
+-- sorting" is raised are all Lua's. Like Lua, it picks the middle item
+-- as the pivot until a partition comes out too unbalanced, and from then
+-- on a pivot from a key that changes with the time. d is the number of
+-- auxsort calls above this one, so that errors name the line of the code
+-- that called table.sort (level 4 + d).
+local function auxsort(t, lo, up, lt, rnd, d)
+  while lo < up do
+    local a, b = t[lo], t[up]
+    if lt(b, a) then
+      t[lo] = b
+      t[up] = a
     end
-    local mid = lo + (hi - lo) // 2
-    if lt(t[mid], t[lo]) then
-      t[mid], t[lo] = t[lo], t[mid]
+    if up - lo == 1 then
+      break
     end
-    if lt(t[hi], t[mid]) then
-      t[hi], t[mid] = t[mid], t[hi]
-      if lt(t[mid], t[lo]) then
-        t[mid], t[lo] = t[lo], t[mid]
-      end
-    end
-    local p = t[mid]
-    local i, j = lo, hi
-    while i <= j do
-      while lt(t[i], p) do
-        i = i + 1
-        if i > hi then
-          error('invalid order function for sorting', 4)
-        end
-      end
-      while lt(p, t[j]) do
-        j = j - 1
-        if j < lo then
-          error('invalid order function for sorting', 4)
-        end
-      end
-      if i <= j then
-        t[i], t[j] = t[j], t[i]
-        i, j = i + 1, j - 1
-      end
-    end
-    if j - lo < hi - i then
-      sort_range(t, lo, j, lt)
-      lo = i
+    local p
+    if up - lo < 100 or rnd == 0 then
+      p = (lo + up) // 2
     else
-      sort_range(t, i, hi, lt)
-      hi = j
+      local r4 = (up - lo) // 4
+      p = rnd % (r4 * 2) + (lo + r4)
+    end
+    a, b = t[p], t[lo]
+    if lt(a, b) then
+      t[p] = b
+      t[lo] = a
+    else
+      b = t[up]
+      if lt(b, a) then
+        t[p] = b
+        t[up] = a
+      end
+    end
+    if up - lo == 2 then
+      break
+    end
+    local pivot = t[p]
+    t[p] = t[up - 1]
+    t[up - 1] = pivot
+    -- partition: a[lo .. i] <= pivot <= a[j .. up], a[up - 1] == pivot
+    local i, j = lo, up - 1
+    while true do
+      i = i + 1
+      a = t[i]
+      while lt(a, pivot) do
+        if i == up - 1 then
+          error('invalid order function for sorting', 4 + d)
+        end
+        i = i + 1
+        a = t[i]
+      end
+      j = j - 1
+      b = t[j]
+      while lt(pivot, b) do
+        if j < i then
+          error('invalid order function for sorting', 4 + d)
+        end
+        j = j - 1
+        b = t[j]
+      end
+      if j < i then
+        t[up - 1] = a
+        t[i] = pivot
+        p = i
+        break
+      end
+      t[i] = b
+      t[j] = a
+    end
+    local n
+    if p - lo < up - p then
+      auxsort(t, lo, p - 1, lt, rnd, d + 1)
+      n = p - lo
+      lo = p + 1
+    else
+      auxsort(t, p + 1, up, lt, rnd, d + 1)
+      n = up - p
+      up = p - 1
+    end
+    if up > lo and (up - lo) // 128 > n then
+      rnd = os_time() % 0x7fffffff + 1
     end
   end
 end
 
 local function lua_sort(_, t, comp)
-  local n = length(t, 2)
+  local n = length(t, 3)
+  if n >= 0x7fffffff then
+    error("bad argument #1 to 'sort' (array too big)", 3)
+  end
   if n > 1 then
-    sort_range(t, 1, n, comp or less)
+    auxsort(t, 1, n, comp or less, 0, 0)
   end
 end
 
@@ -503,8 +540,8 @@ local function lua_concat(plain, t, sep, i, j)
     return (lib.concat({}, sep)) -- its error message
   end
   sep = sep == nil and '' or tostring(sep)
-  i = i == nil and 1 or int_arg(i, 3, 'concat', 2)
-  j = j == nil and length(t, 2) or int_arg(j, 4, 'concat', 2)
+  i = i == nil and 1 or int_arg(i, 3, 'concat', 3)
+  j = j == nil and length(t, 3) or int_arg(j, 4, 'concat', 3)
   local parts, n, total = {}, 0, 0
   if plain then
     -- C pieces of at most LOOP items, measured first.
@@ -519,7 +556,12 @@ local function lua_concat(plain, t, sep, i, j)
         end
       end
       n = n + 1
-      parts[n] = lib.concat(t, sep, k, b) -- its error for an item that is not text
+      -- Its error for an item that is not text, at the caller's line.
+      local ok, part = raw_pcall(lib.concat, t, sep, k, b)
+      if not ok then
+        error(part, 3)
+      end
+      parts[n] = part
       if b == j then
         break
       end
@@ -531,7 +573,7 @@ local function lua_concat(plain, t, sep, i, j)
     local v = t[k]
     local vt = type(v)
     if vt ~= 'string' and vt ~= 'number' then
-      error(("invalid value (%s) at index %d in table for 'concat'"):format(vt, k), 2)
+      error(("invalid value (%s) at index %d in table for 'concat'"):format(vt, k), 3)
     end
     v = tostring(v)
     total = total + #v + (n > 0 and #sep or 0)
@@ -546,17 +588,17 @@ end
 
 local function lua_insert(plain, t, ...)
   local nargs = select('#', ...)
-  local e = length(t, 2) + 1
+  local e = length(t, 3) + 1
   if nargs == 1 then
     t[e] = ...
     return
   elseif nargs ~= 2 then
-    error("wrong number of arguments to 'insert'", 2)
+    error("wrong number of arguments to 'insert'", 3)
   end
   local pos, v = ...
-  pos = int_arg(pos, 2, 'insert', 2)
+  pos = int_arg(pos, 2, 'insert', 3)
   if pos < 1 or pos > e then
-    error("bad argument #2 to 'insert' (position out of bounds)", 2)
+    error("bad argument #2 to 'insert' (position out of bounds)", 3)
   end
   if plain then
     if pos < e then
@@ -571,13 +613,13 @@ local function lua_insert(plain, t, ...)
 end
 
 local function lua_remove(plain, t, pos)
-  local size = length(t, 2)
+  local size = length(t, 3)
   if pos == nil then
     pos = size
   else
-    pos = int_arg(pos, 2, 'remove', 2)
+    pos = int_arg(pos, 2, 'remove', 3)
     if pos ~= size and (pos < 1 or pos > size + 1) then
-      error("bad argument #2 to 'remove' (position out of bounds)", 2)
+      error("bad argument #2 to 'remove' (position out of bounds)", 3)
     end
   end
   local v = t[pos]
@@ -603,16 +645,16 @@ local function lua_move(plain, a1, f, e, t, a2)
   if type(a2) ~= 'table' then
     return (lib.move(a1, f, e, t, a2)) -- its error message
   end
-  f = int_arg(f, 2, 'move', 2)
-  e = int_arg(e, 3, 'move', 2)
-  t = int_arg(t, 4, 'move', 2)
+  f = int_arg(f, 2, 'move', 3)
+  e = int_arg(e, 3, 'move', 3)
+  t = int_arg(t, 4, 'move', 3)
   if e >= f then
     if not (f > 0 or e < maxinteger + f) then
-      error("bad argument #3 to 'move' (too many elements to move)", 2)
+      error("bad argument #3 to 'move' (too many elements to move)", 3)
     end
     local n = e - f
     if t > maxinteger - n then
-      error("bad argument #4 to 'move' (destination wrap around)", 2)
+      error("bad argument #4 to 'move' (destination wrap around)", 3)
     end
     if plain then
       move_span(a1, f, e, t, a2)
@@ -633,14 +675,14 @@ end
 -- where each read (down an __index chain of up to 2,000 tables) is one
 -- instruction, into a plain table that C unpacks.
 local function lua_unpack(t, i, j)
-  i = i == nil and 1 or int_arg(i, 2, 'unpack', 2)
-  j = j == nil and length(t, 2) or int_arg(j, 3, 'unpack', 2)
+  i = i == nil and 1 or int_arg(i, 2, 'unpack', 3)
+  j = j == nil and length(t, 3) or int_arg(j, 3, 'unpack', 3)
   if i > j then
     return
   end
   local n = j - i
   if n < 0 or n >= 1000000 then -- a wrapped or an impossible count, as C says
-    error('too many results to unpack', 0)
+    error('too many results to unpack', 3)
   end
   local items = {}
   for k = 0, n do

@@ -3,15 +3,17 @@
 //!
 //! Lua's own pattern matcher runs in C, where the instruction hook never
 //! fires, so a crafted pattern could run for hours. These replacements use
-//! `sl_lpattern`, which charges every matcher step: steps count against
-//! the invocation's instruction budget, and a call is cut off when its
-//! steps would outlast the time left before the deadline, or run longer
-//! than [`STALL_LIMIT`] past the time slice (a call cannot be paused), at a
-//! conservative rate of [`STEPS_PER_MS`]. A cut-off call aborts the
-//! invocation with the matching limit, like any other limit.
+//! `sl_lpattern`, which charges every matcher step to a budget handed out
+//! [`STEP_GRANT`] steps at a time: steps count against the invocation's
+//! instruction budget, and at each grant the clock is read, so that a call
+//! is cut off when it actually runs past the deadline, or runs longer than
+//! [`STALL_LIMIT`] past the time slice (a call cannot be paused). A
+//! cut-off call aborts the invocation with the matching limit, like any
+//! other limit.
+//! The matcher's real speed decides how much a call may do in that time,
+//! not an estimate of it.
 
 use std::cell::Cell;
-use std::time::Instant;
 
 use mlua::{Lua, MultiValue, Table, Value};
 use sl_lpattern::{Budget, Capture, Error as PatError, GMatchState, GsubError, Match};
@@ -19,57 +21,63 @@ use sl_lpattern::{Budget, Capture, Error as PatError, GMatchState, GsubError, Ma
 use super::alloc::DEFAULT_MAX_STRING;
 use super::dispatch::PIECE;
 use super::error::soft;
-use super::hook::{with_active, LimitKind, STALL_LIMIT};
+use super::hook::{with_active, LimitKind};
 
-/// Matcher steps allowed per millisecond left before the deadline.
-#[cfg(debug_assertions)]
-pub const STEPS_PER_MS: u64 = 10_000;
-/// Matcher steps allowed per millisecond left before the deadline.
-#[cfg(not(debug_assertions))]
-pub const STEPS_PER_MS: u64 = 100_000;
+/// Matcher steps granted at a time; the limits (and the clock) are checked
+/// between grants. Some 0.1 to 0.5 ms of matching.
+pub const STEP_GRANT: u64 = 1 << 16;
 
 /// What bounds one pattern call.
 struct Allowance {
     budget: Budget,
-    /// The limit that set the step count, reported if the steps run out.
-    cut_by: LimitKind,
     /// Bytes the Lua heap may still grow by (0 = unlimited).
     memory_room: usize,
 }
 
-fn allowance() -> Allowance {
+/// The next grant of steps for the running invocation, charged to its
+/// instruction budget in advance (what is left unused is given back when
+/// the call ends), or 0 when a limit says stop: the instruction budget is
+/// spent, the deadline passed, or code that cannot be paused (this call,
+/// and what ran before it in the same step) has run [`STALL_LIMIT`](super::hook::STALL_LIMIT) of the
+/// thread's CPU time past the end of the time slice (recorded as the
+/// invocation's abort; see [`check_stall`](super::hook::Control::check_stall)).
+fn grant() -> u64 {
     with_active(|c| {
-        let left = c.budget.get().saturating_sub(c.used.get());
-        let now = Instant::now();
-        let steps = |until: Instant| {
-            let ms = until.saturating_duration_since(now).as_millis() as u64;
-            ms.saturating_add(1).saturating_mul(STEPS_PER_MS)
-        };
-        // A pattern call cannot be paused: it may run to the deadline, but
-        // no longer than code that cannot be paused may hold the reactor.
-        let by_deadline = steps(c.deadline.get());
-        let by_stall = steps(c.slice_end.get().max(now) + STALL_LIMIT);
-        let (steps, cut_by) =
-            [(left, LimitKind::Instructions), (by_deadline, LimitKind::Timeout), (by_stall, LimitKind::Stall)]
-                .into_iter()
-                .min_by_key(|(n, _)| *n)
-                .expect("three candidates");
-        let meter = c.meter();
-        let limit = meter.limit();
-        let room = if limit == 0 { 0 } else { limit.saturating_sub(meter.used()).max(1) };
-        Allowance { budget: Budget::new(steps), cut_by, memory_room: room }
+        if c.check_stall().is_some() {
+            return 0;
+        }
+        let steps = c.budget.get().saturating_sub(c.used.get()).min(STEP_GRANT);
+        if steps == 0 {
+            c.abort.set(Some(LimitKind::Instructions));
+        }
+        c.used.set(c.used.get().saturating_add(steps));
+        steps
     })
-    .unwrap_or(Allowance { budget: Budget::unlimited(), cut_by: LimitKind::Instructions, memory_room: 0 })
+    .unwrap_or(STEP_GRANT)
 }
 
-/// Charges the steps used; on exhaustion records the abort and returns the
-/// error to raise.
-fn settle(a: &Allowance, start: u64, exhausted: bool) -> Option<mlua::Error> {
-    let used = start - a.budget.remaining();
+fn allowance() -> Allowance {
+    let room = with_active(|c| {
+        let meter = c.meter();
+        let limit = meter.limit();
+        if limit == 0 {
+            0
+        } else {
+            limit.saturating_sub(meter.used()).max(1)
+        }
+    })
+    .unwrap_or(0);
+    Allowance { budget: Budget::with_refill(0, grant), memory_room: room }
+}
+
+/// Gives back the steps granted but not used; on exhaustion makes sure an
+/// abort is recorded, and returns the error to raise.
+fn settle(a: &Allowance, exhausted: bool) -> Option<mlua::Error> {
+    let unused = a.budget.remaining();
     with_active(|c| {
-        c.used.set(c.used.get().saturating_add(used));
+        c.used.set(c.used.get().saturating_sub(unused));
         if exhausted {
-            c.abort.set(Some(c.abort.get().unwrap_or(a.cut_by)));
+            c.abort.set(Some(c.abort.get().unwrap_or(LimitKind::Instructions)));
         }
         c.check().map(|kind| mlua::Error::runtime(format!("invocation aborted: {} limit", kind.kind())))
     })
@@ -79,11 +87,10 @@ fn settle(a: &Allowance, start: u64, exhausted: bool) -> Option<mlua::Error> {
 
 fn run<T>(f: impl FnOnce(&mut Budget, usize) -> Result<T, PatError>) -> mlua::Result<T> {
     let mut a = allowance();
-    let start = a.budget.remaining();
     let room = a.memory_room;
     let r = f(&mut a.budget, room);
     let exhausted = matches!(r, Err(PatError::BudgetExhausted));
-    if let Some(e) = settle(&a, start, exhausted) {
+    if let Some(e) = settle(&a, exhausted) {
         return Err(e);
     }
     r.map_err(|e| mlua::Error::runtime(e.to_string()))
@@ -105,11 +112,58 @@ fn push_values(lua: &Lua, subject: &[u8], m: &Match, out: &mut MultiValue) -> ml
     Ok(())
 }
 
-fn find_or_match(
-    lua: &Lua,
-    (s, p, init, plain): (mlua::String, mlua::String, Option<i64>, Option<Value>),
-    find: bool,
-) -> mlua::Result<MultiValue> {
+/// The name Lua's argument errors give the type of `v` (absent: "no
+/// value").
+fn arg_type(v: Option<&Value>) -> &'static str {
+    match v {
+        None => "no value",
+        Some(Value::LightUserData(_)) => "light userdata",
+        Some(v) => v.type_name(),
+    }
+}
+
+fn arg_error(i: usize, fname: &str, what: &str) -> mlua::Error {
+    mlua::Error::runtime(format!("bad argument #{i} to '{fname}' ({what})"))
+}
+
+/// Argument `i` (1-based) as `luaL_checklstring` takes it: a string, or a
+/// number as its text.
+fn check_string(lua: &Lua, args: &MultiValue, i: usize, fname: &str) -> mlua::Result<mlua::String> {
+    let v = args.get(i - 1);
+    if let Some(Value::String(s)) = v {
+        return Ok(s.clone());
+    }
+    if let Some(v @ (Value::Integer(_) | Value::Number(_))) = v {
+        if let Some(s) = lua.coerce_string(v.clone())? {
+            return Ok(s);
+        }
+    }
+    Err(arg_error(i, fname, &format!("string expected, got {}", arg_type(v))))
+}
+
+/// Argument `i` as `luaL_optinteger` takes it: `None` when absent or nil.
+fn opt_integer(lua: &Lua, args: &MultiValue, i: usize, fname: &str) -> mlua::Result<Option<i64>> {
+    let v = match args.get(i - 1) {
+        None | Some(Value::Nil) => return Ok(None),
+        Some(v) => v,
+    };
+    if let Some(n) = lua.coerce_integer(v.clone())? {
+        return Ok(Some(n));
+    }
+    let what = if lua.coerce_number(v.clone())?.is_some() {
+        "number has no integer representation".to_string()
+    } else {
+        format!("number expected, got {}", arg_type(Some(v)))
+    };
+    Err(arg_error(i, fname, &what))
+}
+
+fn find_or_match(lua: &Lua, args: MultiValue, find: bool) -> mlua::Result<MultiValue> {
+    let fname = if find { "find" } else { "match" };
+    let s = check_string(lua, &args, 1, fname)?;
+    let p = check_string(lua, &args, 2, fname)?;
+    let init = opt_integer(lua, &args, 3, fname)?;
+    let plain = find && args.get(3).is_some_and(|v| !matches!(v, Value::Nil | Value::Boolean(false)));
     let (s, p) = (s.as_bytes(), p.as_bytes());
     let init = sl_lpattern::init_offset(init.unwrap_or(1), s.len());
     let mut out = MultiValue::new();
@@ -117,7 +171,6 @@ fn find_or_match(
         out.push_back(Value::Nil);
         return Ok(out);
     }
-    let plain = plain.map(|v| !matches!(v, Value::Nil | Value::Boolean(false))).unwrap_or(false);
     if find && (plain || !sl_lpattern::has_specials(&p)) {
         match sl_lpattern::find_plain(&s, &p, init) {
             Some(i) => {
@@ -147,20 +200,27 @@ fn find_or_match(
 
 /// The iterator keeps the subject and pattern as Lua strings (which Lua
 /// never copies), so that iterators cost the action its own memory only.
-fn gmatch(lua: &Lua, (s, p, init): (mlua::String, mlua::String, Option<i64>)) -> mlua::Result<mlua::Function> {
+fn gmatch(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::Function> {
+    let s = check_string(lua, &args, 1, "gmatch")?;
+    let p = check_string(lua, &args, 2, "gmatch")?;
+    let init = opt_integer(lua, &args, 3, "gmatch")?;
     let init = sl_lpattern::init_offset(init.unwrap_or(1), s.as_bytes().len());
     let state = Cell::new(GMatchState::new(s.as_bytes().len(), init));
+    // Its errors come back as (marker, message) too (see `install`).
     lua.create_function(move |lua, ()| {
-        let (subject, pattern) = (s.as_bytes(), p.as_bytes());
-        let mut g = state.get();
-        let mut out = MultiValue::new();
-        let found = run(|b, _| g.next(&subject, &pattern, b));
-        state.set(g);
-        match found? {
-            None => out.push_back(Value::Nil),
-            Some(m) => push_values(lua, &subject, &m, &mut out)?,
-        }
-        Ok(out)
+        let step = || {
+            let (subject, pattern) = (s.as_bytes(), p.as_bytes());
+            let mut g = state.get();
+            let mut out = MultiValue::new();
+            let found = run(|b, _| g.next(&subject, &pattern, b));
+            state.set(g);
+            match found? {
+                None => out.push_back(Value::Nil),
+                Some(m) => push_values(lua, &subject, &m, &mut out)?,
+            }
+            Ok(out)
+        };
+        soft(lua, step())
     })
 }
 
@@ -170,28 +230,29 @@ enum Repl {
     Func(mlua::Function),
 }
 
-fn gsub(
-    lua: &Lua,
-    (s, p, repl, n): (mlua::String, mlua::String, Value, Option<i64>),
-) -> mlua::Result<(mlua::String, i64)> {
+fn gsub(lua: &Lua, args: MultiValue) -> mlua::Result<(mlua::String, i64)> {
+    let subject = check_string(lua, &args, 1, "gsub")?;
+    let s = subject.clone();
+    let p = check_string(lua, &args, 2, "gsub")?;
+    let repl = args.get(2).cloned();
+    let n = opt_integer(lua, &args, 4, "gsub")?;
     let (s, p) = (s.as_bytes(), p.as_bytes());
-    let repl = match repl {
+    let repl = match repl.unwrap_or(Value::Nil) {
         Value::String(r) => Repl::Text(r.as_bytes().to_vec()),
         Value::Integer(i) => Repl::Text(i.to_string().into_bytes()),
-        Value::Number(x) => Repl::Text(lua.create_string(x.to_string())?.as_bytes().to_vec()),
+        v @ Value::Number(_) => Repl::Text(number_text(lua, v)?),
         Value::Table(t) => Repl::Table(t),
         Value::Function(f) => Repl::Func(f),
-        other => {
-            return Err(mlua::Error::runtime(format!(
-                "bad argument #3 to 'gsub' (string/function/table expected, got {})",
-                other.type_name()
-            )))
+        _ => {
+            let got = arg_type(args.get(2));
+            return Err(arg_error(3, "gsub", &format!("string/function/table expected, got {got}")));
         }
     };
     let max_n = n.map(|n| n.max(0) as usize);
     let mut out = Vec::new();
     let mut callback_error: Option<mlua::Error> = None;
     let max_string = with_active(|c| c.meter().max_string()).unwrap_or(DEFAULT_MAX_STRING);
+    let mut changed = false;
     let result = run(|budget, room| {
         let r = sl_lpattern::gsub_into(&s, &p, max_n, budget, &mut out, |m, out| -> Result<bool, PatError> {
             let replaced = match &repl {
@@ -211,6 +272,7 @@ fn gsub(
                     }
                 },
             };
+            changed |= replaced;
             // The result becomes one string: past max_string (or what is
             // left under maxmem) it is refused as it grows, not copied on
             // toward maxmem first.
@@ -234,7 +296,16 @@ fn gsub(
         return Err(e);
     }
     let n = result?;
+    if !changed {
+        // As Lua: no substitution gives back the subject itself.
+        return Ok((subject, 0));
+    }
     Ok((lua.create_string(&out)?, n as i64))
+}
+
+/// A float's text as Lua writes it ("%.14g", "1e+20", "inf").
+fn number_text(lua: &Lua, v: Value) -> mlua::Result<Vec<u8>> {
+    Ok(lua.coerce_string(v)?.map(|s| s.as_bytes().to_vec()).unwrap_or_default())
 }
 
 fn lua_replacement(lua: &Lua, repl: &Repl, s: &[u8], m: &Match) -> mlua::Result<Option<Vec<u8>>> {
@@ -256,7 +327,7 @@ fn lua_replacement(lua: &Lua, repl: &Repl, s: &[u8], m: &Match) -> mlua::Result<
         Value::Nil | Value::Boolean(false) => Ok(None),
         Value::String(v) => Ok(Some(v.as_bytes().to_vec())),
         Value::Integer(i) => Ok(Some(i.to_string().into_bytes())),
-        Value::Number(x) => Ok(Some(lua.create_string(x.to_string())?.as_bytes().to_vec())),
+        v @ Value::Number(_) => Ok(Some(number_text(lua, v)?)),
         other => Err(mlua::Error::runtime(format!("invalid replacement value (a {})", other.type_name()))),
     }
 }
