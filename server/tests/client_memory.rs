@@ -114,11 +114,15 @@ fn slow_readers_hold_at_most_the_response_memory_for_at_most_the_send_timeout() 
     assert!(wait_until(Duration::from_secs(5), || open_on(web.port()) == 0), "the warm-up connection is still open");
     let base_rss = status_kib(pid, "VmRSS");
     let n = 30;
+    // One request at a time: runs that overlap each hold their 16 MB
+    // string in their Lua state (bounded by `Limits.total_memory`, not by
+    // the response memory this test is about).
     let mut readers: Vec<TcpStream> = (0..n)
         .map(|_| {
             let mut c = connect(web);
             c.write_all(b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
             c.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+            std::thread::sleep(Duration::from_millis(150));
             c
         })
         .collect();

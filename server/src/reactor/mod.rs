@@ -532,6 +532,11 @@ impl Reactor {
         self.acceptor.tick(&mut self.conns, self.poll.registry());
         service.tick(self.turn);
         self.deliver(service, None);
+        // Answers delivered in one turn over the bound were spared at its
+        // end; their clients may never read enough to wake the loop again.
+        if self.out_total > self.settings.response_memory {
+            self.close_slow_readers(Some(self.turn));
+        }
     }
 }
 
