@@ -357,93 +357,15 @@ function string.find(...)
   return soft_find(...)
 end
 
--- string.gsub with a function or table as the replacement runs here, in
--- Lua, so that the replacement can be paused like any other code (called
--- from the Rust gsub it could not yield). Same semantics as Lua 5.4.
--- Reached by tail calls only: level 2 of its errors is the caller's code.
-local function gsub_lua(s, p, repl, max_n)
-  local rt = type(repl)
-  local len = #s
-  if max_n == nil then
-    max_n = len + 1
-  else
-    max_n = tointeger(max_n) or error("bad argument #4 to 'gsub' (number has no integer representation)", 2)
-  end
-  local anchor = byte(p, 1) == 94 -- '^'
-  local out, k, n, total, changed = {}, 0, 0, 0, false
-  local pos, last_end = 1, nil
-  while n < max_n do
-    local r = pack(rust_find(s, p, pos))
-    local st, en = r[1], r[2]
-    if st == ERR then
-      error(en, 2)
-    end
-    if st == nil then
-      break
-    end
-    if en < st and st == last_end then
-      -- An empty match where the previous match ended: keep one character.
-      if st > len then
-        break
-      end
-      k = k + 1
-      out[k] = sub(s, st, st)
-      pos = st + 1
-    else
-      if st > pos then
-        k = k + 1
-        out[k] = sub(s, pos, st - 1)
-      end
-      local v
-      if rt == 'function' then
-        if r.n > 2 then
-          v = repl(unpack(r, 3, r.n))
-        else
-          v = repl(sub(s, st, en))
-        end
-      elseif r.n > 2 then
-        v = repl[r[3]]
-      else
-        v = repl[sub(s, st, en)]
-      end
-      local vt = type(v)
-      if not v then
-        v = sub(s, st, en)
-      elseif vt == 'number' then
-        v, changed = tostring(v), true
-      elseif vt == 'string' then
-        changed = true
-      else
-        error('invalid replacement value (a ' .. vt .. ')', 2)
-      end
-      total = total + #v + (st - pos)
-      if total > MAX_STRING then
-        refuse()
-      end
-      k = k + 1
-      out[k] = v
-      n = n + 1
-      pos, last_end = en + 1, en + 1
-    end
-    if anchor then
-      break
-    end
-  end
-  if pos <= len then
-    k = k + 1
-    out[k] = sub(s, pos)
-  end
-  if not changed then
-    return s, n -- as Lua: no substitution gives back the subject itself
-  end
-  return join(out, '', k), n
-end
-
+-- string.gsub with a function or table as the replacement runs in Lua
+-- (gsub_lua in prelude_long.lua), so that the replacement can be paused
+-- like any other code (called from the Rust gsub it could not yield).
+-- A tail call: level 2 of its errors is the caller's code.
 function string.gsub(s, p, repl, max_n)
   local rt = type(repl)
   if (rt == 'function' or rt == 'table') and (type(s) == 'string' or type(s) == 'number')
       and (type(p) == 'string' or type(p) == 'number') then
-    return gsub_lua(tostring(s), tostring(p), repl, max_n)
+    return long_version('gsub_lua')(tostring(s), tostring(p), repl, max_n)
   end
   return rust_gsub(s, p, repl, max_n)
 end
@@ -469,7 +391,7 @@ function long_version(name)
   if long_fns == nil then
     long_fns = load_long(lib, join, refuse, span_len, find_span, has_specials, soft_find, PIECE, LOOP, MAX_STRING,
       pack, unpack, concat, select, tostring, type, rawequal, error, raw_pcall, min, to_number, tointeger,
-      os_time, maxinteger, byte, sub, find, gmatch)
+      os_time, maxinteger, byte, sub, find, gmatch, rust_find, ERR)
   end
   return long_fns[name]
 end
