@@ -166,7 +166,7 @@ impl Control {
         }
         if Instant::now() >= self.slice_end.get() {
             let cpu = thread_cpu_time();
-            let mark = *self.stall_mark.get().get_or_insert(cpu);
+            let mark = self.stall_mark.get().unwrap_or(cpu);
             self.stall_mark.set(Some(mark));
             if cpu.saturating_sub(mark) >= STALL_LIMIT {
                 self.abort.set(Some(LimitKind::Stall));

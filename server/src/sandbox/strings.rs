@@ -6,8 +6,10 @@
 //! `sl_lpattern`, which charges every matcher step to a budget handed out
 //! [`STEP_GRANT`] steps at a time: steps count against the invocation's
 //! instruction budget, and at each grant the clock is read, so that a call
-//! is cut off when it actually runs past the deadline, or runs longer than
-//! [`STALL_LIMIT`] past the time slice (a call cannot be paused). A
+//! is cut off when it actually runs past the deadline, or, counting the
+//! thread's CPU time, runs longer than
+//! [`STALL_LIMIT`](super::hook::STALL_LIMIT) past the time slice (a call
+//! cannot be paused). A
 //! cut-off call aborts the invocation with the matching limit, like any
 //! other limit.
 //! The matcher's real speed decides how much a call may do in that time,
