@@ -8,13 +8,14 @@
 
 use std::cell::Cell;
 
-use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value};
+use mlua::{Lua, LuaOptions, MultiValue, StdLib, Value};
 
 use super::alloc::MemoryMeter;
-use super::dispatch::{self, C_LOOP_MAX, PIECE};
+use super::decide::{C_LOOP_MAX, PIECE};
+use super::dispatch;
 use super::error::{error_marker, soft};
 use super::hook::{with_active, LimitKind};
-use super::{json, strlib, tablelib};
+use super::{json, tablelib};
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
@@ -168,15 +169,8 @@ fn set_up(lua: &Lua, max_string: usize) -> mlua::Result<()> {
             Ok(Value::String(lua.create_string(&bytes[start..end])?))
         })
     })?;
-    let guarded =
-        lua.create_function(|lua, (name, c_fn, lua_name, loader): (String, Function, mlua::String, Function)| {
-            let decide = name
-                .strip_prefix("table.")
-                .and_then(tablelib::decider)
-                .or_else(|| strlib::decider(&name))
-                .ok_or_else(|| mlua::Error::runtime(format!("no guard for {name}")))?;
-            dispatch::dispatcher(lua, decide, c_fn, lua_name, loader)
-        })?;
+    // SAFETY: `guarded` is a C function that checks its arguments.
+    let guarded = unsafe { lua.create_c_function(dispatch::guarded) }?;
     // Runs prelude_long.lua (trusted bytecode compiled here) with what the
     // prelude hands it (its arguments); returns its table of functions.
     let load_long = lua.create_function(|lua, args: MultiValue| {

@@ -5,6 +5,7 @@ mod alloc;
 mod args;
 mod compile;
 mod coroutines;
+mod decide;
 mod dispatch;
 mod env;
 mod error;

@@ -385,7 +385,7 @@ local lib = {
 -- The Lua versions of the guarded functions (dispatch.rs) are in
 -- prelude_long.lua, loaded in a state the first time one of them is needed
 -- (most states never need one, and they would take some 20 KB of each):
--- a dispatcher holds its version's name until then, and calls this with it.
+-- a dispatcher calls this with its version's name.
 local long_fns
 function long_version(name)
   if long_fns == nil then
@@ -396,17 +396,17 @@ function long_version(name)
   return long_fns[name]
 end
 
-string.unpack = guarded('string.unpack', string.unpack, 'unpack_long', long_version)
-string.packsize = guarded('string.packsize', string.packsize, 'packsize_long', long_version)
-utf8.char = guarded('utf8.char', utf8.char, 'utf8_char_long', long_version)
-string.rep = guarded('string.rep', string.rep, 'rep_long', long_version)
-string.upper = guarded('string.upper', string.upper, 'upper_long', long_version)
-string.lower = guarded('string.lower', string.lower, 'lower_long', long_version)
-string.reverse = guarded('string.reverse', string.reverse, 'reverse_long', long_version)
-string.format = guarded('string.format', string.format, 'format_long', long_version)
-string.pack = guarded('string.pack', string.pack, 'pack_long', long_version)
-os.date = guarded('os.date', os.date, 'date_long', long_version)
-utf8.len = guarded('utf8.len', utf8.len, 'utf8_len_long', long_version)
+string.unpack = guarded('string.unpack', string.unpack, long_version)
+string.packsize = guarded('string.packsize', string.packsize, long_version)
+utf8.char = guarded('utf8.char', utf8.char, long_version)
+string.rep = guarded('string.rep', string.rep, long_version)
+string.upper = guarded('string.upper', string.upper, long_version)
+string.lower = guarded('string.lower', string.lower, long_version)
+string.reverse = guarded('string.reverse', string.reverse, long_version)
+string.format = guarded('string.format', string.format, long_version)
+string.pack = guarded('string.pack', string.pack, long_version)
+os.date = guarded('os.date', os.date, long_version)
+utf8.len = guarded('utf8.len', utf8.len, long_version)
 utf8_len = utf8.len
 
 -- The table functions of Lua's library loop in C, where the hook never
@@ -416,12 +416,12 @@ utf8_len = utf8.len
 -- would call) to their Lua versions (in prelude_long.lua).
 local sort, insert, remove, move = table.sort, table.insert, table.remove, table.move
 
-table.sort = guarded('table.sort', sort, 'lua_sort', long_version)
-table.concat = guarded('table.concat', concat, 'lua_concat', long_version)
-table.insert = guarded('table.insert', insert, 'lua_insert', long_version)
-table.remove = guarded('table.remove', remove, 'lua_remove', long_version)
-table.move = guarded('table.move', move, 'lua_move', long_version)
-table.unpack = guarded('table.unpack', unpack, 'lua_unpack', long_version)
+table.sort = guarded('table.sort', sort, long_version)
+table.concat = guarded('table.concat', concat, long_version)
+table.insert = guarded('table.insert', insert, long_version)
+table.remove = guarded('table.remove', remove, long_version)
+table.move = guarded('table.move', move, long_version)
+table.unpack = guarded('table.unpack', unpack, long_version)
 
 os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
 string.dump = nil

@@ -21,7 +21,7 @@ use mlua::{Lua, MultiValue, Table, Value};
 use sl_lpattern::{Budget, Capture, Error as PatError, GMatchState, GsubError, Match};
 
 use super::alloc::DEFAULT_MAX_STRING;
-use super::dispatch::PIECE;
+use super::decide::PIECE;
 use super::error::soft;
 use super::hook::{with_active, LimitKind};
 

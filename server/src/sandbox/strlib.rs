@@ -23,7 +23,7 @@
 use mlua::ffi;
 
 use super::alloc::max_string_of;
-use super::dispatch::{int_arg, text_len, Decide, Route, C_LOOP_MAX, PIECE};
+use super::decide::{int_arg, text_len, Route, C_LOOP_MAX, PIECE};
 
 /// Bytes of result up to which `string.format` runs in C.
 pub const FORMAT_C_MAX: usize = 1 << 20;
@@ -34,23 +34,9 @@ pub const FORMAT_LEN_MAX: usize = 4096;
 /// `Lua`'s `MAXSIZE` for `string.rep`: longer results are an error.
 const REP_MAXSIZE: u128 = i32::MAX as u128;
 
-/// The decider of the library function `name` (`"string.rep"`), if it has
-/// one.
-pub fn decider(name: &str) -> Option<Decide> {
-    Some(match name {
-        "string.rep" => rep,
-        "string.upper" | "string.lower" | "string.reverse" | "utf8.len" => bytewise,
-        "string.format" => format,
-        "string.pack" => pack,
-        "string.unpack" | "string.packsize" | "os.date" => long_format,
-        "utf8.char" => many_args,
-        _ => return None,
-    })
-}
-
 /// C for a string (or number) of at most [`PIECE`] bytes, or for anything
 /// else (C raises the error).
-unsafe fn bytewise(state: *mut ffi::lua_State) -> Route {
+pub(super) unsafe fn bytewise(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     match unsafe { text_len(state, 1) } {
         Some(n) if n > PIECE => Route::Lua,
@@ -72,7 +58,7 @@ fn rep_len(l: usize, lsep: usize, n: i64) -> Option<u128> {
 }
 
 /// `string.rep(s, n [, sep])`: C for at most [`PIECE`] bytes and copies.
-unsafe fn rep(state: *mut ffi::lua_State) -> Route {
+pub(super) unsafe fn rep(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     unsafe {
         let Some(l) = text_len(state, 1) else { return Route::C };
@@ -127,7 +113,7 @@ unsafe fn format_item_len(state: *mut ffi::lua_State, idx: i32) -> Option<usize>
 
 /// `string.format(fmt, ...)`: C when the result is bounded by
 /// [`FORMAT_C_MAX`] without running any `__tostring`.
-unsafe fn format(state: *mut ffi::lua_State) -> Route {
+pub(super) unsafe fn format(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     unsafe {
         let Some(mut bound) = text_len(state, 1) else { return Route::C };
@@ -168,7 +154,7 @@ fn pack_fixed_bound(fmt: &[u8]) -> usize {
 
 /// `string.pack(fmt, ...)`: C for a short format whose result is bounded
 /// by the state's `max_string`.
-unsafe fn pack(state: *mut ffi::lua_State) -> Route {
+pub(super) unsafe fn pack(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack; the format's
     // bytes are read while it is on the stack.
     unsafe {
@@ -198,7 +184,7 @@ unsafe fn pack(state: *mut ffi::lua_State) -> Route {
 /// C for a format of at most [`FORMAT_LEN_MAX`] bytes (a conversion of
 /// `os.date` writes at most 250; an option of `unpack` makes at most one
 /// value).
-unsafe fn long_format(state: *mut ffi::lua_State) -> Route {
+pub(super) unsafe fn long_format(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     unsafe {
         if ffi::lua_type(state, 1) != ffi::LUA_TSTRING || ffi::lua_rawlen(state, 1) <= FORMAT_LEN_MAX {
@@ -210,7 +196,7 @@ unsafe fn long_format(state: *mut ffi::lua_State) -> Route {
 }
 
 /// `utf8.char(...)`: C for at most [`C_LOOP_MAX`] characters.
-unsafe fn many_args(state: *mut ffi::lua_State) -> Route {
+pub(super) unsafe fn many_args(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     if i64::from(unsafe { ffi::lua_gettop(state) }) <= C_LOOP_MAX {
         Route::C

@@ -29,7 +29,7 @@ use std::ffi::{c_int, CStr};
 use mlua::ffi;
 
 use super::alloc::max_string_of;
-use super::dispatch::{int_arg, text_len, unguarded, Decide, Route, C_LOOP_MAX};
+use super::decide::{int_arg, text_len, unguarded, Route, C_LOOP_MAX};
 
 /// Items up to which a plain table is sorted in C (without a comparator).
 pub const C_SORT_MAX: usize = 4096;
@@ -42,19 +42,6 @@ const LEN: &CStr = c"__len";
 const INDEX: &CStr = c"__index";
 const NEWINDEX: &CStr = c"__newindex";
 const EQ: &CStr = c"__eq";
-
-/// The decider of the table function `name`, if it has one.
-pub fn decider(name: &str) -> Option<Decide> {
-    Some(match name {
-        "insert" => insert,
-        "remove" => remove,
-        "concat" => concat,
-        "sort" => sort,
-        "move" => move_,
-        "unpack" => unpack,
-        _ => return None,
-    })
-}
 
 /// Whether `f..=e` spans at most `max` items (an empty range does).
 fn short_range(f: i64, e: i64, max: i64) -> bool {
@@ -77,7 +64,7 @@ unsafe fn guarded_or_c(state: *mut ffi::lua_State) -> Route {
 
 /// `table.insert(t, [pos,] v)`: C for an append (one `#`, a binary
 /// search) or a short shift.
-unsafe fn insert(state: *mut ffi::lua_State) -> Route {
+pub(super) unsafe fn insert(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     unsafe {
         if ffi::lua_type(state, 1) != ffi::LUA_TTABLE {
@@ -98,7 +85,7 @@ unsafe fn insert(state: *mut ffi::lua_State) -> Route {
 }
 
 /// `table.remove(t [, pos])`: C for a short shift.
-unsafe fn remove(state: *mut ffi::lua_State) -> Route {
+pub(super) unsafe fn remove(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     unsafe {
         if !unguarded(state, 1, &[LEN, INDEX, NEWINDEX]) {
@@ -114,7 +101,7 @@ unsafe fn remove(state: *mut ffi::lua_State) -> Route {
 
 /// `table.concat(t, sep, i, j)`: C for a short range whose result is
 /// short too.
-unsafe fn concat(state: *mut ffi::lua_State) -> Route {
+pub(super) unsafe fn concat(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     unsafe {
         if !unguarded(state, 1, &[LEN, INDEX]) {
@@ -173,7 +160,7 @@ pub unsafe fn span_len(state: *mut ffi::lua_State, idx: c_int, sep: usize, i: i6
 
 /// `table.sort(t [, comp])`: C for a short plain table of short strings
 /// (or numbers) without a comparator.
-unsafe fn sort(state: *mut ffi::lua_State) -> Route {
+pub(super) unsafe fn sort(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     unsafe {
         let plain = unguarded(state, 1, &[LEN, INDEX, NEWINDEX]);
@@ -212,7 +199,7 @@ fn sort_compares(n: usize) -> usize {
 
 /// `table.move(a1, f, e, t [, a2])`: C for a short move between tables
 /// read and written raw.
-unsafe fn move_(state: *mut ffi::lua_State) -> Route {
+pub(super) unsafe fn move_(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack; indexes past the
     // top read as none.
     unsafe {
@@ -238,7 +225,7 @@ unsafe fn move_(state: *mut ffi::lua_State) -> Route {
 
 /// `table.unpack(t [, i [, j]])`: C unless `__index` or `__len` would run
 /// (its results are bounded by Lua's stack, about a million).
-unsafe fn unpack(state: *mut ffi::lua_State) -> Route {
+pub(super) unsafe fn unpack(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     unsafe {
         if ffi::lua_type(state, 1) != ffi::LUA_TTABLE || unguarded(state, 1, &[INDEX, LEN]) {
