@@ -134,7 +134,7 @@ fn the_readme_walkthrough() {
         "function main(args)\n  strings = {}\n  while true do\n    table.insert(strings, 'evil')\n  end\nend\n",
     )
     .unwrap();
-    cli.ok(&["create", "evil", "-f", "evil.lua", "-m", "100000"]);
+    cli.ok(&["create", "evil", "-f", "evil.lua", "-m", "50000"]);
     let err = cli.fails(&["run", "evil", "-b"]);
     assert!(err.contains("memory"), "{err}");
     let start = Instant::now();

@@ -88,8 +88,14 @@ pub struct LimitsConfig {
     pub instructions: u64,
     /// Default timeout, ms.
     pub timeout: u64,
+    /// The most `maxmem` an action may ask for, KiB. It also bounds the
+    /// longest steps of the VM that cannot be paused (a table's rehash, the
+    /// collector's atomic step, freeing a state), which take time in
+    /// proportion to the heap (SECURITY.md, "Known gaps").
     pub max_maxmem: u64,
+    /// The most `instructions` an action may ask for.
     pub max_instructions: u64,
+    /// The most `timeout` an action may ask for, ms.
     pub max_timeout: u64,
     /// Idle warm instances kept per action.
     pub warm_instances: usize,
@@ -219,7 +225,7 @@ impl Default for Config {
                 maxmem: 65536,
                 instructions: 100_000_000,
                 timeout: 5000,
-                max_maxmem: 1024 * 1024,
+                max_maxmem: 64 * 1024,
                 max_instructions: 10_000_000_000,
                 max_timeout: 300_000,
                 warm_instances: 4,

@@ -64,7 +64,7 @@ const VERSION: &[(&str, &str, &str)] = &[
 
 /// The limits of the actions that run the cases: the most the server
 /// allows, so that no case is stopped by a limit it did not ask for.
-const LIMITS: &str = r#""timeout": 120000, "maxmem": 1048576, "instructions": 10000000000"#;
+const LIMITS: &str = r#""timeout": 120000, "maxmem": 65536, "instructions": 10000000000"#;
 
 /// Runs of a case that the stall limit (20 ms where code cannot be
 /// paused) ended: a long pattern call that takes a few milliseconds alone

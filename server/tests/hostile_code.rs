@@ -11,7 +11,7 @@
 //! -- server: workers=2               -- optional: run on a server with these `Server { }` settings
 //! -- runs: 10                        -- optional: how many times to run it (default 2)
 //! -- atmax: timeout|memory           -- optional: run it again as an action with maxmem = max_maxmem
-//!                                    --   (1 GiB, the most an action may ask for), expecting this outcome
+//!                                    --   (64 MiB, the most an action may ask for), expecting this outcome
 //! ```
 //!
 //! For every case the runner creates the action, runs it blocking and checks
@@ -58,7 +58,7 @@ const HANG_AFTER: Duration = Duration::from_millis(1000);
 const DEFAULT_MAXMEM_KIB: u64 = 65536;
 /// `Limits.max_maxmem` of the server's default configuration (KiB): what
 /// the `atmax` runs ask for.
-const MAX_MAXMEM_KIB: u64 = 1024 * 1024;
+const MAX_MAXMEM_KIB: u64 = 64 * 1024;
 /// Resident memory the server may gain in a case beyond twice its maxmem.
 const RSS_SLACK_KIB: u64 = 48 * 1024;
 /// Extra passes for a case whose only problem was a slow ping: on a loaded

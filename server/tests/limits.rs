@@ -13,7 +13,7 @@ const EVIL: &str =
 #[test]
 fn memory_limit_aborts_and_is_logged() {
     let s = TestServer::start("");
-    assert_eq!(s.create("evil", EVIL, r#""maxmem": 100000"#).status, 201);
+    assert_eq!(s.create("evil", EVIL, r#""maxmem": 50000"#).status, 201);
     let r = s.post("/actions/evil/block", "");
     assert_eq!((r.status, r.error_kind()), (500, "memory".to_string()), "{}", r.text());
     assert!(
@@ -231,7 +231,7 @@ fn max_string_is_a_server_setting() {
     const BUILD: &str = "function main(a) local s = string.rep('x', a.n) return #(s .. '') end";
     let n = 8 * 1024 * 1024 + 1;
     let s = TestServer::start("");
-    assert_eq!(s.create("long", BUILD, r#""maxmem": 262144"#).status, 201);
+    assert_eq!(s.create("long", BUILD, r#""maxmem": 65536"#).status, 201);
     let r = s.post("/actions/long/block", &format!(r#"{{"n": {n}}}"#));
     assert_eq!((r.status, r.error_kind()), (500, "memory".to_string()), "{}", r.text());
     assert!(r.text().contains("a string may hold at most 8 MiB on this server (Limits.max_string"), "{}", r.text());
@@ -239,7 +239,7 @@ fn max_string_is_a_server_setting() {
     assert_eq!((r.status, r.text()), (200, (n - 1).to_string()));
 
     let s = TestServer::start("Limits { max_string = 32768 }");
-    assert_eq!(s.create("long", BUILD, r#""maxmem": 262144"#).status, 201);
+    assert_eq!(s.create("long", BUILD, r#""maxmem": 65536"#).status, 201);
     let r = s.post("/actions/long/block", &format!(r#"{{"n": {n}}}"#));
     assert_eq!((r.status, r.text()), (200, n.to_string()));
     let r = s.post("/actions/long/block", &format!(r#"{{"n": {}}}"#, 32 * 1024 * 1024 + 1));

@@ -108,13 +108,15 @@ pub(crate) struct Cache {
     graveyard: Vec<Instance>,
 }
 
-/// Limits in force for an action: its own where set, else the defaults.
+/// Limits in force for an action: its own where set, else the defaults,
+/// and never above the server's maxima (an action stored when they were
+/// higher, or by another server, runs within this server's).
 pub(crate) fn budget_for(rec: &ActionRecord, limits: &LimitsConfig) -> Budget {
-    let pick = |own: u64, default: u64| if own == 0 { default } else { own };
+    let pick = |own: u64, default: u64, max: u64| if own == 0 { default } else { own.min(max) };
     Budget {
-        memory: (pick(rec.limits.maxmem, limits.maxmem) as usize).saturating_mul(1024),
-        timeout: Duration::from_millis(pick(rec.limits.timeout, limits.timeout)),
-        instructions: pick(rec.limits.instructions, limits.instructions),
+        memory: (pick(rec.limits.maxmem, limits.maxmem, limits.max_maxmem) as usize).saturating_mul(1024),
+        timeout: Duration::from_millis(pick(rec.limits.timeout, limits.timeout, limits.max_timeout)),
+        instructions: pick(rec.limits.instructions, limits.instructions, limits.max_instructions),
         max_string: (limits.max_string as usize).saturating_mul(1024),
     }
 }
@@ -335,5 +337,38 @@ impl Cache {
                 _ => None,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_action_runs_within_the_server_maxima_whatever_it_stored() {
+        let cfg = crate::config::Config::default();
+        let mut rec = ActionRecord {
+            name: "big".into(),
+            version: 1,
+            source: Vec::new(),
+            bytecode: Vec::new(),
+            checksum: String::new(),
+            limits: sl_store::Limits::default(),
+            created: 0,
+            updated: 0,
+        };
+        let l = &cfg.limits;
+        let b = budget_for(&rec, l);
+        assert_eq!(b.memory, l.maxmem as usize * 1024, "the default when unset");
+        assert_eq!(b.instructions, l.instructions);
+        rec.limits.maxmem = 1024 * 1024;
+        rec.limits.timeout = l.max_timeout + 1;
+        rec.limits.instructions = l.max_instructions * 2;
+        let b = budget_for(&rec, l);
+        assert_eq!(b.memory, 64 << 20, "stored 1 GiB, run at max_maxmem");
+        assert_eq!(b.timeout, Duration::from_millis(l.max_timeout));
+        assert_eq!(b.instructions, l.max_instructions);
+        rec.limits.maxmem = 2048;
+        assert_eq!(budget_for(&rec, l).memory, 2048 * 1024, "its own when within");
     }
 }

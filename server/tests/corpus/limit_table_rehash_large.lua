@@ -1,6 +1,7 @@
 -- expect: memory|timeout
 -- limits: timeout=2000 maxmem=0 instructions=0
--- why: inserting a key into a full table rehashes it in one instruction (every entry counted and moved to a part twice as big), and next() skips a run of empty array slots in one call: both take time in proportion to the table, bounded by maxmem (some 15 ms at the default 64 MiB); at max_maxmem they are a known gap (SECURITY.md)
+-- atmax: memory|timeout
+-- why: inserting a key into a full table rehashes it in one instruction (every entry counted and moved to a part twice as big), and next() skips a run of empty array slots in one call: both take time in proportion to the table, so maxmem bounds them (some 15 ms at the default 64 MiB), and max_maxmem (64 MiB by default) bounds the longest; at 1 GiB a rehash took 470 ms
 function main()
   local t = {}
   for i = 1, 1 << 21 do t[i] = true end
