@@ -28,6 +28,10 @@ pub enum Route {
     /// The Lua version, called with a first argument saying whether the
     /// table argument(s) are plain (see [`unguarded`]).
     LuaPlain(bool),
+    /// The Lua version, called with one table holding the caller's
+    /// arguments (and their count as `n`), made in C: with up to a million
+    /// arguments, a Lua function could not copy them again on the stack.
+    LuaPacked,
 }
 
 /// Decides where a call goes, looking at its arguments on `state`'s stack.

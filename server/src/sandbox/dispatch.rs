@@ -96,6 +96,10 @@ const DISPATCHERS: [ffi::lua_CFunction; 17] = [
 /// until a prelude installed it.
 static C_FNS: [AtomicUsize; 17] = [const { AtomicUsize::new(0) }; 17];
 
+/// Stack slots a call of a Lua version needs beyond its arguments (its
+/// frame, and the loader's).
+const LUA_VERSION_ROOM: c_int = 256;
+
 /// Its address is the registry key of the prelude's loader of Lua
 /// versions.
 static LOADER_KEY: u8 = 0;
@@ -143,8 +147,17 @@ unsafe extern "C-unwind" fn dispatch<const I: usize>(state: *mut ffi::lua_State)
             let c_fn = std::mem::transmute::<usize, ffi::lua_CFunction>(c_fn);
             return c_fn(state);
         }
-        let nargs = ffi::lua_gettop(state);
-        ffi::luaL_checkstack(state, 3, std::ptr::null());
+        let mut nargs = ffi::lua_gettop(state);
+        if route == Route::LuaPacked {
+            pack_args(state, nargs);
+            nargs = 1;
+        } else if c_fn != 0 && ffi::lua_checkstack(state, nargs.saturating_add(LUA_VERSION_ROOM)) == 0 {
+            // So many arguments that a Lua function could not copy them
+            // (as `...`): Lua's C function takes them, bounded by the stack
+            // as calls of a million values are (SECURITY.md).
+            let c_fn = std::mem::transmute::<usize, ffi::lua_CFunction>(c_fn);
+            return c_fn(state);
+        }
         ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, std::ptr::from_ref(&LOADER_KEY).cast::<c_void>());
         ffi::lua_pushstring(state, guard.long.as_ptr());
         ffi::lua_call(state, 1, 1);
@@ -157,6 +170,26 @@ unsafe extern "C-unwind" fn dispatch<const I: usize>(state: *mut ffi::lua_State)
         }
         ffi::lua_callk(state, n, ffi::LUA_MULTRET, 0, Some(all_results));
         ffi::lua_gettop(state)
+    }
+}
+
+/// Replaces the `nargs` values on the stack by one table holding them,
+/// with their count as `n`.
+///
+/// # Safety
+///
+/// `state` must be the stack of a C call with `nargs` values on it.
+unsafe fn pack_args(state: *mut ffi::lua_State, nargs: c_int) {
+    // SAFETY: guaranteed by the caller; a C call has room for two more
+    // values, and each `lua_rawseti` pops the value it stores.
+    unsafe {
+        ffi::lua_createtable(state, nargs, 1);
+        ffi::lua_insert(state, 1);
+        for i in (1..=nargs).rev() {
+            ffi::lua_rawseti(state, 1, ffi::lua_Integer::from(i));
+        }
+        ffi::lua_pushinteger(state, ffi::lua_Integer::from(nargs));
+        ffi::lua_setfield(state, 1, c"n".as_ptr());
     }
 }
 

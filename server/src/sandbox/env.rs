@@ -230,6 +230,7 @@ fn set_up(lua: &Lua, max_string: usize) -> mlua::Result<()> {
         Value::Function(super::strings::find_span(lua)?),
         Value::Function(super::strings::has_specials(lua)?),
         Value::Function(load_long),
+        super::strings::paused_marker(),
     ]
     .into_iter()
     .collect();

@@ -1,7 +1,7 @@
 -- The sandbox prelude: runs once in every new Lua state, before user code.
 -- It receives trusted Rust functions as arguments and closes over the raw
 -- library functions it wraps, so user code can never reach them.
-local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, guarded, INVOKE, REQUIRE, b64, array, limits, refuse, span_len, find_span, has_specials, load_long = ...
+local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, guarded, INVOKE, REQUIRE, b64, array, limits, refuse, span_len, find_span, has_specials, load_long, PAUSED = ...
 
 local raw_pcall, raw_xpcall, raw_load, raw_setmetatable = pcall, xpcall, load, setmetatable
 local raw_resume, raw_yield, isyieldable, co_create = coroutine.resume, coroutine.yield, coroutine.isyieldable, coroutine.create
@@ -308,12 +308,33 @@ end
 
 json = { null = null, encode = soft(encode), decode = soft(decode), array = soft(array) }
 
+-- A pattern call that outlived its time slice returns (PAUSED, resume)
+-- (strings.rs): pause this invocation as the hook does (or, where Lua
+-- cannot yield, count the time against the stall bound), then go on with
+-- the call, until it returns its results.
+local function unpause(resume)
+  while true do
+    if isyieldable() then
+      raw_yield(PREEMPT)
+    else
+      stall()
+    end
+    local r = pack(resume())
+    if r[1] ~= PAUSED then
+      return unpack(r, 1, r.n)
+    end
+  end
+end
+
 -- The string functions' errors name the line of the code that called
 -- them, as Lua's do ("input:3: malformed pattern ..."): level 2 is that
 -- code when raise_lib is reached by tail calls only, as from lib_soft.
 local function raise_lib(first, ...)
   if first == ERR then
     error((...), 2)
+  end
+  if first == PAUSED then
+    return raise_lib(unpause((...)))
   end
   return first, ...
 end
@@ -391,7 +412,7 @@ function long_version(name)
   if long_fns == nil then
     long_fns = load_long(lib, join, refuse, span_len, find_span, has_specials, soft_find, PIECE, LOOP, MAX_STRING,
       pack, unpack, concat, select, tostring, type, rawequal, error, raw_pcall, min, to_number, tointeger,
-      os_time, maxinteger, byte, sub, find, gmatch, rust_find, ERR)
+      os_time, maxinteger, byte, sub, find, gmatch, rust_find, ERR, PAUSED, unpause)
   end
   return long_fns[name]
 end

@@ -6,7 +6,7 @@
 -- a global changes nothing here. Each returns what the C function would.
 local lib, join, refuse, span_len, find_span, has_specials, soft_find, PIECE, LOOP, MAX_STRING,
   pack, unpack, concat, select, tostring, type, rawequal, error, raw_pcall, min, to_number, tointeger,
-  os_time, maxinteger, byte, sub, find, gmatch, rust_find, ERR = ...
+  os_time, maxinteger, byte, sub, find, gmatch, rust_find, ERR, PAUSED, unpause = ...
 
 local function int_arg(v, i, fname, level)
   if type(v) ~= 'number' and type(v) ~= 'string' then
@@ -372,9 +372,9 @@ local function packsize_long(fmt)
   return total
 end
 
--- utf8.char of more than LOOP characters: LOOP at a time.
-local function utf8_char_long(...)
-  local args = pack(...)
+-- utf8.char of more than LOOP characters: LOOP at a time. The dispatcher
+-- passes them in a table (up to a million could not be copied as `...`).
+local function utf8_char_long(args)
   local parts, n = {}, 0
   for k = 1, args.n, LOOP do
     local last = min(k + LOOP - 1, args.n)
@@ -708,6 +708,9 @@ local function gsub_lua(s, p, repl, max_n)
   local pos, last_end = 1, nil
   while n < max_n do
     local r = pack(rust_find(s, p, pos))
+    if r[1] == PAUSED then
+      r = pack(unpause(r[2]))
+    end
     local st, en = r[1], r[2]
     if st == ERR then
       error(en, 2)

@@ -1,23 +1,47 @@
 //! `string.find`, `string.match`, `string.gmatch` and `string.gsub` on a
-//! step budget.
+//! step budget, paused like Lua code when they outlive a time slice.
 //!
 //! Lua's own pattern matcher runs in C, where the instruction hook never
 //! fires, so a crafted pattern could run for hours. These replacements use
 //! `sl_lpattern`, which charges every matcher step to a budget handed out
 //! [`STEP_GRANT`] steps at a time: steps count against the invocation's
-//! instruction budget, and at each grant the clock is read, so that a call
-//! is cut off when it actually runs past the deadline, or, counting the
-//! thread's CPU time, runs longer than
-//! [`STALL_LIMIT`](super::hook::STALL_LIMIT) past the time slice (a call
-//! cannot be paused). A
-//! cut-off call aborts the invocation with the matching limit, like any
-//! other limit.
-//! The matcher's real speed decides how much a call may do in that time,
-//! not an estimate of it.
+//! instruction budget, and at each grant the limits and the clock are
+//! checked.
+//!
+//! # Pausing a call
+//!
+//! The matcher recurses (as Lua's does), so a call cannot return to Lua
+//! in the middle of a match and be picked up again, and stopping it at
+//! the end of the time slice would stop valid programs whose one call
+//! needs more than a slice. So a call starts on the thread's own stack
+//! (at no extra cost) and, if a grant finds the time slice over, stops and
+//! starts again from the beginning on a stack of its own (a
+//! [`corosensei`] coroutine; at most [`MAX_PAUSABLE`] exist in the process
+//! at once). There, a grant that finds the slice over suspends the
+//! coroutine: the function returns `(PAUSED, resume)` to the prelude,
+//! which yields the invocation for a slice like the hook does (or, where
+//! Lua cannot yield, counts the time against the stall bound,
+//! [`check_stall`](super::hook::Control::check_stall)) and then calls
+//! `resume()`, which goes on where the matcher stopped and returns the
+//! call's results in the end. So a call is paused at most a slice after it
+//! ran, and repeats at most one slice of work. A limit (instructions,
+//! deadline, memory) found at a grant aborts the invocation, as any limit
+//! does. A call that cannot have a stack of its own (more than
+//! [`MAX_PAUSABLE`] paused at once, or a `gsub` with a Lua replacement)
+//! runs on as before: stopped when it has run [`STALL_LIMIT`](super::hook::STALL_LIMIT) of the
+//! thread's CPU time past the end of the slice.
+//!
+//! The matcher's real speed decides how much a call may do in a slice, not
+//! an estimate of it.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
-use mlua::{Lua, MultiValue, Table, Value};
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 use sl_lpattern::{Budget, Capture, Error as PatError, GMatchState, GsubError, Match};
 
 use super::alloc::DEFAULT_MAX_STRING;
@@ -29,6 +53,40 @@ use super::hook::{with_active, LimitKind};
 /// between grants. Some 0.1 to 0.5 ms of matching.
 pub const STEP_GRANT: u64 = 1 << 16;
 
+/// Pattern calls that may be paused at once in the process (each holds a
+/// stack of [`PAUSE_STACK`] bytes of address space, two mappings, while it
+/// runs).
+pub const MAX_PAUSABLE: usize = 4096;
+
+/// Bytes of stack of a pausable call: the matcher nests at most
+/// `sl_lpattern::MAX_MATCH_DEPTH` (200) calls. Pages are committed only
+/// when used.
+const PAUSE_STACK: usize = 512 * 1024;
+
+/// Pausable calls that exist now.
+static PAUSABLE: AtomicUsize = AtomicUsize::new(0);
+
+/// Its address is the `PAUSED` marker (see [`paused_marker`]).
+static PAUSED: u8 = 0;
+
+thread_local! {
+    /// The yielder of the pausable call running on this thread, null when
+    /// none is (or it is suspended).
+    static PAUSER: Cell<*const Yielder<(), ()>> = const { Cell::new(ptr::null()) };
+    /// Whether the call running on this thread's own stack may start again
+    /// where it can pause.
+    static RESTARTABLE: Cell<bool> = const { Cell::new(false) };
+    /// Set when that call stopped because the slice was over.
+    static WANTS_PAUSE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The value a pattern function returns first when it paused, followed by
+/// the function that goes on with it: a light userdata no user code can
+/// make.
+pub fn paused_marker() -> Value {
+    Value::LightUserData(LightUserData(ptr::from_ref(&PAUSED).cast_mut().cast()))
+}
+
 /// What bounds one pattern call.
 struct Allowance {
     budget: Budget,
@@ -36,26 +94,64 @@ struct Allowance {
     memory_room: usize,
 }
 
+/// What a grant found.
+enum Grant {
+    Steps(u64),
+    Stop,
+    /// The time slice is over and the call can pause.
+    Pause,
+}
+
 /// The next grant of steps for the running invocation, charged to its
 /// instruction budget in advance (what is left unused is given back when
-/// the call ends), or 0 when a limit says stop: the instruction budget is
-/// spent, the deadline passed, or code that cannot be paused (this call,
-/// and what ran before it in the same step) has run [`STALL_LIMIT`](super::hook::STALL_LIMIT) of the
-/// thread's CPU time past the end of the time slice (recorded as the
-/// invocation's abort; see [`check_stall`](super::hook::Control::check_stall)).
+/// the call ends), or 0 when the call stops: a limit says stop (the
+/// instruction budget is spent, the deadline passed, or, for a call that
+/// cannot pause, code that cannot be paused has run
+/// [`STALL_LIMIT`](super::hook::STALL_LIMIT) of the thread's CPU time past the end of the time
+/// slice: see [`check_stall`](super::hook::Control::check_stall)), or the
+/// slice is over and the call is to start again where it can pause. A
+/// call on its own stack is suspended here at the end of a slice, and the
+/// grant goes on when it is resumed.
 fn grant() -> u64 {
-    with_active(|c| {
-        if c.check_stall().is_some() {
-            return 0;
+    loop {
+        let pausable = !PAUSER.with(Cell::get).is_null() || RESTARTABLE.with(Cell::get);
+        let verdict = with_active(|c| {
+            if pausable {
+                if c.check().is_some() {
+                    return Grant::Stop;
+                }
+                if Instant::now() >= c.slice_end.get() {
+                    return Grant::Pause;
+                }
+            } else if c.check_stall().is_some() {
+                return Grant::Stop;
+            }
+            let steps = c.budget.get().saturating_sub(c.used.get()).min(STEP_GRANT);
+            if steps == 0 {
+                c.abort.set(Some(LimitKind::Instructions));
+                return Grant::Stop;
+            }
+            c.used.set(c.used.get().saturating_add(steps));
+            Grant::Steps(steps)
+        });
+        match verdict {
+            None => return STEP_GRANT,
+            Some(Grant::Steps(n)) => return n,
+            Some(Grant::Stop) => return 0,
+            Some(Grant::Pause) => {
+                let yielder = PAUSER.with(Cell::get);
+                if yielder.is_null() {
+                    WANTS_PAUSE.with(|w| w.set(true));
+                    return 0;
+                }
+                PAUSER.with(|p| p.set(ptr::null()));
+                // SAFETY: the yielder of the coroutine this code runs on,
+                // set by its body (`pausable`), which outlives this call.
+                unsafe { (*yielder).suspend(()) };
+                PAUSER.with(|p| p.set(yielder));
+            }
         }
-        let steps = c.budget.get().saturating_sub(c.used.get()).min(STEP_GRANT);
-        if steps == 0 {
-            c.abort.set(Some(LimitKind::Instructions));
-        }
-        c.used.set(c.used.get().saturating_add(steps));
-        steps
-    })
-    .unwrap_or(STEP_GRANT)
+    }
 }
 
 fn allowance() -> Allowance {
@@ -87,15 +183,91 @@ fn settle(a: &Allowance, exhausted: bool) -> Option<mlua::Error> {
     .or_else(|| exhausted.then(|| mlua::Error::runtime("pattern matching step budget exhausted")))
 }
 
-fn run<T>(f: impl FnOnce(&mut Budget, usize) -> Result<T, PatError>) -> mlua::Result<T> {
+/// How a call on the thread's own stack ended.
+enum Attempt<T> {
+    Done(mlua::Result<T>),
+    /// The slice was over: start it again with [`pausable`].
+    Restart,
+}
+
+/// Runs a matcher call on a budget. A `restartable` call on the thread's
+/// own stack stops at the end of the slice (see the module docs).
+fn run<T>(restartable: bool, f: impl FnOnce(&mut Budget, usize) -> Result<T, PatError>) -> Attempt<T> {
+    let on_own_stack = PAUSER.with(Cell::get).is_null();
+    let restartable = restartable && on_own_stack && PAUSABLE.load(Ordering::Relaxed) < MAX_PAUSABLE;
+    let outer = RESTARTABLE.with(|r| r.replace(restartable));
+    WANTS_PAUSE.with(|w| w.set(false));
     let mut a = allowance();
     let room = a.memory_room;
     let r = f(&mut a.budget, room);
+    RESTARTABLE.with(|r| r.set(outer));
     let exhausted = matches!(r, Err(PatError::BudgetExhausted));
-    if let Some(e) = settle(&a, exhausted) {
-        return Err(e);
+    if exhausted && WANTS_PAUSE.with(|w| w.replace(false)) {
+        settle(&a, false);
+        return Attempt::Restart;
     }
-    r.map_err(|e| mlua::Error::runtime(e.to_string()))
+    if let Some(e) = settle(&a, exhausted) {
+        return Attempt::Done(Err(e));
+    }
+    Attempt::Done(r.map_err(|e| mlua::Error::runtime(e.to_string())))
+}
+
+/// The rest of a call once the matcher is done: its results for Lua.
+type Finish<T> = Box<dyn FnOnce(&Lua, T) -> mlua::Result<MultiValue>>;
+
+/// Counts a pausable call while it exists.
+struct PausableSlot;
+
+impl PausableSlot {
+    fn take() -> Self {
+        PAUSABLE.fetch_add(1, Ordering::Relaxed);
+        PausableSlot
+    }
+}
+
+impl Drop for PausableSlot {
+    fn drop(&mut self) {
+        PAUSABLE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `(PAUSED, resume)`: `work` started again on a stack of its own, where
+/// it can pause; each `resume()` goes on with it until the slice is over
+/// (and returns `PAUSED`) or it is done (and returns what `finish` makes
+/// of its result, errors as `(ERR, message)`).
+fn pausable<T: 'static>(
+    lua: &Lua,
+    work: impl FnOnce(&mut Budget, usize) -> Result<T, PatError> + 'static,
+    finish: Finish<T>,
+) -> mlua::Result<MultiValue> {
+    let stack = DefaultStack::new(PAUSE_STACK)
+        .map_err(|e| mlua::Error::runtime(format!("pattern matching: no stack for a long call: {e}")))?;
+    let slot = PausableSlot::take();
+    let co = Coroutine::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
+        PAUSER.with(|p| p.set(ptr::from_ref(yielder)));
+        let r = match run(false, work) {
+            Attempt::Done(r) => r,
+            Attempt::Restart => Err(mlua::Error::runtime("pattern matching: a pausable call restarted")),
+        };
+        PAUSER.with(|p| p.set(ptr::null()));
+        r
+    });
+    let state = RefCell::new(Some((co, finish, slot)));
+    let resume = lua.create_function(move |lua, ()| {
+        let mut held = state.borrow_mut();
+        let Some((co, _, _)) = held.as_mut() else {
+            return Err(mlua::Error::runtime("pattern matching: the call is over"));
+        };
+        match co.resume(()) {
+            CoroutineResult::Yield(()) => Ok(MultiValue::from_iter([paused_marker()])),
+            CoroutineResult::Return(r) => {
+                let (_, finish, _) = held.take().expect("checked above");
+                drop(held);
+                soft(lua, r.and_then(|t| finish(lua, t)))
+            }
+        }
+    })?;
+    Ok(MultiValue::from_iter([paused_marker(), Value::Function(resume)]))
 }
 
 fn push_capture(lua: &Lua, subject: &[u8], c: &Capture, out: &mut MultiValue) -> mlua::Result<()> {
@@ -162,11 +334,11 @@ fn opt_integer(lua: &Lua, args: &MultiValue, i: usize, fname: &str) -> mlua::Res
 
 fn find_or_match(lua: &Lua, args: MultiValue, find: bool) -> mlua::Result<MultiValue> {
     let fname = if find { "find" } else { "match" };
-    let s = check_string(lua, &args, 1, fname)?;
-    let p = check_string(lua, &args, 2, fname)?;
+    let s_value = check_string(lua, &args, 1, fname)?;
+    let p_value = check_string(lua, &args, 2, fname)?;
     let init = opt_integer(lua, &args, 3, fname)?;
     let plain = find && args.get(3).is_some_and(|v| !matches!(v, Value::Nil | Value::Boolean(false)));
-    let (s, p) = (s.as_bytes(), p.as_bytes());
+    let (s, p) = (s_value.as_bytes(), p_value.as_bytes());
     let init = sl_lpattern::init_offset(init.unwrap_or(1), s.len());
     let mut out = MultiValue::new();
     if init > s.len() {
@@ -183,17 +355,33 @@ fn find_or_match(lua: &Lua, args: MultiValue, find: bool) -> mlua::Result<MultiV
         }
         return Ok(out);
     }
-    match run(|b, _| sl_lpattern::find(&s, &p, init, b))? {
+    let found = match run(true, |b, _| sl_lpattern::find(&s, &p, init, b)) {
+        Attempt::Done(r) => r?,
+        Attempt::Restart => {
+            let (subject, pattern) = (s_value.clone(), p_value.clone());
+            let work = move |b: &mut Budget, _| sl_lpattern::find(&subject.as_bytes(), &pattern.as_bytes(), init, b);
+            let finish: Finish<Option<Match>> =
+                Box::new(move |lua, found| match_values(lua, &s_value.as_bytes(), found, find));
+            return pausable(lua, work, finish);
+        }
+    };
+    match_values(lua, &s, found, find)
+}
+
+/// What `find` (positions, then captures) or `match` (captures) returns.
+fn match_values(lua: &Lua, s: &[u8], found: Option<Match>, find: bool) -> mlua::Result<MultiValue> {
+    let mut out = MultiValue::new();
+    match found {
         None => out.push_back(Value::Nil),
         Some(m) => {
             if find {
                 out.push_back(Value::Integer(m.start as i64 + 1));
                 out.push_back(Value::Integer(m.end as i64));
                 for c in &m.captures {
-                    push_capture(lua, &s, c, &mut out)?;
+                    push_capture(lua, s, c, &mut out)?;
                 }
             } else {
-                push_values(lua, &s, &m, &mut out)?;
+                push_values(lua, s, &m, &mut out)?;
             }
         }
     }
@@ -207,23 +395,44 @@ fn gmatch(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::Function> {
     let p = check_string(lua, &args, 2, "gmatch")?;
     let init = opt_integer(lua, &args, 3, "gmatch")?;
     let init = sl_lpattern::init_offset(init.unwrap_or(1), s.as_bytes().len());
-    let state = Cell::new(GMatchState::new(s.as_bytes().len(), init));
+    let state = std::rc::Rc::new(Cell::new(GMatchState::new(s.as_bytes().len(), init)));
     // Its errors come back as (marker, message) too (see `install`).
     lua.create_function(move |lua, ()| {
         let step = || {
             let (subject, pattern) = (s.as_bytes(), p.as_bytes());
             let mut g = state.get();
-            let mut out = MultiValue::new();
-            let found = run(|b, _| g.next(&subject, &pattern, b));
-            state.set(g);
-            match found? {
-                None => out.push_back(Value::Nil),
-                Some(m) => push_values(lua, &subject, &m, &mut out)?,
+            match run(true, |b, _| g.next(&subject, &pattern, b)) {
+                Attempt::Done(found) => {
+                    state.set(g);
+                    gmatch_values(lua, &subject, found?)
+                }
+                Attempt::Restart => {
+                    let (s, p, start) = (s.clone(), p.clone(), state.get());
+                    let subject = s.clone();
+                    let work = move |b: &mut Budget, _| {
+                        let mut g = start;
+                        g.next(&subject.as_bytes(), &p.as_bytes(), b).map(|found| (g, found))
+                    };
+                    let state = state.clone();
+                    let finish: Finish<(GMatchState, Option<Match>)> = Box::new(move |lua, (g, found)| {
+                        state.set(g);
+                        gmatch_values(lua, &s.as_bytes(), found)
+                    });
+                    pausable(lua, work, finish)
+                }
             }
-            Ok(out)
         };
         soft(lua, step())
     })
+}
+
+fn gmatch_values(lua: &Lua, subject: &[u8], found: Option<Match>) -> mlua::Result<MultiValue> {
+    let mut out = MultiValue::new();
+    match found {
+        None => out.push_back(Value::Nil),
+        Some(m) => push_values(lua, subject, &m, &mut out)?,
+    }
+    Ok(out)
 }
 
 enum Repl {
@@ -232,13 +441,11 @@ enum Repl {
     Func(mlua::Function),
 }
 
-fn gsub(lua: &Lua, args: MultiValue) -> mlua::Result<(mlua::String, i64)> {
+fn gsub(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     let subject = check_string(lua, &args, 1, "gsub")?;
-    let s = subject.clone();
-    let p = check_string(lua, &args, 2, "gsub")?;
+    let pattern = check_string(lua, &args, 2, "gsub")?;
     let repl = args.get(2).cloned();
     let n = opt_integer(lua, &args, 4, "gsub")?;
-    let (s, p) = (s.as_bytes(), p.as_bytes());
     let repl = match repl.unwrap_or(Value::Nil) {
         Value::String(r) => Repl::Text(r.as_bytes().to_vec()),
         Value::Integer(i) => Repl::Text(i.to_string().into_bytes()),
@@ -251,39 +458,119 @@ fn gsub(lua: &Lua, args: MultiValue) -> mlua::Result<(mlua::String, i64)> {
         }
     };
     let max_n = n.map(|n| n.max(0) as usize);
+    let max_string = with_active(|c| c.meter().max_string()).unwrap_or(DEFAULT_MAX_STRING);
+    let Repl::Text(text) = repl else { return gsub_lua_repl(lua, subject, &pattern, repl, max_n, max_string) };
+    let attempt = {
+        let (s, p) = (subject.as_bytes(), pattern.as_bytes());
+        run(true, |b, room| gsub_text(&s, &p, &text, max_n, max_string, b, room))
+    };
+    match attempt {
+        Attempt::Done(r) => gsub_values(lua, &subject, r?),
+        Attempt::Restart => {
+            let s = subject.clone();
+            let work = move |b: &mut Budget, room| {
+                gsub_text(&s.as_bytes(), &pattern.as_bytes(), &text, max_n, max_string, b, room)
+            };
+            let finish: Finish<TextGsub> = Box::new(move |lua, r| gsub_values(lua, &subject, r));
+            pausable(lua, work, finish)
+        }
+    }
+}
+
+/// What a `gsub` with a text replacement made.
+enum TextGsub {
+    Done {
+        out: Vec<u8>,
+        n: usize,
+    },
+    /// The result grew past `max_string` or what is left under `maxmem`
+    /// (the abort is recorded).
+    TooLong,
+}
+
+/// `gsub` with the text replacement `t` (its `%1` etc. expanded).
+#[allow(clippy::too_many_arguments)]
+fn gsub_text(
+    s: &[u8],
+    p: &[u8],
+    t: &[u8],
+    max_n: Option<usize>,
+    max_string: usize,
+    budget: &mut Budget,
+    room: usize,
+) -> Result<TextGsub, PatError> {
+    let mut out = Vec::new();
+    let mut too_long = false;
+    let r = sl_lpattern::gsub_into(s, p, max_n, budget, &mut out, |m, out| -> Result<bool, PatError> {
+        sl_lpattern::expand_replacement(t, s, m, out)?;
+        if let Some(kind) = too_long_for(out.len(), max_string, room) {
+            with_active(|c| c.abort.set(Some(c.abort.get().unwrap_or(kind))));
+            too_long = true;
+            return Err(PatError::Pattern(String::new()));
+        }
+        Ok(true)
+    });
+    if too_long {
+        return Ok(TextGsub::TooLong);
+    }
+    let n = r.map_err(|e| match e {
+        GsubError::Match(e) | GsubError::Replacement(e) => e,
+    })?;
+    Ok(TextGsub::Done { out, n })
+}
+
+/// The limit a result of `len` bytes passes, if any: it becomes one
+/// string, so past `max_string` (or what is left under `maxmem`) it is
+/// refused as it grows, not copied on toward `maxmem` first.
+fn too_long_for(len: usize, max_string: usize, room: usize) -> Option<LimitKind> {
+    if len > max_string {
+        Some(LimitKind::StringLength(max_string))
+    } else {
+        (room > 0 && len > room).then_some(LimitKind::Memory)
+    }
+}
+
+fn gsub_values(lua: &Lua, subject: &mlua::String, r: TextGsub) -> mlua::Result<MultiValue> {
+    match r {
+        TextGsub::TooLong => Err(mlua::Error::MemoryError("not enough memory".into())),
+        // As Lua: no substitution gives back the subject itself.
+        TextGsub::Done { n: 0, .. } => Ok(MultiValue::from_iter([Value::String(subject.clone()), Value::Integer(0)])),
+        TextGsub::Done { out, n } => {
+            Ok(MultiValue::from_iter([Value::String(lua.create_string(&out)?), Value::Integer(n as i64)]))
+        }
+    }
+}
+
+/// `gsub` with a table or function as the replacement, called from the
+/// matcher (the prelude sends such calls to its Lua version, which can be
+/// paused; this one cannot).
+fn gsub_lua_repl(
+    lua: &Lua,
+    subject: mlua::String,
+    pattern: &mlua::String,
+    repl: Repl,
+    max_n: Option<usize>,
+    max_string: usize,
+) -> mlua::Result<MultiValue> {
+    let (s, p) = (subject.as_bytes(), pattern.as_bytes());
     let mut out = Vec::new();
     let mut callback_error: Option<mlua::Error> = None;
-    let max_string = with_active(|c| c.meter().max_string()).unwrap_or(DEFAULT_MAX_STRING);
     let mut changed = false;
-    let result = run(|budget, room| {
+    let result = run(false, |budget, room| {
         let r = sl_lpattern::gsub_into(&s, &p, max_n, budget, &mut out, |m, out| -> Result<bool, PatError> {
-            let replaced = match &repl {
-                Repl::Text(t) => {
-                    sl_lpattern::expand_replacement(t, &s, m, out)?;
+            let replaced = match lua_replacement(lua, &repl, &s, m) {
+                Ok(Some(bytes)) => {
+                    out.extend_from_slice(&bytes);
                     true
                 }
-                Repl::Table(_) | Repl::Func(_) => match lua_replacement(lua, &repl, &s, m) {
-                    Ok(Some(bytes)) => {
-                        out.extend_from_slice(&bytes);
-                        true
-                    }
-                    Ok(None) => false,
-                    Err(e) => {
-                        callback_error = Some(e);
-                        return Err(PatError::Pattern(String::new()));
-                    }
-                },
+                Ok(None) => false,
+                Err(e) => {
+                    callback_error = Some(e);
+                    return Err(PatError::Pattern(String::new()));
+                }
             };
             changed |= replaced;
-            // The result becomes one string: past max_string (or what is
-            // left under maxmem) it is refused as it grows, not copied on
-            // toward maxmem first.
-            let over = if out.len() > max_string {
-                Some(LimitKind::StringLength(max_string))
-            } else {
-                (room > 0 && out.len() > room).then_some(LimitKind::Memory)
-            };
-            if let Some(kind) = over {
+            if let Some(kind) = too_long_for(out.len(), max_string, room) {
                 callback_error = Some(mlua::Error::MemoryError("not enough memory".into()));
                 with_active(|c| c.abort.set(Some(c.abort.get().unwrap_or(kind))));
                 return Err(PatError::Pattern(String::new()));
@@ -297,12 +584,14 @@ fn gsub(lua: &Lua, args: MultiValue) -> mlua::Result<(mlua::String, i64)> {
     if let Some(e) = callback_error {
         return Err(e);
     }
-    let n = result?;
+    let n = match result {
+        Attempt::Done(r) => r?,
+        Attempt::Restart => return Err(mlua::Error::runtime("pattern matching: a call that cannot pause restarted")),
+    };
     if !changed {
-        // As Lua: no substitution gives back the subject itself.
-        return Ok((subject, 0));
+        return Ok(MultiValue::from_iter([Value::String(subject.clone()), Value::Integer(0)]));
     }
-    Ok((lua.create_string(&out)?, n as i64))
+    Ok(MultiValue::from_iter([Value::String(lua.create_string(&out)?), Value::Integer(n as i64)]))
 }
 
 /// A float's text as Lua writes it ("%.14g", "1e+20", "inf").
@@ -323,7 +612,7 @@ fn lua_replacement(lua: &Lua, repl: &Repl, s: &[u8], m: &Match) -> mlua::Result<
             push_values(lua, s, m, &mut args)?;
             f.call(args)?
         }
-        Repl::Text(_) => unreachable!("text replacements are expanded directly"),
+        Repl::Text(t) => return Ok(Some(t.clone())),
     };
     match value {
         Value::Nil | Value::Boolean(false) => Ok(None),
@@ -431,12 +720,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
             soft(lua, gmatch(lua, args).map(|f| MultiValue::from_iter([Value::Function(f)])))
         })?,
     )?;
-    string.set(
-        "gsub",
-        lua.create_function(|lua, args| {
-            soft(lua, gsub(lua, args).map(|(s, n)| MultiValue::from_iter([Value::String(s), Value::Integer(n)])))
-        })?,
-    )?;
+    string.set("gsub", lua.create_function(|lua, args| soft(lua, gsub(lua, args)))?)?;
     Ok(())
 }
 

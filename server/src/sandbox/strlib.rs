@@ -195,13 +195,14 @@ pub(super) unsafe fn long_format(state: *mut ffi::lua_State) -> Route {
     }
 }
 
-/// `utf8.char(...)`: C for at most [`C_LOOP_MAX`] characters.
+/// `utf8.char(...)`: C for at most [`C_LOOP_MAX`] characters, else the
+/// Lua version with the characters in a table.
 pub(super) unsafe fn many_args(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     if i64::from(unsafe { ffi::lua_gettop(state) }) <= C_LOOP_MAX {
         Route::C
     } else {
-        Route::Lua
+        Route::LuaPacked
     }
 }
 

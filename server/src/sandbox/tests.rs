@@ -383,12 +383,12 @@ fn crafted_patterns_cannot_outlive_the_timeout() {
     // long, the instruction budget is what cuts a call off.
     let (o, _) = run_with(cases[0], json!({}), budget(16 * 1024, 60_000, 100_000));
     assert_eq!(err_kind(&o), "instructions", "{:?}", o.result);
-    // Above it, the call ends as a timeout long before the deadline.
+    // Above it, the call is paused every slice and runs to its deadline.
     let start = Instant::now();
-    let (o, _) = run_with(cases[0], json!({}), budget(16 * 1024, 60_000, u64::MAX));
-    assert_eq!(o.result, Err(InvokeError::Limit(LimitKind::Stall)));
-    assert_eq!(err_kind(&o), "timeout");
-    assert!(start.elapsed() < Duration::from_millis(1000), "took {:?}", start.elapsed());
+    let (o, slices) = run_with(cases[0], json!({}), budget(16 * 1024, 500, u64::MAX));
+    assert_eq!(o.result, Err(InvokeError::Limit(LimitKind::Timeout)));
+    assert!(slices > 10, "{slices} slices");
+    assert!(start.elapsed() < Duration::from_millis(700), "took {:?}", start.elapsed());
 }
 
 #[test]
@@ -721,4 +721,72 @@ fn a_state_made_with_a_larger_max_string_holds_longer_strings() {
     let o = run_with(over, json!({}), b).0;
     assert_eq!(o.result, Err(InvokeError::Limit(LimitKind::StringLength(32 << 20))));
     assert!(o.result.unwrap_err().to_string().contains("at most 32 MiB"));
+}
+
+/// One pattern call that needs far more than a time slice (and more than
+/// the 20 ms stall bound) is paused and resumed like Lua code, and gives
+/// Lua's results: find and match with captures, gmatch, and gsub.
+#[test]
+fn long_pattern_calls_are_paused_not_stopped() {
+    let cases = [
+        // Anchored: one start position, backtracking over 4 million bytes.
+        ("return string.find(string.rep('a', 4000000), '^a*.?b$')", json!(null)),
+        (
+            "local s = string.rep('a', 4000000) .. 'b' return {string.find(s, '^(a*)(.?)b$')}",
+            json!([1, 4000001, "a".repeat(4000000), ""]),
+        ),
+        ("local s = string.rep('ab', 1000000) return #string.match(s, '^(.*)b$')", json!(1999999)),
+        (
+            "local s = string.rep('a', 3000000) .. 'x' local n = 0 for w in s:gmatch('a-x') do n = n + #w end return n",
+            json!(3000001),
+        ),
+        (
+            "local s = string.rep('a', 4000000) local r, n = string.gsub(s, 'a-$', '<%0>') return {#r, n}",
+            json!([4000002, 1]),
+        ),
+        (
+            "local co = coroutine.wrap(function() return string.find(string.rep('a', 4000000), '^a*.?b$') end) \
+          return co() == nil",
+            json!(true),
+        ),
+    ];
+    for (body, want) in cases {
+        let (o, slices) = run_with(&format!("function main() {body} end"), json!({}), budget(65536, 60_000, 1 << 40));
+        assert_eq!(o.result, Ok(want), "{body}");
+        assert!(slices > 2, "{body}: {slices} slices");
+    }
+}
+
+/// A pattern call paused in a callback that cannot yield (here a
+/// `__tostring` called by `tostring`, in C) counts against the stall bound,
+/// as before.
+#[test]
+fn a_long_pattern_call_where_lua_cannot_yield_is_still_bounded() {
+    let src = "function main()
+      local t = setmetatable({}, {__tostring = function()
+        return tostring(string.find(string.rep('a', 5000), '.-.-.-.-.-.-b'))
+      end})
+      return tostring(t)
+    end";
+    let (o, _) = run_with(src, json!({}), budget(262144, 60_000, 1 << 40));
+    assert_eq!(o.result, Err(InvokeError::Limit(LimitKind::Stall)));
+}
+
+/// Library calls with about a million arguments give what Lua 5.4 gives
+/// (checked against `lua5.4`): a guarded function's Lua version gets them
+/// in a table, or they stay with Lua's C function, never a stack overflow.
+#[test]
+fn calls_with_a_million_arguments_give_lua_results() {
+    let fill = |n: u32, v: u32| format!("local codes = {{}} for i = 1, {n} do codes[i] = {v} end ");
+    for (body, want) in [
+        (format!("{}return #utf8.char(table.unpack(codes))", fill(999000, 0x4e00)), json!(2997000)),
+        (format!("{}return #utf8.char(table.unpack(codes))", fill(900000, 65)), json!(900000)),
+        (format!("{}return select('#', table.unpack(codes))", fill(999000, 65)), json!(999000)),
+        (format!("{}return #string.char(table.unpack(codes))", fill(999000, 65)), json!(999000)),
+        ("return select('#', string.unpack(('c0'):rep(999000), 'x'))".to_string(), json!(999001)),
+        ("return string.packsize(('i4'):rep(999000))".to_string(), json!(3996000)),
+    ] {
+        let o = run_with(&format!("function main() {body} end"), json!({}), budget(65536, 5000, 1 << 40)).0;
+        assert_eq!(o.result, Ok(want), "{body}");
+    }
 }
