@@ -8,25 +8,31 @@ use std::path::{Path, PathBuf};
 
 use common::{request, Server};
 
-/// A copy of `examples/items` (deploy writes its state file into the directory).
+/// A copy of the whole of `examples/items`, its server configuration
+/// `config.lua` included (deploy writes its state file into the directory).
 fn copy_app(to: &Path) -> PathBuf {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/items");
     let app = to.join("items-app");
-    for entry in [
-        "lib/items.lua",
-        "items/list.lua",
-        "items/get.lua",
-        "items/create.lua",
-        "items/update.lua",
-        "items/delete.lua",
-        "sl.toml",
-        "items_test.lua",
-    ] {
-        let dest = app.join(entry);
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(from.join(entry), dest).unwrap();
-    }
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/items"), &app);
+    assert!(app.join("config.lua").is_file() && app.join("items/create.lua").is_file());
     app
+}
+
+/// Copies the directory `from` to `to`, all of it but what running the
+/// tutorial leaves in it (`data/`, `.sl/`).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "data" || name == ".sl" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
 }
 
 #[test]
@@ -70,9 +76,9 @@ fn the_readme_tutorial() {
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("name is required"), "{}", bad.body);
 
+    assert_eq!(server.ok(dir, &["deploy", app_arg]).trim(), "nothing changed");
+
     let tests = server.ok(dir, &["test", app_arg]);
     assert!(tests.contains("ok 1 - items_test.lua: test_a_name_is_required"), "{tests}");
     assert!(tests.trim_end().ends_with("4 passed, 0 failed"), "{tests}");
-
-    assert_eq!(server.ok(dir, &["deploy", app_arg]).trim(), "nothing changed");
 }
