@@ -294,7 +294,7 @@ pub struct ResolveArgs {
     #[arg(value_parser = NonEmptyStringValueParser::new())]
     pub id: String,
 
-    /// Wait up to SECS seconds for a pending invocation to finish (server default 5, at most 60)
+    /// Wait up to SECS seconds for a pending invocation to finish (server default 1, at most 60)
     #[arg(short, long, value_name = "SECS")]
     pub wait: Option<u64>,
 }
