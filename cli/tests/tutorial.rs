@@ -18,13 +18,13 @@ fn copy_app(to: &Path) -> PathBuf {
 }
 
 /// Copies the directory `from` to `to`, all of it but what running the
-/// tutorial leaves in it (`data/`, `.sl/`).
+/// tutorial leaves in it (`data/`, `test-data/`, `.sl/`).
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name();
-        if name == "data" || name == ".sl" {
+        if name == "data" || name == "test-data" || name == ".sl" {
             continue;
         }
         if entry.file_type().unwrap().is_dir() {
@@ -78,7 +78,28 @@ fn the_readme_tutorial() {
 
     assert_eq!(server.ok(dir, &["deploy", app_arg]).trim(), "nothing changed");
 
-    let tests = server.ok(dir, &["test", app_arg]);
+    // The tests run on a server of their own, with a kv store of its own
+    // (as README's ITEMS_DATA=test-data server): the app's data stays as it was.
+    let before = request(r, "GET", "/items", None, "").json();
+    assert_eq!(before, serde_json::json!([{"id": "2", "name": "blue pencil"}]));
+    let test_server = Server::start_with(&format!(
+        "Plugin \"kv\" {{ file = {:?}, path = {:?} }}\n",
+        kv.display().to_string(),
+        dir.join("test-kv.db").display().to_string()
+    ));
+    let on_test_server = |args: &[&str]| {
+        let mut all = vec!["--url", test_server.url.as_str()];
+        all.extend_from_slice(args);
+        test_server.ok(dir, &all)
+    };
+    let deployed = on_test_server(&["deploy", app_arg]);
+    assert!(deployed.contains("6 created, 0 updated, 0 deleted, 5 routes added"), "{deployed}");
+    let tests = on_test_server(&["test", app_arg]);
     assert!(tests.contains("ok 1 - items_test.lua: test_a_name_is_required"), "{tests}");
     assert!(tests.trim_end().ends_with("4 passed, 0 failed"), "{tests}");
+    assert_eq!(request(r, "GET", "/items", None, "").json(), before, "the tests wrote into the app's data");
+    let test_items = request(&test_server.routes_url, "GET", "/items", None, "").json();
+    assert!(!test_items.as_array().unwrap().is_empty(), "the tests' items are on their own server: {test_items}");
+    // Both servers are in the deploy state, by URL.
+    assert_eq!(server.ok(dir, &["deploy", app_arg]).trim(), "nothing changed");
 }
