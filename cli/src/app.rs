@@ -4,7 +4,13 @@
 //! after its path relative to the directory, without `.lua` and with `/`
 //! replaced by `.`: `users/get.lua` is `users.get`. Hidden files and
 //! directories (a name starting with `.`, such as `.sl/` and `.git/`) are
-//! skipped, and so are test files (`*_test.lua`), which `slcli test` runs.
+//! skipped, and so are test files (`*_test.lua`), which `slcli test` runs,
+//! and the file `config.lua` at the top of the directory, which is taken to
+//! be a server configuration (`slserver --config DIR/config.lua`, as
+//! `examples/items` has), never an action: an app keeps the configuration
+//! of the server it runs on beside its actions. A `config.lua` deeper down
+//! (`admin/config.lua`, the action `admin.config`) is an action like any
+//! other.
 //!
 //! Symbolic links to files are followed if the file they lead to (all links
 //! resolved) is inside the directory; a link to a file outside it is an
@@ -21,6 +27,10 @@ use anyhow::{bail, Context, Result};
 
 /// The suffix of test files.
 pub const TEST_SUFFIX: &str = "_test.lua";
+
+/// The file at the top of an app directory that is a server configuration,
+/// not an action (see the module docs).
+pub const SERVER_CONFIG: &str = "config.lua";
 
 /// The longest action name the server takes.
 pub const MAX_NAME: usize = 128;
@@ -217,6 +227,9 @@ fn walk(top: &Path, root: &Path, rel: &Path, kind: Kind, listing: &mut Listing) 
         if !name_str.ends_with(".lua") || is_test != (kind == Kind::Tests) {
             continue;
         }
+        if rel.as_os_str().is_empty() && name_str == SERVER_CONFIG {
+            continue;
+        }
         if !file_type.is_symlink() {
             if file_type.is_file() {
                 listing.files.push(LuaFile { path: entry.path(), rel: rel_child });
@@ -311,9 +324,12 @@ mod tests {
         write(dir, ".git/x.lua", "");
         write(dir, "notes.txt", "");
         write(dir, "README.lua.md", "");
+        // The server's configuration at the top is not an action; deeper down it is.
+        write(dir, "config.lua", "Server { port = 8080 }");
+        write(dir, "users/config.lua", "");
         let actions = actions(dir).unwrap();
         let names: Vec<&str> = actions.keys().map(String::as_str).collect();
-        assert_eq!(names, ["hello", "users.deep.er", "users.get"]);
+        assert_eq!(names, ["hello", "users.config", "users.deep.er", "users.get"]);
         assert_eq!(actions["users.deep.er"].shown(), "users/deep/er.lua");
         assert_eq!(actions["users.get"].path, dir.join("users/get.lua"));
 

@@ -40,8 +40,9 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Give up on a request after this many seconds, 0 for never (connecting alone gives up after 5 s)
-    #[arg(long, global = true, value_name = "SECS", default_value_t = 600, help_heading = GLOBAL)]
-    pub timeout_secs: u64,
+    /// [default: 5 for ping and connect, 600 for the others]
+    #[arg(long, global = true, value_name = "SECS", help_heading = GLOBAL)]
+    pub timeout_secs: Option<u64>,
 
     /// Read at most this many MiB of any answer of the server; a bigger one is an error
     /// (env SLCLI_MAX_BODY_MIB) [default: 256]
@@ -56,6 +57,26 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The default `--timeout-secs` of `ping` and `connect`: a server answers
+/// `GET /ping` at once, so one that has not answered in this long is not
+/// going to (it accepted the connection but hangs, or is not an HTTP server).
+pub const PING_TIMEOUT_SECS: u64 = 5;
+
+/// The default `--timeout-secs` of the other commands: long enough for a
+/// blocking run at the server's longest timeout (300 s) and a big answer.
+pub const TIMEOUT_SECS: u64 = 600;
+
+impl Cli {
+    /// The seconds a request may take (0: no limit): `--timeout-secs`, or
+    /// the command's default.
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout_secs.unwrap_or(match self.command {
+            Command::Ping | Command::Connect { .. } => PING_TIMEOUT_SECS,
+            _ => TIMEOUT_SECS,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,7 +294,7 @@ pub struct ResolveArgs {
     #[arg(value_parser = NonEmptyStringValueParser::new())]
     pub id: String,
 
-    /// Wait up to SECS seconds for a pending invocation to finish (server default 5, at most 60)
+    /// Wait up to SECS seconds for a pending invocation to finish (server default 1, at most 60)
     #[arg(short, long, value_name = "SECS")]
     pub wait: Option<u64>,
 }
@@ -311,8 +332,19 @@ mod tests {
         assert!(cli.json);
         assert_eq!(cli.url.as_deref(), Some("http://h:1"));
         let cli = Cli::try_parse_from(["slcli", "--timeout-secs", "3", "run", "x", "-b"]).unwrap();
-        assert_eq!(cli.timeout_secs, 3);
+        assert_eq!(cli.timeout_secs(), 3);
         assert!(matches!(cli.command, Command::Run(RunArgs { block: true, .. })));
+    }
+
+    #[test]
+    fn ping_and_connect_give_up_sooner_by_default() {
+        let timeout = |args: &[&str]| Cli::try_parse_from(args).unwrap().timeout_secs();
+        assert_eq!(timeout(&["slcli", "ping"]), PING_TIMEOUT_SECS);
+        assert_eq!(timeout(&["slcli", "connect", "http://h:1"]), PING_TIMEOUT_SECS);
+        assert_eq!(timeout(&["slcli", "list"]), TIMEOUT_SECS);
+        assert_eq!(timeout(&["slcli", "run", "x", "-b"]), TIMEOUT_SECS);
+        assert_eq!(timeout(&["slcli", "ping", "--timeout-secs", "60"]), 60);
+        assert_eq!(timeout(&["slcli", "--timeout-secs", "0", "connect", "http://h:1"]), 0);
     }
 
     #[test]

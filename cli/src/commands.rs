@@ -34,7 +34,8 @@ pub fn run(cli: Cli) -> Result<Status> {
         Some(path) => Ok(path),
         None => config::default_path(),
     };
-    let mut timeout = (cli.timeout_secs > 0).then(|| Duration::from_secs(cli.timeout_secs));
+    let timeout_secs = cli.timeout_secs();
+    let mut timeout = (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs));
     if let (Command::Resolve(ResolveArgs { wait: Some(wait), .. }), Some(t)) = (&cli.command, &mut timeout) {
         // Leave the server time to answer after waiting.
         *t = (*t).max(Duration::from_secs(wait.saturating_add(10)));

@@ -37,8 +37,9 @@ use crate::state::State;
 pub const LONG_ABOUT: &str = "\
 Deploy an app directory: make the server's actions and routes match the files in DIR.
 
-Every *.lua file under DIR (at any depth; hidden files and directories and *_test.lua files \
-are skipped) is an action named after its path relative to DIR, without .lua and with '/' \
+Every *.lua file under DIR (at any depth; hidden files and directories, *_test.lua files and \
+DIR/config.lua, taken to be the configuration of the server the app runs on, are skipped) is \
+an action named after its path relative to DIR, without .lua and with '/' \
 replaced by '.': users/get.lua becomes users.get. A path that would make an invalid name \
 (action names are 1 to 128 letters, digits, '-', '_' or '.') is an error, reported before \
 anything is changed.

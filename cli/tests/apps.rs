@@ -97,6 +97,9 @@ fn small_app(dir: &Path) {
     write(dir, "users/list.lua", "function main(args)\n  return {'ann', 'bob'}\nend\n");
     write(dir, "users/get_test.lua", "function test_nothing() end\n");
     write(dir, ".hidden/secret.lua", "function main() return 1 end\n");
+    // The configuration of the app's server, as examples/items has: not an
+    // action (as one, it would fail: `Server` is no function in an action).
+    write(dir, "config.lua", "Server { port = 8080 }\n");
     write(
         dir,
         "sl.toml",
@@ -333,8 +336,10 @@ fn dev_redeploys_saved_files() {
     assert!(stamped, "every line starts with [HH:MM:SS]: {text}");
     assert_eq!(server.run(cwd, "hello"), "hello v1");
 
-    // A save is live within a second or so.
+    // A save is live within a second or so; a save of the server's
+    // configuration (config.lua at the top) is not a change of the app.
     let seen = out.text().len();
+    write(&app, "config.lua", "Server { port = 8090 }\n");
     write(&app, "hello.lua", "function main(args)\n  return 'hello v2'\nend\n");
     let saved = Instant::now();
     while server.run(cwd, "hello") != "hello v2" {
@@ -343,6 +348,8 @@ fn dev_redeploys_saved_files() {
     }
     let text = out.wait_for("0 created, 1 updated", seen, Duration::from_secs(5));
     assert!(text[seen..].contains("] updated hello\n"), "{text}");
+    assert!(!text.contains("config"), "{text}");
+    assert_eq!(err.text(), "", "nothing went wrong");
 
     // A syntax error: reported with file and line; the last good version keeps answering.
     write(&app, "hello.lua", "function main(args)\n  return 'hello v3' +\nend\n");

@@ -479,6 +479,35 @@ fn a_server_that_never_answers_times_out() {
 }
 
 #[test]
+fn ping_and_connect_give_up_on_a_silent_server_within_5_seconds() {
+    let cli = Cli::new();
+    // Connections complete in the backlog, but nobody ever reads or answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let timed = |args: &[&str]| {
+        let start = Instant::now();
+        let o = cli.run(args);
+        (o, start.elapsed())
+    };
+    let (ping, connect) = std::thread::scope(|s| {
+        let ping = s.spawn(|| timed(&["--url", &url, "ping"]));
+        let connect = s.spawn(|| timed(&["connect", &url]));
+        (ping.join().unwrap(), connect.join().unwrap())
+    });
+    for ((o, took), what) in [(ping, "ping"), (connect, "connect")] {
+        assert_exit(&o, 1);
+        assert_eq!(
+            stderr(&o),
+            format!("error: cannot reach {url} (GET /ping): no answer within 5 s (see --timeout-secs)\n"),
+            "{what}"
+        );
+        assert!(took >= Duration::from_millis(4900) && took < Duration::from_secs(9), "{what} took {took:?}");
+    }
+    assert!(!cli.config.exists(), "connect saved a server that never answered");
+    drop(listener);
+}
+
+#[test]
 fn route_commands_send_the_contract_requests() {
     let cli = Cli::new();
     let route = r#"{"method":"GET","host":"example.com","path":"/users/:id","action":"users.get","created":1}"#;

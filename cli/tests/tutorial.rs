@@ -8,25 +8,31 @@ use std::path::{Path, PathBuf};
 
 use common::{request, Server};
 
-/// A copy of `examples/items` (deploy writes its state file into the directory).
+/// A copy of the whole of `examples/items`, its server configuration
+/// `config.lua` included (deploy writes its state file into the directory).
 fn copy_app(to: &Path) -> PathBuf {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/items");
     let app = to.join("items-app");
-    for entry in [
-        "lib/items.lua",
-        "items/list.lua",
-        "items/get.lua",
-        "items/create.lua",
-        "items/update.lua",
-        "items/delete.lua",
-        "sl.toml",
-        "items_test.lua",
-    ] {
-        let dest = app.join(entry);
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(from.join(entry), dest).unwrap();
-    }
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/items"), &app);
+    assert!(app.join("config.lua").is_file() && app.join("items/create.lua").is_file());
     app
+}
+
+/// Copies the directory `from` to `to`, all of it but what running the
+/// tutorial leaves in it (`data/`, `test-data/`, `.sl/`).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "data" || name == "test-data" || name == ".sl" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
 }
 
 #[test]
@@ -70,9 +76,30 @@ fn the_readme_tutorial() {
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("name is required"), "{}", bad.body);
 
-    let tests = server.ok(dir, &["test", app_arg]);
+    assert_eq!(server.ok(dir, &["deploy", app_arg]).trim(), "nothing changed");
+
+    // The tests run on a server of their own, with a kv store of its own
+    // (as README's ITEMS_DATA=test-data server): the app's data stays as it was.
+    let before = request(r, "GET", "/items", None, "").json();
+    assert_eq!(before, serde_json::json!([{"id": "2", "name": "blue pencil"}]));
+    let test_server = Server::start_with(&format!(
+        "Plugin \"kv\" {{ file = {:?}, path = {:?} }}\n",
+        kv.display().to_string(),
+        dir.join("test-kv.db").display().to_string()
+    ));
+    let on_test_server = |args: &[&str]| {
+        let mut all = vec!["--url", test_server.url.as_str()];
+        all.extend_from_slice(args);
+        test_server.ok(dir, &all)
+    };
+    let deployed = on_test_server(&["deploy", app_arg]);
+    assert!(deployed.contains("6 created, 0 updated, 0 deleted, 5 routes added"), "{deployed}");
+    let tests = on_test_server(&["test", app_arg]);
     assert!(tests.contains("ok 1 - items_test.lua: test_a_name_is_required"), "{tests}");
     assert!(tests.trim_end().ends_with("4 passed, 0 failed"), "{tests}");
-
+    assert_eq!(request(r, "GET", "/items", None, "").json(), before, "the tests wrote into the app's data");
+    let test_items = request(&test_server.routes_url, "GET", "/items", None, "").json();
+    assert!(!test_items.as_array().unwrap().is_empty(), "the tests' items are on their own server: {test_items}");
+    // Both servers are in the deploy state, by URL.
     assert_eq!(server.ok(dir, &["deploy", app_arg]).trim(), "nothing changed");
 }

@@ -1,10 +1,23 @@
 -- The tutorial's server (README.md, "Building apps"). From the repository
 -- root, after `cargo build --release --workspace`:
---   target/release/slserver --config examples/items/config.lua
--- Paths of Sqlite and Plugin files are relative to this file's directory;
--- the kv plugin's own `path` is relative to where slserver was started.
+--   slserver --config examples/items/config.lua
+-- This file is the server's configuration, not an action: slcli deploy,
+-- dev and test skip config.lua at the top of an app directory.
+--
+-- ITEMS_DATA names the data directory, beside this file: "data" unless set.
+-- The tests run on a server of their own, with data of their own:
+--   ITEMS_DATA=test-data slserver --config examples/items/config.lua \
+--     --listen 127.0.0.1:8090 --routes-listen 127.0.0.1:8091
+-- Sqlite's path and the plugin's file are relative to this file's
+-- directory; the kv plugin's own `path` is relative to where slserver was
+-- started (the repository root).
+
+local data = os.getenv("ITEMS_DATA") or "data"
+if not data:match("^[%w_.-]+$") or data == "." or data == ".." then
+  error("ITEMS_DATA must name a directory beside config.lua, such as test-data, not '" .. data .. "'")
+end
 
 Server { host = "127.0.0.1", port = 8080 }
 Routes { port = 8081 }
-Sqlite { path = "data/sl.db" }
-Plugin "kv" { file = "../../target/release/libsl_kv.so", path = "examples/items/data/kv.db" }
+Sqlite { path = data .. "/sl.db" }
+Plugin "kv" { file = "../../target/release/libsl_kv.so", path = "examples/items/" .. data .. "/kv.db" }

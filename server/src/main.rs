@@ -1,5 +1,6 @@
 //! `slserver`: runs SL from a config.lua.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,12 +75,12 @@ fn run() -> anyhow::Result<()> {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_env("SL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{},mio=warn", cfg.log_level)));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only on a terminal: a log written to a file or a pipe gets plain text.
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
+    // The host logs each plugin it loads.
     let plugins = PluginHost::load_all(&cfg.plugins).context("cannot load the configured plugins")?;
-    for info in plugins.infos() {
-        tracing::info!(plugin = %info, "plugin loaded");
-    }
     raise_fd_limit(cfg.server.max_connections);
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -103,13 +104,13 @@ fn run() -> anyhow::Result<()> {
     };
     let cfg = Arc::new(cfg);
     slserver::serve(Arc::clone(&cfg), store, Arc::new(plugins), shutdown, |addr, routes| {
-        tracing::info!(store = ?cfg.store, workers = cfg.server.workers, "slserver listening on http://{addr}");
+        // The addresses go to stdout, once (scripts and tests read them
+        // there); the log says the rest, so that a terminal or a file that
+        // takes both streams shows no line twice.
+        tracing::info!(store = ?cfg.store, workers = cfg.server.workers, "started");
         println!("slserver listening on http://{addr}");
         match routes {
-            Some(r) => {
-                tracing::info!("serving routes on http://{r}");
-                println!("slserver serving routes on http://{r}");
-            }
+            Some(r) => println!("slserver serving routes on http://{r}"),
             None => tracing::info!("routes are not served: add Routes {{ port = 8081 }} to the config to serve them"),
         }
     })

@@ -219,3 +219,28 @@ fn arguments_are_the_same_whether_the_run_is_recorded_or_not() {
     assert_eq!(unrecorded.post("/actions/echo/block", "{oops").error_kind(), "bad_request");
     assert_eq!(unrecorded.get("/ping").text(), "OK");
 }
+
+#[test]
+fn a_pending_invocation_is_held_one_second_by_default() {
+    // The original Node client's `resolve` gives up after 2 s: without
+    // `?wait=` the server must answer "pending" well before that.
+    let s = TestServer::start("");
+    let limits = r#""timeout": 4000, "instructions": 10000000000"#;
+    assert_eq!(s.create("spin", "function main() while true do end end", limits).status, 201);
+    let id = s.post("/actions/spin", "{}").json()["InvocationId"].as_str().unwrap().to_string();
+    let start = std::time::Instant::now();
+    let r = s.get(&format!("/invocation/{id}"));
+    let took = start.elapsed();
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!((&r.json()["id"], &r.json()["action"]), (&json!(id), &json!("spin")), "{}", r.text());
+    assert!(
+        took >= std::time::Duration::from_millis(900) && took < std::time::Duration::from_millis(1900),
+        "held {took:?}"
+    );
+    // `?wait=0` answers at once; the spin ends with its timeout.
+    let start = std::time::Instant::now();
+    assert_eq!(s.get(&format!("/invocation/{id}?wait=0")).status, 202);
+    assert!(start.elapsed() < std::time::Duration::from_millis(500), "{:?}", start.elapsed());
+    let r = s.get(&format!("/invocation/{id}?wait=10"));
+    assert_eq!((r.status, r.error_kind()), (500, "timeout".to_string()), "{}", r.text());
+}

@@ -21,6 +21,12 @@ use crate::state::State;
 /// Longest `?wait=` for an invocation result, in seconds.
 const MAX_WAIT_SECS: u64 = 60;
 
+/// How long `GET /invocation/:id` without `?wait=` holds a pending
+/// invocation, in seconds: short enough for clients that give up after
+/// 2 s (the original Node `slcli resolve` does) to get the 202 "pending"
+/// answer rather than a timeout of their own.
+const DEFAULT_WAIT_SECS: u64 = 1;
+
 /// `POST /actions/:name/block`: runs the action now; its client waits.
 pub(super) fn run_blocking(
     st: &mut State,
@@ -88,13 +94,13 @@ pub(super) fn submit(st: &mut State, conn: ConnRef, name: &str, body: &[u8]) -> 
 }
 
 /// `GET /invocation/:id[?wait=N]`: the record, waiting up to N seconds
-/// (default 5) for an unfinished invocation to finish.
+/// (default [`DEFAULT_WAIT_SECS`]) for an unfinished invocation to finish.
 pub(super) fn get(st: &mut State, conn: ConnRef, id: &str, query: &str) -> Result<Option<Response>, Response> {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         return Err(bad_request("invalid invocation id"));
     }
     let wait = match query_param(query, "wait") {
-        None => 5,
+        None => DEFAULT_WAIT_SECS,
         Some(v) => {
             v.parse::<u64>().map_err(|_| bad_request("wait must be a whole number of seconds"))?.min(MAX_WAIT_SECS)
         }
