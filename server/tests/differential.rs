@@ -48,6 +48,18 @@ const KNOWN: &[(&str, &str, &str)] = &[
          caller's line left, so the message has no `chunk:line:` position",
     ),
     ("strings", "string metatable protected", "getmetatable('') is false: the string metatable is hidden"),
+    (
+        "base",
+        "tostring inside a coroutine yielding from __tostring",
+        "__tostring run by tostring is called where the hook can pause it, so a coroutine.yield in it yields \
+         where Lua 5.4 raises \"attempt to yield across a C-call boundary\"",
+    ),
+    (
+        "base",
+        "ipairs with a yielding __index in a coroutine",
+        "__index run by the ipairs iterator is called where the hook can pause it, so a coroutine.yield in it \
+         yields where Lua 5.4 raises \"attempt to yield across a C-call boundary\"",
+    ),
 ];
 
 /// Where Debian's lua5.4 (5.4.4 in Debian 12) and Lua 5.4.8, which the

@@ -12,9 +12,9 @@ use mlua::{Lua, LuaOptions, MultiValue, StdLib, Value};
 
 use super::alloc::MemoryMeter;
 use super::decide::{C_LOOP_MAX, PIECE};
-use super::dispatch;
 use super::error::{error_marker, soft};
 use super::hook::{with_active, LimitKind};
+use super::{baselib, dispatch};
 use super::{json, tablelib};
 
 const PRELUDE: &str = include_str!("prelude.lua");
@@ -114,6 +114,11 @@ fn set_up(lua: &Lua, max_string: usize) -> mlua::Result<()> {
     // decoded afterwards for a finalizer, which runs outside all limits.
     array_mt.set("__metatable", false)?;
     lua.set_named_registry_value(json::ARRAY_MT_KEY, array_mt)?;
+    // SAFETY: C functions that check their arguments (see `baselib`).
+    unsafe {
+        lua.globals().raw_set("tostring", lua.create_c_function(baselib::tostring)?)?;
+        lua.globals().raw_set("ipairs", lua.create_c_function(baselib::ipairs)?)?;
+    }
 
     let take_preempt = lua.create_function(|_, co: mlua::Thread| {
         Ok(with_active(|c| c.take_preempted(co.to_pointer())).unwrap_or(false))
@@ -231,6 +236,8 @@ fn set_up(lua: &Lua, max_string: usize) -> mlua::Result<()> {
         Value::Function(super::strings::has_specials(lua)?),
         Value::Function(load_long),
         super::strings::paused_marker(),
+        // SAFETY: a C function that checks its argument.
+        Value::Function(unsafe { lua.create_c_function(baselib::set_index_helper) }?),
     ]
     .into_iter()
     .collect();

@@ -3,6 +3,7 @@
 
 mod alloc;
 mod args;
+mod baselib;
 mod compile;
 mod coroutines;
 mod decide;

@@ -1,7 +1,11 @@
 -- The sandbox prelude: runs once in every new Lua state, before user code.
 -- It receives trusted Rust functions as arguments and closes over the raw
 -- library functions it wraps, so user code can never reach them.
-local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, guarded, INVOKE, REQUIRE, b64, array, limits, refuse, span_len, find_span, has_specials, load_long, PAUSED = ...
+local take_preempt, PREEMPT, guard, emit, encode, decode, null, ERR, CALL, stall, wrap_handler, chunk_reader, guarded, INVOKE, REQUIRE, b64, array, limits, refuse, span_len, find_span, has_specials, load_long, PAUSED, set_index_helper = ...
+
+-- The iterator of ipairs (baselib.rs) reads through __index with this, where
+-- the hook can pause an __index function.
+set_index_helper(function(t, i) return t[i] end)
 
 local raw_pcall, raw_xpcall, raw_load, raw_setmetatable = pcall, xpcall, load, setmetatable
 local raw_resume, raw_yield, isyieldable, co_create = coroutine.resume, coroutine.yield, coroutine.isyieldable, coroutine.create

@@ -433,8 +433,28 @@ local function move_span(a1, f, e, t, a2)
   end
 end
 
-local function less(a, b)
+local function lt(a, b)
   return a < b
+end
+
+-- a < b for sort without a comparator. Items other than two numbers or two
+-- strings (tables with __lt, or a mistake) are compared under pcall, so
+-- that Lua's error for items that cannot be compared is raised without a
+-- position, as Lua's C sort raises it (this chunk has no line information
+-- to give: its errors would say "?:-1:").
+local function less(a, b)
+  local ta, tb = type(a), type(b)
+  if ta == tb and (ta == 'number' or ta == 'string') then
+    return a < b
+  end
+  local ok, r = raw_pcall(lt, a, b)
+  if ok then
+    return r
+  end
+  if type(r) == 'string' and sub(r, 1, 6) == '?:-1: ' then
+    r = sub(r, 7)
+  end
+  error(r, 0)
 end
 
 -- Lua 5.4's own sort (ltablib.c, auxsort and partition), step by step:

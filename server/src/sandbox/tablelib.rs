@@ -159,7 +159,8 @@ pub unsafe fn span_len(state: *mut ffi::lua_State, idx: c_int, sep: usize, i: i6
 }
 
 /// `table.sort(t [, comp])`: C for a short plain table of short strings
-/// (or numbers) without a comparator.
+/// (or numbers) without a comparator; items that are tables or userdata
+/// (whose `__lt` is Lua code) go to the Lua version.
 pub(super) unsafe fn sort(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     unsafe {
@@ -178,11 +179,15 @@ pub(super) unsafe fn sort(state: *mut ffi::lua_State) -> Route {
         }
         let mut longest = 0usize;
         for k in 1..=n {
-            ffi::lua_rawgeti(state, 1, k as i64);
-            if ffi::lua_type(state, -1) == ffi::LUA_TSTRING {
+            let t = ffi::lua_rawgeti(state, 1, k as i64);
+            if t == ffi::LUA_TSTRING {
                 longest = longest.max(ffi::lua_rawlen(state, -1));
             }
             ffi::lua_pop(state, 1);
+            if t == ffi::LUA_TTABLE || t == ffi::LUA_TUSERDATA {
+                // Their `__lt` would run from C, where it cannot yield.
+                return Route::LuaPlain(true);
+            }
         }
         if sort_compares(n).saturating_mul(longest) <= C_SORT_BYTES {
             Route::C

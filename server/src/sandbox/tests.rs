@@ -665,12 +665,12 @@ fn expensive_instructions_in_a_coroutine_are_preempted() {
 
 #[test]
 fn expensive_instructions_that_cannot_yield_stop_at_the_stall_limit() {
-    // A __close handler run by coroutine.close (it cannot yield), and a
-    // metamethod called from C.
+    // A __close handler run by coroutine.close and an xpcall message
+    // handler (neither can yield, in Lua 5.4 either).
     let cases = [
         "local co = coroutine.create(function() local x <close> = setmetatable({}, {__close = function() \
          while true do local _ = a == b end end}) coroutine.yield() end) coroutine.resume(co) coroutine.close(co)",
-        "local t = setmetatable({}, {__tostring = function() while true do local _ = a == b end end}) tostring(t)",
+        "xpcall(error, function() while true do local _ = a == b end end)",
     ];
     for case in cases {
         let src = format!("function main() {TWO_LONG_STRINGS} {case} end");
@@ -757,16 +757,14 @@ fn long_pattern_calls_are_paused_not_stopped() {
     }
 }
 
-/// A pattern call paused in a callback that cannot yield (here a
-/// `__tostring` called by `tostring`, in C) counts against the stall bound,
-/// as before.
+/// A pattern call paused in code that cannot yield (here an `xpcall`
+/// message handler) counts against the stall bound, as before.
 #[test]
 fn a_long_pattern_call_where_lua_cannot_yield_is_still_bounded() {
     let src = "function main()
-      local t = setmetatable({}, {__tostring = function()
+      return xpcall(error, function()
         return tostring(string.find(string.rep('a', 5000), '.-.-.-.-.-.-b'))
-      end})
-      return tostring(t)
+      end)
     end";
     let (o, _) = run_with(src, json!({}), budget(262144, 60_000, 1 << 40));
     assert_eq!(o.result, Err(InvokeError::Limit(LimitKind::Stall)));
@@ -788,5 +786,41 @@ fn calls_with_a_million_arguments_give_lua_results() {
     ] {
         let o = run_with(&format!("function main() {body} end"), json!({}), budget(65536, 5000, 1 << 40)).0;
         assert_eq!(o.result, Ok(want), "{body}");
+    }
+}
+
+/// Metamethods that Lua's C library would call where nothing can yield
+/// (`__tostring` from `tostring`, `print` and `string.format`, `__index`
+/// from the `ipairs` iterator, `__lt` from `table.sort`) are paused like
+/// any Lua code: one that works far longer than the 20 ms stall bound
+/// finishes with its result.
+#[test]
+fn metamethods_run_by_tostring_and_ipairs_are_paused() {
+    let slow = "local function slow() local n = 0 for i = 1, 5000000 do n = n + i end return n end";
+    for (body, want) in [
+        (
+            "return tostring(setmetatable({}, {__tostring = function() return 'v' .. slow() end}))",
+            json!("v12500002500000"),
+        ),
+        ("print(setmetatable({}, {__tostring = function() return tostring(slow()) end})) return 1", json!(1)),
+        (
+            "return string.format('<%s>', setmetatable({}, {__tostring = function() return tostring(slow()) end}))",
+            json!("<12500002500000>"),
+        ),
+        (
+            "local t = setmetatable({}, {__index = function(_, i) if i <= 2 then return slow() end end}) \
+          local s = 0 for _, v in ipairs(t) do s = s + v end return s",
+            json!(25000005000000i64),
+        ),
+        (
+            "local mt = {__lt = function(a, b) slow() return a.k < b.k end} \
+          local t = {setmetatable({k = 2}, mt), setmetatable({k = 1}, mt)} table.sort(t) return t[1].k",
+            json!(1),
+        ),
+    ] {
+        let (o, slices) =
+            run_with(&format!("{slow} function main() {body} end"), json!({}), budget(65536, 60_000, 1 << 40));
+        assert_eq!(o.result, Ok(want), "{body}");
+        assert!(slices > 5, "{body}: {slices} slices");
     }
 }

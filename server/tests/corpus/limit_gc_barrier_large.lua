@@ -1,6 +1,6 @@
--- expect: timeout
+-- expect: timeout|instructions
 -- limits: timeout=2000 maxmem=0 instructions=0
--- atmax: timeout
+-- atmax: timeout|instructions
 -- why: the collector's atomic step traverses again, without a pause, every table written to since it was marked: 48 MiB of tables, each written to in a loop, make that step as long as a heap within max_maxmem allows (about 100 MiB of them took some 45 ms, so max_maxmem is 64 MiB by default)
 function main()
   local ts = {}
