@@ -134,14 +134,26 @@ function main()
   -- table.sort runs a comparator as Lua code, where call() can wait...
   local t = {3, 1, 2}
   table.sort(t, function(a, b) return call('skeleton', 'echo', {v = a}).v < b end)
-  -- ...but a metamethod called from C (tostring) cannot.
-  local ok, err = pcall(tostring, setmetatable({}, {__tostring = function() return call('skeleton', 'echo', 'x') end}))
-  return {first, second, table.concat(t, ','), ok, err}
+  -- ...and so does __tostring run by tostring...
+  local text = tostring(setmetatable({}, {__tostring = function() return call('skeleton', 'echo', 'x') end}))
+  -- ...but a __close handler run by coroutine.close cannot (Lua cannot
+  -- yield there).
+  local co2 = coroutine.create(function()
+    local x <close> = setmetatable({}, {__close = function() call('skeleton', 'echo', 'x') end})
+    coroutine.yield()
+  end)
+  coroutine.resume(co2)
+  local ok, err = coroutine.close(co2)
+  return {first, second, table.concat(t, ','), text, ok, err}
 end"#;
     s.create("co", code, "");
     let r = s.post("/actions/co/block", "").json();
-    assert_eq!(r.as_array().map(|a| &a[..4]), Some(&[json!(2), json!(120), json!("1,2,3"), json!(false)][..]), "{r}");
-    assert!(r[4].as_str().unwrap_or("").contains("call() cannot wait here"), "{r}");
+    assert_eq!(
+        r.as_array().map(|a| &a[..5]),
+        Some(&[json!(2), json!(120), json!("1,2,3"), json!("x"), json!(false)][..]),
+        "{r}"
+    );
+    assert!(r[5].as_str().unwrap_or("").contains("call() cannot wait here"), "{r}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::process::alive;
 
-/// The nx-27017 release the tests use (pinned in design.md).
+/// The nx-27017 release the tests use (pinned here).
 pub const NX_VERSION: &str = "0.8.1";
 
 /// How long a process waits for another one's install.

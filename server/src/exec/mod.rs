@@ -4,7 +4,7 @@
 //!
 //! The executor holds state and keeps its own rules; starting, stepping
 //! and ending invocations, which need the store and the blocking pools,
-//! is the work of [`crate::run`] above it.
+//! is the work of [`crate::invoke`] above it.
 
 mod cache;
 mod job;

@@ -1,6 +1,6 @@
 //! Building a sandboxed Lua state.
 //!
-//! Only the libraries listed in design.md are loaded: base (without
+//! Only these libraries are loaded (README, "Differences from Lua 5.4"): base (without
 //! `dofile`, `loadfile`, `collectgarbage`, `warn` and binary `load`),
 //! `string` (without `dump`), `table`, `math`, `utf8`, `coroutine`, and `os`
 //! with only `time`, `clock`, `date` and `difftime`. `print` writes to the

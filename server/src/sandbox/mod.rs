@@ -72,9 +72,9 @@ fn limit_message(kind: LimitKind) -> std::borrow::Cow<'static, str> {
             byte_size(max)
         )
         .into(),
-        LimitKind::Stall => "timeout: the invocation ran too long where it cannot be paused (in a callback of a \
-                             library function, a metamethod called by one, an xpcall message handler or a __close \
-                             handler; see README, Limits)"
+        LimitKind::Stall => "timeout: the invocation ran too long where it cannot be paused (where Lua cannot \
+                             yield: an xpcall message handler, a __close handler run by coroutine.close or on an \
+                             error; see README, Limits)"
             .into(),
     }
 }
@@ -89,7 +89,7 @@ fn byte_size(bytes: usize) -> String {
 }
 
 impl InvokeError {
-    /// The error kind reported to clients (see design.md).
+    /// The error kind reported to clients (README, "HTTP API").
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Action(_) => "action",

@@ -80,7 +80,7 @@ local function resume(co, ...)
       if isyieldable() then
         res = pack(raw_yield(unpack(r, 2, r.n)))
       else
-        res = pack(false, 'call() cannot wait here (inside a metamethod or a library callback)')
+        res = pack(false, 'call() cannot wait here (where Lua cannot yield: an xpcall message handler, a __close run by coroutine.close)')
       end
       r = pack(raw_resume(co, unpack(res, 1, res.n)))
     else
@@ -108,7 +108,7 @@ end
 -- Callers must not tail-call it, so that the error level stays right.
 local function wait(what, ...)
   if not isyieldable() then
-    error(what .. '() cannot wait here (inside a metamethod or a library callback)', 3)
+    error(what .. '() cannot wait here (where Lua cannot yield: an xpcall message handler, a __close run by coroutine.close)', 3)
   end
   local ok, result = raw_yield(CALL, ...)
   guard()
