@@ -51,46 +51,94 @@ pub(super) fn run_blocking(
 }
 
 /// `POST /actions/:name`: queues an asynchronous invocation; answers its
-/// id once the store has it.
+/// id once the store has it. The record goes into the worker's next commit
+/// of submits (group commit, see [`Submits`](crate::state::Submits)).
 pub(super) fn submit(st: &mut State, conn: ConnRef, name: &str, body: &[u8]) -> Result<Option<Response>, Response> {
     let args = parse_args(body)?;
-    let id = new_invocation_id();
-    let record = InvocationRecord::queued(id.clone(), name.to_string(), args, true, now_ms());
-    let known = st.exec.cache.is_cached(name);
+    let record = InvocationRecord::queued(new_invocation_id(), name.to_string(), args, true, now_ms());
+    st.submits.push(conn, record);
+    commit_submits(st);
+    Ok(None)
+}
+
+/// Commits the submits waiting, if no commit of them is in flight, on the
+/// pool: one check that each action exists (for actions this worker has
+/// not cached), one count of the queue, one write of every record, then
+/// each client's answer. When it ends, the submits that came meanwhile go
+/// next.
+pub(crate) fn commit_submits(st: &mut State) {
+    let Some(batch) = st.submits.take_batch() else { return };
+    let mut unknown: Vec<String> = Vec::new();
+    for (_, r) in &batch {
+        if !st.exec.cache.is_cached(&r.action) && !unknown.contains(&r.action) {
+            unknown.push(r.action.clone());
+        }
+    }
     let max_queued = st.cfg.invocations.max_queued;
     let store = std::sync::Arc::clone(&st.store);
     st.pool.spawn(move || {
-        let resp = (|| {
-            if !known {
-                match store.get_action(&record.action) {
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
-                        return Response::error(404, "not_found", &format!("no action named '{}'", record.action))
-                    }
-                    Err(e) => return store_error(&e),
-                }
-            }
-            match store.count_queued() {
-                Ok(n) if n >= max_queued => {
-                    return overloaded(&format!("{n} asynchronous invocations are queued (the limit is {max_queued})"))
-                }
-                Ok(_) => {}
-                Err(e) => return store_error(&e),
-            }
-            match store.put_invocations(std::slice::from_ref(&record)) {
-                Ok(()) => json_response(202, &serde_json::json!({"InvocationId": id})),
-                Err(e) => store_error(&e),
-            }
-        })();
+        let answers = commit_batch(&*store, &batch, &unknown, max_queued);
         move |st: &mut State| {
-            let accepted = resp.status == 202;
-            st.outbox.respond(conn, resp);
+            st.submits.done();
+            let mut accepted = false;
+            for ((conn, _), resp) in batch.into_iter().zip(answers) {
+                accepted |= resp.status == 202;
+                st.outbox.respond(conn, resp);
+            }
             if accepted {
                 queue::kick(st);
             }
+            commit_submits(st);
         }
     });
-    Ok(None)
+}
+
+/// The store's part of a commit of submits: an answer for each, in order.
+fn commit_batch(
+    store: &dyn sl_store::Store,
+    batch: &[(ConnRef, InvocationRecord)],
+    unknown: &[String],
+    max_queued: u64,
+) -> Vec<Response> {
+    let mut missing = Vec::new();
+    for name in unknown {
+        match store.get_action(name) {
+            Ok(Some(_)) => {}
+            Ok(None) => missing.push(name.as_str()),
+            Err(e) => return batch.iter().map(|_| store_error(&e)).collect(),
+        }
+    }
+    let queued = match store.count_queued() {
+        Ok(n) => n,
+        Err(e) => return batch.iter().map(|_| store_error(&e)).collect(),
+    };
+    let mut room = max_queued.saturating_sub(queued);
+    let mut answers: Vec<Option<Response>> = Vec::with_capacity(batch.len());
+    let mut records = Vec::with_capacity(batch.len());
+    for (_, r) in batch {
+        if missing.contains(&r.action.as_str()) {
+            answers.push(Some(Response::error(404, "not_found", &format!("no action named '{}'", r.action))));
+        } else if room == 0 {
+            let n = queued + records.len() as u64;
+            answers.push(Some(overloaded(&format!(
+                "{n} asynchronous invocations are queued (the limit is {max_queued})"
+            ))));
+        } else {
+            room -= 1;
+            answers.push(None);
+            records.push(r.clone());
+        }
+    }
+    let written = if records.is_empty() { Ok(()) } else { store.put_invocations(&records) };
+    batch
+        .iter()
+        .zip(answers)
+        .map(|((_, r), answer)| match (answer, &written) {
+            (Some(a), _) => a,
+            (None, Ok(())) => json_response(202, &serde_json::json!({"InvocationId": r.id})),
+            (None, Err(e)) => store_error(e),
+        })
+        .collect()
 }
 
 /// `GET /invocation/:id[?wait=N]`: the record, waiting up to N seconds

@@ -23,6 +23,8 @@ struct Gated {
     inner: MemoryStore,
     shut: Mutex<bool>,
     opened: Condvar,
+    /// Writes that held queued records (submits), and how many each held.
+    submit_writes: Mutex<Vec<usize>>,
 }
 
 impl Gated {
@@ -64,6 +66,11 @@ impl Store for Gated {
         let mut shut = self.shut.lock().unwrap();
         while *shut {
             shut = self.opened.wait(shut).unwrap();
+        }
+        drop(shut);
+        let queued = records.iter().filter(|r| r.status == sl_store::InvocationStatus::Queued).count();
+        if queued > 0 {
+            self.submit_writes.lock().unwrap().push(queued);
         }
         self.inner.put_invocations(records)
     }
@@ -215,4 +222,40 @@ fn recorded_runs_wait_while_the_store_is_behind_on_their_records() {
     assert_eq!(rest.len(), n - answered, "every held run runs once the store caught up");
     assert!(app.st.exec.held.is_empty());
     assert!(rest.iter().all(|(_, status, body)| *status == 200 && body == "{}"));
+}
+
+/// Group commit: submits that arrive while a commit of submits is in
+/// flight go into the next one, together, and no client gets its 202
+/// before the commit that holds its record.
+#[test]
+fn submits_that_arrive_during_a_commit_share_the_next_one() {
+    let store = Arc::new(Gated::default());
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}");
+    store.set(true);
+    app.call(conn(0), Side::Api, request(Method::Post, "/actions/echo", "{}"));
+    // The first commit is in flight (stuck at the gate); these wait.
+    for i in 1..=100 {
+        app.call(conn(i), Side::Api, request(Method::Post, "/actions/echo", &format!(r#"{{"i":{i}}}"#)));
+        app.end_turn(Instant::now());
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    app.end_turn(Instant::now());
+    assert!(answers(&mut app).is_empty(), "a 202 before its commit");
+    assert!(store.submit_writes.lock().unwrap().is_empty());
+    store.set(false);
+    let got = answers_after_turns(&mut app, 101);
+    let mut ids: Vec<String> = got
+        .iter()
+        .filter(|(_, status, _)| *status == 202)
+        .map(|(_, _, body)| serde_json::from_str::<serde_json::Value>(body).unwrap()["InvocationId"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 101, "{got:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 101, "every submit its own id");
+    assert_eq!(*store.submit_writes.lock().unwrap(), vec![1, 100], "two commits for 101 submits");
+    for id in &ids {
+        let rec = store.get_invocation(id.trim_matches('"')).unwrap();
+        assert!(rec.is_some(), "the record of {id} is stored");
+    }
 }

@@ -12,6 +12,7 @@ mod budget;
 mod consumer;
 mod peers;
 mod records;
+mod submits;
 mod sync;
 mod waiters;
 
@@ -21,6 +22,7 @@ pub use peers::{PeerMsg, Peers};
 #[cfg(test)]
 pub(crate) use records::MAX_BACKLOG;
 pub(crate) use records::{bound as bound_record, nominal_size as nominal_record_size, Records};
+pub(crate) use submits::Submits;
 pub(crate) use sync::{RoutesSync, Timers};
 pub(crate) use waiters::Waiters;
 
@@ -55,6 +57,8 @@ pub(crate) struct State {
     pub waiters: Waiters,
     pub records: Records,
     pub consumer: Consumer,
+    /// Asynchronous submits waiting for their commit.
+    pub submits: Submits,
     /// The routes the web listener serves, refreshed from the store.
     pub routes: RouteTable<String>,
     pub routes_sync: RoutesSync,
@@ -89,6 +93,7 @@ impl State {
             waiters: Waiters::default(),
             records: Records::default(),
             consumer: Consumer::default(),
+            submits: Submits::default(),
             routes: RouteTable::new(),
             routes_sync: RoutesSync::default(),
             peers,

@@ -1,0 +1,79 @@
+//! Asynchronous submits waiting for the commit that holds their records:
+//! group commit.
+//!
+//! A submit's record must be durable before its client gets the 202. One
+//! commit per submit would cost a transaction (and a sync) each, so a
+//! worker keeps at most one commit of submits in flight: submits that
+//! arrive meanwhile wait here and go into the next commit together, up to
+//! [`MAX_BATCH`] at a time. A burst of N submits so costs about N /
+//! (submits per commit) commits, and a lone submit is committed at once.
+
+use sl_store::InvocationRecord;
+
+use crate::reactor::ConnRef;
+
+/// Submits committed together at most.
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// The submits of one worker not yet committed.
+#[derive(Default)]
+pub(crate) struct Submits {
+    pending: Vec<(ConnRef, InvocationRecord)>,
+    in_flight: bool,
+}
+
+impl Submits {
+    /// Adds a submit to the next commit.
+    pub fn push(&mut self, conn: ConnRef, record: InvocationRecord) {
+        self.pending.push((conn, record));
+    }
+
+    /// The next batch to commit, if no commit is in flight and submits
+    /// wait; from then on a commit is in flight until [`Submits::done`].
+    pub fn take_batch(&mut self) -> Option<Vec<(ConnRef, InvocationRecord)>> {
+        if self.in_flight || self.pending.is_empty() {
+            return None;
+        }
+        self.in_flight = true;
+        let n = self.pending.len().min(MAX_BATCH);
+        Some(self.pending.drain(..n).collect())
+    }
+
+    /// The commit in flight ended.
+    pub fn done(&mut self) {
+        self.in_flight = false;
+    }
+
+    /// Submits waiting for a commit.
+    #[cfg(test)]
+    pub fn waiting(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: usize) -> InvocationRecord {
+        InvocationRecord::queued(format!("id{i}"), "a".into(), serde_json::Value::Null, true, 0)
+    }
+
+    #[test]
+    fn one_commit_in_flight_and_the_rest_wait_for_the_next() {
+        let mut s = Submits::default();
+        assert!(s.take_batch().is_none(), "nothing to commit");
+        s.push(ConnRef { key: 1, gen: 1 }, record(1));
+        assert_eq!(s.take_batch().map(|b| b.len()), Some(1), "a lone submit goes at once");
+        for i in 0..MAX_BATCH + 3 {
+            s.push(ConnRef { key: i, gen: 1 }, record(i));
+        }
+        assert!(s.take_batch().is_none(), "one commit at a time");
+        s.done();
+        assert_eq!(s.take_batch().map(|b| b.len()), Some(MAX_BATCH));
+        assert_eq!(s.waiting(), 3);
+        s.done();
+        let last = s.take_batch().unwrap();
+        assert_eq!(last.iter().map(|(_, r)| r.id.as_str()).collect::<Vec<_>>(), ["id512", "id513", "id514"]);
+    }
+}
