@@ -114,6 +114,9 @@ fn slow_readers_hold_at_most_the_response_memory_for_at_most_the_send_timeout() 
     assert!(wait_until(Duration::from_secs(5), || open_on(web.port()) == 0), "the warm-up connection is still open");
     let base_rss = status_kib(pid, "VmRSS");
     let n = 30;
+    // From before the first request: a reader's send_timeout runs from
+    // when its answer is ready, which is after this.
+    let start = Instant::now();
     // One request at a time: runs that overlap each hold their 16 MB
     // string in their Lua state (bounded by `Limits.total_memory`, not by
     // the response memory this test is about).
@@ -126,7 +129,6 @@ fn slow_readers_hold_at_most_the_response_memory_for_at_most_the_send_timeout() 
             c
         })
         .collect();
-    let start = Instant::now();
     let mut peak = 0;
     let mut watch = |readers: &mut Vec<TcpStream>| {
         for c in readers.iter_mut() {
