@@ -3,6 +3,12 @@
 //! and restarted; afterwards every acknowledged write is there and every
 //! acknowledged invocation has finished.
 //!
+//! Beside it, [`STORM`] connections submit asynchronous invocations with
+//! idempotency keys, retrying each submit whose answer a kill took until
+//! one comes: every 202 has its record, which finishes, and no key ever
+//! has two records (a retry of a submit the dead server had committed gets
+//! that submit's id, and nothing runs twice for it).
+//!
 //! Each variant kills the server 20 times by default; `SL_CRASH_ROUNDS=N`
 //! (N above 20) makes a longer run, `SL_CRASH_SEED=S` changes the seed of
 //! the kill schedule (see `docs/crash-safety.md`):
@@ -44,6 +50,13 @@ const PER_ECHO_ACTION: usize = 400;
 /// The echo actions' code: a little work, so that kills land while
 /// invocations run, then the argument back.
 const ECHO: &str = "function main(a) local x = 0 for i = 1, 20000 do x = x + i end return a.n end";
+
+/// Connections of the submit storm, and the submits each sends at most
+/// (its own action's records fit in one listing), one every `pause` of
+/// [`crash_loop`] (longer on nx-27017, a Python server, so that the storm
+/// leaves the other client room).
+const STORM: usize = 64;
+const STORM_PER_ACTION: u64 = 900;
 
 /// The code of an action whose `main` returns `value`.
 fn returning(value: u64) -> String {
@@ -105,6 +118,11 @@ impl Client {
     /// it could not be sent (the server is being restarted), `Lost` if the
     /// connection failed after it was sent (the server died under it).
     fn request(&mut self, method: &str, path: &str, body: Option<&str>) -> Result<Resp, Failed> {
+        self.request_with(method, path, body, "")
+    }
+
+    /// [`Client::request`] with more header lines (each ending in CRLF).
+    fn request_with(&mut self, method: &str, path: &str, body: Option<&str>, headers: &str) -> Result<Resp, Failed> {
         if self.conn.is_none() {
             let guard = self.current.lock().unwrap();
             let addr = guard.ok_or(Failed::Down)?;
@@ -114,7 +132,7 @@ impl Client {
             s.set_nodelay(true).map_err(|_| Failed::Down)?;
             self.conn = Some(s);
         }
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n{headers}");
         if let Some(b) = body {
             req.push_str(&format!("Content-Length: {}\r\n\r\n{b}", b.len()));
         } else {
@@ -300,6 +318,58 @@ fn client_loop(current: Current, stop: Arc<AtomicBool>, seed: u64) -> Ledger {
     l
 }
 
+/// What one storm connection had acknowledged.
+#[derive(Default)]
+struct Storm {
+    action: String,
+    /// (invocation id, n) of each acknowledged submit, n in 0, 1, ...
+    acked: Vec<(String, u64)>,
+    /// Acknowledgements that were replays (a retry after a lost answer,
+    /// whose first try the server had committed).
+    replayed: usize,
+    /// Submits retried because a kill took their answer.
+    retried: usize,
+    unexpected: Vec<String>,
+}
+
+/// A storm connection: creates its action, then submits `{"n": i}` with key
+/// `ACTION-i` for i = 0, 1, ... until `stop`, each until it is answered.
+fn storm_loop(current: Current, stop: Arc<AtomicBool>, t: usize, pause: Duration) -> Storm {
+    let mut c = Client::new(current);
+    let mut s = Storm { action: format!("storm{t}"), ..Storm::default() };
+    let body = json!({"name": s.action, "code": b64(ECHO)}).to_string();
+    loop {
+        match c.request("POST", "/actions", Some(&body)) {
+            Ok(r) if r.status == 201 || r.status == 409 => break,
+            _ if stop.load(Ordering::Relaxed) => return s,
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let path = format!("/actions/{}", s.action);
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) && n < STORM_PER_ACTION {
+        let key = format!("Idempotency-Key: {}-{n}\r\n", s.action);
+        match c.request_with("POST", &path, Some(&format!(r#"{{"n":{n}}}"#)), &key) {
+            Ok(r) if r.status == 202 => {
+                s.acked.push((r.json()["InvocationId"].as_str().unwrap_or_default().to_string(), n));
+                s.replayed += usize::from(r.header("idempotent-replayed") == Some("true"));
+                n += 1;
+                std::thread::sleep(pause);
+            }
+            Ok(r) if r.status == 503 => std::thread::sleep(pause),
+            Ok(r) => {
+                s.unexpected.push(format!("submit {n} to {}: {} {}", s.action, r.status, r.text()));
+                return s;
+            }
+            Err(why) => {
+                s.retried += usize::from(why == Failed::Lost);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    s
+}
+
 /// The value an action's source returns, if it is one of ours.
 fn value_of(source: &str) -> Option<u64> {
     source.strip_prefix("function main() return ")?.strip_suffix(" end")?.parse().ok()
@@ -310,7 +380,7 @@ const STATUSES: [&str; 4] = ["queued", "running", "succeeded", "failed"];
 /// Starts a server with `config` (in `dir` if given), kills and restarts it
 /// at random points while a client writes, then checks that nothing
 /// acknowledged was lost.
-fn crash_loop(label: &str, dir: Option<&Path>, config: &str) {
+fn crash_loop(label: &str, dir: Option<&Path>, config: &str, pause: Duration) {
     let rounds = env_u64("SL_CRASH_ROUNDS").map_or(DEFAULT_ROUNDS, |n| (n as usize).max(DEFAULT_ROUNDS));
     let seed = env_u64("SL_CRASH_SEED").unwrap_or(DEFAULT_SEED);
     let started = Instant::now();
@@ -324,6 +394,12 @@ fn crash_loop(label: &str, dir: Option<&Path>, config: &str) {
         let (current, stop) = (Arc::clone(&current), Arc::clone(&stop));
         std::thread::spawn(move || client_loop(current, stop, seed))
     };
+    let storms: Vec<_> = (0..STORM)
+        .map(|t| {
+            let (current, stop) = (Arc::clone(&current), Arc::clone(&stop));
+            std::thread::spawn(move || storm_loop(current, stop, t, pause))
+        })
+        .collect();
 
     let mut rng = Rng(seed);
     for _ in 0..rounds {
@@ -335,10 +411,18 @@ fn crash_loop(label: &str, dir: Option<&Path>, config: &str) {
     // Let the client write to the last server for a moment, then stop it.
     std::thread::sleep(Duration::from_millis(rng.range(MIN_INTERVAL_MS, MAX_INTERVAL_MS)));
     stop.store(true, Ordering::Relaxed);
-    let l = client.join().expect("client thread");
+    let mut l = client.join().expect("client thread");
+    let storms: Vec<Storm> = storms.into_iter().map(|s| s.join().expect("storm thread")).collect();
     let loop_time = started.elapsed();
+    for s in &storms {
+        assert!(s.unexpected.is_empty(), "[{label}] unexpected answers to the storm: {:#?}", s.unexpected);
+    }
+    let storm_acked: usize = storms.iter().map(|s| s.acked.len()).sum();
+    assert!(storm_acked > STORM, "[{label}] the storm had only {storm_acked} submits acknowledged");
     assert!(l.unexpected.is_empty(), "[{label}] unexpected answers while writing: {:#?}", l.unexpected);
-    assert!(l.creates > rounds, "[{label}] only {} creates were acknowledged: the test did little", l.creates);
+    // The storm takes most of the server: half a create per kill still
+    // puts creates between most kills.
+    assert!(l.creates > rounds / 2, "[{label}] only {} creates were acknowledged: the test did little", l.creates);
     assert!(!l.invocations.is_empty(), "[{label}] no invocation was acknowledged");
 
     let verify = Instant::now();
@@ -354,7 +438,7 @@ fn crash_loop(label: &str, dir: Option<&Path>, config: &str) {
     for a in list {
         let name = a["name"].as_str().unwrap_or_else(|| panic!("[{label}] action without a name: {a}"));
         assert!(
-            l.attempted.contains_key(name) || l.echo_actions.iter().any(|e| e == name),
+            l.attempted.contains_key(name) || l.echo_actions.iter().any(|e| e == name) || name.starts_with("storm"),
             "[{label}] unknown action {name} listed: {a}"
         );
         for field in ["size", "maxmem", "timeout", "instructions", "version", "created", "updated"] {
@@ -409,8 +493,13 @@ fn crash_loop(label: &str, dir: Option<&Path>, config: &str) {
         assert_eq!(r.status, 200, "[{label}] echo action {echo} is gone: {}", r.text());
     }
 
-    // Every acknowledged invocation reaches a terminal state.
-    let deadline = Instant::now() + Duration::from_secs(45);
+    // Every acknowledged invocation reaches a terminal state, the storm's
+    // too (checked with the client's, then set apart again below).
+    let client_invocations = l.invocations.len();
+    for s in &storms {
+        l.invocations.extend(s.acked.iter().map(|(id, n)| (id.clone(), s.action.clone(), *n)));
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
     let mut pending: Vec<&(String, String, u64)> = l.invocations.iter().collect();
     let (mut succeeded, mut abandoned) = (0usize, 0usize);
     while !pending.is_empty() && Instant::now() < deadline {
@@ -448,6 +537,27 @@ fn crash_loop(label: &str, dir: Option<&Path>, config: &str) {
         pending.iter().take(5).collect::<Vec<_>>(),
         log()
     );
+
+    // The storm: each key has one record at most (n is the key), and each
+    // acknowledged submit's is the one it was told.
+    let mut storm_reruns = 0;
+    for s in &storms {
+        let r = c.must("GET", &format!("/invocations?action={}&limit=1000", s.action), None);
+        assert_eq!(r.status, 200, "[{label}] invocations of {}: {}", s.action, r.text());
+        let mut by_n: HashMap<u64, String> = HashMap::new();
+        for rec in r.json().as_array().expect("an array") {
+            let n = rec["args"]["n"].as_u64().unwrap_or_else(|| panic!("[{label}] {rec}"));
+            let id = rec["id"].as_str().unwrap_or_default().to_string();
+            storm_reruns += usize::from(rec["attempts"].as_u64().unwrap_or(0) > 1);
+            if let Some(other) = by_n.insert(n, id.clone()) {
+                panic!("[{label}] key {}-{n} has two records, {other} and {id}\n{}", s.action, log());
+            }
+        }
+        for (id, n) in &s.acked {
+            assert_eq!(by_n.get(n), Some(id), "[{label}] {}-{n} was acknowledged as {id}", s.action);
+        }
+    }
+    l.invocations.truncate(client_invocations);
 
     // No corrupt records: each echo action's records parse, have a valid
     // status, finished with the right result, and include every
@@ -517,6 +627,13 @@ fn crash_loop(label: &str, dir: Option<&Path>, config: &str) {
     }
     assert_eq!(c.must("GET", "/ping", None).status, 200);
 
+    let replayed: usize = storms.iter().map(|s| s.replayed).sum();
+    let retried: usize = storms.iter().map(|s| s.retried).sum();
+    eprintln!(
+        "crash[{label}]: the storm of {STORM} connections had {storm_acked} submits acknowledged; {retried} \
+         answers lost to kills were retried with their key, {replayed} of them replayed an id the dead server \
+         had committed; {storm_reruns} storm records ran more than once"
+    );
     let unacked_present = listed.keys().filter(|n| l.attempted.contains_key(*n) && !l.known.contains_key(*n)).count();
     eprintln!(
         "crash[{label}]: {rounds} kills in {:.1} s (seed {seed:#x}); acknowledged {} creates, {} updates, \
@@ -537,7 +654,7 @@ fn crash_loop(label: &str, dir: Option<&Path>, config: &str) {
 #[test]
 fn crash_loop_sqlite() {
     let tmp = tempfile::tempdir().unwrap();
-    crash_loop("sqlite", Some(tmp.path()), "Sqlite { path = \"data/sl.db\" }\n");
+    crash_loop("sqlite", Some(tmp.path()), "Sqlite { path = \"data/sl.db\" }\n", Duration::from_millis(20));
 }
 
 #[test]
@@ -550,5 +667,5 @@ fn crash_loop_mongodb() {
         m.uri(),
         m.fresh_db()
     );
-    crash_loop("mongodb", None, &config);
+    crash_loop("mongodb", None, &config, Duration::from_millis(300));
 }

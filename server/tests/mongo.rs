@@ -195,3 +195,60 @@ fn an_unreachable_mongodb_at_start_up_is_retried() {
     assert!(s.log().contains("retrying"), "{}", s.log());
     assert_eq!(s.get("/ping").status, 200);
 }
+
+/// Sends an asynchronous submit with an `Idempotency-Key` to `s`.
+fn keyed_submit(s: &TestServer, action: &str, key: &str, body: &str) -> Resp {
+    use std::io::Write;
+    let mut c = s.connect();
+    let req = format!(
+        "POST /actions/{action} HTTP/1.1\r\nHost: test\r\nIdempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(req.as_bytes()).unwrap();
+    read_response(&mut c)
+}
+
+/// One key sent to two servers at once, many times: one invocation, one
+/// id for every client, and one run; the key with other arguments is a 422
+/// on either server.
+#[test]
+fn an_idempotency_key_holds_across_servers() {
+    let m = Mongo::start();
+    let cfg = mongo_config(&m, &m.fresh_db(), "");
+    let a = TestServer::start(&cfg);
+    let b = TestServer::start(&cfg);
+    assert_eq!(a.create("once", "function main(x) return x.n end", "").status, 201);
+    for round in 0..5 {
+        let key = format!("order-{round}");
+        let answers: Vec<Resp> = std::thread::scope(|scope| {
+            let clients: Vec<_> = (0..16)
+                .map(|i| {
+                    let (s, key) = (if i % 2 == 0 { &a } else { &b }, &key);
+                    scope.spawn(move || keyed_submit(s, "once", key, &format!(r#"{{"n":{round}}}"#)))
+                })
+                .collect();
+            clients.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        let ids: std::collections::HashSet<String> = answers
+            .iter()
+            .map(|r| {
+                assert_eq!(r.status, 202, "{}", r.text());
+                r.json()["InvocationId"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(ids.len(), 1, "round {round}: {ids:?}");
+        let replayed = answers.iter().filter(|r| r.header("idempotent-replayed") == Some("true")).count();
+        assert_eq!(replayed, 15, "round {round}: every answer but the first is a replay");
+        let id = ids.into_iter().next().unwrap();
+        let done = wait_all(&[&a, &b], std::slice::from_ref(&id), Duration::from_secs(20));
+        assert_eq!(done[&id].json(), json!(round));
+        for s in [&a, &b] {
+            let r = keyed_submit(s, "once", &key, r#"{"n":-1}"#);
+            assert_eq!(r.status, 422, "{}", r.text());
+            assert!(r.text().contains(&id), "{}", r.text());
+        }
+    }
+    let all = a.get("/invocations?action=once&limit=100").json();
+    assert_eq!(all.as_array().unwrap().len(), 5, "one record per key: {all}");
+    assert!(all.as_array().unwrap().iter().all(|r| r["attempts"] == json!(1)), "each ran once: {all}");
+}

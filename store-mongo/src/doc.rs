@@ -42,6 +42,10 @@ pub(crate) mod field {
     pub const SIZE: &str = "size";
     /// Global enqueue order, set once when the record is first written.
     pub const SEQ: &str = "seq";
+    /// The idempotency key of a submit, and the fingerprint of what it
+    /// asked for (absent without a key).
+    pub const IDEM_KEY: &str = "idem_key";
+    pub const IDEM_FP: &str = "idem_fp";
     /// BSON Date set when the record is stored in a terminal state; the TTL
     /// index expires records by it.
     pub const EXPIRE_AT: &str = "expire_at";

@@ -60,6 +60,18 @@ pub(crate) fn is_duplicate_key(err: &Error) -> bool {
     }
 }
 
+/// The indexes, in an `insertMany` call, of the documents refused for a
+/// duplicate key; `None` when the call failed for another reason too.
+pub(crate) fn duplicate_indexes(err: &Error) -> Option<Vec<usize>> {
+    match &*err.kind {
+        ErrorKind::InsertMany(e) if e.write_concern_error.is_none() => {
+            let errors = e.write_errors.as_ref()?;
+            errors.iter().all(|e| e.code == DUPLICATE_KEY).then(|| errors.iter().map(|e| e.index).collect())
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

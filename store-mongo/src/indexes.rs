@@ -52,6 +52,12 @@ pub(crate) fn ensure(db: &Database, retention_secs: u64) -> Result<()> {
     ensure_unique(&db.collection(crate::ROUTES), ROUTE_KEYS)?;
     let invocations: Collection<Document> = db.collection(crate::INVOCATIONS);
     invocations.create_indexes(INVOCATION_KEYS.iter().map(|p| IndexModel::builder().keys(keys(p)).build())).run()?;
+    // Idempotency keys: unique among the records that have one.
+    let idem = IndexOptions::builder()
+        .unique(true)
+        .partial_filter_expression(doc! { field::IDEM_KEY: { "$exists": true } })
+        .build();
+    invocations.create_index(IndexModel::builder().keys(doc! { field::IDEM_KEY: 1 }).options(idem).build()).run()?;
     if retention_secs > 0 {
         ensure_ttl(db, &invocations, retention_secs)?;
     }

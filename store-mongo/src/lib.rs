@@ -17,6 +17,9 @@
 //!   `purge_oldest_invocations` walks the `{status, finished, size}` index
 //!   for the oldest terminal records (records written before `size` was
 //!   kept count 0).
+//!   `idem_key` and `idem_fp` are the idempotency key of a submit and the
+//!   fingerprint of what it asked for, under a partial unique index: two
+//!   servers that enqueue one key at once write one record between them.
 //! - `counters`: the `seq` counter, incremented atomically by every
 //!   `put_invocations` for its whole batch, so the order is global across
 //!   servers.
@@ -41,11 +44,12 @@ use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::sync::{Client, Collection, Database};
 use sl_store::{
-    ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Purged, Result, RouteRecord, Store, StoreError,
+    ActionMeta, ActionRecord, Enqueued, InvocationRecord, InvocationStatus, Purged, Result, RouteRecord, Store,
+    StoreError, Submit,
 };
 
 use crate::doc::field;
-use crate::error::{is_duplicate_key, map};
+use crate::error::{duplicate_indexes, is_duplicate_key, map};
 
 /// Collection of actions.
 pub const ACTIONS: &str = "actions";
@@ -363,6 +367,53 @@ impl Store for MongoStore {
             self.invocations.update_one(doc! { field::ID: &rec.id }, update).upsert(true).run().map_err(map)?;
         }
         Ok(())
+    }
+
+    /// One unordered `insertMany` of the whole batch; the documents it
+    /// refuses for a duplicate key were stored already (a retry: their
+    /// `_id`) or hold a key that another record holds, which is then read.
+    fn enqueue_invocations(&self, submits: &[Submit]) -> Result<Vec<Enqueued>> {
+        if submits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first_seq = self.next_seq(submits.len())?;
+        let docs = submits.iter().enumerate().map(|(i, s)| {
+            let mut d = doc! { field::ID: &s.record.id };
+            d.extend(doc::invocation_fields(&s.record));
+            d.insert(field::SEQ, first_seq + i as i64);
+            if let Some(key) = &s.key {
+                d.insert(field::IDEM_KEY, &key.key);
+                d.insert(field::IDEM_FP, &key.fingerprint);
+            }
+            d
+        });
+        let refused = match self.invocations.insert_many(docs).ordered(false).run() {
+            Ok(_) => Vec::new(),
+            Err(err) => duplicate_indexes(&err).ok_or_else(|| self.err("cannot enqueue", err))?,
+        };
+        let mut answers = vec![Enqueued::New; submits.len()];
+        for i in refused {
+            let Some(submit) = submits.get(i) else { continue };
+            let Some(key) = &submit.key else { continue };
+            let holder = self
+                .invocations
+                .find_one(doc! { field::IDEM_KEY: &key.key })
+                .projection(doc! { field::ID: 1, field::IDEM_FP: 1 })
+                .run()
+                .map_err(|err| self.err("cannot read an idempotency key", err))?;
+            let Some(holder) = holder else {
+                // Its holder was deleted since: try this one again.
+                let again = self.enqueue_invocations(std::slice::from_ref(submit))?;
+                answers[i] = again.into_iter().next().unwrap_or(Enqueued::New);
+                continue;
+            };
+            let id = holder.get_str(field::ID).unwrap_or_default().to_owned();
+            if id != submit.record.id {
+                let fingerprint = holder.get_str(field::IDEM_FP).unwrap_or_default().to_owned();
+                answers[i] = Enqueued::Existing { id, fingerprint };
+            }
+        }
+        Ok(answers)
     }
 
     fn get_invocation(&self, id: &str) -> Result<Option<InvocationRecord>> {

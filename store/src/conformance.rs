@@ -23,8 +23,8 @@ use std::collections::HashSet;
 use serde_json::{json, Value};
 
 use crate::{
-    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, Purged, Result, RouteRecord,
-    Store, StoreError,
+    ActionMeta, ActionRecord, Enqueued, IdempotencyKey, InvocationError, InvocationRecord, InvocationStatus, Limits,
+    Purged, Result, RouteRecord, Store, StoreError, Submit,
 };
 
 /// Runs every case in [`CASES`], each on a fresh store from `make`.
@@ -79,6 +79,11 @@ macro_rules! __sl_store_conformance_cases {
             json_round_trip
             concurrent_claims_take_each_once
             concurrent_purges_delete_each_once
+            enqueue_writes_queued_records
+            enqueue_a_held_key_names_its_holder
+            enqueue_retried_is_new_again
+            enqueue_key_is_freed_with_its_record
+            concurrent_enqueues_of_one_key_write_one_record
         }
     };
 }
@@ -157,6 +162,9 @@ impl<S: Store, G: Send + Sync> Store for Guarded<S, G> {
     }
     fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
         self.store.put_invocations(records)
+    }
+    fn enqueue_invocations(&self, submits: &[Submit]) -> Result<Vec<Enqueued>> {
+        self.store.enqueue_invocations(submits)
     }
     fn get_invocation(&self, id: &str) -> Result<Option<InvocationRecord>> {
         self.store.get_invocation(id)
@@ -1171,4 +1179,113 @@ pub fn concurrent_purges_delete_each_once(store: &dyn Store) {
     assert_eq!(bytes_deleted, RECORDS as u64 * size, "{purged:?}");
     assert_eq!(ok!(store.invocation_bytes()), waiting.stored_size());
     assert_eq!(ok!(store.get_invocation("q")), Some(waiting));
+}
+
+// ---------------------------------------------------------------------------
+// Enqueueing with idempotency keys
+
+/// A submit of `queued(id, action, T0)` with key `key` (fingerprint `fp`).
+fn submit(id: &str, key: Option<(&str, &str)>) -> Submit {
+    Submit {
+        record: queued(id, "a", T0),
+        key: key.map(|(key, fp)| IdempotencyKey { key: key.to_owned(), fingerprint: fp.to_owned() }),
+    }
+}
+
+/// Enqueued records are stored as given, queued and claimable in order.
+pub fn enqueue_writes_queued_records(store: &dyn Store) {
+    assert_eq!(ok!(store.enqueue_invocations(&[])), []);
+    let submits = [submit("e1", None), submit("e2", Some(("k2", "fp2"))), submit("e3", None)];
+    assert_eq!(ok!(store.enqueue_invocations(&submits)), [Enqueued::New, Enqueued::New, Enqueued::New]);
+    for s in &submits {
+        assert_eq!(ok!(store.get_invocation(&s.record.id)).as_ref(), Some(&s.record));
+    }
+    assert_eq!(ok!(store.count_queued()), 3);
+    let claimed = ok!(store.claim_invocations("w", 10, T0 + 1, HOUR));
+    assert_eq!(ids(&claimed), ["e1", "e2", "e3"]);
+}
+
+/// A key held by a stored record is not taken again: nothing is written
+/// and the answer names the holder and its fingerprint, whatever the new
+/// submit asks for; other submits of the call are written.
+pub fn enqueue_a_held_key_names_its_holder(store: &dyn Store) {
+    ok!(store.enqueue_invocations(&[submit("h1", Some(("key", "first")))]));
+    let again = ok!(store.enqueue_invocations(&[
+        submit("h2", Some(("key", "first"))),
+        submit("h3", Some(("other", "x"))),
+        submit("h4", Some(("key", "second"))),
+    ]));
+    let holder = Enqueued::Existing { id: "h1".into(), fingerprint: "first".into() };
+    assert_eq!(again, [holder.clone(), Enqueued::New, holder]);
+    assert_eq!(ok!(store.get_invocation("h2")), None);
+    assert_eq!(ok!(store.get_invocation("h4")), None);
+    assert!(ok!(store.get_invocation("h3")).is_some());
+    assert_eq!(ok!(store.count_queued()), 2);
+    // The key stays with its record as it runs and finishes.
+    let mut done = ok!(store.claim_invocations("w", 10, T0 + 1, HOUR)).remove(0);
+    done.status = InvocationStatus::Succeeded;
+    done.finished = Some(T0 + 2);
+    put(store, &[done]);
+    let holder = Enqueued::Existing { id: "h1".into(), fingerprint: "first".into() };
+    assert_eq!(ok!(store.enqueue_invocations(&[submit("h5", Some(("key", "first")))])), [holder]);
+}
+
+/// A call retried after it failed (or after its answer was lost) answers
+/// `New` for records it had written, and writes each record once.
+pub fn enqueue_retried_is_new_again(store: &dyn Store) {
+    let submits = [submit("r1", Some(("rk", "fp"))), submit("r2", None)];
+    ok!(store.enqueue_invocations(&submits));
+    assert_eq!(ok!(store.enqueue_invocations(&submits)), [Enqueued::New, Enqueued::New]);
+    assert_eq!(ok!(store.count_queued()), 2);
+    assert_eq!(ids(&ok!(store.list_invocations(None, 10))).len(), 2);
+}
+
+/// Deleting the record that holds a key (retention or the budget) frees
+/// the key.
+pub fn enqueue_key_is_freed_with_its_record(store: &dyn Store) {
+    ok!(store.enqueue_invocations(&[submit("f1", Some(("fk", "fp")))]));
+    let mut done = ok!(store.claim_invocations("w", 1, T0 + 1, HOUR)).remove(0);
+    done.status = InvocationStatus::Failed;
+    done.error = Some(InvocationError { kind: "runtime".into(), message: "boom".into() });
+    done.finished = Some(T0 + 2);
+    put(store, &[done]);
+    assert_eq!(ok!(store.purge_invocations(T0 + 3)), 1);
+    assert_eq!(ok!(store.enqueue_invocations(&[submit("f2", Some(("fk", "fp")))])), [Enqueued::New]);
+    assert!(ok!(store.get_invocation("f2")).is_some());
+}
+
+/// Servers enqueueing the same key at once: one record is written, and
+/// every caller is told that record's id.
+pub fn concurrent_enqueues_of_one_key_write_one_record(store: &dyn Store) {
+    const THREADS: usize = 4;
+    const KEYS: usize = 25;
+    let answers: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                scope.spawn(move || {
+                    (0..KEYS)
+                        .map(|k| {
+                            let id = format!("c{t}-{k:02}");
+                            let key = format!("key-{k:02}");
+                            match ok!(store.enqueue_invocations(&[submit(&id, Some((&key, "fp")))])).remove(0) {
+                                Enqueued::New => id,
+                                Enqueued::Existing { id, fingerprint } => {
+                                    assert_eq!(fingerprint, "fp");
+                                    id
+                                }
+                            }
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("enqueueing thread")).collect()
+    });
+    for k in 0..KEYS {
+        let told: HashSet<&str> = answers.iter().map(|a| a[k].as_str()).collect();
+        assert_eq!(told.len(), 1, "key {k}: callers were told {told:?}");
+        let id = told.into_iter().next().unwrap_or_default();
+        assert!(ok!(store.get_invocation(id)).is_some(), "{id} is stored");
+    }
+    assert_eq!(ok!(store.count_queued()), KEYS as u64, "one record per key");
 }

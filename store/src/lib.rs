@@ -17,8 +17,8 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, Purged, RouteRecord,
-    RECORD_OVERHEAD,
+    ActionMeta, ActionRecord, Enqueued, IdempotencyKey, InvocationError, InvocationRecord, InvocationStatus, Limits,
+    Purged, RouteRecord, Submit, RECORD_OVERHEAD,
 };
 
 /// Result of a store call.
@@ -80,6 +80,23 @@ pub trait Store: Send + Sync {
     /// terminal state, so the queue never runs them), and to store the
     /// terminal state of any invocation.
     fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()>;
+
+    /// Enqueues new asynchronous invocations, durable when this returns.
+    ///
+    /// Each submit's record (status `Queued`, with an id never stored
+    /// before) is written as [`put_invocations`](Self::put_invocations)
+    /// would, unless it holds an idempotency key that a stored record holds
+    /// already: then nothing is written for it and its answer is
+    /// [`Enqueued::Existing`], naming that record. Keys are unique among
+    /// stored records, even when several servers enqueue the same key at
+    /// once; a key is forgotten when the record holding it is deleted
+    /// (retention or the store budget). Answers are in the order of
+    /// `submits`. Two submits in one call must not hold the same key.
+    ///
+    /// Each record is written atomically with its key; a failed call may
+    /// have written some of them, and retrying it is safe: a record whose
+    /// id is stored already is answered [`Enqueued::New`] again.
+    fn enqueue_invocations(&self, submits: &[Submit]) -> Result<Vec<Enqueued>>;
 
     /// The invocation record with this id, or `None`.
     fn get_invocation(&self, id: &str) -> Result<Option<InvocationRecord>>;

@@ -1,11 +1,12 @@
 //! The in-memory backend (`Nulldb {}` in config.lua): development only,
 //! everything is lost when the process exits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::{
-    ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Purged, Result, RouteRecord, Store, StoreError,
+    ActionMeta, ActionRecord, Enqueued, InvocationRecord, InvocationStatus, Purged, Result, RouteRecord, Store,
+    StoreError, Submit,
 };
 
 /// A [`Store`] that keeps everything in memory behind one mutex.
@@ -30,13 +31,72 @@ struct Inner {
     /// number, and their sum.
     sizes: HashMap<u64, u64>,
     bytes: u64,
+    /// The queue, so that claims and counts cost what they take: sequence
+    /// numbers of `Queued` records, and (lease end, sequence number) of
+    /// `Running` records with a lease.
+    queued: BTreeSet<u64>,
+    leased: BTreeSet<(i64, u64)>,
+    /// Idempotency keys held by stored records: the sequence number and
+    /// fingerprint of each key's record, and the key of each record.
+    keys: HashMap<String, (u64, String)>,
+    key_of: HashMap<u64, String>,
 }
 
 impl Inner {
+    /// Stores `rec` under `seq`, keeping the queue indexes and sizes.
+    fn set_invocation(&mut self, seq: u64, rec: InvocationRecord) {
+        self.unindex(seq);
+        match rec.status {
+            InvocationStatus::Queued => {
+                self.queued.insert(seq);
+            }
+            InvocationStatus::Running => {
+                if let Some(lease) = rec.lease_until {
+                    self.leased.insert((lease, seq));
+                }
+            }
+            InvocationStatus::Succeeded | InvocationStatus::Failed => {}
+        }
+        let size = rec.stored_size();
+        let old = self.sizes.insert(seq, size).unwrap_or(0);
+        self.bytes = self.bytes - old + size;
+        self.invocations.insert(seq, rec);
+    }
+
+    /// Takes the record under `seq` out of the queue indexes.
+    fn unindex(&mut self, seq: u64) {
+        if let Some(old) = self.invocations.get(&seq) {
+            match (old.status, old.lease_until) {
+                (InvocationStatus::Queued, _) => {
+                    self.queued.remove(&seq);
+                }
+                (InvocationStatus::Running, Some(lease)) => {
+                    self.leased.remove(&(lease, seq));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The sequence number of the record with this id, a new one if none.
+    fn seq_for(&mut self, id: &str) -> u64 {
+        if let Some(&seq) = self.seq_of.get(id) {
+            return seq;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.seq_of.insert(id.to_owned(), seq);
+        seq
+    }
+
     /// Removes the invocation with this sequence number; returns its size.
     fn remove_invocation(&mut self, seq: u64) -> u64 {
+        self.unindex(seq);
         if let Some(rec) = self.invocations.remove(&seq) {
             self.seq_of.remove(&rec.id);
+        }
+        if let Some(key) = self.key_of.remove(&seq) {
+            self.keys.remove(&key);
         }
         let size = self.sizes.remove(&seq).unwrap_or(0);
         self.bytes -= size;
@@ -62,17 +122,6 @@ type RouteKey = (String, String, String);
 
 fn route_key(method: &str, host: &str, path: &str) -> RouteKey {
     (host.to_owned(), path.to_owned(), method.to_owned())
-}
-
-/// Whether `claim_invocations` may take this record at `now_ms`.
-fn runnable(rec: &InvocationRecord, now_ms: i64) -> bool {
-    match rec.status {
-        InvocationStatus::Queued => true,
-        // A running record without a lease is not claimable: SQL's
-        // `NULL < now` is not true either.
-        InvocationStatus::Running => rec.lease_until.is_some_and(|lease| lease < now_ms),
-        InvocationStatus::Succeeded | InvocationStatus::Failed => false,
-    }
 }
 
 impl Store for MemoryStore {
@@ -136,21 +185,36 @@ impl Store for MemoryStore {
     fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
         let mut inner = self.lock();
         for rec in records {
-            let seq = match inner.seq_of.get(&rec.id) {
-                Some(&seq) => seq,
-                None => {
-                    let seq = inner.next_seq;
-                    inner.next_seq += 1;
-                    inner.seq_of.insert(rec.id.clone(), seq);
-                    seq
-                }
-            };
-            let size = rec.stored_size();
-            let old = inner.sizes.insert(seq, size).unwrap_or(0);
-            inner.bytes = inner.bytes - old + size;
-            inner.invocations.insert(seq, rec.clone());
+            let seq = inner.seq_for(&rec.id);
+            inner.set_invocation(seq, rec.clone());
         }
         Ok(())
+    }
+
+    fn enqueue_invocations(&self, submits: &[Submit]) -> Result<Vec<Enqueued>> {
+        let mut inner = self.lock();
+        let mut answers = Vec::with_capacity(submits.len());
+        for Submit { record, key } in submits {
+            if inner.seq_of.contains_key(&record.id) {
+                answers.push(Enqueued::New);
+                continue;
+            }
+            if let Some(key) = key {
+                if let Some((seq, fingerprint)) = inner.keys.get(&key.key) {
+                    let id = inner.invocations.get(seq).map(|r| r.id.clone()).unwrap_or_default();
+                    answers.push(Enqueued::Existing { id, fingerprint: fingerprint.clone() });
+                    continue;
+                }
+            }
+            let seq = inner.seq_for(&record.id);
+            inner.set_invocation(seq, record.clone());
+            if let Some(key) = key {
+                inner.keys.insert(key.key.clone(), (seq, key.fingerprint.clone()));
+                inner.key_of.insert(seq, key.key.clone());
+            }
+            answers.push(Enqueued::New);
+        }
+        Ok(answers)
     }
 
     fn get_invocation(&self, id: &str) -> Result<Option<InvocationRecord>> {
@@ -179,31 +243,45 @@ impl Store for MemoryStore {
         lease_ms: i64,
     ) -> Result<Vec<InvocationRecord>> {
         let mut inner = self.lock();
-        let mut claimed = Vec::new();
-        // `invocations` iterates in enqueue order.
-        for rec in inner.invocations.values_mut().filter(|rec| runnable(rec, now_ms)).take(limit) {
+        // The runnable records in enqueue order: the first `limit` queued
+        // ones and those whose lease ended, merged by sequence number.
+        let mut runnable: Vec<u64> = inner.queued.iter().take(limit).copied().collect();
+        runnable.extend(inner.leased.range(..(now_ms, 0)).map(|&(_, seq)| seq));
+        runnable.sort_unstable();
+        runnable.truncate(limit);
+        let mut claimed = Vec::with_capacity(runnable.len());
+        for seq in runnable {
+            let Some(mut rec) = inner.invocations.get(&seq).cloned() else { continue };
             rec.status = InvocationStatus::Running;
             rec.owner = Some(owner.to_owned());
             rec.started = Some(now_ms);
             rec.lease_until = Some(now_ms.saturating_add(lease_ms));
             rec.attempts = rec.attempts.saturating_add(1);
             claimed.push(rec.clone());
+            inner.set_invocation(seq, rec);
         }
         Ok(claimed)
     }
 
     fn release_running(&self) -> Result<u64> {
         let mut inner = self.lock();
-        let mut released = 0;
-        for rec in inner.invocations.values_mut().filter(|rec| rec.status == InvocationStatus::Running) {
-            rec.lease_until = Some(0);
-            released += 1;
+        let running: Vec<u64> = inner
+            .invocations
+            .iter()
+            .filter(|(_, rec)| rec.status == InvocationStatus::Running)
+            .map(|(&seq, _)| seq)
+            .collect();
+        for &seq in &running {
+            if let Some(mut rec) = inner.invocations.get(&seq).cloned() {
+                rec.lease_until = Some(0);
+                inner.set_invocation(seq, rec);
+            }
         }
-        Ok(released)
+        Ok(running.len() as u64)
     }
 
     fn count_queued(&self) -> Result<u64> {
-        Ok(self.lock().invocations.values().filter(|rec| rec.status == InvocationStatus::Queued).count() as u64)
+        Ok(self.lock().queued.len() as u64)
     }
 
     fn purge_invocations(&self, before_ms: i64) -> Result<u64> {

@@ -12,7 +12,9 @@ use std::time::Duration;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::{ActionMeta, ActionRecord, InvocationRecord, Purged, Result, RouteRecord, Store, StoreError};
+use crate::{
+    ActionMeta, ActionRecord, Enqueued, InvocationRecord, Purged, Result, RouteRecord, Store, StoreError, Submit,
+};
 use row::{Invocation, ACTION_COLUMNS, ACTION_META_COLUMNS, INVOCATION_COLUMNS, ROUTE_COLUMNS};
 
 /// How long a call waits for another connection's write lock before it
@@ -240,6 +242,56 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// One `IMMEDIATE` transaction: each record is inserted unless its id
+    /// or its key is stored (`ON CONFLICT DO NOTHING`, so a second server
+    /// on the same file that enqueued the key first wins), and a key found
+    /// taken is read back from the partial unique index on `idem_key`.
+    fn enqueue_invocations(&self, submits: &[Submit]) -> Result<Vec<Enqueued>> {
+        if submits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = submits.iter().map(|s| Invocation::values_and_size(&s.record)).collect::<Result<Vec<_>>>()?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        let mut answers = Vec::with_capacity(submits.len());
+        {
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO invocations ({INVOCATION_COLUMNS}, size, idem_key, idem_fp) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+                     ?21, ?22, ?23) ON CONFLICT DO NOTHING"
+                ))
+                .map_err(|e| self.err(e))?;
+            let mut holder = tx
+                .prepare_cached("SELECT id, idem_fp FROM invocations WHERE idem_key = ?1")
+                .map_err(|e| self.err(e))?;
+            for (submit, (values, size)) in submits.iter().zip(rows) {
+                let (key, fingerprint) = match &submit.key {
+                    Some(k) => (Value::Text(k.key.clone()), Value::Text(k.fingerprint.clone())),
+                    None => (Value::Null, Value::Null),
+                };
+                let extra = [Value::Integer(size as i64), key, fingerprint];
+                let inserted =
+                    insert.execute(params_from_iter(values.into_iter().chain(extra))).map_err(|e| self.err(e))?;
+                let existing = match (&submit.key, inserted) {
+                    (Some(k), 0) => holder
+                        .query_row([&k.key], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?)))
+                        .optional()
+                        .map_err(|e| self.err(e))?,
+                    _ => None,
+                };
+                answers.push(match existing {
+                    // The id itself was stored already (a retry).
+                    Some((id, _)) if id == submit.record.id => Enqueued::New,
+                    Some((id, fingerprint)) => Enqueued::Existing { id, fingerprint: fingerprint.unwrap_or_default() },
+                    None => Enqueued::New,
+                });
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(answers)
     }
 
     fn get_invocation(&self, id: &str) -> Result<Option<InvocationRecord>> {

@@ -173,6 +173,40 @@ impl InvocationRecord {
     }
 }
 
+/// An asynchronous invocation to enqueue (see
+/// [`Store::enqueue_invocations`](crate::Store::enqueue_invocations)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submit {
+    /// The new record, status `Queued`.
+    pub record: InvocationRecord,
+    /// The client's idempotency key, if it gave one.
+    pub key: Option<IdempotencyKey>,
+}
+
+/// An idempotency key given with a submit: the record that first holds
+/// `key` is the only one written for it while that record is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// The client's key (1 to 255 printable ASCII characters; the server
+    /// checks this, the store compares it as an opaque string).
+    pub key: String,
+    /// What the submit asked for (the server hashes the action and the
+    /// arguments), so that a reuse of the key for something else can be
+    /// told apart from a retry.
+    pub fingerprint: String,
+}
+
+/// What [`Store::enqueue_invocations`](crate::Store::enqueue_invocations)
+/// did with one submit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// The record is stored (now, or by an earlier try of the same call).
+    New,
+    /// Its key is held by a stored record, so nothing was written: the id
+    /// and fingerprint of that record.
+    Existing { id: String, fingerprint: String },
+}
+
 /// Bytes a store counts for every invocation record besides its variable
 /// fields (see [`InvocationRecord::stored_size`]).
 pub const RECORD_OVERHEAD: u64 = 128;

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use sl_store::InvocationRecord;
+use sl_store::{Enqueued, IdempotencyKey, InvocationRecord, Submit};
 
+use super::idempotency;
 use super::input::{bad_request, check_name, is_blank, parse_args, query_param};
 use crate::answer::{json_response, overloaded, record_response, store_error};
 use crate::exec::{Job, Reply};
@@ -52,11 +53,21 @@ pub(super) fn run_blocking(
 
 /// `POST /actions/:name`: queues an asynchronous invocation; answers its
 /// id once the store has it. The record goes into the worker's next commit
-/// of submits (group commit, see [`Submits`](crate::state::Submits)).
-pub(super) fn submit(st: &mut State, conn: ConnRef, name: &str, body: &[u8]) -> Result<Option<Response>, Response> {
+/// of submits (group commit, see [`Submits`](crate::state::Submits)). With
+/// an `Idempotency-Key`, a retry gets the id the key was first given (see
+/// [`idempotency`](super::idempotency)).
+pub(super) fn submit(
+    st: &mut State,
+    conn: ConnRef,
+    name: &str,
+    body: &[u8],
+    key: Option<&[u8]>,
+) -> Result<Option<Response>, Response> {
+    let key = key.map(idempotency::key).transpose().map_err(|e| bad_request(&e))?;
     let args = parse_args(body)?;
+    let key = key.map(|key| IdempotencyKey { key, fingerprint: idempotency::fingerprint(name, &args) });
     let record = InvocationRecord::queued(new_invocation_id(), name.to_string(), args, true, now_ms());
-    st.submits.push(conn, record);
+    st.submits.push(conn, Submit { record, key });
     commit_submits(st);
     Ok(None)
 }
@@ -69,20 +80,18 @@ pub(super) fn submit(st: &mut State, conn: ConnRef, name: &str, body: &[u8]) -> 
 pub(crate) fn commit_submits(st: &mut State) {
     let Some(batch) = st.submits.take_batch() else { return };
     let mut unknown: Vec<String> = Vec::new();
-    for (_, r) in &batch {
-        if !st.exec.cache.is_cached(&r.action) && !unknown.contains(&r.action) {
-            unknown.push(r.action.clone());
+    for (_, s) in &batch {
+        if !st.exec.cache.is_cached(&s.record.action) && !unknown.contains(&s.record.action) {
+            unknown.push(s.record.action.clone());
         }
     }
     let max_queued = st.cfg.invocations.max_queued;
     let store = std::sync::Arc::clone(&st.store);
     st.pool.spawn(move || {
-        let answers = commit_batch(&*store, &batch, &unknown, max_queued);
+        let (answers, accepted) = commit_batch(&*store, &batch, &unknown, max_queued);
         move |st: &mut State| {
             st.submits.done();
-            let mut accepted = false;
             for ((conn, _), resp) in batch.into_iter().zip(answers) {
-                accepted |= resp.status == 202;
                 st.outbox.respond(conn, resp);
             }
             if accepted {
@@ -93,52 +102,110 @@ pub(crate) fn commit_submits(st: &mut State) {
     });
 }
 
-/// The store's part of a commit of submits: an answer for each, in order.
+/// The store's part of a commit of submits: an answer for each, in order,
+/// and whether any new invocation was queued.
 fn commit_batch(
     store: &dyn sl_store::Store,
-    batch: &[(ConnRef, InvocationRecord)],
+    batch: &[(ConnRef, Submit)],
     unknown: &[String],
     max_queued: u64,
-) -> Vec<Response> {
+) -> (Vec<Response>, bool) {
+    let fail = |e: &sl_store::StoreError| (batch.iter().map(|_| store_error(e)).collect(), false);
     let mut missing = Vec::new();
     for name in unknown {
         match store.get_action(name) {
             Ok(Some(_)) => {}
             Ok(None) => missing.push(name.as_str()),
-            Err(e) => return batch.iter().map(|_| store_error(&e)).collect(),
+            Err(e) => return fail(&e),
         }
     }
     let queued = match store.count_queued() {
         Ok(n) => n,
-        Err(e) => return batch.iter().map(|_| store_error(&e)).collect(),
+        Err(e) => return fail(&e),
     };
+    let submits: Vec<&Submit> = batch.iter().map(|(_, s)| s).collect();
+    let leaders = idempotency::leaders(&submits);
     let mut room = max_queued.saturating_sub(queued);
-    let mut answers: Vec<Option<Response>> = Vec::with_capacity(batch.len());
-    let mut records = Vec::with_capacity(batch.len());
-    for (_, r) in batch {
-        if missing.contains(&r.action.as_str()) {
-            answers.push(Some(Response::error(404, "not_found", &format!("no action named '{}'", r.action))));
+    // Each submit's answer decided before the store is asked, or the index
+    // of its leader's submit in `to_store` (a leader is itself its own).
+    let mut decided: Vec<Result<Response, usize>> = Vec::with_capacity(batch.len());
+    let mut to_store: Vec<Submit> = Vec::new();
+    let mut slot = vec![usize::MAX; batch.len()];
+    for (i, s) in submits.iter().enumerate() {
+        let r = &s.record;
+        if leaders[i] != i {
+            decided.push(Err(usize::MAX));
+        } else if missing.contains(&r.action.as_str()) {
+            decided.push(Ok(Response::error(404, "not_found", &format!("no action named '{}'", r.action))));
         } else if room == 0 {
-            let n = queued + records.len() as u64;
-            answers.push(Some(overloaded(&format!(
-                "{n} asynchronous invocations are queued (the limit is {max_queued})"
-            ))));
+            let n = queued + to_store.len() as u64;
+            decided
+                .push(Ok(overloaded(&format!("{n} asynchronous invocations are queued (the limit is {max_queued})"))));
         } else {
             room -= 1;
-            answers.push(None);
-            records.push(r.clone());
+            slot[i] = to_store.len();
+            decided.push(Err(slot[i]));
+            to_store.push((*s).clone());
         }
     }
-    let written = if records.is_empty() { Ok(()) } else { store.put_invocations(&records) };
-    batch
-        .iter()
-        .zip(answers)
-        .map(|((_, r), answer)| match (answer, &written) {
-            (Some(a), _) => a,
-            (None, Ok(())) => json_response(202, &serde_json::json!({"InvocationId": r.id})),
-            (None, Err(e)) => store_error(e),
+    let stored = if to_store.is_empty() { Ok(Vec::new()) } else { store.enqueue_invocations(&to_store) };
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(e) => {
+            // Nothing is known to be queued: every submit bound for the
+            // store (or sharing a key with one) gets the error.
+            let answers = decided
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| match d {
+                    Ok(resp) if leaders[i] == i => resp,
+                    _ => store_error(&e),
+                })
+                .collect();
+            return (answers, false);
+        }
+    };
+    let mut accepted = false;
+    let answers = (0..batch.len())
+        .map(|i| {
+            let leader = leaders[i];
+            let at = slot[leader];
+            match (&decided[leader], stored.get(at)) {
+                (Ok(resp), _) => resp.clone(),
+                (Err(_), Some(done)) => {
+                    accepted |= *done == Enqueued::New;
+                    accepted_response(idempotency::outcome(&submits, &leaders, i, done))
+                }
+                (Err(_), None) => {
+                    Response::error(500, "internal", "the store answered fewer submits than it was given")
+                }
+            }
         })
-        .collect()
+        .collect();
+    (answers, accepted)
+}
+
+/// The answer to an accepted submit, or to one whose key was used for
+/// something else.
+fn accepted_response(outcome: idempotency::Outcome) -> Response {
+    match outcome {
+        idempotency::Outcome::Accepted { id, replayed } => {
+            let resp = json_response(202, &serde_json::json!({"InvocationId": id}));
+            if replayed {
+                resp.with_header("Idempotent-Replayed", "true")
+            } else {
+                resp
+            }
+        }
+        idempotency::Outcome::Mismatch { id } => Response::error(
+            422,
+            "idempotency_mismatch",
+            &format!(
+                "this Idempotency-Key was first used for another action or other arguments (invocation {id}); \
+                 send a new key for a different submit"
+            ),
+        ),
+    }
 }
 
 /// `GET /invocation/:id[?wait=N]`: the record, waiting up to N seconds

@@ -8,6 +8,7 @@
 //! too.
 
 mod actions;
+mod idempotency;
 mod input;
 mod invocations;
 mod routes;
@@ -91,10 +92,14 @@ fn endpoint(st: &mut State, conn: ConnRef, mut req: Request) -> Option<Response>
         (["actions", name], Method::Get) => check_name(name).map(|_| actions::get(st, conn, name)),
         (["actions", name], Method::Put) => check_name(name).and_then(|_| actions::update(st, conn, name, &req.body)),
         (["actions", name], Method::Delete) => check_name(name).map(|_| actions::delete(st, conn, name)),
-        (["actions", name], Method::Post) => {
-            check_name(name).and_then(|_| invocations::submit(st, conn, name, &req.body))
-        }
+        (["actions", name], Method::Post) => check_name(name)
+            .and_then(|_| invocations::submit(st, conn, name, &req.body, req.idempotency_key.as_deref())),
         (["actions", _], _) => Err(not_allowed("GET, PUT, DELETE, POST")),
+        (["actions", _, "block"], Method::Post) if req.idempotency_key.is_some() => Err(Response::error(
+            400,
+            "bad_request",
+            "Idempotency-Key applies to asynchronous submits (POST /actions/NAME), not to blocking runs",
+        )),
         (["actions", name, "block"], Method::Post) => {
             check_name(name).and_then(|_| invocations::run_blocking(st, conn, name, std::mem::take(&mut req.body)))
         }

@@ -25,12 +25,27 @@ struct Gated {
     opened: Condvar,
     /// Writes that held queued records (submits), and how many each held.
     submit_writes: Mutex<Vec<usize>>,
+    /// Whether record writes fail (once through the gate).
+    failing: Mutex<bool>,
 }
 
 impl Gated {
     fn set(&self, shut: bool) {
         *self.shut.lock().unwrap() = shut;
         self.opened.notify_all();
+    }
+
+    /// Waits at the gate; then fails if writes fail.
+    fn pass(&self) -> StoreResult<()> {
+        let mut shut = self.shut.lock().unwrap();
+        while *shut {
+            shut = self.opened.wait(shut).unwrap();
+        }
+        drop(shut);
+        if *self.failing.lock().unwrap() {
+            return Err(sl_store::StoreError::Unavailable("the disk is on fire".into()));
+        }
+        Ok(())
     }
 }
 
@@ -63,16 +78,17 @@ impl Store for Gated {
         self.inner.list_routes()
     }
     fn put_invocations(&self, records: &[InvocationRecord]) -> StoreResult<()> {
-        let mut shut = self.shut.lock().unwrap();
-        while *shut {
-            shut = self.opened.wait(shut).unwrap();
-        }
-        drop(shut);
+        self.pass()?;
         let queued = records.iter().filter(|r| r.status == sl_store::InvocationStatus::Queued).count();
         if queued > 0 {
             self.submit_writes.lock().unwrap().push(queued);
         }
         self.inner.put_invocations(records)
+    }
+    fn enqueue_invocations(&self, submits: &[sl_store::Submit]) -> StoreResult<Vec<sl_store::Enqueued>> {
+        self.pass()?;
+        self.submit_writes.lock().unwrap().push(submits.len());
+        self.inner.enqueue_invocations(submits)
     }
     fn get_invocation(&self, id: &str) -> StoreResult<Option<InvocationRecord>> {
         self.inner.get_invocation(id)
@@ -130,6 +146,7 @@ fn request(method: Method, path: &str, body: &str) -> Request {
         body: body.as_bytes().to_vec(),
         keep_alive: true,
         authorization: None,
+        idempotency_key: None,
         headers: Vec::new(),
     }
 }
@@ -257,5 +274,71 @@ fn submits_that_arrive_during_a_commit_share_the_next_one() {
     for id in &ids {
         let rec = store.get_invocation(id.trim_matches('"')).unwrap();
         assert!(rec.is_some(), "the record of {id} is stored");
+    }
+}
+
+/// A submit whose commit fails gets the store's error, never a 202, and
+/// nothing of it is stored; the next commit works again.
+#[test]
+fn a_submit_whose_commit_fails_gets_no_202() {
+    let store = Arc::new(Gated::default());
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}");
+    *store.failing.lock().unwrap() = true;
+    for i in 0..5 {
+        app.call(conn(i), Side::Api, request(Method::Post, "/actions/echo", "{}"));
+    }
+    let got = answers_after_turns(&mut app, 5);
+    assert_eq!(got.len(), 5);
+    assert!(got.iter().all(|(_, status, body)| *status == 503 && body.contains("the disk is on fire")), "{got:?}");
+    assert!(store.list_invocations(None, 10).unwrap().is_empty(), "nothing stored");
+    *store.failing.lock().unwrap() = false;
+    app.call(conn(9), Side::Api, request(Method::Post, "/actions/echo", "{}"));
+    let got = answers_after_turns(&mut app, 1);
+    assert_eq!(got[0].1, 202, "{got:?}");
+}
+
+fn keyed(path: &str, body: &str, key: &str) -> Request {
+    Request { idempotency_key: Some(key.as_bytes().to_vec()), ..request(Method::Post, path, body) }
+}
+
+fn invocation_id(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body).unwrap()["InvocationId"].as_str().unwrap().to_string()
+}
+
+/// `Idempotency-Key`: a retry (in the same commit or a later one) gets the
+/// first id and queues nothing; the key with other arguments or another
+/// action is a 422; a bad key or a key on a blocking run is a 400.
+#[test]
+fn an_idempotency_key_queues_one_invocation() {
+    let store = Arc::new(Gated::default());
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}");
+    store.set(true);
+    app.call(conn(0), Side::Api, keyed("/actions/echo", r#"{"n":1}"#, "k-0"));
+    // These three share the next commit: two retries of k-1 and a misuse.
+    app.call(conn(1), Side::Api, keyed("/actions/echo", r#"{"n":1}"#, "k-1"));
+    app.call(conn(2), Side::Api, keyed("/actions/echo", r#"{"n":1}"#, "k-1"));
+    app.call(conn(3), Side::Api, keyed("/actions/echo", r#"{"n":2}"#, "k-1"));
+    store.set(false);
+    let got = answers_after_turns(&mut app, 4);
+    let by_conn = |k: usize| got.iter().find(|(c, _, _)| *c == conn(k)).unwrap().clone();
+    assert_eq!(by_conn(0).1, 202);
+    let (first, again) = (by_conn(1), by_conn(2));
+    assert_eq!((first.1, again.1), (202, 202), "{got:?}");
+    assert_eq!(invocation_id(&first.2), invocation_id(&again.2));
+    assert_eq!(by_conn(3).1, 422, "{got:?}");
+    assert!(by_conn(3).2.contains("idempotency_mismatch"), "{got:?}");
+    // A later commit: the store has the key.
+    app.call(conn(4), Side::Api, keyed("/actions/echo", r#"{"n":1}"#, "k-0"));
+    let got = answers_after_turns(&mut app, 1);
+    assert_eq!((got[0].1, invocation_id(&got[0].2)), (202, invocation_id(&by_conn(0).2)));
+    assert_eq!(store.list_invocations(None, 10).unwrap().len(), 2, "k-0 and k-1, once each");
+    for (req, what) in [
+        (keyed("/actions/echo", "{}", ""), "an empty key"),
+        (keyed("/actions/echo", "{}", "tab\there"), "a control character"),
+        (keyed("/actions/echo/block", "{}", "k-2"), "a blocking run"),
+    ] {
+        app.call(conn(5), Side::Api, req);
+        let got = answers_after_turns(&mut app, 1);
+        assert_eq!(got[0].1, 400, "{what}: {got:?}");
     }
 }

@@ -88,6 +88,9 @@ pub struct Request {
     pub keep_alive: bool,
     /// The `Authorization` header, if any.
     pub authorization: Option<Vec<u8>>,
+    /// The `Idempotency-Key` header, if any (kept whatever
+    /// [`ParseLimits::keep_headers`] says: an asynchronous submit reads it).
+    pub idempotency_key: Option<Vec<u8>>,
     /// Every header field as sent, names in lower case, values as text
     /// (invalid UTF-8 replaced); only with [`ParseLimits::keep_headers`].
     /// For an absolute-form target, the `Host` fields sent are replaced by
@@ -312,6 +315,7 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
     let mut connection_close = version == 0;
     let mut expect_continue = false;
     let mut authorization = None;
+    let mut idempotency_key = None;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = content_length_value(h.value).ok_or_else(|| err(400, "invalid Content-Length"))?;
@@ -336,6 +340,11 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
                 return Err(err(400, "more than one Authorization header"));
             }
             authorization = Some(h.value.to_vec());
+        } else if h.name.eq_ignore_ascii_case("idempotency-key") {
+            if idempotency_key.is_some() {
+                return Err(err(400, "more than one Idempotency-Key header"));
+            }
+            idempotency_key = Some(h.value.to_vec());
         } else if h.name.eq_ignore_ascii_case("expect") {
             if h.value.eq_ignore_ascii_case(b"100-continue") {
                 expect_continue = true;
@@ -379,6 +388,7 @@ pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, HttpError> {
             body: buf[head_len..head_len + body_len].to_vec(),
             keep_alive: !connection_close,
             authorization,
+            idempotency_key,
             headers,
         },
         head_len + body_len,

@@ -8,7 +8,7 @@
 //! [`MAX_BATCH`] at a time. A burst of N submits so costs about N /
 //! (submits per commit) commits, and a lone submit is committed at once.
 
-use sl_store::InvocationRecord;
+use sl_store::Submit;
 
 use crate::reactor::ConnRef;
 
@@ -18,19 +18,19 @@ pub(crate) const MAX_BATCH: usize = 512;
 /// The submits of one worker not yet committed.
 #[derive(Default)]
 pub(crate) struct Submits {
-    pending: Vec<(ConnRef, InvocationRecord)>,
+    pending: Vec<(ConnRef, Submit)>,
     in_flight: bool,
 }
 
 impl Submits {
     /// Adds a submit to the next commit.
-    pub fn push(&mut self, conn: ConnRef, record: InvocationRecord) {
-        self.pending.push((conn, record));
+    pub fn push(&mut self, conn: ConnRef, submit: Submit) {
+        self.pending.push((conn, submit));
     }
 
     /// The next batch to commit, if no commit is in flight and submits
     /// wait; from then on a commit is in flight until [`Submits::done`].
-    pub fn take_batch(&mut self) -> Option<Vec<(ConnRef, InvocationRecord)>> {
+    pub fn take_batch(&mut self) -> Option<Vec<(ConnRef, Submit)>> {
         if self.in_flight || self.pending.is_empty() {
             return None;
         }
@@ -54,9 +54,11 @@ impl Submits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sl_store::InvocationRecord;
 
-    fn record(i: usize) -> InvocationRecord {
-        InvocationRecord::queued(format!("id{i}"), "a".into(), serde_json::Value::Null, true, 0)
+    fn record(i: usize) -> Submit {
+        let record = InvocationRecord::queued(format!("id{i}"), "a".into(), serde_json::Value::Null, true, 0);
+        Submit { record, key: None }
     }
 
     #[test]
@@ -74,6 +76,6 @@ mod tests {
         assert_eq!(s.waiting(), 3);
         s.done();
         let last = s.take_batch().unwrap();
-        assert_eq!(last.iter().map(|(_, r)| r.id.as_str()).collect::<Vec<_>>(), ["id512", "id513", "id514"]);
+        assert_eq!(last.iter().map(|(_, s)| s.record.id.as_str()).collect::<Vec<_>>(), ["id512", "id513", "id514"]);
     }
 }

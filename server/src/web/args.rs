@@ -101,6 +101,7 @@ mod tests {
             body: body.as_bytes().to_vec(),
             keep_alive: true,
             authorization: None,
+            idempotency_key: None,
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         }
     }

@@ -24,6 +24,8 @@ const MIGRATIONS: &[Step] = &[
     Step::Code(v2),
     // 2 -> 3: the stored size of each invocation record (the store budget).
     Step::Code(v3),
+    // 3 -> 4: idempotency keys of asynchronous submits.
+    Step::Code(v4),
 ];
 
 /// Schema version 1: actions, invocation records and the queue.
@@ -111,6 +113,18 @@ fn v3(conn: &Connection) -> rusqlite::Result<()> {
          CREATE INDEX IF NOT EXISTS invocations_finished ON invocations (status, finished, size);",
         crate::RECORD_OVERHEAD
     ))
+}
+
+/// Schema version 4: `invocations.idem_key` and `idem_fp`, the
+/// idempotency key a submit gave and the fingerprint of what it asked for,
+/// with a partial unique index so that a key is held by one record at most
+/// and costs nothing for records without one.
+fn v4(conn: &Connection) -> rusqlite::Result<()> {
+    add_column(conn, "invocations", "idem_key", "TEXT")?;
+    add_column(conn, "invocations", "idem_fp", "TEXT")?;
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS invocations_idem ON invocations (idem_key) WHERE idem_key IS NOT NULL;",
+    )
 }
 
 /// Adds `column` to `table` unless the table has it already.
