@@ -9,7 +9,8 @@ Server {
 
 Logger { level = "info" } -- error, warn, info, debug or trace (SL_LOG overrides)
 
-Sqlite { path = "data/sl.db" }   -- the embedded store; or: Nulldb {} (in memory)
+Sqlite { path = "data/sl.db" }   -- the embedded store; or: Nulldb {} (in memory). Add synchronous = "full"
+                                 --   for commits that survive a power loss (README, "Asynchronous invocations")
 
 Limits {
   maxmem = 65536,              -- default KiB of Lua heap per action

@@ -22,8 +22,9 @@ use crate::plugin::PluginSpec;
 /// Where actions and invocations are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
-    /// `Sqlite { path = ... }`: the embedded default.
-    Sqlite { path: PathBuf },
+    /// `Sqlite { path = ..., synchronous = "normal" }`: the embedded
+    /// default. `synchronous = "full"` syncs every commit to disk.
+    Sqlite { path: PathBuf, durability: sl_store::Durability },
     /// `Nulldb {}`: in memory, lost at exit (development only).
     Null,
     /// `Mongodb { url = "mongodb://database", port = 27017, database = "sl" }`:
@@ -220,7 +221,7 @@ impl Default for Config {
                 insecure: false,
             },
             log_level: "info".into(),
-            store: StoreConfig::Sqlite { path: PathBuf::from("data/sl.db") },
+            store: StoreConfig::Sqlite { path: PathBuf::from("data/sl.db"), durability: Default::default() },
             limits: LimitsConfig {
                 maxmem: 65536,
                 instructions: 100_000_000,
@@ -478,8 +479,18 @@ impl Config {
             Some(("Sqlite", t)) => {
                 let mut b = Block::new("Sqlite", t);
                 let path = PathBuf::from(b.string("path")?.unwrap_or_else(|| "data/sl.db".into()));
+                let durability = match b.string("synchronous")?.as_deref() {
+                    None | Some("normal") => sl_store::Durability::Process,
+                    Some("full") => sl_store::Durability::Power,
+                    Some(other) => {
+                        return Err(invalid(
+                            "Sqlite",
+                            format!("synchronous must be \"normal\" or \"full\", not '{other}'"),
+                        ))
+                    }
+                };
                 b.finish()?;
-                StoreConfig::Sqlite { path: if path.is_absolute() { path } else { base.join(path) } }
+                StoreConfig::Sqlite { path: if path.is_absolute() { path } else { base.join(path) }, durability }
             }
             Some(("Mongodb", t)) => {
                 let mut b = Block::new("Mongodb", t);
@@ -502,7 +513,7 @@ impl Config {
                 Block::new("Nulldb", t).finish()?;
                 StoreConfig::Null
             }
-            None => StoreConfig::Sqlite { path: base.join("data/sl.db") },
+            None => StoreConfig::Sqlite { path: base.join("data/sl.db"), durability: Default::default() },
         };
         if let Some(t) = get("Invocations")? {
             let mut b = Block::new("Invocations", t);
@@ -528,8 +539,12 @@ impl Config {
             if let Some(v) = b.int("max_queued", 1, u64::MAX >> 12)? {
                 i.max_queued = v;
             }
-            if let Some(v) = b.int("lease", 1000, u64::MAX >> 12)? {
-                if v <= cfg.limits.max_timeout {
+            // 0, the default, is max_timeout plus 10 seconds.
+            if let Some(v) = b.int("lease", 0, u64::MAX >> 12)? {
+                if v > 0 && v < 1000 {
+                    return Err(invalid("Invocations", format!("lease = {v} is outside 1000..={}", u64::MAX >> 12)));
+                }
+                if v > 0 && v <= cfg.limits.max_timeout {
                     return Err(invalid(
                         "Invocations",
                         format!("lease = {v} must be longer than Limits.max_timeout = {}", cfg.limits.max_timeout),
@@ -697,7 +712,40 @@ mod tests {
     fn empty_config_is_all_defaults_with_sqlite_beside_it() {
         let c = parse("").unwrap();
         assert_eq!(c.server.port, 8080);
-        assert_eq!(c.store, StoreConfig::Sqlite { path: PathBuf::from("/etc/sl/data/sl.db") });
+        assert_eq!(
+            c.store,
+            StoreConfig::Sqlite {
+                path: PathBuf::from("/etc/sl/data/sl.db"),
+                durability: sl_store::Durability::Process
+            }
+        );
+    }
+
+    /// The README's configuration reference is a config that parses, but
+    /// for its `Plugin` and `Auth` lines, which show placeholders.
+    #[test]
+    fn the_readme_configuration_block_parses() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("## Configuration").expect("a Configuration section")..];
+        let start = section.find("```lua\n").expect("a lua block") + 7;
+        let block: String = section[start..start + section[start..].find("```").expect("its end")]
+            .lines()
+            .filter(|line| !line.starts_with("Plugin \"name\"") && !line.starts_with("Auth { admin = \"...\""))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        if let Err(e) = parse(&block) {
+            panic!("{e}\n{block}");
+        }
+    }
+
+    #[test]
+    fn sqlite_commits_may_be_synced() {
+        let c = parse(r#"Sqlite { synchronous = "full" }"#).unwrap();
+        assert!(matches!(c.store, StoreConfig::Sqlite { durability: sl_store::Durability::Power, .. }));
+        let c = parse(r#"Sqlite { synchronous = "normal" }"#).unwrap();
+        assert!(matches!(c.store, StoreConfig::Sqlite { durability: sl_store::Durability::Process, .. }));
+        let e = parse(r#"Sqlite { synchronous = "off" }"#).unwrap_err().to_string();
+        assert!(e.contains(r#"synchronous must be "normal" or "full", not 'off'"#), "{e}");
     }
 
     #[test]

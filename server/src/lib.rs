@@ -58,7 +58,7 @@ pub use workers::{bind_listeners, serve};
 /// those; leases expire instead.
 pub fn open_store(cfg: &Config) -> Result<Arc<dyn sl_store::Store>, sl_store::StoreError> {
     let store: Arc<dyn sl_store::Store> = match &cfg.store {
-        StoreConfig::Sqlite { path } => Arc::new(sl_store::SqliteStore::open(path)?),
+        StoreConfig::Sqlite { path, durability } => Arc::new(sl_store::SqliteStore::open_with(path, *durability)?),
         StoreConfig::Null => Arc::new(sl_store::MemoryStore::new()),
         StoreConfig::Mongodb { url, port, database } => {
             let options =

@@ -15,7 +15,7 @@ pub mod conformance;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 pub use types::{
     ActionMeta, ActionRecord, Enqueued, IdempotencyKey, InvocationError, InvocationRecord, InvocationStatus, Limits,
     Purged, RouteRecord, Submit, RECORD_OVERHEAD,

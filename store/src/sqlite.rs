@@ -54,8 +54,18 @@ impl SqliteStore {
     ///
     /// The database runs in WAL mode with `synchronous = NORMAL`: a commit
     /// survives a crash of the process, and a power loss can lose only the
-    /// last commits, never corrupt the file.
+    /// last commits, never corrupt the file. See [`SqliteStore::open_with`]
+    /// for commits that survive a power loss.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, Durability::Process)
+    }
+
+    /// [`SqliteStore::open`] with the durability of a commit chosen:
+    /// [`Durability::Power`] syncs the write-ahead log to disk at every
+    /// commit (`synchronous = FULL`), so that a commit survives a power
+    /// loss or an operating-system crash too; commits that arrive together
+    /// still share one sync (the server commits writes in groups).
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self> {
         let path = path.as_ref();
         let label = path.display().to_string();
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
@@ -68,17 +78,17 @@ impl SqliteStore {
             return Err(StoreError::Unavailable(format!("unable to open database file ({label}): it is a directory")));
         }
         let conn = Connection::open(path).map_err(|err| error::map(&label, err))?;
-        Self::setup(conn, label, true)
+        Self::setup(conn, label, true, durability)
     }
 
     /// A private database in memory, for tests.
     pub fn open_in_memory() -> Result<Self> {
         let label = ":memory:".to_owned();
         let conn = Connection::open_in_memory().map_err(|err| error::map(&label, err))?;
-        Self::setup(conn, label, false)
+        Self::setup(conn, label, false, Durability::Process)
     }
 
-    fn setup(mut conn: Connection, label: String, wal: bool) -> Result<Self> {
+    fn setup(mut conn: Connection, label: String, wal: bool, durability: Durability) -> Result<Self> {
         let sql = |err| error::map(&label, err);
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -91,7 +101,11 @@ impl SqliteStore {
                 )));
             }
         }
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        let synchronous = match durability {
+            Durability::Process => "NORMAL",
+            Durability::Power => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous).map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(sql)?;
         schema::migrate(&mut conn).map_err(|err| match err {
             schema::SchemaError::TooNew(found) => StoreError::Unavailable(format!(
@@ -104,6 +118,15 @@ impl SqliteStore {
         Ok(Self { conn: Mutex::new(conn), label })
     }
 
+    /// What survives a commit, as the connection is set (read back from
+    /// SQLite's `synchronous` pragma).
+    pub fn durability(&self) -> Result<Durability> {
+        let level: i64 =
+            self.lock().pragma_query_value(None, "synchronous", |row| row.get(0)).map_err(|e| self.err(e))?;
+        // 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+        Ok(if level >= 2 { Durability::Power } else { Durability::Process })
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while the lock was held dropped its transaction, which
         // rolled back: the connection is fine to use again.
@@ -113,6 +136,18 @@ impl SqliteStore {
     fn err(&self, err: rusqlite::Error) -> StoreError {
         error::map(&self.label, err)
     }
+}
+
+/// What a commit survives once it returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// A crash or `kill -9` of the process (WAL, `synchronous = NORMAL`);
+    /// a power loss may lose the last commits, never corrupt the file.
+    #[default]
+    Process,
+    /// A power loss or an operating-system crash too (`synchronous = FULL`:
+    /// a sync of the log per commit).
+    Power,
 }
 
 /// `usize` limits as SQLite's `LIMIT` (where -1 would mean none).

@@ -207,3 +207,18 @@ fn two_stores_on_one_file_claim_each_record_once() {
     assert_eq!((taken.len(), unique.len()), (200, 200));
     assert_eq!(stores[1].count_queued().unwrap(), 0);
 }
+
+#[test]
+fn sqlite_commits_survive_the_process_by_default_and_power_loss_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sl.db");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.durability().unwrap(), sl_store::Durability::Process);
+    drop(store);
+    let store = SqliteStore::open_with(&path, sl_store::Durability::Power).unwrap();
+    assert_eq!(store.durability().unwrap(), sl_store::Durability::Power);
+    store
+        .put_invocations(&[InvocationRecord::queued("d".into(), "a".into(), serde_json::Value::Null, true, 1)])
+        .unwrap();
+    assert!(store.get_invocation("d").unwrap().is_some());
+}
