@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use sl_store::{Enqueued, IdempotencyKey, InvocationRecord, Submit};
+use sl_store::{Enqueued, IdempotencyKey, InvocationRecord, InvocationStatus, Submit};
 
 use super::idempotency;
 use super::input::{bad_request, check_name, is_blank, parse_args, query_param};
@@ -77,24 +77,49 @@ pub(super) fn submit(
 /// not cached), one count of the queue, one write of every record, then
 /// each client's answer. When it ends, the submits that came meanwhile go
 /// next.
+///
+/// As many of them as this worker has room to run
+/// (`Invocations.concurrency`) are queued claimed by this worker (status
+/// `running`, with a lease, as a claim would store them) and start as
+/// soon as the commit ends, with no claim through the store; if the
+/// server dies, they are taken over like any claimed invocation. The rest
+/// stay `queued` for the next claim, here or on another server.
 pub(crate) fn commit_submits(st: &mut State) {
-    let Some(batch) = st.submits.take_batch() else { return };
+    let Some(mut batch) = st.submits.take_batch() else { return };
     let mut unknown: Vec<String> = Vec::new();
     for (_, s) in &batch {
         if !st.exec.cache.is_cached(&s.record.action) && !unknown.contains(&s.record.action) {
             unknown.push(s.record.action.clone());
         }
     }
+    let local = st.consumer.reserve(st.cfg.invocations.concurrency, batch.len());
+    let (now, lease) = (now_ms(), st.cfg.lease_ms() as i64);
+    for (_, s) in batch.iter_mut().take(local) {
+        let r = &mut s.record;
+        r.status = InvocationStatus::Running;
+        r.owner = Some(st.owner.clone());
+        r.started = Some(now);
+        r.lease_until = Some(now.saturating_add(lease));
+        r.attempts = 1;
+    }
     let max_queued = st.cfg.invocations.max_queued;
     let store = std::sync::Arc::clone(&st.store);
     st.pool.spawn(move || {
-        let (answers, accepted) = commit_batch(&*store, &batch, &unknown, max_queued);
+        let answers = commit_batch(&*store, &batch, &unknown, max_queued);
         move |st: &mut State| {
             st.submits.done();
-            for ((conn, _), resp) in batch.into_iter().zip(answers) {
+            let mut queued = false;
+            for (i, ((conn, submit), (resp, new))) in batch.into_iter().zip(answers).enumerate() {
                 st.outbox.respond(conn, resp);
+                if i >= local {
+                    queued |= new;
+                } else if new {
+                    invoke::start(st, Job::new(submit.record, Reply::Queue));
+                } else {
+                    st.consumer.finished();
+                }
             }
-            if accepted {
+            if queued {
                 queue::kick(st);
             }
             commit_submits(st);
@@ -102,15 +127,15 @@ pub(crate) fn commit_submits(st: &mut State) {
     });
 }
 
-/// The store's part of a commit of submits: an answer for each, in order,
-/// and whether any new invocation was queued.
+/// The store's part of a commit of submits: for each, in order, its
+/// answer and whether its record was stored (a new invocation).
 fn commit_batch(
     store: &dyn sl_store::Store,
     batch: &[(ConnRef, Submit)],
     unknown: &[String],
     max_queued: u64,
-) -> (Vec<Response>, bool) {
-    let fail = |e: &sl_store::StoreError| (batch.iter().map(|_| store_error(e)).collect(), false);
+) -> Vec<(Response, bool)> {
+    let fail = |e: &sl_store::StoreError| batch.iter().map(|_| (store_error(e), false)).collect();
     let mut missing = Vec::new();
     for name in unknown {
         match store.get_action(name) {
@@ -154,35 +179,32 @@ fn commit_batch(
         Err(e) => {
             // Nothing is known to be queued: every submit bound for the
             // store (or sharing a key with one) gets the error.
-            let answers = decided
+            return decided
                 .into_iter()
                 .enumerate()
                 .map(|(i, d)| match d {
-                    Ok(resp) if leaders[i] == i => resp,
-                    _ => store_error(&e),
+                    Ok(resp) if leaders[i] == i => (resp, false),
+                    _ => (store_error(&e), false),
                 })
                 .collect();
-            return (answers, false);
         }
     };
-    let mut accepted = false;
-    let answers = (0..batch.len())
+    (0..batch.len())
         .map(|i| {
             let leader = leaders[i];
             let at = slot[leader];
             match (&decided[leader], stored.get(at)) {
-                (Ok(resp), _) => resp.clone(),
+                (Ok(resp), _) => (resp.clone(), false),
                 (Err(_), Some(done)) => {
-                    accepted |= *done == Enqueued::New;
-                    accepted_response(idempotency::outcome(&submits, &leaders, i, done))
+                    let new = leader == i && *done == Enqueued::New;
+                    (accepted_response(idempotency::outcome(&submits, &leaders, i, done)), new)
                 }
                 (Err(_), None) => {
-                    Response::error(500, "internal", "the store answered fewer submits than it was given")
+                    (Response::error(500, "internal", "the store answered fewer submits than it was given"), false)
                 }
             }
         })
-        .collect();
-    (answers, accepted)
+        .collect()
 }
 
 /// The answer to an accepted submit, or to one whose key was used for

@@ -43,6 +43,20 @@ impl Consumer {
         got == asked || self.again
     }
 
+    /// Takes room for up to `want` invocations that this worker starts
+    /// without a claim (submits it queues claimed by itself), with
+    /// `concurrency` allowed: none while a claim is under way (it counted
+    /// the room before). Each one taken is running until
+    /// [`finished`](Self::finished).
+    pub fn reserve(&mut self, concurrency: usize, want: usize) -> usize {
+        if self.claiming {
+            return 0;
+        }
+        let n = concurrency.saturating_sub(self.running).min(want);
+        self.running += n;
+        n
+    }
+
     /// A claim failed.
     pub fn claim_failed(&mut self) {
         self.claiming = false;
@@ -80,5 +94,18 @@ mod tests {
         assert!(!c.claimed(1, 0));
         c.claim_failed();
         assert_eq!(c.start_claim(4), Some(1));
+    }
+
+    #[test]
+    fn submits_take_the_room_left_and_none_during_a_claim() {
+        let mut c = Consumer::default();
+        assert_eq!(c.reserve(4, 3), 3);
+        assert_eq!(c.reserve(4, 3), 1, "the room left");
+        assert_eq!(c.start_claim(4), None, "no room for a claim");
+        c.finished();
+        assert_eq!(c.start_claim(4), Some(1));
+        assert_eq!(c.reserve(4, 1), 0, "a claim counted the room");
+        assert!(!c.claimed(1, 0));
+        assert_eq!(c.reserve(4, 5), 1);
     }
 }

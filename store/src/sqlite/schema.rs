@@ -26,6 +26,8 @@ const MIGRATIONS: &[Step] = &[
     Step::Code(v3),
     // 3 -> 4: idempotency keys of asynchronous submits.
     Step::Code(v4),
+    // 4 -> 5: the queue depth, kept by triggers.
+    Step::Sql(V5),
 ];
 
 /// Schema version 1: actions, invocation records and the queue.
@@ -126,6 +128,34 @@ fn v4(conn: &Connection) -> rusqlite::Result<()> {
         "CREATE UNIQUE INDEX IF NOT EXISTS invocations_idem ON invocations (idem_key) WHERE idem_key IS NOT NULL;",
     )
 }
+
+/// Schema version 5: the number of queued invocations in `counters`,
+/// kept by triggers in the transaction of every change, so that reading it
+/// costs one row however long the queue is (a `count(*)` walks every
+/// queued row). A record enters the queue when it is written `queued` and
+/// leaves it when its status changes or it is deleted.
+const V5: &str = r#"
+    CREATE TABLE IF NOT EXISTS counters (
+        name  TEXT PRIMARY KEY NOT NULL,
+        value INTEGER NOT NULL
+    );
+    INSERT OR REPLACE INTO counters (name, value)
+        VALUES ('queued', (SELECT count(*) FROM invocations WHERE status = 'queued'));
+    CREATE TRIGGER IF NOT EXISTS queued_in AFTER INSERT ON invocations WHEN new.status = 'queued'
+    BEGIN
+        UPDATE counters SET value = value + 1 WHERE name = 'queued';
+    END;
+    CREATE TRIGGER IF NOT EXISTS queued_out AFTER DELETE ON invocations WHEN old.status = 'queued'
+    BEGIN
+        UPDATE counters SET value = value - 1 WHERE name = 'queued';
+    END;
+    CREATE TRIGGER IF NOT EXISTS queued_change AFTER UPDATE OF status ON invocations
+        WHEN (old.status = 'queued') <> (new.status = 'queued')
+    BEGIN
+        UPDATE counters SET value = value + (CASE WHEN new.status = 'queued' THEN 1 ELSE -1 END)
+            WHERE name = 'queued';
+    END;
+"#;
 
 /// Adds `column` to `table` unless the table has it already.
 pub(crate) fn add_column(conn: &Connection, table: &str, column: &str, decl: &str) -> rusqlite::Result<()> {

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use crate::{InvocationStatus, Limits};
+use crate::{InvocationStatus, Limits, Submit};
 
 fn action(name: &str, bytecode: Vec<u8>) -> ActionRecord {
     ActionRecord {
@@ -186,6 +186,111 @@ fn queries_use_their_indexes() {
     assert!(!count.contains("SCAN"), "{count}");
 }
 
+/// SQLite VM steps that `f` takes on `store`, counted by the progress
+/// handler in steps of 10: the work of its statements, whatever else
+/// the machine does.
+fn vm_steps(store: &SqliteStore, f: impl FnOnce()) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let count = Arc::new(AtomicU64::new(0));
+    let c = Arc::clone(&count);
+    store.lock().progress_handler(
+        10,
+        Some(move || {
+            c.fetch_add(10, Ordering::Relaxed);
+            false
+        }),
+    );
+    f();
+    store.lock().progress_handler(0, None::<fn() -> bool>);
+    count.load(Ordering::Relaxed)
+}
+
+/// The steps of one round of the queue and retention paths on `store`:
+/// enqueue 20, count, claim 20, finish them, purge 20 by retention and 20
+/// for the budget, read one, list 20.
+fn queue_round(store: &SqliteStore, round: u64) -> [u64; 8] {
+    let t = 1_000_000_000 + round as i64 * 1000;
+    let ids: Vec<String> = (0..20).map(|i| format!("r{round}-{i}")).collect();
+    let submits: Vec<Submit> = ids
+        .iter()
+        .map(|id| Submit {
+            record: InvocationRecord::queued(id.clone(), "a".into(), serde_json::json!({"n": 1}), true, t),
+            key: None,
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    let steps = [
+        vm_steps(store, || assert_eq!(store.enqueue_invocations(&submits).unwrap().len(), 20)),
+        vm_steps(store, || assert!(store.count_queued().unwrap() >= 20)),
+        vm_steps(store, || claimed = store.claim_invocations("w", 20, t + 1, 60_000).unwrap()),
+        vm_steps(store, || {
+            for rec in &mut claimed {
+                rec.status = InvocationStatus::Succeeded;
+                rec.finished = Some(t + 2);
+            }
+            store.put_invocations(&claimed).unwrap();
+        }),
+        // The 20 oldest: the bulk of the store finished earlier, at 1..
+        vm_steps(store, || {
+            assert_eq!(store.purge_invocations(21 + round as i64 * 40).unwrap(), 20);
+        }),
+        vm_steps(store, || {
+            assert_eq!(store.purge_oldest_invocations(u64::MAX, 20).unwrap().records, 20);
+        }),
+        vm_steps(store, || assert!(store.get_invocation(&ids[0]).unwrap().is_some())),
+        vm_steps(store, || assert_eq!(store.list_invocations(Some("a"), 20).unwrap().len(), 20)),
+    ];
+    assert_eq!(claimed.len(), 20);
+    steps
+}
+
+/// Queue depth, claims, finishing, both purges, reads and listings cost
+/// what they take, not what is stored: the same round on a store holding
+/// 30,000 finished records and a backlog of 5,000 queued ones takes about
+/// the steps it takes on one holding 100 finished records, counted in
+/// SQLite VM steps (not time, so that a busy machine does not change the
+/// figure).
+#[test]
+fn queue_and_purge_paths_cost_the_same_on_a_large_store() {
+    let fill = |store: &SqliteStore, n: usize, backlog: usize| {
+        let queued: Vec<InvocationRecord> = (0..backlog)
+            .map(|i| InvocationRecord::queued(format!("q-{i}"), "b".into(), serde_json::json!({}), true, 1))
+            .collect();
+        store.put_invocations(&queued).unwrap();
+        let records: Vec<InvocationRecord> = (0..n)
+            .map(|i| {
+                let mut rec = InvocationRecord::queued(format!("old-{i}"), "b".into(), serde_json::json!({}), true, 1);
+                rec.status = InvocationStatus::Succeeded;
+                rec.result = Some(serde_json::json!(i));
+                rec.finished = Some(1 + i as i64);
+                rec
+            })
+            .collect();
+        for batch in records.chunks(1000) {
+            store.put_invocations(batch).unwrap();
+        }
+    };
+    let small = SqliteStore::open_in_memory().unwrap();
+    fill(&small, 100, 0);
+    let large = SqliteStore::open_in_memory().unwrap();
+    fill(&large, 30_000, 5_000);
+    const NAMES: [&str; 8] = ["enqueue", "count_queued", "claim", "finish", "purge", "purge_oldest", "get", "list"];
+    for round in 0..2 {
+        let (s, l) = (queue_round(&small, round), queue_round(&large, round));
+        for (i, name) in NAMES.iter().enumerate() {
+            assert!(
+                l[i] <= s[i] * 5 / 4 + 50,
+                "{name}: {} VM steps with 35,000 records stored, {} with 100",
+                l[i],
+                s[i]
+            );
+        }
+    }
+    assert_eq!(small.count_queued().unwrap(), 0);
+    assert_eq!(large.count_queued().unwrap(), 5_000);
+}
+
 /// A database file with the version 1 schema (before routes and callers),
 /// holding one finished invocation and one action, at user_version `version`.
 fn version_1_database(path: &Path, version: i64) {
@@ -276,4 +381,29 @@ fn the_caller_column_is_added_only_once() {
     schema::add_column(&conn, "invocations", "caller", "TEXT").unwrap();
     assert_eq!(columns(&conn), before);
     assert!(!schema::has_column(&conn, "invocations", "nope").unwrap());
+}
+
+/// A database from before the queue counter (schema version 4) gets one
+/// that counts the records queued in it already.
+#[test]
+fn the_queue_counter_starts_from_the_records_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sl.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let records: Vec<InvocationRecord> =
+        (0..3).map(|i| InvocationRecord::queued(format!("q{i}"), "a".into(), serde_json::json!({}), true, 1)).collect();
+    store.put_invocations(&records).unwrap();
+    store
+        .lock()
+        .execute_batch(
+            "DROP TRIGGER queued_in; DROP TRIGGER queued_out; DROP TRIGGER queued_change; DROP TABLE counters;
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SqliteStore::SCHEMA_VERSION);
+    assert_eq!(store.count_queued().unwrap(), 3);
+    store.claim_invocations("w", 2, 2, 1000).unwrap();
+    assert_eq!(store.count_queued().unwrap(), 1);
 }
