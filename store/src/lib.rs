@@ -78,7 +78,10 @@ pub trait Store: Send + Sync {
     /// Used to enqueue an asynchronous invocation (status `Queued`, durable
     /// when this returns), to record blocking invocations (only ever in a
     /// terminal state, so the queue never runs them), and to store the
-    /// terminal state of any invocation.
+    /// terminal state of any invocation. A blocking run's record
+    /// (`is_async` false) is never queued and never replaces a queued
+    /// record: a store may count the queue without looking up what such a
+    /// record replaces.
     fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()>;
 
     /// Enqueues new asynchronous invocations, durable when this returns.

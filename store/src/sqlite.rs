@@ -13,7 +13,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::{
-    ActionMeta, ActionRecord, Enqueued, InvocationRecord, Purged, Result, RouteRecord, Store, StoreError, Submit,
+    ActionMeta, ActionRecord, Enqueued, InvocationRecord, InvocationStatus, Purged, Result, RouteRecord, Store,
+    StoreError, Submit,
 };
 use row::{Invocation, ACTION_COLUMNS, ACTION_META_COLUMNS, INVOCATION_COLUMNS, ROUTE_COLUMNS};
 
@@ -150,6 +151,15 @@ pub enum Durability {
     Power,
 }
 
+/// Moves the queue depth (`counters`, see [`SqliteStore::count_queued`])
+/// by `delta`, in the caller's transaction.
+fn add_queued(conn: &Connection, delta: i64) -> rusqlite::Result<()> {
+    if delta != 0 {
+        conn.prepare_cached("UPDATE counters SET value = value + ?1 WHERE name = 'queued'")?.execute([delta])?;
+    }
+    Ok(())
+}
+
 /// `usize` limits as SQLite's `LIMIT` (where -1 would mean none).
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
@@ -271,10 +281,24 @@ impl Store for SqliteStore {
                      lease_until = excluded.lease_until, caller = excluded.caller, size = excluded.size"
                 ))
                 .map_err(|e| self.err(e))?;
-            for (values, size) in rows {
+            // The queue depth moves by the records that enter or leave
+            // `queued`: what an asynchronous record replaces is looked up
+            // (a blocking run's record is never queued, so it is not).
+            let mut was_queued = tx
+                .prepare_cached("SELECT status = 'queued' FROM invocations WHERE id = ?1")
+                .map_err(|e| self.err(e))?;
+            let mut delta = 0i64;
+            for (rec, (values, size)) in records.iter().zip(rows) {
+                if rec.is_async {
+                    let old: Option<bool> =
+                        was_queued.query_row([&rec.id], |row| row.get(0)).optional().map_err(|e| self.err(e))?;
+                    delta -= i64::from(old == Some(true));
+                }
+                delta += i64::from(rec.status == InvocationStatus::Queued);
                 stmt.execute(params_from_iter(values.into_iter().chain([Value::Integer(size as i64)])))
                     .map_err(|e| self.err(e))?;
             }
+            add_queued(&tx, delta).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -291,6 +315,7 @@ impl Store for SqliteStore {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let mut answers = Vec::with_capacity(submits.len());
+        let mut queued = 0i64;
         {
             let mut insert = tx
                 .prepare_cached(&format!(
@@ -310,6 +335,9 @@ impl Store for SqliteStore {
                 let extra = [Value::Integer(size as i64), key, fingerprint];
                 let inserted =
                     insert.execute(params_from_iter(values.into_iter().chain(extra))).map_err(|e| self.err(e))?;
+                if inserted == 1 && submit.record.status == InvocationStatus::Queued {
+                    queued += 1;
+                }
                 let existing = match (&submit.key, inserted) {
                     (Some(k), 0) => holder
                         .query_row([&k.key], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?)))
@@ -325,6 +353,7 @@ impl Store for SqliteStore {
                 });
             }
         }
+        add_queued(&tx, queued).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(answers)
     }
@@ -377,6 +406,19 @@ impl Store for SqliteStore {
         // `seq` order and SQLite merges them, so a claim reads only the rows
         // it takes (plus running rows whose lease is live), however many
         // finished records the table holds.
+        // How many of the rows to claim are queued (the others are running
+        // with an expired lease): the queue depth goes down by as many.
+        let from_queue: i64 = tx
+            .prepare_cached(
+                "SELECT count(*) FROM (SELECT seq, status FROM invocations WHERE status = 'queued' \
+                                       UNION ALL \
+                                       SELECT seq, status FROM invocations WHERE status = 'running' \
+                                       AND lease_until < ?1 ORDER BY seq LIMIT ?2) \
+                 WHERE status = 'queued'",
+            )
+            .and_then(|mut stmt| stmt.query_row(params![now_ms, sql_limit(limit)], |row| row.get(0)))
+            .map_err(|e| self.err(e))?;
+        add_queued(&tx, -from_queue).map_err(|e| self.err(e))?;
         let mut claimed: Vec<(i64, Invocation)> = tx
             .prepare_cached(&format!(
                 "UPDATE invocations SET status = 'running', owner = ?1, started = ?2, lease_until = ?3, \
@@ -412,7 +454,9 @@ impl Store for SqliteStore {
 
     fn count_queued(&self) -> Result<u64> {
         let conn = self.lock();
-        // Kept by triggers (schema version 5): one row, however long the queue.
+        // One row, however long the queue: every statement that moves a
+        // record into or out of `queued` moves it in the same transaction
+        // (enqueue, put, claim; purges delete finished records only).
         conn.prepare_cached("SELECT value FROM counters WHERE name = 'queued'")
             .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))
             .map(|n| n.max(0) as u64)

@@ -28,6 +28,8 @@ const MIGRATIONS: &[Step] = &[
     Step::Code(v4),
     // 4 -> 5: the queue depth, kept by triggers.
     Step::Sql(V5),
+    // 5 -> 6: the queue depth kept by the store's own statements instead.
+    Step::Sql(V6),
 ];
 
 /// Schema version 1: actions, invocation records and the queue.
@@ -155,6 +157,20 @@ const V5: &str = r#"
         UPDATE counters SET value = value + (CASE WHEN new.status = 'queued' THEN 1 ELSE -1 END)
             WHERE name = 'queued';
     END;
+"#;
+
+/// Schema version 6: the triggers of version 5 dropped. A row trigger runs
+/// a subprogram for every row written, about 7,600 instructions for each
+/// record of a blocking run, which cannot be queued; the store now moves
+/// the counter itself, in the transaction of each enqueue, claim and write
+/// that changes the queue (see `SqliteStore::count_queued`). The counter
+/// is counted again from the rows.
+const V6: &str = r#"
+    DROP TRIGGER IF EXISTS queued_in;
+    DROP TRIGGER IF EXISTS queued_out;
+    DROP TRIGGER IF EXISTS queued_change;
+    INSERT OR REPLACE INTO counters (name, value)
+        VALUES ('queued', (SELECT count(*) FROM invocations WHERE status = 'queued'));
 "#;
 
 /// Adds `column` to `table` unless the table has it already.
