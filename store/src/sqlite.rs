@@ -402,7 +402,8 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock first, so that two connections to
         // the same file cannot both select the same rows.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
-        // The two halves of the UNION ALL each walk `invocations_claim` in
+        // The two halves of the UNION ALL each walk their partial index
+        // (`invocations_queued`, `invocations_running`) in
         // `seq` order and SQLite merges them, so a claim reads only the rows
         // it takes (plus running rows whose lease is live), however many
         // finished records the table holds.
@@ -410,10 +411,12 @@ impl Store for SqliteStore {
         // with an expired lease): the queue depth goes down by as many.
         let from_queue: i64 = tx
             .prepare_cached(
-                "SELECT count(*) FROM (SELECT seq, status FROM invocations WHERE status = 'queued' \
-                                       UNION ALL \
-                                       SELECT seq, status FROM invocations WHERE status = 'running' \
-                                       AND lease_until < ?1 ORDER BY seq LIMIT ?2) \
+                "SELECT count(*) FROM ( \
+                     SELECT seq, status FROM invocations INDEXED BY invocations_queued WHERE status = 'queued' \
+                     UNION ALL \
+                     SELECT seq, status FROM invocations INDEXED BY invocations_running \
+                     WHERE status = 'running' AND lease_until < ?1 \
+                     ORDER BY seq LIMIT ?2) \
                  WHERE status = 'queued'",
             )
             .and_then(|mut stmt| stmt.query_row(params![now_ms, sql_limit(limit)], |row| row.get(0)))
@@ -423,10 +426,12 @@ impl Store for SqliteStore {
             .prepare_cached(&format!(
                 "UPDATE invocations SET status = 'running', owner = ?1, started = ?2, lease_until = ?3, \
                  attempts = attempts + 1 \
-                 WHERE seq IN (SELECT seq FROM invocations WHERE status = 'queued' \
-                               UNION ALL \
-                               SELECT seq FROM invocations WHERE status = 'running' AND lease_until < ?2 \
-                               ORDER BY seq LIMIT ?4) \
+                 WHERE seq IN ( \
+                     SELECT seq FROM invocations INDEXED BY invocations_queued WHERE status = 'queued' \
+                     UNION ALL \
+                     SELECT seq FROM invocations INDEXED BY invocations_running \
+                     WHERE status = 'running' AND lease_until < ?2 \
+                     ORDER BY seq LIMIT ?4) \
                  RETURNING seq, {INVOCATION_COLUMNS}"
             ))
             .and_then(|mut stmt| {

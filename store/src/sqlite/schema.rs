@@ -30,6 +30,8 @@ const MIGRATIONS: &[Step] = &[
     Step::Sql(V5),
     // 5 -> 6: the queue depth kept by the store's own statements instead.
     Step::Sql(V6),
+    // 6 -> 7: the queue's indexes hold only queued and running records.
+    Step::Sql(V7),
 ];
 
 /// Schema version 1: actions, invocation records and the queue.
@@ -171,6 +173,18 @@ const V6: &str = r#"
     DROP TRIGGER IF EXISTS queued_change;
     INSERT OR REPLACE INTO counters (name, value)
         VALUES ('queued', (SELECT count(*) FROM invocations WHERE status = 'queued'));
+"#;
+
+/// Schema version 7: the claim index `(status, seq)` held an entry for
+/// every record, though claims read only queued and running ones, and most
+/// records are finished (every blocking run's). Two partial indexes on
+/// `seq` hold the queued and the running records alone, so a finished
+/// record costs one index insert less, and a claim still merges two walks
+/// in `seq` order.
+const V7: &str = r#"
+    CREATE INDEX IF NOT EXISTS invocations_queued ON invocations (seq) WHERE status = 'queued';
+    CREATE INDEX IF NOT EXISTS invocations_running ON invocations (seq) WHERE status = 'running';
+    DROP INDEX IF EXISTS invocations_claim;
 "#;
 
 /// Adds `column` to `table` unless the table has it already.
