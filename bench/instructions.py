@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """Instructions per blocking hello request, counted by callgrind.
 
-Usage: bench/instructions.py [SLSERVER] (default: target/release/slserver)
+Usage: bench/instructions.py [--records] [SLSERVER] (default: target/release/slserver)
 Env:   SL_INSTR_REQUESTS (3000), SL_INSTR_KEEP=1 keeps the callgrind output.
+
+--records measures the shipped path of a blocking run instead: SQLite, every
+run recorded (record_blocking = true). The server writes the records of one
+loop turn in one transaction, so with one request a turn this counts a
+transaction per record: the most a record can cost.
 
 Starts slserver under `valgrind --tool=callgrind` with instrumentation off,
 creates `hello_limits` (bench/hello.lua with every limit set), sends 200
@@ -34,7 +39,10 @@ import bench  # noqa: E402  (the suite's settings: TIGHT limits, BODY)
 
 
 def main():
-    binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "target", "release", "slserver")
+    args = sys.argv[1:]
+    records = "--records" in args
+    args = [a for a in args if a != "--records"]
+    binary = args[0] if args else os.path.join(HERE, "..", "target", "release", "slserver")
     if not os.path.exists(binary):
         sys.exit(f"no slserver at {binary}: build it with `cargo build --release -p sl-server`")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
@@ -43,8 +51,12 @@ def main():
     work = tempfile.mkdtemp(prefix="slinstr-")
     cfg = os.path.join(work, "config.lua")
     with open(cfg, "w") as f:
-        f.write('Logger { level = "warn" }\nInvocations { record_blocking = false }\nNulldb {}\n'
-                "Limits { warm_instances = 128 }\n")
+        if records:
+            f.write('Logger { level = "warn" }\nInvocations { record_blocking = true }\nSqlite { path = "sl.db" }\n'
+                    "Limits { warm_instances = 128 }\n")
+        else:
+            f.write('Logger { level = "warn" }\nInvocations { record_blocking = false }\nNulldb {}\n'
+                    "Limits { warm_instances = 128 }\n")
     port = bench.free_port()
     out = os.path.join(work, "callgrind.out")
     proc = subprocess.Popen(
@@ -108,7 +120,8 @@ def main():
             time.sleep(0.1)
         if total is None:
             sys.exit("no callgrind summary")
-        print(f"{total / n:,.0f} instructions per request ({n} requests, {os.path.basename(binary)})")
+        what = ", records on (SQLite)" if records else ""
+        print(f"{total / n:,.0f} instructions per request ({n} requests, {os.path.basename(binary)}{what})")
         if os.environ.get("SL_INSTR_KEEP") == "1":
             print(f"callgrind output: {dumps[0]} (callgrind_annotate --inclusive=yes {dumps[0]})")
     finally:
