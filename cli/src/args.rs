@@ -286,6 +286,11 @@ pub struct RunArgs {
     /// The action's args as an inline JSON object, e.g. '{"name": "World"}'
     #[arg(short, long, value_name = "JSON")]
     pub data: Option<String>,
+
+    /// Send the asynchronous run with this Idempotency-Key: the same command run again gets the same
+    /// invocation ID and the action runs once; a run whose answer is lost is retried
+    #[arg(short = 'k', long, value_name = "KEY", conflicts_with = "block")]
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Args)]

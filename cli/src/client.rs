@@ -197,6 +197,29 @@ fn with_auth<B>(req: ureq::RequestBuilder<B>, auth: Option<&str>) -> ureq::Reque
     }
 }
 
+fn with_headers<B>(req: ureq::RequestBuilder<B>, headers: &[(&str, &str)]) -> ureq::RequestBuilder<B> {
+    headers.iter().fold(req, |req, (name, value)| req.header(*name, *value))
+}
+
+/// Why [`Client::send_with`] failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The request did not reach the server, or its answer did not come
+    /// back: the server may or may not have acted on it.
+    Unreachable(anyhow::Error),
+    /// Anything else (an answer too large or unreadable).
+    Other(anyhow::Error),
+}
+
+impl Failure {
+    /// The failure as an error.
+    pub fn into_error(self) -> anyhow::Error {
+        match self {
+            Failure::Unreachable(e) | Failure::Other(e) => e,
+        }
+    }
+}
+
 /// A client for one server.
 pub struct Client {
     agent: ureq::Agent,
@@ -237,17 +260,36 @@ impl Client {
     /// reads the whole response, whatever its status. A JSON `body` is
     /// sent with `Content-Type: application/json`.
     pub fn send(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Reply> {
+        self.send_with(method, path, body, &[]).map_err(Failure::into_error)
+    }
+
+    /// [`Client::send`] with more header fields, telling a request that
+    /// never reached the server or got no answer ([`Failure::Unreachable`],
+    /// which may be retried when retrying is safe) from every other failure.
+    pub fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> std::result::Result<Reply, Failure> {
         let url = format!("{}{path}", self.base);
         let auth = self.authorization.as_deref();
         let result = match (method, body) {
-            (Method::Get, _) => with_auth(self.agent.get(&url), auth).call(),
-            (Method::Delete, _) => with_auth(self.agent.delete(&url), auth).call(),
-            (Method::Post, None) => with_auth(self.agent.post(&url), auth).send_empty(),
-            (Method::Put, None) => with_auth(self.agent.put(&url), auth).send_empty(),
-            (Method::Post, Some(b)) => with_auth(self.agent.post(&url), auth).content_type("application/json").send(b),
-            (Method::Put, Some(b)) => with_auth(self.agent.put(&url), auth).content_type("application/json").send(b),
+            (Method::Get, _) => with_headers(with_auth(self.agent.get(&url), auth), headers).call(),
+            (Method::Delete, _) => with_headers(with_auth(self.agent.delete(&url), auth), headers).call(),
+            (Method::Post, None) => with_headers(with_auth(self.agent.post(&url), auth), headers).send_empty(),
+            (Method::Put, None) => with_headers(with_auth(self.agent.put(&url), auth), headers).send_empty(),
+            (Method::Post, Some(b)) => {
+                with_headers(with_auth(self.agent.post(&url), auth), headers).content_type("application/json").send(b)
+            }
+            (Method::Put, Some(b)) => {
+                with_headers(with_auth(self.agent.put(&url), auth), headers).content_type("application/json").send(b)
+            }
         };
-        let unreachable = |e: ureq::Error| anyhow!("cannot reach {} ({method} {path}): {}", self.base, self.reason(e));
+        let unreachable = |e: ureq::Error| {
+            Failure::Unreachable(anyhow!("cannot reach {} ({method} {path}): {}", self.base, self.reason(e)))
+        };
         let mut response = result.map_err(unreachable)?;
         let status = response.status().as_u16();
         let too_large = || {
@@ -261,13 +303,18 @@ impl Client {
         // A length announced over the bound fails before anything is read.
         let announced = response.headers().get("content-length").and_then(|v| v.to_str().ok()?.trim().parse().ok());
         if announced.is_some_and(|len: u64| len > self.max_body) {
-            return Err(too_large());
+            return Err(Failure::Other(too_large()));
         }
         let bytes = read_at_most(&mut response.body_mut().as_reader(), self.max_body, announced)
             .map_err(|e| {
-                anyhow!("cannot read the answer of {} to {method} {path}: {}", self.base, self.reason(e.into()))
+                // The answer broke off: whether the server acted is unknown.
+                Failure::Unreachable(anyhow!(
+                    "cannot read the answer of {} to {method} {path}: {}",
+                    self.base,
+                    self.reason(e.into())
+                ))
             })?
-            .ok_or_else(too_large)?;
+            .ok_or_else(|| Failure::Other(too_large()))?;
         let body = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Ok(Reply { status, body })
     }

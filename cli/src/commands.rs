@@ -278,11 +278,37 @@ fn run_action(client: &Client, out: Out, args: RunArgs) -> Result<Status> {
         let reply = client.call(Method::Post, &format!("{path}/block"), Some(&body))?;
         return out.stream(&reply, |w| output::write_result(&reply.body, w));
     }
-    let reply = client.call(Method::Post, &path, Some(&body))?;
+    let reply = match &args.idempotency_key {
+        Some(key) => submit_with_key(client, &path, &body, key)?,
+        None => client.call(Method::Post, &path, Some(&body))?,
+    };
     out.print(&reply, || match reply.json::<Submitted>()?.id {
         Scalar::Str(id) => Ok(visible(&id, Lines::One).into_owned()),
         _ => bail!("the server's answer has no InvocationId: {}", snippet(&reply.body)),
     })
+}
+
+/// Tries of an asynchronous run with an idempotency key whose answer is lost.
+const KEYED_TRIES: u32 = 4;
+
+/// Submits with `Idempotency-Key: key`, trying again (after 0.5, 1 and 2
+/// s) when the request or its answer is lost: the key makes a retry safe,
+/// since the server answers it with the invocation the first try queued.
+fn submit_with_key(client: &Client, path: &str, body: &[u8], key: &str) -> Result<Reply> {
+    let mut pause = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match client.send_with(Method::Post, path, Some(body), &[("Idempotency-Key", key)]) {
+            Ok(reply) => return Ok(reply.success()?),
+            Err(client::Failure::Unreachable(e)) if attempt < KEYED_TRIES => {
+                eprintln!("{e}; trying again with the same Idempotency-Key in {} ms", pause.as_millis());
+                std::thread::sleep(pause);
+                pause *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into_error()),
+        }
+    }
 }
 
 /// What the server answers an asynchronous run.

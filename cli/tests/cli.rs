@@ -613,3 +613,65 @@ fn deploy_updates_source_and_limits_it_finds_different() {
     let body: serde_json::Value = serde_json::from_str(&seen[3].body).unwrap();
     assert_eq!(body, serde_json::json!({"maxmem": 0, "timeout": 300, "instructions": 0}), "only the limits changed");
 }
+
+/// Reads one request (head and body) from `stream`; returns its head.
+fn read_request(stream: &mut TcpStream) -> String {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        head.push_str(&line);
+        if line.trim().is_empty() {
+            break;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    head
+}
+
+/// `run -k KEY`: the submit carries the key, and one whose answer is lost
+/// (the server closed the connection after reading it) is sent again with
+/// the same key, which gets the answer.
+#[test]
+fn run_with_a_key_sends_it_and_retries_a_lost_answer() {
+    let cli = Cli::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let id = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+    let server = std::thread::spawn(move || {
+        let (mut first, _) = listener.accept().unwrap();
+        let lost = read_request(&mut first);
+        drop(first);
+        let (mut second, _) = listener.accept().unwrap();
+        let answered = read_request(&mut second);
+        let body = format!(r#"{{"InvocationId": "{id}"}}"#);
+        let response = format!(
+            "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        second.write_all(response.as_bytes()).unwrap();
+        (lost, answered)
+    });
+    let o = cli.run(&["--url", &url, "run", "hello", "-d", "{}", "-k", "order-7"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), format!("{id}\n"));
+    assert!(stderr(&o).contains("trying again with the same Idempotency-Key"), "{}", stderr(&o));
+    let (lost, answered) = server.join().unwrap();
+    for head in [&lost, &answered] {
+        assert!(head.starts_with("POST /actions/hello HTTP/1.1"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("idempotency-key: order-7"), "{head}");
+    }
+    // A key on a blocking run is refused by slcli itself.
+    let o = cli.run(&["--url", &url, "run", "hello", "-b", "-k", "order-8"]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+}
