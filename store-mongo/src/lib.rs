@@ -44,8 +44,8 @@ use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::sync::{Client, Collection, Database};
 use sl_store::{
-    ActionMeta, ActionRecord, Enqueued, InvocationRecord, InvocationStatus, Purged, Result, RouteRecord, Store,
-    StoreError, Submit,
+    ActionMeta, ActionRecord, Enqueued, InvocationRecord, InvocationStatus, Purged, Result, RouteRecord, RunCounts,
+    Store, StoreError, Submit,
 };
 
 use crate::doc::field;
@@ -59,6 +59,22 @@ pub const ROUTES: &str = "routes";
 pub const INVOCATIONS: &str = "invocations";
 /// Collection of counters (the enqueue sequence).
 pub const COUNTERS: &str = "counters";
+
+/// Collection of run counters: one document per action (`_id` its name).
+pub const RUN_COUNTS: &str = "run_counts";
+
+/// The fields of a [`RUN_COUNTS`] document: succeeded and failed runs of
+/// each [`RunKind`](sl_store::RunKind), in the order of `RunKind::ALL`.
+const RUN_COUNT_FIELDS: [&str; 8] = [
+    "blocking_succeeded",
+    "blocking_failed",
+    "async_succeeded",
+    "async_failed",
+    "route_succeeded",
+    "route_failed",
+    "invoke_succeeded",
+    "invoke_failed",
+];
 
 /// The `_id` of the enqueue counter in [`COUNTERS`].
 const SEQ_COUNTER: &str = "invocations";
@@ -152,6 +168,7 @@ pub struct MongoStore {
     routes: Collection<Document>,
     invocations: Collection<Document>,
     counters: Collection<Document>,
+    run_counts: Collection<Document>,
     /// The URL without its password, for messages.
     label: String,
 }
@@ -188,6 +205,7 @@ impl MongoStore {
             routes: db.collection(ROUTES),
             invocations: db.collection(INVOCATIONS),
             counters: db.collection(COUNTERS),
+            run_counts: db.collection(RUN_COUNTS),
             db,
             label,
         };
@@ -561,6 +579,50 @@ impl Store for MongoStore {
             (u128::from(found_bytes) * u128::from(deleted) / ids.len() as u128) as u64
         };
         Ok(Purged { records: deleted, bytes })
+    }
+
+    /// One `$inc` upsert per action (a few a second from each server).
+    fn add_run_counts(&self, counts: &[RunCounts]) -> Result<()> {
+        for c in counts {
+            let mut inc = Document::new();
+            let values = c.runs.iter().flat_map(|o| [o.succeeded, o.failed]);
+            for (name, n) in RUN_COUNT_FIELDS.into_iter().zip(values) {
+                if n > 0 {
+                    inc.insert(name, n.min(i64::MAX as u64) as i64);
+                }
+            }
+            if inc.is_empty() {
+                continue;
+            }
+            let add =
+                || self.run_counts.update_one(doc! { field::ID: &c.action }, doc! { "$inc": &inc }).upsert(true).run();
+            // Two first additions at once may both insert; one fails and is
+            // retried as an update.
+            match add() {
+                Err(err) if is_duplicate_key(&err) => add(),
+                other => other,
+            }
+            .map_err(|err| self.err("cannot count runs", err))?;
+        }
+        Ok(())
+    }
+
+    fn run_counts(&self, action: &str) -> Result<RunCounts> {
+        let mut counts = RunCounts::new(action);
+        let Some(found) = self.run_counts.find_one(doc! { field::ID: action }).run().map_err(map)? else {
+            return Ok(counts);
+        };
+        let mut values = RUN_COUNT_FIELDS.into_iter().map(|name| match found.get(name) {
+            Some(Bson::Int64(n)) => (*n).max(0) as u64,
+            Some(Bson::Int32(n)) => (*n).max(0) as u64,
+            Some(Bson::Double(n)) => n.max(0.0) as u64,
+            _ => 0,
+        });
+        for o in &mut counts.runs {
+            o.succeeded = values.next().unwrap_or(0);
+            o.failed = values.next().unwrap_or(0);
+        }
+        Ok(counts)
     }
 }
 

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use crate::{
     ActionMeta, ActionRecord, Enqueued, IdempotencyKey, InvocationError, InvocationRecord, InvocationStatus, Limits,
-    Purged, Result, RouteRecord, Store, StoreError, Submit,
+    Purged, Result, RouteRecord, RunCounts, RunKind, Store, StoreError, Submit,
 };
 
 /// Runs every case in [`CASES`], each on a fresh store from `make`.
@@ -84,6 +84,8 @@ macro_rules! __sl_store_conformance_cases {
             enqueue_retried_is_new_again
             enqueue_key_is_freed_with_its_record
             concurrent_enqueues_of_one_key_write_one_record
+            run_counts_add_up
+            concurrent_run_counts_lose_nothing
         }
     };
 }
@@ -195,6 +197,12 @@ impl<S: Store, G: Send + Sync> Store for Guarded<S, G> {
     }
     fn purge_oldest_invocations(&self, bytes: u64, max_records: usize) -> Result<Purged> {
         self.store.purge_oldest_invocations(bytes, max_records)
+    }
+    fn add_run_counts(&self, counts: &[RunCounts]) -> Result<()> {
+        self.store.add_run_counts(counts)
+    }
+    fn run_counts(&self, action: &str) -> Result<RunCounts> {
+        self.store.run_counts(action)
     }
 }
 
@@ -1288,4 +1296,49 @@ pub fn concurrent_enqueues_of_one_key_write_one_record(store: &dyn Store) {
         assert!(ok!(store.get_invocation(id)).is_some(), "{id} is stored");
     }
     assert_eq!(ok!(store.count_queued()), KEYS as u64, "one record per key");
+}
+
+/// Counts of `action`: `n` succeeded and `n / 2` failed runs of `kind`.
+fn counts(action: &str, kind: RunKind, n: u64) -> RunCounts {
+    let mut c = RunCounts::new(action);
+    c.runs[kind as usize].succeeded = n;
+    c.runs[kind as usize].failed = n / 2;
+    c
+}
+
+pub fn run_counts_add_up(store: &dyn Store) {
+    assert_eq!(ok!(store.run_counts("a")), RunCounts::new("a"), "nothing counted yet");
+    ok!(store.add_run_counts(&[]));
+    ok!(store.add_run_counts(&[counts("a", RunKind::Blocking, 10), counts("b", RunKind::Route, 4)]));
+    ok!(store.add_run_counts(&[counts("a", RunKind::Blocking, 6), counts("a", RunKind::Invoke, 2)]));
+    ok!(store.add_run_counts(&[counts("a", RunKind::Async, 1 << 40)]));
+    let a = ok!(store.run_counts("a"));
+    assert_eq!(a.action, "a");
+    assert_eq!((a.of(RunKind::Blocking).succeeded, a.of(RunKind::Blocking).failed), (16, 8));
+    assert_eq!((a.of(RunKind::Invoke).succeeded, a.of(RunKind::Invoke).failed), (2, 1));
+    assert_eq!((a.of(RunKind::Async).succeeded, a.of(RunKind::Async).failed), (1 << 40, 1 << 39));
+    assert_eq!(a.of(RunKind::Route), Default::default());
+    let b = ok!(store.run_counts("b"));
+    assert_eq!((b.of(RunKind::Route).succeeded, b.of(RunKind::Route).failed), (4, 2));
+    assert!(b.of(RunKind::Blocking) == Default::default() && ok!(store.run_counts("c")).is_empty());
+}
+
+pub fn concurrent_run_counts_lose_nothing(store: &dyn Store) {
+    const THREADS: u64 = 4;
+    const ROUNDS: u64 = 25;
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(move || {
+                for _ in 0..ROUNDS {
+                    ok!(store.add_run_counts(&[counts("x", RunKind::Blocking, 2), counts("y", RunKind::Async, 1)]));
+                }
+            });
+        }
+    });
+    let x = ok!(store.run_counts("x"));
+    assert_eq!(
+        (x.of(RunKind::Blocking).succeeded, x.of(RunKind::Blocking).failed),
+        (2 * THREADS * ROUNDS, THREADS * ROUNDS)
+    );
+    assert_eq!(ok!(store.run_counts("y")).of(RunKind::Async).succeeded, THREADS * ROUNDS);
 }

@@ -18,7 +18,7 @@ pub use memory::MemoryStore;
 pub use sqlite::{Durability, SqliteStore};
 pub use types::{
     ActionMeta, ActionRecord, Enqueued, IdempotencyKey, InvocationError, InvocationRecord, InvocationStatus, Limits,
-    Purged, RouteRecord, Submit, RECORD_OVERHEAD,
+    Outcomes, Purged, RouteRecord, RunCounts, RunKind, Submit, RECORD_OVERHEAD,
 };
 
 /// Result of a store call.
@@ -150,4 +150,13 @@ pub trait Store: Send + Sync {
     /// race may each delete their own oldest records, so together they can
     /// delete more than either asked for.
     fn purge_oldest_invocations(&self, bytes: u64, max_records: usize) -> Result<Purged>;
+
+    /// Adds each of `counts` to the stored run counters of its action
+    /// (which start at 0). Several servers may add at once; no addition is
+    /// lost. The counters are kept per action name, after the action is
+    /// deleted too (as its invocation records are).
+    fn add_run_counts(&self, counts: &[RunCounts]) -> Result<()>;
+
+    /// The stored run counters of `action` (all 0 if none was ever added).
+    fn run_counts(&self, action: &str) -> Result<RunCounts>;
 }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::{
-    ActionMeta, ActionRecord, Enqueued, InvocationRecord, InvocationStatus, Purged, Result, RouteRecord, Store,
-    StoreError, Submit,
+    ActionMeta, ActionRecord, Enqueued, InvocationRecord, InvocationStatus, Purged, Result, RouteRecord, RunCounts,
+    Store, StoreError, Submit,
 };
 
 /// A [`Store`] that keeps everything in memory behind one mutex.
@@ -40,6 +40,8 @@ struct Inner {
     /// fingerprint of each key's record, and the key of each record.
     keys: HashMap<String, (u64, String)>,
     key_of: HashMap<u64, String>,
+    /// Run counters by action.
+    runs: HashMap<String, RunCounts>,
 }
 
 impl Inner {
@@ -321,5 +323,17 @@ impl Store for MemoryStore {
             purged.records += 1;
         }
         Ok(purged)
+    }
+
+    fn add_run_counts(&self, counts: &[RunCounts]) -> Result<()> {
+        let mut inner = self.lock();
+        for c in counts {
+            inner.runs.entry(c.action.clone()).or_insert_with(|| RunCounts::new(&c.action)).add(c);
+        }
+        Ok(())
+    }
+
+    fn run_counts(&self, action: &str) -> Result<RunCounts> {
+        Ok(self.lock().runs.get(action).cloned().unwrap_or_else(|| RunCounts::new(action)))
     }
 }

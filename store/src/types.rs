@@ -385,3 +385,82 @@ mod tests {
         assert_eq!(RouteRecord::label_of("*", "", "/static/*rest"), "* /static/*rest");
     }
 }
+
+/// How an invocation was started, for its action's [`RunCounts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunKind {
+    /// `POST /actions/:name/block`: its client waited for the result.
+    Blocking,
+    /// `POST /actions/:name`: queued, run later.
+    Async,
+    /// A request to one of the server's HTTP routes.
+    Route,
+    /// An `invoke()` from another action.
+    Invoke,
+}
+
+impl RunKind {
+    /// Every kind, in the order of [`RunCounts::runs`].
+    pub const ALL: [RunKind; 4] = [RunKind::Blocking, RunKind::Async, RunKind::Route, RunKind::Invoke];
+
+    /// Its name in the API (and in the stores' columns and fields).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Blocking => "blocking",
+            RunKind::Async => "async",
+            RunKind::Route => "route",
+            RunKind::Invoke => "invoke",
+        }
+    }
+}
+
+/// How many runs ended each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// The run counters of one action: every invocation that ran (or failed
+/// to start) is counted, whether or not its record is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    pub action: String,
+    /// Indexed by [`RunKind`] (in the order of [`RunKind::ALL`]).
+    pub runs: [Outcomes; 4],
+}
+
+impl RunCounts {
+    /// No run counted for `action` yet.
+    pub fn new(action: impl Into<String>) -> Self {
+        Self { action: action.into(), runs: [Outcomes::default(); 4] }
+    }
+
+    /// The counters of one kind of run.
+    pub fn of(&self, kind: RunKind) -> Outcomes {
+        self.runs[kind as usize]
+    }
+
+    /// Counts one run of `kind`.
+    pub fn count(&mut self, kind: RunKind, succeeded: bool) {
+        let o = &mut self.runs[kind as usize];
+        if succeeded {
+            o.succeeded += 1;
+        } else {
+            o.failed += 1;
+        }
+    }
+
+    /// Adds `other`'s counters (of any action) to these.
+    pub fn add(&mut self, other: &RunCounts) {
+        for (mine, theirs) in self.runs.iter_mut().zip(&other.runs) {
+            mine.succeeded += theirs.succeeded;
+            mine.failed += theirs.failed;
+        }
+    }
+
+    /// Whether every counter is 0.
+    pub fn is_empty(&self) -> bool {
+        self.runs.iter().all(|o| o.succeeded == 0 && o.failed == 0)
+    }
+}

@@ -32,6 +32,8 @@ const MIGRATIONS: &[Step] = &[
     Step::Sql(V6),
     // 6 -> 7: the queue's indexes hold only queued and running records.
     Step::Sql(V7),
+    // 7 -> 8: run counters.
+    Step::Sql(V8),
 ];
 
 /// Schema version 1: actions, invocation records and the queue.
@@ -185,6 +187,22 @@ const V7: &str = r#"
     CREATE INDEX IF NOT EXISTS invocations_queued ON invocations (seq) WHERE status = 'queued';
     CREATE INDEX IF NOT EXISTS invocations_running ON invocations (seq) WHERE status = 'running';
     DROP INDEX IF EXISTS invocations_claim;
+"#;
+
+/// Schema version 8: the run counters of each action, succeeded and
+/// failed runs of each kind (see `Store::add_run_counts`).
+const V8: &str = r#"
+    CREATE TABLE IF NOT EXISTS run_counts (
+        action             TEXT PRIMARY KEY NOT NULL,
+        blocking_succeeded INTEGER NOT NULL DEFAULT 0,
+        blocking_failed    INTEGER NOT NULL DEFAULT 0,
+        async_succeeded    INTEGER NOT NULL DEFAULT 0,
+        async_failed       INTEGER NOT NULL DEFAULT 0,
+        route_succeeded    INTEGER NOT NULL DEFAULT 0,
+        route_failed       INTEGER NOT NULL DEFAULT 0,
+        invoke_succeeded   INTEGER NOT NULL DEFAULT 0,
+        invoke_failed      INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
 "#;
 
 /// Adds `column` to `table` unless the table has it already.
