@@ -334,6 +334,51 @@ struct Details {
     fields: Vec<(String, Scalar)>,
     more: usize,
     code: Scalar,
+    runs: Option<Runs>,
+}
+
+/// The `runs` of an action: its succeeded and failed runs of each kind.
+#[derive(Default, Deserialize)]
+struct Runs {
+    #[serde(default)]
+    blocking: Outcomes,
+    #[serde(default, rename = "async")]
+    asynchronous: Outcomes,
+    #[serde(default)]
+    route: Outcomes,
+    #[serde(default)]
+    invoke: Outcomes,
+}
+
+#[derive(Default, Deserialize)]
+struct Outcomes {
+    #[serde(default)]
+    succeeded: u64,
+    #[serde(default)]
+    failed: u64,
+}
+
+impl Runs {
+    /// `blocking 12 succeeded, 1 failed; async 3 succeeded, 0 failed`:
+    /// the kinds with runs, or `none yet`.
+    fn text(&self) -> String {
+        let kinds = [
+            ("blocking", &self.blocking),
+            ("async", &self.asynchronous),
+            ("route", &self.route),
+            ("invoke", &self.invoke),
+        ];
+        let shown: Vec<String> = kinds
+            .iter()
+            .filter(|(_, o)| o.succeeded + o.failed > 0)
+            .map(|(kind, o)| format!("{kind} {} succeeded, {} failed", o.succeeded, o.failed))
+            .collect();
+        if shown.is_empty() {
+            "none yet".to_string()
+        } else {
+            shown.join("; ")
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Details {
@@ -356,6 +401,8 @@ impl<'de> Visitor<'de> for DetailsVisitor {
         while let Some(key) = map.next_key::<String>()? {
             if key == "code" {
                 d.code = map.next_value()?;
+            } else if key == "runs" {
+                d.runs = Some(map.next_value()?);
             } else if let Some(slot) = d.fields.iter_mut().find(|(k, _)| *k == key) {
                 slot.1 = map.next_value()?;
             } else if d.fields.len() < MAX_FIELDS {
@@ -394,6 +441,9 @@ pub fn action_details(body: &str) -> Result<String> {
         if !ORDER.contains(&key.as_str()) {
             lines.push((visible(key, Lines::One), visible_owned(v.text(), Lines::One)));
         }
+    }
+    if let Some(runs) = &details.runs {
+        lines.push((Cow::Borrowed("runs"), runs.text()));
     }
     let width = lines.iter().map(|(k, _)| k.chars().count() + 1).max().unwrap_or(0);
     let mut out = String::new();
@@ -683,6 +733,17 @@ function main() return 1 end
         assert_eq!(action_source(&action.to_string()).unwrap(), source);
         let none = action_source(r#"{"name": "x"}"#).unwrap_err().to_string();
         assert!(none.contains("no source"), "{none}");
+    }
+
+    #[test]
+    fn details_show_the_runs_of_each_kind_that_ran() {
+        let runs = json!({"blocking": {"succeeded": 1000, "failed": 5}, "async": {"succeeded": 0, "failed": 0},
+            "route": {"succeeded": 0, "failed": 2}, "invoke": {"succeeded": 0, "failed": 0}});
+        let shown = action_details(&json!({"name": "x", "runs": runs}).to_string()).unwrap();
+        assert_eq!(shown, "name:  x\nruns:  blocking 1000 succeeded, 5 failed; route 0 succeeded, 2 failed\n");
+        let none = json!({"blocking": {"succeeded": 0, "failed": 0}});
+        let shown = action_details(&json!({"name": "x", "runs": none}).to_string()).unwrap();
+        assert_eq!(shown, "name:  x\nruns:  none yet\n");
     }
 
     #[test]

@@ -124,6 +124,10 @@ pub struct InvocationsConfig {
     pub max_attempts: u32,
     /// Whether blocking invocations are recorded too.
     pub record_blocking: bool,
+    /// Beyond the first few a second of an action (on each worker), one
+    /// successful blocking API run in this many keeps its record (1: every
+    /// one). Failures are always recorded, and every run is counted.
+    pub sample_successes: u64,
     /// Bytes of each of the arguments, result, logs and error message the
     /// record of a blocking or route run keeps (bigger ones are replaced by
     /// a marker or cut).
@@ -239,6 +243,7 @@ impl Default for Config {
                 concurrency: 16,
                 max_attempts: 3,
                 record_blocking: true,
+                sample_successes: 100,
                 record_limit: 64 * 1024,
                 store_budget: 1024,
                 max_queued: 100_000,
@@ -529,6 +534,9 @@ impl Config {
             }
             if let Some(v) = b.bool("record_blocking")? {
                 i.record_blocking = v;
+            }
+            if let Some(v) = b.int("sample_successes", 1, 1_000_000)? {
+                i.sample_successes = v;
             }
             if let Some(v) = b.int("record_limit", 1024, 1 << 30)? {
                 i.record_limit = v as usize;

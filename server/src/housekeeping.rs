@@ -10,6 +10,7 @@
 //! | waiters' invocations looked up in the store (run by another server) | every 300 ms |
 //! | cached actions and routes compared with the store | every 500 ms |
 //! | queued invocations claimed | every second, and whenever there is room |
+//! | run counters added to the store ([`flush_counts`]) | every second, and at stop |
 //! | records older than `Invocations.retention` purged | every minute |
 //! | the oldest finished records purged while their total is over `Invocations.store_budget` ([`trim_records`]) | when this process's count of bytes written passes it, every minute, and at start |
 
@@ -35,6 +36,8 @@ const ACTION_SYNC: Duration = Duration::from_millis(500);
 const WAITER_POLL: Duration = Duration::from_millis(300);
 /// How often queued invocations are claimed, whatever else happens.
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
+/// How often run counters are added to the store.
+const COUNTS_EVERY: Duration = Duration::from_secs(1);
 /// How often old records are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Most bytes of records in one batch written to the store.
@@ -87,6 +90,11 @@ pub(crate) fn tick(st: &mut State, now: Instant) {
     if now.duration_since(t.last_claim) >= CLAIM_EVERY {
         t.last_claim = now;
         queue::kick(st);
+    }
+    let t = &mut st.timers;
+    if now.duration_since(t.last_counts) >= COUNTS_EVERY {
+        t.last_counts = now;
+        flush_counts(st);
     }
     let t = &mut st.timers;
     if now.duration_since(t.last_purge) >= PURGE_EVERY {
@@ -319,16 +327,35 @@ fn wrote_records(st: &mut State, batch: Vec<sl_store::InvocationRecord>, r: Resu
     }
 }
 
-/// The worker is stopping: writes the records waiting, for at most a few
-/// seconds, then stops the pool.
+/// Adds the run counters of the last second to the store, if no earlier
+/// addition is under way (one that fails is added with the next).
+pub(crate) fn flush_counts(st: &mut State) {
+    let Some(batch) = st.runs.take() else { return };
+    let store = Arc::clone(&st.store);
+    st.pool.spawn(move || {
+        let r = store.add_run_counts(&batch);
+        move |st: &mut State| match r {
+            Ok(()) => st.runs.written(None),
+            Err(e) => {
+                warn!("cannot add run counters to the store, will retry in 1 s: {e}");
+                st.runs.written(Some(batch));
+            }
+        }
+    });
+}
+
+/// The worker is stopping: writes the records and run counters waiting,
+/// for at most a few seconds, then stops the pool.
 pub(crate) fn stop(st: &mut State) {
     info!("shutting down");
     flush_records(st);
+    flush_counts(st);
     let deadline = Instant::now() + STOP_GRACE;
-    while st.records.unsaved() && Instant::now() < deadline {
+    while (st.records.unsaved() || st.runs.unsaved()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
         st.run_completions();
         flush_records(st);
+        flush_counts(st);
     }
     st.pool.shutdown();
 }

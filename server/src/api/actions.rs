@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use sl_store::{ActionRecord, Limits, StoreError};
+use sl_store::{ActionRecord, Limits, RunCounts, RunKind, StoreError};
 
 use super::input::{bad_request, check_name, decode_code, encode_code, parse_body};
 use crate::answer::{json_response, store_error};
@@ -55,6 +55,17 @@ fn action_json(rec: &ActionRecord, with_code: bool) -> serde_json::Value {
         v["code"] = serde_json::Value::String(encode_code(&rec.source));
     }
     v
+}
+
+/// The `runs` of `GET /actions/:name`: each kind's succeeded and failed
+/// runs, as stored (about a second behind).
+fn runs_json(counts: &RunCounts) -> serde_json::Value {
+    let mut runs = serde_json::Map::new();
+    for kind in RunKind::ALL {
+        let o = counts.of(kind);
+        runs.insert(kind.as_str().into(), serde_json::json!({ "succeeded": o.succeeded, "failed": o.failed }));
+    }
+    serde_json::Value::Object(runs)
 }
 
 /// `GET /actions`.
@@ -146,7 +157,14 @@ pub(super) fn create(st: &mut State, conn: ConnRef, body: &[u8]) -> Result<Optio
 pub(super) fn get(st: &mut State, conn: ConnRef, name: &str) -> Option<Response> {
     let name = name.to_string();
     st.answer_later(conn, move |store| match store.get_action(&name) {
-        Ok(Some(rec)) => json_response(200, &action_json(&rec, true)),
+        Ok(Some(rec)) => match store.run_counts(&name) {
+            Ok(counts) => {
+                let mut v = action_json(&rec, true);
+                v["runs"] = runs_json(&counts);
+                json_response(200, &v)
+            }
+            Err(e) => store_error(&e),
+        },
         Ok(None) => Response::error(404, "not_found", &format!("no action named '{name}'")),
         Err(e) => store_error(&e),
     });

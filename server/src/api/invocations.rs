@@ -36,18 +36,26 @@ pub(super) fn run_blocking(
     body: Vec<u8>,
 ) -> Result<Option<Response>, Response> {
     invoke::check_room(st)?;
-    let recorded = st.cfg.invocations.record_blocking;
+    let cfg = &st.cfg.invocations;
+    let may_record = cfg.record_blocking;
+    // Recorded whatever the outcome, or (a success sampled out) only if it fails.
+    let recorded = may_record && st.runs.keep_success(name, cfg.sample_successes);
     // Not recorded: the body is parsed once, for the run to push straight
     // into Lua, and the id is made only if something names it (`Job::id`).
+    // Recorded if it fails: the body is kept for the record.
+    let if_failed = (may_record && !recorded).then(|| body.clone());
     let (args, text) = if recorded || is_blank(&body) {
         (parse_args(&body)?, None)
     } else {
         (serde_json::Value::Null, Some(ArgsText::parse(body).map_err(bad_request)?))
     };
-    // An id and a creation time only for a record that is stored.
-    let (id, created) = if recorded { (new_invocation_id(), now_ms()) } else { (String::new(), 0) };
+    // An id only for a record that is stored; a creation time also for one
+    // that may be.
+    let id = if recorded { new_invocation_id() } else { String::new() };
+    let created = if may_record { now_ms() } else { 0 };
     let record = InvocationRecord::queued(id, name.to_string(), args, false, created);
-    invoke::start(st, Job { args_text: text, ..Job::new(record, Reply::ApiClient(conn)) });
+    let job = Job { args_text: text, args_if_failed: if_failed, ..Job::new(record, Reply::ApiClient(conn)) };
+    invoke::start(st, job);
     Ok(None)
 }
 

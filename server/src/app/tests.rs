@@ -7,7 +7,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use sl_store::{
-    ActionMeta, ActionRecord, InvocationRecord, Limits, MemoryStore, Result as StoreResult, RouteRecord, Store,
+    ActionMeta, ActionRecord, InvocationRecord, InvocationStatus, Limits, MemoryStore, Outcomes, Result as StoreResult,
+    RouteRecord, RunKind, Store,
 };
 
 use super::App;
@@ -15,7 +16,7 @@ use crate::config::Config;
 use crate::http::{Method, Request};
 use crate::plugin::PluginHost;
 use crate::reactor::{ConnRef, Service, Side};
-use crate::state::{Peers, MAX_BACKLOG};
+use crate::state::{Peers, FREE_RECORDS, MAX_BACKLOG};
 
 /// A store in memory whose record writes wait while the gate is shut.
 #[derive(Default)]
@@ -114,6 +115,12 @@ impl Store for Gated {
     fn purge_oldest_invocations(&self, bytes: u64, max_records: usize) -> StoreResult<sl_store::Purged> {
         self.inner.purge_oldest_invocations(bytes, max_records)
     }
+    fn add_run_counts(&self, counts: &[sl_store::RunCounts]) -> StoreResult<()> {
+        self.inner.add_run_counts(counts)
+    }
+    fn run_counts(&self, action: &str) -> StoreResult<sl_store::RunCounts> {
+        self.inner.run_counts(action)
+    }
 }
 
 /// An app on `store` with `config` (Lua), and an action `echo`.
@@ -130,7 +137,9 @@ fn app(store: Arc<dyn Store>, config: &str) -> App {
         updated: 0,
     };
     let budget = crate::exec::budget_for(&rec, &cfg.limits);
-    let code = crate::sandbox::compile("echo", "function main(a) return a end", budget).unwrap();
+    let code =
+        crate::sandbox::compile("echo", "function main(a) if a.fail then error(a.fail) end return a end", budget)
+            .unwrap();
     (rec.bytecode, rec.checksum) = (code.bytecode, code.checksum);
     store.create_action(&rec).unwrap();
     let peers = Peers::mesh(1).pop().unwrap();
@@ -214,7 +223,8 @@ fn a_blocking_run_waits_for_its_action_once_then_answers_during_the_call() {
 #[test]
 fn recorded_runs_wait_while_the_store_is_behind_on_their_records() {
     let store = Arc::new(Gated::default());
-    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}");
+    // Every success recorded (no sampling), so that records pile up.
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}\nInvocations { sample_successes = 1 }");
     assert!(app.st.cfg.invocations.record_blocking, "the default records blocking runs");
     app.call(conn(0), Side::Api, request(Method::Post, "/actions/echo/block", "{}"));
     assert_eq!(answers_after_turns(&mut app, 1).len(), 1);
@@ -341,4 +351,50 @@ fn an_idempotency_key_queues_one_invocation() {
         let got = answers_after_turns(&mut app, 1);
         assert_eq!(got[0].1, 400, "{what}: {got:?}");
     }
+}
+
+/// Every run is counted; past the first successes of a second, one
+/// success in `sample_successes` keeps its record, and every failure keeps
+/// one, with its arguments.
+#[test]
+fn successes_are_sampled_failures_recorded_and_every_run_counted() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let mut app = app(Arc::clone(&store), "Nulldb {}\nInvocations { sample_successes = 50 }");
+    assert_eq!(crate::config::Config::default().invocations.sample_successes, 100, "the default");
+    let (runs, failures) = (1000, 5);
+    for i in 0..runs + failures {
+        let body = if i % 200 == 199 { format!(r#"{{"fail":"no {i}"}}"#) } else { format!(r#"{{"x":{i}}}"#) };
+        app.call(conn(1), Side::Api, request(Method::Post, "/actions/echo/block", &body));
+        let got = answers_after_turns(&mut app, 1);
+        assert_eq!(got.len(), 1);
+        app.end_turn(Instant::now());
+    }
+    crate::housekeeping::flush_counts(&mut app.st);
+    let start = Instant::now();
+    while (app.st.records.unsaved() || app.st.runs.unsaved()) && start.elapsed() < Duration::from_secs(10) {
+        app.end_turn(Instant::now());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let records = store.list_invocations(Some("echo"), 10_000).unwrap();
+    let failed: Vec<_> = records.iter().filter(|r| r.status == InvocationStatus::Failed).collect();
+    assert_eq!(failed.len(), failures, "every failure is recorded");
+    for r in &failed {
+        let fail = r.args["fail"].as_str().expect("the failure's arguments");
+        assert!(r.error.as_ref().unwrap().message.contains(fail), "{r:?}");
+        assert!(!r.id.is_empty() && r.started.is_some() && r.finished.is_some());
+    }
+    // The first run (before the action had a count), the free ones of the
+    // second (more if the test crossed into another second), then one in 50.
+    let kept = records.len() - failures;
+    let sampled = (runs - 1 - FREE_RECORDS as usize) / 50;
+    assert!((1 + FREE_RECORDS as usize + sampled..=runs / 10).contains(&kept), "{kept} successes recorded");
+    let counts = store.run_counts("echo").unwrap();
+    assert_eq!(counts.of(RunKind::Blocking), Outcomes { succeeded: runs as u64, failed: failures as u64 });
+    // GET /actions/:name shows them.
+    app.call(conn(2), Side::Api, request(Method::Get, "/actions/echo", ""));
+    let (_, status, body) = answers_after_turns(&mut app, 1).remove(0);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(v["runs"]["blocking"], serde_json::json!({"succeeded": runs, "failed": failures}), "{body}");
+    assert_eq!(v["runs"]["async"], serde_json::json!({"succeeded": 0, "failed": 0}), "{body}");
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use sl_store::InvocationRecord;
+use sl_store::{InvocationRecord, RunKind};
 
 use crate::ids::new_invocation_id;
 use crate::reactor::ConnRef;
@@ -38,12 +38,16 @@ pub(crate) struct Job {
     /// keep them: the run pushes them straight into Lua. `record.args` is
     /// then unused.
     pub args_text: Option<ArgsText>,
+    /// The request body of a blocking run whose record is kept only if it
+    /// fails (its success was sampled out, see `state::Runs`): parsed into
+    /// the record's arguments then.
+    pub args_if_failed: Option<Vec<u8>>,
 }
 
 impl Job {
     /// A job started by a request or the queue.
     pub fn new(record: InvocationRecord, reply: Reply) -> Self {
-        Self { record, reply, depth: 0, deadline: None, args_text: None }
+        Self { record, reply, depth: 0, deadline: None, args_text: None, args_if_failed: None }
     }
 
     /// The invocation's id. An unrecorded blocking run has none until
@@ -62,10 +66,27 @@ impl Job {
         std::mem::replace(&mut self.record, empty)
     }
 
-    /// Whether its record is stored when it ends: always for asynchronous
-    /// invocations, for the others with `Invocations.record_blocking`.
+    /// Whether its record may be stored when it ends: always for
+    /// asynchronous invocations, for the others with
+    /// `Invocations.record_blocking` (a blocking run with
+    /// [`args_if_failed`](Self::args_if_failed) only if it fails).
     pub fn is_recorded(&self, record_blocking: bool) -> bool {
         matches!(self.reply, Reply::Queue) || record_blocking
+    }
+
+    /// Whether its record is stored whatever the outcome.
+    pub fn is_recorded_always(&self, record_blocking: bool) -> bool {
+        self.is_recorded(record_blocking) && self.args_if_failed.is_none()
+    }
+
+    /// The kind of run it is, for the run counters.
+    pub fn kind(&self) -> RunKind {
+        match self.reply {
+            Reply::ApiClient(_) => RunKind::Blocking,
+            Reply::WebClient(_) => RunKind::Route,
+            Reply::Queue => RunKind::Async,
+            Reply::Caller { .. } => RunKind::Invoke,
+        }
     }
 }
 

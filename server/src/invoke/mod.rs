@@ -66,8 +66,9 @@ pub(crate) fn start(st: &mut State, mut job: Job) {
     }
     job.record.version = lease.version;
     job.record.status = InvocationStatus::Running;
-    // The record keeps the arguments and times only if it will be stored.
-    let stored = job.is_recorded(st.cfg.invocations.record_blocking);
+    // The record keeps the arguments and times only if it will be stored
+    // whatever the outcome.
+    let stored = job.is_recorded_always(st.cfg.invocations.record_blocking);
     if stored {
         job.record.started = Some(now_ms());
     }
@@ -296,11 +297,23 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut o
         }
         Reply::Queue => {}
     }
+    st.runs.count(&job.record.action, job.kind(), outcome.result.is_ok());
     if !job.is_recorded(st.cfg.invocations.record_blocking) {
         return;
     }
+    let finished = now_ms();
+    if let Some(body) = job.args_if_failed.take() {
+        // A success sampled out: no record.
+        if outcome.result.is_ok() {
+            return;
+        }
+        let rec = &mut job.record;
+        rec.args = serde_json::from_slice(&body).unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+        rec.started = Some(finished - outcome.duration.as_millis() as i64);
+        job.id();
+    }
     let rec = &mut job.record;
-    rec.finished = Some(now_ms());
+    rec.finished = Some(finished);
     rec.duration_ms = Some(outcome.duration.as_millis() as u64);
     rec.instructions = Some(outcome.instructions);
     rec.peak_memory = Some(outcome.peak_memory);
@@ -334,6 +347,11 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut o
 
 /// Ends a job that could not start.
 pub(crate) fn fail(st: &mut State, mut job: Job, kind: &str, message: &str) {
+    // A run of an action that does not exist is not counted: its name
+    // would make a counter of its own.
+    if kind != "not_found" {
+        st.runs.count(&job.record.action, job.kind(), false);
+    }
     match job.reply {
         Reply::ApiClient(to) => st.outbox.respond(to, Response::error(error_status(kind), kind, message)),
         Reply::WebClient(to) => {

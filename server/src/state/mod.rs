@@ -12,6 +12,7 @@ mod budget;
 mod consumer;
 mod peers;
 mod records;
+mod runs;
 mod submits;
 mod sync;
 mod waiters;
@@ -22,6 +23,9 @@ pub use peers::{PeerMsg, Peers};
 #[cfg(test)]
 pub(crate) use records::MAX_BACKLOG;
 pub(crate) use records::{bound as bound_record, nominal_size as nominal_record_size, Records};
+pub(crate) use runs::Runs;
+#[cfg(test)]
+pub(crate) use runs::FREE_RECORDS;
 pub(crate) use submits::Submits;
 pub(crate) use sync::{RoutesSync, Timers};
 pub(crate) use waiters::Waiters;
@@ -56,6 +60,8 @@ pub(crate) struct State {
     pub outbox: Outbox,
     pub waiters: Waiters,
     pub records: Records,
+    /// Run counters on their way to the store; which successes keep a record.
+    pub runs: Runs,
     pub consumer: Consumer,
     /// Asynchronous submits waiting for their commit.
     pub submits: Submits,
@@ -92,6 +98,7 @@ impl State {
             outbox: Outbox::default(),
             waiters: Waiters::default(),
             records: Records::default(),
+            runs: Runs::default(),
             consumer: Consumer::default(),
             submits: Submits::default(),
             routes: RouteTable::new(),

@@ -23,6 +23,7 @@ pub(crate) struct Timers {
     /// Cached actions are being compared with the store.
     pub syncing: bool,
     pub last_waiter_poll: Instant,
+    pub last_counts: Instant,
 }
 
 impl Timers {
@@ -34,6 +35,7 @@ impl Timers {
             last_sync: now,
             syncing: false,
             last_waiter_poll: now,
+            last_counts: now,
         }
     }
 }
