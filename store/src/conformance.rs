@@ -707,6 +707,17 @@ pub fn invocations_put_upsert_keeps_one_record_and_its_place(store: &dyn Store) 
     put(store, &[done.clone()]);
     assert_eq!(ok!(store.get_invocation("b")), Some(done));
     assert_eq!(ok!(store.list_invocations(None, 100)).len(), 3);
+    // So does one that changes what a run never changes.
+    let other = InvocationRecord {
+        args: json!({ "other": 1 }),
+        created: T0 + 60,
+        caller: Some("x".into()),
+        status: InvocationStatus::Failed,
+        ..got[2].clone()
+    };
+    put(store, std::slice::from_ref(&other));
+    assert_eq!(ok!(store.get_invocation("c")), Some(other));
+    assert_eq!(ok!(store.count_queued()), 0);
 }
 
 /// One `put_invocations` call stores every record of the batch, in slice
