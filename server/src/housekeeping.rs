@@ -89,6 +89,8 @@ pub(crate) fn tick(st: &mut State, now: Instant) {
     let t = &mut st.timers;
     if now.duration_since(t.last_claim) >= CLAIM_EVERY {
         t.last_claim = now;
+        // Another server may have queued some.
+        st.consumer.may_have_queued();
         queue::kick(st);
     }
     let t = &mut st.timers;
@@ -348,6 +350,7 @@ pub(crate) fn flush_counts(st: &mut State) {
 /// for at most a few seconds, then stops the pool.
 pub(crate) fn stop(st: &mut State) {
     info!("shutting down");
+    queue::release_ready(st);
     flush_records(st);
     flush_counts(st);
     let deadline = Instant::now() + STOP_GRACE;

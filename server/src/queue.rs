@@ -6,16 +6,18 @@
 
 use std::sync::Arc;
 
-use sl_store::{InvocationRecord, StoreError};
+use sl_store::{InvocationRecord, InvocationStatus, StoreError};
 use tracing::warn;
 
 use crate::exec::{Job, Reply};
 use crate::ids::now_ms;
 use crate::invoke;
-use crate::state::State;
+use crate::state::{nominal_record_size, State};
 
-/// Claims queued invocations from the store while this worker has room.
+/// Starts the invocations this worker claimed for itself while it has
+/// room, then claims queued ones from the store while it has more.
 pub(crate) fn kick(st: &mut State) {
+    start_ready(st);
     let Some(room) = st.consumer.start_claim(st.cfg.invocations.concurrency) else { return };
     let store = Arc::clone(&st.store);
     let owner = st.owner.clone();
@@ -31,7 +33,7 @@ fn claimed(st: &mut State, result: Result<Vec<InvocationRecord>, StoreError>, as
     let records = match result {
         Ok(r) => r,
         Err(e) => {
-            st.consumer.claim_failed();
+            st.consumer.claim_failed(asked);
             warn!("cannot claim queued invocations: {e}");
             return;
         }
@@ -51,5 +53,48 @@ fn claimed(st: &mut State, result: Result<Vec<InvocationRecord>, StoreError>, as
     }
     if again {
         kick(st);
+    }
+}
+
+/// Starts ready invocations (claimed by this worker's commits of submits)
+/// while fewer than `Invocations.concurrency` run. One whose lease would
+/// end before its longest possible run goes back to the queue instead
+/// (it waited long behind slow runs), so that no other server can take
+/// it over while it runs here.
+fn start_ready(st: &mut State) {
+    let margin = st.cfg.limits.max_timeout as i64 + LEASE_MARGIN_MS;
+    while let Some(rec) = st.consumer.next_ready(st.cfg.invocations.concurrency) {
+        if rec.lease_until.is_some_and(|until| now_ms().saturating_add(margin) > until) {
+            st.consumer.finished();
+            requeue(st, rec);
+            continue;
+        }
+        invoke::start(st, Job::new(rec, Reply::Queue));
+    }
+}
+
+/// Time a run started from the ready list keeps between its longest end
+/// and its lease's (for clocks and the time to store its record).
+const LEASE_MARGIN_MS: i64 = 5_000;
+
+/// Puts an invocation this worker claimed but did not start back in the
+/// queue, for any server to claim.
+pub(crate) fn requeue(st: &mut State, mut rec: InvocationRecord) {
+    rec.status = InvocationStatus::Queued;
+    rec.owner = None;
+    rec.lease_until = None;
+    rec.started = None;
+    rec.attempts = rec.attempts.saturating_sub(1);
+    let size = nominal_record_size(&rec);
+    st.records.add_known(rec, size);
+    st.consumer.may_have_queued();
+}
+
+/// The worker stops: what it claimed for itself and did not start goes
+/// back to the queue (written with the last records).
+pub(crate) fn release_ready(st: &mut State) {
+    for rec in st.consumer.take_ready() {
+        st.consumer.release();
+        requeue(st, rec);
     }
 }

@@ -116,20 +116,20 @@ pub(crate) fn commit_submits(st: &mut State) {
         let answers = commit_batch(&*store, &batch, &unknown, max_queued);
         move |st: &mut State| {
             st.submits.done();
-            let mut queued = false;
             for (i, ((conn, submit), (resp, new))) in batch.into_iter().zip(answers).enumerate() {
                 st.outbox.respond(conn, resp);
                 if i >= local {
-                    queued |= new;
+                    if new {
+                        st.consumer.may_have_queued();
+                    }
                 } else if new {
-                    invoke::start(st, Job::new(submit.record, Reply::Queue));
+                    st.consumer.ready(submit.record);
                 } else {
-                    st.consumer.finished();
+                    st.consumer.release();
                 }
             }
-            if queued {
-                queue::kick(st);
-            }
+            // Starts the ready ones, and claims those queued if there is room.
+            queue::kick(st);
             commit_submits(st);
         }
     });

@@ -85,7 +85,8 @@ impl State {
     ) -> std::io::Result<Self> {
         let share = cfg.limits.total_memory.saturating_mul(1024) / cfg.server.workers.max(1) as u64;
         crate::sandbox::set_thread_budget(share as usize);
-        let pool = Pool::new("sl-pool", cfg.server.pool_threads, cfg.server.pool_threads, Arc::clone(&wake))?;
+        let threads = cfg.pool_threads();
+        let pool = Pool::new("sl-pool", threads, threads, Arc::clone(&wake))?;
         let plugin_pool = Pool::new("sl-plugin", 1, cfg.server.plugin_threads, wake)?;
         Ok(Self {
             tokens: Tokens::new(&cfg.auth),
@@ -99,7 +100,12 @@ impl State {
             waiters: Waiters::default(),
             records: Records::default(),
             runs: Runs::default(),
-            consumer: Consumer::default(),
+            consumer: {
+                // Work may be queued from before this server started.
+                let mut c = Consumer::default();
+                c.may_have_queued();
+                c
+            },
             submits: Submits::default(),
             routes: RouteTable::new(),
             routes_sync: RoutesSync::default(),
