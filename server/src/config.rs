@@ -68,7 +68,8 @@ pub struct ServerConfig {
     /// Worker threads, each with its own event loop, listener on the port
     /// (`SO_REUSEPORT`) and Lua states.
     pub workers: usize,
-    /// Threads of the blocking pool (store calls, compiles), per worker.
+    /// Threads of the blocking pool (store calls, compiles), per worker;
+    /// 0 chooses for the store (see [`Config::pool_threads`]).
     pub pool_threads: usize,
     /// Most threads running plugin calls at once (the pool grows on demand).
     pub plugin_threads: usize,
@@ -218,7 +219,7 @@ impl Default for Config {
                 response_memory: 256 << 20,
                 max_response: 16 << 20,
                 workers: 1,
-                pool_threads: 4,
+                pool_threads: 0,
                 plugin_threads: 256,
                 time_slice: Duration::from_millis(1),
                 debug: false,
@@ -272,6 +273,21 @@ fn invalid(block: &str, message: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
+    /// Threads of each worker's blocking pool: `Server.pool_threads`, or
+    /// when it is 0 (the default), 2 on SQLite and Nulldb, whose one
+    /// connection takes one call at a time (more threads only queue for
+    /// it, and their hand-offs cost more than the calls: 18,000
+    /// asynchronous hellos a second on two threads, 12,000 on four; the
+    /// second keeps a compile from holding up store calls), and 4 on
+    /// MongoDB, whose calls wait on the network.
+    pub fn pool_threads(&self) -> usize {
+        match (self.server.pool_threads, &self.store) {
+            (0, StoreConfig::Mongodb { .. }) => 4,
+            (0, _) => 2,
+            (n, _) => n,
+        }
+    }
+
     /// Milliseconds a claimed invocation is leased for (see
     /// [`InvocationsConfig::lease`]).
     pub fn lease_ms(&self) -> u64 {
@@ -379,7 +395,7 @@ impl Config {
             if let Some(v) = b.int("max_response", 1024, 1 << 32)? {
                 s.max_response = v as usize;
             }
-            if let Some(v) = b.int("pool_threads", 1, 256)? {
+            if let Some(v) = b.int("pool_threads", 0, 256)? {
                 s.pool_threads = v as usize;
             }
             if let Some(v) = b.int("workers", 1, 256)? {
@@ -727,6 +743,17 @@ mod tests {
                 durability: sl_store::Durability::Process
             }
         );
+    }
+
+    #[test]
+    fn the_pool_has_one_thread_per_connection_the_store_can_use() {
+        let threads = |src: &str| Config::from_lua_source(src, "t", Path::new(".")).unwrap().pool_threads();
+        assert_eq!(threads("Sqlite { path = 'x.db' }"), 2);
+        assert_eq!(threads("Nulldb {}"), 2);
+        assert_eq!(threads("Mongodb { url = 'mongodb://db' }"), 4);
+        assert_eq!(threads("Sqlite { path = 'x.db' }\nServer { pool_threads = 3 }"), 3);
+        let e = Config::from_lua_source("Server { pool_threads = 257 }", "t", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("pool_threads = 257 is outside 0..=256"), "{e}");
     }
 
     /// The README's configuration reference is a config that parses, but
