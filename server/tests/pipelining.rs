@@ -36,8 +36,15 @@ const UNREAD: usize = 20_000;
 /// How long the writer of an unread flood may take: beyond it, the server
 /// has stopped reading.
 const WRITE_LIMIT: Duration = Duration::from_secs(30);
-/// The slowest a second client's `GET /ping` may be during a flood.
-const SLOWEST_PING: Duration = Duration::from_millis(50);
+/// A second client's `GET /ping` during a flood is slow past this, which
+/// at most [`SLOW_SHARE`] of the pings may be: on a busy two-core machine
+/// the reactor is sometimes descheduled, or a turn ends with a record
+/// batch, which makes a rare ping slow; a flood that held the reactor would
+/// make most of them slow.
+const SLOW_PING: Duration = Duration::from_millis(50);
+const SLOW_SHARE: f64 = 0.02;
+/// The slowest any ping may be during a flood.
+const SLOWEST_PING: Duration = Duration::from_millis(250);
 /// The most the server's peak RSS may reach in an unread flood.
 const PEAK_RSS_KIB: u64 = 200 * 1024;
 /// An action that answers with its arguments.
@@ -154,7 +161,8 @@ enum Mode {
 /// while a second client pings the API. Then asserts that the connection
 /// is still in step (`request(n)` is answered next, and passes
 /// `check(n, _)`), that the server is still up, that every ping was
-/// answered, and the slowest within `SLOWEST_PING`; for `WriteAllFirst`
+/// answered, at most `SLOW_SHARE` of them in `SLOW_PING` or more and none in
+/// `SLOWEST_PING`; for `WriteAllFirst`
 /// that the writer finished within `WRITE_LIMIT` and the server's peak RSS
 /// stayed under `PEAK_RSS_KIB`.
 fn flood(
@@ -225,11 +233,11 @@ fn flood(
     }
     assert!(pings.failures.is_empty(), "{what}: pings failed during the flood: {:?}", pings.failures);
     assert!(pings.count() >= 5, "{what}: only {} pings during the flood", pings.count());
+    let slow = pings.times.iter().filter(|(_, took)| *took >= SLOW_PING).count();
     assert!(
-        pings.slowest() < SLOWEST_PING,
-        "{what}: the slowest ping on a new connection during the flood took {:?}: {}",
-        pings.slowest(),
-        pings.over(SLOWEST_PING)
+        slow as f64 <= SLOW_SHARE * pings.count() as f64 && pings.slowest() < SLOWEST_PING,
+        "{what}: pings on a new connection during the flood were too slow: {}",
+        pings.over(SLOW_PING)
     );
 }
 
