@@ -57,12 +57,15 @@ fn claimed(st: &mut State, result: Result<Vec<InvocationRecord>, StoreError>, as
 }
 
 /// Starts ready invocations (claimed by this worker's commits of submits)
-/// while fewer than `Invocations.concurrency` run. One whose lease would
-/// end before its longest possible run goes back to the queue instead
-/// (it waited long behind slow runs), so that no other server can take
-/// it over while it runs here.
+/// while fewer than `Invocations.concurrency` run. One that waited so long
+/// behind slow runs that its lease leaves less than half the time to
+/// spare after its longest possible run that a claim leaves goes back to
+/// the queue instead, so that no other server takes it over while it runs
+/// here (with the default lease, `max_timeout` + 10 s: a wait of 5 s).
 fn start_ready(st: &mut State) {
-    let margin = st.cfg.limits.max_timeout as i64 + LEASE_MARGIN_MS;
+    let longest = st.cfg.limits.max_timeout as i64;
+    let spare = (st.cfg.lease_ms() as i64).saturating_sub(longest) / 2;
+    let margin = longest + spare;
     while let Some(rec) = st.consumer.next_ready(st.cfg.invocations.concurrency) {
         if rec.lease_until.is_some_and(|until| now_ms().saturating_add(margin) > until) {
             st.consumer.finished();
@@ -72,10 +75,6 @@ fn start_ready(st: &mut State) {
         invoke::start(st, Job::new(rec, Reply::Queue));
     }
 }
-
-/// Time a run started from the ready list keeps between its longest end
-/// and its lease's (for clocks and the time to store its record).
-const LEASE_MARGIN_MS: i64 = 5_000;
 
 /// Puts an invocation this worker claimed but did not start back in the
 /// queue, for any server to claim.

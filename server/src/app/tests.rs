@@ -28,6 +28,10 @@ struct Gated {
     submit_writes: Mutex<Vec<usize>>,
     /// Whether record writes fail (once through the gate).
     failing: Mutex<bool>,
+    /// Records claims returned.
+    claimed: Mutex<usize>,
+    /// How long each enqueue takes (after the gate).
+    enqueue_takes: Mutex<Duration>,
 }
 
 impl Gated {
@@ -88,6 +92,7 @@ impl Store for Gated {
     }
     fn enqueue_invocations(&self, submits: &[sl_store::Submit]) -> StoreResult<Vec<sl_store::Enqueued>> {
         self.pass()?;
+        std::thread::sleep(*self.enqueue_takes.lock().unwrap());
         self.submit_writes.lock().unwrap().push(submits.len());
         self.inner.enqueue_invocations(submits)
     }
@@ -98,7 +103,9 @@ impl Store for Gated {
         self.inner.list_invocations(a, n)
     }
     fn claim_invocations(&self, o: &str, n: usize, now: i64, lease: i64) -> StoreResult<Vec<InvocationRecord>> {
-        self.inner.claim_invocations(o, n, now, lease)
+        let got = self.inner.claim_invocations(o, n, now, lease)?;
+        *self.claimed.lock().unwrap() += got.len();
+        Ok(got)
     }
     fn release_running(&self) -> StoreResult<u64> {
         self.inner.release_running()
@@ -397,4 +404,62 @@ fn successes_are_sampled_failures_recorded_and_every_run_counted() {
     assert_eq!(status, 200);
     assert_eq!(v["runs"]["blocking"], serde_json::json!({"succeeded": runs, "failed": failures}), "{body}");
     assert_eq!(v["runs"]["async"], serde_json::json!({"succeeded": 0, "failed": 0}), "{body}");
+}
+
+/// Submits `n` invocations of `echo` in one commit (after a first one that
+/// makes the action cached), and turns the loop until all `n + 1` records
+/// are finished; returns them.
+fn submit_burst(app: &mut App, store: &Gated, n: usize) -> Vec<InvocationRecord> {
+    app.call(conn(0), Side::Api, request(Method::Post, "/actions/echo", "{}"));
+    assert_eq!(answers_after_turns(app, 1).len(), 1);
+    store.set(true);
+    app.call(conn(1), Side::Api, request(Method::Post, "/actions/echo", "{}"));
+    app.end_turn(Instant::now());
+    for i in 0..n {
+        app.call(conn(2 + i), Side::Api, request(Method::Post, "/actions/echo", &format!(r#"{{"i":{i}}}"#)));
+    }
+    app.end_turn(Instant::now());
+    store.set(false);
+    assert_eq!(answers_after_turns(app, n + 1).len(), n + 1);
+    let start = Instant::now();
+    loop {
+        app.end_turn(Instant::now());
+        let records = store.list_invocations(Some("echo"), 100).unwrap();
+        let done = records.iter().filter(|r| r.status.is_terminal()).count();
+        if done == n + 2 || start.elapsed() > Duration::from_secs(10) {
+            return records;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A commit of submits claims for its worker up to `concurrency` more
+/// than it runs: they wait in the ready list and run as slots free, each
+/// once, with no claim through the store.
+#[test]
+fn submits_a_worker_claims_for_itself_run_without_a_claim() {
+    let store = Arc::new(Gated::default());
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}\nInvocations { concurrency = 2 }");
+    let records = submit_burst(&mut app, &store, 3);
+    assert_eq!(records.len(), 5);
+    assert!(records.iter().all(|r| r.status == InvocationStatus::Succeeded && r.attempts == 1), "{records:?}");
+    assert_eq!(*store.claimed.lock().unwrap(), 0, "no claim took any");
+    assert_eq!(*store.submit_writes.lock().unwrap(), vec![1, 1, 3], "three commits, and no queued record put back");
+}
+
+/// One whose lease would leave too little to spare after its longest run
+/// goes back to the queue, and is claimed and run once from there.
+#[test]
+fn a_ready_submit_whose_lease_runs_short_goes_back_to_the_queue() {
+    let store = Arc::new(Gated::default());
+    // A lease 1 ms longer than the longest run leaves nothing to spare
+    // once a commit took 5 ms.
+    let config = "Nulldb {}\nLimits { timeout = 1000, max_timeout = 1000 }\n\
+                  Invocations { concurrency = 2, lease = 1001 }";
+    *store.enqueue_takes.lock().unwrap() = Duration::from_millis(5);
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, config);
+    let records = submit_burst(&mut app, &store, 3);
+    assert_eq!(records.len(), 5);
+    assert!(records.iter().all(|r| r.status == InvocationStatus::Succeeded && r.attempts == 1), "{records:?}");
+    assert_eq!(*store.claimed.lock().unwrap(), 5, "every one was claimed from the queue");
 }
