@@ -50,6 +50,13 @@ EXPECTED = b'"Hello x"'
 
 # Every limit set (scenario 2): KiB, ms, VM instructions.
 TIGHT = {"maxmem": 1024, "timeout": 100, "instructions": 100000}
+# Scenario 9: back-to-back submit runs of this many seconds on one server,
+# 60 s in all; the paced load of the latency run waits this long between
+# requests on each connection.
+STEADY_RUNS, STEADY_SECS = 12, 5
+PACE_MS = 4
+# Scenario 10: finished records stored before the runs.
+BIG_STORE = int(os.environ.get("BENCH_BIG_STORE", "1000000"))
 # Scenario 5: the spinning action's timeout (issue 5: "under a 2 s timeout").
 SPIN_TIMEOUT_MS = 2000
 
@@ -429,6 +436,114 @@ def async_round(sl, results):
     c.close()
 
 
+def unfinished(sl):
+    """Queued and running records in an SL server's SQLite file."""
+    db = sqlite3.connect(f"file:{sl.db}?mode=ro", uri=True, timeout=30)
+    try:
+        return db.execute("SELECT count(*) FROM invocations WHERE status IN ('queued', 'running')").fetchone()[0]
+    finally:
+        db.close()
+
+
+def drain(sl, limit=120):
+    """Waits until the server has run everything queued; returns the seconds it took."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit and unfinished(sl):
+        time.sleep(0.05)
+    return time.monotonic() - t0
+
+
+def steady_round(sl, results):
+    """Scenario 9, on the shipped configuration: submits for 60 s on one
+    server (back-to-back wrk runs, the backlog left to grow), the queue
+    depth after each run; then submit-to-result latency while a paced load
+    submits at half the median rate of those runs."""
+    runs = []
+    for _ in range(STEADY_RUNS):
+        r = wrk(sl, "/actions/hello", STEADY_SECS, pinned=True)
+        r["backlog"] = unfinished(sl)
+        runs.append(r)
+    results["s9_steady"] = runs
+    drain(sl)
+    half = med([r["rps"] for r in runs]) / 2
+    conns = max(1, round(half * PACE_MS / 1000))
+    background = {}
+
+    def paced():
+        background["r"] = wrk(sl, "/actions/hello", 8, pinned=True, conns=conns, script="paced.lua",
+                              env={"WRK_DELAY_MS": str(PACE_MS)})
+
+    t = threading.Thread(target=paced)
+    t.start()
+    time.sleep(1.5)
+    c = client(sl.port)
+    times = []
+    while t.is_alive() and len(times) < 2000:
+        t0 = time.perf_counter()
+        iid = json.loads(post(c, "/actions/hello", BODY, 202))["InvocationId"]
+        data = get(c, f"/invocation/{iid}?wait=5")
+        if data != EXPECTED:
+            raise RuntimeError(f"async result {data!r}")
+        times.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.005)
+    t.join()
+    c.close()
+    # The roundtrips of the last half second ran with no load: drop them.
+    times = times[:-50] if len(times) > 100 else times
+    bg = background["r"]
+    results["s9_half"] = {"p50": percentile(times, 50), "p99": percentile(times, 99), "n": len(times),
+                          "target_rps": half, "load_rps": bg["rps"], "errors": bg["errors"]}
+
+
+def fill_records(sl, n):
+    """Writes n finished records of `hello` into an SL server's SQLite
+    file (one transaction, beside the running server), finished over the
+    last n ms: all within retention."""
+    now = int(time.time() * 1000)
+    db = sqlite3.connect(sl.db, timeout=60)
+    db.execute(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1) "
+        "INSERT INTO invocations (id, action, version, status, is_async, args, result, logs, created, started, "
+        "finished, duration_ms, instructions, peak_memory, attempts, size) "
+        "SELECT printf('00000000-0000-7000-8000-%012d', x), 'hello', 1, 'succeeded', x % 2, '{\"name\":\"x\"}', "
+        "'\"Hello x\"', '', ?2 - ?1 + x - 1, ?2 - ?1 + x - 1, ?2 - ?1 + x, 0, 40, 30000, 1, 176 FROM c",
+        (n, now))
+    db.commit()
+    # Copy the write-ahead log into the database now, not in the server's
+    # next commits (which would do it for the measured runs).
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    got = db.execute("SELECT count(*) FROM invocations").fetchone()[0]
+    db.close()
+    return got
+
+
+def big_store(results, hello):
+    """Scenario 10, on the shipped configuration: blocking hello and submits
+    on a server whose store holds BIG_STORE finished records, against one
+    with an empty store, alternating (each submit run drained before the
+    next measurement)."""
+    empty = SL("sl-empty", store="sqlite", record_blocking=True, warm=None)
+    big = SL("sl-big", store="sqlite", record_blocking=True, warm=None)
+    for s in [empty, big]:
+        s.create("hello", hello)
+        check(s, "/actions/hello/block")
+    t0 = time.monotonic()
+    results["s10_stored"] = fill_records(big, BIG_STORE)
+    results["s10_fill_s"] = time.monotonic() - t0
+    for rnd in range(5):
+        order = [(empty, "empty"), (big, "big")] if rnd % 2 == 0 else [(big, "big"), (empty, "empty")]
+        for s, name in order:
+            results.setdefault(f"s10_block_{name}", []).append(wrk(s, "/actions/hello/block", 3, pinned=True))
+            time.sleep(0.3)
+        for s, name in order:
+            results.setdefault(f"s10_submit_{name}", []).append(wrk(s, "/actions/hello", 3, pinned=True))
+            drain(s)
+            time.sleep(0.3)
+    for s in [empty, big]:
+        s.proc.stop()
+        STARTED.remove(s.proc)
+
+
 def nginx_sequential(ngx, results, key):
     c = client(ngx.port)
     results.setdefault(key, []).append(sequential(lambda: post(c, "/hello", BODY, 200), 100))
@@ -617,7 +732,7 @@ def row(results, label, key, ref, note=""):
 
 LABELS = {
     "p_ngx": "nginx-lua, pinned", "p_static": "nginx return 200, pinned", "p_sl": "SL hello, pinned",
-    "p_sl_lim": "SL hello, all limits, pinned", "p_sl_rec": "SL hello, all limits, recorded (SQLite)",
+    "p_sl_lim": "SL hello, all limits, pinned", "p_sl_rec": "SL hello, all limits, recorded (SQLite, shipped sampling)",
     "p_sl_echo": "SL plugin echo (skeleton), pinned",
     "p_sl_def": "SL hello, all limits, warm_instances = 4 (shipped default)", "u_ngx": "nginx-lua",
     "u_static": "nginx return 200", "u_sl": "SL hello", "u_sl_lim": "SL hello, all limits",
@@ -701,6 +816,29 @@ def targets(results):
                  "rps", ge(1.0))
     ratio_target("(#16) records on ≥ 0.9x records off (hello, all limits, pinned)", "p_sl_rec", "p_sl_lim", "rps",
                  ge(0.9))
+    steady = results.get("s9_steady", [])
+    if steady:
+        first = steady[0]["rps"]
+        worst = min(r["rps"] for r in steady) / first
+        T.append((f"(#16) submits steady over {STEADY_RUNS * STEADY_SECS} s: every {STEADY_SECS} s run ≥ 0.9x the first",
+                  f"{worst:.2f}x at the worst, {steady[-1]['rps'] / first:.2f}x at the end",
+                  "met" if worst >= 0.9 else "missed"))
+        left = steady[-1]["backlog"]
+        rate = med([r["rps"] for r in steady])
+        T.append(("(#16) the runner keeps up: queued or running after 60 s of submits ≤ 1 s of submits",
+                  f"{left:,} ({left / rate:.2f} s)", "met" if left <= rate else "missed"))
+        errs = sum(r["errors"] for r in steady)
+        if errs:
+            T.append(("(#16) no submit refused during the 60 s", f"{errs} errors", "missed"))
+    half = results.get("s9_half")
+    if half:
+        T.append(("(#16) submit-to-result at half the max rate: p50 ≤ 1 ms", f"{half['p50']:.2f} ms",
+                  "met" if half["p50"] <= 1 else "missed"))
+        T.append(("(#16) the same, p99 ≤ 10 ms", f"{half['p99']:.2f} ms", "met" if half["p99"] <= 10 else "missed"))
+    if results.get("s10_block_big"):
+        ratio_target(f"(#16) {results['s10_stored']:,} stored records: blocking hello ≥ 0.9x an empty store",
+                     "s10_block_big", "s10_block_empty", "rps", ge(0.9))
+        ratio_target("(#16) the same, submits ≥ 0.9x", "s10_submit_big", "s10_submit_empty", "rps", ge(0.9))
     if "rss_idle_kb" in results:
         for label, kb, limit_mb in [("idle RSS ≤ 10 MB", results["rss_idle_kb"], 10),
                                     ("RSS with 1000 warm actions ≤ 64 MB", results["rss_1000_kb"], 64)]:
@@ -762,6 +900,28 @@ def report(results, meta):
           f"the blocking row; drain {med([r['drain_s'] for r in sub]):.1f} s |")
     w(row(results, "nginx-lua, sequential (1 client)", "seq_ngx", None, "comparator"))
     w(row(results, "submit-to-result, sequential", "s4_latency", "seq_ngx", "seq_ngx"))
+    steady = results.get("s9_steady", [])
+    if steady:
+        w(f"| **9. submits for {STEADY_RUNS * STEADY_SECS} s, shipped config** (pinned, {STEADY_RUNS} back-to-back "
+          f"wrk runs of {STEADY_SECS} s on one server) | | | | | | | | | |")
+        for i, r in enumerate(steady):
+            w(f"| submit, {i * STEADY_SECS}-{(i + 1) * STEADY_SECS} s | {fmt_num(r['rps'])} | "
+              f"{r['rps'] / steady[0]['rps']:.2f}x | {r['p50']:.2f} | {r['p99']:.2f} | | | | | "
+              f"the first run; {r['backlog']:,} queued or running after it"
+              f"{'; ' + str(r['errors']) + ' errors' if r['errors'] else ''} |")
+    half = results.get("s9_half")
+    if half:
+        w(f"| submit-to-result while {fmt_num(half['load_rps'])} submits/s run (half the median above) | "
+          f"{half['n']} roundtrips | | {half['p50']:.2f} | {half['p99']:.2f} | | | | | "
+          f"sequential client beside a paced wrk{'; ' + str(half['errors']) + ' errors' if half['errors'] else ''} |")
+    if results.get("s10_block_big"):
+        w(f"| **10. {results['s10_stored']:,} stored records vs an empty store, shipped config** (pinned, "
+          f"wrk 3 s; filled in {results['s10_fill_s']:.0f} s) | | | | | | | | | |")
+        w(row(results, "blocking hello, empty store", "s10_block_empty", None, "comparator"))
+        n = results["s10_stored"]
+        w(row(results, f"blocking hello, {n:,} records", "s10_block_big", "s10_block_empty", "the empty store"))
+        w(row(results, "submit, empty store", "s10_submit_empty", None, "comparator"))
+        w(row(results, f"submit, {n:,} records", "s10_submit_big", "s10_submit_empty", "the empty store"))
     w("| **5. fairness** (pinned, wrk 1 s) | | | | | | | | | |")
     w(row(results, "SL hello alone", "s5_alone", None, "comparator"))
     w(row(results, "SL hello while 4 actions spin", "s5_spin", "s5_alone", "s5_alone"))
@@ -895,6 +1055,15 @@ def main():
             if not p.alive():
                 raise RuntimeError(f"{p.name} died: {p.stderr_tail()}")
 
+    log("scenario 9: submits over 60 s, latency at half their rate")
+    steady = SL("sl-steady", store="sqlite", record_blocking=True, warm=None)
+    steady.create("hello", hello)
+    check(steady, "/actions/hello/block")
+    steady_round(steady, results)
+    steady.proc.stop()
+    STARTED.remove(steady.proc)
+    log(f"scenario 10: {BIG_STORE:,} stored records against an empty store")
+    big_store(results, hello)
     results["ngx_rss_kb"] = sum(rss_kb(p) for p in ngx.pids())
     log("perf profiles" if PERF else "no perf: profiles skipped")
     profiles(sl, ngx, results)
