@@ -79,6 +79,12 @@ const RUN_COUNT_FIELDS: [&str; 8] = [
 /// The `_id` of the enqueue counter in [`COUNTERS`].
 const SEQ_COUNTER: &str = "invocations";
 
+/// Most record writes, and about the most bytes of records, in one
+/// `update` command of `put_invocations` (a command holds at most 100,000
+/// statements and 48 MB; a record bigger than this goes alone).
+const UPDATE_BATCH: usize = 500;
+const UPDATE_BYTES: u64 = 8 << 20;
+
 /// Tries of an `update_action` whose record changes under it.
 const UPDATE_TRIES: usize = 5;
 
@@ -370,6 +376,7 @@ impl Store for MongoStore {
         }
         let first_seq = self.next_seq(records.len())?;
         let now = DateTime::now();
+        let mut statements = Vec::with_capacity(records.len());
         for (i, rec) in records.iter().enumerate() {
             let mut set = doc::invocation_fields(rec);
             let mut update = Document::new();
@@ -382,7 +389,51 @@ impl Store for MongoStore {
             // The enqueue order is that of the first write: a record put
             // again keeps its place.
             update.insert("$setOnInsert", doc! { field::SEQ: first_seq + i as i64 });
-            self.invocations.update_one(doc! { field::ID: &rec.id }, update).upsert(true).run().map_err(map)?;
+            statements.push((rec.stored_size(), doc! { "q": { field::ID: &rec.id }, "u": update, "upsert": true }));
+        }
+        // One `update` command holds many (a round trip per command, not
+        // per record): the bulk form every MongoDB version speaks, with the
+        // client's write concern.
+        let mut chunks: Vec<Vec<Document>> = Vec::new();
+        let mut bytes = 0;
+        for (size, statement) in statements {
+            match chunks.last_mut() {
+                Some(chunk) if chunk.len() < UPDATE_BATCH && bytes + size <= UPDATE_BYTES => {
+                    bytes += size;
+                    chunk.push(statement);
+                }
+                _ => {
+                    bytes = size;
+                    chunks.push(vec![statement]);
+                }
+            }
+        }
+        for chunk in chunks {
+            let n = chunk.len();
+            let mut command = doc! { "update": INVOCATIONS, "updates": chunk, "ordered": false };
+            if let Some(wc) = self.db.write_concern() {
+                let wc = mongodb::bson::to_document(wc)
+                    .map_err(|e| StoreError::Corrupt(format!("cannot encode the write concern: {e}")))?;
+                if !wc.is_empty() {
+                    command.insert("writeConcern", wc);
+                }
+            }
+            let reply = self.db.run_command(command).run().map_err(map)?;
+            if let Ok(errors) = reply.get_array("writeErrors") {
+                if let Some(Bson::Document(first)) = errors.first() {
+                    let message = first.get_str("errmsg").unwrap_or("no message");
+                    let code = first.get("code").map(|c| c.to_string()).unwrap_or_default();
+                    return Err(StoreError::Unavailable(format!(
+                        "MongoDB refused {} of {} record writes: {message} (code {code})",
+                        errors.len(),
+                        n
+                    )));
+                }
+            }
+            if let Ok(wc_error) = reply.get_document("writeConcernError") {
+                let message = wc_error.get_str("errmsg").unwrap_or("no message");
+                return Err(StoreError::Unavailable(format!("MongoDB could not satisfy the write concern: {message}")));
+            }
         }
         Ok(())
     }

@@ -736,6 +736,12 @@ pub fn invocations_put_batch(store: &dyn Store) {
     put(store, &[mixed.clone(), queued("w", "act", T0 + 1)]);
     assert_eq!(ok!(store.get_invocation("x")), Some(mixed));
     assert_eq!(ids(&ok!(store.claim_invocations("w", 10, T0 + 20, HOUR))), ["y", "z", "w"]);
+    // A big batch (a store may split it: every record is written, in order).
+    let many: Vec<InvocationRecord> = (0..1200).map(|i| queued(&format!("m{i:04}"), "act", T0 + 30)).collect();
+    put(store, &many);
+    assert_eq!(ok!(store.count_queued()), 1200);
+    let claimed = ok!(store.claim_invocations("w", 2000, T0 + 40, HOUR));
+    assert_eq!(ids(&claimed), many.iter().map(|r| r.id.as_str()).collect::<Vec<_>>());
 }
 
 /// `list_invocations` returns the newest first: by `created`, and records
