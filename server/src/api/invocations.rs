@@ -112,14 +112,18 @@ pub(crate) fn commit_submits(st: &mut State) {
     }
     let max_queued = st.cfg.invocations.max_queued;
     let store = std::sync::Arc::clone(&st.store);
+    let started = Instant::now();
+    let known = st.submits.queued_estimate(started);
     st.pool.spawn(move || {
-        let answers = commit_batch(&*store, &batch, &unknown, max_queued);
+        let (answers, counted) = commit_batch(&*store, &batch, &unknown, max_queued, known);
         move |st: &mut State| {
             st.submits.done();
+            let mut queued = 0;
             for (i, ((conn, submit), (resp, new))) in batch.into_iter().zip(answers).enumerate() {
                 st.outbox.respond(conn, resp);
                 if i >= local {
                     if new {
+                        queued += 1;
                         st.consumer.may_have_queued();
                     }
                 } else if new {
@@ -127,6 +131,10 @@ pub(crate) fn commit_submits(st: &mut State) {
                 } else {
                     st.consumer.release();
                 }
+            }
+            match counted {
+                Some(n) => st.submits.counted(n + queued, started),
+                None => st.submits.queued_more(queued),
             }
             // Starts the ready ones, and claims those queued if there is room.
             queue::kick(st);
@@ -136,14 +144,16 @@ pub(crate) fn commit_submits(st: &mut State) {
 }
 
 /// The store's part of a commit of submits: for each, in order, its
-/// answer and whether its record was stored (a new invocation).
+/// answer and whether its record was stored (a new invocation); and the
+/// queue depth it read from the store before, unless `known` gave it.
 fn commit_batch(
     store: &dyn sl_store::Store,
     batch: &[(ConnRef, Submit)],
     unknown: &[String],
     max_queued: u64,
-) -> Vec<(Response, bool)> {
-    let fail = |e: &sl_store::StoreError| batch.iter().map(|_| (store_error(e), false)).collect();
+    known: Option<u64>,
+) -> (Vec<(Response, bool)>, Option<u64>) {
+    let fail = |e: &sl_store::StoreError| (batch.iter().map(|_| (store_error(e), false)).collect(), None);
     let mut missing = Vec::new();
     for name in unknown {
         match store.get_action(name) {
@@ -152,9 +162,12 @@ fn commit_batch(
             Err(e) => return fail(&e),
         }
     }
-    let queued = match store.count_queued() {
-        Ok(n) => n,
-        Err(e) => return fail(&e),
+    let (queued, counted) = match known {
+        Some(n) => (n, None),
+        None => match store.count_queued() {
+            Ok(n) => (n, Some(n)),
+            Err(e) => return fail(&e),
+        },
     };
     let submits: Vec<&Submit> = batch.iter().map(|(_, s)| s).collect();
     let leaders = idempotency::leaders(&submits);
@@ -187,7 +200,7 @@ fn commit_batch(
         Err(e) => {
             // Nothing is known to be queued: every submit bound for the
             // store (or sharing a key with one) gets the error.
-            return decided
+            let answers = decided
                 .into_iter()
                 .enumerate()
                 .map(|(i, d)| match d {
@@ -195,9 +208,10 @@ fn commit_batch(
                     _ => (store_error(&e), false),
                 })
                 .collect();
+            return (answers, counted);
         }
     };
-    (0..batch.len())
+    let answers = (0..batch.len())
         .map(|i| {
             let leader = leaders[i];
             let at = slot[leader];
@@ -212,7 +226,8 @@ fn commit_batch(
                 }
             }
         })
-        .collect()
+        .collect();
+    (answers, counted)
 }
 
 /// The answer to an accepted submit, or to one whose key was used for

@@ -7,6 +7,16 @@
 //! arrive meanwhile wait here and go into the next commit together, up to
 //! [`MAX_BATCH`] at a time. A burst of N submits so costs about N /
 //! (submits per commit) commits, and a lone submit is committed at once.
+//!
+//! `Invocations.max_queued` is checked against the store's queue depth,
+//! read at most once every [`COUNT_EVERY`] and moved by what this worker
+//! queued since ([`Submits::queued_estimate`]): on MongoDB counting the
+//! queue walks its index (nx-27017 walks the collection: 256 ms at 10,000
+//! records), so it is not done for every commit. Between readings the
+//! estimate misses the invocations claimed since (it errs towards
+//! refusing) and those other servers queued.
+
+use std::time::{Duration, Instant};
 
 use sl_store::Submit;
 
@@ -15,11 +25,17 @@ use crate::reactor::ConnRef;
 /// Submits committed together at most.
 pub(crate) const MAX_BATCH: usize = 512;
 
+/// How long a reading of the queue depth is used before it is read again.
+pub(crate) const COUNT_EVERY: Duration = Duration::from_secs(1);
+
 /// The submits of one worker not yet committed.
 #[derive(Default)]
 pub(crate) struct Submits {
     pending: Vec<(ConnRef, Submit)>,
     in_flight: bool,
+    /// The queue depth last read, plus what this worker queued since, and
+    /// when it was read.
+    queued: Option<(u64, Instant)>,
 }
 
 impl Submits {
@@ -44,6 +60,25 @@ impl Submits {
         self.in_flight = false;
     }
 
+    /// The queue depth as of the last reading and what this worker queued
+    /// since, if the reading is under [`COUNT_EVERY`] old at `now`.
+    pub fn queued_estimate(&self, now: Instant) -> Option<u64> {
+        self.queued.filter(|(_, at)| now.duration_since(*at) < COUNT_EVERY).map(|(n, _)| n)
+    }
+
+    /// The store's queue depth was read at `at` (and `n` counts what the
+    /// commit that read it queued).
+    pub fn counted(&mut self, n: u64, at: Instant) {
+        self.queued = Some((n, at));
+    }
+
+    /// This worker queued `n` more.
+    pub fn queued_more(&mut self, n: u64) {
+        if let Some((q, _)) = &mut self.queued {
+            *q += n;
+        }
+    }
+
     /// Submits waiting for a commit.
     #[cfg(test)]
     pub fn waiting(&self) -> usize {
@@ -59,6 +94,17 @@ mod tests {
     fn record(i: usize) -> Submit {
         let record = InvocationRecord::queued(format!("id{i}"), "a".into(), serde_json::Value::Null, true, 0);
         Submit { record, key: None }
+    }
+
+    #[test]
+    fn the_queue_depth_is_read_again_after_a_second() {
+        let mut s = Submits::default();
+        let t0 = Instant::now();
+        assert_eq!(s.queued_estimate(t0), None, "never read");
+        s.counted(10, t0);
+        s.queued_more(5);
+        assert_eq!(s.queued_estimate(t0 + Duration::from_millis(999)), Some(15));
+        assert_eq!(s.queued_estimate(t0 + COUNT_EVERY), None, "read again");
     }
 
     #[test]
