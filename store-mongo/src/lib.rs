@@ -63,19 +63,6 @@ pub const COUNTERS: &str = "counters";
 /// Collection of run counters: one document per action (`_id` its name).
 pub const RUN_COUNTS: &str = "run_counts";
 
-/// The fields of a [`RUN_COUNTS`] document: succeeded and failed runs of
-/// each [`RunKind`](sl_store::RunKind), in the order of `RunKind::ALL`.
-const RUN_COUNT_FIELDS: [&str; 8] = [
-    "blocking_succeeded",
-    "blocking_failed",
-    "async_succeeded",
-    "async_failed",
-    "route_succeeded",
-    "route_failed",
-    "invoke_succeeded",
-    "invoke_failed",
-];
-
 /// The `_id` of the enqueue counter in [`COUNTERS`].
 const SEQ_COUNTER: &str = "invocations";
 
@@ -636,8 +623,7 @@ impl Store for MongoStore {
     fn add_run_counts(&self, counts: &[RunCounts]) -> Result<()> {
         for c in counts {
             let mut inc = Document::new();
-            let values = c.runs.iter().flat_map(|o| [o.succeeded, o.failed]);
-            for (name, n) in RUN_COUNT_FIELDS.into_iter().zip(values) {
+            for (name, n) in RunCounts::FIELDS.into_iter().zip(c.values()) {
                 if n > 0 {
                     inc.insert(name, n.min(i64::MAX as u64) as i64);
                 }
@@ -659,21 +645,16 @@ impl Store for MongoStore {
     }
 
     fn run_counts(&self, action: &str) -> Result<RunCounts> {
-        let mut counts = RunCounts::new(action);
         let Some(found) = self.run_counts.find_one(doc! { field::ID: action }).run().map_err(map)? else {
-            return Ok(counts);
+            return Ok(RunCounts::new(action));
         };
-        let mut values = RUN_COUNT_FIELDS.into_iter().map(|name| match found.get(name) {
+        let values = RunCounts::FIELDS.map(|name| match found.get(name) {
             Some(Bson::Int64(n)) => (*n).max(0) as u64,
             Some(Bson::Int32(n)) => (*n).max(0) as u64,
             Some(Bson::Double(n)) => n.max(0.0) as u64,
             _ => 0,
         });
-        for o in &mut counts.runs {
-            o.succeeded = values.next().unwrap_or(0);
-            o.failed = values.next().unwrap_or(0);
-        }
-        Ok(counts)
+        Ok(RunCounts::from_values(action, values))
     }
 }
 

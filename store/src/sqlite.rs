@@ -565,12 +565,12 @@ impl Store for SqliteStore {
                 .prepare_cached(&format!(
                     "INSERT INTO run_counts (action, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
                  ON CONFLICT (action) DO UPDATE SET {}",
-                    RUN_COUNT_NAMES.join(", "),
-                    RUN_COUNT_NAMES.map(|c| format!("{c} = {c} + excluded.{c}")).join(", ")
+                    RunCounts::FIELDS.join(", "),
+                    RunCounts::FIELDS.map(|c| format!("{c} = {c} + excluded.{c}")).join(", ")
                 ))
                 .map_err(|e| self.err(e))?;
             for c in counts {
-                let values = c.runs.iter().flat_map(|o| [o.succeeded, o.failed]).map(|n| n.min(i64::MAX as u64) as i64);
+                let values = c.values().map(|n| n.min(i64::MAX as u64) as i64);
                 let params = std::iter::once(Value::Text(c.action.clone())).chain(values.map(Value::Integer));
                 stmt.execute(params_from_iter(params)).map_err(|e| self.err(e))?;
             }
@@ -580,35 +580,21 @@ impl Store for SqliteStore {
 
     fn run_counts(&self, action: &str) -> Result<RunCounts> {
         let conn = self.lock();
-        let mut counts = RunCounts::new(action);
-        conn.prepare_cached(&format!("SELECT {} FROM run_counts WHERE action = ?1", RUN_COUNT_NAMES.join(", ")))
+        let mut values = [0u64; 8];
+        conn.prepare_cached(&format!("SELECT {} FROM run_counts WHERE action = ?1", RunCounts::FIELDS.join(", ")))
             .and_then(|mut stmt| {
                 stmt.query_row([action], |row| {
-                    for (i, o) in counts.runs.iter_mut().enumerate() {
-                        o.succeeded = row.get::<_, i64>(2 * i)?.max(0) as u64;
-                        o.failed = row.get::<_, i64>(2 * i + 1)?.max(0) as u64;
+                    for (i, v) in values.iter_mut().enumerate() {
+                        *v = row.get::<_, i64>(i)?.max(0) as u64;
                     }
                     Ok(())
                 })
                 .optional()
             })
             .map_err(|e| self.err(e))?;
-        Ok(counts)
+        Ok(RunCounts::from_values(action, values))
     }
 }
-
-/// The columns of `run_counts` besides `action`: succeeded and failed runs
-/// of each [`RunKind`](crate::RunKind), in the order of `RunKind::ALL`.
-const RUN_COUNT_NAMES: [&str; 8] = [
-    "blocking_succeeded",
-    "blocking_failed",
-    "async_succeeded",
-    "async_failed",
-    "route_succeeded",
-    "route_failed",
-    "invoke_succeeded",
-    "invoke_failed",
-];
 
 #[cfg(test)]
 mod tests;

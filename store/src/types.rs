@@ -436,6 +436,39 @@ impl RunCounts {
         Self { action: action.into(), runs: [Outcomes::default(); 4] }
     }
 
+    /// The name of each counter as the stores keep it (column, field):
+    /// succeeded and failed runs of each kind, in the order of
+    /// [`RunKind::ALL`], as [`values`](Self::values) gives them.
+    pub const FIELDS: [&'static str; 8] = [
+        "blocking_succeeded",
+        "blocking_failed",
+        "async_succeeded",
+        "async_failed",
+        "route_succeeded",
+        "route_failed",
+        "invoke_succeeded",
+        "invoke_failed",
+    ];
+
+    /// The counters in the order of [`FIELDS`](Self::FIELDS).
+    pub fn values(&self) -> [u64; 8] {
+        let mut v = [0; 8];
+        for (i, o) in self.runs.iter().enumerate() {
+            (v[2 * i], v[2 * i + 1]) = (o.succeeded, o.failed);
+        }
+        v
+    }
+
+    /// The counters of `action` from `values`, in the order of
+    /// [`FIELDS`](Self::FIELDS).
+    pub fn from_values(action: impl Into<String>, values: [u64; 8]) -> Self {
+        let mut c = Self::new(action);
+        for (i, o) in c.runs.iter_mut().enumerate() {
+            (o.succeeded, o.failed) = (values[2 * i], values[2 * i + 1]);
+        }
+        c
+    }
+
     /// The counters of one kind of run.
     pub fn of(&self, kind: RunKind) -> Outcomes {
         self.runs[kind as usize]
