@@ -395,15 +395,16 @@ impl Store for MongoStore {
                 }
             }
         }
+        let write_concern = match self.db.write_concern() {
+            Some(wc) => mongodb::bson::to_document(wc)
+                .map_err(|e| StoreError::Corrupt(format!("cannot encode the write concern: {e}")))?,
+            None => Document::new(),
+        };
         for chunk in chunks {
             let n = chunk.len();
             let mut command = doc! { "update": INVOCATIONS, "updates": chunk, "ordered": false };
-            if let Some(wc) = self.db.write_concern() {
-                let wc = mongodb::bson::to_document(wc)
-                    .map_err(|e| StoreError::Corrupt(format!("cannot encode the write concern: {e}")))?;
-                if !wc.is_empty() {
-                    command.insert("writeConcern", wc);
-                }
+            if !write_concern.is_empty() {
+                command.insert("writeConcern", write_concern.clone());
             }
             let reply = self.db.run_command(command).run().map_err(map)?;
             if let Ok(errors) = reply.get_array("writeErrors") {
