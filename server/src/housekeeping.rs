@@ -314,6 +314,11 @@ pub(crate) fn flush_records(st: &mut State) {
 fn wrote_records(st: &mut State, batch: Vec<sl_store::InvocationRecord>, r: Result<(), sl_store::StoreError>) {
     match r {
         Ok(()) => {
+            // Invocations put back in the queue (`queue::requeue`) are
+            // claimable from now on, not before.
+            if batch.iter().any(|r| r.status == sl_store::InvocationStatus::Queued) {
+                st.consumer.may_have_queued();
+            }
             let bytes = st.records.stored(&batch) as u64;
             if st.peers.record_bytes().wrote(bytes, budget_bytes(st)) {
                 trim_records(st);

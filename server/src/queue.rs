@@ -77,8 +77,9 @@ fn start_ready(st: &mut State) {
 }
 
 /// Puts an invocation this worker claimed but did not start back in the
-/// queue, for any server to claim.
-pub(crate) fn requeue(st: &mut State, mut rec: InvocationRecord) {
+/// queue, for any server to claim once the record is written (the consumer
+/// is told then: `housekeeping::wrote_records`).
+fn requeue(st: &mut State, mut rec: InvocationRecord) {
     rec.status = InvocationStatus::Queued;
     rec.owner = None;
     rec.lease_until = None;
@@ -86,7 +87,6 @@ pub(crate) fn requeue(st: &mut State, mut rec: InvocationRecord) {
     rec.attempts = rec.attempts.saturating_sub(1);
     let size = nominal_record_size(&rec);
     st.records.add_known(rec, size);
-    st.consumer.may_have_queued();
 }
 
 /// The worker stops: what it claimed for itself and did not start goes
