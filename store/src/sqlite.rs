@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{named_params, params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::{
     ActionMeta, ActionRecord, Enqueued, InvocationRecord, InvocationStatus, Purged, Result, RouteRecord, RunCounts,
@@ -157,6 +157,41 @@ pub enum Durability {
     /// a sync of the log per commit).
     Power,
 }
+
+/// What a claim of up to `:limit` records at `:now` takes, as
+/// `seq, status`, in `seq` order: the first queued records, and the
+/// running ones whose lease ended first. Each walk reads its own partial
+/// index (`invocations_queued` in `seq` order, `invocations_expiring` in
+/// lease order) and stops after `:limit` rows, so a claim reads about what
+/// it takes, however many records are stored or run under a live lease.
+pub(crate) const CLAIMABLE: &str = "\
+    SELECT seq, status FROM (SELECT seq, status FROM invocations INDEXED BY invocations_queued \
+        WHERE status = 'queued' ORDER BY seq LIMIT :limit) \
+    UNION ALL \
+    SELECT seq, status FROM (SELECT seq, status FROM invocations INDEXED BY invocations_expiring \
+        WHERE status = 'running' AND lease_until < :now ORDER BY lease_until LIMIT :limit) \
+    ORDER BY seq LIMIT :limit";
+
+/// The bytes of every stored record: the finished ones read from the
+/// retention index alone (it holds `size`), the queued and running ones
+/// (at most the queue and the runs under way) from their rows.
+pub(crate) const RECORD_BYTES: &str = "\
+    SELECT (SELECT total(size) FROM invocations INDEXED BY invocations_done \
+                WHERE status IN ('succeeded', 'failed')) \
+         + (SELECT total(size) FROM invocations INDEXED BY invocations_queued WHERE status = 'queued') \
+         + (SELECT total(size) FROM invocations INDEXED BY invocations_expiring WHERE status = 'running')";
+
+/// The finished records, oldest first, as `seq, size, finished`: two walks
+/// of the retention index (`invocations_done`, which holds each record's
+/// `size`), one per terminal status, merged by `finished`. The index is
+/// partial, so each half names its condition too, for SQLite to use it.
+pub(crate) const OLDEST_FINISHED: &str = "\
+    SELECT seq, size, finished FROM invocations INDEXED BY invocations_done \
+        WHERE status IN ('succeeded', 'failed') AND status = 'succeeded' \
+    UNION ALL \
+    SELECT seq, size, finished FROM invocations INDEXED BY invocations_done \
+        WHERE status IN ('succeeded', 'failed') AND status = 'failed' \
+    ORDER BY finished";
 
 /// Moves the queue depth (`counters`, see [`SqliteStore::count_queued`])
 /// by `delta`, in the caller's transaction.
@@ -431,44 +466,28 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock first, so that two connections to
         // the same file cannot both select the same rows.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
-        // The two halves of the UNION ALL each walk their partial index
-        // (`invocations_queued`, `invocations_running`) in
-        // `seq` order and SQLite merges them, so a claim reads only the rows
-        // it takes (plus running rows whose lease is live), however many
-        // finished records the table holds.
         // How many of the rows to claim are queued (the others are running
         // with an expired lease): the queue depth goes down by as many.
         let from_queue: i64 = tx
-            .prepare_cached(
-                "SELECT count(*) FROM ( \
-                     SELECT seq, status FROM invocations INDEXED BY invocations_queued WHERE status = 'queued' \
-                     UNION ALL \
-                     SELECT seq, status FROM invocations INDEXED BY invocations_running \
-                     WHERE status = 'running' AND lease_until < ?1 \
-                     ORDER BY seq LIMIT ?2) \
-                 WHERE status = 'queued'",
-            )
-            .and_then(|mut stmt| stmt.query_row(params![now_ms, sql_limit(limit)], |row| row.get(0)))
+            .prepare_cached(&format!("SELECT count(*) FROM ({CLAIMABLE}) WHERE status = 'queued'"))
+            .and_then(|mut stmt| {
+                stmt.query_row(named_params! {":now": now_ms, ":limit": sql_limit(limit)}, |row| row.get(0))
+            })
             .map_err(|e| self.err(e))?;
         add_queued(&tx, -from_queue).map_err(|e| self.err(e))?;
         let mut claimed: Vec<(i64, Invocation)> = tx
             .prepare_cached(&format!(
-                "UPDATE invocations SET status = 'running', owner = ?1, started = ?2, lease_until = ?3, \
-                 attempts = attempts + 1 \
-                 WHERE seq IN ( \
-                     SELECT seq FROM invocations INDEXED BY invocations_queued WHERE status = 'queued' \
-                     UNION ALL \
-                     SELECT seq FROM invocations INDEXED BY invocations_running \
-                     WHERE status = 'running' AND lease_until < ?2 \
-                     ORDER BY seq LIMIT ?4) \
+                "UPDATE invocations SET status = 'running', owner = :owner, started = :now, \
+                 lease_until = :lease_until, attempts = attempts + 1 \
+                 WHERE seq IN (SELECT seq FROM ({CLAIMABLE})) \
                  RETURNING seq, {INVOCATION_COLUMNS}"
             ))
             .and_then(|mut stmt| {
                 let lease_until = now_ms.saturating_add(lease_ms);
-                stmt.query_map(params![owner, now_ms, lease_until, sql_limit(limit)], |row| {
-                    Ok((row.get(0)?, Invocation::read(row, 1)?))
-                })?
-                .collect()
+                let params = named_params! {
+                    ":owner": owner, ":now": now_ms, ":lease_until": lease_until, ":limit": sql_limit(limit),
+                };
+                stmt.query_map(params, |row| Ok((row.get(0)?, Invocation::read(row, 1)?)))?.collect()
             })
             .map_err(|e| self.err(e))?;
         // RETURNING gives rows in no particular order.
@@ -507,9 +526,7 @@ impl Store for SqliteStore {
 
     fn invocation_bytes(&self) -> Result<u64> {
         let conn = self.lock();
-        // `invocations_finished` holds `size`: the sum reads that index,
-        // not the rows (whose big columns spill over several pages).
-        conn.prepare_cached("SELECT total(size) FROM invocations INDEXED BY invocations_finished")
+        conn.prepare_cached(RECORD_BYTES)
             .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, f64>(0)))
             .map(|total| total as u64)
             .map_err(|e| self.err(e))
@@ -522,18 +539,10 @@ impl Store for SqliteStore {
         }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
-        // Each half walks `invocations_finished` in `finished` order and
-        // SQLite merges them: the rows read are the ones deleted.
+        // The rows read are the ones deleted.
         let mut doomed = Vec::new();
         {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT seq, size, finished FROM invocations WHERE status = 'succeeded' \
-                     UNION ALL \
-                     SELECT seq, size, finished FROM invocations WHERE status = 'failed' \
-                     ORDER BY finished",
-                )
-                .map_err(|e| self.err(e))?;
+            let mut stmt = tx.prepare_cached(OLDEST_FINISHED).map_err(|e| self.err(e))?;
             let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
             while purged.bytes < bytes && doomed.len() < max_records {
                 let Some(row) = rows.next().map_err(|e| self.err(e))? else { break };
