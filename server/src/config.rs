@@ -121,6 +121,12 @@ pub struct InvocationsConfig {
     pub retention: u64,
     /// Asynchronous invocations run at once by this server.
     pub concurrency: usize,
+    /// Whether a submit (without an `Idempotency-Key`) may start before
+    /// the commit that stores it, when its worker has the action cached
+    /// and room to run it: its commit then usually stores it finished, one
+    /// write for the whole invocation. If that commit fails, the client
+    /// gets the error and the invocation has run.
+    pub start_before_commit: bool,
     /// Runs of one invocation before it is failed as abandoned.
     pub max_attempts: u32,
     /// Whether blocking invocations are recorded too.
@@ -242,6 +248,7 @@ impl Default for Config {
             invocations: InvocationsConfig {
                 retention: 7 * 24 * 3600,
                 concurrency: 16,
+                start_before_commit: true,
                 max_attempts: 3,
                 record_blocking: true,
                 sample_successes: 100,
@@ -544,6 +551,9 @@ impl Config {
             }
             if let Some(v) = b.int("concurrency", 1, 100_000)? {
                 i.concurrency = v as usize;
+            }
+            if let Some(v) = b.bool("start_before_commit")? {
+                i.start_before_commit = v;
             }
             if let Some(v) = b.int("max_attempts", 1, 100)? {
                 i.max_attempts = v as u32;

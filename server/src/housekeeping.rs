@@ -334,6 +334,15 @@ fn wrote_records(st: &mut State, batch: Vec<sl_store::InvocationRecord>, r: Resu
     }
 }
 
+/// A commit of submits stored `bytes` of finished records (of runs that
+/// ended before it): they count towards the store budget as the records
+/// [`flush_records`] writes do.
+pub(crate) fn wrote_finished(st: &mut State, bytes: u64) {
+    if st.peers.record_bytes().wrote(bytes, budget_bytes(st)) {
+        trim_records(st);
+    }
+}
+
 /// Adds the run counters of the last second to the store, if no earlier
 /// addition is under way (one that fails is added with the next).
 pub(crate) fn flush_counts(st: &mut State) {

@@ -434,10 +434,16 @@ impl Store for MongoStore {
             return Ok(Vec::new());
         }
         let first_seq = self.next_seq(submits.len())?;
+        let now = DateTime::now();
         let docs = submits.iter().enumerate().map(|(i, s)| {
             let mut d = doc! { field::ID: &s.record.id };
             d.extend(doc::invocation_fields(&s.record));
             d.insert(field::SEQ, first_seq + i as i64);
+            // A submit that ran before its commit may be finished already:
+            // it expires as a finished record put does.
+            if s.record.status.is_terminal() {
+                d.insert(field::EXPIRE_AT, now);
+            }
             if let Some(key) = &s.key {
                 d.insert(field::IDEM_KEY, &key.key);
                 d.insert(field::IDEM_FP, &key.fingerprint);

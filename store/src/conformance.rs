@@ -80,6 +80,7 @@ macro_rules! __sl_store_conformance_cases {
             concurrent_claims_take_each_once
             concurrent_purges_delete_each_once
             enqueue_writes_queued_records
+            enqueue_writes_running_and_finished_records
             enqueue_a_held_key_names_its_holder
             enqueue_retried_is_new_again
             enqueue_key_is_freed_with_its_record
@@ -1228,6 +1229,40 @@ pub fn enqueue_writes_queued_records(store: &dyn Store) {
     assert_eq!(ok!(store.count_queued()), 3);
     let claimed = ok!(store.claim_invocations("w", 10, T0 + 1, HOUR));
     assert_eq!(ids(&claimed), ["e1", "e2", "e3"]);
+}
+
+/// A submit that ran before its commit is enqueued running (under a
+/// lease) or finished: stored as given, never claimed while its lease
+/// lives, not in the queue depth, counted in the record bytes, purged by
+/// retention like any finished record; a running one is taken over once
+/// its lease ends.
+pub fn enqueue_writes_running_and_finished_records(store: &dyn Store) {
+    let mut running = queued("run", "a", T0);
+    running.status = InvocationStatus::Running;
+    running.owner = Some("me".into());
+    running.started = Some(T0);
+    running.lease_until = Some(T0 + 1_000);
+    running.attempts = 1;
+    let mut done = finished("done", InvocationStatus::Succeeded, T0 + 50);
+    done.owner = None;
+    done.lease_until = None;
+    let failed =
+        InvocationRecord { owner: None, lease_until: None, ..finished("failed", InvocationStatus::Failed, T0 + 60) };
+    let submits = [running.clone(), done.clone(), failed.clone()].map(|record| Submit { record, key: None });
+    assert_eq!(ok!(store.enqueue_invocations(&submits)), [Enqueued::New, Enqueued::New, Enqueued::New]);
+    for s in &submits {
+        assert_eq!(ok!(store.get_invocation(&s.record.id)).as_ref(), Some(&s.record));
+    }
+    assert_eq!(ok!(store.count_queued()), 0);
+    let sizes: u64 = submits.iter().map(|s| s.record.stored_size()).sum();
+    assert_eq!(ok!(store.invocation_bytes()), sizes);
+    assert_eq!(ok!(store.claim_invocations("other", 10, T0 + 999, HOUR)), vec![], "the lease lives");
+    let taken = ok!(store.claim_invocations("other", 10, T0 + 1_001, HOUR));
+    assert_eq!((ids(&taken), taken[0].attempts), (vec!["run"], 2), "taken over after the lease");
+    assert_eq!(ok!(store.purge_invocations(T0 + 55)), 1);
+    assert_eq!(ok!(store.get_invocation("done")), None);
+    assert_eq!(ok!(store.purge_oldest_invocations(u64::MAX, 10)).records, 1, "the failed one");
+    assert!(ok!(store.get_invocation("run")).is_some(), "a running record is never purged");
 }
 
 /// A key held by a stored record is not taken again: nothing is written

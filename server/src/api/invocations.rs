@@ -11,13 +11,14 @@ use super::idempotency;
 use super::input::{bad_request, check_name, is_blank, parse_args, query_param};
 use crate::answer::{json_response, overloaded, record_response, store_error};
 use crate::exec::{Job, Reply};
+use crate::housekeeping;
 use crate::http::Response;
 use crate::ids::{new_invocation_id, now_ms};
 use crate::invoke;
 use crate::queue;
 use crate::reactor::ConnRef;
 use crate::sandbox::ArgsText;
-use crate::state::State;
+use crate::state::{nominal_record_size, Pending, State};
 
 /// Longest `?wait=` for an invocation result, in seconds.
 const MAX_WAIT_SECS: u64 = 60;
@@ -64,6 +65,12 @@ pub(super) fn run_blocking(
 /// of submits (group commit, see [`Submits`](crate::state::Submits)). With
 /// an `Idempotency-Key`, a retry gets the id the key was first given (see
 /// [`idempotency`](super::idempotency)).
+///
+/// A submit without a key, of an action this worker has cached, starts at
+/// once if fewer than `Invocations.concurrency` run here and none waits
+/// to start (and `Invocations.start_before_commit` is on): its commit then
+/// writes it finished, or running under this worker's lease if it has not
+/// ended by then (see [`Submits`](crate::state::Submits)).
 pub(super) fn submit(
     st: &mut State,
     conn: ConnRef,
@@ -74,10 +81,31 @@ pub(super) fn submit(
     let key = key.map(idempotency::key).transpose().map_err(|e| bad_request(&e))?;
     let args = parse_args(body)?;
     let key = key.map(|key| IdempotencyKey { key, fingerprint: idempotency::fingerprint(name, &args) });
-    let record = InvocationRecord::queued(new_invocation_id(), name.to_string(), args, true, now_ms());
-    st.submits.push(conn, Submit { record, key });
+    let mut record = InvocationRecord::queued(new_invocation_id(), name.to_string(), args, true, now_ms());
+    let early = key.is_none()
+        && st.cfg.invocations.start_before_commit
+        && st.exec.cache.is_cached(name)
+        && st.consumer.start_early(st.cfg.invocations.concurrency);
+    if early {
+        claim_here(st, &mut record, now_ms());
+        let job = Job::new(record.clone(), Reply::Queue);
+        let number = st.submits.push(conn, Submit { record, key }, true);
+        invoke::start(st, Job { early: Some(number), ..job });
+    } else {
+        st.submits.push(conn, Submit { record, key }, false);
+    }
     commit_submits(st);
     Ok(None)
+}
+
+/// Marks `record` claimed by this worker at `now`, as a claim would store
+/// it: it runs here, and is taken over by another server if this one dies.
+fn claim_here(st: &State, record: &mut InvocationRecord, now: i64) {
+    record.status = InvocationStatus::Running;
+    record.owner = Some(st.owner.clone());
+    record.started = Some(now);
+    record.lease_until = Some(now.saturating_add(st.cfg.lease_ms() as i64));
+    record.attempts = 1;
 }
 
 /// Commits the submits waiting, if no commit of them is in flight, on the
@@ -86,29 +114,32 @@ pub(super) fn submit(
 /// each client's answer. When it ends, the submits that came meanwhile go
 /// next.
 ///
-/// As many of them as this worker has room to run
-/// (`Invocations.concurrency`) are queued claimed by this worker (status
-/// `running`, with a lease, as a claim would store them) and start as
-/// soon as the commit ends, with no claim through the store; if the
-/// server dies, they are taken over like any claimed invocation. The rest
-/// stay `queued` for the next claim, here or on another server.
+/// Of those that did not start early, as many as this worker has room to
+/// hold (up to `Invocations.concurrency` more than it runs) are queued
+/// claimed by this worker (status `running`, with a lease, as a claim
+/// would store them) and start as soon as the commit ends, with no claim
+/// through the store; if the server dies, they are taken over like any
+/// claimed invocation. The rest stay `queued` for the next claim, here or
+/// on another server.
 pub(crate) fn commit_submits(st: &mut State) {
     let Some(mut batch) = st.submits.take_batch() else { return };
     let mut unknown: Vec<String> = Vec::new();
-    for (_, s) in &batch {
-        if !st.exec.cache.is_cached(&s.record.action) && !unknown.contains(&s.record.action) {
-            unknown.push(s.record.action.clone());
+    for p in batch.iter().filter(|p| p.early.is_none()) {
+        let action = &p.submit.record.action;
+        if !st.exec.cache.is_cached(action) && !unknown.contains(action) {
+            unknown.push(action.clone());
         }
     }
-    let local = st.consumer.reserve(st.cfg.invocations.concurrency, batch.len());
-    let (now, lease) = (now_ms(), st.cfg.lease_ms() as i64);
-    for (_, s) in batch.iter_mut().take(local) {
-        let r = &mut s.record;
-        r.status = InvocationStatus::Running;
-        r.owner = Some(st.owner.clone());
-        r.started = Some(now);
-        r.lease_until = Some(now.saturating_add(lease));
-        r.attempts = 1;
+    let waiting = batch.iter().filter(|p| p.early.is_none()).count();
+    let mut local = st.consumer.reserve(st.cfg.invocations.concurrency, waiting);
+    let now = now_ms();
+    let mut reserved = vec![false; batch.len()];
+    for (i, p) in batch.iter_mut().enumerate() {
+        if local > 0 && p.early.is_none() {
+            local -= 1;
+            reserved[i] = true;
+            claim_here(st, &mut p.submit.record, now);
+        }
     }
     let max_queued = st.cfg.invocations.max_queued;
     let store = std::sync::Arc::clone(&st.store);
@@ -118,23 +149,35 @@ pub(crate) fn commit_submits(st: &mut State) {
         let (answers, counted) = commit_batch(&*store, &batch, &unknown, max_queued, known);
         move |st: &mut State| {
             st.submits.done();
-            let mut queued = 0;
-            for (i, ((conn, submit), (resp, new))) in batch.into_iter().zip(answers).enumerate() {
-                st.outbox.respond(conn, resp);
-                if i >= local {
+            let (mut queued, mut finished_bytes) = (0, 0);
+            for ((p, reserved), (resp, new)) in batch.into_iter().zip(reserved).zip(answers) {
+                st.outbox.respond(p.conn, resp);
+                let rec = p.submit.record;
+                if let Some(number) = p.early {
+                    let terminal = rec.status.is_terminal();
+                    if new && terminal {
+                        finished_bytes += nominal_record_size(&rec) as u64;
+                    }
+                    if let Some((rec, size)) = st.submits.committed(number, new, !terminal) {
+                        st.records.add_known(rec, size);
+                    }
+                } else if reserved {
                     if new {
-                        queued += 1;
-                        st.consumer.may_have_queued();
+                        st.consumer.ready(rec);
+                    } else {
+                        st.consumer.release();
                     }
                 } else if new {
-                    st.consumer.ready(submit.record);
-                } else {
-                    st.consumer.release();
+                    queued += 1;
+                    st.consumer.may_have_queued();
                 }
             }
             match counted {
                 Some(n) => st.submits.counted(n + queued, started),
                 None => st.submits.queued_more(queued),
+            }
+            if finished_bytes > 0 {
+                housekeeping::wrote_finished(st, finished_bytes);
             }
             // Starts the ready ones, and claims those queued if there is room.
             queue::kick(st);
@@ -148,7 +191,7 @@ pub(crate) fn commit_submits(st: &mut State) {
 /// queue depth it read from the store before, unless `known` gave it.
 fn commit_batch(
     store: &dyn sl_store::Store,
-    batch: &[(ConnRef, Submit)],
+    batch: &[Pending],
     unknown: &[String],
     max_queued: u64,
     known: Option<u64>,
@@ -169,7 +212,7 @@ fn commit_batch(
             Err(e) => return fail(&e),
         },
     };
-    let submits: Vec<&Submit> = batch.iter().map(|(_, s)| s).collect();
+    let submits: Vec<&Submit> = batch.iter().map(|p| &p.submit).collect();
     let leaders = idempotency::leaders(&submits);
     let mut room = max_queued.saturating_sub(queued);
     // Each submit's answer decided before the store is asked, or the index
@@ -183,6 +226,11 @@ fn commit_batch(
             decided.push(Err(usize::MAX));
         } else if missing.contains(&r.action.as_str()) {
             decided.push(Ok(Response::error(404, "not_found", &format!("no action named '{}'", r.action))));
+        } else if batch[i].early.is_some() {
+            // Started already, so not queued: the limit does not apply.
+            slot[i] = to_store.len();
+            decided.push(Err(slot[i]));
+            to_store.push((*s).clone());
         } else if room == 0 {
             let n = queued + to_store.len() as u64;
             decided

@@ -32,6 +32,8 @@ struct Gated {
     claimed: Mutex<usize>,
     /// How long each enqueue takes (after the gate).
     enqueue_takes: Mutex<Duration>,
+    /// Records written by `put_invocations`.
+    put: Mutex<Vec<InvocationRecord>>,
 }
 
 impl Gated {
@@ -88,6 +90,7 @@ impl Store for Gated {
         if queued > 0 {
             self.submit_writes.lock().unwrap().push(queued);
         }
+        self.put.lock().unwrap().extend_from_slice(records);
         self.inner.put_invocations(records)
     }
     fn enqueue_invocations(&self, submits: &[sl_store::Submit]) -> StoreResult<Vec<sl_store::Enqueued>> {
@@ -462,4 +465,114 @@ fn a_ready_submit_whose_lease_runs_short_goes_back_to_the_queue() {
     assert_eq!(records.len(), 5);
     assert!(records.iter().all(|r| r.status == InvocationStatus::Succeeded && r.attempts == 1), "{records:?}");
     assert_eq!(*store.claimed.lock().unwrap(), 5, "every one was claimed from the queue");
+}
+
+/// Makes `echo` cached and warm (a blocking run), so that submits of it
+/// can start before their commit.
+fn warm_echo(app: &mut App) {
+    app.call(conn(0), Side::Api, request(Method::Post, "/actions/echo/block", "{}"));
+    assert_eq!(answers_after_turns(app, 1)[0].1, 200);
+}
+
+/// A submit of a cached action with room to run starts before its commit,
+/// and that commit writes its finished record: one write per invocation,
+/// no claim, no second write; its client gets the 202 after the commit.
+/// One that fails is written failed the same way.
+#[test]
+fn a_submit_that_can_run_at_once_is_written_once_finished() {
+    let store = Arc::new(Gated::default());
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}\nInvocations { concurrency = 4 }");
+    warm_echo(&mut app);
+    store.set(true);
+    app.call(conn(1), Side::Api, request(Method::Post, "/actions/echo", r#"{"i":1}"#));
+    for i in 2..=20 {
+        let body = if i == 7 { r#"{"fail":"seven"}"#.to_string() } else { format!(r#"{{"i":{i}}}"#) };
+        app.call(conn(i), Side::Api, request(Method::Post, "/actions/echo", &body));
+        app.end_turn(Instant::now());
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    app.end_turn(Instant::now());
+    assert!(answers(&mut app).is_empty(), "a 202 before its commit");
+    store.set(false);
+    let got = answers_after_turns(&mut app, 20);
+    assert!(got.len() == 20 && got.iter().all(|(_, status, _)| *status == 202), "{got:?}");
+    // Nothing more to write: the records went with their submits.
+    for _ in 0..20 {
+        app.end_turn(Instant::now());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(!app.st.records.unsaved());
+    assert_eq!(*store.submit_writes.lock().unwrap(), vec![1, 19], "two commits");
+    let put = store.put.lock().unwrap();
+    let asynchronous = put.iter().filter(|r| r.is_async).count();
+    assert!(put.len() == 1 && asynchronous == 0, "{} records put, {asynchronous} of submits", put.len());
+    drop(put);
+    assert_eq!(*store.claimed.lock().unwrap(), 0);
+    let records = store.list_invocations(Some("echo"), 100).unwrap();
+    let async_records: Vec<_> = records.iter().filter(|r| r.is_async).collect();
+    assert_eq!(async_records.len(), 20);
+    for r in &async_records {
+        assert_eq!((r.attempts, r.owner.as_deref(), r.lease_until), (1, None, None), "{r:?}");
+        assert!(r.started.is_some() && r.finished.is_some() && r.duration_ms.is_some(), "{r:?}");
+        if r.args.get("fail").is_some() {
+            assert_eq!(r.status, InvocationStatus::Failed);
+            assert!(r.error.as_ref().unwrap().message.contains("seven"), "{r:?}");
+        } else {
+            assert_eq!((r.status, r.result.as_ref()), (InvocationStatus::Succeeded, Some(&r.args)), "{r:?}");
+        }
+    }
+    crate::housekeeping::flush_counts(&mut app.st);
+    let start = Instant::now();
+    while app.st.runs.unsaved() && start.elapsed() < Duration::from_secs(10) {
+        app.end_turn(Instant::now());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(store.run_counts("echo").unwrap().of(RunKind::Async), Outcomes { succeeded: 19, failed: 1 });
+}
+
+/// A submit that started before its commit, whose commit fails: its
+/// client gets the error, not a 202, and no record of it is stored,
+/// whether its run ended before the commit or during it.
+#[test]
+fn an_early_submit_whose_commit_fails_leaves_no_record() {
+    let store = Arc::new(Gated::default());
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}");
+    warm_echo(&mut app);
+    *store.failing.lock().unwrap() = true;
+    for i in 1..=5 {
+        app.call(conn(i), Side::Api, request(Method::Post, "/actions/echo", "{}"));
+    }
+    let got = answers_after_turns(&mut app, 5);
+    assert!(got.len() == 5 && got.iter().all(|(_, status, _)| *status == 503), "{got:?}");
+    for _ in 0..20 {
+        app.end_turn(Instant::now());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(!app.st.records.unsaved());
+    assert!(store.list_invocations(None, 10).unwrap().iter().all(|r| !r.is_async), "no async record");
+    assert!(app.st.submits.is_settled(), "nothing left behind");
+    *store.failing.lock().unwrap() = false;
+    app.call(conn(9), Side::Api, request(Method::Post, "/actions/echo", "{}"));
+    assert_eq!(answers_after_turns(&mut app, 1)[0].1, 202);
+}
+
+/// `Invocations { start_before_commit = false }`: a submit never starts
+/// before its commit, which stores it claimed; its end is a second write.
+#[test]
+fn start_before_commit_off_runs_each_submit_after_its_commit() {
+    let store = Arc::new(Gated::default());
+    let config = "Nulldb {}\nInvocations { start_before_commit = false }";
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, config);
+    assert!(crate::config::Config::default().invocations.start_before_commit, "on by default");
+    warm_echo(&mut app);
+    app.call(conn(1), Side::Api, request(Method::Post, "/actions/echo", r#"{"i":1}"#));
+    assert_eq!(answers_after_turns(&mut app, 1)[0].1, 202);
+    let start = Instant::now();
+    while store.put.lock().unwrap().iter().all(|r| !r.is_async) && start.elapsed() < Duration::from_secs(10) {
+        app.end_turn(Instant::now());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let put = store.put.lock().unwrap();
+    let ended: Vec<_> = put.iter().filter(|r| r.is_async).collect();
+    assert!(ended.len() == 1 && ended[0].status == InvocationStatus::Succeeded, "{put:?}");
 }

@@ -42,12 +42,15 @@ pub(crate) struct Job {
     /// fails (its success was sampled out, see `state::Runs`): parsed into
     /// the record's arguments then.
     pub args_if_failed: Option<Vec<u8>>,
+    /// An asynchronous invocation started before its submit was committed:
+    /// the number its submit has in `state::Submits`, where its end goes.
+    pub early: Option<u64>,
 }
 
 impl Job {
     /// A job started by a request or the queue.
     pub fn new(record: InvocationRecord, reply: Reply) -> Self {
-        Self { record, reply, depth: 0, deadline: None, args_text: None, args_if_failed: None }
+        Self { record, reply, depth: 0, deadline: None, args_text: None, args_if_failed: None, early: None }
     }
 
     /// The invocation's id. An unrecorded blocking run has none until

@@ -337,7 +337,7 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut o
     };
     let rec = job.take_record();
     match reply {
-        Reply::Queue => queue_done(st, rec, size),
+        Reply::Queue => queue_done(st, rec, size, job.early),
         // Its client has the id (`X-SL-Invocation`) and may ask for the
         // record at once.
         Reply::WebClient(_) => st.records.add_known(rec, size),
@@ -367,14 +367,16 @@ pub(crate) fn fail(st: &mut State, mut job: Job, kind: &str, message: &str) {
             job.record.owner = None;
             job.record.lease_until = None;
             let size = nominal_record_size(&job.record);
-            queue_done(st, job.record, size);
+            queue_done(st, job.record, size, job.early);
         }
     }
 }
 
 /// An asynchronous invocation ended with `rec`: answer the clients
-/// waiting for it, store the record, make room for the next.
-fn queue_done(st: &mut State, rec: InvocationRecord, size: usize) {
+/// waiting for it, store the record, make room for the next. The record
+/// of one started before its submit was committed (`early`) goes to the
+/// submits, unless that commit is over.
+fn queue_done(st: &mut State, rec: InvocationRecord, size: usize, early: Option<u64>) {
     st.consumer.finished();
     let waiting = st.waiters.take(&rec.id);
     if !waiting.is_empty() {
@@ -383,5 +385,11 @@ fn queue_done(st: &mut State, rec: InvocationRecord, size: usize) {
             st.outbox.respond(conn, resp.clone());
         }
     }
-    st.records.add_known(rec, size);
+    let finished = match early {
+        Some(number) => st.submits.run_ended(number, (rec, size)),
+        None => Some((rec, size)),
+    };
+    if let Some((rec, size)) = finished {
+        st.records.add_known(rec, size);
+    }
 }

@@ -103,6 +103,18 @@ impl Consumer {
         n
     }
 
+    /// Takes room to run a submit at once, before its commit, with
+    /// `concurrency` allowed to run: if fewer run and none is ready to
+    /// start (those go first). It runs until [`finished`](Self::finished).
+    pub fn start_early(&mut self, concurrency: usize) -> bool {
+        if self.running >= concurrency || !self.ready.is_empty() {
+            return false;
+        }
+        self.held += 1;
+        self.running += 1;
+        true
+    }
+
     /// A reserved invocation is stored, claimed by this worker: it starts
     /// when there is room ([`next_ready`](Self::next_ready)).
     pub fn ready(&mut self, rec: InvocationRecord) {
@@ -204,5 +216,19 @@ mod tests {
         c.finished();
         c.finished();
         assert_eq!(c.start_claim(2), Some(2), "nothing held");
+    }
+
+    #[test]
+    fn a_submit_starts_early_only_with_room_and_nothing_ready() {
+        let mut c = Consumer::default();
+        assert!(c.start_early(2));
+        assert_eq!(c.reserve(2, 1), 1);
+        c.ready(rec("a"));
+        assert!(!c.start_early(2), "a ready one goes first");
+        assert_eq!(c.next_ready(2).map(|r| r.id), Some("a".into()));
+        assert!(!c.start_early(2), "two run");
+        c.finished();
+        assert!(c.start_early(2));
+        assert_eq!(c.reserve(2, 5), 2, "twice the concurrency held at most: two run");
     }
 }

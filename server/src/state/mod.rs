@@ -26,7 +26,7 @@ pub(crate) use records::{bound as bound_record, nominal_size as nominal_record_s
 pub(crate) use runs::Runs;
 #[cfg(test)]
 pub(crate) use runs::FREE_RECORDS;
-pub(crate) use submits::Submits;
+pub(crate) use submits::{Pending, Submits};
 pub(crate) use sync::{RoutesSync, Timers};
 pub(crate) use waiters::Waiters;
 
