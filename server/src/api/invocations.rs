@@ -146,7 +146,7 @@ pub(crate) fn commit_submits(st: &mut State) {
     let started = Instant::now();
     let known = st.submits.queued_estimate(started);
     st.pool.spawn(move || {
-        let (answers, counted) = commit_batch(&*store, &batch, &unknown, max_queued, known);
+        let (answers, counted) = commit_batch(&*store, &mut batch, &unknown, max_queued, known);
         move |st: &mut State| {
             st.submits.done();
             let (mut queued, mut finished_bytes) = (0, 0);
@@ -191,7 +191,7 @@ pub(crate) fn commit_submits(st: &mut State) {
 /// queue depth it read from the store before, unless `known` gave it.
 fn commit_batch(
     store: &dyn sl_store::Store,
-    batch: &[Pending],
+    batch: &mut [Pending],
     unknown: &[String],
     max_queued: u64,
     known: Option<u64>,
@@ -212,37 +212,44 @@ fn commit_batch(
             Err(e) => return fail(&e),
         },
     };
-    let submits: Vec<&Submit> = batch.iter().map(|p| &p.submit).collect();
-    let leaders = idempotency::leaders(&submits);
+    let leaders = idempotency::leaders(&batch.iter().map(|p| &p.submit).collect::<Vec<_>>());
     let mut room = max_queued.saturating_sub(queued);
     // Each submit's answer decided before the store is asked, or the index
-    // of its leader's submit in `to_store` (a leader is itself its own).
+    // of its leader's submit among those stored (a leader is itself its own).
     let mut decided: Vec<Result<Response, usize>> = Vec::with_capacity(batch.len());
-    let mut to_store: Vec<Submit> = Vec::new();
+    let mut to_store: Vec<usize> = Vec::with_capacity(batch.len());
     let mut slot = vec![usize::MAX; batch.len()];
-    for (i, s) in submits.iter().enumerate() {
-        let r = &s.record;
+    let mut queued_here = 0;
+    for (i, p) in batch.iter().enumerate() {
+        let r = &p.submit.record;
         if leaders[i] != i {
             decided.push(Err(usize::MAX));
         } else if missing.contains(&r.action.as_str()) {
             decided.push(Ok(Response::error(404, "not_found", &format!("no action named '{}'", r.action))));
-        } else if batch[i].early.is_some() {
-            // Started already, so not queued: the limit does not apply.
-            slot[i] = to_store.len();
-            decided.push(Err(slot[i]));
-            to_store.push((*s).clone());
-        } else if room == 0 {
-            let n = queued + to_store.len() as u64;
+        } else if p.early.is_none() && room == 0 {
+            let n = queued + queued_here;
             decided
                 .push(Ok(overloaded(&format!("{n} asynchronous invocations are queued (the limit is {max_queued})"))));
         } else {
-            room -= 1;
+            // One started already is not queued: the limit does not apply.
+            if p.early.is_none() {
+                room -= 1;
+                queued_here += 1;
+            }
             slot[i] = to_store.len();
             decided.push(Err(slot[i]));
-            to_store.push((*s).clone());
+            to_store.push(i);
         }
     }
-    let stored = if to_store.is_empty() { Ok(Vec::new()) } else { store.enqueue_invocations(&to_store) };
+    // The records move out of the batch for the store's call and back
+    // after it: no copy of them.
+    let mut records: Vec<Submit> =
+        to_store.iter().map(|&i| std::mem::replace(&mut batch[i].submit, empty_submit())).collect();
+    let stored = if records.is_empty() { Ok(Vec::new()) } else { store.enqueue_invocations(&records) };
+    for (&i, record) in to_store.iter().zip(records.drain(..)) {
+        batch[i].submit = record;
+    }
+    let submits: Vec<&Submit> = batch.iter().map(|p| &p.submit).collect();
     let stored = match stored {
         Ok(stored) => stored,
         Err(e) => {
@@ -276,6 +283,13 @@ fn commit_batch(
         })
         .collect();
     (answers, counted)
+}
+
+/// A submit that holds nothing (and allocates nothing): what stands in for
+/// one moved out of its batch.
+fn empty_submit() -> Submit {
+    let record = InvocationRecord::queued(String::new(), String::new(), serde_json::Value::Null, true, 0);
+    Submit { record, key: None }
 }
 
 /// The answer to an accepted submit, or to one whose key was used for
