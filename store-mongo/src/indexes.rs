@@ -30,9 +30,9 @@ pub(crate) const INVOCATION_KEYS: &[&[(&str, i32)]] = &[
     // The queue: runnable records in enqueue order.
     &[(field::STATUS, 1), (field::SEQ, 1)],
     // list_invocations of one action, newest first.
-    &[(field::ACTION, 1), (field::CREATED, 1), (field::SEQ, 1)],
-    // list_invocations of all actions, newest first; purge.
-    &[(field::CREATED, 1), (field::SEQ, 1)],
+    &[(field::ACTION, 1), (field::SEQ, 1)],
+    // list_invocations of all actions, newest first.
+    &[(field::SEQ, 1)],
     // The store budget: terminal records oldest first, with their sizes.
     &[(field::STATUS, 1), (field::FINISHED, 1), (field::SIZE, 1)],
 ];
@@ -52,6 +52,7 @@ pub(crate) fn ensure(db: &Database, retention_secs: u64) -> Result<()> {
     ensure_unique(&db.collection(crate::ROUTES), ROUTE_KEYS)?;
     let invocations: Collection<Document> = db.collection(crate::INVOCATIONS);
     invocations.create_indexes(INVOCATION_KEYS.iter().map(|p| IndexModel::builder().keys(keys(p)).build())).run()?;
+    drop_indexes(&invocations, OBSOLETE_INVOCATION_KEYS)?;
     // Idempotency keys: unique among the records that have one.
     let idem = IndexOptions::builder()
         .unique(true)
@@ -60,6 +61,29 @@ pub(crate) fn ensure(db: &Database, retention_secs: u64) -> Result<()> {
     invocations.create_index(IndexModel::builder().keys(doc! { field::IDEM_KEY: 1 }).options(idem).build()).run()?;
     if retention_secs > 0 {
         ensure_ttl(db, &invocations, retention_secs)?;
+    }
+    Ok(())
+}
+
+/// Key patterns of indexes earlier versions created that nothing reads now
+/// (records were listed by `created`): each is one more write for every
+/// record.
+const OBSOLETE_INVOCATION_KEYS: &[&[(&str, i32)]] =
+    &[&[(field::ACTION, 1), (field::CREATED, 1), (field::SEQ, 1)], &[(field::CREATED, 1), (field::SEQ, 1)]];
+
+/// Drops the indexes of `collection` whose key pattern is one of
+/// `patterns`, found by their keys (whatever they were named).
+fn drop_indexes(collection: &Collection<Document>, patterns: &[&[(&str, i32)]]) -> Result<()> {
+    let doomed: Vec<Document> = patterns.iter().map(|p| keys(p)).collect();
+    let mut names = Vec::new();
+    for index in collection.list_indexes().run()? {
+        let index = index?;
+        if doomed.contains(&index.keys) {
+            names.extend(index.options.and_then(|o| o.name));
+        }
+    }
+    for name in names {
+        collection.drop_index(name).run()?;
     }
     Ok(())
 }

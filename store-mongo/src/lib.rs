@@ -495,7 +495,7 @@ impl Store for MongoStore {
         let cursor = self
             .invocations
             .find(filter)
-            .sort(doc! { field::CREATED: -1, field::SEQ: -1 })
+            .sort(doc! { field::SEQ: -1 })
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .run()
             .map_err(map)?;

@@ -103,6 +103,11 @@ fn expect_unavailable<T: std::fmt::Debug>(what: &str, result: Result<T, StoreErr
 fn the_indexes_exist_and_the_retention_follows_the_options() {
     let m = mongo();
     let t = TestDb::new(m);
+    // Indexes an earlier version made, which nothing reads now: dropped.
+    let old = t.db.collection::<Document>(INVOCATIONS);
+    for keys in [doc! { "action": 1, "created": 1, "seq": 1 }, doc! { "created": 1, "seq": 1 }] {
+        old.create_index(mongodb::IndexModel::builder().keys(keys).build()).run().expect("an old index");
+    }
     let options = MongoOptions { retention_secs: 3600, ..MongoOptions::default() };
     let _store = t.connect(m, options.clone());
     let actions = t.indexes("actions");
@@ -113,14 +118,12 @@ fn the_indexes_exist_and_the_retention_follows_the_options() {
     let invocations = t.indexes("invocations");
     let keys: Vec<&Document> = invocations.iter().map(|(keys, _)| keys).collect();
     // `_id` is the invocation id: unique by definition.
-    for expected in [
-        doc! { "_id": 1 },
-        doc! { "status": 1, "seq": 1 },
-        doc! { "action": 1, "created": 1, "seq": 1 },
-        doc! { "created": 1, "seq": 1 },
-    ] {
+    for expected in
+        [doc! { "_id": 1 }, doc! { "status": 1, "seq": 1 }, doc! { "action": 1, "seq": 1 }, doc! { "seq": 1 }]
+    {
         assert!(keys.contains(&&expected), "no index {expected} in {invocations:?}");
     }
+    assert!(!keys.iter().any(|k| k.contains_key("created")), "an old index left: {invocations:?}");
     let ttl = |indexes: &[(Document, Document)]| {
         let (_, options) = indexes.iter().find(|(keys, _)| *keys == doc! { "expire_at": 1 }).expect("a TTL index");
         options

@@ -745,8 +745,8 @@ pub fn invocations_put_batch(store: &dyn Store) {
     assert_eq!(ids(&claimed), many.iter().map(|r| r.id.as_str()).collect::<Vec<_>>());
 }
 
-/// `list_invocations` returns the newest first: by `created`, and records
-/// created at the same time in reverse insertion order.
+/// `list_invocations` returns the newest first: in the reverse of the
+/// order they were first stored, whatever their `created`.
 pub fn invocations_list_newest_first(store: &dyn Store) {
     assert_eq!(ok!(store.list_invocations(None, 10)), vec![]);
     put_each(
@@ -760,10 +760,16 @@ pub fn invocations_list_newest_first(store: &dyn Store) {
     );
     put(store, &[queued("i5", "a", T0 + 100), queued("i6", "a", T0 + 100)]);
     let listed = ok!(store.list_invocations(None, 10));
-    assert_eq!(ids(&listed), ["i4", "i1", "i3", "i6", "i5", "i2"]);
+    assert_eq!(ids(&listed), ["i6", "i5", "i4", "i3", "i2", "i1"]);
     // Replacing a record does not change its insertion order.
     put(store, &[InvocationRecord { logs: "replaced".into(), ..queued("i1", "a", T0 + 300) }]);
-    assert_eq!(ids(&ok!(store.list_invocations(Some("a"), 10))), ["i4", "i1", "i3", "i6", "i5", "i2"]);
+    assert_eq!(ids(&ok!(store.list_invocations(Some("a"), 10))), ["i6", "i5", "i4", "i3", "i2", "i1"]);
+    // Nor does a claim, nor the end of a run.
+    let mut claimed = ok!(store.claim_invocations("w", 1, T0 + 400, HOUR));
+    claimed[0].status = InvocationStatus::Succeeded;
+    claimed[0].finished = Some(T0 + 500);
+    put(store, &claimed);
+    assert_eq!(ids(&ok!(store.list_invocations(None, 3))), ["i6", "i5", "i4"]);
 }
 
 /// `list_invocations` keeps only the named action's records (an exact

@@ -104,8 +104,9 @@ pub trait Store: Send + Sync {
     /// The invocation record with this id, or `None`.
     fn get_invocation(&self, id: &str) -> Result<Option<InvocationRecord>>;
 
-    /// The most recent invocation records first (by `created`, then
-    /// insertion order), optionally only those of one action, at most `limit`.
+    /// The most recently stored invocation records first (the reverse of
+    /// the order they were first written in; a record written again keeps
+    /// its place), optionally only those of one action, at most `limit`.
     fn list_invocations(&self, action: Option<&str>, limit: usize) -> Result<Vec<InvocationRecord>>;
 
     /// Atomically claims up to `limit` runnable invocations for `owner`, in

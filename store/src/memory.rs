@@ -226,15 +226,15 @@ impl Store for MemoryStore {
 
     fn list_invocations(&self, action: Option<&str>, limit: usize) -> Result<Vec<InvocationRecord>> {
         let inner = self.lock();
-        let mut found: Vec<(u64, &InvocationRecord)> = inner
+        // Newest first: the reverse of the order they were stored in.
+        Ok(inner
             .invocations
-            .iter()
-            .filter(|(_, rec)| action.is_none_or(|name| rec.action == name))
-            .map(|(&seq, rec)| (seq, rec))
-            .collect();
-        // Newest first: by `created`, then by insertion order.
-        found.sort_unstable_by(|(seq_a, a), (seq_b, b)| (b.created, seq_b).cmp(&(a.created, seq_a)));
-        Ok(found.into_iter().take(limit).map(|(_, rec)| rec.clone()).collect())
+            .values()
+            .rev()
+            .filter(|rec| action.is_none_or(|name| rec.action == name))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     fn claim_invocations(

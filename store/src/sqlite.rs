@@ -438,13 +438,11 @@ impl Store for SqliteStore {
             Some(action) => conn
                 .prepare_cached(&format!(
                     "SELECT {INVOCATION_COLUMNS} FROM invocations WHERE action = ?1 \
-                     ORDER BY created DESC, seq DESC LIMIT ?2"
+                     ORDER BY seq DESC LIMIT ?2"
                 ))
                 .and_then(|mut stmt| stmt.query_map(params![action, sql_limit(limit)], read)?.collect()),
             None => conn
-                .prepare_cached(&format!(
-                    "SELECT {INVOCATION_COLUMNS} FROM invocations ORDER BY created DESC, seq DESC LIMIT ?1"
-                ))
+                .prepare_cached(&format!("SELECT {INVOCATION_COLUMNS} FROM invocations ORDER BY seq DESC LIMIT ?1"))
                 .and_then(|mut stmt| stmt.query_map([sql_limit(limit)], read)?.collect()),
         }
         .map_err(|e| self.err(e))?;

@@ -169,11 +169,10 @@ fn queries_use_their_indexes() {
     assert!(claim.contains("INDEX invocations_queued"), "{claim}");
     assert!(claim.contains("INDEX invocations_expiring (lease_until<?)"), "{claim}");
     assert!(claim.lines().all(|l| !l.starts_with("SCAN invocations") || l.contains("USING")), "{claim}");
-    let by_action =
-        plan(&store, "SELECT * FROM invocations WHERE action = 'a' ORDER BY created DESC, seq DESC LIMIT 5");
-    assert!(by_action.contains("invocations_action") && !by_action.contains("TEMP B-TREE"), "{by_action}");
-    let all = plan(&store, "SELECT * FROM invocations ORDER BY created DESC, seq DESC LIMIT 5");
-    assert!(all.contains("invocations_created") && !all.contains("TEMP B-TREE"), "{all}");
+    let by_action = plan(&store, "SELECT * FROM invocations WHERE action = 'a' ORDER BY seq DESC LIMIT 5");
+    assert!(by_action.contains("invocations_by_action") && !by_action.contains("TEMP B-TREE"), "{by_action}");
+    let all = plan(&store, "SELECT * FROM invocations ORDER BY seq DESC LIMIT 5");
+    assert!(all == "SCAN invocations", "the table from its end: {all}");
     let purge = plan(&store, "DELETE FROM invocations WHERE status IN ('succeeded', 'failed') AND finished < 5");
     assert!(purge.contains("invocations_done"), "{purge}");
     // The store budget: the finished records' total from the index alone,
