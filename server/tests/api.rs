@@ -40,7 +40,13 @@ fn walkthrough_over_http() {
     let code = base64::engine::general_purpose::STANDARD.decode(got["code"].as_str().unwrap()).unwrap();
     assert_eq!(String::from_utf8(code).unwrap(), HELLO);
 
-    let recs = s.get("/invocations?action=hello&limit=10").json();
+    // The blocking run's record is written a moment after its answer.
+    let start = std::time::Instant::now();
+    let mut recs = s.get("/invocations?action=hello&limit=10").json();
+    while recs.as_array().unwrap().len() < 2 && start.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        recs = s.get("/invocations?action=hello&limit=10").json();
+    }
     assert!(recs.as_array().unwrap().len() >= 2, "{recs}");
     let async_rec = recs.as_array().unwrap().iter().find(|r| r["id"] == id.as_str()).unwrap();
     assert_eq!(async_rec["status"], "succeeded");

@@ -93,11 +93,12 @@ impl Service for App {
         let st = &self.st;
         let held = !st.exec.held.is_empty() && !st.records.full();
         if st.exec.runs.queued() > 0 || st.exec.cache.has_graves() || st.consumer.wanted() || st.records.due() || held {
-            Wake::Now
-        } else if let Some(deadline) = st.exec.runs.next_deadline() {
-            Wake::At(deadline)
-        } else {
-            Wake::Idle
+            return Wake::Now;
+        }
+        match (st.exec.runs.next_deadline(), st.records.next_due()) {
+            (Some(a), Some(b)) => Wake::At(a.min(b)),
+            (Some(at), None) | (None, Some(at)) => Wake::At(at),
+            (None, None) => Wake::Idle,
         }
     }
 

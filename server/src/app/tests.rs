@@ -472,6 +472,12 @@ fn a_ready_submit_whose_lease_runs_short_goes_back_to_the_queue() {
 fn warm_echo(app: &mut App) {
     app.call(conn(0), Side::Api, request(Method::Post, "/actions/echo/block", "{}"));
     assert_eq!(answers_after_turns(app, 1)[0].1, 200);
+    // Its record written (it lingers a few milliseconds first).
+    let start = Instant::now();
+    while app.st.records.unsaved() && start.elapsed() < Duration::from_secs(10) {
+        app.end_turn(Instant::now());
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// A submit of a cached action with room to run starts before its commit,

@@ -3,6 +3,11 @@
 //! finished ones whose ids their clients know served from memory until
 //! the store has them.
 //!
+//! A batch is written once its first record has waited [`LINGER`], or
+//! once [`LINGER_RECORDS`] wait: a record a turn would otherwise be a
+//! transaction each (sampled successes of a busy action come one every
+//! hundred runs), and a transaction costs more than the record.
+//!
 //! Memory stays bounded either way:
 //! - while the store takes records more slowly than runs make them, the
 //!   backlog is [`full`](Records::full) at [`MAX_BACKLOG`] records, and runs
@@ -29,6 +34,13 @@ pub(crate) const MAX_BACKLOG: usize = 2_048;
 /// Bytes of records written or waiting to be (about), beyond which runs
 /// that make one wait.
 pub(crate) const MAX_BACKLOG_BYTES: usize = 32 << 20;
+
+/// How long the first record of a batch waits for others before the batch
+/// is written.
+pub(crate) const LINGER: Duration = Duration::from_millis(5);
+
+/// Records waiting beyond which a batch is written at once.
+pub(crate) const LINGER_RECORDS: usize = 256;
 
 /// How long after a failed write the next is tried.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -135,6 +147,9 @@ pub(crate) struct Records {
     in_flight_sizes: Vec<usize>,
     /// After a failed write, no new attempt before this.
     retry_at: Option<Instant>,
+    /// When the oldest pending record was queued (the clock is read once a
+    /// batch, when the first record comes).
+    since: Option<Instant>,
     /// Finished invocations whose ids their clients know (asynchronous
     /// ones, and runs of routes) and whose records are not yet stored.
     recent: HashMap<String, InvocationRecord>,
@@ -144,6 +159,9 @@ impl Records {
     /// Queues a record of about `size` bytes to be written with the next
     /// batch.
     pub fn add(&mut self, rec: InvocationRecord, size: usize) {
+        if self.pending.is_empty() {
+            self.since = Some(Instant::now());
+        }
         self.pending_bytes += size;
         self.pending_stored += size;
         self.pending_sizes.push(size);
@@ -163,10 +181,30 @@ impl Records {
         self.recent.get(id)
     }
 
-    /// Whether a batch could be written now (the clock is read only after
-    /// a failed write).
+    /// Whether a batch is to be written now: none is in flight, records
+    /// wait, the last failure is [`RETRY_AFTER`] old, and the first record
+    /// has waited [`LINGER`] or [`LINGER_RECORDS`] wait.
     pub fn due(&self) -> bool {
+        self.writable()
+            && (self.retry_at.is_some()
+                || self.pending.len() >= LINGER_RECORDS
+                || self.since.is_none_or(|since| since.elapsed() >= LINGER))
+    }
+
+    /// Whether a batch may be written now, however short the records
+    /// waited: none is in flight, records wait, and the last failure is
+    /// [`RETRY_AFTER`] old (the clock is read only after a failure).
+    fn writable(&self) -> bool {
         !self.in_flight && !self.pending.is_empty() && self.retry_at.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// When a batch will be [`due`](Self::due), if records wait and none
+    /// is in flight: for the loop to wake then.
+    pub fn next_due(&self) -> Option<Instant> {
+        if self.in_flight || self.pending.is_empty() {
+            return None;
+        }
+        self.retry_at.or(self.since.map(|since| since + LINGER))
     }
 
     /// Whether records wait to be written or are being written.
@@ -183,12 +221,13 @@ impl Records {
             && self.retry_at.is_none()
     }
 
-    /// The records to write now, if a write is due: the oldest, as many
+    /// The records to write now, if one may be written (the caller asks
+    /// [`due`](Self::due) first, to let them linger): the oldest, as many
     /// as hold at most `max_bytes` together (at least one); the write is
     /// then in flight until [`stored`](Self::stored) or
     /// [`failed`](Self::failed).
     pub fn take_batch(&mut self, max_bytes: usize) -> Option<Vec<InvocationRecord>> {
-        if !self.due() {
+        if !self.writable() {
             return None;
         }
         let (mut n, mut bytes) = (0, 0);
@@ -289,6 +328,26 @@ mod tests {
 
     fn rec(id: &str, is_async: bool) -> InvocationRecord {
         InvocationRecord::queued(id.into(), "a".into(), serde_json::Value::Null, is_async, 0)
+    }
+
+    #[test]
+    fn a_batch_is_due_once_its_first_record_lingered_or_enough_wait() {
+        let mut r = Records::default();
+        assert!(!r.due() && r.next_due().is_none());
+        r.add_sized(rec("1", false));
+        let at = r.next_due().unwrap();
+        assert!(at > Instant::now() && at <= Instant::now() + LINGER);
+        assert!(!r.due(), "it lingers");
+        std::thread::sleep(LINGER);
+        assert!(r.due());
+        assert_eq!(r.take_batch(usize::MAX).map(|b| b.len()), Some(1));
+        assert!(!r.due() && r.next_due().is_none(), "one in flight");
+        r.stored(&[rec("1", false)]);
+        for i in 0..LINGER_RECORDS {
+            assert!(!r.due(), "{i} wait");
+            r.add_sized(rec(&i.to_string(), false));
+        }
+        assert!(r.due(), "enough wait: at once");
     }
 
     #[test]
