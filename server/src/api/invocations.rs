@@ -88,9 +88,10 @@ pub(super) fn submit(
         && st.consumer.start_early(st.cfg.invocations.concurrency);
     if early {
         claim_here(st, &mut record, now_ms());
-        let job = Job::new(record.clone(), Reply::Queue);
-        let number = st.submits.push(conn, Submit { record, key }, true);
-        invoke::start(st, Job { early: Some(number), ..job });
+        // The job has the record; the submit gets the final one when the
+        // run ends, or a copy if it outlives its first slice (`invoke::start`).
+        let number = st.submits.push(conn, Submit { record: empty_record(), key }, true);
+        invoke::start(st, Job { early: Some(number), ..Job::new(record, Reply::Queue) });
     } else {
         st.submits.push(conn, Submit { record, key }, false);
     }
@@ -285,11 +286,16 @@ fn commit_batch(
     (answers, counted)
 }
 
-/// A submit that holds nothing (and allocates nothing): what stands in for
-/// one moved out of its batch.
+/// A record that holds nothing (and allocates nothing): what stands in for
+/// one that is elsewhere.
+fn empty_record() -> InvocationRecord {
+    InvocationRecord::queued(String::new(), String::new(), serde_json::Value::Null, true, 0)
+}
+
+/// A submit that holds nothing: what stands in for one moved out of its
+/// batch.
 fn empty_submit() -> Submit {
-    let record = InvocationRecord::queued(String::new(), String::new(), serde_json::Value::Null, true, 0);
-    Submit { record, key: None }
+    Submit { record: empty_record(), key: None }
 }
 
 /// The answer to an accepted submit, or to one whose key was used for

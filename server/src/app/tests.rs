@@ -34,6 +34,8 @@ struct Gated {
     enqueue_takes: Mutex<Duration>,
     /// Records written by `put_invocations`.
     put: Mutex<Vec<InvocationRecord>>,
+    /// Records written by `enqueue_invocations`.
+    enqueued: Mutex<Vec<InvocationRecord>>,
 }
 
 impl Gated {
@@ -97,6 +99,7 @@ impl Store for Gated {
         self.pass()?;
         std::thread::sleep(*self.enqueue_takes.lock().unwrap());
         self.submit_writes.lock().unwrap().push(submits.len());
+        self.enqueued.lock().unwrap().extend(submits.iter().map(|s| s.record.clone()));
         self.inner.enqueue_invocations(submits)
     }
     fn get_invocation(&self, id: &str) -> StoreResult<Option<InvocationRecord>> {
@@ -581,4 +584,58 @@ fn start_before_commit_off_runs_each_submit_after_its_commit() {
     let put = store.put.lock().unwrap();
     let ended: Vec<_> = put.iter().filter(|r| r.is_async).collect();
     assert!(ended.len() == 1 && ended[0].status == InvocationStatus::Succeeded, "{put:?}");
+}
+
+/// A submit that started before its commit and outlives its first slice:
+/// its commit stores it running under the worker's lease; when it ends
+/// while that commit is in flight, its final record is written once the
+/// commit ends.
+#[test]
+fn an_early_run_that_outlives_its_commit_is_written_after_it() {
+    let store = Arc::new(Gated::default());
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}");
+    let mut rec = store.get_action("echo").unwrap().unwrap();
+    rec.name = "slow".into();
+    let budget = crate::exec::budget_for(&rec, &app.st.cfg.limits);
+    let code = crate::sandbox::compile(
+        "slow",
+        "function main(a) local n = 0 for i = 1, 3e6 do n = n + i end return n end",
+        budget,
+    )
+    .unwrap();
+    (rec.bytecode, rec.checksum) = (code.bytecode, code.checksum);
+    store.create_action(&rec).unwrap();
+    app.call(conn(0), Side::Api, request(Method::Post, "/actions/slow/block", "{}"));
+    assert_eq!(answers_after_turns(&mut app, 1)[0].1, 200);
+    store.set(true);
+    app.call(conn(1), Side::Api, request(Method::Post, "/actions/slow", "{}"));
+    assert!(app.st.exec.runs.queued() > 0, "the run outlived its first slice");
+    // The run ends while its commit waits at the gate.
+    let start = Instant::now();
+    while app.st.exec.runs.queued() > 0 && start.elapsed() < Duration::from_secs(10) {
+        app.end_turn(Instant::now());
+    }
+    assert!(answers(&mut app).is_empty(), "a 202 before its commit");
+    store.set(false);
+    let got = answers_after_turns(&mut app, 1);
+    assert_eq!(got[0].1, 202, "{got:?}");
+    let id = invocation_id(&got[0].2);
+    let start = Instant::now();
+    while store.put.lock().unwrap().iter().all(|r| r.id != id) && start.elapsed() < Duration::from_secs(10) {
+        app.end_turn(Instant::now());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let enqueued: Vec<_> = store.enqueued.lock().unwrap().iter().filter(|r| r.id == id).cloned().collect();
+    assert_eq!(enqueued.len(), 1);
+    assert_eq!(
+        (enqueued[0].status, enqueued[0].owner.as_deref()),
+        (InvocationStatus::Running, Some(app.st.owner.as_str()))
+    );
+    assert!(enqueued[0].lease_until.is_some() && enqueued[0].args.is_object());
+    let stored = store.get_invocation(&id).unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.result),
+        (InvocationStatus::Succeeded, Some(serde_json::json!(4_500_001_500_000i64)))
+    );
+    assert_eq!(stored.attempts, 1);
 }

@@ -55,7 +55,10 @@ pub(crate) fn start(st: &mut State, mut job: Job) {
         st.exec.held.push_back(job);
         return;
     }
-    let Some(lease) = st.exec.cache.check_out(&job.record.action) else { return wait(st, job) };
+    let Some(lease) = st.exec.cache.check_out(&job.record.action) else {
+        goes_on(st, &job);
+        return wait(st, job);
+    };
     let instance = match lease.instance {
         Ok(i) => i,
         Err(e) => return fail(st, job, e.kind(), &e.to_string()),
@@ -83,9 +86,18 @@ pub(crate) fn start(st: &mut State, mut job: Job) {
     match run.step(st.cfg.server.time_slice) {
         Step::Done(outcome) => finished(st, &mut run, &mut job, lease.generation, outcome),
         step => {
+            goes_on(st, &job);
             let key = st.exec.runs.insert(run, job, lease.generation);
             stepped(st, key, step);
         }
+    }
+}
+
+/// A job that did not end at once: if it started before its submit was
+/// committed, the submit takes a copy of its record (`running`).
+fn goes_on(st: &mut State, job: &Job) {
+    if let Some(number) = job.early {
+        st.submits.run_goes_on(number, &job.record);
     }
 }
 

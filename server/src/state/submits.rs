@@ -18,7 +18,9 @@
 //! `docs/crash-safety.md`). A run still under way when its commit is
 //! taken is written `running` under this worker's lease, as a claim would
 //! write it, so that it is recoverable; its end is written after the
-//! commit ([`Submits::run_ended`]).
+//! commit ([`Submits::run_ended`]). Until its run ends or outlives its
+//! first slice ([`Submits::run_goes_on`]), which happens before the
+//! submit's commit can be taken, the submit holds no copy of the record.
 //!
 //! `Invocations.max_queued` is checked against the store's queue depth,
 //! read at most once every [`COUNT_EVERY`] and moved by what this worker
@@ -90,6 +92,10 @@ impl Submits {
         }
         self.in_flight = true;
         let n = self.pending.len().min(MAX_BATCH);
+        debug_assert!(
+            self.pending[..n].iter().all(|p| !p.submit.record.id.is_empty()),
+            "an early submit without its record"
+        );
         self.flight = self.next;
         self.next += n as u64;
         Some(self.pending.drain(..n).collect())
@@ -99,6 +105,18 @@ impl Submits {
     pub fn done(&mut self) {
         self.in_flight = false;
         self.flight = self.next;
+    }
+
+    /// The run of early submit `number` goes on after its first slice, as
+    /// `running`: its submit, if still waiting for its commit, takes a copy
+    /// of the record (until then it holds none: most runs end in their
+    /// first slice and give it the final one, [`run_ended`](Self::run_ended)).
+    pub fn run_goes_on(&mut self, number: u64, running: &InvocationRecord) {
+        if let Some(p) = number.checked_sub(self.next).and_then(|at| self.pending.get_mut(at as usize)) {
+            if p.early == Some(number) {
+                p.submit.record = running.clone();
+            }
+        }
     }
 
     /// The run of early submit `number` ended with `finished`. Returns it
