@@ -251,7 +251,7 @@ impl Default for Config {
                 start_before_commit: true,
                 max_attempts: 3,
                 record_blocking: true,
-                sample_successes: 100,
+                sample_successes: 1000,
                 record_limit: 64 * 1024,
                 store_budget: 1024,
                 max_queued: 100_000,

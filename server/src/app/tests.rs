@@ -373,7 +373,7 @@ fn an_idempotency_key_queues_one_invocation() {
 fn successes_are_sampled_failures_recorded_and_every_run_counted() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let mut app = app(Arc::clone(&store), "Nulldb {}\nInvocations { sample_successes = 50 }");
-    assert_eq!(crate::config::Config::default().invocations.sample_successes, 100, "the default");
+    assert_eq!(crate::config::Config::default().invocations.sample_successes, 1000, "the default");
     let (runs, failures) = (1000, 5);
     for i in 0..runs + failures {
         let body = if i % 200 == 199 { format!(r#"{{"fail":"no {i}"}}"#) } else { format!(r#"{{"x":{i}}}"#) };
