@@ -203,6 +203,16 @@ fn answers_after_turns(app: &mut App, n: usize) -> Vec<(ConnRef, u16, String)> {
     got
 }
 
+/// Turns the loop, a millisecond apart, while `busy(app)` holds, for at
+/// most 10 s.
+fn turn_while(app: &mut App, mut busy: impl FnMut(&App) -> bool) {
+    let start = Instant::now();
+    while busy(app) && start.elapsed() < Duration::from_secs(10) {
+        app.end_turn(Instant::now());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn answers_given_at_once_are_in_the_outbox_when_the_call_returns() {
     let mut app = app(Arc::new(MemoryStore::new()), "Nulldb {}");
@@ -383,11 +393,7 @@ fn successes_are_sampled_failures_recorded_and_every_run_counted() {
         app.end_turn(Instant::now());
     }
     crate::housekeeping::flush_counts(&mut app.st);
-    let start = Instant::now();
-    while (app.st.records.unsaved() || app.st.runs.unsaved()) && start.elapsed() < Duration::from_secs(10) {
-        app.end_turn(Instant::now());
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    turn_while(&mut app, |app| app.st.records.unsaved() || app.st.runs.unsaved());
     let records = store.list_invocations(Some("echo"), 10_000).unwrap();
     let failed: Vec<_> = records.iter().filter(|r| r.status == InvocationStatus::Failed).collect();
     assert_eq!(failed.len(), failures, "every failure is recorded");
@@ -476,11 +482,7 @@ fn warm_echo(app: &mut App) {
     app.call(conn(0), Side::Api, request(Method::Post, "/actions/echo/block", "{}"));
     assert_eq!(answers_after_turns(app, 1)[0].1, 200);
     // Its record written (it lingers a few milliseconds first).
-    let start = Instant::now();
-    while app.st.records.unsaved() && start.elapsed() < Duration::from_secs(10) {
-        app.end_turn(Instant::now());
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    turn_while(app, |app| app.st.records.unsaved());
 }
 
 /// A submit of a cached action with room to run starts before its commit,
@@ -531,11 +533,7 @@ fn a_submit_that_can_run_at_once_is_written_once_finished() {
         }
     }
     crate::housekeeping::flush_counts(&mut app.st);
-    let start = Instant::now();
-    while app.st.runs.unsaved() && start.elapsed() < Duration::from_secs(10) {
-        app.end_turn(Instant::now());
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    turn_while(&mut app, |app| app.st.runs.unsaved());
     assert_eq!(store.run_counts("echo").unwrap().of(RunKind::Async), Outcomes { succeeded: 19, failed: 1 });
 }
 
@@ -576,11 +574,7 @@ fn start_before_commit_off_runs_each_submit_after_its_commit() {
     warm_echo(&mut app);
     app.call(conn(1), Side::Api, request(Method::Post, "/actions/echo", r#"{"i":1}"#));
     assert_eq!(answers_after_turns(&mut app, 1)[0].1, 202);
-    let start = Instant::now();
-    while store.put.lock().unwrap().iter().all(|r| !r.is_async) && start.elapsed() < Duration::from_secs(10) {
-        app.end_turn(Instant::now());
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    turn_while(&mut app, |_| store.put.lock().unwrap().iter().all(|r| !r.is_async));
     let put = store.put.lock().unwrap();
     let ended: Vec<_> = put.iter().filter(|r| r.is_async).collect();
     assert!(ended.len() == 1 && ended[0].status == InvocationStatus::Succeeded, "{put:?}");
@@ -620,11 +614,7 @@ fn an_early_run_that_outlives_its_commit_is_written_after_it() {
     let got = answers_after_turns(&mut app, 1);
     assert_eq!(got[0].1, 202, "{got:?}");
     let id = invocation_id(&got[0].2);
-    let start = Instant::now();
-    while store.put.lock().unwrap().iter().all(|r| r.id != id) && start.elapsed() < Duration::from_secs(10) {
-        app.end_turn(Instant::now());
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    turn_while(&mut app, |_| store.put.lock().unwrap().iter().all(|r| r.id != id));
     let enqueued: Vec<_> = store.enqueued.lock().unwrap().iter().filter(|r| r.id == id).cloned().collect();
     assert_eq!(enqueued.len(), 1);
     assert_eq!(
