@@ -112,11 +112,15 @@ impl Submits {
     /// of the record (until then it holds none: most runs end in their
     /// first slice and give it the final one, [`run_ended`](Self::run_ended)).
     pub fn run_goes_on(&mut self, number: u64, running: &InvocationRecord) {
-        if let Some(p) = number.checked_sub(self.next).and_then(|at| self.pending.get_mut(at as usize)) {
-            if p.early == Some(number) {
-                p.submit.record = running.clone();
-            }
+        if let Some(p) = self.waiting_early(number) {
+            p.submit.record = running.clone();
         }
+    }
+
+    /// Early submit `number`, if it still waits for its commit.
+    fn waiting_early(&mut self, number: u64) -> Option<&mut Pending> {
+        let at = usize::try_from(number.checked_sub(self.next)?).ok()?;
+        self.pending.get_mut(at).filter(|p| p.early == Some(number))
     }
 
     /// The run of early submit `number` ended with `finished`. Returns it
@@ -127,8 +131,7 @@ impl Submits {
     /// if the submit's commit failed.
     pub fn run_ended(&mut self, number: u64, finished: Finished) -> Option<Finished> {
         if number >= self.next {
-            let at = (number - self.next) as usize;
-            return match self.pending.get_mut(at).filter(|p| p.early == Some(number)) {
+            return match self.waiting_early(number) {
                 Some(p) => {
                     p.submit.record = finished.0;
                     None
