@@ -203,6 +203,14 @@ fn answers_after_turns(app: &mut App, n: usize) -> Vec<(ConnRef, u16, String)> {
     got
 }
 
+/// Turns the loop `n` times, a millisecond apart.
+fn turns(app: &mut App, n: usize) {
+    for _ in 0..n {
+        app.end_turn(Instant::now());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Turns the loop, a millisecond apart, while `busy(app)` holds, for at
 /// most 10 s.
 fn turn_while(app: &mut App, mut busy: impl FnMut(&App) -> bool) {
@@ -508,10 +516,7 @@ fn a_submit_that_can_run_at_once_is_written_once_finished() {
     let got = answers_after_turns(&mut app, 20);
     assert!(got.len() == 20 && got.iter().all(|(_, status, _)| *status == 202), "{got:?}");
     // Nothing more to write: the records went with their submits.
-    for _ in 0..20 {
-        app.end_turn(Instant::now());
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    turns(&mut app, 20);
     assert!(!app.st.records.unsaved());
     assert_eq!(*store.submit_writes.lock().unwrap(), vec![1, 19], "two commits");
     let put = store.put.lock().unwrap();
@@ -551,10 +556,7 @@ fn an_early_submit_whose_commit_fails_leaves_no_record() {
     }
     let got = answers_after_turns(&mut app, 5);
     assert!(got.len() == 5 && got.iter().all(|(_, status, _)| *status == 503), "{got:?}");
-    for _ in 0..20 {
-        app.end_turn(Instant::now());
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    turns(&mut app, 20);
     assert!(!app.st.records.unsaved());
     assert!(store.list_invocations(None, 10).unwrap().iter().all(|r| !r.is_async), "no async record");
     assert!(app.st.submits.is_settled(), "nothing left behind");
