@@ -47,6 +47,20 @@ const KNOWN: &[(&str, &str, &str)] = &[
          require) raise their errors at the caller's line; a tail call (`return string.find(...)`) has no \
          caller's line left, so the message has no `chunk:line:` position",
     ),
+    (
+        "tables",
+        "unpack past the most values",
+        "one library call returns at most 65,536 values: table.unpack, string.byte, utf8.codepoint and \
+         string.unpack raise Lua's own \"too many results\" errors past that, where Lua 5.4's stack holds \
+         about a million",
+    ),
+    (
+        "tables",
+        "byte past the most values",
+        "one library call returns at most 65,536 values: table.unpack, string.byte, utf8.codepoint and \
+         string.unpack raise Lua's own \"too many results\" errors past that, where Lua 5.4's stack holds \
+         about a million",
+    ),
     ("strings", "string metatable protected", "getmetatable('') is false: the string metatable is hidden"),
     (
         "base",

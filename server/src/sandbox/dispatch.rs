@@ -14,7 +14,7 @@
 //!
 //! [`GUARDS`] lists the guarded functions. The dispatcher of guard `I` is
 //! `dispatch::<I>`, a plain C function: it has no upvalues, so a state
-//! spends no memory on it (every state has 17 of them). What it needs is
+//! spends no memory on it (every state has 19 of them). What it needs is
 //! static: its decider and the name of its Lua version come from
 //! `GUARDS[I]`, and Lua's C function from [`C_FNS`]`[I]`, recorded when the
 //! prelude installs the guard (Lua's library functions are the same code in
@@ -51,8 +51,10 @@ const fn guard(name: &'static str, long: &'static CStr, decide: Decide) -> Guard
 }
 
 /// The guarded functions; the order is that of [`DISPATCHERS`].
-pub const GUARDS: [Guard; 17] = [
+pub const GUARDS: [Guard; 19] = [
     guard("string.unpack", c"unpack_long", strlib::long_format),
+    guard("string.byte", c"byte_long", strlib::byte),
+    guard("utf8.codepoint", c"codepoint_long", strlib::codepoint),
     guard("string.packsize", c"packsize_long", strlib::long_format),
     guard("utf8.char", c"utf8_char_long", strlib::many_args),
     guard("string.rep", c"rep_long", strlib::rep),
@@ -72,7 +74,7 @@ pub const GUARDS: [Guard; 17] = [
 ];
 
 /// The dispatcher of each guard, by index.
-const DISPATCHERS: [ffi::lua_CFunction; 17] = [
+const DISPATCHERS: [ffi::lua_CFunction; 19] = [
     dispatch::<0>,
     dispatch::<1>,
     dispatch::<2>,
@@ -90,11 +92,13 @@ const DISPATCHERS: [ffi::lua_CFunction; 17] = [
     dispatch::<14>,
     dispatch::<15>,
     dispatch::<16>,
+    dispatch::<17>,
+    dispatch::<18>,
 ];
 
 /// Lua's C function of each guard (a `lua_CFunction` as an address), 0
 /// until a prelude installed it.
-static C_FNS: [AtomicUsize; 17] = [const { AtomicUsize::new(0) }; 17];
+static C_FNS: [AtomicUsize; 19] = [const { AtomicUsize::new(0) }; 19];
 
 /// Stack slots a call of a Lua version needs beyond its arguments (its
 /// frame, and the loader's).

@@ -11,7 +11,7 @@ use std::cell::Cell;
 use mlua::{Lua, LuaOptions, MultiValue, StdLib, Value};
 
 use super::alloc::MemoryMeter;
-use super::decide::{C_LOOP_MAX, PIECE};
+use super::decide::{C_LOOP_MAX, PIECE, VALUES_MAX};
 use super::error::{error_marker, soft};
 use super::hook::{with_active, LimitKind};
 use super::{baselib, dispatch};
@@ -187,6 +187,7 @@ fn set_up(lua: &Lua, max_string: usize) -> mlua::Result<()> {
     let limits = lua.create_table()?;
     limits.set("piece", PIECE)?;
     limits.set("loop", C_LOOP_MAX)?;
+    limits.set("values", VALUES_MAX)?;
     limits.set("max_string", max_string)?;
     let refuse = lua.create_function(|_, ()| -> mlua::Result<()> {
         with_active(|c| c.meter().refuse_long_string());

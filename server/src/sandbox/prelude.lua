@@ -19,7 +19,7 @@ local min, str_sub, to_number, os_time, maxinteger = math.min, string.sub, tonum
 -- counts their length and calls refuse() (a memory error that cannot be
 -- caught, as the allocator's refusal of a longer string) before it would
 -- pass that.
-local PIECE, LOOP, MAX_STRING = limits.piece, limits.loop, limits.max_string
+local PIECE, LOOP, MAX_STRING, VALUES = limits.piece, limits.loop, limits.max_string, limits.values
 
 -- parts[1..n] (strings, MAX_STRING bytes in all with the separators)
 -- joined with sep, by C calls of at most LOOP parts. Overwrites parts.
@@ -414,7 +414,7 @@ local lib = {
 local long_fns
 function long_version(name)
   if long_fns == nil then
-    long_fns = load_long(lib, join, refuse, span_len, find_span, has_specials, soft_find, PIECE, LOOP, MAX_STRING,
+    long_fns = load_long(lib, join, refuse, span_len, find_span, has_specials, soft_find, PIECE, LOOP, MAX_STRING, VALUES,
       pack, unpack, concat, select, tostring, type, rawequal, error, raw_pcall, min, to_number, tointeger,
       os_time, maxinteger, byte, sub, find, gmatch, rust_find, ERR, PAUSED, unpause)
   end
@@ -422,6 +422,8 @@ function long_version(name)
 end
 
 string.unpack = guarded('string.unpack', string.unpack, long_version)
+string.byte = guarded('string.byte', string.byte, long_version)
+utf8.codepoint = guarded('utf8.codepoint', utf8.codepoint, long_version)
 string.packsize = guarded('string.packsize', string.packsize, long_version)
 utf8.char = guarded('utf8.char', utf8.char, long_version)
 string.rep = guarded('string.rep', string.rep, long_version)

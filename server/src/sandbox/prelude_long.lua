@@ -4,7 +4,7 @@
 -- use from the prelude as arguments: the raw C functions (lib) and the
 -- prelude's locals, so that user code can reach none of them and replacing
 -- a global changes nothing here. Each returns what the C function would.
-local lib, join, refuse, span_len, find_span, has_specials, soft_find, PIECE, LOOP, MAX_STRING,
+local lib, join, refuse, span_len, find_span, has_specials, soft_find, PIECE, LOOP, MAX_STRING, VALUES,
   pack, unpack, concat, select, tostring, type, rawequal, error, raw_pcall, min, to_number, tointeger,
   os_time, maxinteger, byte, sub, find, gmatch, rust_find, ERR, PAUSED, unpause = ...
 
@@ -347,6 +347,9 @@ local function unpack_long(fmt, s, pos)
   local out, m = {}, 0
   for k = 1, np do
     local r = pack(lib.unpack(prefixes[k] .. pieces[k], s, pos))
+    if m + r.n > VALUES then -- C checks its stack for each result
+      error('stack overflow (too many results)', 3)
+    end
     for q = 1, r.n - 1 do
       m = m + 1
       out[m] = r[q]
@@ -356,6 +359,14 @@ local function unpack_long(fmt, s, pos)
   out[m + 1] = pos
   return lib.tunpack(out, 1, m + 1)
 end
+
+-- string.byte and utf8.codepoint of more than VALUES bytes (strlib.rs):
+-- the error C raises when its stack cannot hold the results.
+local function byte_long()
+  error('stack overflow (string slice too long)', 3)
+end
+
+local codepoint_long = byte_long
 
 -- string.packsize with a long format: the sizes of the pieces, each placed
 -- where the last one ended (alignment is at most 16).
@@ -693,7 +704,8 @@ end
 
 -- table.unpack of a table with __index or __len: its items are read here,
 -- where each read (down an __index chain of up to 2,000 tables) is one
--- instruction, into a plain table that C unpacks.
+-- instruction, into a plain table that C unpacks. Also reached by a range
+-- of more than VALUES items of any value, for C's error.
 local function lua_unpack(t, i, j)
   i = i == nil and 1 or int_arg(i, 2, 'unpack', 3)
   j = j == nil and length(t, 3) or int_arg(j, 3, 'unpack', 3)
@@ -701,7 +713,7 @@ local function lua_unpack(t, i, j)
     return
   end
   local n = j - i
-  if n < 0 or n >= 1000000 then -- a wrapped or an impossible count, as C says
+  if n < 0 or n >= VALUES then -- a wrapped count, or more than one call may return
     error('too many results to unpack', 3)
   end
   local items = {}
@@ -799,6 +811,7 @@ end
 return {
   gsub_lua = gsub_lua,
   unpack_long = unpack_long, packsize_long = packsize_long, utf8_char_long = utf8_char_long,
+  byte_long = byte_long, codepoint_long = codepoint_long,
   rep_long = rep_long, upper_long = upper_long, lower_long = lower_long, reverse_long = reverse_long,
   format_long = format_long, pack_long = pack_long, date_long = date_long, utf8_len_long = utf8_len_long,
   lua_sort = lua_sort, lua_concat = lua_concat, lua_insert = lua_insert, lua_remove = lua_remove,

@@ -1,7 +1,8 @@
 //! Where `string.rep`, `upper`, `lower`, `reverse`, `format`, `pack`,
-//! `unpack`, `packsize`, `utf8.len`, `utf8.char` and `os.date` run: Lua's C code when the bytes it works
-//! through are few, their Lua versions (in the prelude) otherwise (see
-//! `dispatch.rs`).
+//! `unpack`, `packsize`, `byte`, `utf8.len`, `utf8.char`,
+//! `utf8.codepoint` and `os.date` run: Lua's C code when the bytes it
+//! works through (or the values it returns) are few, their Lua versions
+//! (in the prelude) otherwise (see `dispatch.rs`).
 //!
 //! These C functions work byte by byte, or build their result in a
 //! buffer that grows (through the metered allocator, but as one block that
@@ -14,16 +15,17 @@
 //! `max_string` before building it. `string.unpack` and `packsize` with formats of more than
 //! [`FORMAT_LEN_MAX`] bytes, and `utf8.char` of more than
 //! [`C_LOOP_MAX`] characters (each made a string on its own), go by pieces
-//! of that size too. The other functions of `string` and `utf8` need no guard:
-//! their work is bounded by the string they are given (at most
-//! `max_string` bytes, about 10 ms at the default 8 MiB) or by Lua's stack
-//! (`byte`, `char`, `codepoint`, `unpack`); see SECURITY.md, "The sandbox
-//! audit".
+//! of that size too. `string.byte` and `utf8.codepoint` return at most
+//! [`VALUES_MAX`] values; past it their Lua versions raise the error C
+//! raises at Lua's stack limit. The other functions of `string` and `utf8`
+//! need no guard: their work is bounded by the string they are given (at
+//! most `max_string` bytes, about 10 ms at the default 8 MiB) or by the
+//! values they are given (`char`); see SECURITY.md, "The sandbox audit".
 
 use mlua::ffi;
 
 use super::alloc::max_string_of;
-use super::decide::{int_arg, text_len, Route, C_LOOP_MAX, PIECE};
+use super::decide::{int_arg, text_len, Route, C_LOOP_MAX, PIECE, VALUES_MAX};
 
 /// Bytes of result up to which `string.format` runs in C.
 pub const FORMAT_C_MAX: usize = 1 << 20;
@@ -195,6 +197,81 @@ pub(super) unsafe fn long_format(state: *mut ffi::lua_State) -> Route {
     }
 }
 
+/// `string.byte(s [, i [, j]])`: C for at most [`VALUES_MAX`] results,
+/// else the Lua version, which raises C's error at its stack limit.
+pub(super) unsafe fn byte(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack.
+    unsafe {
+        let Some(len) = text_len(state, 1) else { return Route::C };
+        let Some(i) = int_arg(state, 2, 1) else { return Route::C };
+        let Some(j) = int_arg(state, 3, i) else { return Route::C };
+        values(byte_span(len, i, j))
+    }
+}
+
+/// `utf8.codepoint(s [, i [, j [, lax]]])`: C for a slice of at most
+/// [`VALUES_MAX`] bytes (Lua's C function checks its stack for one value a
+/// byte), else the Lua version, which raises C's error at its stack limit.
+pub(super) unsafe fn codepoint(state: *mut ffi::lua_State) -> Route {
+    // SAFETY: called by `dispatch` with the call's stack.
+    unsafe {
+        let Some(len) = text_len(state, 1) else { return Route::C };
+        let Some(i) = int_arg(state, 2, 1) else { return Route::C };
+        let i = utf8_position(i, len);
+        let Some(j) = int_arg(state, 3, i) else { return Route::C };
+        values(codepoint_span(len, i, utf8_position(j, len)))
+    }
+}
+
+/// C for a call that returns `n` values, the Lua version past [`VALUES_MAX`].
+fn values(n: u64) -> Route {
+    if n > VALUES_MAX as u64 {
+        Route::Lua
+    } else {
+        Route::C
+    }
+}
+
+/// How many bytes `string.byte` of a string of `len` bytes returns for the
+/// arguments `i` and `j` (`posrelatI` and `getendpos` of `lstrlib.c`).
+fn byte_span(len: usize, i: i64, j: i64) -> u64 {
+    let len = len as u64;
+    let first = match i {
+        1.. => i as u64,
+        0 => 1,
+        _ if i.unsigned_abs() > len => 1,
+        _ => len - i.unsigned_abs() + 1,
+    };
+    let last = match j {
+        _ if j > 0 && j as u64 > len => len,
+        0.. => j as u64,
+        _ if j.unsigned_abs() > len => 0,
+        _ => len - j.unsigned_abs() + 1,
+    };
+    (last + 1).saturating_sub(first)
+}
+
+/// A position of `utf8.codepoint` made absolute (`u_posrelat` of
+/// `lutf8lib.c`): a negative one counts from the end, and one before the
+/// start is 0.
+fn utf8_position(pos: i64, len: usize) -> i64 {
+    match pos {
+        0.. => pos,
+        _ if pos.unsigned_abs() > len as u64 => 0,
+        _ => len as i64 + pos + 1,
+    }
+}
+
+/// How many values `utf8.codepoint` makes room for from `i` to `j` (made
+/// absolute): one a byte, or 0 where C raises "out of bounds" instead.
+fn codepoint_span(len: usize, i: i64, j: i64) -> u64 {
+    if i < 1 || j > len as i64 || i > j {
+        0
+    } else {
+        (j - i) as u64 + 1
+    }
+}
+
 /// `utf8.char(...)`: C for at most [`C_LOOP_MAX`] characters, else the
 /// Lua version with the characters in a table.
 pub(super) unsafe fn many_args(state: *mut ffi::lua_State) -> Route {
@@ -219,6 +296,33 @@ mod tests {
         assert_eq!(rep_len(1, 0, i32::MAX as i64), Some(i32::MAX as u128));
         assert_eq!(rep_len(1, 0, i32::MAX as i64 + 1), None);
         assert_eq!(rep_len(usize::MAX, 1, 1), None);
+    }
+
+    #[test]
+    fn byte_spans_follow_c_positions() {
+        assert_eq!(byte_span(10, 1, 1), 1);
+        assert_eq!(byte_span(10, 1, -1), 10);
+        assert_eq!(byte_span(10, 0, 0), 0);
+        assert_eq!(byte_span(10, -3, -1), 3);
+        assert_eq!(byte_span(10, -100, 100), 10);
+        assert_eq!(byte_span(10, 5, 2), 0);
+        assert_eq!(byte_span(10, 11, 20), 0);
+        assert_eq!(byte_span(10, i64::MIN, i64::MAX), 10);
+        assert_eq!(byte_span(10, i64::MAX, i64::MIN), 0);
+        assert_eq!(byte_span(0, 1, -1), 0);
+    }
+
+    #[test]
+    fn codepoint_spans_follow_c_positions_and_leave_bad_ones_to_c() {
+        let span = |len, i, j| codepoint_span(len, utf8_position(i, len), utf8_position(j, len));
+        assert_eq!(span(10, 1, -1), 10);
+        assert_eq!(span(10, -3, -1), 3);
+        assert_eq!(span(10, 4, 3), 0);
+        assert_eq!(span(10, 0, 5), 0, "out of bounds: C's error");
+        assert_eq!(span(10, 1, 11), 0, "out of bounds: C's error");
+        assert_eq!(span(10, i64::MIN, -1), 0, "out of bounds: C's error");
+        assert_eq!(utf8_position(-11, 10), 0);
+        assert_eq!(utf8_position(-10, 10), 1);
     }
 
     #[test]

@@ -20,16 +20,18 @@
 //! - on a plain table, it calls the C function on pieces of at most
 //!   [`C_LOOP_MAX`] slots, with VM instructions in between.
 //!
-//! `table.pack` needs no guard: its values are on the stack already, at
-//! most Lua's million (about 20 ms to set; a Lua version would need room
-//! for a second copy of them on the stack, which could overflow it).
+//! `table.unpack` runs in C unless `__index` or `__len` would run, or it
+//! would return more than [`VALUES_MAX`] values: then its Lua version
+//! raises C's "too many results to unpack". `table.pack` needs no guard:
+//! its values are on the stack already, at most about [`VALUES_MAX`]
+//! (see `decide.rs`).
 
 use std::ffi::{c_int, CStr};
 
 use mlua::ffi;
 
 use super::alloc::max_string_of;
-use super::decide::{int_arg, text_len, unguarded, Route, C_LOOP_MAX};
+use super::decide::{int_arg, text_len, unguarded, Route, C_LOOP_MAX, VALUES_MAX};
 
 /// Items up to which a plain table is sorted in C (without a comparator).
 pub const C_SORT_MAX: usize = 4096;
@@ -228,12 +230,30 @@ pub(super) unsafe fn move_(state: *mut ffi::lua_State) -> Route {
     }
 }
 
-/// `table.unpack(t [, i [, j]])`: C unless `__index` or `__len` would run
-/// (its results are bounded by Lua's stack, about a million).
+/// `table.unpack(t [, i [, j]])`: C unless `__index` or `__len` would run,
+/// or it would return more than [`VALUES_MAX`] values (then the Lua
+/// version raises C's "too many results to unpack" before reading any).
+/// Not only tables: C reads a string's items through its metatable too.
 pub(super) unsafe fn unpack(state: *mut ffi::lua_State) -> Route {
     // SAFETY: called by `dispatch` with the call's stack.
     unsafe {
-        if ffi::lua_type(state, 1) != ffi::LUA_TTABLE || unguarded(state, 1, &[INDEX, LEN]) {
+        let kind = ffi::lua_type(state, 1);
+        if kind == ffi::LUA_TTABLE && !unguarded(state, 1, &[INDEX, LEN]) {
+            return Route::Lua;
+        }
+        let Some(i) = int_arg(state, 2, 1) else { return Route::C };
+        let j = if ffi::lua_isnoneornil(state, 3) != 0 {
+            match kind {
+                ffi::LUA_TTABLE | ffi::LUA_TSTRING => ffi::lua_rawlen(state, 1) as i64,
+                _ => return Route::C, // C's error, or a value it reads nothing of
+            }
+        } else {
+            match int_arg(state, 3, 0) {
+                Some(j) => j,
+                None => return Route::C,
+            }
+        };
+        if short_range(i, j, VALUES_MAX) {
             Route::C
         } else {
             Route::Lua

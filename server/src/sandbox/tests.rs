@@ -770,22 +770,48 @@ fn a_long_pattern_call_where_lua_cannot_yield_is_still_bounded() {
     assert_eq!(o.result, Err(InvokeError::Limit(LimitKind::Stall)));
 }
 
-/// Library calls with about a million arguments give what Lua 5.4 gives
-/// (checked against `lua5.4`): a guarded function's Lua version gets them
-/// in a table, or they stay with Lua's C function, never a stack overflow.
+/// Library calls with as many values as one call may return
+/// (`VALUES_MAX`) give what Lua 5.4 gives (checked against `lua5.4`): a
+/// guarded function's Lua version gets them in a table, or they stay with
+/// Lua's C function. One value more is the error C raises at Lua's own
+/// stack limit, located at the caller's line.
 #[test]
-fn calls_with_a_million_arguments_give_lua_results() {
-    let fill = |n: u32, v: u32| format!("local codes = {{}} for i = 1, {n} do codes[i] = {v} end ");
+fn calls_with_the_most_values_give_lua_results_and_one_more_is_an_error() {
+    let most = super::decide::VALUES_MAX;
+    let fill = |n: i64, v: u32| format!("local codes = {{}} for i = 1, {n} do codes[i] = {v} end ");
     for (body, want) in [
-        (format!("{}return #utf8.char(table.unpack(codes))", fill(999000, 0x4e00)), json!(2997000)),
-        (format!("{}return #utf8.char(table.unpack(codes))", fill(900000, 65)), json!(900000)),
-        (format!("{}return select('#', table.unpack(codes))", fill(999000, 65)), json!(999000)),
-        (format!("{}return #string.char(table.unpack(codes))", fill(999000, 65)), json!(999000)),
-        ("return select('#', string.unpack(('c0'):rep(999000), 'x'))".to_string(), json!(999001)),
+        (format!("{}return #utf8.char(table.unpack(codes))", fill(most, 0x4e00)), json!(3 * most)),
+        (format!("{}return select('#', table.unpack(codes))", fill(most, 65)), json!(most)),
+        (format!("{}return #string.char(table.unpack(codes))", fill(most, 65)), json!(most)),
+        (format!("return select('#', string.unpack(('c0'):rep({}), 'x'))", most - 1), json!(most)),
+        (format!("return select('#', ('a'):rep({most}):byte(1, -1))"), json!(most)),
+        (format!("return select('#', utf8.codepoint(('a'):rep({most}), 1, -1))"), json!(most)),
         ("return string.packsize(('i4'):rep(999000))".to_string(), json!(3996000)),
     ] {
         let o = run_with(&format!("function main() {body} end"), json!({}), budget(65536, 5000, 1 << 40)).0;
         assert_eq!(o.result, Ok(want), "{body}");
+    }
+    let over = most + 1;
+    for (body, want) in [
+        (format!("{}return table.unpack(codes)", fill(over, 65)), "too many results to unpack"),
+        (format!("return table.unpack({{}}, 1, {over})"), "too many results to unpack"),
+        (format!("return table.unpack(('a'):rep({over}))"), "too many results to unpack"),
+        (
+            format!("return table.unpack(setmetatable({{}}, {{__len = function() return {over} end}}))"),
+            "too many results to unpack",
+        ),
+        (format!("return string.unpack(('c0'):rep({most}), 'x')"), "stack overflow (too many results)"),
+        (format!("return ('a'):rep({over}):byte(1, -1)"), "stack overflow (string slice too long)"),
+        (format!("return string.byte(('a'):rep({over}), -{over}, {over})"), "stack overflow (string slice too long)"),
+        (format!("return utf8.codepoint(('a'):rep({over}), 1, -1)"), "stack overflow (string slice too long)"),
+    ] {
+        let o = run_with(&format!("function main()\n{body}\nend"), json!({}), budget(65536, 5000, 1 << 40)).0;
+        match &o.result {
+            Err(InvokeError::Runtime(m)) => {
+                assert!(m.ends_with(&format!(":2: {want}")), "{body}: {m} (the caller's line, and C's message)")
+            }
+            other => panic!("{body}: {other:?}"),
+        }
     }
 }
 

@@ -56,7 +56,7 @@ const CASES: &[&str] = &[
     // string.format: mixed items, __tostring, long formats, errors
     "return string.format('%s|%5.2f|%d|%q|%%|%-5s|%.3s|%x|%c|%10.4s|%i', all, 3.14159, 42, all, 'ab', u, 255, 65, 'abcdefg', -3)",
     "return string.format('[%s]', setmetatable({}, {__tostring = function() return ('z'):rep(400000) end}))",
-    "return string.format(('%5d|'):rep(300000), table.unpack(nums))",
+    "return string.format(('%5d|'):rep(60000), table.unpack(nums, 1, 60000))",
     "return string.format('%s %s', all, nil)",
     "return select(2, pcall(function() return string.format(('%s'):rep(3) .. '%d', all, 'a', 'b', 'x') end))",
     "return select(2, pcall(function() return string.format('%s %5', all, 1) end))",
@@ -68,7 +68,22 @@ const CASES: &[&str] = &[
     "return string.pack(('i4'):rep(3000), table.unpack(nums, 1, 3000))",
     "return select(2, pcall(function() return string.pack(('i4'):rep(3000)) end))",
     // string.unpack and packsize with long formats, utf8.char of many
-    "return select('#', string.unpack(('c0'):rep(300000), 'x'))",
+    "return select('#', string.unpack(('c0'):rep(60000), 'x'))",
+    // string.byte, utf8.codepoint and table.unpack up to the most values
+    // one call returns (decide.rs, VALUES_MAX), and C's own errors
+    "local r = {all:byte(1, 65536)} return #r .. ':' .. r[1] .. ':' .. r[65536]",
+    "local r = {all:byte(-65536, -1)} return #r .. ':' .. r[1] .. ':' .. r[65536]",
+    "return select('#', all:byte(710000, 800000))",
+    "return select('#', string.byte(123456789, 2, -2))",
+    "return select(2, pcall(string.byte, all, 'x'))",
+    "local r = {utf8.codepoint(u, 1, 65536)} return #r .. ':' .. r[#r]",
+    "local r = {utf8.codepoint(u, -65530, -1)} return #r .. ':' .. r[1]",
+    "return select(2, pcall(utf8.codepoint, u, 0, 10))",
+    "return select(2, pcall(utf8.codepoint, u, 1, #u + 1))",
+    "return select(2, pcall(utf8.codepoint, u, 3, 60000))",
+    "return select('#', table.unpack(nums, 1, 65536))",
+    "return select('#', table.unpack('abc', 1, 65536))",
+    "return select(2, pcall(table.unpack, nums, 1, 'x'))",
     "local f = ('<i4'):rep(2000) .. '>i4!8Xdj' .. ('l'):rep(3000) \
      return table.concat({string.unpack(f, string.pack(f, table.unpack(nums, 1, 5002)))}, ',')",
     "return string.packsize(('i4'):rep(2000) .. '!8b' .. ('Xi8d'):rep(1500) .. 'c3' .. ('h'):rep(900))",
@@ -208,9 +223,11 @@ fn measure_worst_steps() {
         ("string.pack of 4 MiB", "local h = a:sub(4 * 1024 * 1024) while true do local _ = string.pack('s', h) end"),
         ("table.concat to 8 MiB", "local t = {} for i = 1, 8 do t[i] = a:sub(1, 1024 * 1024) end \
                                     while true do local _ = table.concat(t) end"),
-        ("table.unpack of ~1M", "local t = {} while true do local _ = select('#', table.unpack(t, 1, 999000)) end"),
-        ("string.unpack of 1M values", "local f = ('c0'):rep(999000) while true do local _ = select('#', string.unpack(f, 'x')) end"),
-        ("utf8.char of 1M", "local t = {} for i = 1, 999000 do t[i] = 200 end while true do local _ = utf8.char(table.unpack(t)) end"),
+        ("table.unpack of 64 Ki", "local t = {} while true do local _ = select('#', table.unpack(t, 1, 65536)) end"),
+        ("table.pack of 64 Ki bytes", "local s = a:sub(1, 65536) while true do local _ = table.pack(s:byte(1, -1)) end"),
+        ("math.max of 64 Ki", "local t = {} for i = 1, 65536 do t[i] = i end while true do local _ = math.max(table.unpack(t)) end"),
+        ("string.unpack of 64 Ki values", "local f = ('c0'):rep(65535) while true do local _ = select('#', string.unpack(f, 'x')) end"),
+        ("utf8.char of 64 Ki", "local t = {} for i = 1, 65536 do t[i] = 200 end while true do local _ = utf8.char(table.unpack(t)) end"),
         ("json.encode of 4 MiB", "local h = a:sub(4 * 1024 * 1024) while true do local _ = json.encode(h) end"),
         ("http.response of 4 MiB of bytes", "local h = c:sub(4 * 1024 * 1024) while true do local _ = http.response(200, h) end"),
         ("string.find of an 8 MiB pattern", "local p = a:sub(2) while true do local _ = b:find(p) end"),

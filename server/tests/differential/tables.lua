@@ -107,6 +107,12 @@ return table.unpack({1, 2, 3}), table.unpack({1, 2, 3}, 2), table.unpack({1, 2, 
 return table.unpack({1, nil, 3}, 1, 4)
 --- unpack too many
 local _ = table.unpack({}, 1, 1e7)
+--- unpack the most values
+return select('#', table.unpack({}, 1, 65536))
+--- unpack past the most values
+return select('#', table.unpack({}, 1, 65537))
+--- byte past the most values
+return select('#', ('a'):rep(65537):byte(1, -1))
 --- unpack huge range
 local _ = table.unpack({}, math.mininteger, math.maxinteger)
 --- unpack metamethod
