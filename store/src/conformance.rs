@@ -81,6 +81,7 @@ macro_rules! __sl_store_conformance_cases {
             concurrent_purges_delete_each_once
             enqueue_writes_queued_records
             enqueue_writes_running_and_finished_records
+            enqueue_a_long_mixed_batch_keeps_its_order
             enqueue_a_held_key_names_its_holder
             enqueue_retried_is_new_again
             enqueue_key_is_freed_with_its_record
@@ -1269,6 +1270,44 @@ pub fn enqueue_writes_running_and_finished_records(store: &dyn Store) {
     assert_eq!(ok!(store.get_invocation("done")), None);
     assert_eq!(ok!(store.purge_oldest_invocations(u64::MAX, 10)).records, 1, "the failed one");
     assert!(ok!(store.get_invocation("run")).is_some(), "a running record is never purged");
+}
+
+/// A batch of many submits, keyed and not, queued and finished, is stored
+/// whole and in its order: listed newest first in reverse, claimed in
+/// order, counted exactly in the queue depth (a store may write a run of
+/// unkeyed submits in one statement).
+pub fn enqueue_a_long_mixed_batch_keeps_its_order(store: &dyn Store) {
+    let submits: Vec<Submit> = (0..75)
+        .map(|i| {
+            let id = format!("m{i:02}");
+            let key = (i % 20 == 19).then(|| format!("key{i}"));
+            let mut s = submit(&id, key.as_deref().map(|k| (k, "fp")));
+            if i % 7 == 3 {
+                s.record = InvocationRecord {
+                    id: id.clone(),
+                    owner: None,
+                    lease_until: None,
+                    ..finished("x", InvocationStatus::Succeeded, T0 + i)
+                };
+            }
+            s
+        })
+        .collect();
+    let answers = ok!(store.enqueue_invocations(&submits));
+    assert_eq!(answers, vec![Enqueued::New; 75]);
+    for s in &submits {
+        assert_eq!(ok!(store.get_invocation(&s.record.id)).as_ref(), Some(&s.record));
+    }
+    let queued: Vec<&str> =
+        submits.iter().filter(|s| s.record.status == InvocationStatus::Queued).map(|s| s.record.id.as_str()).collect();
+    assert_eq!(ok!(store.count_queued()), queued.len() as u64);
+    let listed = ok!(store.list_invocations(None, 100));
+    let mut newest_first: Vec<&str> = submits.iter().map(|s| s.record.id.as_str()).collect();
+    newest_first.reverse();
+    assert_eq!(ids(&listed), newest_first);
+    let claimed = ok!(store.claim_invocations("w", 100, T0 + 1, HOUR));
+    assert_eq!(ids(&claimed), queued);
+    assert_eq!(ok!(store.count_queued()), 0);
 }
 
 /// A key held by a stored record is not taken again: nothing is written

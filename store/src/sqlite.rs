@@ -23,8 +23,8 @@ use row::{Invocation, ACTION_COLUMNS, ACTION_META_COLUMNS, INVOCATION_COLUMNS, R
 /// fails with [`StoreError::Unavailable`].
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Prepared statements kept per connection (the store uses about 20).
-const STATEMENT_CACHE: usize = 32;
+/// Prepared statements kept per connection (the store uses about 30).
+const STATEMENT_CACHE: usize = 48;
 
 /// A [`Store`] in one SQLite database.
 ///
@@ -123,7 +123,29 @@ impl SqliteStore {
             )),
             schema::SchemaError::Sqlite(err) => error::map(&label, err),
         })?;
+        // Temporary tables and statement journals in memory: the journal
+        // of a statement that writes many rows (at most a batch) went to a
+        // temporary file past 64 KiB, created, unlinked and closed each
+        // time. Set after the migrations, whose index builds may sort
+        // every record and so spill to files as they did.
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(sql)?;
         Ok(Self { conn: Mutex::new(conn), label })
+    }
+
+    /// Fails unless every record of `submits` is stored (in `conn`'s
+    /// transaction): after an `INSERT OR IGNORE` that left rows out, which
+    /// must have been stored already.
+    fn all_stored(&self, conn: &Connection, submits: &[Submit]) -> Result<()> {
+        let mut exists = conn.prepare_cached("SELECT 1 FROM invocations WHERE id = ?1").map_err(|e| self.err(e))?;
+        for s in submits {
+            if !exists.exists([&s.record.id]).map_err(|e| self.err(e))? {
+                return Err(StoreError::Unavailable(format!(
+                    "invocation '{}' could not be stored ({})",
+                    s.record.id, self.label
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// What survives a commit, as the connection is set (read back from
@@ -192,6 +214,53 @@ pub(crate) const OLDEST_FINISHED: &str = "\
     SELECT seq, size, finished FROM invocations INDEXED BY invocations_done \
         WHERE status IN ('succeeded', 'failed') AND status = 'failed' \
     ORDER BY finished";
+
+/// Rows one `INSERT` of unkeyed submits holds at most. A statement per
+/// row opened a cursor on the table and each of its indexes, closed them,
+/// and moved the `AUTOINCREMENT` counter, for every record (some 6,000
+/// instructions of 34,000); one statement of many rows does that once. A
+/// run of unkeyed submits goes in statements of 32, 16, ... 1 rows, so six
+/// statement texts serve every run (see [`unkeyed_insert`]).
+const INSERT_ROWS: usize = 32;
+
+/// How many of `left` rows the next statement of a run inserts: the
+/// largest power of two up to `left` and [`INSERT_ROWS`].
+fn insert_rows(left: usize) -> usize {
+    let n = left.min(INSERT_ROWS);
+    1 << n.ilog2()
+}
+
+/// The `INSERT` of `rows` unkeyed records (a power of two up to
+/// [`INSERT_ROWS`]): each row's columns and `size`, in that order. A row
+/// whose id is stored already is left out. `OR IGNORE` rather than `ON
+/// CONFLICT DO NOTHING`: a `NOT NULL` column could then still abort the
+/// statement halfway, so SQLite kept a statement journal of every page it
+/// wrote (2,300 instructions a record); `OR IGNORE` leaves out such a row
+/// too, which the caller checks (`all_stored`), though a record has no
+/// null where a column needs a value.
+fn unkeyed_insert(rows: usize) -> &'static str {
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        let row = format!("({}?)", "?, ".repeat(row::INVOCATION_COLUMN_COUNT));
+        (0..=INSERT_ROWS.ilog2())
+            .map(|k| {
+                let values = vec![row.as_str(); 1 << k].join(", ");
+                format!("INSERT OR IGNORE INTO invocations ({INVOCATION_COLUMNS}, size) VALUES {values}")
+            })
+            .collect()
+    });
+    &texts[rows.ilog2() as usize]
+}
+
+/// Counts the queue depth again from the queued records, in the caller's
+/// transaction: after an insert that left out a row it was counting on.
+fn recount_queued(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE counters SET value = (SELECT count(*) FROM invocations WHERE status = 'queued') WHERE name = 'queued'",
+    )?
+    .execute([])?;
+    Ok(())
+}
 
 /// Moves the queue depth (`counters`, see [`SqliteStore::count_queued`])
 /// by `delta`, in the caller's transaction.
@@ -380,7 +449,42 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let mut answers = Vec::with_capacity(submits.len());
         let mut queued = 0i64;
-        {
+        // Whether an unkeyed row's id was stored already (a row of a run
+        // was not inserted): then the queue depth is counted again.
+        let mut recount = false;
+        let mut at = 0;
+        while at < submits.len() {
+            let Some(key) = &submits[at].key else {
+                // A run of unkeyed submits: statements of up to INSERT_ROWS rows.
+                let end = submits[at..].iter().position(|s| s.key.is_some()).map_or(submits.len(), |n| at + n);
+                while at < end {
+                    let n = insert_rows(end - at);
+                    let mut insert = tx.prepare_cached(unkeyed_insert(n)).map_err(|e| self.err(e))?;
+                    let mut param = 1;
+                    for (values, size) in &rows[at..at + n] {
+                        for value in values {
+                            insert.raw_bind_parameter(param, value).map_err(|e| self.err(e))?;
+                            param += 1;
+                        }
+                        insert.raw_bind_parameter(param, *size as i64).map_err(|e| self.err(e))?;
+                        param += 1;
+                    }
+                    let inserted = insert.raw_execute().map_err(|e| self.err(e))?;
+                    let chunk = &submits[at..at + n];
+                    if inserted != n {
+                        // Left out: rows whose id is stored (a retry), and
+                        // nothing else, or the call fails (and rolls back).
+                        self.all_stored(&tx, chunk)?;
+                        recount = true;
+                    }
+                    queued += chunk.iter().filter(|s| s.record.status == InvocationStatus::Queued).count() as i64;
+                    answers.extend(chunk.iter().map(|_| Enqueued::New));
+                    at += n;
+                }
+                continue;
+            };
+            let submit = &submits[at];
+            let (values, size) = &rows[at];
             let mut insert = tx
                 .prepare_cached(&format!(
                     "INSERT INTO invocations ({INVOCATION_COLUMNS}, size, idem_key, idem_fp) \
@@ -388,36 +492,38 @@ impl Store for SqliteStore {
                      ?21, ?22, ?23) ON CONFLICT DO NOTHING"
                 ))
                 .map_err(|e| self.err(e))?;
-            let mut holder = tx
-                .prepare_cached("SELECT id, idem_fp FROM invocations WHERE idem_key = ?1")
-                .map_err(|e| self.err(e))?;
-            for (submit, (values, size)) in submits.iter().zip(rows) {
-                let (key, fingerprint) = match &submit.key {
-                    Some(k) => (Value::Text(k.key.clone()), Value::Text(k.fingerprint.clone())),
-                    None => (Value::Null, Value::Null),
-                };
-                let extra = [Value::Integer(size as i64), key, fingerprint];
-                let inserted =
-                    insert.execute(params_from_iter(values.into_iter().chain(extra))).map_err(|e| self.err(e))?;
-                if inserted == 1 && submit.record.status == InvocationStatus::Queued {
-                    queued += 1;
-                }
-                let existing = match (&submit.key, inserted) {
-                    (Some(k), 0) => holder
-                        .query_row([&k.key], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?)))
-                        .optional()
-                        .map_err(|e| self.err(e))?,
-                    _ => None,
-                };
-                answers.push(match existing {
-                    // The id itself was stored already (a retry).
-                    Some((id, _)) if id == submit.record.id => Enqueued::New,
-                    Some((id, fingerprint)) => Enqueued::Existing { id, fingerprint: fingerprint.unwrap_or_default() },
-                    None => Enqueued::New,
-                });
+            let extra =
+                [Value::Integer(*size as i64), Value::Text(key.key.clone()), Value::Text(key.fingerprint.clone())];
+            let inserted = insert.execute(params_from_iter(values.iter().chain(&extra))).map_err(|e| self.err(e))?;
+            if inserted == 1 && submit.record.status == InvocationStatus::Queued {
+                queued += 1;
             }
+            let existing = match inserted {
+                0 => tx
+                    .prepare_cached("SELECT id, idem_fp FROM invocations WHERE idem_key = ?1")
+                    .and_then(|mut holder| {
+                        holder
+                            .query_row([&key.key], |row| {
+                                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+                            })
+                            .optional()
+                    })
+                    .map_err(|e| self.err(e))?,
+                _ => None,
+            };
+            answers.push(match existing {
+                // The id itself was stored already (a retry).
+                Some((id, _)) if id == submit.record.id => Enqueued::New,
+                Some((id, fingerprint)) => Enqueued::Existing { id, fingerprint: fingerprint.unwrap_or_default() },
+                None => Enqueued::New,
+            });
+            at += 1;
         }
-        add_queued(&tx, queued).map_err(|e| self.err(e))?;
+        if recount {
+            recount_queued(&tx).map_err(|e| self.err(e))?;
+        } else {
+            add_queued(&tx, queued).map_err(|e| self.err(e))?;
+        }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(answers)
     }

@@ -422,3 +422,34 @@ fn the_queue_counter_starts_from_the_records_queued() {
     store.claim_invocations("w", 2, 2, 1000).unwrap();
     assert_eq!(store.count_queued().unwrap(), 1);
 }
+
+/// A run of unkeyed submits goes in by statements of many rows that leave
+/// out a row whose id is stored (a retry). A row left out for any other
+/// reason (here a trigger drops it) fails the whole call, which writes
+/// nothing, rather than answer for a record that is not there.
+#[test]
+fn an_unkeyed_row_left_out_but_not_stored_fails_the_enqueue() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let submit = |id: &str| Submit {
+        record: InvocationRecord::queued(id.into(), "a".into(), serde_json::json!({}), true, 1),
+        key: None,
+    };
+    let first: Vec<Submit> = (0..5).map(|i| submit(&format!("s{i}"))).collect();
+    store.enqueue_invocations(&first).unwrap();
+    // A retry with new ones: the stored are left out, the queue counted once.
+    let mut again: Vec<Submit> = (3..40).map(|i| submit(&format!("s{i}"))).collect();
+    assert_eq!(store.enqueue_invocations(&again).unwrap().len(), 37);
+    assert_eq!(store.count_queued().unwrap(), 40);
+    store
+        .lock()
+        .execute_batch(
+            "CREATE TEMP TRIGGER drop_lost BEFORE INSERT ON invocations WHEN new.id = 'lost' \
+             BEGIN SELECT RAISE(IGNORE); END;",
+        )
+        .unwrap();
+    again = (40..50).map(|i| submit(&format!("s{i}"))).chain([submit("lost")]).collect();
+    let err = store.enqueue_invocations(&again).unwrap_err();
+    assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("'lost' could not be stored")), "{err:?}");
+    assert_eq!(store.get_invocation("s40").unwrap(), None, "rolled back");
+    assert_eq!(store.count_queued().unwrap(), 40);
+}
