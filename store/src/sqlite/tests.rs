@@ -40,6 +40,7 @@ fn a_file_database_is_configured_as_documented() {
     assert_eq!(pragma_i64(&store, "foreign_keys"), 1);
     assert_eq!(pragma_i64(&store, "busy_timeout"), 5000);
     assert_eq!(pragma_i64(&store, "user_version"), SqliteStore::SCHEMA_VERSION);
+    assert_eq!(pragma_i64(&store, "temp_store"), 2, "MEMORY");
 }
 
 #[test]
