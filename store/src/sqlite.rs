@@ -1,5 +1,6 @@
 //! The embedded SQLite backend (the default): one database file in WAL mode.
 
+mod checkpoint;
 mod error;
 mod row;
 mod schema;
@@ -36,6 +37,9 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The path as given, or `:memory:`, for error messages.
     label: String,
+    /// Copies the write-ahead log into the file, off the writers' path (a
+    /// file database only); stopped when the store is dropped.
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -80,17 +84,19 @@ impl SqliteStore {
             return Err(StoreError::Unavailable(format!("unable to open database file ({label}): it is a directory")));
         }
         let conn = Connection::open(path).map_err(|err| error::map(&label, err))?;
-        Self::setup(conn, label, true, durability)
+        Self::setup(conn, label, Some(path), durability)
     }
 
     /// A private database in memory, for tests.
     pub fn open_in_memory() -> Result<Self> {
         let label = ":memory:".to_owned();
         let conn = Connection::open_in_memory().map_err(|err| error::map(&label, err))?;
-        Self::setup(conn, label, false, Durability::Process)
+        Self::setup(conn, label, None, Durability::Process)
     }
 
-    fn setup(mut conn: Connection, label: String, wal: bool, durability: Durability) -> Result<Self> {
+    /// Configures `conn` (of the file at `file`, or in memory), brings its
+    /// schema up to date, and starts the checkpointer of a file.
+    fn setup(mut conn: Connection, label: String, file: Option<&Path>, durability: Durability) -> Result<Self> {
         let sql = |err| error::map(&label, err);
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -100,7 +106,7 @@ impl SqliteStore {
         // again every time that value changes: each claim recompiled both
         // its statements, 260,000 instructions apiece.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(sql)?;
-        if wal {
+        if file.is_some() {
             let mode: String =
                 conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(sql)?;
             if !mode.eq_ignore_ascii_case("wal") {
@@ -129,7 +135,14 @@ impl SqliteStore {
         // time. Set after the migrations, whose index builds may sort
         // every record and so spill to files as they did.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(sql)?;
-        Ok(Self { conn: Mutex::new(conn), label })
+        let checkpointer = match file {
+            Some(path) => {
+                conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_PAGES).map_err(sql)?;
+                Some(checkpoint::Checkpointer::start(path, synchronous, &label)?)
+            }
+            None => None,
+        };
+        Ok(Self { conn: Mutex::new(conn), label, _checkpointer: checkpointer })
     }
 
     /// Fails unless every record of `submits` is stored (in `conn`'s

@@ -41,6 +41,44 @@ fn a_file_database_is_configured_as_documented() {
     assert_eq!(pragma_i64(&store, "busy_timeout"), 5000);
     assert_eq!(pragma_i64(&store, "user_version"), SqliteStore::SCHEMA_VERSION);
     assert_eq!(pragma_i64(&store, "temp_store"), 2, "MEMORY");
+    assert_eq!(pragma_i64(&store, "wal_autocheckpoint"), checkpoint::WRITER_PAGES);
+}
+
+/// Commits only append to the write-ahead log (the writers' connection
+/// checkpoints past 10,000 pages); the checkpointer's thread copies the
+/// log into the database file within a few of its intervals, and stops
+/// when the store is dropped.
+#[test]
+fn the_checkpointer_copies_the_log_into_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sl.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let text = "x".repeat(1000);
+    for round in 0..10 {
+        let submits: Vec<Submit> = (0..100)
+            .map(|i| Submit {
+                record: InvocationRecord::queued(
+                    format!("c{round}-{i}"),
+                    "a".into(),
+                    serde_json::json!({ "text": text }),
+                    true,
+                    1,
+                ),
+                key: None,
+            })
+            .collect();
+        store.enqueue_invocations(&submits).unwrap();
+    }
+    // 1,000 records of 1 KB: some 300 pages, far below the writers' 10,000.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&path).unwrap().len() < before + 1_000_000 {
+        assert!(std::time::Instant::now() < deadline, "the log was not copied into the file");
+        std::thread::sleep(checkpoint::INTERVAL);
+    }
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.count_queued().unwrap(), 1000);
 }
 
 #[test]
