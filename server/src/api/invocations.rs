@@ -303,7 +303,7 @@ fn empty_submit() -> Submit {
 fn accepted_response(outcome: idempotency::Outcome) -> Response {
     match outcome {
         idempotency::Outcome::Accepted { id, replayed } => {
-            let resp = json_response(202, &serde_json::json!({"InvocationId": id}));
+            let resp = Response::json(202, accepted_body(&id));
             if replayed {
                 resp.with_header("Idempotent-Replayed", "true")
             } else {
@@ -319,6 +319,17 @@ fn accepted_response(outcome: idempotency::Outcome) -> Response {
             ),
         ),
     }
+}
+
+/// `{"InvocationId":"<id>"}`, the body of every accepted submit, written
+/// straight into its buffer: through a `serde_json::Value` map it cost
+/// some 2,000 instructions a submit (a hashed map, its drop, a walk of it).
+fn accepted_body(id: &str) -> Vec<u8> {
+    let mut body = Vec::with_capacity(id.len() + 20);
+    body.extend_from_slice(b"{\"InvocationId\":");
+    serde_json::to_writer(&mut body, id).expect("a string written into a Vec cannot fail");
+    body.push(b'}');
+    body
 }
 
 /// `GET /invocation/:id[?wait=N]`: the record, waiting up to N seconds
@@ -375,4 +386,17 @@ pub(super) fn list(st: &mut State, conn: ConnRef, query: &str) -> Result<Option<
         Err(e) => store_error(&e),
     });
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepted_body;
+
+    #[test]
+    fn the_accepted_body_is_the_id_in_json() {
+        for id in ["0193a1b2-0000-7000-8000-000000000001", "", "a\"b\\c\u{1}"] {
+            let v: serde_json::Value = serde_json::from_slice(&accepted_body(id)).unwrap();
+            assert_eq!(v, serde_json::json!({ "InvocationId": id }));
+        }
+    }
 }
