@@ -15,7 +15,9 @@
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{doc, Binary, Bson, Document};
 use serde_json::Value;
-use sl_store::{ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, RouteRecord};
+use sl_store::{
+    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, JsonArgs, Limits, RouteRecord,
+};
 
 use crate::error::DecodeError;
 
@@ -126,15 +128,14 @@ pub(crate) fn action_meta_projection() -> Document {
 /// Every field of an invocation but `_id`, `seq` and `expire_at`, for
 /// `$set`; `size` is its `stored_size`, from the JSON encoded here.
 pub(crate) fn invocation_fields(rec: &InvocationRecord) -> Document {
-    let args = rec.args.to_string();
     let result = rec.result.as_ref().map(Value::to_string);
-    let size = rec.stored_size_with(args.len(), result.as_ref().map_or(0, String::len));
+    let size = rec.stored_size_with(result.as_ref().map_or(0, String::len));
     doc! {
         field::ACTION: &rec.action,
         field::VERSION: rec.version,
         field::STATUS: rec.status.as_str(),
         "is_async": rec.is_async,
-        "args": args,
+        "args": rec.args.as_str(),
         "result": result.map_or(Bson::Null, Bson::String),
         "error": rec.error.as_ref().map_or(Bson::Null, |e| Bson::Document(doc! {
             "kind": &e.kind,
@@ -184,7 +185,7 @@ pub(crate) fn invocation_from_doc(doc: &Document) -> Result<InvocationRecord, De
         version: f.i64(field::VERSION)?,
         status,
         is_async: f.bool("is_async")?,
-        args: f.json("args")?,
+        args: f.json_args("args")?,
         result: f.opt_string("result")?.map(|text| f.parse_json("result", &text)).transpose()?,
         error,
         logs: f.string("logs")?,
@@ -327,9 +328,9 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn json(&self, field: &'static str) -> Result<Value, DecodeError> {
-        let text = self.string(field)?;
-        self.parse_json(field, &text)
+    /// Arguments kept as JSON text, checked to be JSON.
+    fn json_args(&self, field: &'static str) -> Result<JsonArgs, DecodeError> {
+        JsonArgs::parse(self.string(field)?).map_err(|err| self.invalid(field, format!("is not JSON ({err})")))
     }
 
     fn parse_json(&self, field: &'static str, text: &str) -> Result<Value, DecodeError> {

@@ -639,7 +639,7 @@ pub fn invocations_put_then_get(store: &dyn Store) {
         version: 3,
         status: InvocationStatus::Failed,
         is_async: false,
-        args: json!({ "n": 1 }),
+        args: json!({ "n": 1 }).into(),
         result: None,
         error: Some(InvocationError { kind: "timeout".into(), message: "ran for 2500 ms ✗".into() }),
         logs: "line one\nline two ✓\n\ttabbed\n".into(),
@@ -686,7 +686,7 @@ pub fn invocations_put_upsert_keeps_one_record_and_its_place(store: &dyn Store) 
     put_each(store, &[queued("a", "act", T0), queued("b", "act", T0), queued("c", "act", T0)]);
     let replaced = InvocationRecord {
         version: 7,
-        args: json!({ "replaced": true }),
+        args: json!({ "replaced": true }).into(),
         logs: "again".into(),
         created: T0 + 50,
         ..queued("a", "act", T0)
@@ -711,7 +711,7 @@ pub fn invocations_put_upsert_keeps_one_record_and_its_place(store: &dyn Store) 
     assert_eq!(ok!(store.list_invocations(None, 100)).len(), 3);
     // So does one that changes what a run never changes.
     let other = InvocationRecord {
-        args: json!({ "other": 1 }),
+        args: json!({ "other": 1 }).into(),
         created: T0 + 60,
         caller: Some("x".into()),
         status: InvocationStatus::Failed,
@@ -841,7 +841,7 @@ pub fn claim_in_enqueue_order(store: &dyn Store) {
 /// `started = now`, `lease_until = now + lease` and one more attempt; every
 /// other field is unchanged.
 pub fn claim_marks_running(store: &dyn Store) {
-    let rec = InvocationRecord { args: json!({ "x": [1, 2, 3] }), ..queued("job", "act", T0) };
+    let rec = InvocationRecord { args: json!({ "x": [1, 2, 3] }).into(), ..queued("job", "act", T0) };
     put(store, std::slice::from_ref(&rec));
     let now = T0 + 50;
     let got = ok!(store.claim_invocations("worker-1", 5, now, 30_000));
@@ -1002,7 +1002,7 @@ pub fn purge_terminal_before_cutoff(store: &dyn Store) {
 /// A finished record whose arguments hold `pad` bytes of text.
 fn finished_padded(id: &str, finished_at: i64, pad: usize) -> InvocationRecord {
     let mut rec = finished(id, InvocationStatus::Succeeded, finished_at);
-    rec.args = json!({ "pad": "p".repeat(pad) });
+    rec.args = json!({ "pad": "p".repeat(pad) }).into();
     rec
 }
 
@@ -1043,10 +1043,10 @@ pub fn purge_oldest_takes_the_oldest_finished_first(store: &dyn Store) {
     let f300 = finished_padded("f300", T0 + 300, 3_000);
     let f100 = finished_padded("f100", T0 + 100, 1_000);
     let mut f200 = finished("f200", InvocationStatus::Failed, T0 + 200);
-    f200.args = json!({ "pad": "p".repeat(2_000) });
+    f200.args = json!({ "pad": "p".repeat(2_000) }).into();
     let f400 = finished_padded("f400", T0 + 400, 4_000);
     let mut running = queued("r", "a", T0);
-    running.args = json!({ "pad": "r".repeat(20_000) });
+    running.args = json!({ "pad": "r".repeat(20_000) }).into();
     let waiting = finished_padded("q", T0 + 50, 20_000);
     let waiting = InvocationRecord { status: InvocationStatus::Queued, finished: None, result: None, ..waiting };
     put_each(store, &[f300.clone(), running.clone(), f100.clone(), waiting.clone(), f400.clone(), f200.clone()]);
@@ -1103,12 +1103,12 @@ pub fn json_round_trip(store: &dyn Store) {
     let mut records = Vec::new();
     for (i, result) in results.iter().enumerate() {
         let mut rec = finished(&format!("j{i}"), InvocationStatus::Succeeded, T0 + i as i64);
-        rec.args = args.clone();
+        rec.args = (&args).into();
         rec.result = Some(result.clone());
         records.push(rec);
     }
     let mut pending = queued("pending", "q", T0);
-    pending.args = args.clone();
+    pending.args = (&args).into();
     records.push(pending.clone());
     put(store, &records);
     for rec in &records {

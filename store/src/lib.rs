@@ -6,6 +6,7 @@
 //! the server only ever calls them from its blocking pool, never from the
 //! reactor thread. Implementations must therefore be `Send + Sync`.
 
+mod args;
 mod error;
 mod memory;
 mod sqlite;
@@ -13,6 +14,7 @@ mod types;
 
 pub mod conformance;
 
+pub use args::JsonArgs;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use sqlite::{Durability, SqliteStore};

@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
-use rusqlite::types::Value;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{named_params, params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::{
@@ -430,9 +430,9 @@ impl Store for SqliteStore {
             let mut delta = 0i64;
             for (rec, (values, size)) in records.iter().zip(rows) {
                 delta += i64::from(rec.status == InvocationStatus::Queued);
-                let params = values.into_iter().chain([Value::Integer(size as i64)]);
+                let params = values.into_iter().chain([ToSqlOutput::Owned(Value::Integer(size as i64))]);
                 if rec.is_async {
-                    let params: Vec<Value> = params.collect();
+                    let params: Vec<ToSqlOutput<'_>> = params.collect();
                     if run_ended.execute(params_from_iter(&params)).map_err(|e| self.err(e))? == 1 {
                         continue;
                     }
@@ -505,8 +505,11 @@ impl Store for SqliteStore {
                      ?21, ?22, ?23) ON CONFLICT DO NOTHING"
                 ))
                 .map_err(|e| self.err(e))?;
-            let extra =
-                [Value::Integer(*size as i64), Value::Text(key.key.clone()), Value::Text(key.fingerprint.clone())];
+            let extra = [
+                ToSqlOutput::Owned(Value::Integer(*size as i64)),
+                ToSqlOutput::Borrowed(ValueRef::Text(key.key.as_bytes())),
+                ToSqlOutput::Borrowed(ValueRef::Text(key.fingerprint.as_bytes())),
+            ];
             let inserted = insert.execute(params_from_iter(values.iter().chain(&extra))).map_err(|e| self.err(e))?;
             if inserted == 1 && submit.record.status == InvocationStatus::Queued {
                 queued += 1;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::JsonArgs;
+
 /// Per-action limits. 0 means "the server default".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
@@ -118,8 +120,8 @@ pub struct InvocationRecord {
     pub status: InvocationStatus,
     /// `true` for `POST /actions/:name` (queued), `false` for `/block`.
     pub is_async: bool,
-    /// The arguments (a JSON object).
-    pub args: serde_json::Value,
+    /// The arguments (a JSON object), as JSON text.
+    pub args: JsonArgs,
     /// The result when `Succeeded`.
     pub result: Option<serde_json::Value>,
     /// The error when `Failed`.
@@ -148,14 +150,14 @@ pub struct InvocationRecord {
 
 impl InvocationRecord {
     /// A new queued record with nothing run yet.
-    pub fn queued(id: String, action: String, args: serde_json::Value, is_async: bool, now_ms: i64) -> Self {
+    pub fn queued(id: String, action: String, args: impl Into<JsonArgs>, is_async: bool, now_ms: i64) -> Self {
         Self {
             id,
             action,
             version: 0,
             status: InvocationStatus::Queued,
             is_async,
-            args,
+            args: args.into(),
             result: None,
             error: None,
             logs: String::new(),
@@ -212,26 +214,26 @@ pub enum Enqueued {
 pub const RECORD_OVERHEAD: u64 = 128;
 
 impl InvocationRecord {
-    /// The size a store counts for this record: the bytes of its JSON
-    /// arguments and result, its logs, error, id, action and caller, plus
+    /// The size a store counts for this record: the bytes of its arguments'
+    /// text and its result's JSON, its logs, error, id, action and caller, plus
     /// [`RECORD_OVERHEAD`] for the rest (the owner too, which a claim
     /// changes in the store). It is what
     /// [`Store::invocation_bytes`](crate::Store::invocation_bytes) adds up
     /// and what the store budget bounds.
     pub fn stored_size(&self) -> u64 {
-        self.stored_size_with(json_len(&self.args), self.result.as_ref().map_or(0, json_len))
+        self.stored_size_with(self.result.as_ref().map_or(0, json_len))
     }
 
     /// [`stored_size`](Self::stored_size) for a store that has encoded the
-    /// arguments and the result already: `args_len` and `result_len` are
-    /// the bytes of their compact JSON (0 for no result).
-    pub fn stored_size_with(&self, args_len: usize, result_len: usize) -> u64 {
+    /// result already: `result_len` is the bytes of its compact JSON (0
+    /// for no result).
+    pub fn stored_size_with(&self, result_len: usize) -> u64 {
         let text = self.logs.len()
             + self.error.as_ref().map_or(0, |e| e.kind.len() + e.message.len())
             + self.id.len()
             + self.action.len()
             + self.caller.as_ref().map_or(0, String::len);
-        RECORD_OVERHEAD + (args_len + result_len + text) as u64
+        RECORD_OVERHEAD + (self.args.len() + result_len + text) as u64
     }
 }
 
@@ -368,8 +370,8 @@ mod tests {
         rec.owner = Some("o".into());
         rec.caller = Some("cc".into());
         assert_eq!(rec.stored_size(), RECORD_OVERHEAD + 11 + 5 + 5 + 3 + 3 + 2, "the owner is not counted");
-        let (args, result) = (rec.args.to_string(), rec.result.as_ref().unwrap().to_string());
-        assert_eq!(rec.stored_size(), rec.stored_size_with(args.len(), result.len()));
+        let result = rec.result.as_ref().unwrap().to_string();
+        assert_eq!(rec.stored_size(), rec.stored_size_with(result.len()));
     }
 
     #[test]

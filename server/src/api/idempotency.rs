@@ -25,14 +25,17 @@ pub(crate) fn key(header: &[u8]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(header).into_owned())
 }
 
-/// What a submit asks for: the action and its arguments (as compact JSON),
-/// hashed. Two submits with one key and one fingerprint are retries of
-/// each other.
-pub(crate) fn fingerprint(action: &str, args: &serde_json::Value) -> String {
+/// What a submit asks for: the action and its arguments, given as JSON
+/// text and hashed as compact JSON (so that whitespace does not tell a
+/// retry apart), or as they are if they do not parse (they always do:
+/// they were checked). Two submits with one key and one fingerprint are
+/// retries of each other.
+pub(crate) fn fingerprint(action: &str, args: &str) -> String {
+    let compact = serde_json::from_str::<serde_json::Value>(args).map(|v| v.to_string());
     let mut hash = Sha256::new();
     hash.update(action.as_bytes());
     hash.update([0]);
-    hash.update(args.to_string().as_bytes());
+    hash.update(compact.as_deref().unwrap_or(args).as_bytes());
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -84,7 +87,7 @@ mod tests {
     use sl_store::InvocationRecord;
 
     fn submit(id: &str, key: Option<&str>, args: serde_json::Value) -> Submit {
-        let key = key.map(|k| IdempotencyKey { key: k.into(), fingerprint: fingerprint("a", &args) });
+        let key = key.map(|k| IdempotencyKey { key: k.into(), fingerprint: fingerprint("a", &args.to_string()) });
         Submit { record: InvocationRecord::queued(id.into(), "a".into(), args, true, 0), key }
     }
 
@@ -99,13 +102,15 @@ mod tests {
 
     #[test]
     fn fingerprints_tell_actions_and_arguments_apart() {
-        let a = fingerprint("a", &json!({"x": 1}));
-        assert_eq!(a, fingerprint("a", &json!({"x": 1})));
+        let a = fingerprint("a", r#"{"x":1}"#);
+        assert_eq!(a, fingerprint("a", r#"{"x":1}"#));
+        // Whitespace does not tell a retry apart.
+        assert_eq!(a, fingerprint("a", " {\n \"x\" : 1 } "));
         assert_eq!(a.len(), 64);
-        assert_ne!(a, fingerprint("b", &json!({"x": 1})));
-        assert_ne!(a, fingerprint("a", &json!({"x": 2})));
+        assert_ne!(a, fingerprint("b", r#"{"x":1}"#));
+        assert_ne!(a, fingerprint("a", r#"{"x":2}"#));
         // The separator keeps the action and the arguments apart.
-        assert_ne!(fingerprint("a1", &json!(2)), fingerprint("a", &json!(12)));
+        assert_ne!(fingerprint("a1", "2"), fingerprint("a", "12"));
     }
 
     #[test]
@@ -140,7 +145,7 @@ mod tests {
         let subs = [submit("1", Some("k"), json!({"n": 1})), submit("2", Some("k"), json!({"n": 2}))];
         let refs: Vec<&Submit> = subs.iter().collect();
         let leaders = leaders(&refs);
-        let held = Enqueued::Existing { id: "old".into(), fingerprint: fingerprint("a", &json!({"n": 1})) };
+        let held = Enqueued::Existing { id: "old".into(), fingerprint: fingerprint("a", r#"{"n":1}"#) };
         assert_eq!(outcome(&refs, &leaders, 0, &held), Outcome::Accepted { id: "old".into(), replayed: true });
         assert_eq!(outcome(&refs, &leaders, 1, &held), Outcome::Mismatch { id: "old".into() });
     }

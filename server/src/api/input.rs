@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::http::Response;
 use crate::ids::valid_name;
-use crate::sandbox::check_object;
+use crate::sandbox::ArgsText;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -62,15 +62,11 @@ pub(super) fn is_blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
 }
 
-/// Arguments of an invocation: the body as a JSON object (empty = `{}`).
-pub(super) fn parse_args(body: &[u8]) -> Result<serde_json::Value, Response> {
-    if is_blank(body) {
-        return Ok(serde_json::Value::Object(Default::default()));
-    }
-    // The same check as for the text path, so that both refuse the same
-    // bodies with the same messages.
-    check_object(body).map_err(bad_request)?;
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON: {e}")))
+/// Arguments of an invocation, parsed for its run: the body as a JSON
+/// object that Lua can take (empty = `{}`).
+pub(super) fn parse_args(body: Vec<u8>) -> Result<ArgsText, Response> {
+    let body = if is_blank(&body) { b"{}".to_vec() } else { body };
+    ArgsText::parse(body).map_err(bad_request)
 }
 
 /// A JSON request body as `T`.
@@ -129,11 +125,17 @@ mod tests {
 
     #[test]
     fn args_must_be_an_object() {
-        assert_eq!(parse_args(b"").unwrap(), serde_json::json!({}));
-        assert_eq!(parse_args(b" \n").unwrap(), serde_json::json!({}));
-        assert_eq!(parse_args(br#"{"a":1}"#).unwrap(), serde_json::json!({"a": 1}));
-        assert_eq!(parse_args(b"[1]").unwrap_err().status, 400);
-        assert_eq!(parse_args(b"{bad").unwrap_err().status, 400);
+        assert_eq!(parse_args(b"".to_vec()).unwrap().text(), b"{}");
+        assert_eq!(parse_args(b" \n".to_vec()).unwrap().text(), b"{}");
+        assert_eq!(parse_args(br#" {"a":1}"#.to_vec()).unwrap().text(), br#" {"a":1}"#);
+        for bad in [&b"[1]"[..], b"{bad", b"{\"a\":\"\xff\"}", b"\xff"] {
+            let err = parse_args(bad.to_vec()).unwrap_err();
+            assert_eq!(err.status, 400);
+            assert!(
+                String::from_utf8_lossy(&err.body).contains("JSON")
+                    || String::from_utf8_lossy(&err.body).contains("object")
+            );
+        }
     }
 
     #[test]

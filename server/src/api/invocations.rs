@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use sl_store::{Enqueued, IdempotencyKey, InvocationRecord, InvocationStatus, Submit};
+use sl_store::{Enqueued, IdempotencyKey, InvocationRecord, InvocationStatus, JsonArgs, Submit};
 
 use super::idempotency;
-use super::input::{bad_request, check_name, is_blank, parse_args, query_param};
+use super::input::{bad_request, check_name, parse_args, query_param};
 use crate::answer::{json_response, overloaded, record_response, store_error};
 use crate::exec::{Job, Reply};
 use crate::housekeeping;
@@ -17,7 +17,7 @@ use crate::ids::{new_invocation_id, now_ms};
 use crate::invoke;
 use crate::queue;
 use crate::reactor::ConnRef;
-use crate::sandbox::ArgsText;
+use crate::sandbox::Args;
 use crate::state::{nominal_record_size, Pending, State};
 
 /// Longest `?wait=` for an invocation result, in seconds.
@@ -41,21 +41,19 @@ pub(super) fn run_blocking(
     let may_record = cfg.record_blocking;
     // Recorded whatever the outcome, or (a success sampled out) only if it fails.
     let recorded = may_record && st.runs.keep_success(name, cfg.sample_successes);
-    // Not recorded: the body is parsed once, for the run to push straight
-    // into Lua, and the id is made only if something names it (`Job::id`).
+    // The body is parsed once, for the run to push straight into Lua; a
+    // record stored whatever the outcome takes its text when the run
+    // starts, and the id is made only if something names it (`Job::id`).
     // Recorded if it fails: the body is kept for the record.
     let if_failed = (may_record && !recorded).then(|| body.clone());
-    let (args, text) = if recorded || is_blank(&body) {
-        (parse_args(&body)?, None)
-    } else {
-        (serde_json::Value::Null, Some(ArgsText::parse(body).map_err(bad_request)?))
-    };
+    let args = parse_args(body)?;
     // An id only for a record that is stored; a creation time also for one
     // that may be.
     let id = if recorded { new_invocation_id() } else { String::new() };
     let created = if may_record { now_ms() } else { 0 };
-    let record = InvocationRecord::queued(id, name.to_string(), args, false, created);
-    let job = Job { args_text: text, args_if_failed: if_failed, ..Job::new(record, Reply::ApiClient(conn)) };
+    let record = InvocationRecord::queued(id, name.to_string(), JsonArgs::empty(), false, created);
+    let job =
+        Job { args: Some(Args::Text(args)), args_if_failed: if_failed, ..Job::new(record, Reply::ApiClient(conn)) };
     invoke::start(st, job);
     Ok(None)
 }
@@ -79,20 +77,25 @@ pub(super) fn submit(
     key: Option<&[u8]>,
 ) -> Result<Option<Response>, Response> {
     let key = key.map(idempotency::key).transpose().map_err(|e| bad_request(&e))?;
-    let args = parse_args(body)?;
-    let key = key.map(|key| IdempotencyKey { key, fingerprint: idempotency::fingerprint(name, &args) });
-    let mut record = InvocationRecord::queued(new_invocation_id(), name.to_string(), args, true, now_ms());
+    let args = parse_args(body.to_vec())?;
+    let key = key.map(|key| IdempotencyKey {
+        key,
+        fingerprint: idempotency::fingerprint(name, &String::from_utf8_lossy(args.text())),
+    });
+    let mut record = InvocationRecord::queued(new_invocation_id(), name.to_string(), JsonArgs::empty(), true, now_ms());
     let early = key.is_none()
         && st.cfg.invocations.start_before_commit
         && st.exec.cache.is_cached(name)
         && st.consumer.start_early(st.cfg.invocations.concurrency);
     if early {
         claim_here(st, &mut record, now_ms());
-        // The job has the record; the submit gets the final one when the
-        // run ends, or a copy if it outlives its first slice (`invoke::start`).
+        // The job has the record (which takes the arguments' text when the
+        // run starts); the submit gets the final one when the run ends, or
+        // a copy if it outlives its first slice (`invoke::start`).
         let number = st.submits.push(conn, Submit { record: empty_record(), key }, true);
-        invoke::start(st, Job { early: Some(number), ..Job::new(record, Reply::Queue) });
+        invoke::start(st, Job { args: Some(Args::Text(args)), early: Some(number), ..Job::new(record, Reply::Queue) });
     } else {
+        record.args = invoke::text_args(&args);
         st.submits.push(conn, Submit { record, key }, false);
     }
     commit_submits(st);
@@ -289,7 +292,7 @@ fn commit_batch(
 /// A record that holds nothing (and allocates nothing): what stands in for
 /// one that is elsewhere.
 fn empty_record() -> InvocationRecord {
-    InvocationRecord::queued(String::new(), String::new(), serde_json::Value::Null, true, 0)
+    InvocationRecord::queued(String::new(), String::new(), JsonArgs::empty(), true, 0)
 }
 
 /// A submit that holds nothing: what stands in for one moved out of its

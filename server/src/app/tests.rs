@@ -406,7 +406,8 @@ fn successes_are_sampled_failures_recorded_and_every_run_counted() {
     let failed: Vec<_> = records.iter().filter(|r| r.status == InvocationStatus::Failed).collect();
     assert_eq!(failed.len(), failures, "every failure is recorded");
     for r in &failed {
-        let fail = r.args["fail"].as_str().expect("the failure's arguments");
+        let args = r.args.to_value().unwrap();
+        let fail = args["fail"].as_str().expect("the failure's arguments");
         assert!(r.error.as_ref().unwrap().message.contains(fail), "{r:?}");
         assert!(!r.id.is_empty() && r.started.is_some() && r.finished.is_some());
     }
@@ -530,11 +531,12 @@ fn a_submit_that_can_run_at_once_is_written_once_finished() {
     for r in &async_records {
         assert_eq!((r.attempts, r.owner.as_deref(), r.lease_until), (1, None, None), "{r:?}");
         assert!(r.started.is_some() && r.finished.is_some() && r.duration_ms.is_some(), "{r:?}");
-        if r.args.get("fail").is_some() {
+        let args = r.args.to_value().unwrap();
+        if args.get("fail").is_some() {
             assert_eq!(r.status, InvocationStatus::Failed);
             assert!(r.error.as_ref().unwrap().message.contains("seven"), "{r:?}");
         } else {
-            assert_eq!((r.status, r.result.as_ref()), (InvocationStatus::Succeeded, Some(&r.args)), "{r:?}");
+            assert_eq!((r.status, r.result.as_ref()), (InvocationStatus::Succeeded, Some(&args)), "{r:?}");
         }
     }
     crate::housekeeping::flush_counts(&mut app.st);
@@ -623,7 +625,7 @@ fn an_early_run_that_outlives_its_commit_is_written_after_it() {
         (enqueued[0].status, enqueued[0].owner.as_deref()),
         (InvocationStatus::Running, Some(app.st.owner.as_str()))
     );
-    assert!(enqueued[0].lease_until.is_some() && enqueued[0].args.is_object());
+    assert!(enqueued[0].lease_until.is_some() && enqueued[0].args.to_value().unwrap().is_object());
     let stored = store.get_invocation(&id).unwrap().unwrap();
     assert_eq!(
         (stored.status, stored.result),

@@ -2,11 +2,11 @@
 
 use std::time::Instant;
 
-use sl_store::{InvocationRecord, RunKind};
+use sl_store::{InvocationRecord, JsonArgs, RunKind};
 
 use crate::ids::new_invocation_id;
 use crate::reactor::ConnRef;
-use crate::sandbox::ArgsText;
+use crate::sandbox::Args;
 
 /// Who waits for the answer of an invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +34,13 @@ pub(crate) struct Job {
     /// When it must end at the latest, whatever its own timeout says (its
     /// caller's deadline).
     pub deadline: Option<Instant>,
-    /// The arguments as parsed JSON text, for a job whose record does not
-    /// keep them: the run pushes them straight into Lua. `record.args` is
-    /// then unused.
-    pub args_text: Option<ArgsText>,
+    /// The arguments for the run, when the job came with them apart from
+    /// its record: a request's body parsed, or a value the server made (a
+    /// route's request, an `invoke()` call). A job without them runs on
+    /// its record's. A record stored whatever the outcome whose arguments
+    /// are `{}` takes their text when the run starts (see
+    /// [`invoke::start`](crate::invoke::start)).
+    pub args: Option<Args>,
     /// The request body of a blocking run whose record is kept only if it
     /// fails (its success was sampled out, see `state::Runs`): parsed into
     /// the record's arguments then.
@@ -50,7 +53,7 @@ pub(crate) struct Job {
 impl Job {
     /// A job started by a request or the queue.
     pub fn new(record: InvocationRecord, reply: Reply) -> Self {
-        Self { record, reply, depth: 0, deadline: None, args_text: None, args_if_failed: None, early: None }
+        Self { record, reply, depth: 0, deadline: None, args: None, args_if_failed: None, early: None }
     }
 
     /// The invocation's id. An unrecorded blocking run has none until
@@ -65,7 +68,7 @@ impl Job {
 
     /// Its record, leaving an empty one (no allocation) in its place.
     pub fn take_record(&mut self) -> InvocationRecord {
-        let empty = InvocationRecord::queued(String::new(), String::new(), serde_json::Value::Null, false, 0);
+        let empty = InvocationRecord::queued(String::new(), String::new(), JsonArgs::empty(), false, 0);
         std::mem::replace(&mut self.record, empty)
     }
 

@@ -14,11 +14,11 @@
 //! These functions park the caller and say what to start or fetch; the
 //! driver above ([`super`]) does it.
 
-use sl_store::InvocationRecord;
+use sl_store::{InvocationRecord, JsonArgs};
 
 use crate::exec::{Job, Library, Reply};
 use crate::ids::{new_invocation_id, now_ms, valid_name};
-use crate::sandbox::{Compiled, InvokeCall};
+use crate::sandbox::{Args, Compiled, InvokeCall};
 use crate::state::State;
 
 /// How deep `invoke()` calls may nest: a request's invocation is at depth
@@ -58,9 +58,11 @@ pub(super) fn call(st: &mut State, key: usize, call: InvokeCall) -> Option<Job> 
     let caller = running.job.id().to_owned();
     let (depth, deadline) = (running.job.depth + 1, running.run.deadline());
     let id = st.exec.runs.park(key)?;
-    let mut record = InvocationRecord::queued(new_invocation_id(), call.action, call.args, false, now_ms());
+    // The record takes the arguments' text when the run starts, if it is kept.
+    let mut record = InvocationRecord::queued(new_invocation_id(), call.action, JsonArgs::empty(), false, now_ms());
     record.caller = Some(caller);
-    Some(Job { depth, deadline: Some(deadline), ..Job::new(record, Reply::Caller { key, id }) })
+    let args = Some(Args::Value(call.args));
+    Some(Job { depth, deadline: Some(deadline), args, ..Job::new(record, Reply::Caller { key, id }) })
 }
 
 /// Run `key` called `require(name)` for a library its instance has not

@@ -20,7 +20,7 @@ mod compose;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sl_store::{InvocationError, InvocationRecord, InvocationStatus};
+use sl_store::{InvocationError, InvocationRecord, InvocationStatus, JsonArgs};
 use tracing::{debug, warn};
 
 use crate::answer::{
@@ -30,7 +30,7 @@ use crate::exec::{FetchResult, Fetched, Job, Queued, Reply};
 use crate::http::Response;
 use crate::ids::now_ms;
 use crate::reactor::json_within;
-use crate::sandbox::{Args, Compiled, InvokeError, LimitKind, Outcome, PluginCall, Run, Step};
+use crate::sandbox::{Args, ArgsText, Compiled, InvokeError, LimitKind, Outcome, PluginCall, Run, Step};
 use crate::state::{bound_record, nominal_record_size, State};
 
 /// 503 when `Limits.max_waiting` invocations are running or waiting on
@@ -55,7 +55,21 @@ pub(crate) fn start(st: &mut State, mut job: Job) {
         st.exec.held.push_back(job);
         return;
     }
+    // The record keeps the arguments and times only if it will be stored
+    // whatever the outcome.
+    let stored = job.is_recorded_always(st.cfg.invocations.record_blocking);
+    let args = match job.args.take() {
+        Some(args) => args,
+        None => match ArgsText::parse(job.record.args.as_str().as_bytes().to_vec()) {
+            Ok(text) => Args::Text(text),
+            Err(e) => return fail(st, job, "bad_request", &e),
+        },
+    };
+    if stored && job.record.args.is_empty_object() {
+        job.record.args = record_args(&args);
+    }
     let Some(lease) = st.exec.cache.check_out(&job.record.action) else {
+        job.args = Some(args);
         goes_on(st, &job);
         return wait(st, job);
     };
@@ -69,17 +83,9 @@ pub(crate) fn start(st: &mut State, mut job: Job) {
     }
     job.record.version = lease.version;
     job.record.status = InvocationStatus::Running;
-    // The record keeps the arguments and times only if it will be stored
-    // whatever the outcome.
-    let stored = job.is_recorded_always(st.cfg.invocations.record_blocking);
     if stored {
         job.record.started = Some(now_ms());
     }
-    let args = match job.args_text.take() {
-        Some(text) => Args::Text(text),
-        None if stored => Args::Value(job.record.args.clone()),
-        None => Args::Value(std::mem::take(&mut job.record.args)),
-    };
     let mut run = instance.start(args, budget);
     // One that ends in its first slice never enters the slab (the run and
     // the job are not moved: together they are 800 bytes).
@@ -91,6 +97,20 @@ pub(crate) fn start(st: &mut State, mut job: Job) {
             stepped(st, key, step);
         }
     }
+}
+
+/// The text a record keeps of a run's arguments.
+fn record_args(args: &Args) -> JsonArgs {
+    match args {
+        Args::Value(v) => JsonArgs::from_value(v),
+        Args::Text(text) => text_args(text),
+    }
+}
+
+/// The text a record keeps of arguments parsed from text.
+pub(crate) fn text_args(args: &ArgsText) -> JsonArgs {
+    // Text that parsed as JSON is UTF-8: the lossy branch is never taken.
+    JsonArgs::from_checked(String::from_utf8_lossy(args.text()).into_owned())
 }
 
 /// A job that did not end at once: if it started before its submit was
@@ -320,7 +340,8 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut o
             return;
         }
         let rec = &mut job.record;
-        rec.args = serde_json::from_slice(&body).unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+        // The body parsed when the request was read (a blank one is `{}`).
+        rec.args = String::from_utf8(body).ok().and_then(|text| JsonArgs::parse(text).ok()).unwrap_or_default();
         rec.started = Some(finished - outcome.duration.as_millis() as i64);
         job.id();
     }

@@ -1,13 +1,13 @@
 //! The arguments of an invocation, and JSON text parsed without building
 //! a `serde_json::Value`.
 //!
-//! A request's body is JSON text. When the invocation record keeps the
-//! arguments, they are parsed into a `serde_json::Value` (the record
-//! stores it); when it does not, the body is parsed once, when the request
-//! is read, into an [`ArgsText`]: the text and its [`Doc`] (strings
-//! borrowed from the text, members in a plain vector: no hashing, few
-//! allocations), which [`json::push`](super::json::push) puts on the Lua
-//! stack when the run starts.
+//! A request's body is JSON text, and a record keeps it as text
+//! (`sl_store::JsonArgs`). It is parsed once for a run, into an
+//! [`ArgsText`]: the text and its [`Doc`] (strings borrowed from the text,
+//! members in a plain vector: no hashing, few allocations), which
+//! [`json::push`](super::json::push) puts on the Lua stack when the run
+//! starts. Arguments made by the server (a route's request, an `invoke()`
+//! call) are a `serde_json::Value` and pushed as one.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -52,6 +52,12 @@ impl ArgsText {
     /// The parsed arguments.
     pub fn doc(&self) -> &Doc<'_> {
         self.borrow_dependent()
+    }
+
+    /// The text parsed: JSON, hence UTF-8 (the parser checks every string,
+    /// and JSON has no other bytes past ASCII).
+    pub fn text(&self) -> &[u8] {
+        self.borrow_owner()
     }
 }
 
@@ -322,7 +328,7 @@ mod tests {
         let lua = lua();
         let text = nest(json::MAX_DEPTH - 1).into_bytes();
         let args = ArgsText::parse(text.clone()).unwrap();
-        assert_eq!(args.borrow_owner(), &text);
+        assert_eq!(args.text(), &text[..]);
         let doc = args.doc();
         // SAFETY: inside `exec_raw`'s protected call, as `json::push` needs.
         assert!(unsafe { lua.exec_raw::<Value>((), |state| json::push(state, doc)) }.is_ok());

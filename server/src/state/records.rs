@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sl_store::InvocationRecord;
+use sl_store::{InvocationRecord, JsonArgs};
 
 /// Most records kept while the store cannot be written; beyond it the
 /// records of blocking invocations (whose clients have their answer) are
@@ -61,16 +61,13 @@ const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "
 /// `[redacted]`. The cost is bounded by `limit`, whatever the sizes.
 /// Returns about how many bytes the record holds now.
 pub(crate) fn bound(rec: &mut InvocationRecord, limit: usize, redact: bool) -> usize {
-    if redact {
-        if let Some(Value::Object(headers)) = rec.args.get_mut("http").and_then(|h| h.get_mut("headers")) {
-            for name in CREDENTIAL_HEADERS {
-                if let Some(v) = headers.get_mut(name) {
-                    *v = Value::String("[redacted]".into());
-                }
-            }
-        }
+    if redact && rec.args.len() <= limit {
+        redact_credentials(&mut rec.args);
     }
-    let mut size = bound_value(&mut rec.args, limit);
+    if rec.args.len() > limit {
+        rec.args = JsonArgs::from_value(&truncated(limit));
+    }
+    let mut size = rec.args.len();
     if let Some(result) = &mut rec.result {
         size += bound_value(result, limit);
     }
@@ -86,6 +83,30 @@ pub(crate) fn bound(rec: &mut InvocationRecord, limit: usize, redact: bool) -> u
 /// everything: they are few, as many as `Invocations.concurrency` runs).
 pub(crate) fn nominal_size(rec: &InvocationRecord) -> usize {
     512 + rec.logs.len() + rec.error.as_ref().map_or(0, |e| e.message.len())
+}
+
+/// Replaces the values of the credential headers in `args.http.headers`
+/// by `[redacted]`. Arguments that do not name one (as a JSON string) are
+/// left as they are, unparsed.
+fn redact_credentials(args: &mut JsonArgs) {
+    let text = args.as_str();
+    if !CREDENTIAL_HEADERS.iter().any(|name| text.contains(&format!("\"{name}\""))) {
+        return;
+    }
+    let Ok(mut v) = args.to_value() else { return };
+    if let Some(Value::Object(headers)) = v.get_mut("http").and_then(|h| h.get_mut("headers")) {
+        for name in CREDENTIAL_HEADERS {
+            if let Some(v) = headers.get_mut(name) {
+                *v = Value::String("[redacted]".into());
+            }
+        }
+    }
+    *args = JsonArgs::from_value(&v);
+}
+
+/// What stands for a value whose JSON is over `limit` bytes.
+fn truncated(limit: usize) -> Value {
+    serde_json::json!({ TRUNCATED_MARK: { "over": limit } })
 }
 
 /// Replaces `v` by the truncation marker if its JSON is over `limit` bytes;
@@ -104,7 +125,7 @@ fn bound_value(v: &mut Value, limit: usize) -> usize {
     }
     let mut count = Count(limit);
     if serde_json::to_writer(&mut count, v).is_err() {
-        *v = serde_json::json!({ TRUNCATED_MARK: { "over": limit } });
+        *v = truncated(limit);
         return 40;
     }
     limit - count.0
@@ -404,12 +425,14 @@ mod tests {
     fn records_keep_at_most_the_limit_of_each_field_and_no_credentials() {
         let mut r = rec("1", false);
         r.args = serde_json::json!({"small": 1, "http": {"headers": {
-            "authorization": "Bearer secret", "cookie": "session=s3cret", "x-other": "kept"}}});
+            "authorization": "Bearer secret", "cookie": "session=s3cret", "x-other": "kept"}}})
+        .into();
         r.result = Some(Value::String("x".repeat(300)));
         r.logs = "é".repeat(150);
         r.error = Some(sl_store::InvocationError { kind: "runtime".into(), message: "m".repeat(10) });
         bound(&mut r, 200, true);
-        let headers = &r.args["http"]["headers"];
+        let args = r.args.to_value().unwrap();
+        let headers = &args["http"]["headers"];
         assert_eq!(
             (&headers["authorization"], &headers["cookie"]),
             (&serde_json::json!("[redacted]"), &serde_json::json!("[redacted]"))
@@ -424,13 +447,18 @@ mod tests {
         assert_eq!(r.error.unwrap().message, "m".repeat(10));
         // Without redaction the headers stay; a big argument goes.
         let mut r = rec("2", false);
-        r.args = serde_json::json!({"http": {"headers": {"cookie": "c"}}, "body": "y".repeat(1000)});
+        r.args = serde_json::json!({"http": {"headers": {"cookie": "c"}}, "body": "y".repeat(1000)}).into();
         bound(&mut r, 500, false);
-        assert_eq!(r.args, serde_json::json!({TRUNCATED_MARK: {"over": 500}}));
+        assert_eq!(r.args.to_value().unwrap(), serde_json::json!({TRUNCATED_MARK: {"over": 500}}));
         let mut r = rec("3", false);
-        r.args = serde_json::json!({"http": {"headers": {"cookie": "c"}}});
+        r.args = serde_json::json!({"http": {"headers": {"cookie": "c"}}}).into();
         bound(&mut r, 500, false);
-        assert_eq!(r.args["http"]["headers"]["cookie"], "c");
+        assert_eq!(r.args.to_value().unwrap()["http"]["headers"]["cookie"], "c");
+        // Arguments with no credential are kept as they were given.
+        let mut r = rec("4", false);
+        r.args = JsonArgs::parse(r#"{ "http": {"headers": {"x": "a cookie"}} }"#.into()).unwrap();
+        bound(&mut r, 500, true);
+        assert_eq!(r.args.as_str(), r#"{ "http": {"headers": {"x": "a cookie"}} }"#);
     }
 
     #[test]

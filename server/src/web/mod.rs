@@ -30,7 +30,7 @@
 
 mod args;
 
-use sl_store::InvocationRecord;
+use sl_store::{InvocationRecord, JsonArgs};
 
 use crate::exec::{Job, Reply};
 use crate::http::{Request, Response};
@@ -38,6 +38,7 @@ use crate::ids::{new_invocation_id, now_ms};
 use crate::invoke;
 use crate::reactor::ConnRef;
 use crate::routes::Lookup;
+use crate::sandbox::Args;
 use crate::state::State;
 
 /// Serves a request of the web listener; the answer goes in the state's
@@ -85,7 +86,8 @@ fn serve(st: &mut State, conn: ConnRef, req: Request) -> Option<Response> {
         Ok(a) => a,
         Err(resp) => return Some(resp),
     };
-    let record = InvocationRecord::queued(new_invocation_id(), action, args, false, now_ms());
-    invoke::start(st, Job::new(record, Reply::WebClient(conn)));
+    // The record takes the arguments' text when the run starts, if it is kept.
+    let record = InvocationRecord::queued(new_invocation_id(), action, JsonArgs::empty(), false, now_ms());
+    invoke::start(st, Job { args: Some(Args::Value(args)), ..Job::new(record, Reply::WebClient(conn)) });
     None
 }

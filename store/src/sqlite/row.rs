@@ -9,11 +9,12 @@
 //! which stores a blob as it is; rows written by versions that stored the
 //! source as `TEXT` read as the bytes of that text.
 
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::Row;
 
 use crate::{
-    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, Limits, RouteRecord, StoreError,
+    ActionMeta, ActionRecord, InvocationError, InvocationRecord, InvocationStatus, JsonArgs, Limits, RouteRecord,
+    StoreError,
 };
 
 /// Columns of [`ActionRecord`] in the order [`action`] reads them.
@@ -176,39 +177,44 @@ impl Invocation {
         })
     }
 
-    /// The values to bind for `rec`, in [`INVOCATION_COLUMNS`] order.
-    pub(crate) fn values(rec: &InvocationRecord) -> Result<[Value; INVOCATION_COLUMN_COUNT], StoreError> {
-        let json = |what: &str, value: &serde_json::Value| {
-            serde_json::to_string(value).map_err(|err| {
+    /// The values to bind for `rec`, in [`INVOCATION_COLUMNS`] order: its
+    /// text borrowed (SQLite copies what is bound), the result encoded.
+    pub(crate) fn values(rec: &InvocationRecord) -> Result<[ToSqlOutput<'_>; INVOCATION_COLUMN_COUNT], StoreError> {
+        let int = |value: i64| ToSqlOutput::Owned(Value::Integer(value));
+        let opt_int = |value: Option<i64>| ToSqlOutput::Owned(value.map_or(Value::Null, Value::Integer));
+        let opt_u64 = |value: Option<u64>| opt_int(value.map(u64_to_db));
+        fn text(value: &str) -> ToSqlOutput<'_> {
+            ToSqlOutput::Borrowed(ValueRef::Text(value.as_bytes()))
+        }
+        fn opt_text(value: Option<&str>) -> ToSqlOutput<'_> {
+            value.map_or(ToSqlOutput::Owned(Value::Null), text)
+        }
+        let result = match &rec.result {
+            Some(result) => ToSqlOutput::Owned(Value::Text(serde_json::to_string(result).map_err(|err| {
                 // Only a map with non-string keys can fail, and a
                 // `serde_json::Value` has none; say so if it ever happens.
-                StoreError::Corrupt(format!("invocation '{}': cannot encode {what}: {err}", rec.id))
-            })
+                StoreError::Corrupt(format!("invocation '{}': cannot encode result: {err}", rec.id))
+            })?)),
+            None => ToSqlOutput::Owned(Value::Null),
         };
-        let opt_int = |value: Option<i64>| value.map_or(Value::Null, Value::Integer);
-        let opt_u64 = |value: Option<u64>| value.map_or(Value::Null, |v| Value::Integer(u64_to_db(v)));
-        let opt_text = |value: Option<&str>| value.map_or(Value::Null, |v| Value::Text(v.to_owned()));
         Ok([
-            Value::Text(rec.id.clone()),
-            Value::Text(rec.action.clone()),
-            Value::Integer(rec.version),
-            Value::Text(rec.status.as_str().to_owned()),
-            Value::Integer(rec.is_async.into()),
-            Value::Text(json("args", &rec.args)?),
-            match &rec.result {
-                Some(result) => Value::Text(json("result", result)?),
-                None => Value::Null,
-            },
+            text(&rec.id),
+            text(&rec.action),
+            int(rec.version),
+            text(rec.status.as_str()),
+            int(rec.is_async.into()),
+            text(rec.args.as_str()),
+            result,
             opt_text(rec.error.as_ref().map(|e| e.kind.as_str())),
             opt_text(rec.error.as_ref().map(|e| e.message.as_str())),
-            Value::Text(rec.logs.clone()),
-            Value::Integer(rec.created),
+            text(&rec.logs),
+            int(rec.created),
             opt_int(rec.started),
             opt_int(rec.finished),
             opt_u64(rec.duration_ms),
             opt_u64(rec.instructions),
             opt_u64(rec.peak_memory),
-            Value::Integer(rec.attempts.into()),
+            int(rec.attempts.into()),
             opt_text(rec.owner.as_deref()),
             opt_int(rec.lease_until),
             opt_text(rec.caller.as_deref()),
@@ -218,15 +224,16 @@ impl Invocation {
     /// [`values`](Self::values), and the record's
     /// [`stored_size`](InvocationRecord::stored_size) from the JSON encoded
     /// there.
+    #[allow(clippy::type_complexity)]
     pub(crate) fn values_and_size(
         rec: &InvocationRecord,
-    ) -> Result<([Value; INVOCATION_COLUMN_COUNT], u64), StoreError> {
+    ) -> Result<([ToSqlOutput<'_>; INVOCATION_COLUMN_COUNT], u64), StoreError> {
         let values = Self::values(rec)?;
-        let len = |value: &Value| match value {
-            Value::Text(text) => text.len(),
+        let result_len = match &values[6] {
+            ToSqlOutput::Owned(Value::Text(text)) => text.len(),
             _ => 0,
         };
-        let size = rec.stored_size_with(len(&values[5]), len(&values[6]));
+        let size = rec.stored_size_with(result_len);
         Ok((values, size))
     }
 
@@ -236,7 +243,7 @@ impl Invocation {
         let corrupt = |what: String| StoreError::Corrupt(format!("invocation '{id}': {what}"));
         let status = InvocationStatus::parse(&self.status)
             .ok_or_else(|| corrupt(format!("unknown status '{}'", self.status)))?;
-        let args = serde_json::from_str(&self.args).map_err(|err| corrupt(format!("args are not JSON: {err}")))?;
+        let args = JsonArgs::parse(self.args).map_err(|err| corrupt(format!("args are not JSON: {err}")))?;
         let result = match self.result {
             Some(text) => {
                 Some(serde_json::from_str(&text).map_err(|err| corrupt(format!("result is not JSON: {err}")))?)
@@ -329,7 +336,7 @@ mod tests {
     fn a_valid_row_decodes() {
         let rec = raw().decode().unwrap();
         assert_eq!(rec.status, InvocationStatus::Queued);
-        assert_eq!(rec.args, serde_json::json!({}));
+        assert_eq!(rec.args.as_str(), "{}");
     }
 
     #[test]
@@ -354,11 +361,11 @@ mod tests {
         rec.duration_ms = Some(u64::MAX);
         let values = Invocation::values(&rec).unwrap();
         let text = |i: usize| match &values[i] {
-            Value::Text(s) => s.clone(),
+            ToSqlOutput::Borrowed(ValueRef::Text(s)) => String::from_utf8(s.to_vec()).unwrap(),
             other => panic!("column {i}: {other:?}"),
         };
         assert_eq!(text(3), "failed");
         assert_eq!(text(5), r#"{"k":[1,2.5]}"#);
-        assert_eq!(values[13], Value::Integer(-1));
+        assert_eq!(values[13], ToSqlOutput::Owned(Value::Integer(-1)));
     }
 }
