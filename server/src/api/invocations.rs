@@ -154,16 +154,19 @@ pub(crate) fn commit_submits(st: &mut State) {
         move |st: &mut State| {
             st.submits.done();
             let (mut queued, mut finished_bytes) = (0, 0);
+            let now = Instant::now();
             for ((p, reserved), (resp, new)) in batch.into_iter().zip(reserved).zip(answers) {
                 st.outbox.respond(p.conn, resp);
                 let rec = p.submit.record;
                 if let Some(number) = p.early {
                     let terminal = rec.status.is_terminal();
-                    if new && terminal {
-                        finished_bytes += nominal_record_size(&rec) as u64;
-                    }
                     if let Some((rec, size)) = st.submits.committed(number, new, !terminal) {
                         st.records.add_known(rec, size);
+                    }
+                    if new && terminal {
+                        finished_bytes += nominal_record_size(&rec) as u64;
+                        // Its client may ask for it at once.
+                        st.committed.keep(rec, now);
                     }
                 } else if reserved {
                     if new {
@@ -347,7 +350,7 @@ pub(super) fn get(st: &mut State, conn: ConnRef, id: &str, query: &str) -> Resul
             v.parse::<u64>().map_err(|_| bad_request("wait must be a whole number of seconds"))?.min(MAX_WAIT_SECS)
         }
     };
-    if let Some(rec) = st.records.recent(id) {
+    if let Some(rec) = st.records.recent(id).or_else(|| st.committed.get(id, Instant::now())) {
         return Ok(Some(record_response(rec, st.cfg.server.max_response)));
     }
     let id = id.to_string();

@@ -544,6 +544,26 @@ fn a_submit_that_can_run_at_once_is_written_once_finished() {
     assert_eq!(store.run_counts("echo").unwrap().of(RunKind::Async), Outcomes { succeeded: 19, failed: 1 });
 }
 
+/// The record of a submit that ran before its commit is answered from
+/// memory once that commit is over: a client asking for the result at
+/// once waits for no store call (the answer is there when the call
+/// returns, with no turn of the loop for a pool job).
+#[test]
+fn a_result_asked_for_right_after_its_commit_is_answered_from_memory() {
+    let store = Arc::new(Gated::default());
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}\nInvocations { concurrency = 4 }");
+    warm_echo(&mut app);
+    app.call(conn(1), Side::Api, request(Method::Post, "/actions/echo", r#"{"i": 1}"#));
+    let got = answers_after_turns(&mut app, 1);
+    assert_eq!(got[0].1, 202, "{got:?}");
+    let id = invocation_id(&got[0].2);
+    app.call(conn(2), Side::Api, request(Method::Get, &format!("/invocation/{id}"), ""));
+    assert_eq!(answers(&mut app), [(conn(2), 200, r#"{"i":1}"#.to_string())]);
+    // The store has it too, with its arguments as they were given.
+    let stored = store.get_invocation(&id).unwrap().unwrap();
+    assert_eq!((stored.status, stored.args.as_str()), (InvocationStatus::Succeeded, r#"{"i": 1}"#));
+}
+
 /// A submit that started before its commit, whose commit fails: its
 /// client gets the error, not a 202, and no record of it is stored,
 /// whether its run ended before the commit or during it.

@@ -9,6 +9,7 @@
 //! which the reactor drains.
 
 mod budget;
+mod committed;
 mod consumer;
 mod peers;
 mod records;
@@ -18,6 +19,7 @@ mod sync;
 mod waiters;
 
 pub(crate) use budget::{trim as trim_records, Trimmed};
+pub(crate) use committed::Committed;
 pub(crate) use consumer::Consumer;
 pub use peers::{PeerMsg, Peers};
 #[cfg(test)]
@@ -65,6 +67,8 @@ pub(crate) struct State {
     pub consumer: Consumer,
     /// Asynchronous submits waiting for their commit.
     pub submits: Submits,
+    /// The last records that commits of submits wrote finished.
+    pub committed: Committed,
     /// The routes the web listener serves, refreshed from the store.
     pub routes: RouteTable<String>,
     pub routes_sync: RoutesSync,
@@ -107,6 +111,7 @@ impl State {
                 c
             },
             submits: Submits::default(),
+            committed: Committed::default(),
             routes: RouteTable::new(),
             routes_sync: RoutesSync::default(),
             peers,
