@@ -7,7 +7,7 @@ mod schema;
 
 use std::fmt;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
@@ -34,12 +34,52 @@ const STATEMENT_CACHE: usize = 48;
 /// (or several `SqliteStore`s) may open the same file; claims stay exclusive
 /// because each one runs in an `IMMEDIATE` transaction.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Mutex<Writer>,
+    /// Rows changed through `conn`, for the checkpointer.
+    changes: Arc<checkpoint::Changes>,
     /// The path as given, or `:memory:`, for error messages.
     label: String,
     /// Copies the write-ahead log into the file, off the writers' path (a
     /// file database only); stopped when the store is dropped.
     _checkpointer: Option<checkpoint::Checkpointer>,
+}
+
+/// The store's connection, and how many rows it had changed when they
+/// were last added to the store's [`Changes`](checkpoint::Changes).
+struct Writer {
+    conn: Connection,
+    counted: u64,
+}
+
+/// The connection, locked; unlocking it adds the rows it changed meanwhile
+/// to the store's count, for the checkpointer.
+struct Locked<'a> {
+    writer: MutexGuard<'a, Writer>,
+    changes: &'a checkpoint::Changes,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.writer.conn
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.writer.conn
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let total = self.writer.conn.total_changes();
+        let new = total.wrapping_sub(self.writer.counted);
+        if new != 0 {
+            self.changes.add(new);
+            self.writer.counted = total;
+        }
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -135,14 +175,16 @@ impl SqliteStore {
         // time. Set after the migrations, whose index builds may sort
         // every record and so spill to files as they did.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(sql)?;
+        let changes = Arc::new(checkpoint::Changes::default());
         let checkpointer = match file {
             Some(path) => {
                 conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_PAGES).map_err(sql)?;
-                Some(checkpoint::Checkpointer::start(path, synchronous, &label)?)
+                Some(checkpoint::Checkpointer::start(path, synchronous, &label, Arc::clone(&changes))?)
             }
             None => None,
         };
-        Ok(Self { conn: Mutex::new(conn), label, _checkpointer: checkpointer })
+        let counted = conn.total_changes();
+        Ok(Self { conn: Mutex::new(Writer { conn, counted }), changes, label, _checkpointer: checkpointer })
     }
 
     /// Fails unless every record of `submits` is stored (in `conn`'s
@@ -170,10 +212,11 @@ impl SqliteStore {
         Ok(if level >= 2 { Durability::Power } else { Durability::Process })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> Locked<'_> {
         // A panic while the lock was held dropped its transaction, which
         // rolled back: the connection is fine to use again.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let writer = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Locked { writer, changes: &self.changes }
     }
 
     fn err(&self, err: rusqlite::Error) -> StoreError {

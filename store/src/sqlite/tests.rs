@@ -81,6 +81,36 @@ fn the_checkpointer_copies_the_log_into_the_file() {
     assert_eq!(store.count_queued().unwrap(), 1000);
 }
 
+/// A few writes stay in the log: a checkpoint that copied all of it
+/// would make the next commit start the log over, and sync its header
+/// there. Past `CHECKPOINT_ROWS` rows the log is copied.
+#[test]
+fn the_checkpointer_leaves_a_few_writes_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sl.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let file = || std::fs::metadata(&path).unwrap().len();
+    let before = file();
+    let submit = |id: String| Submit {
+        record: InvocationRecord::queued(id, "a".into(), serde_json::json!({ "text": "y".repeat(4000) }), true, 1),
+        key: None,
+    };
+    let few = checkpoint::CHECKPOINT_ROWS as usize / 4;
+    for i in 0..few {
+        store.enqueue_invocations(&[submit(format!("few-{i}"))]).unwrap();
+    }
+    std::thread::sleep(checkpoint::INTERVAL * 5);
+    assert_eq!(file(), before, "{few} records were copied into the file");
+    for i in 0..checkpoint::CHECKPOINT_ROWS {
+        store.enqueue_invocations(&[submit(format!("more-{i}"))]).unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while file() < before + 4000 * checkpoint::CHECKPOINT_ROWS {
+        assert!(std::time::Instant::now() < deadline, "the log was not copied into the file");
+        std::thread::sleep(checkpoint::INTERVAL);
+    }
+}
+
 #[test]
 fn a_write_to_a_read_only_database_is_unavailable() {
     let store = SqliteStore::open_in_memory().unwrap();
