@@ -250,15 +250,6 @@ pub(crate) const CLAIMABLE: &str = "\
         WHERE status = 'running' AND lease_until < :now ORDER BY lease_until LIMIT :limit) \
     ORDER BY seq LIMIT :limit";
 
-/// The bytes of every stored record: the finished ones read from the
-/// retention index alone (it holds `size`), the queued and running ones
-/// (at most the queue and the runs under way) from their rows.
-pub(crate) const RECORD_BYTES: &str = "\
-    SELECT (SELECT total(size) FROM invocations INDEXED BY invocations_done \
-                WHERE status IN ('succeeded', 'failed')) \
-         + (SELECT total(size) FROM invocations INDEXED BY invocations_queued WHERE status = 'queued') \
-         + (SELECT total(size) FROM invocations INDEXED BY invocations_expiring WHERE status = 'running')";
-
 /// The finished records, oldest first, as `seq, size, finished`: two walks
 /// of the retention index (`invocations_done`, which holds each record's
 /// `size`), one per terminal status, merged by `finished`. The index is
@@ -323,6 +314,26 @@ fn recount_queued(conn: &Connection) -> rusqlite::Result<()> {
 fn add_queued(conn: &Connection, delta: i64) -> rusqlite::Result<()> {
     if delta != 0 {
         conn.prepare_cached("UPDATE counters SET value = value + ?1 WHERE name = 'queued'")?.execute([delta])?;
+    }
+    Ok(())
+}
+
+/// Counts the records' total size again from the rows, in the caller's
+/// transaction: after an insert that left out a row it was counting on.
+fn recount_bytes(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE counters SET value = (SELECT coalesce(sum(size), 0) FROM invocations) WHERE name = 'bytes'",
+    )?
+    .execute([])?;
+    Ok(())
+}
+
+/// Moves the records' total size (`counters`, see
+/// [`SqliteStore::invocation_bytes`]) by `delta`, in the caller's
+/// transaction.
+fn add_bytes(conn: &Connection, delta: i64) -> rusqlite::Result<()> {
+    if delta != 0 {
+        conn.prepare_cached("UPDATE counters SET value = value + ?1 WHERE name = 'bytes'")?.execute([delta])?;
     }
     Ok(())
 }
@@ -449,10 +460,10 @@ impl Store for SqliteStore {
                 ))
                 .map_err(|e| self.err(e))?;
             // The queue depth moves by the records that enter or leave
-            // `queued`: what an asynchronous record replaces is looked up
-            // (a blocking run's record is never queued, so it is not).
-            let mut was_queued = tx
-                .prepare_cached("SELECT status = 'queued' FROM invocations WHERE id = ?1")
+            // `queued`, and the records' total by the sizes written less
+            // those replaced: what each record replaces is looked up.
+            let mut replaced = tx
+                .prepare_cached("SELECT status = 'queued', size FROM invocations WHERE id = ?1")
                 .map_err(|e| self.err(e))?;
             // The usual write of an asynchronous record: the end of a run
             // (or a claim) of a stored record that is not queued, whose
@@ -470,24 +481,26 @@ impl Store for SqliteStore {
                      AND created = ?11 AND caller IS ?20",
                 )
                 .map_err(|e| self.err(e))?;
-            let mut delta = 0i64;
+            let (mut queued, mut bytes) = (0i64, 0i64);
             for (rec, (values, size)) in records.iter().zip(rows) {
-                delta += i64::from(rec.status == InvocationStatus::Queued);
+                let old: Option<(bool, i64)> = replaced
+                    .query_row([&rec.id], |row| Ok((row.get(0)?, row.get::<_, Option<i64>>(1)?.unwrap_or(0))))
+                    .optional()
+                    .map_err(|e| self.err(e))?;
+                queued += i64::from(rec.status == InvocationStatus::Queued) - i64::from(old.is_some_and(|o| o.0));
+                bytes += size as i64 - old.map_or(0, |o| o.1);
                 let params = values.into_iter().chain([ToSqlOutput::Owned(Value::Integer(size as i64))]);
-                if rec.is_async {
+                if rec.is_async && old.is_some_and(|o| !o.0) {
                     let params: Vec<ToSqlOutput<'_>> = params.collect();
-                    if run_ended.execute(params_from_iter(&params)).map_err(|e| self.err(e))? == 1 {
-                        continue;
+                    if run_ended.execute(params_from_iter(&params)).map_err(|e| self.err(e))? == 0 {
+                        stmt.execute(params_from_iter(params)).map_err(|e| self.err(e))?;
                     }
-                    let old: Option<bool> =
-                        was_queued.query_row([&rec.id], |row| row.get(0)).optional().map_err(|e| self.err(e))?;
-                    delta -= i64::from(old == Some(true));
-                    stmt.execute(params_from_iter(params)).map_err(|e| self.err(e))?;
                 } else {
                     stmt.execute(params_from_iter(params)).map_err(|e| self.err(e))?;
                 }
             }
-            add_queued(&tx, delta).map_err(|e| self.err(e))?;
+            add_queued(&tx, queued).map_err(|e| self.err(e))?;
+            add_bytes(&tx, bytes).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -504,9 +517,10 @@ impl Store for SqliteStore {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let mut answers = Vec::with_capacity(submits.len());
-        let mut queued = 0i64;
+        let (mut queued, mut bytes) = (0i64, 0i64);
         // Whether an unkeyed row's id was stored already (a row of a run
-        // was not inserted): then the queue depth is counted again.
+        // was not inserted): then the queue depth and the records' total
+        // are counted again.
         let mut recount = false;
         let mut at = 0;
         while at < submits.len() {
@@ -534,6 +548,7 @@ impl Store for SqliteStore {
                         recount = true;
                     }
                     queued += chunk.iter().filter(|s| s.record.status == InvocationStatus::Queued).count() as i64;
+                    bytes += rows[at..at + n].iter().map(|(_, size)| *size as i64).sum::<i64>();
                     answers.extend(chunk.iter().map(|_| Enqueued::New));
                     at += n;
                 }
@@ -554,8 +569,9 @@ impl Store for SqliteStore {
                 ToSqlOutput::Borrowed(ValueRef::Text(key.fingerprint.as_bytes())),
             ];
             let inserted = insert.execute(params_from_iter(values.iter().chain(&extra))).map_err(|e| self.err(e))?;
-            if inserted == 1 && submit.record.status == InvocationStatus::Queued {
-                queued += 1;
+            if inserted == 1 {
+                queued += i64::from(submit.record.status == InvocationStatus::Queued);
+                bytes += *size as i64;
             }
             let existing = match inserted {
                 0 => tx
@@ -580,8 +596,10 @@ impl Store for SqliteStore {
         }
         if recount {
             recount_queued(&tx).map_err(|e| self.err(e))?;
+            recount_bytes(&tx).map_err(|e| self.err(e))?;
         } else {
             add_queued(&tx, queued).map_err(|e| self.err(e))?;
+            add_bytes(&tx, bytes).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(answers)
@@ -680,18 +698,34 @@ impl Store for SqliteStore {
     }
 
     fn purge_invocations(&self, before_ms: i64) -> Result<u64> {
-        let conn = self.lock();
-        conn.prepare_cached("DELETE FROM invocations WHERE status IN ('succeeded', 'failed') AND finished < ?1")
-            .and_then(|mut stmt| stmt.execute([before_ms]))
-            .map(|n| n as u64)
-            .map_err(|e| self.err(e))
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        let (mut deleted, mut bytes) = (0u64, 0i64);
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "DELETE FROM invocations WHERE status IN ('succeeded', 'failed') AND finished < ?1 RETURNING size",
+                )
+                .map_err(|e| self.err(e))?;
+            let mut rows = stmt.query([before_ms]).map_err(|e| self.err(e))?;
+            while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+                deleted += 1;
+                bytes += row.get::<_, Option<i64>>(0).map_err(|e| self.err(e))?.unwrap_or(0);
+            }
+        }
+        add_bytes(&tx, -bytes).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(deleted)
     }
 
     fn invocation_bytes(&self) -> Result<u64> {
         let conn = self.lock();
-        conn.prepare_cached(RECORD_BYTES)
-            .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, f64>(0)))
-            .map(|total| total as u64)
+        // One row, however many records: every statement that writes or
+        // deletes a record moves it in the same transaction (enqueue, put,
+        // the purges; a claim does not change a record's size).
+        conn.prepare_cached("SELECT value FROM counters WHERE name = 'bytes'")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))
+            .map(|n| n.max(0) as u64)
             .map_err(|e| self.err(e))
     }
 
@@ -721,6 +755,7 @@ impl Store for SqliteStore {
                 stmt.execute([seq]).map_err(|e| self.err(e))?;
             }
         }
+        add_bytes(&tx, -(purged.bytes as i64)).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         purged.records = doomed.len() as u64;
         Ok(purged)

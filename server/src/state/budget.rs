@@ -9,7 +9,7 @@
 //! [`bound`](super::records::bound) gives for each record, a little more
 //! than what the store counts); it only decides when to look. When it
 //! passes the budget, a worker runs [`trim`] on its pool: it reads the
-//! store's own total ([`Store::invocation_bytes`], one index in SQLite)
+//! store's own total ([`Store::invocation_bytes`], one row in SQLite)
 //! and, if that is over the budget, deletes the oldest finished records
 //! ([`Store::purge_oldest_invocations`], in batches of [`PURGE_BATCH`])
 //! until the total is at most [`target`] (7/8 of the budget), so that the

@@ -244,11 +244,10 @@ fn queries_use_their_indexes() {
     assert!(all == "SCAN invocations", "the table from its end: {all}");
     let purge = plan(&store, "DELETE FROM invocations WHERE status IN ('succeeded', 'failed') AND finished < 5");
     assert!(purge.contains("invocations_done"), "{purge}");
-    // The store budget: the finished records' total from the index alone,
-    // the oldest finished records by merging two walks of it.
-    let total = plan(&store, RECORD_BYTES);
-    assert!(total.contains("COVERING INDEX invocations_done"), "{total}");
-    assert!(total.contains("invocations_queued") && total.contains("invocations_expiring"), "{total}");
+    // The store budget: the records' total is one row of `counters`, the
+    // oldest finished records come by merging two walks of the index.
+    let total = plan(&store, "SELECT value FROM counters WHERE name = 'bytes'");
+    assert!(total.starts_with("SEARCH counters USING"), "{total}");
     let oldest = plan(&store, OLDEST_FINISHED);
     assert!(oldest.contains("MERGE (UNION ALL)") && oldest.contains("COVERING INDEX invocations_done"), "{oldest}");
     assert!(!oldest.contains("TEMP B-TREE"), "{oldest}");
@@ -521,4 +520,70 @@ fn an_unkeyed_row_left_out_but_not_stored_fails_the_enqueue() {
     assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("'lost' could not be stored")), "{err:?}");
     assert_eq!(store.get_invocation("s40").unwrap(), None, "rolled back");
     assert_eq!(store.count_queued().unwrap(), 40);
+}
+
+/// The records' total as the rows hold it, to check the kept one against.
+fn bytes_in_rows(store: &SqliteStore) -> u64 {
+    store.lock().query_row("SELECT coalesce(sum(size), 0) FROM invocations", [], |r| r.get::<_, i64>(0)).unwrap() as u64
+}
+
+/// The records' total is kept by the writes, and stays what the rows add
+/// up to through every way a record is written or deleted: submits (with
+/// a retry whose stored rows are left out, and keyed ones), records put
+/// and put again, claims, and both purges. A database from before the
+/// kept total (schema version 10) starts it from its rows.
+#[test]
+fn the_records_total_is_kept_by_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sl.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let rec = |id: String, text: usize| {
+        InvocationRecord::queued(id, "a".into(), serde_json::json!({ "t": "x".repeat(text) }), true, 1)
+    };
+    let submit = |id: String, key: Option<&str>| Submit {
+        record: rec(id, 10),
+        key: key.map(|k| crate::IdempotencyKey { key: k.into(), fingerprint: "f".into() }),
+    };
+    let check = |store: &SqliteStore, what: &str| {
+        assert_eq!(store.invocation_bytes().unwrap(), bytes_in_rows(store), "after {what}");
+    };
+    store.enqueue_invocations(&(0..5).map(|i| submit(format!("s{i}"), None)).collect::<Vec<_>>()).unwrap();
+    check(&store, "submits");
+    store.enqueue_invocations(&(3..9).map(|i| submit(format!("s{i}"), None)).collect::<Vec<_>>()).unwrap();
+    check(&store, "a retry");
+    store.enqueue_invocations(&[submit("k1".into(), Some("key")), submit("k2".into(), Some("key"))]).unwrap();
+    check(&store, "keyed submits");
+    let mut done: Vec<InvocationRecord> = (0..4).map(|i| rec(format!("d{i}"), 100)).collect();
+    for (i, r) in done.iter_mut().enumerate() {
+        r.status = InvocationStatus::Succeeded;
+        r.finished = Some(10 + i as i64);
+        r.result = Some(serde_json::json!("r"));
+    }
+    store.put_invocations(&done).unwrap();
+    check(&store, "finished records");
+    store.claim_invocations("w", 3, 5, 1000).unwrap();
+    check(&store, "a claim");
+    let mut ended = store.get_invocation("s0").unwrap().unwrap();
+    ended.status = InvocationStatus::Succeeded;
+    ended.finished = Some(20);
+    ended.result = Some(serde_json::json!("a longer result than before"));
+    ended.logs = "some logs".into();
+    store.put_invocations(&[ended]).unwrap();
+    check(&store, "a run's end");
+    done[0].logs = "put again, longer".into();
+    store.put_invocations(&done[..1]).unwrap();
+    check(&store, "a record put again");
+    assert_eq!(store.purge_invocations(12).unwrap(), 2);
+    check(&store, "the retention purge");
+    let purged = store.purge_oldest_invocations(1, 1).unwrap();
+    assert_eq!(purged.records, 1);
+    check(&store, "the budget's purge");
+    let total = store.invocation_bytes().unwrap();
+    assert!(total > 0);
+    // Version 10 had no kept total: it is counted from the rows on open.
+    store.lock().execute_batch("DELETE FROM counters WHERE name = 'bytes'; PRAGMA user_version = 10;").unwrap();
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SqliteStore::SCHEMA_VERSION);
+    assert_eq!(store.invocation_bytes().unwrap(), total);
 }
