@@ -299,41 +299,33 @@ fn unkeyed_insert(rows: usize) -> &'static str {
     &texts[rows.ilog2() as usize]
 }
 
-/// Counts the queue depth again from the queued records, in the caller's
-/// transaction: after an insert that left out a row it was counting on.
-fn recount_queued(conn: &Connection) -> rusqlite::Result<()> {
+/// The counter of queued records in `counters` (see
+/// [`SqliteStore::count_queued`]).
+const QUEUED: &str = "queued";
+
+/// The counter of the records' total size in `counters` (see
+/// [`SqliteStore::invocation_bytes`]).
+const BYTES: &str = "bytes";
+
+/// Counts the queue depth and the records' total again from the rows, in
+/// the caller's transaction: after an insert that left out a row it was
+/// counting on.
+fn recount_counters(conn: &Connection) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE counters SET value = (SELECT count(*) FROM invocations WHERE status = 'queued') WHERE name = 'queued'",
+        "UPDATE counters SET value = CASE name \
+             WHEN 'queued' THEN (SELECT count(*) FROM invocations WHERE status = 'queued') \
+             ELSE (SELECT coalesce(sum(size), 0) FROM invocations) END \
+         WHERE name IN ('queued', 'bytes')",
     )?
     .execute([])?;
     Ok(())
 }
 
-/// Moves the queue depth (`counters`, see [`SqliteStore::count_queued`])
-/// by `delta`, in the caller's transaction.
-fn add_queued(conn: &Connection, delta: i64) -> rusqlite::Result<()> {
-    if delta != 0 {
-        conn.prepare_cached("UPDATE counters SET value = value + ?1 WHERE name = 'queued'")?.execute([delta])?;
-    }
-    Ok(())
-}
-
-/// Counts the records' total size again from the rows, in the caller's
-/// transaction: after an insert that left out a row it was counting on.
-fn recount_bytes(conn: &Connection) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "UPDATE counters SET value = (SELECT coalesce(sum(size), 0) FROM invocations) WHERE name = 'bytes'",
-    )?
-    .execute([])?;
-    Ok(())
-}
-
-/// Moves the records' total size (`counters`, see
-/// [`SqliteStore::invocation_bytes`]) by `delta`, in the caller's
+/// Moves `counter` ([`QUEUED`] or [`BYTES`]) by `delta`, in the caller's
 /// transaction.
-fn add_bytes(conn: &Connection, delta: i64) -> rusqlite::Result<()> {
+fn add_to(conn: &Connection, counter: &str, delta: i64) -> rusqlite::Result<()> {
     if delta != 0 {
-        conn.prepare_cached("UPDATE counters SET value = value + ?1 WHERE name = 'bytes'")?.execute([delta])?;
+        conn.prepare_cached("UPDATE counters SET value = value + ?2 WHERE name = ?1")?.execute((counter, delta))?;
     }
     Ok(())
 }
@@ -499,8 +491,8 @@ impl Store for SqliteStore {
                     stmt.execute(params_from_iter(params)).map_err(|e| self.err(e))?;
                 }
             }
-            add_queued(&tx, queued).map_err(|e| self.err(e))?;
-            add_bytes(&tx, bytes).map_err(|e| self.err(e))?;
+            add_to(&tx, QUEUED, queued).map_err(|e| self.err(e))?;
+            add_to(&tx, BYTES, bytes).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -595,11 +587,10 @@ impl Store for SqliteStore {
             at += 1;
         }
         if recount {
-            recount_queued(&tx).map_err(|e| self.err(e))?;
-            recount_bytes(&tx).map_err(|e| self.err(e))?;
+            recount_counters(&tx).map_err(|e| self.err(e))?;
         } else {
-            add_queued(&tx, queued).map_err(|e| self.err(e))?;
-            add_bytes(&tx, bytes).map_err(|e| self.err(e))?;
+            add_to(&tx, QUEUED, queued).map_err(|e| self.err(e))?;
+            add_to(&tx, BYTES, bytes).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(answers)
@@ -655,7 +646,7 @@ impl Store for SqliteStore {
                 stmt.query_row(named_params! {":now": now_ms, ":limit": sql_limit(limit)}, |row| row.get(0))
             })
             .map_err(|e| self.err(e))?;
-        add_queued(&tx, -from_queue).map_err(|e| self.err(e))?;
+        add_to(&tx, QUEUED, -from_queue).map_err(|e| self.err(e))?;
         let mut claimed: Vec<(i64, Invocation)> = tx
             .prepare_cached(&format!(
                 "UPDATE invocations SET status = 'running', owner = :owner, started = :now, \
@@ -713,7 +704,7 @@ impl Store for SqliteStore {
                 bytes += row.get::<_, Option<i64>>(0).map_err(|e| self.err(e))?.unwrap_or(0);
             }
         }
-        add_bytes(&tx, -bytes).map_err(|e| self.err(e))?;
+        add_to(&tx, BYTES, -bytes).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(deleted)
     }
@@ -755,7 +746,7 @@ impl Store for SqliteStore {
                 stmt.execute([seq]).map_err(|e| self.err(e))?;
             }
         }
-        add_bytes(&tx, -(purged.bytes as i64)).map_err(|e| self.err(e))?;
+        add_to(&tx, BYTES, -(purged.bytes as i64)).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         purged.records = doomed.len() as u64;
         Ok(purged)
