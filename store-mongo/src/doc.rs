@@ -42,8 +42,11 @@ pub(crate) mod field {
     pub const PATH: &str = "path";
     /// The record's `stored_size` (what the store budget counts).
     pub const SIZE: &str = "size";
-    /// Global enqueue order, set once when the record is first written.
+    /// Global enqueue order, set once when the record is first written;
+    /// in the counter's document, the last number given.
     pub const SEQ: &str = "seq";
+    /// In the counter's document, the records' total (see `bytes.rs`).
+    pub const BYTES: &str = "bytes";
     /// The idempotency key of a submit, and the fingerprint of what it
     /// asked for (absent without a key).
     pub const IDEM_KEY: &str = "idem_key";
@@ -127,10 +130,10 @@ pub(crate) fn action_meta_projection() -> Document {
 
 /// Every field of an invocation but `_id`, `seq` and `expire_at`, for
 /// `$set`; `size` is its `stored_size`, from the JSON encoded here.
-pub(crate) fn invocation_fields(rec: &InvocationRecord) -> Document {
+pub(crate) fn invocation_fields(rec: &InvocationRecord) -> (Document, u64) {
     let result = rec.result.as_ref().map(Value::to_string);
     let size = rec.stored_size_with(result.as_ref().map_or(0, String::len));
-    doc! {
+    let fields = doc! {
         field::ACTION: &rec.action,
         field::VERSION: rec.version,
         field::STATUS: rec.status.as_str(),
@@ -153,7 +156,8 @@ pub(crate) fn invocation_fields(rec: &InvocationRecord) -> Document {
         field::LEASE_UNTIL: opt_i64(rec.lease_until),
         field::CALLER: opt_str(rec.caller.as_deref()),
         field::SIZE: u64_to_db(size),
-    }
+    };
+    (fields, size)
 }
 
 pub(crate) fn invocation_from_doc(doc: &Document) -> Result<InvocationRecord, DecodeError> {
@@ -380,7 +384,7 @@ mod tests {
     }
 
     fn stored(rec: &InvocationRecord) -> Document {
-        let mut doc = invocation_fields(rec);
+        let (mut doc, _) = invocation_fields(rec);
         doc.insert(field::ID, &rec.id);
         doc
     }

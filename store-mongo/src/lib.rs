@@ -13,16 +13,21 @@
 //!   enqueue order, set when a record is first written; `expire_at` is a BSON
 //!   Date set when a record is stored in a terminal state, and a TTL index
 //!   expires records `retention_secs` after it.
-//!   `size` is the record's `stored_size`: `invocation_bytes` sums it, and
-//!   `purge_oldest_invocations` walks the `{status, finished, size}` index
-//!   for the oldest terminal records (records written before `size` was
-//!   kept count 0).
+//!   `size` is the record's `stored_size`: the counter's `bytes` keeps
+//!   their total (see `bytes.rs`), and both purges walk the
+//!   `{status, finished, size}` index for the oldest terminal records, a
+//!   batch at a time (records written before `size` was kept count 0).
 //!   `idem_key` and `idem_fp` are the idempotency key of a submit and the
 //!   fingerprint of what it asked for, under a partial unique index: two
 //!   servers that enqueue one key at once write one record between them.
 //! - `counters`: the `seq` counter, incremented atomically by every
 //!   `put_invocations` for its whole batch, so the order is global across
-//!   servers.
+//!   servers; its document also holds `bytes`, the records' total.
+//!
+//! The TTL index expires terminal records a day after the retention
+//! ([`TTL_GRACE_SECS`]): the servers' own purge deletes them first, and
+//! counts what it deletes; the index is a safety net for a database no
+//! server purges.
 //!
 //! Claims are a loop of `findAndModify` calls, each atomic on its record:
 //! two servers never claim the same record. No transactions and no change
@@ -33,6 +38,7 @@
 //! [`StoreError::Unavailable`] after the server selection timeout, and the
 //! same `MongoStore` works again once MongoDB is back.
 
+mod bytes;
 mod doc;
 mod error;
 mod indexes;
@@ -63,8 +69,13 @@ pub const COUNTERS: &str = "counters";
 /// Collection of run counters: one document per action (`_id` its name).
 pub const RUN_COUNTS: &str = "run_counts";
 
-/// The `_id` of the enqueue counter in [`COUNTERS`].
+/// The `_id` of the enqueue counter (and of the records' total) in
+/// [`COUNTERS`].
 const SEQ_COUNTER: &str = "invocations";
+
+/// Seconds after the retention at which the TTL index expires a terminal
+/// record that no server purged (a database no server runs on).
+pub const TTL_GRACE_SECS: u64 = 24 * 3600;
 
 /// Most record writes, and about the most bytes of records, in one
 /// `update` command of `put_invocations` (a command holds at most 100,000
@@ -79,10 +90,12 @@ const UPDATE_TRIES: usize = 5;
 /// string (`serverSelectionTimeoutMS`, `connectTimeoutMS`) take precedence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MongoOptions {
-    /// Seconds a finished (succeeded or failed) invocation record is kept,
-    /// through a TTL index (MongoDB deletes expired records within about a
-    /// minute). At most about 68 years (`i32::MAX` s); 0 keeps records until
-    /// [`Store::purge_invocations`] deletes them.
+    /// Seconds a finished (succeeded or failed) invocation record is kept:
+    /// [`Store::purge_invocations`] (which the server calls every minute)
+    /// deletes them, and a TTL index deletes those it missed
+    /// [`TTL_GRACE_SECS`] later (MongoDB deletes expired records within
+    /// about a minute). At most about 68 years (`i32::MAX` s); 0 keeps
+    /// records until [`Store::purge_invocations`] deletes them.
     pub retention_secs: u64,
     /// How long a call waits for a usable server before it fails with
     /// [`StoreError::Unavailable`] (also bounds `connect` against a MongoDB
@@ -202,8 +215,12 @@ impl MongoStore {
             db,
             label,
         };
-        indexes::ensure(&store.db, options.retention_secs)
-            .map_err(|err| store.err("cannot create the indexes", err))?;
+        let ttl = match options.retention_secs {
+            0 => 0,
+            secs => secs.saturating_add(TTL_GRACE_SECS),
+        };
+        indexes::ensure(&store.db, ttl).map_err(|err| store.err("cannot create the indexes", err))?;
+        store.recount_bytes()?;
         tracing::info!(url = %store.label, database, "connected to MongoDB");
         Ok(store)
     }
@@ -222,12 +239,16 @@ impl MongoStore {
         }
     }
 
-    /// Reserves `n` consecutive enqueue numbers; returns the first.
-    fn next_seq(&self, n: usize) -> Result<i64> {
+    /// Reserves `n` consecutive enqueue numbers, and adds `bytes` to the
+    /// records' total in the same update; returns the first number.
+    fn next_seq(&self, n: usize, bytes: i64) -> Result<i64> {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
         let increment = || {
             self.counters
-                .find_one_and_update(doc! { field::ID: SEQ_COUNTER }, doc! { "$inc": { field::SEQ: n } })
+                .find_one_and_update(
+                    doc! { field::ID: SEQ_COUNTER },
+                    doc! { "$inc": { field::SEQ: n, field::BYTES: bytes } },
+                )
                 .upsert(true)
                 .return_document(ReturnDocument::After)
                 .run()
@@ -361,11 +382,22 @@ impl Store for MongoStore {
         if records.is_empty() {
             return Ok(());
         }
-        let first_seq = self.next_seq(records.len())?;
-        let now = DateTime::now();
+        // What the records counted for before: the total moves by the
+        // difference.
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let mut before = self.stored_sizes(&ids)?;
         let mut statements = Vec::with_capacity(records.len());
-        for (i, rec) in records.iter().enumerate() {
-            let mut set = doc::invocation_fields(rec);
+        let mut delta = 0i64;
+        let mut fields = Vec::with_capacity(records.len());
+        for rec in records {
+            let (set, size) = doc::invocation_fields(rec);
+            // A record put twice in one batch counts once, at its last size.
+            delta += size as i64 - before.insert(rec.id.clone(), size as i64).unwrap_or(0);
+            fields.push((set, size));
+        }
+        let first_seq = self.next_seq(records.len(), delta)?;
+        let now = DateTime::now();
+        for (i, (rec, (mut set, size))) in records.iter().zip(fields).enumerate() {
             let mut update = Document::new();
             if rec.status.is_terminal() {
                 set.insert(field::EXPIRE_AT, now);
@@ -376,7 +408,7 @@ impl Store for MongoStore {
             // The enqueue order is that of the first write: a record put
             // again keeps its place.
             update.insert("$setOnInsert", doc! { field::SEQ: first_seq + i as i64 });
-            statements.push((rec.stored_size(), doc! { "q": { field::ID: &rec.id }, "u": update, "upsert": true }));
+            statements.push((size, doc! { "q": { field::ID: &rec.id }, "u": update, "upsert": true }));
         }
         // One `update` command holds many (a round trip per command, not
         // per record): the bulk form every MongoDB version speaks, with the
@@ -433,11 +465,20 @@ impl Store for MongoStore {
         if submits.is_empty() {
             return Ok(Vec::new());
         }
-        let first_seq = self.next_seq(submits.len())?;
+        let mut sizes = Vec::with_capacity(submits.len());
+        let docs: Vec<Document> = submits
+            .iter()
+            .map(|s| {
+                let mut d = doc! { field::ID: &s.record.id };
+                let (fields, size) = doc::invocation_fields(&s.record);
+                d.extend(fields);
+                sizes.push(size as i64);
+                d
+            })
+            .collect();
+        let first_seq = self.next_seq(submits.len(), sizes.iter().sum())?;
         let now = DateTime::now();
-        let docs = submits.iter().enumerate().map(|(i, s)| {
-            let mut d = doc! { field::ID: &s.record.id };
-            d.extend(doc::invocation_fields(&s.record));
+        let docs = docs.into_iter().zip(submits).enumerate().map(|(i, (mut d, s))| {
             d.insert(field::SEQ, first_seq + i as i64);
             // A submit that ran before its commit may be finished already:
             // it expires as a finished record put does.
@@ -454,6 +495,9 @@ impl Store for MongoStore {
             Ok(_) => Vec::new(),
             Err(err) => duplicate_indexes(&err).ok_or_else(|| self.err("cannot enqueue", err))?,
         };
+        // Those refused were counted and not stored (a retry below counts
+        // itself again).
+        self.add_bytes(-refused.iter().filter_map(|&i| sizes.get(i)).sum::<i64>())?;
         let mut answers = vec![Enqueued::New; submits.len()];
         for i in refused {
             let Some(submit) = submits.get(i) else { continue };
@@ -557,73 +601,42 @@ impl Store for MongoStore {
         self.invocations.count_documents(doc! { field::STATUS: InvocationStatus::Queued.as_str() }).run().map_err(map)
     }
 
+    /// The oldest terminal records finished before `before_ms`, a batch
+    /// at a time (see [`MongoStore::find_terminal`]), each taken off the
+    /// records' total.
     fn purge_invocations(&self, before_ms: i64) -> Result<u64> {
-        let terminal = [InvocationStatus::Succeeded, InvocationStatus::Failed].map(|s| Bson::from(s.as_str()));
-        let filter = doc! { field::STATUS: { "$in": terminal.to_vec() }, field::FINISHED: { "$lt": before_ms } };
-        let deleted = self.invocations.delete_many(filter).run().map_err(map)?;
-        Ok(deleted.deleted_count)
+        let mut deleted = 0;
+        loop {
+            let filter = doc! { field::FINISHED: { "$lt": before_ms } };
+            let (ids, found_bytes) = self.find_terminal(filter, u64::MAX, bytes::DELETE_BATCH)?;
+            let found = ids.len();
+            let purged = self.delete_terminal(ids, found_bytes)?;
+            deleted += purged.records;
+            if found < bytes::DELETE_BATCH || purged.records == 0 {
+                return Ok(deleted);
+            }
+        }
     }
 
-    /// One `$group` over the collection. Records written before sizes were
-    /// kept have none and count 0 (the TTL index expires them).
+    /// The total the writes keep (see `bytes.rs`); counted from every
+    /// record only in a database no server has counted it in.
     fn invocation_bytes(&self) -> Result<u64> {
-        let pipeline = [doc! { "$group": { "_id": Bson::Null, "total": { "$sum": format!("${}", field::SIZE) } } }];
-        let mut cursor = self.invocations.aggregate(pipeline).run().map_err(map)?;
-        let Some(found) = cursor.next().transpose().map_err(map)? else { return Ok(0) };
-        let total = match found.get("total") {
-            Some(Bson::Int64(n)) => *n,
-            Some(Bson::Int32(n)) => i64::from(*n),
-            Some(Bson::Double(n)) => *n as i64,
-            other => return Err(StoreError::Corrupt(format!("the sum of invocation sizes is {other:?}"))),
-        };
-        Ok(total.max(0) as u64)
+        match self.read_bytes()? {
+            Some(total) => Ok(total),
+            None => self.recount_bytes(),
+        }
     }
 
     /// Finds the oldest terminal records by the `{status, finished, size}`
     /// index (reading their ids and sizes only, and no further than the
     /// bytes asked for), then deletes those still terminal with one
-    /// `deleteMany`. Another server purging at once may have deleted some
-    /// of them first: then the bytes reported are those of the share this
-    /// call deleted, in proportion.
+    /// `deleteMany` (see [`MongoStore::delete_terminal`]).
     fn purge_oldest_invocations(&self, bytes: u64, max_records: usize) -> Result<Purged> {
         if bytes == 0 || max_records == 0 {
             return Ok(Purged::default());
         }
-        let terminal = [InvocationStatus::Succeeded, InvocationStatus::Failed].map(|s| Bson::from(s.as_str()));
-        let mut cursor = self
-            .invocations
-            .find(doc! { field::STATUS: { "$in": terminal.to_vec() } })
-            .sort(doc! { field::FINISHED: 1 })
-            .projection(doc! { field::ID: 1, field::SIZE: 1 })
-            .batch_size(u32::try_from(max_records.min(1000)).unwrap_or(1000))
-            .limit(i64::try_from(max_records).unwrap_or(i64::MAX))
-            .run()
-            .map_err(map)?;
-        let (mut ids, mut found_bytes) = (Vec::new(), 0u64);
-        while found_bytes < bytes && ids.len() < max_records {
-            let Some(found) = cursor.next().transpose().map_err(map)? else { break };
-            let size = match found.get(field::SIZE) {
-                None | Some(Bson::Null) => 0,
-                Some(_) => doc::integer(&found, "invocation", field::SIZE)?.max(0) as u64,
-            };
-            match found.get(field::ID) {
-                Some(id) => ids.push(id.clone()),
-                None => return Err(StoreError::Corrupt("an invocation without an _id".into())),
-            }
-            found_bytes += size;
-        }
-        drop(cursor);
-        if ids.is_empty() {
-            return Ok(Purged::default());
-        }
-        let filter = doc! { field::ID: { "$in": &ids }, field::STATUS: { "$in": terminal.to_vec() } };
-        let deleted = self.invocations.delete_many(filter).run().map_err(map)?.deleted_count;
-        let bytes = if deleted as usize == ids.len() {
-            found_bytes
-        } else {
-            (u128::from(found_bytes) * u128::from(deleted) / ids.len() as u128) as u64
-        };
-        Ok(Purged { records: deleted, bytes })
+        let (ids, found) = self.find_terminal(Document::new(), bytes, max_records)?;
+        self.delete_terminal(ids, found)
     }
 
     /// One `$inc` upsert per action (a few a second from each server).

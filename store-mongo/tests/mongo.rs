@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mongodb::bson::{doc, Bson, Document};
 use serde_json::json;
 use sl_store::{ActionRecord, InvocationRecord, InvocationStatus, Limits, Store, StoreError};
-use sl_store_mongo::{MongoOptions, MongoStore, ACTIONS, INVOCATIONS};
+use sl_store_mongo::{MongoOptions, MongoStore, ACTIONS, COUNTERS, INVOCATIONS, TTL_GRACE_SECS};
 use sl_testkit::Mongo;
 
 const T0: i64 = 1_700_000_000_000;
@@ -131,12 +131,13 @@ fn the_indexes_exist_and_the_retention_follows_the_options() {
             .and_then(Bson::as_i64)
             .or_else(|| options.get("expireAfterSeconds").and_then(Bson::as_i32).map(i64::from))
     };
-    assert_eq!(ttl(&invocations), Some(3600));
+    // The servers' purge deletes at the retention; the index a day later.
+    assert_eq!(ttl(&invocations), Some(3600 + TTL_GRACE_SECS as i64));
 
     // Connecting again finds them; a new retention replaces the old one.
     let _again = t.connect(m, options);
     let _longer = t.connect(m, MongoOptions { retention_secs: 7200, ..MongoOptions::default() });
-    assert_eq!(ttl(&t.indexes("invocations")), Some(7200));
+    assert_eq!(ttl(&t.indexes("invocations")), Some(7200 + TTL_GRACE_SECS as i64));
     assert_eq!(t.indexes("invocations").len(), invocations.len(), "no index was added twice");
     assert_eq!(t.indexes("routes").len(), routes.len(), "no route index was added twice");
 
@@ -330,4 +331,44 @@ fn the_enqueue_order_is_global_across_stores() {
     c.put_invocations(&[queued("late")]).unwrap();
     a.put_invocations(&[queued("later")]).unwrap();
     assert_eq!(ids(&c.claim_invocations("w", 100, T0, HOUR).unwrap()), ["late", "later"]);
+}
+
+#[test]
+fn the_records_total_is_one_document_kept_by_every_store_and_counted_again_on_connect() {
+    let m = mongo();
+    let t = TestDb::new(m);
+    let a = t.connect(m, MongoOptions::default());
+    let b = t.connect(m, MongoOptions::default());
+    let kept = || -> i64 {
+        let counters = t.db.collection::<Document>(COUNTERS);
+        let found = counters.find_one(doc! { "_id": INVOCATIONS }).run().unwrap().expect("the counter");
+        match found.get("bytes") {
+            Some(Bson::Int64(n)) => *n,
+            Some(Bson::Int32(n)) => i64::from(*n),
+            _ => panic!("no total in {found}"),
+        }
+    };
+    let records: Vec<InvocationRecord> = (0..40).map(|i| queued(&format!("r{i:02}"))).collect();
+    a.put_invocations(&records[..20]).unwrap();
+    b.put_invocations(&records[20..]).unwrap();
+    let sum: u64 = records.iter().map(InvocationRecord::stored_size).sum();
+    assert_eq!(kept(), sum as i64);
+    // Each store reads the one document.
+    assert_eq!((a.invocation_bytes().unwrap(), b.invocation_bytes().unwrap()), (sum, sum));
+    // Records deleted behind the stores' backs (as the TTL index would):
+    // the total is off until a store connects and counts it again.
+    let invocations = t.db.collection::<Document>(INVOCATIONS);
+    let gone = invocations.delete_many(doc! { "_id": { "$in": ["r00", "r01"] } }).run().unwrap();
+    assert_eq!(gone.deleted_count, 2);
+    assert_eq!(a.invocation_bytes().unwrap(), sum);
+    let c = t.connect(m, MongoOptions::default());
+    let left = sum - records[0].stored_size() - records[1].stored_size();
+    assert_eq!((c.invocation_bytes().unwrap(), a.invocation_bytes().unwrap()), (left, left));
+    // A database written before the total was kept: counted on first use.
+    t.db.collection::<Document>(COUNTERS)
+        .update_one(doc! { "_id": INVOCATIONS }, doc! { "$unset": { "bytes": "" } })
+        .run()
+        .unwrap();
+    assert_eq!(b.invocation_bytes().unwrap(), left);
+    assert_eq!(kept(), left as i64);
 }

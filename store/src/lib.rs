@@ -139,8 +139,8 @@ pub trait Store: Send + Sync {
     /// The [`stored_size`](InvocationRecord::stored_size)s of every stored
     /// invocation record (of any status) added up: what the server's store
     /// budget bounds. Cheap enough to call at start-up and about once a
-    /// minute (SQLite reads one row, a total its writes keep; MongoDB sums
-    /// one field over every record).
+    /// minute (SQLite and MongoDB each read one row or document, a total
+    /// their writes keep).
     fn invocation_bytes(&self) -> Result<u64>;
 
     /// Deletes the oldest terminal (`Succeeded` or `Failed`) invocation
