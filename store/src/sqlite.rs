@@ -264,7 +264,8 @@ pub(crate) const OLDEST_FINISHED: &str = "\
 
 /// Rows one `INSERT` of unkeyed submits holds at most. A statement per
 /// row opened a cursor on the table and each of its indexes, closed them,
-/// and moved the `AUTOINCREMENT` counter, for every record (some 6,000
+/// and (before schema version 12) moved the `AUTOINCREMENT` counter, for
+/// every record (some 6,000
 /// instructions of 34,000); one statement of many rows does that once. A
 /// run of unkeyed submits goes in statements of 32, 16, ... 1 rows, so six
 /// statement texts serve every run (see [`unkeyed_insert`]).

@@ -41,6 +41,8 @@ const MIGRATIONS: &[Step] = &[
     Step::Sql(V10),
     // 10 -> 11: the records' total size kept in `counters`.
     Step::Sql(V11),
+    // 11 -> 12: `seq` without AUTOINCREMENT.
+    Step::Sql(V12),
 ];
 
 /// Schema version 1: actions, invocation records and the queue.
@@ -253,6 +255,60 @@ const V10: &str = r#"
 const V11: &str = r#"
     INSERT OR REPLACE INTO counters (name, value)
         VALUES ('bytes', (SELECT coalesce(sum(size), 0) FROM invocations));
+"#;
+
+/// Schema version 12: the table rebuilt with `seq` a plain `INTEGER
+/// PRIMARY KEY` (the rowid), without `AUTOINCREMENT`. The keyword kept the
+/// largest `seq` ever given in `sqlite_sequence`, which every insert read
+/// and wrote: one more page in the log for every commit (one in six for a
+/// commit of one record). Nothing needs a number never to come back: `seq`
+/// orders the records stored, and a new row still gets one more than the
+/// largest stored; only after the newest records are deleted may it be
+/// given again. The rows keep their numbers; the indexes are made again.
+const V12: &str = r#"
+    DROP TABLE IF EXISTS invocations_v12;
+    CREATE TABLE invocations_v12 (
+        -- Enqueue order: the queue is claimed in `seq` order (the rowid).
+        seq           INTEGER PRIMARY KEY,
+        id            TEXT NOT NULL UNIQUE,
+        action        TEXT NOT NULL,
+        version       INTEGER NOT NULL,
+        status        TEXT NOT NULL,
+        is_async      INTEGER NOT NULL,
+        args          TEXT NOT NULL,      -- JSON
+        result        TEXT,               -- JSON, NULL when there is none
+        error_kind    TEXT,
+        error_message TEXT,
+        logs          TEXT NOT NULL,
+        created       INTEGER NOT NULL,
+        started       INTEGER,
+        finished      INTEGER,
+        duration_ms   INTEGER,
+        instructions  INTEGER,
+        peak_memory   INTEGER,
+        attempts      INTEGER NOT NULL,
+        owner         TEXT,
+        lease_until   INTEGER,
+        caller        TEXT,
+        size          INTEGER NOT NULL DEFAULT 0,
+        idem_key      TEXT,
+        idem_fp       TEXT
+    );
+    INSERT INTO invocations_v12 (seq, id, action, version, status, is_async, args, result, error_kind,
+            error_message, logs, created, started, finished, duration_ms, instructions, peak_memory, attempts,
+            owner, lease_until, caller, size, idem_key, idem_fp)
+        SELECT seq, id, action, version, status, is_async, args, result, error_kind,
+            error_message, logs, created, started, finished, duration_ms, instructions, peak_memory, attempts,
+            owner, lease_until, caller, size, idem_key, idem_fp
+        FROM invocations ORDER BY seq;
+    DROP TABLE invocations;
+    ALTER TABLE invocations_v12 RENAME TO invocations;
+    CREATE UNIQUE INDEX invocations_idem ON invocations (idem_key) WHERE idem_key IS NOT NULL;
+    CREATE INDEX invocations_queued ON invocations (seq) WHERE status = 'queued';
+    CREATE INDEX invocations_expiring ON invocations (lease_until) WHERE status = 'running';
+    CREATE INDEX invocations_done ON invocations (status, finished, size)
+        WHERE status IN ('succeeded', 'failed');
+    CREATE INDEX invocations_by_action ON invocations (action);
 "#;
 
 /// Adds `column` to `table` unless the table has it already.

@@ -441,6 +441,28 @@ fn a_database_without_routes_and_callers_is_migrated_on_open() {
         let route =
             RouteRecord { method: "GET".into(), host: String::new(), path: "/".into(), action: "a".into(), created: 1 };
         store.create_route(&route).unwrap();
+
+        // `seq` is the rowid, without AUTOINCREMENT (version 12): nothing
+        // moves `sqlite_sequence`, and the old row kept its place first.
+        {
+            let conn = store.lock();
+            let sql: String = conn
+                .query_row("SELECT sql FROM sqlite_master WHERE name = 'invocations'", [], |row| row.get(0))
+                .unwrap();
+            assert!(!sql.to_uppercase().contains("AUTOINCREMENT"), "{sql}");
+            let counted: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_sequence WHERE name LIKE 'invocations%'", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(counted, 0);
+            let order: Vec<String> = conn
+                .prepare("SELECT id FROM invocations ORDER BY seq")
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert_eq!(order, ["old", "child"]);
+        }
         drop(store);
 
         // Opening it again changes nothing.
