@@ -34,7 +34,9 @@ const STATEMENT_CACHE: usize = 48;
 /// (or several `SqliteStore`s) may open the same file; claims stay exclusive
 /// because each one runs in an `IMMEDIATE` transaction.
 pub struct SqliteStore {
-    conn: Mutex<Writer>,
+    /// Shared with the checkpointer, which holds it for the last copy of
+    /// the log before the log starts over.
+    conn: Arc<Mutex<Writer>>,
     /// Rows changed through `conn`, for the checkpointer.
     changes: Arc<checkpoint::Changes>,
     /// The path as given, or `:memory:`, for error messages.
@@ -179,12 +181,26 @@ impl SqliteStore {
         let checkpointer = match file {
             Some(path) => {
                 conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_PAGES).map_err(sql)?;
-                Some(checkpoint::Checkpointer::start(path, synchronous, &label, Arc::clone(&changes))?)
+                Some((path, synchronous))
             }
             None => None,
         };
         let counted = conn.total_changes();
-        Ok(Self { conn: Mutex::new(Writer { conn, counted }), changes, label, _checkpointer: checkpointer })
+        let conn = Arc::new(Mutex::new(Writer { conn, counted }));
+        let checkpointer = match checkpointer {
+            Some((path, synchronous)) => {
+                // The writers are held by taking their connection: a commit
+                // under way ends first, the next one waits.
+                let writers = Arc::clone(&conn);
+                let hold: checkpoint::HoldWriters = Box::new(move |copy| {
+                    let _held = writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    copy()
+                });
+                Some(checkpoint::Checkpointer::start(path, synchronous, &label, Arc::clone(&changes), hold)?)
+            }
+            None => None,
+        };
+        Ok(Self { conn, changes, label, _checkpointer: checkpointer })
     }
 
     /// Fails unless every record of `submits` is stored (in `conn`'s

@@ -111,6 +111,53 @@ fn the_checkpointer_leaves_a_few_writes_in_the_log() {
     }
 }
 
+/// Under writers that never pause, the checkpointer's copies never catch
+/// up with the log; once it holds `RESTART_PAGES` the thread copies it to
+/// the end with the writers held, and the next commit starts it over,
+/// long before the writers' own checkpoint at `WRITER_PAGES` would.
+#[test]
+fn the_checkpointer_starts_the_log_over_under_steady_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sl.db");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let wal = dir.path().join("sl.db-wal");
+    // The log's header counts the times it started over (bytes 12..16).
+    let restarts = || {
+        let bytes = std::fs::read(&wal).unwrap_or_default();
+        bytes.get(12..16).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let record = InvocationRecord::queued(
+                    format!("r-{i}"),
+                    "a".into(),
+                    serde_json::json!({ "text": "y".repeat(8000) }),
+                    true,
+                    1,
+                );
+                store.enqueue_invocations(&[Submit { record, key: None }]).unwrap();
+                i += 1;
+            }
+        })
+    };
+    let first = restarts();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut longest = 0;
+    while restarts() == first {
+        longest = longest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        assert!(std::time::Instant::now() < deadline, "the log never started over");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let limit = (checkpoint::WRITER_PAGES as u64 - 1_000) * 4096;
+    assert!(longest < limit, "the log grew to {longest} bytes before it started over");
+}
+
 #[test]
 fn a_write_to_a_read_only_database_is_unavailable() {
     let store = SqliteStore::open_in_memory().unwrap();
