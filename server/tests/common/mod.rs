@@ -52,7 +52,9 @@ impl TestServer {
     fn spawn(dir: &Path, config: &Path) -> Self {
         let with_routes = std::fs::read_to_string(config).unwrap_or_default().contains("Routes {");
         let mut cmd = Command::new(BIN);
-        cmd.arg("--config").arg(config).arg("--listen").arg("127.0.0.1:0");
+        // Run in the server's own directory: settings that are relative to
+        // the working directory (a plugin's files) stay out of the source tree.
+        cmd.current_dir(dir).arg("--config").arg(config).arg("--listen").arg("127.0.0.1:0");
         if with_routes {
             cmd.arg("--routes-listen").arg("127.0.0.1:0");
         }
@@ -269,6 +271,7 @@ pub fn start_failing(extra: &str) -> (std::process::ExitStatus, String) {
     let config = tmp.path().join("config.lua");
     std::fs::write(&config, format!("Nulldb {{}}\n{extra}")).unwrap();
     let out = Command::new(BIN)
+        .current_dir(tmp.path())
         .arg("--config")
         .arg(&config)
         .arg("--listen")
