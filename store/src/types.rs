@@ -149,6 +149,13 @@ pub struct InvocationRecord {
 }
 
 impl InvocationRecord {
+    /// A record that holds nothing (no id, no action, no arguments): what
+    /// stands in for one moved out of the place that held it. Allocates
+    /// nothing.
+    pub fn empty() -> Self {
+        Self::queued(String::new(), String::new(), JsonArgs::empty(), false, 0)
+    }
+
     /// A new queued record with nothing run yet.
     pub fn queued(id: String, action: String, args: impl Into<JsonArgs>, is_async: bool, now_ms: i64) -> Self {
         Self {

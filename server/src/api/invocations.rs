@@ -92,7 +92,7 @@ pub(super) fn submit(
         // The job has the record (which takes the arguments' text when the
         // run starts); the submit gets the final one when the run ends, or
         // a copy if it outlives its first slice (`invoke::start`).
-        let number = st.submits.push(conn, Submit { record: empty_record(), key }, true);
+        let number = st.submits.push(conn, Submit { record: InvocationRecord::empty(), key }, true);
         invoke::start(st, Job { args: Some(Args::Text(args)), early: Some(number), ..Job::new(record, Reply::Queue) });
     } else {
         record.args = invoke::text_args(&args);
@@ -292,16 +292,10 @@ fn commit_batch(
     (answers, counted)
 }
 
-/// A record that holds nothing (and allocates nothing): what stands in for
-/// one that is elsewhere.
-fn empty_record() -> InvocationRecord {
-    InvocationRecord::queued(String::new(), String::new(), JsonArgs::empty(), true, 0)
-}
-
 /// A submit that holds nothing: what stands in for one moved out of its
 /// batch.
 fn empty_submit() -> Submit {
-    Submit { record: empty_record(), key: None }
+    Submit { record: InvocationRecord::empty(), key: None }
 }
 
 /// The answer to an accepted submit, or to one whose key was used for

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use sl_store::{InvocationRecord, JsonArgs, RunKind};
+use sl_store::{InvocationRecord, RunKind};
 
 use crate::ids::new_invocation_id;
 use crate::reactor::ConnRef;
@@ -68,8 +68,7 @@ impl Job {
 
     /// Its record, leaving an empty one (no allocation) in its place.
     pub fn take_record(&mut self) -> InvocationRecord {
-        let empty = InvocationRecord::queued(String::new(), String::new(), JsonArgs::empty(), false, 0);
-        std::mem::replace(&mut self.record, empty)
+        std::mem::replace(&mut self.record, InvocationRecord::empty())
     }
 
     /// Whether its record may be stored when it ends: always for
