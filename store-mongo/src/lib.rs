@@ -12,7 +12,7 @@
 //!   invocation id. Arguments and results are JSON text. `seq` is the global
 //!   enqueue order, set when a record is first written; `expire_at` is a BSON
 //!   Date set when a record is stored in a terminal state, and a TTL index
-//!   expires records `retention_secs` after it.
+//!   expires records [`TTL_GRACE_SECS`] after the retention (below).
 //!   `size` is the record's `stored_size`: the counter's `bytes` keeps
 //!   their total (see `bytes.rs`), and both purges walk the
 //!   `{status, finished, size}` index for the oldest terminal records, a
