@@ -16,8 +16,9 @@
 //!   `{status, finished, size}` index, a batch at a time) and takes off
 //!   what it deleted.
 //!
-//! A server killed between a write and its `$inc`, two servers putting
-//! one record at once, or MongoDB's TTL index (a safety net a day after
+//! A server killed between a write and its `$inc`, a write that fails
+//! after its `$inc`, two servers putting one record at once, or MongoDB's
+//! TTL index (a safety net a day after
 //! the retention, for a database no server purges) can leave the total off
 //! by what they touched. So each server counts it again from the records
 //! when it connects ([`MongoStore::recount_bytes`]), which is the one

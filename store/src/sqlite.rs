@@ -178,17 +178,13 @@ impl SqliteStore {
         // every record and so spill to files as they did.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(sql)?;
         let changes = Arc::new(checkpoint::Changes::default());
-        let checkpointer = match file {
-            Some(path) => {
-                conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_PAGES).map_err(sql)?;
-                Some((path, synchronous))
-            }
-            None => None,
-        };
+        if file.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_PAGES).map_err(sql)?;
+        }
         let counted = conn.total_changes();
         let conn = Arc::new(Mutex::new(Writer { conn, counted }));
-        let checkpointer = match checkpointer {
-            Some((path, synchronous)) => {
+        let checkpointer = match file {
+            Some(path) => {
                 // The writers are held by taking their connection: a commit
                 // under way ends first, the next one waits.
                 let writers = Arc::clone(&conn);
@@ -281,8 +277,8 @@ pub(crate) const OLDEST_FINISHED: &str = "\
 /// Rows one `INSERT` of unkeyed submits holds at most. A statement per
 /// row opened a cursor on the table and each of its indexes, closed them,
 /// and (before schema version 12) moved the `AUTOINCREMENT` counter, for
-/// every record (some 6,000
-/// instructions of 34,000); one statement of many rows does that once. A
+/// every record (some 6,000 instructions of 34,000); one statement of many
+/// rows does that once. A
 /// run of unkeyed submits goes in statements of 32, 16, ... 1 rows, so six
 /// statement texts serve every run (see [`unkeyed_insert`]).
 const INSERT_ROWS: usize = 32;
