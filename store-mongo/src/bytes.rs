@@ -59,16 +59,16 @@ impl MongoStore {
         if delta == 0 {
             return Ok(());
         }
-        let add = || {
-            self.counters
-                .update_one(doc! { field::ID: SEQ_COUNTER }, doc! { "$inc": { field::BYTES: delta } })
-                .upsert(true)
-                .run()
-        };
-        // Two first additions at once may both insert; one fails and is
+        self.update_total(doc! { "$inc": { field::BYTES: delta } })
+    }
+
+    /// Applies `update` to the counter's document, created if missing.
+    fn update_total(&self, update: Document) -> Result<()> {
+        let apply = || self.counters.update_one(doc! { field::ID: SEQ_COUNTER }, update.clone()).upsert(true).run();
+        // Two first updates at once may both insert; one fails and is
         // retried as an update.
-        match add() {
-            Err(err) if is_duplicate_key(&err) => add(),
+        match apply() {
+            Err(err) if is_duplicate_key(&err) => apply(),
             other => other,
         }
         .map_err(|err| self.err("cannot count the records' bytes", err))?;
@@ -120,17 +120,7 @@ impl MongoStore {
             },
         }
         .max(0);
-        let set = || {
-            self.counters
-                .update_one(doc! { field::ID: SEQ_COUNTER }, doc! { "$set": { field::BYTES: total } })
-                .upsert(true)
-                .run()
-        };
-        match set() {
-            Err(err) if is_duplicate_key(&err) => set(),
-            other => other,
-        }
-        .map_err(|err| self.err("cannot count the records' bytes", err))?;
+        self.update_total(doc! { "$set": { field::BYTES: total } })?;
         Ok(total as u64)
     }
 
