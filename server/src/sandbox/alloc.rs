@@ -68,6 +68,12 @@ pub fn thread_budget() -> usize {
     THREAD_BUDGET.with(Cell::get)
 }
 
+/// Adds `delta` bytes to the total of the calling thread's states without
+/// an allocation: a state that leaves a thread or joins it (`away.rs`).
+pub(crate) fn charge_thread(delta: isize) {
+    add_total(delta);
+}
+
 fn add_total(delta: isize) {
     THREAD_TOTAL.with(|t| t.set(t.get().saturating_add_signed(delta)));
 }

@@ -94,6 +94,10 @@ pub struct Control {
     /// The arguments of `main`, set only while the resume that starts it
     /// runs (the entry function takes them; see `instance::entry`).
     pub(crate) pending_args: Cell<Option<ErasedTree>>,
+    /// Pattern calls of this state that exist on stacks of their own
+    /// (`strings.rs`): while any does, the state stays on the OS thread it
+    /// runs on (see `away.rs`).
+    pub(crate) own_stacks: Cell<u32>,
 }
 
 impl Control {
@@ -112,6 +116,7 @@ impl Control {
             logs_truncated: Cell::new(false),
             meter,
             pending_args: Cell::new(None),
+            own_stacks: Cell::new(0),
         }
     }
 

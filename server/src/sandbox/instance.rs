@@ -46,6 +46,9 @@ pub struct Instance {
     meter: Box<MemoryMeter>,
     /// Invocations completed in this instance.
     pub runs: u64,
+    /// Whether the full collection after the first invocation was done
+    /// (see [`Run::take_instance`]).
+    collected: bool,
 }
 
 impl Instance {
@@ -55,7 +58,7 @@ impl Instance {
         let ctl = Box::new(Control::new(&*meter));
         // Built before anything else can fail, so that an early return drops
         // the state before the meter its allocator points into.
-        let mut instance = Self { entry: None, chunk: None, spare: None, lua, ctl, meter, runs: 0 };
+        let mut instance = Self { entry: None, chunk: None, spare: None, lua, ctl, meter, runs: 0, collected: false };
         instance.chunk = Some(load(&instance.lua).map_err(|e| InvokeError::Compile(error_message(&e)))?);
         Ok(instance)
     }
@@ -82,6 +85,21 @@ impl Instance {
     /// Bytes of Lua heap in use.
     pub fn memory_used(&self) -> usize {
         self.meter.used()
+    }
+
+    /// Whether the state must stay on the OS thread it runs on: it holds a
+    /// pattern call suspended on a stack of its own (see `away.rs`).
+    pub(crate) fn pinned(&self) -> bool {
+        self.ctl.own_stacks.get() > 0
+    }
+
+    /// After its first invocation, a full collection (a few microseconds
+    /// for most actions) frees what loading and the chunk left, about a
+    /// tenth of a warm instance's heap, before it waits idle. Once.
+    fn collect_once(&mut self) {
+        if !std::mem::replace(&mut self.collected, true) {
+            let _ = self.lua.gc_collect();
+        }
     }
 
     /// The chunk's bytecode (with debug information), if it has not run yet.
@@ -156,8 +174,9 @@ enum Phase {
 enum Delivery {
     /// The result of `call` or `invoke`, or an error message.
     Value(Result<serde_json::Value, String>),
-    /// A library chunk for `require`, loaded in the instance's state.
-    Module(mlua::Result<Function>),
+    /// A library's verified bytecode for `require`, and its chunk name:
+    /// loaded in the instance's state by the step that resumes with it.
+    Module { name: String, bytecode: Vec<u8> },
 }
 
 /// An invocation in progress in an [`Instance`].
@@ -176,6 +195,31 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run that holds nothing: what stands in for a run while it steps
+    /// on another thread.
+    pub fn vacant() -> Self {
+        Self {
+            thread: None,
+            phase: Phase::Main,
+            args: None,
+            pending_args: false,
+            delivery: None,
+            started: Instant::now(),
+            fresh: false,
+            instance: None,
+        }
+    }
+
+    /// Bytes of Lua heap its state holds (0 once the instance is gone).
+    pub fn memory_used(&self) -> usize {
+        self.instance.as_ref().map_or(0, Instance::memory_used)
+    }
+
+    /// Whether its state must stay on the OS thread it runs on.
+    pub(crate) fn pinned(&self) -> bool {
+        self.instance.as_ref().is_some_and(Instance::pinned)
+    }
+
     fn new(instance: Instance, args: Option<Args>, budget: Budget) -> Self {
         let started = Instant::now();
         let ctl = &instance.ctl;
@@ -233,11 +277,9 @@ impl Run {
     /// binary chunks are trusted. The chunk runs in this run's state,
     /// under its limits, like the action's own code.
     pub fn deliver_module(&mut self, name: &str, bytecode: &[u8]) {
-        let loaded = match self.instance.as_ref() {
-            Some(i) => i.lua.load(bytecode).set_name(format!("={name}")).set_mode(ChunkMode::Binary).into_function(),
-            None => Err(mlua::Error::runtime("invocation already finished")),
-        };
-        self.delivery = Some(Delivery::Module(loaded));
+        // Loaded by the next step, on the thread that runs it: loading
+        // allocates, and so may run a step of the collector.
+        self.delivery = Some(Delivery::Module { name: format!("={name}"), bytecode: bytecode.to_vec() });
     }
 
     /// Runs the invocation for at most about `slice` (the hook checks the
@@ -294,8 +336,12 @@ impl Run {
                         Ok((true, None))
                     }
                     Delivery::Value(Err(m)) => lua.create_string(m).map(|m| (false, Some(Value::String(m)))),
-                    Delivery::Module(Ok(f)) => Ok((true, Some(Value::Function(f)))),
-                    Delivery::Module(Err(e)) => Err(e),
+                    Delivery::Module { name, bytecode } => lua
+                        .load(&bytecode[..])
+                        .set_name(name)
+                        .set_mode(ChunkMode::Binary)
+                        .into_function()
+                        .map(|f| (true, Some(Value::Function(f)))),
                 };
                 match converted {
                     Ok((ok, value)) => {
@@ -537,19 +583,33 @@ impl Run {
     /// Instances whose invocation raised an error or hit a limit are
     /// discarded: their state may be half-changed.
     pub fn take_instance(&mut self, outcome: &Outcome) -> Option<Instance> {
-        if matches!(outcome.result, Err(ref e) if !matches!(e, InvokeError::Action(_))) {
+        if !reusable(outcome) {
             return None;
         }
         let mut i = self.instance.take()?;
-        if i.runs == 0 {
-            // Its first invocation ran the chunk: a full collection now (a
-            // few microseconds) frees what loading and the chunk left, about
-            // a tenth of a warm instance's heap, before it waits idle.
-            let _ = i.lua.gc_collect();
-        }
+        i.collect_once();
         i.runs += 1;
         Some(i)
     }
+
+    /// After `Done`, on the thread that ran the last step: drops the
+    /// instance if [`take_instance`](Self::take_instance) would not give it,
+    /// else makes the collection it would make, so that the work in
+    /// proportion to the heap is done here.
+    pub(crate) fn settle(&mut self, outcome: &Outcome) {
+        if !reusable(outcome) {
+            self.thread = None;
+            self.instance = None;
+        } else if let Some(i) = self.instance.as_mut() {
+            i.collect_once();
+        }
+    }
+}
+
+/// Whether an invocation that ended with `outcome` leaves its instance fit
+/// to serve another.
+fn reusable(outcome: &Outcome) -> bool {
+    !matches!(outcome.result, Err(ref e) if !matches!(e, InvokeError::Action(_)))
 }
 
 /// The error of a result that has no JSON form.

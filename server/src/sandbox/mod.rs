@@ -3,6 +3,7 @@
 
 mod alloc;
 mod args;
+mod away;
 mod baselib;
 mod compile;
 mod coroutines;
@@ -21,6 +22,7 @@ mod tablelib;
 
 pub use alloc::{set_thread_budget, thread_budget, thread_total, DEFAULT_MAX_STRING};
 pub use args::{check_object, nested_too_deep, too_deep_message, Args, ArgsText, Doc};
+pub use away::{Away, Remains};
 pub use compile::{compile, compile_with, Compiled};
 pub use error::error_message;
 pub use hook::{armed_firings, LimitKind, HOOK_INTERVAL, STALL_LIMIT};

@@ -47,7 +47,7 @@ use sl_lpattern::{Budget, Capture, Error as PatError, GMatchState, GsubError, Ma
 use super::alloc::DEFAULT_MAX_STRING;
 use super::decide::PIECE;
 use super::error::soft;
-use super::hook::{with_active, LimitKind};
+use super::hook::{with_active, Control, LimitKind};
 
 /// Matcher steps granted at a time; the limits (and the clock) are checked
 /// between grants. Some 0.1 to 0.5 ms of matching.
@@ -215,19 +215,33 @@ fn run<T>(restartable: bool, f: impl FnOnce(&mut Budget, usize) -> Result<T, Pat
 /// The rest of a call once the matcher is done: its results for Lua.
 type Finish<T> = Box<dyn FnOnce(&Lua, T) -> mlua::Result<MultiValue>>;
 
-/// Counts a pausable call while it exists.
-struct PausableSlot;
+/// Counts a pausable call while it exists, in the process and in its
+/// state's control block.
+struct PausableSlot {
+    ctl: *const Control,
+}
 
 impl PausableSlot {
-    fn take() -> Self {
+    /// The slot of a call of the invocation running on this thread.
+    fn take() -> Option<Self> {
+        let ctl = with_active(|c| {
+            c.own_stacks.set(c.own_stacks.get() + 1);
+            ptr::from_ref(c)
+        })?;
         PAUSABLE.fetch_add(1, Ordering::Relaxed);
-        PausableSlot
+        Some(PausableSlot { ctl })
     }
 }
 
 impl Drop for PausableSlot {
     fn drop(&mut self) {
         PAUSABLE.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: the slot lives in the `resume` function of its state (or
+        // on the stack of `pausable` until that function exists), and the
+        // control block is owned by the same instance and dropped after the
+        // state (`Instance`'s field order), so it is alive here.
+        let c = unsafe { &*self.ctl };
+        c.own_stacks.set(c.own_stacks.get().saturating_sub(1));
     }
 }
 
@@ -242,7 +256,8 @@ fn pausable<T: 'static>(
 ) -> mlua::Result<MultiValue> {
     let stack = DefaultStack::new(PAUSE_STACK)
         .map_err(|e| mlua::Error::runtime(format!("pattern matching: no stack for a long call: {e}")))?;
-    let slot = PausableSlot::take();
+    let slot = PausableSlot::take()
+        .ok_or_else(|| mlua::Error::runtime("pattern matching: a long call outside an invocation"))?;
     let co = Coroutine::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
         PAUSER.with(|p| p.set(ptr::from_ref(yielder)));
         let r = match run(false, work) {
