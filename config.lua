@@ -16,9 +16,10 @@ Limits {
   maxmem = 65536,              -- default KiB of Lua heap per action
   instructions = 100000000,    -- default VM instruction budget per invocation
   timeout = 5000,              -- default ms of wall-clock time per invocation
-  max_maxmem = 65536,          -- the most maxmem an action may ask for (64 MiB): some steps of the VM that
-                               --   cannot be paused (a table's rehash, the collector's atomic step) take
-                               --   time in proportion to the heap, tens of ms at 64 MiB; see SECURITY.md
+  max_maxmem = 65536,          -- the most maxmem an action may ask for (64 MiB)
+  offload_heap = 8192,         -- KiB of heap past which an invocation runs off the event loop: some steps of
+                               --   the VM that cannot be paused (a table's rehash, the collector's atomic
+                               --   step) take time in proportion to the heap; see README, "Limits"
   max_instructions = 10000000000,
   max_timeout = 300000,
   max_string = 8192,           -- KiB of the longest string (64 to 1048576): one ==, hash or .. of a

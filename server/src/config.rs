@@ -90,11 +90,15 @@ pub struct LimitsConfig {
     pub instructions: u64,
     /// Default timeout, ms.
     pub timeout: u64,
-    /// The most `maxmem` an action may ask for, KiB. It also bounds the
-    /// longest steps of the VM that cannot be paused (a table's rehash, the
-    /// collector's atomic step, freeing a state), which take time in
-    /// proportion to the heap (SECURITY.md, "Known gaps").
+    /// The most `maxmem` an action may ask for, KiB.
     pub max_maxmem: u64,
+    /// KiB of Lua heap beyond which an invocation's time slices run on
+    /// its worker's heavy thread instead of the event loop: some steps of
+    /// the VM that cannot be paused (a table's rehash, the collector's
+    /// atomic step, freeing a state) take time in proportion to the heap,
+    /// and this bounds the heap they may work through on the loop
+    /// (SECURITY.md, "The sandbox audit").
+    pub offload_heap: u64,
     /// The most `instructions` an action may ask for.
     pub max_instructions: u64,
     /// The most `timeout` an action may ask for, ms.
@@ -238,6 +242,7 @@ impl Default for Config {
                 instructions: 100_000_000,
                 timeout: 5000,
                 max_maxmem: 64 * 1024,
+                offload_heap: 8 * 1024,
                 max_instructions: 10_000_000_000,
                 max_timeout: 300_000,
                 warm_instances: 4,
@@ -483,6 +488,9 @@ impl Config {
             }
             if let Some(v) = b.int("max_string", 64, 1024 * 1024)? {
                 l.max_string = v;
+            }
+            if let Some(v) = b.int("offload_heap", 1024, u64::MAX >> 12)? {
+                l.offload_heap = v;
             }
             b.finish()?;
             for (name, default, max) in [
@@ -878,6 +886,14 @@ mod tests {
         assert!(msg("Limits { max_string = 63 }").contains("max_string = 63 is outside 64..=1048576"));
         assert!(msg("Limits { max_string = 1048577 }").contains("outside 64..=1048576"));
         assert!(msg("Limits { max_string = 1.5 }").contains("max_string must be a whole number"));
+    }
+
+    #[test]
+    fn offload_heap_is_kib_from_one_mib() {
+        assert_eq!(parse("").unwrap().limits.offload_heap, 8192);
+        assert_eq!(parse("Limits { offload_heap = 1024 }").unwrap().limits.offload_heap, 1024);
+        let msg = parse("Limits { offload_heap = 1023 }").unwrap_err().to_string();
+        assert!(msg.contains("offload_heap = 1023 is outside 1024..="), "{msg}");
     }
 
     #[test]

@@ -119,11 +119,17 @@ impl<S: 'static> Pool<S> {
     /// The next finished job's continuation, if any. Asked several times a
     /// turn of the loop, mostly with nothing outstanding: inlined, so that
     /// costs a load and a compare.
-    #[inline]
+    #[inline(always)]
     pub fn try_completion(&self) -> Option<Completion<S>> {
         if self.outstanding.get() == 0 {
             return None;
         }
+        self.take_completion()
+    }
+
+    /// [`try_completion`](Self::try_completion) with jobs outstanding.
+    #[inline(never)]
+    fn take_completion(&self) -> Option<Completion<S>> {
         let c = self.done.try_recv().ok()?;
         self.outstanding.set(self.outstanding.get() - 1);
         Some(c)

@@ -246,3 +246,74 @@ fn max_string_is_a_server_setting() {
     assert_eq!((r.status, r.error_kind()), (500, "memory".to_string()), "{}", r.text());
     assert!(r.text().contains("at most 32 MiB"), "{}", r.text());
 }
+
+/// CPU time, in clock ticks, of the threads of process `pid` named `name`.
+fn thread_ticks(pid: u32, name: &str) -> u64 {
+    let mut ticks = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // After the command, in parentheses: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        ticks += fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    }
+    ticks
+}
+
+/// Steps of the VM that take time in proportion to the heap and cannot be
+/// paused (a table's rehash, the collector's atomic step, freeing a state)
+/// run on the worker's heavy thread once the heap is past
+/// `Limits.offload_heap`: with `max_maxmem` at 512 MiB, an action that
+/// grows one table until its memory limit (the last rehash moves some
+/// 128 MiB, the state freed after holds 256 MiB or more) leaves `/ping`
+/// answered within 50 ms throughout, and the heavy thread, not the
+/// worker, did the work. (With the work on the loop, pings waited 120 to
+/// 600 ms.)
+#[test]
+fn a_large_heap_takes_its_slices_off_the_event_loop() {
+    let _serial = common::serial();
+    let s = TestServer::start("Limits { max_maxmem = 524288, total_memory = 1048576 }\n");
+    let code = "function main()\n  local h, i = {}, 0\n  while true do\n    i = i + 1\n    h[i + 0.5] = true\n  \
+                end\nend\n";
+    let r = s.create("grow", code, r#""timeout": 5000, "maxmem": 524288"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let pid = s.child.id();
+    let (heavy_before, worker_before) = (thread_ticks(pid, "sl-heavy-0"), thread_ticks(pid, "sl-worker-0"));
+    let mut attack = s.connect();
+    attack.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    common::send(&mut attack, "POST", "/actions/grow/block", Some(""));
+    let start = Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut pings = 0;
+    let answer = loop {
+        let took = ping(s.addr, Duration::from_secs(5)).expect("no answer to /ping while the heap grows");
+        worst = worst.max(took);
+        pings += 1;
+        attack.set_nonblocking(true).unwrap();
+        let mut peek = [0u8; 1];
+        let ready = matches!(attack.peek(&mut peek), Ok(n) if n > 0);
+        attack.set_nonblocking(false).unwrap();
+        if ready {
+            break common::read_response(&mut attack);
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the action was not answered");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(answer.status, 500, "{}", answer.text());
+    assert!(["memory", "timeout"].contains(&answer.error_kind().as_str()), "{}", answer.text());
+    // Its state is freed after the answer: keep pinging through that too.
+    for _ in 0..20 {
+        worst = worst.max(ping(s.addr, Duration::from_secs(5)).expect("no answer to /ping"));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(pings > 10, "{pings} pings");
+    assert!(worst < Duration::from_millis(50), "slowest ping while the heap grew: {worst:?}");
+    let heavy = thread_ticks(pid, "sl-heavy-0") - heavy_before;
+    let worker = thread_ticks(pid, "sl-worker-0") - worker_before;
+    assert!(heavy > worker * 2, "CPU ticks: heavy thread {heavy}, worker {worker}");
+}

@@ -73,7 +73,7 @@ impl Service for App {
         if !st.exec.held.is_empty() {
             invoke::release_held(st);
         }
-        st.exec.cache.bury_one();
+        invoke::bury_one(st);
         if st.exec.runs.next_deadline().is_some() {
             invoke::expire(st, Instant::now());
         }

@@ -20,7 +20,7 @@ use tracing::debug;
 
 use super::Job;
 use crate::config::LimitsConfig;
-use crate::sandbox::{self, Budget, Compiled, Instance, InvokeError, Outcome, Run};
+use crate::sandbox::{self, Budget, Compiled, Instance, InvokeError, Outcome, Remains, Run};
 
 /// A cached action.
 struct Ready {
@@ -104,8 +104,12 @@ pub(crate) struct Cache {
     /// Jobs waiting for their action to load.
     loading_jobs: usize,
     /// Instances of failed invocations, dropped one a turn of the loop
-    /// (see [`Cache::bury_one`]).
+    /// (see [`Cache::dig_up`]).
     graveyard: Vec<Instance>,
+    /// Idle instances evicted to make room, already taken off this
+    /// thread's count of its states, to be freed off the loop (see
+    /// [`Cache::evicted`]).
+    evicted: Vec<Remains>,
 }
 
 /// Limits in force for an action: its own where set, else the defaults,
@@ -153,8 +157,10 @@ impl Cache {
             if let Some(Slot::Ready(ready)) = self.actions.get_mut(action) {
                 if ready.generation == generation && ready.idle.len() < warm {
                     ready.idle.push(instance);
+                    return;
                 }
             }
+            self.graveyard.push(instance);
         } else if let Some(dead) = run.discard() {
             self.graveyard.push(dead);
         }
@@ -248,12 +254,25 @@ impl Cache {
     pub fn invalidate(&mut self, name: &str) {
         match self.actions.get_mut(name) {
             Some(Slot::Loading { stale, .. }) => *stale = true,
-            Some(Slot::Ready(_)) => {
-                self.actions.remove(name);
-            }
+            Some(Slot::Ready(_)) => self.bury_slot(name),
             None => {}
         }
-        self.actions.retain(|_, s| !matches!(s, Slot::Ready(r) if r.deps.contains_key(name)));
+        let dependents: Vec<String> = self
+            .actions
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Ready(r) if r.deps.contains_key(name)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in dependents {
+            self.bury_slot(&n);
+        }
+    }
+
+    /// Forgets cached action `name`; its idle instances go to the graveyard.
+    fn bury_slot(&mut self, name: &str) {
+        if let Some(Slot::Ready(r)) = self.actions.remove(name) {
+            self.graveyard.extend(r.idle);
+        }
     }
 
     /// Drops idle instances, least recently used actions first, while the
@@ -277,13 +296,14 @@ impl Cache {
         for (_, name) in order {
             if let Some(Slot::Ready(r)) = self.actions.get_mut(&name) {
                 while sandbox::thread_total() > budget / 2 {
-                    match r.idle.pop() {
-                        Some(i) => {
-                            drop(i);
-                            dropped += 1;
-                        }
-                        None => break,
+                    let Some(i) = r.idle.pop() else { break };
+                    // Off this thread's count now, freed off the loop
+                    // later (a state that must stay is freed here).
+                    match Remains::leave(i) {
+                        Ok(remains) => self.evicted.push(remains),
+                        Err(i) => drop(i),
                     }
+                    dropped += 1;
                 }
             }
             if sandbox::thread_total() <= budget / 2 {
@@ -295,16 +315,23 @@ impl Cache {
         }
     }
 
-    /// Drops one discarded instance. Called once a turn of the loop, after
-    /// the sockets were served, so that the time a big state takes to
-    /// free is not added to the slice that failed it.
-    pub fn bury_one(&mut self) {
-        drop(self.graveyard.pop());
+    /// The idle instances evicted since the last call, for the caller to
+    /// free off the loop.
+    pub fn evicted(&mut self) -> Vec<Remains> {
+        std::mem::take(&mut self.evicted)
     }
 
-    /// Whether discarded instances wait to be dropped.
+    /// One discarded instance, to be dropped by the caller (once a turn of
+    /// the loop, after the sockets were served, so that the time a big
+    /// state takes to free is not added to the slice that failed it; a big
+    /// one off the loop).
+    pub fn dig_up(&mut self) -> Option<Instance> {
+        self.graveyard.pop()
+    }
+
+    /// Whether discarded or evicted instances wait to be freed.
     pub fn has_graves(&self) -> bool {
-        !self.graveyard.is_empty()
+        !self.graveyard.is_empty() || !self.evicted.is_empty()
     }
 
     /// Jobs waiting for their action to be fetched.

@@ -7,6 +7,11 @@
 //! that it fails on time however late the answer is. Every run has an id
 //! unique for the life of the worker, because slab keys are reused: a late
 //! answer names `(key, id)` and is dropped if the key holds another run.
+//!
+//! A run is *away* while a slice of it runs on the worker's heavy thread
+//! (its heap is large: see `sandbox/away.rs`); its entry holds a vacant
+//! run until it comes back. Once it has been away, all its slices run
+//! there (it is `heavy`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -28,6 +33,10 @@ pub(crate) struct Running {
     pub id: u64,
     /// Waiting for a plugin call, an invoked action or a library.
     pub parked: bool,
+    /// Its slices run on the worker's heavy thread.
+    pub heavy: bool,
+    /// A slice of it runs there now (`run` is vacant).
+    pub away: bool,
 }
 
 /// The runs of one worker.
@@ -44,7 +53,7 @@ impl Runs {
     /// Keeps a run that outlived its first slice; returns its key.
     pub fn insert(&mut self, run: Run, job: Job, generation: u64) -> usize {
         self.last_id += 1;
-        self.slab.insert(Running { run, job, generation, id: self.last_id, parked: false })
+        self.slab.insert(Running { run, job, generation, id: self.last_id, parked: false, heavy: false, away: false })
     }
 
     /// Takes run `key` out (it ended).
@@ -59,6 +68,28 @@ impl Runs {
     /// How many runs there are.
     pub fn len(&self) -> usize {
         self.slab.len()
+    }
+
+    /// Takes run `key` out of its entry for a slice away, with its id; the
+    /// entry stays, vacant, until [`come_back`](Self::come_back).
+    pub fn go_away(&mut self, key: usize) -> Option<(Run, u64)> {
+        let r = self.slab.get_mut(key)?;
+        r.away = true;
+        Some((std::mem::replace(&mut r.run, Run::vacant()), r.id))
+    }
+
+    /// Puts back run `(key, id)` after a slice away; false (and the run is
+    /// dropped) if the entry holds another run, which cannot happen: an
+    /// away run leaves its entry only by coming back.
+    pub fn come_back(&mut self, key: usize, id: u64, run: Run) -> bool {
+        match self.slab.get_mut(key) {
+            Some(r) if r.id == id && r.away => {
+                r.away = false;
+                r.run = run;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Queues run `key` for a time slice.

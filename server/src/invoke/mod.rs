@@ -13,6 +13,11 @@
 //! invocations run, a request waits at most about one slice per turn for
 //! them, not one slice for each of them.
 //!
+//! A run whose heap is larger than `Limits.offload_heap` takes its slices
+//! on the worker's heavy thread instead ([`away`]; `sandbox/away.rs` says
+//! why), and so do all its later slices: the loop serves its sockets while
+//! the collector or a rehash works through that heap.
+//!
 //! Answers go in the state's outbox; nothing here writes to a connection.
 
 mod compose;
@@ -30,7 +35,7 @@ use crate::exec::{FetchResult, Fetched, Job, Queued, Reply};
 use crate::http::Response;
 use crate::ids::now_ms;
 use crate::reactor::json_within;
-use crate::sandbox::{Args, ArgsText, Compiled, InvokeError, LimitKind, Outcome, PluginCall, Run, Step};
+use crate::sandbox::{Args, ArgsText, Away, Compiled, InvokeError, LimitKind, Outcome, PluginCall, Remains, Run, Step};
 use crate::state::{bound_record, nominal_record_size, State};
 
 /// 503 when `Limits.max_waiting` invocations are running or waiting on
@@ -87,6 +92,9 @@ pub(crate) fn start(st: &mut State, mut job: Job) {
         job.record.started = Some(now_ms());
     }
     let mut run = instance.start(args, budget);
+    if run.memory_used() > offload_bytes(st) {
+        return start_away(st, run, job, lease.generation);
+    }
     // One that ends in its first slice never enters the slab (the run and
     // the job are not moved: together they are 800 bytes).
     match run.step(st.cfg.server.time_slice) {
@@ -96,6 +104,17 @@ pub(crate) fn start(st: &mut State, mut job: Job) {
             let key = st.exec.runs.insert(run, job, lease.generation);
             stepped(st, key, step);
         }
+    }
+}
+
+/// Starts a run in a warm instance with a large heap on the heavy thread:
+/// even its first slice may work through all of that heap.
+#[inline(never)]
+fn start_away(st: &mut State, run: Run, job: Job, generation: u64) {
+    goes_on(st, &job);
+    let key = st.exec.runs.insert(run, job, generation);
+    if !away(st, key) {
+        st.exec.runs.queue(key);
     }
 }
 
@@ -191,15 +210,100 @@ pub(crate) fn slices(st: &mut State) {
         return;
     }
     let slice = st.cfg.server.time_slice;
+    let offload = offload_bytes(st);
     let began = Instant::now();
     for _ in 0..queued {
         let Some(key) = st.exec.runs.next_queued() else { break };
+        let Some(running) = st.exec.runs.get_mut(key) else { continue };
+        if (running.heavy || running.run.memory_used() > offload) && away(st, key) {
+            continue;
+        }
         let Some(running) = st.exec.runs.get_mut(key) else { continue };
         let step = running.run.step(slice);
         stepped(st, key, step);
         if began.elapsed() >= slice {
             break;
         }
+    }
+}
+
+/// How long a slice on the heavy thread may be: the loop does not wait for
+/// it, and a longer slice takes fewer trips between the threads.
+const HEAVY_SLICE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// `Limits.offload_heap` in bytes.
+fn offload_bytes(st: &State) -> usize {
+    (st.cfg.limits.offload_heap as usize).saturating_mul(1024)
+}
+
+/// Sends run `key` (in the slab, not parked) for a slice on the worker's
+/// heavy thread; its answer comes back to [`came_back`]. False if it must
+/// stay: its state holds a pattern call paused on this thread.
+fn away(st: &mut State, key: usize) -> bool {
+    let Some(running) = st.exec.runs.get_mut(key) else { return true };
+    let again = running.heavy;
+    let Some((run, id)) = st.exec.runs.go_away(key) else { return true };
+    let mut away = if again {
+        // SAFETY: its last step ran on the heavy thread, the one thread of
+        // `heavy_pool`, which steps it again.
+        unsafe { Away::again(run) }
+    } else {
+        match Away::leave(run) {
+            Ok(away) => away,
+            Err(run) => {
+                // Its state holds a pattern call paused on this thread.
+                st.exec.runs.come_back(key, id, *run);
+                return false;
+            }
+        }
+    };
+    if let Some(running) = st.exec.runs.get_mut(key) {
+        running.heavy = true;
+    }
+    st.heavy_pool.spawn(move || {
+        let step = away.step(HEAVY_SLICE);
+        move |st: &mut State| came_back(st, key, id, away, step)
+    });
+    true
+}
+
+/// A slice of run `(key, id)` on the heavy thread ended with `step`.
+fn came_back(st: &mut State, key: usize, id: u64, away: Away, step: Step) {
+    if st.exec.runs.come_back(key, id, away.back()) {
+        stepped(st, key, step);
+    }
+}
+
+/// Drops one discarded instance, on the heavy thread if its heap is large,
+/// and sends the instances evicted for room there. Called once a turn of
+/// the loop, mostly with none: inlined, so that costs a load and a
+/// compare.
+#[inline]
+pub(crate) fn bury_one(st: &mut State) {
+    if st.exec.cache.has_graves() {
+        bury(st);
+    }
+}
+
+#[inline(never)]
+fn bury(st: &mut State) {
+    let evicted = st.exec.cache.evicted();
+    if !evicted.is_empty() {
+        st.heavy_pool.spawn(move || {
+            evicted.into_iter().for_each(Remains::free);
+            |_: &mut State| {}
+        });
+    }
+    let Some(dead) = st.exec.cache.dig_up() else { return };
+    if dead.memory_used() <= offload_bytes(st) {
+        return drop(dead);
+    }
+    match Remains::leave(dead) {
+        Ok(remains) => st.heavy_pool.spawn(move || {
+            remains.free();
+            |_: &mut State| {}
+        }),
+        Err(dead) => drop(dead),
     }
 }
 

@@ -57,6 +57,10 @@ pub(crate) struct State {
     /// Plugin calls: a pool of its own that grows with the calls waiting,
     /// so slow plugins never hold up store calls.
     pub plugin_pool: Pool<State>,
+    /// One thread for the time slices of invocations with a large heap,
+    /// and for freeing large states (`sandbox::Away`): work in proportion
+    /// to a heap, off the event loop.
+    pub heavy_pool: Pool<State>,
     pub exec: Executor,
     /// Answers for the reactor to write.
     pub outbox: Outbox,
@@ -91,7 +95,10 @@ impl State {
         crate::sandbox::set_thread_budget(share as usize);
         let threads = cfg.pool_threads();
         let pool = Pool::new("sl-pool", threads, threads, Arc::clone(&wake))?;
-        let plugin_pool = Pool::new("sl-plugin", 1, cfg.server.plugin_threads, wake)?;
+        let plugin_pool = Pool::new("sl-plugin", 1, cfg.server.plugin_threads, Arc::clone(&wake))?;
+        // One thread, always the same: a run that paused a pattern call
+        // there must go on there (see `sandbox/away.rs`).
+        let heavy_pool = Pool::new("sl-heavy", 1, 1, wake)?;
         Ok(Self {
             tokens: Tokens::new(&cfg.auth),
             cfg,
@@ -99,6 +106,7 @@ impl State {
             plugins,
             pool,
             plugin_pool,
+            heavy_pool,
             exec: Executor::default(),
             outbox: Outbox::default(),
             waiters: Waiters::default(),
@@ -141,6 +149,9 @@ impl State {
             c(self);
         }
         while let Some(c) = self.plugin_pool.try_completion() {
+            c(self);
+        }
+        while let Some(c) = self.heavy_pool.try_completion() {
             c(self);
         }
     }
