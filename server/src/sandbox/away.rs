@@ -62,7 +62,8 @@ pub struct Away {
 
 // SAFETY: see the module docs. The run owns every handle to its state,
 // and a run whose state holds a paused pattern call (whose stack may keep
-// thread-local addresses) is never made an `Away`. The state is used by
+// thread-local addresses) is made an `Away` only by `again`, whose caller
+// sends it back to the thread where the call paused. The state is used by
 // one thread at a time: the `Away` is moved, never shared (it is not
 // `Sync`).
 unsafe impl Send for Away {}
