@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sl_store::{InvocationError, InvocationRecord, InvocationStatus, JsonArgs};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::answer::{
     error_response, error_status, overloaded, record_response, route_failure, route_response, worst_json_len,
@@ -261,7 +261,13 @@ fn away(st: &mut State, key: usize) -> bool {
         running.heavy = true;
     }
     st.heavy_pool.spawn(move || {
-        let step = away.step(HEAVY_SLICE);
+        let step = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| away.step(HEAVY_SLICE))) {
+            Ok(step) => step,
+            Err(_) => {
+                error!("a slice of an invocation panicked on the heavy thread; the invocation fails");
+                away.fail("the server failed while it ran this invocation (see its log)")
+            }
+        };
         move |st: &mut State| came_back(st, key, id, away, step)
     });
     true

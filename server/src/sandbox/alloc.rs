@@ -74,6 +74,18 @@ pub(crate) fn charge_thread(delta: isize) {
     add_total(delta);
 }
 
+/// The calling thread's total and budget (see [`set_thread_account`]).
+pub(crate) fn thread_account() -> (usize, usize) {
+    (thread_total(), thread_budget())
+}
+
+/// Sets the calling thread's total and budget: a thread that steps a
+/// state for another one counts against that one's (`away.rs`).
+pub(crate) fn set_thread_account(total: usize, budget: usize) {
+    THREAD_TOTAL.with(|t| t.set(total));
+    THREAD_BUDGET.with(|b| b.set(budget));
+}
+
 fn add_total(delta: isize) {
     THREAD_TOTAL.with(|t| t.set(t.get().saturating_add_signed(delta)));
 }

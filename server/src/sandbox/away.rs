@@ -43,21 +43,28 @@
 //!   takes all its slices there).
 //! - The memory a worker's states hold (`Limits.total_memory`'s share,
 //!   counted per thread by the allocator) keeps counting the state at the
-//!   size it left with; what it allocates or frees meanwhile is counted on
-//!   the other thread for the step and handed back to the worker's count
-//!   when it returns ([`Away::back`]). Meanwhile its own `maxmem` bounds
-//!   it.
+//!   size it left with. For its step, the other thread counts against the
+//!   worker's total and budget as they were when it left, so an allocation
+//!   that would take the worker past its share is refused there as it
+//!   would be here; what the step allocated or freed is added to the
+//!   worker's count when it returns ([`Away::back`]). The worker's own
+//!   states and the one away may each grow by what one slice allocates
+//!   past a total the other has not seen yet: the share can be passed by
+//!   that much, not more.
 
 use std::time::Duration;
 
-use super::alloc::charge_thread;
-use super::instance::{Instance, Run, Step};
+use super::alloc::{charge_thread, set_thread_account, thread_account};
+use super::instance::{Instance, Outcome, Run, Step};
+use super::InvokeError;
 
 /// A run stepping away from its worker's thread.
 pub struct Away {
     run: Run,
     /// Bytes of heap the worker's count holds for it.
     counted: usize,
+    /// The worker's total and budget when it left.
+    worker: (usize, usize),
 }
 
 // SAFETY: see the module docs. The run owns every handle to its state,
@@ -89,7 +96,7 @@ impl Away {
     /// was paused).
     pub unsafe fn again(run: Run) -> Self {
         let counted = run.memory_used();
-        Self { run, counted }
+        Self { run, counted, worker: thread_account() }
     }
 
     /// Runs a slice of at most about `slice` on the calling thread. When
@@ -97,13 +104,30 @@ impl Away {
     /// serve again, or collected as the cache would collect it, so that
     /// the worker gets it back with that work done.
     pub fn step(&mut self, slice: Duration) -> Step {
-        charge_thread(self.counted as isize);
+        let _account = Account::worker(self.worker);
+        // Its clock starts now, whenever it was started.
+        self.run.restart_clock();
         let step = self.run.step(slice);
         if let Step::Done(outcome) = &step {
             self.run.settle(outcome);
         }
-        charge_thread(-(self.run.memory_used() as isize));
         step
+    }
+
+    /// Ends the run with an internal error after [`step`](Self::step)
+    /// panicked (a fault of the server): its state is dropped here.
+    pub fn fail(&mut self, message: &str) -> Step {
+        {
+            let _account = Account::worker(self.worker);
+            drop(self.run.discard());
+        }
+        Step::Done(Outcome {
+            result: Err(InvokeError::Internal(message.to_string())),
+            logs: String::new(),
+            instructions: 0,
+            peak_memory: 0,
+            duration: Duration::ZERO,
+        })
     }
 
     /// The run, back on its worker's thread, whose count of the worker's
@@ -111,6 +135,26 @@ impl Away {
     pub fn back(self) -> Run {
         charge_thread(self.run.memory_used() as isize - self.counted as isize);
         self.run
+    }
+}
+
+/// The calling thread counting against a worker's total and budget until
+/// it is dropped, then against its own again (also when a step panics).
+struct Account {
+    own: (usize, usize),
+}
+
+impl Account {
+    fn worker((total, budget): (usize, usize)) -> Self {
+        let own = thread_account();
+        set_thread_account(total, budget);
+        Self { own }
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        set_thread_account(self.own.0, self.own.1);
     }
 }
 
@@ -243,6 +287,35 @@ mod tests {
         assert_eq!(run.memory_used(), 0, "the state was freed away");
         assert!(run.take_instance(&outcome).is_none());
         assert_eq!(thread_total(), base);
+    }
+
+    /// Away, the state counts against its worker's budget as it was when
+    /// it left: past it, an allocation is refused as it would be at home.
+    #[test]
+    fn the_workers_budget_holds_away() {
+        let mut run = start("local t = {} for i = 1, 4000000 do t[i] = i end return #t");
+        assert!(step_until(&mut run, |r| r.memory_used() > 8 << 20).is_none());
+        crate::sandbox::set_thread_budget(thread_total() + (16 << 20));
+        let away = Away::leave(run).ok().expect("leaves");
+        crate::sandbox::set_thread_budget(0);
+        let (away, outcome) = on_another_thread(away, 10_000);
+        let outcome = outcome.expect("done away");
+        assert_eq!(outcome.result, Err(InvokeError::Limit(crate::sandbox::LimitKind::Memory)));
+        drop(away.back());
+    }
+
+    /// A long pattern call gets its own stack in the slice after the one
+    /// it found over, on the thread that runs that slice: between the two,
+    /// its state may still move, and the call goes on where it moved to.
+    #[test]
+    fn a_long_pattern_call_takes_its_stack_where_it_goes_on() {
+        let mut run = start("return string.find(string.rep('a', 4000000), '^a*.?b$')");
+        assert!(matches!(run.step(Duration::from_millis(1)), Step::Yielded));
+        assert!(!run.pinned(), "no stack yet");
+        let away = Away::leave(run).ok().expect("a call without its stack yet may leave");
+        let (away, outcome) = on_another_thread(away, 100_000);
+        assert_eq!(outcome.expect("done there").result, Ok(serde_json::Value::Null));
+        drop(away.back());
     }
 
     /// A state that holds a pattern call paused on its own stack may not

@@ -215,6 +215,12 @@ impl Run {
         self.instance.as_ref().map_or(0, Instance::memory_used)
     }
 
+    /// Makes the next step read the clock instead of taking the time the
+    /// run was started (a run that waited before its first step).
+    pub(crate) fn restart_clock(&mut self) {
+        self.fresh = false;
+    }
+
     /// Whether its state must stay on the OS thread it runs on.
     pub(crate) fn pinned(&self) -> bool {
         self.instance.as_ref().is_some_and(Instance::pinned)

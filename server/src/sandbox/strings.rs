@@ -215,68 +215,96 @@ fn run<T>(restartable: bool, f: impl FnOnce(&mut Budget, usize) -> Result<T, Pat
 /// The rest of a call once the matcher is done: its results for Lua.
 type Finish<T> = Box<dyn FnOnce(&Lua, T) -> mlua::Result<MultiValue>>;
 
-/// Counts a pausable call while it exists, in the process and in its
-/// state's control block.
+/// Counts a pausable call while it exists in the process, and in its
+/// state's control block once it runs on a stack of its own.
 struct PausableSlot {
+    /// The control block that counts it, once it does.
     ctl: *const Control,
 }
 
 impl PausableSlot {
-    /// The slot of a call of the invocation running on this thread.
-    fn take() -> Option<Self> {
-        let ctl = with_active(|c| {
-            c.own_stacks.set(c.own_stacks.get() + 1);
-            ptr::from_ref(c)
-        })?;
+    fn take() -> Self {
         PAUSABLE.fetch_add(1, Ordering::Relaxed);
-        Some(PausableSlot { ctl })
+        PausableSlot { ctl: ptr::null() }
+    }
+
+    /// Counts the call in the state of the invocation running on this
+    /// thread: its stack is in use from now on, and the state stays on
+    /// this thread until the call is over (see `away.rs`).
+    fn pin(&mut self) {
+        if self.ctl.is_null() {
+            self.ctl = with_active(|c| {
+                c.own_stacks.set(c.own_stacks.get() + 1);
+                ptr::from_ref(c)
+            })
+            .unwrap_or(ptr::null());
+        }
     }
 }
 
 impl Drop for PausableSlot {
     fn drop(&mut self) {
         PAUSABLE.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: the slot lives in the `resume` function of its state (or
-        // on the stack of `pausable` until that function exists), and the
-        // control block is owned by the same instance and dropped after the
-        // state (`Instance`'s field order), so it is alive here.
+        if self.ctl.is_null() {
+            return;
+        }
+        // SAFETY: the slot lives in the `resume` function of its state,
+        // and the control block is owned by the same instance and dropped
+        // after the state (`Instance`'s field order), so it is alive here.
         let c = unsafe { &*self.ctl };
         c.own_stacks.set(c.own_stacks.get().saturating_sub(1));
     }
 }
 
-/// `(PAUSED, resume)`: `work` started again on a stack of its own, where
+/// The matcher's work of a pausable call.
+type Work<T> = Box<dyn FnOnce(&mut Budget, usize) -> Result<T, PatError>>;
+
+/// A pausable call on its own stack.
+type Call<T> = Coroutine<(), (), mlua::Result<T>, DefaultStack>;
+
+/// `(PAUSED, resume)`: `work`, to start again on a stack of its own, where
 /// it can pause; each `resume()` goes on with it until the slice is over
 /// (and returns `PAUSED`) or it is done (and returns what `finish` makes
 /// of its result, errors as `(ERR, message)`).
+///
+/// The stack is made by the first `resume()`, after the invocation has
+/// yielded: until the call has run there, the invocation's state may
+/// still move to another thread between two slices (see `away.rs`).
 fn pausable<T: 'static>(
     lua: &Lua,
     work: impl FnOnce(&mut Budget, usize) -> Result<T, PatError> + 'static,
     finish: Finish<T>,
 ) -> mlua::Result<MultiValue> {
-    let stack = DefaultStack::new(PAUSE_STACK)
-        .map_err(|e| mlua::Error::runtime(format!("pattern matching: no stack for a long call: {e}")))?;
-    let slot = PausableSlot::take()
-        .ok_or_else(|| mlua::Error::runtime("pattern matching: a long call outside an invocation"))?;
-    let co = Coroutine::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
-        PAUSER.with(|p| p.set(ptr::from_ref(yielder)));
-        let r = match run(false, work) {
-            Attempt::Done(r) => r,
-            Attempt::Restart => Err(mlua::Error::runtime("pattern matching: a pausable call restarted")),
-        };
-        PAUSER.with(|p| p.set(ptr::null()));
-        r
-    });
-    let state = RefCell::new(Some((co, finish, slot)));
+    let slot = PausableSlot::take();
+    let work: Work<T> = Box::new(work);
+    let state = RefCell::new(Some((Some(work), None::<Call<T>>, finish, slot)));
     let resume = lua.create_function(move |lua, ()| {
         let mut held = state.borrow_mut();
-        let Some((co, _, _)) = held.as_mut() else {
+        let Some((work, call, _, slot)) = held.as_mut() else {
             return Err(mlua::Error::runtime("pattern matching: the call is over"));
+        };
+        let co = match call {
+            Some(co) => co,
+            None => {
+                let work = work.take().ok_or_else(|| mlua::Error::runtime("pattern matching: the call is over"))?;
+                let stack = DefaultStack::new(PAUSE_STACK)
+                    .map_err(|e| mlua::Error::runtime(format!("pattern matching: no stack for a long call: {e}")))?;
+                slot.pin();
+                call.insert(Coroutine::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
+                    PAUSER.with(|p| p.set(ptr::from_ref(yielder)));
+                    let r = match run(false, work) {
+                        Attempt::Done(r) => r,
+                        Attempt::Restart => Err(mlua::Error::runtime("pattern matching: a pausable call restarted")),
+                    };
+                    PAUSER.with(|p| p.set(ptr::null()));
+                    r
+                }))
+            }
         };
         match co.resume(()) {
             CoroutineResult::Yield(()) => Ok(MultiValue::from_iter([paused_marker()])),
             CoroutineResult::Return(r) => {
-                let (_, finish, _) = held.take().expect("checked above");
+                let (_, _, finish, _) = held.take().expect("checked above");
                 drop(held);
                 soft(lua, r.and_then(|t| finish(lua, t)))
             }
