@@ -6,11 +6,19 @@
 //! `mio::Waker`, then the continuation runs on the worker's thread. The
 //! worker must drain [`Pool::try_completion`] until it is empty after every
 //! wake-up.
+//!
+//! Jobs wait in a queue under a mutex, and idle threads on a condition
+//! variable beside it: a job wakes one thread. (With a channel's single
+//! receiver behind a mutex, one idle thread waited in the channel and the
+//! others on the mutex, so each job also woke a second thread, only for it
+//! to take the mutex and wait again: two more context switches a job,
+//! which a group commit of submits paid on every commit.)
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -21,7 +29,6 @@ type Job<S> = Box<dyn FnOnce() -> Completion<S> + Send>;
 /// Worker threads: at least `min`, growing up to `max` while every thread
 /// is busy, shrinking back after a minute without work.
 pub struct Pool<S> {
-    jobs: Option<Sender<Job<S>>>,
     done: Receiver<Completion<S>>,
     shared: Arc<Shared<S>>,
     /// Jobs spawned whose continuation has not been taken yet; while it is
@@ -34,7 +41,9 @@ struct Shared<S> {
     name: String,
     min: usize,
     max: usize,
-    job_rx: Mutex<Receiver<Job<S>>>,
+    jobs: Mutex<Jobs<S>>,
+    /// Signalled when a job is queued or the pool closes.
+    job_ready: Condvar,
     done_tx: Mutex<Sender<Completion<S>>>,
     wake: Arc<dyn Fn() + Send + Sync>,
     threads: AtomicUsize,
@@ -44,20 +53,36 @@ struct Shared<S> {
     handles: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// What a pool thread does next.
+enum Next<S> {
+    Job(Job<S>),
+    /// The pool is closed and no job is left: leave.
+    Closed,
+    /// Idle too long with threads to spare: leave, counted out already.
+    Idle,
+}
+
+/// The jobs not yet taken by a thread.
+struct Jobs<S> {
+    queue: VecDeque<Job<S>>,
+    /// No more jobs are accepted: threads leave once the queue is empty.
+    closed: bool,
+}
+
 const IDLE_EXIT: Duration = Duration::from_secs(60);
 
 impl<S: 'static> Pool<S> {
     /// Starts `min` workers (at least one); `wake` is called after each
     /// completion is sent.
     pub fn new(name: &str, min: usize, max: usize, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
-        let (job_tx, job_rx) = mpsc::channel::<Job<S>>();
         let (done_tx, done_rx) = mpsc::channel::<Completion<S>>();
         let min = min.max(1);
         let shared = Arc::new(Shared {
             name: name.to_string(),
             min,
             max: max.max(min),
-            job_rx: Mutex::new(job_rx),
+            jobs: Mutex::new(Jobs { queue: VecDeque::new(), closed: false }),
+            job_ready: Condvar::new(),
             done_tx: Mutex::new(done_tx),
             wake,
             threads: AtomicUsize::new(0),
@@ -68,7 +93,7 @@ impl<S: 'static> Pool<S> {
         for _ in 0..min {
             Self::add_thread(&shared)?;
         }
-        Ok(Self { jobs: Some(job_tx), done: done_rx, shared, outstanding: Cell::new(0) })
+        Ok(Self { done: done_rx, shared, outstanding: Cell::new(0) })
     }
 
     fn add_thread(shared: &Arc<Shared<S>>) -> std::io::Result<()> {
@@ -101,13 +126,19 @@ impl<S: 'static> Pool<S> {
         F: FnOnce() -> C + Send + 'static,
         C: FnOnce(&mut S) + Send + 'static,
     {
-        let Some(jobs) = &self.jobs else { return };
         let sh = &self.shared;
         let pending = sh.pending.fetch_add(1, Ordering::SeqCst) + 1;
-        if jobs.send(Box::new(move || Box::new(job()) as Completion<S>)).is_err() {
+        let queued = sh.jobs.lock().is_ok_and(|mut jobs| {
+            if !jobs.closed {
+                jobs.queue.push_back(Box::new(move || Box::new(job()) as Completion<S>));
+            }
+            !jobs.closed
+        });
+        if !queued {
             sh.pending.fetch_sub(1, Ordering::SeqCst);
             return;
         }
+        sh.job_ready.notify_one();
         self.outstanding.set(self.outstanding.get() + 1);
         if pending > sh.idle.load(Ordering::SeqCst) && sh.threads.load(Ordering::SeqCst) < sh.max {
             if let Err(e) = Self::add_thread(sh) {
@@ -143,7 +174,7 @@ impl<S: 'static> Pool<S> {
 
     /// Stops accepting jobs, lets queued ones finish and joins the threads.
     pub fn shutdown(&mut self) {
-        self.jobs = None;
+        self.shared.close();
         let handles = self.shared.handles.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
         for t in handles {
             let _ = t.join();
@@ -152,25 +183,44 @@ impl<S: 'static> Pool<S> {
 }
 
 impl<S> Shared<S> {
+    /// Accepts no more jobs; the threads leave once the queue is empty.
+    fn close(&self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.closed = true;
+        }
+        self.job_ready.notify_all();
+    }
+
+    /// The next job, waiting for one: [`Next::Closed`] once the pool is
+    /// closed and drained, [`Next::Idle`] after [`IDLE_EXIT`] without work
+    /// while more than `min` threads run (this one is counted out then).
+    fn next_job(&self) -> Next<S> {
+        let Ok(mut jobs) = self.jobs.lock() else { return Next::Closed };
+        loop {
+            if let Some(job) = jobs.queue.pop_front() {
+                return Next::Job(job);
+            }
+            if jobs.closed {
+                return Next::Closed;
+            }
+            let Ok((guard, waited)) = self.job_ready.wait_timeout(jobs, IDLE_EXIT) else { return Next::Closed };
+            jobs = guard;
+            if waited.timed_out() && jobs.queue.is_empty() {
+                let n = self.threads.load(Ordering::SeqCst);
+                if n > self.min && self.threads.compare_exchange(n, n - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                    self.idle.fetch_sub(1, Ordering::SeqCst);
+                    return Next::Idle;
+                }
+            }
+        }
+    }
+
     fn work(&self) {
         loop {
-            let job = {
-                let Ok(rx) = self.job_rx.lock() else { break };
-                match rx.recv_timeout(IDLE_EXIT) {
-                    Ok(job) => job,
-                    Err(RecvTimeoutError::Timeout) => {
-                        // Leave if the pool is above its minimum.
-                        let n = self.threads.load(Ordering::SeqCst);
-                        if n > self.min
-                            && self.threads.compare_exchange(n, n - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-                        {
-                            self.idle.fetch_sub(1, Ordering::SeqCst);
-                            return;
-                        }
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
+            let job = match self.next_job() {
+                Next::Job(job) => job,
+                Next::Closed => break,
+                Next::Idle => return,
             };
             self.pending.fetch_sub(1, Ordering::SeqCst);
             self.idle.fetch_sub(1, Ordering::SeqCst);
@@ -189,7 +239,7 @@ impl<S> Shared<S> {
 
 impl<S> Drop for Pool<S> {
     fn drop(&mut self) {
-        self.jobs = None;
+        self.shared.close();
     }
 }
 
