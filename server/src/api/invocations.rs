@@ -98,7 +98,8 @@ pub(super) fn submit(
         record.args = invoke::text_args(&args);
         st.submits.push(conn, Submit { record, key }, false);
     }
-    commit_submits(st);
+    // The commit starts at the end of this turn of the loop, with every
+    // submit read in it (`App::end_turn`).
     Ok(None)
 }
 

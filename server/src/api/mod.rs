@@ -14,6 +14,7 @@ mod invocations;
 mod routes;
 
 use input::{check_name, not_allowed, segments};
+pub(crate) use invocations::commit_submits;
 
 use crate::answer::json_response;
 use crate::auth::{Access, Denied};

@@ -82,6 +82,9 @@ impl Service for App {
         if st.consumer.wanted() {
             queue::kick(st);
         }
+        // The submits read in this turn, their early runs ended or paused:
+        // one commit for all of them, unless one is in flight.
+        api::commit_submits(st);
         housekeeping::flush_records(st);
     }
 

@@ -291,7 +291,9 @@ fn submits_that_arrive_during_a_commit_share_the_next_one() {
     let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}");
     store.set(true);
     app.call(conn(0), Side::Api, request(Method::Post, "/actions/echo", "{}"));
-    // The first commit is in flight (stuck at the gate); these wait.
+    // The turn ends: the first commit goes in flight (stuck at the gate);
+    // these wait.
+    app.end_turn(Instant::now());
     for i in 1..=100 {
         app.call(conn(i), Side::Api, request(Method::Post, "/actions/echo", &format!(r#"{{"i":{i}}}"#)));
         app.end_turn(Instant::now());
@@ -487,6 +489,22 @@ fn a_ready_submit_whose_lease_runs_short_goes_back_to_the_queue() {
 
 /// Makes `echo` cached and warm (a blocking run), so that submits of it
 /// can start before their commit.
+/// The submits read in one turn of the loop go into one commit, made
+/// at the end of that turn: the first of them does not leave alone.
+#[test]
+fn the_submits_of_one_turn_share_one_commit() {
+    let store = Arc::new(Gated::default());
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}");
+    warm_echo(&mut app);
+    for i in 1..=10 {
+        app.call(conn(i), Side::Api, request(Method::Post, "/actions/echo", &format!(r#"{{"i":{i}}}"#)));
+    }
+    assert!(store.submit_writes.lock().unwrap().is_empty(), "a commit before the turn ended");
+    let got = answers_after_turns(&mut app, 10);
+    assert!(got.len() == 10 && got.iter().all(|(_, status, _)| *status == 202), "{got:?}");
+    assert_eq!(*store.submit_writes.lock().unwrap(), vec![10], "one commit for the turn's submits");
+}
+
 fn warm_echo(app: &mut App) {
     app.call(conn(0), Side::Api, request(Method::Post, "/actions/echo/block", "{}"));
     assert_eq!(answers_after_turns(app, 1)[0].1, 200);
@@ -505,6 +523,7 @@ fn a_submit_that_can_run_at_once_is_written_once_finished() {
     warm_echo(&mut app);
     store.set(true);
     app.call(conn(1), Side::Api, request(Method::Post, "/actions/echo", r#"{"i":1}"#));
+    app.end_turn(Instant::now());
     for i in 2..=20 {
         let body = if i == 7 { r#"{"fail":"seven"}"#.to_string() } else { format!(r#"{{"i":{i}}}"#) };
         app.call(conn(i), Side::Api, request(Method::Post, "/actions/echo", &body));

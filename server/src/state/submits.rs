@@ -6,7 +6,9 @@
 //! worker keeps at most one commit of submits in flight: submits that
 //! arrive meanwhile wait here and go into the next commit together, up to
 //! [`MAX_BATCH`] at a time. A burst of N submits so costs about N /
-//! (submits per commit) commits, and a lone submit is committed at once.
+//! (submits per commit) commits. A commit starts at the end of a turn of
+//! the event loop (`App::end_turn`), with every submit read in that turn,
+//! so a lone submit is committed in the turn that read it.
 //!
 //! A submit this worker can run at once starts before its commit
 //! ([`Submits::push`] with `early`): a run of a small action ends well
