@@ -51,6 +51,9 @@ pub struct SqliteStore {
 struct Writer {
     conn: Connection,
     counted: u64,
+    /// The argument of `conn`'s commit hook (a file database's): dropped
+    /// after `conn`.
+    _hooked: Option<Arc<checkpoint::Changes>>,
 }
 
 /// The connection, locked; unlocking it adds the rows it changed meanwhile
@@ -178,11 +181,12 @@ impl SqliteStore {
         // every record and so spill to files as they did.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(sql)?;
         let changes = Arc::new(checkpoint::Changes::default());
-        if file.is_some() {
-            conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_PAGES).map_err(sql)?;
-        }
+        let hooked = file.is_some().then(|| {
+            checkpoint::install_commit_hook(&conn, &changes);
+            Arc::clone(&changes)
+        });
         let counted = conn.total_changes();
-        let conn = Arc::new(Mutex::new(Writer { conn, counted }));
+        let conn = Arc::new(Mutex::new(Writer { conn, counted, _hooked: hooked }));
         let checkpointer = match file {
             Some(path) => {
                 // The writers are held by taking their connection: a commit

@@ -35,15 +35,20 @@
 //! ([`HoldWriters`]: what came during that copy, a few hundred pages at
 //! most): the log is then all copied, and the next commit starts it over
 //! (writing and syncing the log's header, a fraction of a millisecond).
-//! The writers keep SQLite's own checkpoint at [`WRITER_PAGES`] (40 MB of
-//! log) in case the thread falls behind. A checkpoint with nothing to copy
+//! The thread looks every [`INTERVAL`], and the writers' commit hook
+//! ([`install_commit_hook`]) wakes it at once when the log passes
+//! [`RESTART_PAGES`]: writers that append faster than 160 MB a second
+//! would otherwise reach [`WRITER_PAGES`] between two looks. The writers
+//! keep a checkpoint of their own at [`WRITER_PAGES`] (40 MB of log), run
+//! by the same hook, in case the thread falls behind. A checkpoint with nothing to copy
 //! reads the log's header and returns. Errors are left alone: the log
 //! keeps every commit until a checkpoint succeeds, and the writers' own
 //! checkpoint still runs.
 
+use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -59,21 +64,78 @@ pub(crate) const INTERVAL: Duration = Duration::from_millis(100);
 /// one small record writes some five pages: about 1,000 pages of log).
 pub(crate) const CHECKPOINT_ROWS: u64 = 200;
 
-/// Rows the writers' connection has changed since it opened, as the
-/// checkpointer reads them (the store adds them up as it unlocks the
-/// connection: see `sqlite::Locked`).
+/// What the writers tell the checkpointer: the rows their connection has
+/// changed since it opened (the store adds them up as it unlocks the
+/// connection: see `sqlite::Locked`), and, from their commit hook, that
+/// the log has passed [`RESTART_PAGES`].
 #[derive(Debug, Default)]
-pub(crate) struct Changes(AtomicU64);
+pub(crate) struct Changes {
+    rows: AtomicU64,
+    /// The checkpointer's wake-up (its stop flag and condition variable),
+    /// once it runs.
+    bell: OnceLock<Arc<(Mutex<bool>, Condvar)>>,
+    /// Rung since the checkpointer's last pass.
+    rung: AtomicBool,
+}
 
 impl Changes {
     /// `n` more rows changed.
     pub(crate) fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.rows.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Rows changed so far.
     pub(crate) fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.rows.load(Ordering::Relaxed)
+    }
+
+    /// Wakes the checkpointer now rather than at its next look (once until
+    /// its next pass): writers fast enough fill the log to
+    /// [`WRITER_PAGES`] within one [`INTERVAL`], and their own checkpoint
+    /// would run first.
+    fn ring(&self) {
+        if !self.rung.swap(true, Ordering::Relaxed) {
+            if let Some(bell) = self.bell.get() {
+                bell.1.notify_one();
+            }
+        }
+    }
+}
+
+/// Installs the writers' commit hook on `conn`, in place of
+/// `wal_autocheckpoint` (a hook replaces that pragma's own). After each
+/// commit SQLite gives it the pages in the log: past [`RESTART_PAGES`] it
+/// wakes the checkpointer at once, and past [`WRITER_PAGES`] it runs the
+/// checkpoint itself, as `wal_autocheckpoint` does.
+///
+/// `changes` must outlive the connection's commits: the caller keeps it
+/// beside the connection, dropped after it.
+pub(crate) fn install_commit_hook(conn: &Connection, changes: &Arc<Changes>) {
+    unsafe extern "C" fn hook(
+        arg: *mut c_void,
+        db: *mut rusqlite::ffi::sqlite3,
+        name: *const c_char,
+        pages: c_int,
+    ) -> c_int {
+        // SAFETY: `arg` is the `Changes` the caller keeps alive for as
+        // long as the connection can commit (see the function's docs).
+        let changes = unsafe { &*(arg as *const Changes) };
+        if i64::from(pages) >= RESTART_PAGES {
+            changes.ring();
+        }
+        if i64::from(pages) >= WRITER_PAGES {
+            // SAFETY: `db` and `name` are the connection and database
+            // SQLite called the hook for; a checkpoint may run in a commit
+            // hook (SQLite's own `wal_autocheckpoint` runs it there).
+            unsafe { rusqlite::ffi::sqlite3_wal_checkpoint(db, name) };
+        }
+        rusqlite::ffi::SQLITE_OK
+    }
+    // SAFETY: the handle is the live connection's; the hook's argument
+    // outlives its commits (the caller's promise), and the hook only reads
+    // through it.
+    unsafe {
+        rusqlite::ffi::sqlite3_wal_hook(conn.handle(), Some(hook), Arc::as_ptr(changes) as *mut c_void);
     }
 }
 
@@ -118,6 +180,7 @@ impl Checkpointer {
         let conn = Connection::open(path).map_err(|err| error::map(label, err))?;
         conn.pragma_update(None, "synchronous", synchronous).map_err(|err| error::map(label, err))?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let _ = changes.bell.set(Arc::clone(&stop));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("sl-checkpoint".into())
@@ -159,7 +222,8 @@ fn run(conn: Connection, stop: &(Mutex<bool>, Condvar), changes: &Changes, hold:
             return;
         }
         let now = changes.get();
-        if now.wrapping_sub(copied) < CHECKPOINT_ROWS {
+        let rung = changes.rung.swap(false, Ordering::Relaxed);
+        if now.wrapping_sub(copied) < CHECKPOINT_ROWS && !rung {
             continue;
         }
         // After an error the next interval tries again.

@@ -41,7 +41,35 @@ fn a_file_database_is_configured_as_documented() {
     assert_eq!(pragma_i64(&store, "busy_timeout"), 5000);
     assert_eq!(pragma_i64(&store, "user_version"), SqliteStore::SCHEMA_VERSION);
     assert_eq!(pragma_i64(&store, "temp_store"), 2, "MEMORY");
-    assert_eq!(pragma_i64(&store, "wal_autocheckpoint"), checkpoint::WRITER_PAGES);
+    assert_eq!(pragma_i64(&store, "wal_autocheckpoint"), 0, "the commit hook checkpoints instead");
+}
+
+/// The writers' commit hook checkpoints in the commit that takes the log
+/// past `WRITER_PAGES`, as `wal_autocheckpoint` would: the file holds the
+/// rows when that commit returns, whatever the checkpointer's thread does.
+#[test]
+fn a_commit_past_the_writer_pages_checkpoints_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sl.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let bytes = (checkpoint::WRITER_PAGES as u64 + 1_000) * 4096;
+    let n = bytes / 16_000;
+    let submits: Vec<Submit> = (0..n)
+        .map(|i| Submit {
+            record: InvocationRecord::queued(
+                format!("big-{i}"),
+                "a".into(),
+                serde_json::json!({ "text": "y".repeat(16_000) }),
+                true,
+                1,
+            ),
+            key: None,
+        })
+        .collect();
+    store.enqueue_invocations(&submits).unwrap();
+    let after = std::fs::metadata(&path).unwrap().len();
+    assert!(after >= before + bytes * 9 / 10, "{after} bytes in the file after the commit (from {before})");
 }
 
 /// Commits only append to the write-ahead log (the writers' connection
