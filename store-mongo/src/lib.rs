@@ -601,6 +601,18 @@ impl Store for MongoStore {
         self.invocations.count_documents(doc! { field::STATUS: InvocationStatus::Queued.as_str() }).run().map_err(map)
     }
 
+    /// The first queued record in claim order (the index claims use).
+    fn oldest_queued(&self) -> Result<Option<i64>> {
+        let found = self
+            .invocations
+            .find_one(doc! { field::STATUS: InvocationStatus::Queued.as_str() })
+            .sort(doc! { field::SEQ: 1 })
+            .projection(doc! { field::CREATED: 1, "_id": 0 })
+            .run()
+            .map_err(map)?;
+        Ok(found.and_then(|d| d.get_i64(field::CREATED).ok()))
+    }
+
     /// The oldest terminal records finished before `before_ms`, a batch
     /// at a time (see [`MongoStore::find_terminal`]), each taken off the
     /// records' total.

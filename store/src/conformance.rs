@@ -73,6 +73,7 @@ macro_rules! __sl_store_conformance_cases {
             claim_never_takes_terminal_or_leased
             release_running_makes_claimable
             count_queued_counts_queued_only
+            oldest_queued_is_the_next_claimed
             purge_terminal_before_cutoff
             invocation_bytes_add_up_stored_sizes
             purge_oldest_takes_the_oldest_finished_first
@@ -190,6 +191,9 @@ impl<S: Store, G: Send + Sync> Store for Guarded<S, G> {
     }
     fn count_queued(&self) -> Result<u64> {
         self.store.count_queued()
+    }
+    fn oldest_queued(&self) -> Result<Option<i64>> {
+        self.store.oldest_queued()
     }
     fn purge_invocations(&self, before_ms: i64) -> Result<u64> {
         self.store.purge_invocations(before_ms)
@@ -961,6 +965,23 @@ pub fn count_queued_counts_queued_only(store: &dyn Store) {
     assert_eq!(ok!(store.count_queued()), 2);
     put(store, &[finished("q3", InvocationStatus::Succeeded, T0 + 5)]);
     assert_eq!(ok!(store.count_queued()), 1);
+}
+
+/// `oldest_queued` gives the `created` time of the queued record claimed
+/// next, and `None` once none is queued.
+pub fn oldest_queued_is_the_next_claimed(store: &dyn Store) {
+    assert_eq!(ok!(store.oldest_queued()), None);
+    let mut running = queued("r", "a", T0 - 50);
+    running.status = InvocationStatus::Running;
+    running.lease_until = Some(T0 + HOUR);
+    put(store, &[finished("s", InvocationStatus::Succeeded, T0 - 10), running]);
+    assert_eq!(ok!(store.oldest_queued()), None, "only queued records count");
+    put(store, &[queued("q1", "a", T0), queued("q2", "a", T0 + 7), queued("q3", "b", T0 + 9)]);
+    assert_eq!(ok!(store.oldest_queued()), Some(T0));
+    assert_eq!(ok!(store.claim_invocations("w", 1, T0 + 20, HOUR)).len(), 1);
+    assert_eq!(ok!(store.oldest_queued()), Some(T0 + 7));
+    assert_eq!(ok!(store.claim_invocations("w", 2, T0 + 20, HOUR)).len(), 2);
+    assert_eq!(ok!(store.oldest_queued()), None);
 }
 
 /// `purge_invocations` deletes terminal records finished strictly before

@@ -132,6 +132,11 @@ pub trait Store: Send + Sync {
     /// Number of invocations with status `Queued`.
     fn count_queued(&self) -> Result<u64>;
 
+    /// The `created` time of the queued invocation that is claimed next
+    /// (the first in enqueue order), or `None` with none queued: how long
+    /// the queue has kept its oldest. One lookup, however long the queue.
+    fn oldest_queued(&self) -> Result<Option<i64>>;
+
     /// Deletes terminal (`Succeeded` or `Failed`) invocation records whose
     /// `finished` time is before `before_ms`. Returns how many were deleted.
     fn purge_invocations(&self, before_ms: i64) -> Result<u64>;

@@ -286,6 +286,11 @@ impl Store for MemoryStore {
         Ok(self.lock().queued.len() as u64)
     }
 
+    fn oldest_queued(&self) -> Result<Option<i64>> {
+        let inner = self.lock();
+        Ok(inner.queued.first().and_then(|seq| inner.invocations.get(seq)).map(|rec| rec.created))
+    }
+
     fn purge_invocations(&self, before_ms: i64) -> Result<u64> {
         let mut inner = self.lock();
         let doomed: Vec<u64> = inner

@@ -705,6 +705,14 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    fn oldest_queued(&self) -> Result<Option<i64>> {
+        let conn = self.lock();
+        // The first entry of the partial index of queued records.
+        conn.prepare_cached("SELECT created FROM invocations WHERE status = 'queued' ORDER BY seq LIMIT 1")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+
     fn purge_invocations(&self, before_ms: i64) -> Result<u64> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;

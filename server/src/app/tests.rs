@@ -119,6 +119,9 @@ impl Store for Gated {
     fn count_queued(&self) -> StoreResult<u64> {
         self.inner.count_queued()
     }
+    fn oldest_queued(&self) -> StoreResult<Option<i64>> {
+        self.inner.oldest_queued()
+    }
     fn purge_invocations(&self, before: i64) -> StoreResult<u64> {
         self.inner.purge_invocations(before)
     }
