@@ -1,5 +1,6 @@
-//! Installs nx-27017 into a virtualenv under the workspace's target
-//! directory, once, whatever the number of test binaries asking at once.
+//! Installs pinned Python packages (nx-27017, prometheus-client) into
+//! virtualenvs under the workspace's target directory, once each, whatever
+//! the number of test binaries asking at once.
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -46,22 +47,51 @@ pub fn target_dir() -> PathBuf {
 /// run in parallel) and ends by writing `target/nx-venv/.installed-0.8.1`.
 /// Panics with pip's output when the install fails.
 pub fn nx_27017() -> NxInstall {
+    let venv = pinned_venv("nx-venv", "nx-27017", NX_VERSION, &format!(".installed-{NX_VERSION}"), "bin/nx-27017");
+    NxInstall { python: venv.join("bin").join("python"), script: venv.join("bin").join("nx-27017") }
+}
+
+/// The `prometheus-client` release whose parser the tests read `/metrics`
+/// with (pinned here).
+pub const PROMETHEUS_CLIENT_VERSION: &str = "0.26.0";
+
+/// A Python interpreter that can `import prometheus_client` (the reference
+/// parser of the Prometheus text format,
+/// `prometheus_client.parser.text_string_to_metric_families`), installed
+/// on first use into `target/prometheus-venv` the way [`nx_27017`] is, under
+/// `target/prometheus-venv.lock`.
+pub fn prometheus_client_python() -> PathBuf {
+    let marker = format!(".installed-prometheus-client-{PROMETHEUS_CLIENT_VERSION}");
+    let venv = pinned_venv(
+        "prometheus-venv",
+        "prometheus-client",
+        PROMETHEUS_CLIENT_VERSION,
+        &marker,
+        "lib", // the package has no script; the marker says it is there
+    );
+    venv.join("bin").join("python")
+}
+
+/// The virtualenv `target/<name>` with `package==version` pip-installed,
+/// made on first use under the lock `target/<name>.lock` and marked done by
+/// the file `marker` in it; `check` is a path in it that must exist too.
+fn pinned_venv(name: &str, package: &str, version: &str, marker: &str, check: &str) -> PathBuf {
     let target = target_dir();
-    let venv = target.join("nx-venv");
-    let install = NxInstall { python: venv.join("bin").join("python"), script: venv.join("bin").join("nx-27017") };
-    let marker = venv.join(format!(".installed-{NX_VERSION}"));
-    let done = || marker.exists() && install.script.exists() && install.python.exists();
+    let venv = target.join(name);
+    let python = venv.join("bin").join("python");
+    let marker = venv.join(marker);
+    let done = || marker.exists() && venv.join(check).exists() && python.exists();
     if done() {
-        return install;
+        return venv;
     }
     if let Err(err) = fs::create_dir_all(&target) {
         panic!("cannot create {}: {err}", target.display());
     }
-    let _lock = Lock::acquire(&target.join("nx-venv.lock"));
+    let _lock = Lock::acquire(&target.join(format!("{name}.lock")));
     if done() {
-        return install; // another process installed it while we waited
+        return venv; // another process installed it while we waited
     }
-    eprintln!("sl-testkit: installing nx-27017 {NX_VERSION} into {}", venv.display());
+    eprintln!("sl-testkit: installing {package} {version} into {}", venv.display());
     // --clear: a half-done install (no marker) is started again from scratch.
     let python3 = std::env::var_os("PYTHON3").unwrap_or_else(|| "python3".into());
     run(
@@ -69,18 +99,18 @@ pub fn nx_27017() -> NxInstall {
         "create the virtualenv (python3 -m venv; on Debian `apt-get install python3-venv`)",
     );
     run(
-        Command::new(&install.python)
+        Command::new(&python)
             .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet"])
-            .arg(format!("nx-27017=={NX_VERSION}")),
-        "pip install nx-27017",
+            .arg(format!("{package}=={version}")),
+        &format!("pip install {package}"),
     );
-    if !install.script.exists() {
-        panic!("pip installed nx-27017 {NX_VERSION} but {} is missing", install.script.display());
+    if !venv.join(check).exists() {
+        panic!("pip installed {package} {version} but {} is missing", venv.join(check).display());
     }
-    if let Err(err) = fs::write(&marker, format!("nx-27017=={NX_VERSION}\n")) {
+    if let Err(err) = fs::write(&marker, format!("{package}=={version}\n")) {
         panic!("cannot write {}: {err}", marker.display());
     }
-    install
+    venv
 }
 
 /// Runs an install step; panics with its output when it fails.
@@ -126,10 +156,10 @@ impl Lock {
                         continue;
                     }
                     if start.elapsed() > LOCK_WAIT {
-                        panic!("waited {LOCK_WAIT:?} for {} (another nx-27017 install)", path.display());
+                        panic!("waited {LOCK_WAIT:?} for {} (another install)", path.display());
                     }
                     if !waiting {
-                        eprintln!("sl-testkit: waiting for another process to install nx-27017 ({})", path.display());
+                        eprintln!("sl-testkit: waiting for another process's install ({})", path.display());
                         waiting = true;
                     }
                     std::thread::sleep(Duration::from_millis(200));

@@ -22,6 +22,6 @@ mod mongo;
 mod plugins;
 mod process;
 
-pub use install::{nx_27017, target_dir, NxInstall, NX_VERSION};
+pub use install::{nx_27017, prometheus_client_python, target_dir, NxInstall, NX_VERSION, PROMETHEUS_CLIENT_VERSION};
 pub use mongo::Mongo;
 pub use plugins::{lib_dir, plugin_lib};
