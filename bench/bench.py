@@ -197,13 +197,13 @@ def set_affinity(pids, cpus):
 class SL:
     """An slserver with its own config."""
 
-    def __init__(self, name, workers=1, store="null", record_blocking=False, plugin=False, warm=WARM):
+    def __init__(self, name, workers=1, store="null", record_blocking=False, plugin=False, warm=WARM, metrics=True):
         self.name = name
         self.port = free_port()
         d = os.path.join(WORK, name)
         os.makedirs(d)
         lines = [
-            f"Server {{ workers = {workers} }}",
+            f"Server {{ workers = {workers}, metrics = {'true' if metrics else 'false'} }}",
             'Logger { level = "warn" }',
             f"Invocations {{ record_blocking = {'true' if record_blocking else 'false'} }}",
             "Nulldb {}" if store == "null" else f'Sqlite {{ path = "{d}/sl.db" }}',
@@ -794,6 +794,7 @@ def row(results, label, key, ref, note=""):
 
 LABELS = {
     "p_ngx": "nginx-lua, pinned", "p_static": "nginx return 200, pinned", "p_sl": "SL hello, pinned",
+    "p_sl_nomet": "SL hello, metrics off, pinned",
     "p_sl_lim": "SL hello, all limits, pinned", "p_sl_rec": "SL hello, all limits, recorded (SQLite, shipped sampling)",
     "p_sl_echo": "SL plugin echo (skeleton), pinned",
     "p_sl_def": "SL hello, all limits, warm_instances = 4 (shipped default)", "u_ngx": "nginx-lua",
@@ -867,6 +868,8 @@ def targets(results):
         T.append(("workers = 2 ≥ 1.7x its own 1 reactor", "–", "not measured: workers not in this build"))
     ratio_target("fairness: hello p99 with 4 spinners ≤ 2x hello p99 alone", "s5_spin", "s5_alone", "p99", le(2.0))
     ratio_target("limits on vs off: ≤ 10% req/s cost, i.e. ≥ 0.90x (pinned)", "p_sl_lim", "p_sl", "rps", ge(0.9))
+    ratio_target("(#19) metrics on vs off: ≤ 2% req/s cost, i.e. ≥ 0.98x (blocking hello, pinned)", "p_sl", "p_sl_nomet",
+                 "rps", ge(0.98))
     ratio_target("limits on vs off: ≥ 0.90x (unpinned)", "u_sl_lim", "u_sl", "rps", ge(0.9))
     ratio_target("(#16) submit ≥ 0.5x blocking hello, same server, shipped config", "s4_submit", "s4_block",
                  "rps", ge(0.5))
@@ -931,10 +934,11 @@ def report(results, meta):
       "| busy % cpu0 / cpu1 | srv µs/req | vs |")
     w("| --- | ---: | --- | ---: | ---: | --- | --- | --- | ---: | --- |")
     w("| **1, 2, 6. pinned** (server CPU 0, wrk -t1 CPU 1) | | | | | | | | | |")
-    for k in ["p_ngx", "p_static", "p_sl", "p_sl_lim", "p_sl_rec", "p_sl_echo", "p_sl_def"]:
+    for k in ["p_ngx", "p_static", "p_sl", "p_sl_nomet", "p_sl_lim", "p_sl_rec", "p_sl_echo", "p_sl_def"]:
         w(row(results, LABELS[k], k, "p_ngx" if k != "p_ngx" else None, "comparator" if k == "p_ngx" else ""))
     w(row(results, "SL hello vs nginx return 200", "p_sl", "p_static", "p_static"))
     w(row(results, "SL hello, all limits vs SL hello (limits cost)", "p_sl_lim", "p_sl", "p_sl"))
+    w(row(results, "SL hello vs SL hello, metrics off (metrics cost)", "p_sl", "p_sl_nomet", "p_sl_nomet"))
     w(row(results, "SL recorded vs not recorded", "p_sl_rec", "p_sl_lim", "p_sl_lim"))
     w("| **1, 2, 7. unpinned** (wrk -t2, both CPUs shared) | | | | | | | | | |")
     for k in ["u_ngx", "u_static", "u_sl", "u_sl_lim"]:
@@ -1035,6 +1039,8 @@ def main():
 
     log("starting servers")
     sl = SL("sl", plugin=True)
+    # The same without metrics (Server { metrics = false }): what counting costs.
+    sl_nomet = SL("sl-nometrics", plugin=True, metrics=False)
     sl_rec = SL("sl-rec", store="sqlite", record_blocking=True)
     sl_def = SL("sl-default", warm=None)
     # The shipped configuration: SQLite, blocking runs recorded, warm_instances = 4.
@@ -1044,7 +1050,7 @@ def main():
     ngx = Nginx("nginx1", 1)
     ngx2 = Nginx("nginx2", 2)
     hello = open(os.path.join(BENCH, "hello.lua")).read()
-    for s in [sl, sl_rec, sl_async, sl2, sl_def]:
+    for s in [sl, sl_nomet, sl_rec, sl_async, sl2, sl_def]:
         s.create("hello", hello)
         s.create("hello_limits", hello, **TIGHT)
     sl.create("echo", open(os.path.join(BENCH, "echo.lua")).read())
@@ -1073,6 +1079,7 @@ def main():
             ("p_ngx", lambda: wrk(ngx, "/hello", D, True)),
             ("p_static", lambda: wrk(ngx, "/static", D, True, script="get.lua")),
             ("p_sl", lambda: wrk(sl, "/actions/hello/block", D, True)),
+            ("p_sl_nomet", lambda: wrk(sl_nomet, "/actions/hello/block", D, True)),
             ("p_sl_lim", lambda: wrk(sl, "/actions/hello_limits/block", D, True)),
             ("p_sl_rec", lambda: wrk(sl_rec, "/actions/hello_limits/block", D, True)),
             ("p_sl_echo", lambda: wrk(sl, "/actions/echo/block", D, True)),

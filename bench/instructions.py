@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Instructions per blocking hello request, counted by callgrind.
 
-Usage: bench/instructions.py [--records] [SLSERVER] (default: target/release/slserver)
+Usage: bench/instructions.py [--records] [--no-metrics] [SLSERVER] (default: target/release/slserver)
 Env:   SL_INSTR_REQUESTS (3000), SL_INSTR_KEEP=1 keeps the callgrind output.
 
 --records measures the shipped path of a blocking run instead: SQLite, every
 run recorded (record_blocking = true). The server writes the records of one
 loop turn in one transaction, so with one request a turn this counts a
 transaction per record: the most a record can cost.
+
+--no-metrics turns the server's metrics off (Server { metrics = false }):
+the difference from the default is what counting costs a request.
 
 Starts slserver under `valgrind --tool=callgrind` with instrumentation off,
 creates `hello_limits` (bench/hello.lua with every limit set), sends 200
@@ -41,7 +44,8 @@ import bench  # noqa: E402  (the suite's settings: TIGHT limits, BODY)
 def main():
     args = sys.argv[1:]
     records = "--records" in args
-    args = [a for a in args if a != "--records"]
+    metrics = "--no-metrics" not in args
+    args = [a for a in args if a not in ("--records", "--no-metrics")]
     binary = args[0] if args else os.path.join(HERE, "..", "target", "release", "slserver")
     if not os.path.exists(binary):
         sys.exit(f"no slserver at {binary}: build it with `cargo build --release -p sl-server`")
@@ -51,6 +55,8 @@ def main():
     work = tempfile.mkdtemp(prefix="slinstr-")
     cfg = os.path.join(work, "config.lua")
     with open(cfg, "w") as f:
+        if not metrics:
+            f.write("Server { metrics = false }\n")
         if records:
             f.write('Logger { level = "warn" }\nInvocations { record_blocking = true }\nSqlite { path = "sl.db" }\n'
                     "Limits { warm_instances = 128 }\n")

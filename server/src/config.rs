@@ -79,6 +79,8 @@ pub struct ServerConfig {
     pub debug: bool,
     /// Allow listening on a non-loopback address without API tokens.
     pub insecure: bool,
+    /// Count invocations and serve `GET /metrics` (README, "Metrics").
+    pub metrics: bool,
 }
 
 /// `Limits { ... }`: per-action defaults and the maxima a create may ask for.
@@ -234,6 +236,7 @@ impl Default for Config {
                 time_slice: Duration::from_millis(1),
                 debug: false,
                 insecure: false,
+                metrics: true,
             },
             log_level: "info".into(),
             store: StoreConfig::Sqlite { path: PathBuf::from("data/sl.db"), durability: Default::default() },
@@ -424,6 +427,9 @@ impl Config {
             }
             if let Some(v) = b.bool("insecure")? {
                 s.insecure = v;
+            }
+            if let Some(v) = b.bool("metrics")? {
+                s.metrics = v;
             }
             b.finish()?;
             if s.request_memory < s.max_head + s.max_body {

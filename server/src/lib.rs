@@ -31,6 +31,7 @@ mod housekeeping;
 pub mod http;
 mod ids;
 mod invoke;
+pub mod metrics;
 pub mod plugin;
 mod pool;
 mod queue;

@@ -61,6 +61,10 @@ fn run_worker(
     ready: impl FnOnce(),
 ) -> io::Result<()> {
     let mut reactor = Reactor::new(listeners.api, listeners.web, settings(&cfg))?;
+    if cfg.server.metrics {
+        let (metrics, me) = peers.metrics();
+        reactor.set_metrics(metrics.reactor(me));
+    }
     let mut app = App::new(cfg, store, plugins, peers, reactor.waker())?;
     ready();
     reactor.run(&mut app, &shutdown)
@@ -153,6 +157,12 @@ pub fn serve(
     };
     let listeners: Vec<Listeners> = api.into_iter().zip(routes).map(|(api, web)| Listeners { api, web }).collect();
     let mut peers = Peers::mesh(n);
+    // Every store call of every worker timed by operation.
+    let store: Arc<dyn Store> = if cfg.server.metrics {
+        Arc::new(crate::metrics::MeteredStore::new(store, peers[0].metrics().0.store()))
+    } else {
+        store
+    };
     let mut threads = Vec::new();
     let mut listeners = listeners.into_iter();
     let first = listeners.next().expect("at least one listener");

@@ -11,6 +11,7 @@ mod actions;
 mod idempotency;
 mod input;
 mod invocations;
+mod metrics;
 mod routes;
 
 use input::{check_name, not_allowed, segments};
@@ -115,6 +116,8 @@ fn endpoint(st: &mut State, conn: ConnRef, mut req: Request) -> Option<Response>
         (["routes"], _) => Err(not_allowed("GET, POST, DELETE")),
         (["plugins"], Method::Get) => Ok(Some(json_response(200, &st.plugins.infos()))),
         (["plugins"], _) => Err(not_allowed("GET")),
+        (["metrics"], Method::Get) => metrics::get(st, conn),
+        (["metrics"], _) => Err(not_allowed("GET")),
         _ => Err(Response::error(404, "not_found", &format!("no route for {} {}", req.method.as_str(), req.path))),
     };
     result.unwrap_or_else(Some)

@@ -86,6 +86,11 @@ impl Service for App {
         // one commit for all of them, unless one is in flight.
         api::commit_submits(st);
         housekeeping::flush_records(st);
+        if st.cfg.server.metrics {
+            let m = st.metrics.worker();
+            m.warm_instances.set(st.exec.cache.warm() as u64);
+            m.instance_creations.set(st.exec.cache.created());
+        }
     }
 
     fn tick(&mut self, now: Instant) {

@@ -36,6 +36,8 @@ struct Ready {
     code: Rc<Compiled>,
     budget: Budget,
     idle: Vec<Instance>,
+    /// The action's slot in the worker's metrics, once it has one.
+    metrics: Option<u32>,
 }
 
 enum Slot {
@@ -58,6 +60,9 @@ pub(crate) struct Lease {
     /// [`Cache::check_in`].
     pub generation: u64,
     pub budget: Budget,
+    /// The action's slot in the worker's metrics, if it has one yet (see
+    /// [`Cache::set_metrics_slot`]).
+    pub metrics: Option<u32>,
 }
 
 /// What became of a job that wants an action not cached.
@@ -110,6 +115,10 @@ pub(crate) struct Cache {
     /// thread's count of its states, to be freed off the loop (see
     /// [`Cache::evicted`]).
     evicted: Vec<Remains>,
+    /// Idle instances over every action.
+    warm: usize,
+    /// Instances made since the worker started (cold starts).
+    created: u64,
 }
 
 /// Limits in force for an action: its own where set, else the defaults,
@@ -133,20 +142,31 @@ impl Cache {
         let now = self.clock;
         let Some(Slot::Ready(ready)) = self.actions.get_mut(action) else { return None };
         ready.last_used = now;
-        let (version, generation, budget) = (ready.version, ready.generation, ready.budget);
+        let (version, generation, budget, metrics) = (ready.version, ready.generation, ready.budget, ready.metrics);
         if let Some(i) = ready.idle.pop() {
-            return Some(Lease { instance: Ok(i), version, generation, budget });
+            self.warm -= 1;
+            return Some(Lease { instance: Ok(i), version, generation, budget, metrics });
         }
         // Making room may drop other actions' idle instances (never this
         // action's entry), so the entry is looked up again.
         self.evict_idle();
         let Some(Slot::Ready(ready)) = self.actions.get(action) else { return None };
+        self.created += 1;
         Some(Lease {
             instance: Instance::from_bytecode(action, &ready.code.bytecode, budget.max_string),
             version,
             generation,
             budget,
+            metrics,
         })
+    }
+
+    /// Keeps `slot` as cached action `action`'s slot in the worker's
+    /// metrics (it keeps it until it leaves the cache).
+    pub fn set_metrics_slot(&mut self, action: &str, slot: u32) {
+        if let Some(Slot::Ready(ready)) = self.actions.get_mut(action) {
+            ready.metrics = Some(slot);
+        }
     }
 
     /// Ends a run of `action` started from cache generation `generation`:
@@ -157,6 +177,7 @@ impl Cache {
             if let Some(Slot::Ready(ready)) = self.actions.get_mut(action) {
                 if ready.generation == generation && ready.idle.len() < warm {
                     ready.idle.push(instance);
+                    self.warm += 1;
                     return;
                 }
             }
@@ -230,6 +251,7 @@ impl Cache {
                     code: Rc::clone(&code),
                     budget: budget_for(&rec, limits),
                     idle: Vec::new(),
+                    metrics: None,
                 };
                 self.actions.insert(name.to_string(), Slot::Ready(ready));
                 return Some(Fetched::Ready { code, version: rec.version, pending, requirers });
@@ -271,6 +293,7 @@ impl Cache {
     /// Forgets cached action `name`; its idle instances go to the graveyard.
     fn bury_slot(&mut self, name: &str) {
         if let Some(Slot::Ready(r)) = self.actions.remove(name) {
+            self.warm -= r.idle.len();
             self.graveyard.extend(r.idle);
         }
     }
@@ -297,6 +320,7 @@ impl Cache {
             if let Some(Slot::Ready(r)) = self.actions.get_mut(&name) {
                 while sandbox::thread_total() > budget / 2 {
                     let Some(i) = r.idle.pop() else { break };
+                    self.warm -= 1;
                     // Off this thread's count now, freed off the loop
                     // later (a state that must stay is freed here).
                     match Remains::leave(i) {
@@ -313,6 +337,16 @@ impl Cache {
         if dropped > 0 {
             debug!(dropped, "evicted idle instances to stay within Limits.total_memory");
         }
+    }
+
+    /// Idle instances over every action.
+    pub fn warm(&self) -> usize {
+        self.warm
+    }
+
+    /// Instances made since the worker started (cold starts).
+    pub fn created(&self) -> u64 {
+        self.created
     }
 
     /// The idle instances evicted since the last call, for the caller to

@@ -48,12 +48,15 @@ pub(crate) struct Job {
     /// An asynchronous invocation started before its submit was committed:
     /// the number its submit has in `state::Submits`, where its end goes.
     pub early: Option<u64>,
+    /// Its action's slot in the worker's metrics, once it started (see
+    /// `metrics::WorkerApp::slot`).
+    pub metrics: Option<u32>,
 }
 
 impl Job {
     /// A job started by a request or the queue.
     pub fn new(record: InvocationRecord, reply: Reply) -> Self {
-        Self { record, reply, depth: 0, deadline: None, args: None, args_if_failed: None, early: None }
+        Self { record, reply, depth: 0, deadline: None, args: None, args_if_failed: None, early: None, metrics: None }
     }
 
     /// The invocation's id. An unrecorded blocking run has none until

@@ -23,9 +23,9 @@
 mod compose;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use sl_store::{InvocationError, InvocationRecord, InvocationStatus, JsonArgs};
+use sl_store::{InvocationError, InvocationRecord, InvocationStatus, JsonArgs, RunKind};
 use tracing::{debug, error, warn};
 
 use crate::answer::{
@@ -34,6 +34,7 @@ use crate::answer::{
 use crate::exec::{FetchResult, Fetched, Job, Queued, Reply};
 use crate::http::Response;
 use crate::ids::now_ms;
+use crate::metrics::Ended;
 use crate::reactor::json_within;
 use crate::sandbox::{Args, ArgsText, Away, Compiled, InvokeError, LimitKind, Outcome, PluginCall, Remains, Run, Step};
 use crate::state::{bound_record, nominal_record_size, State};
@@ -82,6 +83,14 @@ pub(crate) fn start(st: &mut State, mut job: Job) {
         Ok(i) => i,
         Err(e) => return fail(st, job, e.kind(), &e.to_string()),
     };
+    if st.cfg.server.metrics {
+        job.metrics = Some(lease.metrics.unwrap_or_else(|| {
+            // The action's first start since it was cached.
+            let slot = st.metrics.slot(&job.record.action);
+            st.exec.cache.set_metrics_slot(&job.record.action, slot);
+            slot
+        }));
+    }
     let mut budget = lease.budget;
     if let Some(deadline) = job.deadline {
         budget.timeout = budget.timeout.min(deadline.saturating_duration_since(Instant::now()));
@@ -362,8 +371,14 @@ fn plugin_call(st: &mut State, key: usize, call: PluginCall) {
         return;
     };
     let Some(id) = st.exec.runs.park(key) else { return };
+    let metrics = st.cfg.server.metrics.then(|| st.metrics.plugin(&call.plugin));
     st.plugin_pool.spawn(move || {
-        let result = plugin.call(&call.action, &payload).and_then(|bytes| {
+        let start = Instant::now();
+        let called = plugin.call(&call.action, &payload);
+        if let Some(m) = metrics {
+            m.record(start, called.is_err());
+        }
+        let result = called.and_then(|bytes| {
             // Parsed outside the action's memory limit: no bigger than an
             // answer may be.
             if bytes.len() > max {
@@ -440,6 +455,9 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut o
         Reply::Queue => {}
     }
     st.runs.count(&job.record.action, job.kind(), outcome.result.is_ok());
+    if let Some(slot) = job.metrics {
+        count_ended(st, job, slot, &outcome);
+    }
     if !job.is_recorded(st.cfg.invocations.record_blocking) {
         return;
     }
@@ -488,12 +506,37 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut o
     }
 }
 
+/// Counts an invocation that ran in the worker's metrics.
+fn count_ended(st: &State, job: &Job, slot: u32, outcome: &Outcome) {
+    let kind = job.kind();
+    // Records keep milliseconds.
+    let queue_wait = match (kind, job.record.started) {
+        (RunKind::Async, Some(started)) => {
+            Some(Duration::from_millis(started.saturating_sub(job.record.created).max(0) as u64))
+        }
+        _ => None,
+    };
+    st.metrics.at(slot).ran(&Ended {
+        kind,
+        error: outcome.result.as_ref().err().map(InvokeError::kind),
+        duration: outcome.duration,
+        instructions: outcome.instructions,
+        peak_memory: outcome.peak_memory,
+        queue_wait,
+    });
+}
+
 /// Ends a job that could not start.
 pub(crate) fn fail(st: &mut State, mut job: Job, kind: &str, message: &str) {
     // A run of an action that does not exist is not counted: its name
     // would make a counter of its own.
     if kind != "not_found" {
         st.runs.count(&job.record.action, job.kind(), false);
+        // Only an action known to exist gets metrics (a name of its own).
+        if st.cfg.server.metrics && st.exec.cache.is_cached(&job.record.action) {
+            let slot = st.metrics.slot(&job.record.action);
+            st.metrics.at(slot).failed_to_start(job.kind(), kind);
+        }
     }
     match job.reply {
         Reply::ApiClient(to) => st.outbox.respond(to, Response::error(error_status(kind), kind, message)),

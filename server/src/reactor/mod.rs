@@ -58,6 +58,7 @@ use conn::ReadOutcome;
 use conns::Conns;
 
 use crate::http::{self, Parsed, Response};
+use crate::metrics::ReactorMetrics;
 
 const WAKER: Token = Token(usize::MAX - 2);
 /// How often timeouts are checked and [`Service::tick`] runs.
@@ -106,6 +107,8 @@ pub struct Reactor {
     /// Connections waiting for a reservation of request memory.
     starved: Vec<usize>,
     last_tick: Instant,
+    /// What this reactor counts (see [`crate::metrics`]), if metrics are on.
+    metrics: Option<Arc<ReactorMetrics>>,
 }
 
 impl Reactor {
@@ -131,7 +134,15 @@ impl Reactor {
             out_total: 0,
             starved: Vec::new(),
             last_tick: now,
+            metrics: None,
         })
+    }
+
+    /// Counts answers, connections and turns into `metrics` (a worker's
+    /// part of the process's registry) from now on; a reactor counts
+    /// nothing until then.
+    pub fn set_metrics(&mut self, metrics: Arc<ReactorMetrics>) {
+        self.metrics = Some(metrics);
     }
 
     /// The address the API listener is bound to.
@@ -211,6 +222,10 @@ impl Reactor {
             if self.turn.saturating_duration_since(self.last_tick) >= TICK {
                 self.tick(service);
             }
+            if let Some(m) = &self.metrics {
+                m.connections.set(self.conns.len() as u64);
+                m.turns.record(self.turn.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
+            }
         }
         service.stop();
         Ok(())
@@ -237,11 +252,14 @@ impl Reactor {
         if outbox.is_empty() {
             return;
         }
-        let (conns, ready, out_total) = (&mut self.conns, &mut self.ready, &mut self.out_total);
+        let (conns, ready, out_total, metrics) = (&mut self.conns, &mut self.ready, &mut self.out_total, &self.metrics);
         outbox.drain(|to, answer| {
             // Gone, or no longer waiting (the answer is late): dropped.
             let Some(conn) = conns.get_ref(to).filter(|c| c.busy) else { return };
             let before = conn.pending_out();
+            if let Some(m) = metrics {
+                m.response(conn.side == Side::Web, answer.status());
+            }
             conn.answer(&answer);
             *out_total += conn.pending_out() - before;
             if serving != Some(to.key) && !conn.queued {
@@ -396,6 +414,9 @@ impl Reactor {
         conn.head_only = http::is_head(conn.input());
         conn.busy = true;
         let output = conn.pending_out();
+        if let Some(m) = &self.metrics {
+            m.response(conn.side == Side::Web, resp.status);
+        }
         conn.answer(&Parts::Response(&resp));
         conn.linger(self.turn, LINGER_TIME, LINGER_BYTES);
         self.out_total += conn.pending_out() - output;

@@ -75,6 +75,15 @@ pub enum Parts<'a> {
 }
 
 impl Parts<'_> {
+    /// The answer's HTTP status.
+    #[inline(always)]
+    pub fn status(&self) -> u16 {
+        match self {
+            Parts::Response(r) => r.status,
+            Parts::Json { status, .. } => *status,
+        }
+    }
+
     /// Appends the answer to `out`: with `Connection: close` unless
     /// `keep_alive`, without the body if `head_only` (HEAD).
     pub fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool, head_only: bool) {

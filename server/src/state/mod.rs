@@ -41,6 +41,7 @@ use crate::auth::Tokens;
 use crate::config::Config;
 use crate::exec::Executor;
 use crate::http::Response;
+use crate::metrics::WorkerApp;
 use crate::plugin::PluginHost;
 use crate::pool::Pool;
 use crate::reactor::{ConnRef, Outbox};
@@ -80,6 +81,8 @@ pub(crate) struct State {
     pub timers: Timers,
     /// This worker's name on the invocations it claims.
     pub owner: String,
+    /// What this worker counts of its invocations and instances.
+    pub metrics: WorkerApp,
 }
 
 impl State {
@@ -99,7 +102,12 @@ impl State {
         // One thread, always the same: a run that paused a pattern call
         // there must go on there (see `sandbox/away.rs`).
         let heavy_pool = Pool::new("sl-heavy", 1, 1, wake)?;
+        let metrics = {
+            let (registry, me) = peers.metrics();
+            registry.app(me)
+        };
         Ok(Self {
+            metrics,
             tokens: Tokens::new(&cfg.auth),
             cfg,
             store,

@@ -1,11 +1,12 @@
 //! The links between the workers of one process: what one tells the
-//! others when it changes something they cache, and the count of record
-//! bytes they share (see [`super::budget`]).
+//! others when it changes something they cache, the count of record bytes
+//! they share (see [`super::budget`]), and their metrics.
 
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
 use super::budget::RecordBytes;
+use crate::metrics::Registry;
 
 /// What one worker tells the others of its process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct Peers {
     rx: Receiver<PeerMsg>,
     /// The bytes of invocation records in the store, as the process knows.
     record_bytes: Arc<RecordBytes>,
+    /// Every worker's metrics.
+    metrics: Arc<Registry>,
 }
 
 impl Peers {
@@ -34,10 +37,22 @@ impl Peers {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| channel()).unzip();
         let txs = Arc::new(txs);
         let record_bytes = Arc::new(RecordBytes::default());
+        let metrics = Arc::new(Registry::new(n));
         rxs.into_iter()
             .enumerate()
-            .map(|(me, rx)| Peers { me, txs: Arc::clone(&txs), rx, record_bytes: Arc::clone(&record_bytes) })
+            .map(|(me, rx)| Peers {
+                me,
+                txs: Arc::clone(&txs),
+                rx,
+                record_bytes: Arc::clone(&record_bytes),
+                metrics: Arc::clone(&metrics),
+            })
             .collect()
+    }
+
+    /// Every worker's metrics, and this worker's index among them.
+    pub fn metrics(&self) -> (&Arc<Registry>, usize) {
+        (&self.metrics, self.me)
     }
 
     /// The count of record bytes the workers of this process share.
@@ -47,6 +62,7 @@ impl Peers {
 
     /// The next change made through another worker, if any; a lone
     /// worker has no peers and asks no channel.
+    #[inline]
     pub fn try_recv(&self) -> Option<PeerMsg> {
         if self.txs.len() < 2 {
             return None;

@@ -1,0 +1,140 @@
+//! What is counted of each action's invocations on one worker.
+
+use std::time::Duration;
+
+use sl_store::RunKind;
+
+use super::cell::{Counter, Histogram, BYTES, INSTRUCTIONS, SECONDS};
+
+/// The outcomes an invocation is counted under (the `outcome` label):
+/// `success`, or the kind of error that ended it, as the API reports it
+/// (README, "Errors"). A kind not in this list is counted as `other`, so
+/// the label has a fixed set of values.
+pub const OUTCOMES: [&str; 14] = [
+    "success",
+    "runtime",
+    "action",
+    "timeout",
+    "memory",
+    "instructions",
+    "compile",
+    "library",
+    "internal",
+    "too_large",
+    "bad_request",
+    "abandoned",
+    "unavailable",
+    "other",
+];
+
+/// The outcomes that are a limit ending the run (`sl_limit_kills_total`).
+pub const LIMITS: [&str; 3] = ["timeout", "memory", "instructions"];
+
+/// The index in [`OUTCOMES`] of an error kind.
+fn outcome_index(error_kind: &str) -> usize {
+    OUTCOMES[1..].iter().position(|&o| o == error_kind).map_or(OUTCOMES.len() - 1, |i| i + 1)
+}
+
+/// How an invocation ended, as it is counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended<'a> {
+    pub kind: RunKind,
+    /// `None` for a success, else the error kind.
+    pub error: Option<&'a str>,
+    pub duration: Duration,
+    pub instructions: u64,
+    pub peak_memory: u64,
+    /// Of an asynchronous invocation, the time it was queued before it
+    /// started.
+    pub queue_wait: Option<Duration>,
+}
+
+/// One action's counts on one worker.
+#[derive(Debug)]
+pub struct ActionMetrics {
+    /// By [`RunKind::ALL`] index, then [`OUTCOMES`] index.
+    pub(super) runs: [[Counter; OUTCOMES.len()]; 4],
+    pub(super) duration: Histogram,
+    pub(super) instructions: Histogram,
+    pub(super) peak_memory: Histogram,
+    pub(super) queue_wait: Histogram,
+}
+
+impl Default for ActionMetrics {
+    fn default() -> Self {
+        Self {
+            runs: Default::default(),
+            duration: Histogram::new(&SECONDS),
+            instructions: Histogram::new(&INSTRUCTIONS),
+            peak_memory: Histogram::new(&BYTES),
+            queue_wait: Histogram::new(&SECONDS),
+        }
+    }
+}
+
+impl ActionMetrics {
+    /// Counts a run that ran (it has a duration and a peak).
+    pub fn ran(&self, e: &Ended<'_>) {
+        self.runs[kind_index(e.kind)][e.error.map_or(0, outcome_index)].inc();
+        self.duration.record(e.duration.as_nanos().min(u128::from(u64::MAX)) as u64);
+        self.instructions.record(e.instructions);
+        self.peak_memory.record(e.peak_memory);
+        if let Some(w) = e.queue_wait {
+            self.queue_wait.record(w.as_nanos().min(u128::from(u64::MAX)) as u64);
+        }
+    }
+
+    /// Counts a run that could not start (the action failed to load, its
+    /// arguments did not parse, it was abandoned in the queue).
+    pub fn failed_to_start(&self, kind: RunKind, error_kind: &str) {
+        self.runs[kind_index(kind)][outcome_index(error_kind)].inc();
+    }
+}
+
+/// The index of `kind` in [`RunKind::ALL`].
+pub(super) fn kind_index(kind: RunKind) -> usize {
+    match kind {
+        RunKind::Blocking => 0,
+        RunKind::Async => 1,
+        RunKind::Route => 2,
+        RunKind::Invoke => 3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_map_to_a_fixed_set_of_outcomes() {
+        assert_eq!(OUTCOMES[outcome_index("timeout")], "timeout");
+        assert_eq!(OUTCOMES[outcome_index("too_large")], "too_large");
+        assert_eq!(OUTCOMES[outcome_index("something new")], "other");
+        assert_eq!(OUTCOMES[outcome_index("success")], "other", "success is not an error kind");
+        for (i, kind) in RunKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind_index(kind), i);
+        }
+    }
+
+    #[test]
+    fn a_run_is_counted_under_its_kind_and_outcome() {
+        let m = ActionMetrics::default();
+        let ok = Ended {
+            kind: RunKind::Async,
+            error: None,
+            duration: Duration::from_millis(3),
+            instructions: 500,
+            peak_memory: 70_000,
+            queue_wait: Some(Duration::from_micros(50)),
+        };
+        m.ran(&ok);
+        m.ran(&Ended { kind: RunKind::Blocking, error: Some("timeout"), queue_wait: None, ..ok });
+        m.failed_to_start(RunKind::Route, "compile");
+        assert_eq!(m.runs[1][0].get(), 1);
+        assert_eq!(m.runs[0][3].get(), 1);
+        assert_eq!(m.runs[2][6].get(), 1);
+        let mut s = super::super::cell::Snapshot::default();
+        m.queue_wait.add_to(&mut s);
+        assert_eq!(s.count(), 1, "only the asynchronous run waited in the queue");
+    }
+}
