@@ -100,7 +100,13 @@ impl Service for App {
     fn wake(&self) -> Wake {
         let st = &self.st;
         let held = !st.exec.held.is_empty() && !st.records.full();
-        if st.exec.runs.queued() > 0 || st.exec.cache.has_graves() || st.consumer.wanted() || st.records.due() || held {
+        if st.exec.runs.queued() > 0
+            || st.exec.cache.has_graves()
+            || st.consumer.wanted()
+            || st.records.due()
+            || held
+            || st.submits.wants_commit()
+        {
             return Wake::Now;
         }
         match (st.exec.runs.next_deadline(), st.records.next_due()) {

@@ -15,7 +15,7 @@ use super::App;
 use crate::config::Config;
 use crate::http::{Method, Request};
 use crate::plugin::PluginHost;
-use crate::reactor::{ConnRef, Service, Side};
+use crate::reactor::{ConnRef, Service, Side, Wake};
 use crate::state::{Peers, FREE_RECORDS, MAX_BACKLOG};
 
 /// A store in memory whose record writes wait while the gate is shut.
@@ -490,8 +490,6 @@ fn a_ready_submit_whose_lease_runs_short_goes_back_to_the_queue() {
     assert_eq!(*store.claimed.lock().unwrap(), 5, "every one was claimed from the queue");
 }
 
-/// Makes `echo` cached and warm (a blocking run), so that submits of it
-/// can start before their commit.
 /// The submits read in one turn of the loop go into one commit, made
 /// at the end of that turn: the first of them does not leave alone.
 #[test]
@@ -508,6 +506,27 @@ fn the_submits_of_one_turn_share_one_commit() {
     assert_eq!(*store.submit_writes.lock().unwrap(), vec![10], "one commit for the turn's submits");
 }
 
+/// A submit read after the turn's commit point (on a connection the
+/// reactor serves again after its answer) makes the next turn come at
+/// once: it does not wait for a tick with nothing to wake the loop.
+#[test]
+fn a_submit_waiting_for_its_commit_wakes_the_loop() {
+    let store = Arc::new(Gated::default());
+    // Submits that do not start before their commit: only the commit
+    // waits.
+    let mut app = app(Arc::clone(&store) as Arc<dyn Store>, "Nulldb {}\nInvocations { start_before_commit = false }");
+    warm_echo(&mut app);
+    turns(&mut app, 5);
+    assert!(!matches!(app.wake(), Wake::Now), "nothing to do");
+    app.call(conn(1), Side::Api, request(Method::Post, "/actions/echo", "{}"));
+    assert!(matches!(app.wake(), Wake::Now), "a submit waits for a commit");
+    app.end_turn(Instant::now());
+    let got = answers_after_turns(&mut app, 1);
+    assert_eq!(got[0].1, 202);
+}
+
+/// Makes `echo` cached and warm (a blocking run), so that submits of it
+/// can start before their commit.
 fn warm_echo(app: &mut App) {
     app.call(conn(0), Side::Api, request(Method::Post, "/actions/echo/block", "{}"));
     assert_eq!(answers_after_turns(app, 1)[0].1, 200);

@@ -78,6 +78,13 @@ pub(crate) struct Submits {
 }
 
 impl Submits {
+    /// Whether submits wait for a commit and none is in flight: the next
+    /// turn of the loop must come at once (a submit read after this turn's
+    /// commit point, on a connection served again after its answer).
+    pub fn wants_commit(&self) -> bool {
+        !self.pending.is_empty() && !self.in_flight
+    }
+
     /// Adds a submit to the next commit. One that `early` starts at once
     /// gets a number, for its run to give [`run_ended`](Self::run_ended).
     pub fn push(&mut self, conn: ConnRef, submit: Submit, early: bool) -> u64 {
