@@ -8,7 +8,8 @@
 //! wake-up.
 //!
 //! Jobs wait in a queue under a mutex, and idle threads on a condition
-//! variable beside it: a job wakes one thread. (With a channel's single
+//! variable beside it: a job wakes one thread, if one waits (a busy one
+//! takes it from the queue when it is done). (With a channel's single
 //! receiver behind a mutex, one idle thread waited in the channel and the
 //! others on the mutex, so each job also woke a second thread, only for it
 //! to take the mutex and wait again: two more context switches a job,
@@ -67,6 +68,9 @@ struct Jobs<S> {
     queue: VecDeque<Job<S>>,
     /// No more jobs are accepted: threads leave once the queue is empty.
     closed: bool,
+    /// Threads waiting for a job: a job queued with none waiting wakes
+    /// nobody (no `futex` call; a busy thread takes it when it is done).
+    waiting: usize,
 }
 
 const IDLE_EXIT: Duration = Duration::from_secs(60);
@@ -81,7 +85,7 @@ impl<S: 'static> Pool<S> {
             name: name.to_string(),
             min,
             max: max.max(min),
-            jobs: Mutex::new(Jobs { queue: VecDeque::new(), closed: false }),
+            jobs: Mutex::new(Jobs { queue: VecDeque::new(), closed: false, waiting: 0 }),
             job_ready: Condvar::new(),
             done_tx: Mutex::new(done_tx),
             wake,
@@ -128,17 +132,20 @@ impl<S: 'static> Pool<S> {
     {
         let sh = &self.shared;
         let pending = sh.pending.fetch_add(1, Ordering::SeqCst) + 1;
-        let queued = sh.jobs.lock().is_ok_and(|mut jobs| {
-            if !jobs.closed {
+        let (queued, waiting) = match sh.jobs.lock() {
+            Ok(mut jobs) if !jobs.closed => {
                 jobs.queue.push_back(Box::new(move || Box::new(job()) as Completion<S>));
+                (true, jobs.waiting > 0)
             }
-            !jobs.closed
-        });
+            _ => (false, false),
+        };
         if !queued {
             sh.pending.fetch_sub(1, Ordering::SeqCst);
             return;
         }
-        sh.job_ready.notify_one();
+        if waiting {
+            sh.job_ready.notify_one();
+        }
         self.outstanding.set(self.outstanding.get() + 1);
         if pending > sh.idle.load(Ordering::SeqCst) && sh.threads.load(Ordering::SeqCst) < sh.max {
             if let Err(e) = Self::add_thread(sh) {
@@ -203,8 +210,10 @@ impl<S> Shared<S> {
             if jobs.closed {
                 return Next::Closed;
             }
+            jobs.waiting += 1;
             let Ok((guard, waited)) = self.job_ready.wait_timeout(jobs, IDLE_EXIT) else { return Next::Closed };
             jobs = guard;
+            jobs.waiting -= 1;
             if waited.timed_out() && jobs.queue.is_empty() {
                 let n = self.threads.load(Ordering::SeqCst);
                 if n > self.min && self.threads.compare_exchange(n, n - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
