@@ -182,7 +182,9 @@ impl SqliteStore {
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(sql)?;
         let changes = Arc::new(checkpoint::Changes::default());
         let hooked = file.is_some().then(|| {
-            checkpoint::install_commit_hook(&conn, &changes);
+            // SAFETY: the clone returned is kept in `Writer` beside `conn`,
+            // declared after it, so it is dropped after the connection.
+            unsafe { checkpoint::install_commit_hook(&conn, &changes) };
             Arc::clone(&changes)
         });
         let counted = conn.total_changes();

@@ -108,9 +108,12 @@ impl Changes {
 /// wakes the checkpointer at once, and past [`WRITER_PAGES`] it runs the
 /// checkpoint itself, as `wal_autocheckpoint` does.
 ///
-/// `changes` must outlive the connection's commits: the caller keeps it
-/// beside the connection, dropped after it.
-pub(crate) fn install_commit_hook(conn: &Connection, changes: &Arc<Changes>) {
+/// # Safety
+///
+/// `changes` must outlive every commit of `conn`: the caller keeps a clone
+/// of the `Arc` beside the connection, dropped after it (SQLite calls the
+/// hook after commits only, never when the connection closes).
+pub(crate) unsafe fn install_commit_hook(conn: &Connection, changes: &Arc<Changes>) {
     unsafe extern "C" fn hook(
         arg: *mut c_void,
         db: *mut rusqlite::ffi::sqlite3,
@@ -120,20 +123,23 @@ pub(crate) fn install_commit_hook(conn: &Connection, changes: &Arc<Changes>) {
         // SAFETY: `arg` is the `Changes` the caller keeps alive for as
         // long as the connection can commit (see the function's docs).
         let changes = unsafe { &*(arg as *const Changes) };
-        if i64::from(pages) >= RESTART_PAGES {
-            changes.ring();
-        }
         if i64::from(pages) >= WRITER_PAGES {
+            // Before the thread is woken, so that it does not take the
+            // checkpoint from this commit (this one would then find it
+            // busy and return with the log uncopied).
             // SAFETY: `db` and `name` are the connection and database
             // SQLite called the hook for; a checkpoint may run in a commit
             // hook (SQLite's own `wal_autocheckpoint` runs it there).
             unsafe { rusqlite::ffi::sqlite3_wal_checkpoint(db, name) };
         }
+        if i64::from(pages) >= RESTART_PAGES {
+            changes.ring();
+        }
         rusqlite::ffi::SQLITE_OK
     }
     // SAFETY: the handle is the live connection's; the hook's argument
-    // outlives its commits (the caller's promise), and the hook only reads
-    // through it.
+    // outlives its commits (the caller's promise, see # Safety), and the
+    // hook only reads through it.
     unsafe {
         rusqlite::ffi::sqlite3_wal_hook(conn.handle(), Some(hook), Arc::as_ptr(changes) as *mut c_void);
     }
