@@ -177,12 +177,13 @@ fn plugin_calls_are_timed_and_their_errors_counted() {
 fn the_workers_counts_add_up() {
     let s = TestServer::start("Server { workers = 2 }");
     assert_eq!(s.create("t", ACTION, "").status, 201);
-    // Connections of their own: the kernel spreads them over the workers.
-    let handles: Vec<_> = (0..8)
+    // Connections of their own: the kernel spreads them over the workers
+    // (all 32 on one of the two: one chance in two billion).
+    let handles: Vec<_> = (0..32)
         .map(|k| {
             let mut c = s.connect();
             std::thread::spawn(move || {
-                for i in 0..50 {
+                for i in 0..25 {
                     send(&mut c, "POST", "/actions/t/block", Some(&format!(r#"{{"i":{}}}"#, k * 100 + i)));
                     assert_eq!(read_response(&mut c).status, 200);
                 }
@@ -196,9 +197,9 @@ fn the_workers_counts_add_up() {
         let (samples, _) = parse(&scrape(&s));
         let ok =
             value(&samples, "sl_invocations_total", &[("action", "t"), ("kind", "blocking"), ("outcome", "success")]);
-        assert_eq!(ok, Some(400.0));
-        let turns = |w: &str| value(&samples, "sl_loop_turn_duration_seconds_count", &[("worker", w)]).unwrap();
-        assert!(turns("0") > 0.0 && turns("1") > 0.0);
+        assert_eq!(ok, Some(800.0), "whichever worker answers the scrape");
+        let turns = |w: &str| value(&samples, "sl_loop_turn_duration_seconds_count", &[("worker", w)]);
+        assert!(turns("0").is_some() && turns("1").is_some() && turns("2").is_none());
     }
 }
 

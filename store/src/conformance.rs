@@ -968,7 +968,7 @@ pub fn count_queued_counts_queued_only(store: &dyn Store) {
 }
 
 /// `oldest_queued` gives the `created` time of the queued record claimed
-/// next, and `None` once none is queued.
+/// next (the first enqueued), and `None` once none is queued.
 pub fn oldest_queued_is_the_next_claimed(store: &dyn Store) {
     assert_eq!(ok!(store.oldest_queued()), None);
     let mut running = queued("r", "a", T0 - 50);
@@ -976,10 +976,12 @@ pub fn oldest_queued_is_the_next_claimed(store: &dyn Store) {
     running.lease_until = Some(T0 + HOUR);
     put(store, &[finished("s", InvocationStatus::Succeeded, T0 - 10), running]);
     assert_eq!(ok!(store.oldest_queued()), None, "only queued records count");
-    put(store, &[queued("q1", "a", T0), queued("q2", "a", T0 + 7), queued("q3", "b", T0 + 9)]);
-    assert_eq!(ok!(store.oldest_queued()), Some(T0));
+    // Claimed in enqueue order, whatever the times say: the first enqueued
+    // is the one that waits longest for a claim.
+    put(store, &[queued("q1", "a", T0 + 5), queued("q2", "a", T0), queued("q3", "b", T0 + 9)]);
+    assert_eq!(ok!(store.oldest_queued()), Some(T0 + 5));
     assert_eq!(ok!(store.claim_invocations("w", 1, T0 + 20, HOUR)).len(), 1);
-    assert_eq!(ok!(store.oldest_queued()), Some(T0 + 7));
+    assert_eq!(ok!(store.oldest_queued()), Some(T0));
     assert_eq!(ok!(store.claim_invocations("w", 2, T0 + 20, HOUR)).len(), 2);
     assert_eq!(ok!(store.oldest_queued()), None);
 }

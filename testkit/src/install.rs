@@ -47,7 +47,8 @@ pub fn target_dir() -> PathBuf {
 /// run in parallel) and ends by writing `target/nx-venv/.installed-0.8.1`.
 /// Panics with pip's output when the install fails.
 pub fn nx_27017() -> NxInstall {
-    let venv = pinned_venv("nx-venv", "nx-27017", NX_VERSION, &format!(".installed-{NX_VERSION}"), "bin/nx-27017");
+    let marker = format!(".installed-{NX_VERSION}");
+    let venv = pinned_venv("nx-venv", "nx-27017", NX_VERSION, &marker, &|venv| venv.join("bin/nx-27017").exists());
     NxInstall { python: venv.join("bin").join("python"), script: venv.join("bin").join("nx-27017") }
 }
 
@@ -62,25 +63,26 @@ pub const PROMETHEUS_CLIENT_VERSION: &str = "0.26.0";
 /// `target/prometheus-venv.lock`.
 pub fn prometheus_client_python() -> PathBuf {
     let marker = format!(".installed-prometheus-client-{PROMETHEUS_CLIENT_VERSION}");
-    let venv = pinned_venv(
-        "prometheus-venv",
-        "prometheus-client",
-        PROMETHEUS_CLIENT_VERSION,
-        &marker,
-        "lib", // the package has no script; the marker says it is there
-    );
+    // The package has no script: the interpreter must import it.
+    let imports = |venv: &Path| {
+        Command::new(venv.join("bin").join("python"))
+            .args(["-c", "import prometheus_client.parser"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    let venv = pinned_venv("prometheus-venv", "prometheus-client", PROMETHEUS_CLIENT_VERSION, &marker, &imports);
     venv.join("bin").join("python")
 }
 
 /// The virtualenv `target/<name>` with `package==version` pip-installed,
 /// made on first use under the lock `target/<name>.lock` and marked done by
-/// the file `marker` in it; `check` is a path in it that must exist too.
-fn pinned_venv(name: &str, package: &str, version: &str, marker: &str, check: &str) -> PathBuf {
+/// the file `marker` in it; `check` says whether the package is there too.
+fn pinned_venv(name: &str, package: &str, version: &str, marker: &str, check: &dyn Fn(&Path) -> bool) -> PathBuf {
     let target = target_dir();
     let venv = target.join(name);
     let python = venv.join("bin").join("python");
     let marker = venv.join(marker);
-    let done = || marker.exists() && venv.join(check).exists() && python.exists();
+    let done = || marker.exists() && python.exists() && check(&venv);
     if done() {
         return venv;
     }
@@ -104,8 +106,8 @@ fn pinned_venv(name: &str, package: &str, version: &str, marker: &str, check: &s
             .arg(format!("{package}=={version}")),
         &format!("pip install {package}"),
     );
-    if !venv.join(check).exists() {
-        panic!("pip installed {package} {version} but {} is missing", venv.join(check).display());
+    if !check(&venv) {
+        panic!("pip installed {package} {version} into {} but it is not there", venv.display());
     }
     if let Err(err) = fs::write(&marker, format!("{package}=={version}\n")) {
         panic!("cannot write {}: {err}", marker.display());

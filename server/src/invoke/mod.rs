@@ -532,8 +532,13 @@ pub(crate) fn fail(st: &mut State, mut job: Job, kind: &str, message: &str) {
     // would make a counter of its own.
     if kind != "not_found" {
         st.runs.count(&job.record.action, job.kind(), false);
-        // Only an action known to exist gets metrics (a name of its own).
-        if st.cfg.server.metrics && st.exec.cache.is_cached(&job.record.action) {
+        // Only an action known to exist gets metrics (a name of its own):
+        // one cached here, one the store gave with bad bytecode
+        // (`internal`), or one queued (`abandoned`, checked at submit). A
+        // fetch the store could not answer (`unavailable`) may be of any
+        // name, and is not counted.
+        let exists = matches!(kind, "internal" | "abandoned") || st.exec.cache.is_cached(&job.record.action);
+        if st.cfg.server.metrics && exists {
             let slot = st.metrics.slot(&job.record.action);
             st.metrics.at(slot).failed_to_start(job.kind(), kind);
         }

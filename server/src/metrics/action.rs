@@ -1,10 +1,11 @@
 //! What is counted of each action's invocations on one worker.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use sl_store::RunKind;
 
-use super::cell::{Counter, Histogram, BYTES, INSTRUCTIONS, SECONDS};
+use super::cell::{Counter, Histogram, BYTES, INSTRUCTIONS, POWERS_COUNTS, SECONDS};
 
 /// The outcomes an invocation is counted under (the `outcome` label):
 /// `success`, or the kind of error that ended it, as the API reports it
@@ -49,15 +50,22 @@ pub struct Ended<'a> {
     pub queue_wait: Option<Duration>,
 }
 
-/// One action's counts on one worker.
+/// The counts of one kind of run, by [`OUTCOMES`] index.
+pub(super) type Outcomes = [Counter; OUTCOMES.len()];
+
+/// One action's counts on one worker: about 600 bytes (a server with a
+/// thousand warm actions holds them for each of its workers). The counts
+/// of a kind of run, and the queue wait, are made at their first use:
+/// most actions run one way.
 #[derive(Debug)]
 pub struct ActionMetrics {
-    /// By [`RunKind::ALL`] index, then [`OUTCOMES`] index.
-    pub(super) runs: [[Counter; OUTCOMES.len()]; 4],
+    /// By [`RunKind::ALL`] index.
+    pub(super) runs: [OnceLock<Box<Outcomes>>; 4],
     pub(super) duration: Histogram,
-    pub(super) instructions: Histogram,
-    pub(super) peak_memory: Histogram,
-    pub(super) queue_wait: Histogram,
+    pub(super) instructions: Histogram<POWERS_COUNTS>,
+    pub(super) peak_memory: Histogram<POWERS_COUNTS>,
+    /// Of asynchronous runs.
+    pub(super) queue_wait: OnceLock<Box<Histogram>>,
 }
 
 impl Default for ActionMetrics {
@@ -67,7 +75,7 @@ impl Default for ActionMetrics {
             duration: Histogram::new(&SECONDS),
             instructions: Histogram::new(&INSTRUCTIONS),
             peak_memory: Histogram::new(&BYTES),
-            queue_wait: Histogram::new(&SECONDS),
+            queue_wait: OnceLock::new(),
         }
     }
 }
@@ -75,19 +83,32 @@ impl Default for ActionMetrics {
 impl ActionMetrics {
     /// Counts a run that ran (it has a duration and a peak).
     pub fn ran(&self, e: &Ended<'_>) {
-        self.runs[kind_index(e.kind)][e.error.map_or(0, outcome_index)].inc();
+        self.outcomes(e.kind)[e.error.map_or(0, outcome_index)].inc();
         self.duration.record(e.duration.as_nanos().min(u128::from(u64::MAX)) as u64);
         self.instructions.record(e.instructions);
         self.peak_memory.record(e.peak_memory);
         if let Some(w) = e.queue_wait {
-            self.queue_wait.record(w.as_nanos().min(u128::from(u64::MAX)) as u64);
+            let h = self.queue_wait.get_or_init(|| Box::new(Histogram::new(&SECONDS)));
+            h.record(w.as_nanos().min(u128::from(u64::MAX)) as u64);
         }
     }
 
     /// Counts a run that could not start (the action failed to load, its
     /// arguments did not parse, it was abandoned in the queue).
     pub fn failed_to_start(&self, kind: RunKind, error_kind: &str) {
-        self.runs[kind_index(kind)][outcome_index(error_kind)].inc();
+        self.outcomes(kind)[outcome_index(error_kind)].inc();
+    }
+
+    /// The counts of runs of `kind`, made at the first.
+    #[inline]
+    fn outcomes(&self, kind: RunKind) -> &Outcomes {
+        self.runs[kind_index(kind)].get_or_init(Box::default)
+    }
+
+    /// The count of runs of `kind` (a [`RunKind::ALL`] index) with
+    /// `outcome` (an [`OUTCOMES`] index).
+    pub(super) fn runs(&self, kind: usize, outcome: usize) -> u64 {
+        self.runs[kind].get().map_or(0, |o| o[outcome].get())
     }
 }
 
@@ -130,11 +151,13 @@ mod tests {
         m.ran(&ok);
         m.ran(&Ended { kind: RunKind::Blocking, error: Some("timeout"), queue_wait: None, ..ok });
         m.failed_to_start(RunKind::Route, "compile");
-        assert_eq!(m.runs[1][0].get(), 1);
-        assert_eq!(m.runs[0][3].get(), 1);
-        assert_eq!(m.runs[2][6].get(), 1);
+        assert_eq!(m.runs(1, 0), 1);
+        assert_eq!(m.runs(0, 3), 1);
+        assert_eq!(m.runs(2, 6), 1);
+        assert_eq!(m.runs(3, 0), 0);
+        assert!(m.runs[3].get().is_none(), "no counts made for a kind that never ran");
         let mut s = super::super::cell::Snapshot::default();
-        m.queue_wait.add_to(&mut s);
+        m.queue_wait.get().unwrap().add_to(&mut s);
         assert_eq!(s.count(), 1, "only the asynchronous run waited in the queue");
     }
 }

@@ -119,6 +119,11 @@ pub static SECONDS: Buckets = Buckets {
     scale: 1e9,
 };
 
+/// The counts of a histogram over [`SHORT_SECONDS`].
+pub const SHORT_SECONDS_COUNTS: usize = 16;
+/// The counts of a histogram over [`INSTRUCTIONS`] or [`BYTES`].
+pub const POWERS_COUNTS: usize = 9;
+
 /// Nanoseconds, shown in seconds, for short things (a turn of the event
 /// loop): 10 µs to 1 second.
 pub static SHORT_SECONDS: Buckets = Buckets {
@@ -156,23 +161,28 @@ pub static BYTES: Buckets =
 /// one past the last bound).
 const MAX_BUCKETS: usize = 20;
 
-/// A distribution of values. One writer.
+/// A distribution of values over `N - 1` bounds (by default [`SECONDS`]'
+/// 19). One writer.
 #[derive(Debug)]
-pub struct Histogram {
+pub struct Histogram<const N: usize = MAX_BUCKETS> {
     buckets: &'static Buckets,
     /// How many values fell in each bucket (not cumulative): `counts[i]`
     /// those up to `bounds[i]` and above the bound before, the last one
     /// those above every bound.
-    counts: [AtomicU64; MAX_BUCKETS],
+    counts: [AtomicU64; N],
     /// The sum of the values, in the recorded unit.
     sum: AtomicU64,
 }
 
-impl Histogram {
-    /// An empty histogram over `buckets`.
+impl<const N: usize> Histogram<N> {
+    /// An empty histogram over `buckets`, which must have `N - 1` bounds.
     pub fn new(buckets: &'static Buckets) -> Self {
-        debug_assert!(buckets.bounds.len() < MAX_BUCKETS);
-        Self { buckets, counts: Default::default(), sum: AtomicU64::new(0) }
+        assert!(
+            buckets.bounds.len() + 1 == N && N <= MAX_BUCKETS,
+            "a histogram of {N} counts over {} bounds",
+            buckets.bounds.len()
+        );
+        Self { buckets, counts: std::array::from_fn(|_| AtomicU64::new(0)), sum: AtomicU64::new(0) }
     }
 
     /// Records `v`.
@@ -190,7 +200,7 @@ impl Histogram {
 }
 
 /// A distribution of values that several threads write (a pool's): each
-/// update is a `fetch_add`.
+/// update is a `fetch_add`. Over [`SECONDS`]' bounds.
 #[derive(Debug)]
 pub struct SharedHistogram(Histogram);
 
@@ -221,12 +231,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn add(&mut self, buckets: &'static Buckets, counts: &[AtomicU64; MAX_BUCKETS], sum: &AtomicU64) {
+    fn add(&mut self, buckets: &'static Buckets, counts: &[AtomicU64], sum: &AtomicU64) {
         self.buckets = Some(buckets);
         for (into, c) in self.counts.iter_mut().zip(counts) {
             *into = into.wrapping_add(c.load(Relaxed));
         }
         self.sum = self.sum.wrapping_add(sum.load(Relaxed));
+    }
+
+    /// Takes the buckets of `buckets` if it has none yet (an empty
+    /// histogram shows its buckets, at 0).
+    pub fn empty(&mut self, buckets: &'static Buckets) {
+        self.buckets.get_or_insert(buckets);
     }
 
     /// How many values were recorded.
@@ -262,7 +278,7 @@ mod tests {
 
     #[test]
     fn a_value_counts_in_the_first_bucket_whose_bound_holds_it() {
-        let h = Histogram::new(&SECONDS);
+        let h: Histogram = Histogram::new(&SECONDS);
         h.record(100_000); // exactly the first bound: le="0.0001"
         h.record(100_001);
         h.record(2_000_000_000);
@@ -280,7 +296,7 @@ mod tests {
 
     #[test]
     fn snapshots_add_histograms_up() {
-        let (a, b) = (Histogram::new(&BYTES), SharedHistogram::new(&BYTES));
+        let (a, b) = (Histogram::<POWERS_COUNTS>::new(&BYTES), Histogram::<POWERS_COUNTS>::new(&BYTES));
         a.record(1000);
         b.record(1 << 20);
         b.record(3 << 30);
@@ -294,6 +310,17 @@ mod tests {
         assert_eq!(c[2], (Some(1048576.0), 2));
         assert_eq!(c.last(), Some(&(None, 3)));
         assert_eq!(Snapshot::default().cumulative(), vec![(None, 0)]);
+        let shared = SharedHistogram::new(&SECONDS);
+        shared.record(3_000_000);
+        let mut s = Snapshot::default();
+        shared.add_to(&mut s);
+        assert_eq!((s.count(), s.cumulative()[5]), (1, (Some(0.005), 1)));
+    }
+
+    #[test]
+    #[should_panic(expected = "a histogram of 20 counts over 8 bounds")]
+    fn a_histogram_has_one_count_more_than_bounds() {
+        let _: Histogram = Histogram::new(&BYTES);
     }
 
     #[test]

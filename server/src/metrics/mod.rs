@@ -17,7 +17,9 @@
 //! The hot path of an invocation pays one lookup of its action in the
 //! worker's own map (then cached there; a new action's metrics are also
 //! listed, under a mutex, for scrapes) and a few stores. With
-//! `Server { metrics = false }` it pays nothing, and `/metrics` is a 404.
+//! `Server { metrics = false }` nothing is counted (a check of the setting
+//! per invocation, per answer and per turn remains), and `/metrics` is a
+//! 404.
 //!
 //! The exposition is written by hand ([`text`]) rather than with the
 //! `prometheus-client` crate: its `Family` looks a label set up under a
@@ -72,7 +74,7 @@ pub struct ReactorMetrics {
     pub connections: Gauge,
     /// How long each turn of the loop took, from the end of its wait for
     /// events to the end of its work.
-    pub turns: Histogram,
+    pub turns: Histogram<{ cell::SHORT_SECONDS_COUNTS }>,
 }
 
 impl Default for ReactorMetrics {
@@ -102,7 +104,7 @@ impl ReactorMetrics {
 /// action map is also read by scrapes.
 #[derive(Debug, Default)]
 pub struct AppMetrics {
-    actions: Mutex<Vec<(String, Arc<ActionMetrics>)>>,
+    actions: Mutex<Vec<(Arc<str>, Arc<ActionMetrics>)>>,
     /// Lua instances made for actions (cold starts).
     pub instance_creations: Counter,
     /// Idle instances in the worker's cache.
@@ -174,7 +176,7 @@ impl Registry {
 pub struct WorkerApp {
     shared: Arc<AppMetrics>,
     /// The worker's own map of its actions' metrics, by name to slot.
-    index: HashMap<String, u32, foldhash::fast::RandomState>,
+    index: HashMap<Arc<str>, u32, foldhash::fast::RandomState>,
     /// Its actions' metrics by slot.
     slots: Vec<Arc<ActionMetrics>>,
     registry: Arc<Registry>,
@@ -193,12 +195,13 @@ impl WorkerApp {
             return slot;
         }
         let m = Arc::new(ActionMetrics::default());
+        let name: Arc<str> = Arc::from(action);
         if let Ok(mut list) = self.shared.actions.lock() {
-            list.push((action.to_owned(), Arc::clone(&m)));
+            list.push((Arc::clone(&name), Arc::clone(&m)));
         }
         let slot = self.slots.len() as u32;
         self.slots.push(m);
-        self.index.insert(action.to_owned(), slot);
+        self.index.insert(name, slot);
         slot
     }
 
@@ -259,18 +262,22 @@ fn render(reg: &Registry, extra: &Extra) -> String {
     // Actions summed over the workers, in name order.
     let mut actions: std::collections::BTreeMap<String, ActionSum> = Default::default();
     for w in &reg.workers {
-        let list: Vec<(String, Arc<ActionMetrics>)> = w.app.actions.lock().map(|l| l.clone()).unwrap_or_default();
+        let list: Vec<(Arc<str>, Arc<ActionMetrics>)> = w.app.actions.lock().map(|l| l.clone()).unwrap_or_default();
         for (name, m) in list {
-            let sum = actions.entry(name).or_default();
-            for (k, row) in m.runs.iter().enumerate() {
-                for (o, c) in row.iter().enumerate() {
-                    sum.runs[k][o] += c.get();
+            let sum = actions.entry(name.to_string()).or_default();
+            for (k, row) in sum.runs.iter_mut().enumerate() {
+                for (o, n) in row.iter_mut().enumerate() {
+                    *n += m.runs(k, o);
                 }
             }
             m.duration.add_to(&mut sum.duration);
             m.instructions.add_to(&mut sum.instructions);
             m.peak_memory.add_to(&mut sum.peak_memory);
-            m.queue_wait.add_to(&mut sum.queue_wait);
+            match m.queue_wait.get() {
+                Some(h) => h.add_to(&mut sum.queue_wait),
+                // No run waited: the histogram is empty, with its buckets.
+                None => sum.queue_wait.empty(&cell::SECONDS),
+            }
         }
     }
     let mut e = Exposition::default();

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sl_store::{
-    ActionMeta, ActionRecord, Enqueued, InvocationRecord, Purged, Result, RouteRecord, RunCounts, Store, Submit,
+    ActionMeta, ActionRecord, Enqueued, InvocationRecord, Purged, Result, RouteRecord, RunCounts, Store, StoreError,
+    Submit,
 };
 
 use super::cell::{SharedCounter, SharedHistogram, SECONDS};
@@ -88,12 +89,14 @@ impl MeteredStore {
         Self { inner, metrics }
     }
 
-    fn timed<T>(&self, op: &str, call: impl FnOnce(&dyn Store) -> Result<T>) -> Result<T> {
+    /// Runs `call`, timed as operation `op` (its index in [`STORE_OPS`]).
+    /// Failures are the store's own (unavailable, corrupt), not answers a
+    /// client caused (a conflict, a name taken or missing).
+    fn timed<T>(&self, op: usize, call: impl FnOnce(&dyn Store) -> Result<T>) -> Result<T> {
         let start = Instant::now();
         let r = call(&*self.inner);
-        if let Some(i) = STORE_OPS.iter().position(|&o| o == op) {
-            self.metrics.ops[i].record(start, r.is_err());
-        }
+        let failed = matches!(r, Err(StoreError::Unavailable(_) | StoreError::Corrupt(_)));
+        self.metrics.ops[op].record(start, failed);
         r
     }
 }
@@ -103,40 +106,40 @@ impl Store for MeteredStore {
         self.inner.kind()
     }
     fn create_action(&self, action: &ActionRecord) -> Result<()> {
-        self.timed("create_action", |s| s.create_action(action))
+        self.timed(0, |s| s.create_action(action))
     }
     fn update_action(&self, action: &ActionRecord, expected_version: i64) -> Result<()> {
-        self.timed("update_action", |s| s.update_action(action, expected_version))
+        self.timed(1, |s| s.update_action(action, expected_version))
     }
     fn get_action(&self, name: &str) -> Result<Option<ActionRecord>> {
-        self.timed("get_action", |s| s.get_action(name))
+        self.timed(2, |s| s.get_action(name))
     }
     fn list_actions(&self) -> Result<Vec<ActionMeta>> {
-        self.timed("list_actions", |s| s.list_actions())
+        self.timed(3, |s| s.list_actions())
     }
     fn delete_action(&self, name: &str) -> Result<bool> {
-        self.timed("delete_action", |s| s.delete_action(name))
+        self.timed(4, |s| s.delete_action(name))
     }
     fn create_route(&self, route: &RouteRecord) -> Result<()> {
-        self.timed("create_route", |s| s.create_route(route))
+        self.timed(5, |s| s.create_route(route))
     }
     fn delete_route(&self, method: &str, host: &str, path: &str) -> Result<bool> {
-        self.timed("delete_route", |s| s.delete_route(method, host, path))
+        self.timed(6, |s| s.delete_route(method, host, path))
     }
     fn list_routes(&self) -> Result<Vec<RouteRecord>> {
-        self.timed("list_routes", |s| s.list_routes())
+        self.timed(7, |s| s.list_routes())
     }
     fn put_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
-        self.timed("put_invocations", |s| s.put_invocations(records))
+        self.timed(8, |s| s.put_invocations(records))
     }
     fn enqueue_invocations(&self, submits: &[Submit]) -> Result<Vec<Enqueued>> {
-        self.timed("enqueue_invocations", |s| s.enqueue_invocations(submits))
+        self.timed(9, |s| s.enqueue_invocations(submits))
     }
     fn get_invocation(&self, id: &str) -> Result<Option<InvocationRecord>> {
-        self.timed("get_invocation", |s| s.get_invocation(id))
+        self.timed(10, |s| s.get_invocation(id))
     }
     fn list_invocations(&self, action: Option<&str>, limit: usize) -> Result<Vec<InvocationRecord>> {
-        self.timed("list_invocations", |s| s.list_invocations(action, limit))
+        self.timed(11, |s| s.list_invocations(action, limit))
     }
     fn claim_invocations(
         &self,
@@ -145,31 +148,31 @@ impl Store for MeteredStore {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<Vec<InvocationRecord>> {
-        self.timed("claim_invocations", |s| s.claim_invocations(owner, limit, now_ms, lease_ms))
+        self.timed(12, |s| s.claim_invocations(owner, limit, now_ms, lease_ms))
     }
     fn release_running(&self) -> Result<u64> {
-        self.timed("release_running", |s| s.release_running())
+        self.timed(13, |s| s.release_running())
     }
     fn count_queued(&self) -> Result<u64> {
-        self.timed("count_queued", |s| s.count_queued())
+        self.timed(14, |s| s.count_queued())
     }
     fn oldest_queued(&self) -> Result<Option<i64>> {
-        self.timed("oldest_queued", |s| s.oldest_queued())
+        self.timed(15, |s| s.oldest_queued())
     }
     fn purge_invocations(&self, before_ms: i64) -> Result<u64> {
-        self.timed("purge_invocations", |s| s.purge_invocations(before_ms))
+        self.timed(16, |s| s.purge_invocations(before_ms))
     }
     fn invocation_bytes(&self) -> Result<u64> {
-        self.timed("invocation_bytes", |s| s.invocation_bytes())
+        self.timed(17, |s| s.invocation_bytes())
     }
     fn purge_oldest_invocations(&self, bytes: u64, max_records: usize) -> Result<Purged> {
-        self.timed("purge_oldest_invocations", |s| s.purge_oldest_invocations(bytes, max_records))
+        self.timed(18, |s| s.purge_oldest_invocations(bytes, max_records))
     }
     fn add_run_counts(&self, counts: &[RunCounts]) -> Result<()> {
-        self.timed("add_run_counts", |s| s.add_run_counts(counts))
+        self.timed(19, |s| s.add_run_counts(counts))
     }
     fn run_counts(&self, action: &str) -> Result<RunCounts> {
-        self.timed("run_counts", |s| s.run_counts(action))
+        self.timed(20, |s| s.run_counts(action))
     }
 }
 
@@ -177,6 +180,16 @@ impl Store for MeteredStore {
 mod tests {
     use super::*;
     use crate::metrics::cell::Snapshot;
+
+    /// Each method passes the index of its own name in `STORE_OPS`.
+    #[test]
+    fn each_method_is_timed_under_its_own_name() {
+        let src = include_str!("store.rs");
+        for (i, op) in STORE_OPS.iter().enumerate() {
+            let call = format!("self.timed({i}, |s| s.{op}(");
+            assert!(src.contains(&call), "{op} is not timed as operation {i}");
+        }
+    }
 
     #[test]
     fn every_call_is_timed_under_its_operation_and_failures_counted() {
@@ -195,7 +208,7 @@ mod tests {
             created: 0,
             updated: 0,
         };
-        assert!(store.update_action(&action, 7).is_err(), "no such action");
+        assert!(store.update_action(&action, 7).is_err(), "no such action: the client's error, not the store's");
         let at = |op: &str| STORE_OPS.iter().position(|&o| o == op).unwrap();
         let count = |op: &str| {
             let mut s = Snapshot::default();
@@ -206,7 +219,90 @@ mod tests {
         assert_eq!(count("get_action"), 1);
         assert_eq!(count("update_action"), 1);
         assert_eq!(count("list_routes"), 0);
-        assert_eq!(metrics.ops[at("update_action")].errors.get(), 1);
+        assert_eq!(metrics.ops[at("update_action")].errors.get(), 0);
         assert_eq!(metrics.ops[at("get_action")].errors.get(), 0);
+
+        // A store that cannot be reached: its failures are counted.
+        let down = MeteredStore::new(Arc::new(Down), Arc::clone(&metrics));
+        assert!(down.get_action("a").is_err() && down.count_queued().is_err());
+        assert_eq!(metrics.ops[at("get_action")].errors.get(), 1);
+        assert_eq!(metrics.ops[at("count_queued")].errors.get(), 1);
+        assert_eq!(count("count_queued"), 3);
+    }
+
+    /// A store whose every call fails as an unreachable one does.
+    struct Down;
+
+    fn down<T>() -> Result<T> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+
+    impl Store for Down {
+        fn kind(&self) -> &'static str {
+            "down"
+        }
+        fn create_action(&self, _: &ActionRecord) -> Result<()> {
+            down()
+        }
+        fn update_action(&self, _: &ActionRecord, _: i64) -> Result<()> {
+            down()
+        }
+        fn get_action(&self, _: &str) -> Result<Option<ActionRecord>> {
+            down()
+        }
+        fn list_actions(&self) -> Result<Vec<ActionMeta>> {
+            down()
+        }
+        fn delete_action(&self, _: &str) -> Result<bool> {
+            down()
+        }
+        fn create_route(&self, _: &RouteRecord) -> Result<()> {
+            down()
+        }
+        fn delete_route(&self, _: &str, _: &str, _: &str) -> Result<bool> {
+            down()
+        }
+        fn list_routes(&self) -> Result<Vec<RouteRecord>> {
+            down()
+        }
+        fn put_invocations(&self, _: &[InvocationRecord]) -> Result<()> {
+            down()
+        }
+        fn enqueue_invocations(&self, _: &[Submit]) -> Result<Vec<Enqueued>> {
+            down()
+        }
+        fn get_invocation(&self, _: &str) -> Result<Option<InvocationRecord>> {
+            down()
+        }
+        fn list_invocations(&self, _: Option<&str>, _: usize) -> Result<Vec<InvocationRecord>> {
+            down()
+        }
+        fn claim_invocations(&self, _: &str, _: usize, _: i64, _: i64) -> Result<Vec<InvocationRecord>> {
+            down()
+        }
+        fn release_running(&self) -> Result<u64> {
+            down()
+        }
+        fn count_queued(&self) -> Result<u64> {
+            down()
+        }
+        fn oldest_queued(&self) -> Result<Option<i64>> {
+            down()
+        }
+        fn purge_invocations(&self, _: i64) -> Result<u64> {
+            down()
+        }
+        fn invocation_bytes(&self) -> Result<u64> {
+            down()
+        }
+        fn purge_oldest_invocations(&self, _: u64, _: usize) -> Result<Purged> {
+            down()
+        }
+        fn add_run_counts(&self, _: &[RunCounts]) -> Result<()> {
+            down()
+        }
+        fn run_counts(&self, _: &str) -> Result<RunCounts> {
+            down()
+        }
     }
 }

@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn a_histogram_has_cumulative_buckets_a_sum_and_a_count() {
-        let h = Histogram::new(&SHORT_SECONDS);
+        let h = Histogram::<{ crate::metrics::cell::SHORT_SECONDS_COUNTS }>::new(&SHORT_SECONDS);
         h.record(20_000);
         h.record(2_000_000_000);
         let mut s = Snapshot::default();
