@@ -84,12 +84,12 @@ impl ActionMetrics {
     /// Counts a run that ran (it has a duration and a peak).
     pub fn ran(&self, e: &Ended<'_>) {
         self.outcomes(e.kind)[e.error.map_or(0, outcome_index)].inc();
-        self.duration.record(e.duration.as_nanos().min(u128::from(u64::MAX)) as u64);
+        self.duration.record_time(e.duration);
         self.instructions.record(e.instructions);
         self.peak_memory.record(e.peak_memory);
         if let Some(w) = e.queue_wait {
             let h = self.queue_wait.get_or_init(|| Box::new(Histogram::new(&SECONDS)));
-            h.record(w.as_nanos().min(u128::from(u64::MAX)) as u64);
+            h.record_time(w);
         }
     }
 

@@ -93,6 +93,12 @@ impl Buckets {
     }
 }
 
+/// `d` in nanoseconds, at most `u64::MAX` (584 years).
+#[inline]
+fn nanos(d: std::time::Duration) -> u64 {
+    d.as_nanos().min(u128::from(u64::MAX)) as u64
+}
+
 /// Nanoseconds, shown in seconds: 100 µs to 5 minutes.
 pub static SECONDS: Buckets = Buckets {
     bounds: &[
@@ -185,6 +191,13 @@ impl<const N: usize> Histogram<N> {
         Self { buckets, counts: std::array::from_fn(|_| AtomicU64::new(0)), sum: AtomicU64::new(0) }
     }
 
+    /// Records a time, in nanoseconds (the unit of [`SECONDS`] and
+    /// [`SHORT_SECONDS`]; centuries at most).
+    #[inline]
+    pub fn record_time(&self, d: std::time::Duration) {
+        self.record(nanos(d));
+    }
+
     /// Records `v`.
     #[inline]
     pub fn record(&self, v: u64) {
@@ -208,6 +221,11 @@ impl SharedHistogram {
     /// An empty histogram over `buckets`.
     pub fn new(buckets: &'static Buckets) -> Self {
         Self(Histogram::new(buckets))
+    }
+
+    /// Records a time, in nanoseconds.
+    pub fn record_time(&self, d: std::time::Duration) {
+        self.record(nanos(d));
     }
 
     /// Records `v`.

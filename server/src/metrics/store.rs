@@ -58,7 +58,7 @@ impl Default for CallMetrics {
 impl CallMetrics {
     /// Records a call that began at `start` and `failed` or not.
     pub fn record(&self, start: Instant, failed: bool) {
-        self.duration.record(start.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
+        self.duration.record_time(start.elapsed());
         if failed {
             self.errors.inc();
         }

@@ -224,7 +224,7 @@ impl Reactor {
             }
             if let Some(m) = &self.metrics {
                 m.connections.set(self.conns.len() as u64);
-                m.turns.record(self.turn.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
+                m.turns.record_time(self.turn.elapsed());
             }
         }
         service.stop();
