@@ -257,10 +257,9 @@ impl Snapshot {
         self.sum = self.sum.wrapping_add(sum.load(Relaxed));
     }
 
-    /// Takes the buckets of `buckets` if it has none yet (an empty
-    /// histogram shows its buckets, at 0).
-    pub fn empty(&mut self, buckets: &'static Buckets) {
-        self.buckets.get_or_insert(buckets);
+    /// Whether a histogram was added to it (one with no values counts).
+    pub fn has_buckets(&self) -> bool {
+        self.buckets.is_some()
     }
 
     /// How many values were recorded.

@@ -273,10 +273,8 @@ fn render(reg: &Registry, extra: &Extra) -> String {
             m.duration.add_to(&mut sum.duration);
             m.instructions.add_to(&mut sum.instructions);
             m.peak_memory.add_to(&mut sum.peak_memory);
-            match m.queue_wait.get() {
-                Some(h) => h.add_to(&mut sum.queue_wait),
-                // No run waited: the histogram is empty, with its buckets.
-                None => sum.queue_wait.empty(&cell::SECONDS),
+            if let Some(h) = m.queue_wait.get() {
+                h.add_to(&mut sum.queue_wait);
             }
         }
     }
@@ -316,7 +314,11 @@ fn render(reg: &Registry, extra: &Extra) -> String {
     for (name, help, get) in histograms {
         e.family(name, Type::Histogram, help);
         for (action, a) in &actions {
-            e.histogram(name, &[("action", action.as_str())], get(a));
+            // An action that never ran asynchronously has no queue wait:
+            // no series (a third of an action's lines).
+            if get(a).has_buckets() {
+                e.histogram(name, &[("action", action.as_str())], get(a));
+            }
         }
     }
 
@@ -433,7 +435,7 @@ mod tests {
             "sl_limit_kills_total{limit=\"timeout\"} 1",
             "sl_limit_kills_total{limit=\"memory\"} 0",
             "sl_invocation_duration_seconds_count{action=\"hello\"} 5",
-            "sl_invocation_queue_wait_seconds_count{action=\"hello\"} 0",
+            "sl_invocation_duration_seconds_count{action=\"other\"} 0",
             "sl_instance_creations_total 2",
             "sl_warm_instances 5",
             "sl_async_queue_depth 7",
@@ -449,5 +451,6 @@ mod tests {
         }
         assert!(text.contains("\nsl_process_resident_memory_bytes "), "{text}");
         assert!(!text.contains("outcome=\"runtime\""), "no sample for a count of zero");
+        assert!(!text.contains("sl_invocation_queue_wait_seconds_count{"), "no queue wait of blocking runs");
     }
 }
