@@ -48,6 +48,7 @@ pub(crate) fn store_error(e: &StoreError) -> Response {
         StoreError::AlreadyExists(_) => Response::error(409, "conflict", &e.to_string()),
         StoreError::NotFound(_) => Response::error(404, "not_found", &e.to_string()),
         StoreError::Conflict { .. } => Response::error(409, "conflict", &format!("{e}; retry the update")),
+        StoreError::LeaseLost { .. } => Response::error(409, "conflict", &format!("{e}; retry")),
         StoreError::Unavailable(_) => {
             Response::error(503, "unavailable", &e.to_string()).with_header("Retry-After", "1")
         }

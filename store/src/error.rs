@@ -18,6 +18,10 @@ pub enum StoreError {
     /// read-only, connection lost). The server answers 503.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A subscription partition's lease is held by another owner, or at
+    /// another epoch, than the caller said (see [`Events`](crate::Events)).
+    #[error("lease of partition {partition} of subscription '{subscription}' lost")]
+    LeaseLost { subscription: String, partition: u32 },
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),

@@ -1,5 +1,5 @@
 //! Storage for SL: actions, routes, invocation records and the asynchronous
-//! queue.
+//! queue ([`Store`]); topics, subscriptions and dead letters ([`Events`]).
 //!
 //! Every backend implements [`Store`] and must pass the suite in
 //! [`conformance`]. Calls are synchronous and may block on disk or network:
@@ -8,6 +8,7 @@
 
 mod args;
 mod error;
+mod events;
 mod memory;
 mod sqlite;
 mod types;
@@ -16,6 +17,10 @@ pub mod conformance;
 
 pub use args::JsonArgs;
 pub use error::StoreError;
+pub use events::{
+    DeadLetter, DeliveryCommit, Events, Message, NewMessage, PartitionLog, PartitionState, Pending, Position, Published,
+    Subscription, SubscriptionInfo, SubscriptionPartition, Topic, TopicInfo,
+};
 pub use memory::MemoryStore;
 pub use sqlite::{Durability, SqliteStore};
 pub use types::{
