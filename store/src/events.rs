@@ -264,8 +264,7 @@ pub trait Events: Send + Sync {
 
     /// Replaces a topic's retention settings. Returns `false` if there is
     /// no such topic.
-    fn set_topic_retention(&self, name: &str, retention_ms: Option<i64>, retention_bytes: Option<u64>)
-        -> Result<bool>;
+    fn set_topic_retention(&self, name: &str, retention_ms: Option<i64>, retention_bytes: Option<u64>) -> Result<bool>;
 
     /// The topic and its log's extent, or `None`.
     fn get_topic(&self, name: &str) -> Result<Option<TopicInfo>>;
@@ -290,9 +289,16 @@ pub trait Events: Send + Sync {
     /// below the partition's first retained one are skipped. A message is
     /// readable only once every message before it in its partition is
     /// readable or deleted: a reader never skips an offset that a
-    /// publisher has taken and not yet written.
-    fn read_messages(&self, topic: &str, partition: u32, from: i64, limit: usize, max_bytes: usize)
-        -> Result<Vec<Message>>;
+    /// publisher has taken and not yet written. Reads nothing if there is
+    /// no such topic or partition.
+    fn read_messages(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Message>>;
 
     /// Deletes messages of the topic published before `before_ms` (if
     /// given), then the oldest messages (by publish time across partitions,
@@ -308,7 +314,8 @@ pub trait Events: Send + Sync {
     fn create_subscription(&self, subscription: &Subscription, start: Position) -> Result<()>;
 
     /// The subscription and its progress, or `None`. `now_ms` decides
-    /// whose lease has ended.
+    /// whose lease has ended (before `now_ms`, as for
+    /// [`claim_partition`](Events::claim_partition)).
     fn get_subscription(&self, name: &str, now_ms: i64) -> Result<Option<SubscriptionInfo>>;
 
     /// Every subscription, sorted by name.
@@ -321,11 +328,18 @@ pub trait Events: Send + Sync {
     /// Takes (or keeps) the lease of a subscription's partition for
     /// `owner` until `now_ms + lease_ms`, if it has no owner, its owner's
     /// lease ended before `now_ms`, or `owner` holds it. A change of owner
-    /// increases the epoch. Returns the partition's state, or `None` if
+    /// (from none too: the first claim, a claim after a release) increases
+    /// the epoch. Returns the partition's state, or `None` if
     /// another owner holds a live lease, or there is no such subscription
     /// or partition. Two callers never both get a partition's lease.
-    fn claim_partition(&self, subscription: &str, partition: u32, owner: &str, now_ms: i64, lease_ms: i64)
-        -> Result<Option<PartitionState>>;
+    fn claim_partition(
+        &self,
+        subscription: &str,
+        partition: u32,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<PartitionState>>;
 
     /// Extends `owner`'s lease to `now_ms + lease_ms`. Fails with
     /// `LeaseLost` unless `owner` holds the partition at `epoch` (a lease
@@ -352,15 +366,16 @@ pub trait Events: Send + Sync {
 
     /// Moves every partition's cursor of a subscription to `to`, empties its
     /// pending lists, releases its leases and increases each partition's
-    /// epoch. Returns the new cursors in partition order, or `None` if there
-    /// is no such subscription.
+    /// epoch; its dead letters stay. Returns the new cursors in partition
+    /// order, or `None` if there is no such subscription.
     fn reset_subscription(&self, name: &str, to: Position) -> Result<Option<Vec<i64>>>;
 
     /// A subscription's dead letters, oldest death first, at most `limit`.
     fn list_dead(&self, subscription: &str, limit: usize) -> Result<Vec<DeadLetter>>;
 
     /// Moves dead letters back to their partitions' pending lists, with
-    /// `attempts` 0 and no delay: all of them, or the one at (`partition`,
+    /// `attempts` 0, no delay (`not_before` 0) and the dead letter's
+    /// `error` as `last_error`: all of them, or the one at (`partition`,
     /// `offset`). The partitions changed have their leases released and
     /// their epochs increased. Returns how many moved.
     fn redrive_dead(&self, subscription: &str, one: Option<(u32, i64)>) -> Result<u64>;

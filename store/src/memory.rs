@@ -1,5 +1,10 @@
 //! The in-memory backend (`Nulldb {}` in config.lua): development only,
 //! everything is lost when the process exits.
+//!
+//! The [`Store`] state is behind one mutex and the [`Events`](crate::Events)
+//! state (in `events`) behind another, so that neither waits for the other.
+
+mod events;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -9,10 +14,13 @@ use crate::{
     Store, StoreError, Submit,
 };
 
-/// A [`Store`] that keeps everything in memory behind one mutex.
+/// A [`Store`] and [`Events`](crate::Events) backend that keeps everything
+/// in memory, behind a mutex for each.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Topics, subscriptions and dead letters.
+    events: Mutex<events::EventsState>,
 }
 
 #[derive(Debug, Default)]
@@ -340,5 +348,9 @@ impl Store for MemoryStore {
 
     fn run_counts(&self, action: &str) -> Result<RunCounts> {
         Ok(self.lock().runs.get(action).cloned().unwrap_or_else(|| RunCounts::new(action)))
+    }
+
+    fn events(&self) -> &dyn crate::Events {
+        self
     }
 }

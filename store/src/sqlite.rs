@@ -2,6 +2,7 @@
 
 mod checkpoint;
 mod error;
+mod events;
 mod row;
 mod schema;
 
@@ -24,10 +25,12 @@ use row::{Invocation, ACTION_COLUMNS, ACTION_META_COLUMNS, INVOCATION_COLUMNS, R
 /// fails with [`StoreError::Unavailable`].
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Prepared statements kept per connection (the store uses about 30).
-const STATEMENT_CACHE: usize = 48;
+/// Prepared statements kept per connection (the store uses about 30, and
+/// its events about 60 more).
+const STATEMENT_CACHE: usize = 112;
 
-/// A [`Store`] in one SQLite database.
+/// A [`Store`] and [`Events`](crate::Events) backend in one SQLite
+/// database.
 ///
 /// One connection behind a mutex: the server calls the store from a small
 /// pool of threads, and SQLite serialises writers anyway. Several processes
@@ -788,9 +791,10 @@ impl Store for SqliteStore {
         {
             let mut stmt = tx
                 .prepare_cached(&format!(
-                    "INSERT INTO run_counts (action, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                    "INSERT INTO run_counts (action, {}) VALUES (?1, {}) \
                  ON CONFLICT (action) DO UPDATE SET {}",
                     RunCounts::FIELDS.join(", "),
+                    (2..=RunCounts::FIELDS.len() + 1).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", "),
                     RunCounts::FIELDS.map(|c| format!("{c} = {c} + excluded.{c}")).join(", ")
                 ))
                 .map_err(|e| self.err(e))?;
@@ -805,7 +809,7 @@ impl Store for SqliteStore {
 
     fn run_counts(&self, action: &str) -> Result<RunCounts> {
         let conn = self.lock();
-        let mut values = [0u64; 8];
+        let mut values = [0u64; RunCounts::FIELDS.len()];
         conn.prepare_cached(&format!("SELECT {} FROM run_counts WHERE action = ?1", RunCounts::FIELDS.join(", ")))
             .and_then(|mut stmt| {
                 stmt.query_row([action], |row| {
@@ -818,6 +822,10 @@ impl Store for SqliteStore {
             })
             .map_err(|e| self.err(e))?;
         Ok(RunCounts::from_values(action, values))
+    }
+
+    fn events(&self) -> &dyn crate::Events {
+        self
     }
 }
 

@@ -406,11 +406,13 @@ pub enum RunKind {
     Route,
     /// An `invoke()` from another action.
     Invoke,
+    /// A batch of a subscription's messages.
+    Event,
 }
 
 impl RunKind {
     /// Every kind, in the order of [`RunCounts::runs`].
-    pub const ALL: [RunKind; 4] = [RunKind::Blocking, RunKind::Async, RunKind::Route, RunKind::Invoke];
+    pub const ALL: [RunKind; 5] = [RunKind::Blocking, RunKind::Async, RunKind::Route, RunKind::Invoke, RunKind::Event];
 
     /// Its name in the API (and in the stores' columns and fields).
     pub fn as_str(self) -> &'static str {
@@ -419,6 +421,7 @@ impl RunKind {
             RunKind::Async => "async",
             RunKind::Route => "route",
             RunKind::Invoke => "invoke",
+            RunKind::Event => "event",
         }
     }
 }
@@ -436,19 +439,19 @@ pub struct Outcomes {
 pub struct RunCounts {
     pub action: String,
     /// Indexed by [`RunKind`] (in the order of [`RunKind::ALL`]).
-    pub runs: [Outcomes; 4],
+    pub runs: [Outcomes; 5],
 }
 
 impl RunCounts {
     /// No run counted for `action` yet.
     pub fn new(action: impl Into<String>) -> Self {
-        Self { action: action.into(), runs: [Outcomes::default(); 4] }
+        Self { action: action.into(), runs: [Outcomes::default(); 5] }
     }
 
     /// The name of each counter as the stores keep it (column, field):
     /// succeeded and failed runs of each kind, in the order of
     /// [`RunKind::ALL`], as [`values`](Self::values) gives them.
-    pub const FIELDS: [&'static str; 8] = [
+    pub const FIELDS: [&'static str; 10] = [
         "blocking_succeeded",
         "blocking_failed",
         "async_succeeded",
@@ -457,11 +460,13 @@ impl RunCounts {
         "route_failed",
         "invoke_succeeded",
         "invoke_failed",
+        "event_succeeded",
+        "event_failed",
     ];
 
     /// The counters in the order of [`FIELDS`](Self::FIELDS).
-    pub fn values(&self) -> [u64; 8] {
-        let mut v = [0; 8];
+    pub fn values(&self) -> [u64; 10] {
+        let mut v = [0; 10];
         for (i, o) in self.runs.iter().enumerate() {
             (v[2 * i], v[2 * i + 1]) = (o.succeeded, o.failed);
         }
@@ -470,7 +475,7 @@ impl RunCounts {
 
     /// The counters of `action` from `values`, in the order of
     /// [`FIELDS`](Self::FIELDS).
-    pub fn from_values(action: impl Into<String>, values: [u64; 8]) -> Self {
+    pub fn from_values(action: impl Into<String>, values: [u64; 10]) -> Self {
         let mut c = Self::new(action);
         for (i, o) in c.runs.iter_mut().enumerate() {
             (o.succeeded, o.failed) = (values[2 * i], values[2 * i + 1]);

@@ -4,16 +4,18 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use sl_store::conformance::{Guarded, CASES};
+use sl_store::conformance::{Guarded, CASES, EVENTS_CASES};
 use sl_store::{InvocationRecord, MemoryStore, SqliteStore, Store, StoreError};
 use tempfile::TempDir;
 
 mod memory {
     sl_store::conformance_tests!(sl_store::MemoryStore::new());
+    sl_store::events_conformance_tests!(sl_store::MemoryStore::new());
 }
 
 mod sqlite_in_memory {
     sl_store::conformance_tests!(sl_store::SqliteStore::open_in_memory().expect("open in memory"));
+    sl_store::events_conformance_tests!(sl_store::SqliteStore::open_in_memory().expect("open in memory"));
 }
 
 /// A database file in a fresh temporary directory, removed after the test.
@@ -25,6 +27,7 @@ fn sqlite_file() -> Guarded<SqliteStore, TempDir> {
 
 mod sqlite_file {
     sl_store::conformance_tests!(super::sqlite_file());
+    sl_store::events_conformance_tests!(super::sqlite_file());
 }
 
 #[test]
@@ -33,10 +36,20 @@ fn run_all_runs_every_case() {
 }
 
 #[test]
+fn run_all_events_runs_every_case() {
+    sl_store::conformance::run_all_events(&|| Box::new(MemoryStore::new()));
+}
+
+#[test]
 fn cases_are_listed_once_each() {
     let names: HashSet<&str> = CASES.iter().map(|(name, _)| *name).collect();
     assert_eq!(names.len(), CASES.len());
     assert!(CASES.len() >= 26, "{} cases", CASES.len());
+    let events: HashSet<&str> = EVENTS_CASES.iter().map(|(name, _)| *name).collect();
+    assert_eq!(events.len(), EVENTS_CASES.len());
+    assert!(events.iter().all(|name| name.starts_with("events_")), "{events:?}");
+    assert!(events.is_disjoint(&names));
+    assert!(EVENTS_CASES.len() >= 33, "{} events cases", EVENTS_CASES.len());
 }
 
 // ---------------------------------------------------------------------------
@@ -221,4 +234,136 @@ fn sqlite_commits_survive_the_process_by_default_and_power_loss_when_asked() {
         .put_invocations(&[InvocationRecord::queued("d".into(), "a".into(), serde_json::Value::Null, true, 1)])
         .unwrap();
     assert!(store.get_invocation("d").unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------
+// SQLite only: events
+
+fn events_topic(name: &str, partitions: u32) -> sl_store::Topic {
+    sl_store::Topic { name: name.into(), partitions, retention_ms: Some(60_000), retention_bytes: None, created: 1 }
+}
+
+fn events_subscription(name: &str, topic: &str) -> sl_store::Subscription {
+    sl_store::Subscription {
+        name: name.into(),
+        topic: topic.into(),
+        action: "handle".into(),
+        batch_size: 10,
+        max_wait_ms: 5,
+        max_retries: 2,
+        backoff_ms: 100,
+        backoff_max_ms: 1_000,
+        created: 1,
+    }
+}
+
+fn new_message(topic: &str, partition: u32, payload: String) -> sl_store::NewMessage {
+    sl_store::NewMessage { topic: topic.into(), partition, key: None, payload, idempotency_key: None }
+}
+
+/// Two stores on one file (two servers): publishers get distinct offsets
+/// with no gap, and each partition's lease goes to one claimer, whichever
+/// connection it uses.
+#[test]
+fn two_stores_on_one_file_share_offsets_and_leases() {
+    use sl_store::{Events, Position, Published};
+    const THREADS: usize = 4;
+    const CALLS: usize = 25;
+    const PARTITIONS: u32 = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let stores = [SqliteStore::open(&path).unwrap(), SqliteStore::open(&path).unwrap()];
+    stores[0].create_topic(&events_topic("t", PARTITIONS)).unwrap();
+    stores[1].create_subscription(&events_subscription("s", "t"), Position::Beginning).unwrap();
+    let results: Vec<(Vec<i64>, Vec<u32>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let store = &stores[t % 2];
+                scope.spawn(move || {
+                    let mut offsets = Vec::new();
+                    let mut claimed = Vec::new();
+                    for i in 0..CALLS {
+                        let batch = [
+                            new_message("t", 0, format!("\"{t}-{i}-a\"")),
+                            new_message("t", 0, format!("\"{t}-{i}-b\"")),
+                        ];
+                        for answer in store.publish(&batch, 10 + i as i64).unwrap() {
+                            let Published::New { offset, .. } = answer else { panic!("{answer:?}") };
+                            offsets.push(offset);
+                        }
+                        let p = (i as u32 + t as u32) % PARTITIONS;
+                        // A holder claiming again keeps its partition: counted once.
+                        let got = store.claim_partition("s", p, &format!("w{t}"), 10, 60_000).unwrap();
+                        if got.is_some() && !claimed.contains(&p) {
+                            claimed.push(p);
+                        }
+                    }
+                    (offsets, claimed)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut offsets: Vec<i64> = results.iter().flat_map(|(o, _)| o.clone()).collect();
+    offsets.sort_unstable();
+    assert_eq!(offsets, (0..(2 * THREADS * CALLS) as i64).collect::<Vec<_>>());
+    let mut claimed: Vec<u32> = results.iter().flat_map(|(_, c)| c.clone()).collect();
+    claimed.sort_unstable();
+    assert_eq!(claimed, (0..PARTITIONS).collect::<Vec<_>>(), "each partition claimed once");
+    let info = stores[1].get_topic("t").unwrap().unwrap();
+    assert_eq!((info.messages, info.partitions[0].next), ((2 * THREADS * CALLS) as u64, (2 * THREADS * CALLS) as i64));
+}
+
+/// Topics, logs, subscriptions with their cursors, leases and pending
+/// lists, and dead letters survive closing and reopening the file.
+#[test]
+fn events_survive_close_and_reopen() {
+    use sl_store::{DeadLetter, DeliveryCommit, Events, Pending, Position};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sl.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.create_topic(&events_topic("t", 2)).unwrap();
+    store.publish(&(0..5).map(|i| new_message("t", 1, format!("{i}"))).collect::<Vec<_>>(), 7).unwrap();
+    store.create_subscription(&events_subscription("s", "t"), Position::Beginning).unwrap();
+    let state = store.claim_partition("s", 1, "A", 10, 60_000).unwrap().unwrap();
+    let log = store.read_messages("t", 1, 0, 10, usize::MAX).unwrap();
+    let pending = Pending { message: log[1].clone(), attempts: 1, not_before: 500, last_error: Some("e".into()) };
+    let dead = DeadLetter {
+        subscription: "s".into(),
+        message: log[0].clone(),
+        attempts: 3,
+        error: "boom".into(),
+        logs: vec!["a".into(), "b".into()],
+        invocation: Some("inv".into()),
+        died: 11,
+    };
+    store
+        .commit_delivery(&DeliveryCommit {
+            subscription: "s".into(),
+            partition: 1,
+            owner: "A".into(),
+            epoch: state.epoch,
+            now_ms: 11,
+            lease_ms: 60_000,
+            cursor: 3,
+            done: vec![],
+            pending: vec![pending.clone()],
+            dead: vec![dead.clone()],
+        })
+        .unwrap();
+    let topic = store.get_topic("t").unwrap();
+    let sub = store.get_subscription("s", 12).unwrap();
+    drop(store);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.get_topic("t").unwrap(), topic);
+    assert_eq!(store.get_subscription("s", 12).unwrap(), sub);
+    assert_eq!(store.read_messages("t", 1, 0, 10, usize::MAX).unwrap(), log);
+    assert_eq!(store.list_dead("s", 10).unwrap(), [dead]);
+    let again = store.claim_partition("s", 1, "A", 13, 60_000).unwrap().unwrap();
+    assert_eq!((again.epoch, again.cursor, again.pending), (state.epoch, 3, vec![pending]));
+    assert_eq!(
+        store.publish(&[new_message("t", 1, "5".into())], 14).unwrap()[0],
+        sl_store::Published::New { partition: 1, offset: 5 }
+    );
 }

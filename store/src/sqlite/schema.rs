@@ -43,7 +43,19 @@ const MIGRATIONS: &[Step] = &[
     Step::Sql(V11),
     // 11 -> 12: `seq` without AUTOINCREMENT.
     Step::Sql(V12),
+    // 12 -> 13: events: topics, their logs, subscriptions, pending lists
+    // and dead letters.
+    Step::Sql(V13),
+    // 13 -> 14: run counters of subscription batches.
+    Step::Code(v14),
 ];
+
+/// Schema version 14: `run_counts.event_succeeded` and `event_failed`,
+/// the runs of subscriptions' batches.
+fn v14(conn: &Connection) -> rusqlite::Result<()> {
+    add_column(conn, "run_counts", "event_succeeded", "INTEGER NOT NULL DEFAULT 0")?;
+    add_column(conn, "run_counts", "event_failed", "INTEGER NOT NULL DEFAULT 0")
+}
 
 /// Schema version 1: actions, invocation records and the queue.
 pub(crate) const V1: &str = r#"
@@ -309,6 +321,118 @@ const V12: &str = r#"
     CREATE INDEX invocations_done ON invocations (status, finished, size)
         WHERE status IN ('succeeded', 'failed');
     CREATE INDEX invocations_by_action ON invocations (action);
+"#;
+
+/// Schema version 13: the tables of [`Events`](crate::Events) (see
+/// `sqlite/events.rs` for how the calls use them).
+///
+/// - `topics`: one row a topic, with an integer `id` that the other tables
+///   refer to (shorter than the name in every message and index entry),
+///   and the count and total size of its retained messages, kept by every
+///   statement that appends or deletes one, so that `get_topic` reads a
+///   row instead of adding up the log.
+/// - `topic_partitions`: the offset the next message of each partition
+///   gets (a partition's first retained offset is the first entry of the
+///   primary key of `messages` there).
+/// - `messages`: the logs, keyed by (topic, partition, offset). Idempotency
+///   keys are unique per topic through a partial index, which costs
+///   nothing for messages without one, and a message's key goes with it
+///   when retention deletes it. Retention walks `messages_age`, by publish
+///   time then rowid, which is the order messages were appended in (a new
+///   rowid is above every stored one), so within a partition the lower
+///   offset goes first.
+/// - `subscriptions`, and `subscription_partitions` with each partition's
+///   cursor, lease (`owner`, `lease_until`) and epoch.
+/// - `subscription_pending`: pending entries, each with a copy of its
+///   message, keyed by (subscription, partition, offset), so a claim reads
+///   them in offset order.
+/// - `dead_letters`, keyed like pending entries, with their logs as a JSON
+///   array; listed by `dead_letters_died`, oldest death first.
+const V13: &str = r#"
+    CREATE TABLE IF NOT EXISTS topics (
+        id              INTEGER PRIMARY KEY,
+        name            TEXT NOT NULL UNIQUE,
+        partitions      INTEGER NOT NULL,
+        retention_ms    INTEGER,
+        retention_bytes INTEGER,            -- the bits of a u64
+        created         INTEGER NOT NULL,
+        messages        INTEGER NOT NULL DEFAULT 0,
+        bytes           INTEGER NOT NULL DEFAULT 0
+    );
+
+    CREATE TABLE IF NOT EXISTS topic_partitions (
+        topic_id INTEGER NOT NULL,
+        part     INTEGER NOT NULL,
+        next_off INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (topic_id, part)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE IF NOT EXISTS messages (
+        topic_id  INTEGER NOT NULL,
+        part      INTEGER NOT NULL,
+        off       INTEGER NOT NULL,
+        published INTEGER NOT NULL,
+        size      INTEGER NOT NULL,         -- payload and key, in bytes
+        msg_key   TEXT,
+        payload   TEXT NOT NULL,            -- JSON
+        idem_key  TEXT,
+        PRIMARY KEY (topic_id, part, off)
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS messages_idem ON messages (topic_id, idem_key) WHERE idem_key IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS messages_age ON messages (topic_id, published);
+
+    CREATE TABLE IF NOT EXISTS subscriptions (
+        id             INTEGER PRIMARY KEY,
+        name           TEXT NOT NULL UNIQUE,
+        topic_id       INTEGER NOT NULL,
+        action         TEXT NOT NULL,
+        batch_size     INTEGER NOT NULL,
+        max_wait_ms    INTEGER NOT NULL,
+        max_retries    INTEGER NOT NULL,
+        backoff_ms     INTEGER NOT NULL,
+        backoff_max_ms INTEGER NOT NULL,
+        created        INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS subscriptions_topic ON subscriptions (topic_id);
+
+    CREATE TABLE IF NOT EXISTS subscription_partitions (
+        sub_id      INTEGER NOT NULL,
+        part        INTEGER NOT NULL,
+        cursor      INTEGER NOT NULL,
+        owner       TEXT,
+        lease_until INTEGER NOT NULL DEFAULT 0,
+        epoch       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (sub_id, part)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE IF NOT EXISTS subscription_pending (
+        sub_id     INTEGER NOT NULL,
+        part       INTEGER NOT NULL,
+        off        INTEGER NOT NULL,
+        published  INTEGER NOT NULL,
+        msg_key    TEXT,
+        payload    TEXT NOT NULL,
+        attempts   INTEGER NOT NULL,
+        not_before INTEGER NOT NULL,
+        last_error TEXT,
+        PRIMARY KEY (sub_id, part, off)
+    );
+
+    CREATE TABLE IF NOT EXISTS dead_letters (
+        sub_id     INTEGER NOT NULL,
+        part       INTEGER NOT NULL,
+        off        INTEGER NOT NULL,
+        published  INTEGER NOT NULL,
+        msg_key    TEXT,
+        payload    TEXT NOT NULL,
+        attempts   INTEGER NOT NULL,
+        error      TEXT NOT NULL,
+        logs       TEXT NOT NULL,           -- JSON array of strings
+        invocation TEXT,
+        died       INTEGER NOT NULL,
+        PRIMARY KEY (sub_id, part, off)
+    );
+    CREATE INDEX IF NOT EXISTS dead_letters_died ON dead_letters (sub_id, died);
 "#;
 
 /// Adds `column` to `table` unless the table has it already.

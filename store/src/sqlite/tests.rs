@@ -310,7 +310,7 @@ fn a_failed_claim_decode_takes_nothing() {
 }
 
 /// The query plan of `sql`, one line per step.
-fn plan(store: &SqliteStore, sql: &str) -> String {
+pub(super) fn plan(store: &SqliteStore, sql: &str) -> String {
     let conn = store.lock();
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
     let rows = stmt.query_map([], |row| row.get::<_, String>(3)).unwrap();
@@ -358,7 +358,7 @@ fn bound(sql: &str) -> String {
 /// SQLite VM steps that `f` takes on `store`, counted by the progress
 /// handler in steps of 10: the work of its statements, whatever else
 /// the machine does.
-fn vm_steps(store: &SqliteStore, f: impl FnOnce()) -> u64 {
+pub(super) fn vm_steps(store: &SqliteStore, f: impl FnOnce()) -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     let count = Arc::new(AtomicU64::new(0));
