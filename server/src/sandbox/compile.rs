@@ -76,6 +76,9 @@ fn compile_bytes(
             }
             Step::Invoke(_) => run
                 .deliver(Err("invoke() is not available while an action is created: invoke actions from main".into())),
+            Step::Publish(_) => {
+                run.deliver(Err("publish() is not available while an action is created: publish from main".into()))
+            }
             Step::Require(lib) => match libraries(&lib) {
                 Ok(code) => run.deliver_module(&lib, &code.bytecode),
                 Err(message) => run.deliver(Err(message)),

@@ -61,6 +61,13 @@ pub fn require_marker() -> Value {
     Value::LightUserData(mlua::LightUserData(&MARKER as *const u8 as *mut std::ffi::c_void))
 }
 
+/// Follows the CALL marker when `publish` yields: the executor appends
+/// the message to its topic and resumes with `{offset, partition}`.
+pub fn publish_marker() -> Value {
+    static MARKER: u8 = 5;
+    Value::LightUserData(mlua::LightUserData(&MARKER as *const u8 as *mut std::ffi::c_void))
+}
+
 /// The prelude compiled once per process, without debug information: each
 /// state loads it as a binary chunk (trusted: compiled here from our own
 /// source) instead of parsing it, and its functions carry no line tables or
@@ -212,6 +219,35 @@ fn set_up(lua: &Lua, max_string: usize) -> mlua::Result<()> {
         }
         soft(lua, Ok(MultiValue::from_iter([Value::Table(t)])))
     })?;
+    // `decide(partition, offset, delay)` for `ack` (delay -1) and `retry`
+    // (-2 for the subscription's backoff, else seconds), whose arguments
+    // the prelude checked.
+    let decide = lua.create_function(|lua, (partition, offset, delay): (i64, i64, f64)| {
+        let retry = match delay {
+            -1.0 => None,
+            -2.0 => Some(None),
+            d => Some(Some((d * 1000.0).round().clamp(0.0, u64::MAX as f64) as u64)),
+        };
+        let partition = u32::try_from(partition).unwrap_or(u32::MAX);
+        let full = with_active(|c| {
+            let mut v = c.verdicts.borrow_mut();
+            if v.len() >= super::hook::MAX_VERDICTS {
+                return true;
+            }
+            v.push(super::hook::Verdict { partition, offset, retry });
+            false
+        });
+        if full == Some(true) {
+            return soft(
+                lua,
+                Err(mlua::Error::runtime(format!(
+                    "more than {} ack() and retry() calls in one invocation",
+                    super::hook::MAX_VERDICTS
+                ))),
+            );
+        }
+        soft(lua, Ok(MultiValue::new()))
+    })?;
     let args: MultiValue = [
         Value::Function(take_preempt),
         preempt_marker(),
@@ -239,6 +275,8 @@ fn set_up(lua: &Lua, max_string: usize) -> mlua::Result<()> {
         super::strings::paused_marker(),
         // SAFETY: a C function that checks its argument.
         Value::Function(unsafe { lua.create_c_function(baselib::set_index_helper) }?),
+        publish_marker(),
+        Value::Function(decide),
     ]
     .into_iter()
     .collect();

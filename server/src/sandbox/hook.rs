@@ -74,6 +74,21 @@ impl LimitKind {
     }
 }
 
+/// What an action said of one message of a subscription's batch, with
+/// `ack(message)` or `retry(message, {delay = s})`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    pub partition: u32,
+    pub offset: i64,
+    /// `None` for `ack`; for `retry`, the delay asked for in milliseconds,
+    /// if one was (else the subscription's backoff decides).
+    pub retry: Option<Option<u64>>,
+}
+
+/// At most this many `ack` and `retry` calls an invocation (a batch holds
+/// at most 1,000 messages).
+pub const MAX_VERDICTS: usize = 10_000;
+
 /// Per-instance state shared by the hook, the sandbox's Rust functions and
 /// the executor. Lives in a `Box` with a stable address.
 pub struct Control {
@@ -90,6 +105,9 @@ pub struct Control {
     pub(crate) logs: RefCell<String>,
     pub(crate) log_limit: Cell<usize>,
     pub(crate) logs_truncated: Cell<bool>,
+    /// What `ack` and `retry` said of the messages of a delivery, in call
+    /// order (taken when the invocation ends).
+    pub(crate) verdicts: RefCell<Vec<Verdict>>,
     pub(crate) meter: *const MemoryMeter,
     /// The arguments of `main`, set only while the resume that starts it
     /// runs (the entry function takes them; see `instance::entry`).
@@ -114,6 +132,7 @@ impl Control {
             logs: RefCell::new(String::new()),
             log_limit: Cell::new(64 * 1024),
             logs_truncated: Cell::new(false),
+            verdicts: RefCell::new(Vec::new()),
             meter,
             pending_args: Cell::new(None),
             own_stacks: Cell::new(0),

@@ -135,6 +135,10 @@ pub enum Step {
     /// loaded yet: pass the library's bytecode to [`Run::deliver_module`]
     /// (or an error message to [`Run::deliver`]) and `step` again.
     Require(String),
+    /// The action called `publish(topic, payload, key)`: append the
+    /// message, then pass `{offset, partition}` (or an error message) to
+    /// [`Run::deliver`] and `step` again.
+    Publish(PublishCall),
     /// The invocation ended.
     Done(Outcome),
 }
@@ -155,11 +159,22 @@ pub struct PluginCall {
     pub payload: serde_json::Value,
 }
 
+/// A message an invocation publishes, and waits for its offset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishCall {
+    pub topic: String,
+    pub payload: serde_json::Value,
+    pub key: Option<String>,
+}
+
 /// How an invocation ended, with its measurements.
 #[derive(Debug)]
 pub struct Outcome {
     pub result: Result<serde_json::Value, InvokeError>,
     pub logs: String,
+    /// What `ack` and `retry` said, in call order (empty, not allocated,
+    /// for an invocation that called neither).
+    pub verdicts: Vec<super::hook::Verdict>,
     pub instructions: u64,
     pub peak_memory: u64,
     pub duration: Duration,
@@ -504,6 +519,16 @@ impl Run {
             };
             return Ok(Step::Invoke(InvokeCall { action, args }));
         }
+        if first.as_ref() == Some(&env::publish_marker()) {
+            let topic = name(it.next(), "the topic name", "publish")?;
+            let payload = it.next().unwrap_or(Value::Nil);
+            let payload = json::from_lua(lua, &payload).map_err(|e| format!("publish: the payload {e}"))?;
+            let key = match it.next() {
+                None | Some(Value::Nil) => None,
+                v => Some(name(v, "the key", "publish")?),
+            };
+            return Ok(Step::Publish(PublishCall { topic, payload, key }));
+        }
         if first.as_ref() == Some(&env::require_marker()) {
             return Ok(Step::Require(name(it.next(), "the library name", "require")?));
         }
@@ -568,11 +593,23 @@ impl Run {
     /// [`finish`](Self::finish) with the clock read at the end by the caller.
     fn finish_at(&mut self, result: Result<serde_json::Value, InvokeError>, end: Instant) -> Outcome {
         self.thread = None;
-        let (logs, instructions, peak) = match self.instance.as_ref() {
-            Some(i) => (std::mem::take(&mut *i.ctl.logs.borrow_mut()), i.ctl.used.get(), i.meter.peak() as u64),
-            None => (String::new(), 0, 0),
+        let (logs, verdicts, instructions, peak) = match self.instance.as_ref() {
+            Some(i) => (
+                std::mem::take(&mut *i.ctl.logs.borrow_mut()),
+                std::mem::take(&mut *i.ctl.verdicts.borrow_mut()),
+                i.ctl.used.get(),
+                i.meter.peak() as u64,
+            ),
+            None => (String::new(), Vec::new(), 0, 0),
         };
-        Outcome { result, logs, instructions, peak_memory: peak, duration: end.saturating_duration_since(self.started) }
+        Outcome {
+            result,
+            logs,
+            verdicts,
+            instructions,
+            peak_memory: peak,
+            duration: end.saturating_duration_since(self.started),
+        }
     }
 
     /// After `Done`, the instance whatever the outcome, to be dropped by

@@ -25,8 +25,8 @@ pub use args::{check_object, nested_too_deep, too_deep_message, Args, ArgsText, 
 pub use away::{Away, Remains};
 pub use compile::{compile, compile_with, Compiled};
 pub use error::error_message;
-pub use hook::{armed_firings, LimitKind, HOOK_INTERVAL, STALL_LIMIT};
-pub use instance::{Budget, Instance, InvokeCall, Outcome, PluginCall, Run, Step};
+pub use hook::{armed_firings, LimitKind, Verdict, HOOK_INTERVAL, MAX_VERDICTS, STALL_LIMIT};
+pub use instance::{Budget, Instance, InvokeCall, Outcome, PluginCall, PublishCall, Run, Step};
 pub use preempt::TICK as PREEMPT_TICK;
 
 /// Stack size of the threads that run Lua (workers and pool threads).

@@ -32,6 +32,11 @@ fn run_with(src: &str, args: serde_json::Value, b: Budget) -> (Outcome, u32) {
             Step::Call(c) => run.deliver(Ok(json!({"plugin": c.plugin, "action": c.action, "payload": c.payload}))),
             Step::Invoke(c) if c.action == "fails" => run.deliver(Err("action 'fails' failed (action): no".into())),
             Step::Invoke(c) => run.deliver(Ok(json!({"invoked": c.action, "args": c.args}))),
+            Step::Publish(c) if c.topic == "missing" => run.deliver(Err("publish: no topic named 'missing'".into())),
+            Step::Publish(c) => {
+                let offset = c.payload.get("n").cloned().unwrap_or(json!(0));
+                run.deliver(Ok(json!({"offset": offset, "partition": c.key.map_or(0, |k| k.len())})))
+            }
             Step::Require(name) => match LIBS.iter().find(|(n, _)| *n == name) {
                 Some((_, src)) => {
                     // Compiled without running (a cycle cannot be created, only updated into).
@@ -848,5 +853,59 @@ fn metamethods_run_by_tostring_and_ipairs_are_paused() {
             run_with(&format!("{slow} function main() {body} end"), json!({}), budget(65536, 60_000, 1 << 40));
         assert_eq!(o.result, Ok(want), "{body}");
         assert!(slices > 5, "{body}: {slices} slices");
+    }
+}
+
+#[test]
+fn publish_waits_for_the_executor_and_returns_offset_and_partition() {
+    let o = run(
+        r#"function main()
+             local off, part = publish("t", {n = 7}, "abc")
+             local ok, err = pcall(publish, "missing", 1)
+             return {off, part, ok, err}
+           end"#,
+        json!({}),
+    );
+    assert_eq!(o.result.unwrap(), json!([7, 3, false, "publish: no topic named 'missing'"]));
+    for (src, message) in [
+        ("publish(1, 2)", "bad argument #1 to 'publish' (topic name expected, got number)"),
+        ("publish('t', 2, {})", "bad argument #3 to 'publish' (string key expected, got table)"),
+        ("publish('t', function() end)", "publish: the payload"),
+    ] {
+        let o = run(&format!("function main() {src} end"), json!({}));
+        let e = o.result.expect_err(src).to_string();
+        assert!(e.contains(message), "{src}: {e}");
+    }
+}
+
+#[test]
+fn ack_and_retry_are_handed_to_the_executor_in_call_order() {
+    let o = run(
+        r#"function main(b)
+             ack(b.messages[1])
+             retry(b.messages[2])
+             retry(b.messages[3], {delay = 1.5})
+             return #b.messages
+           end"#,
+        json!({"messages": [{"partition": 0, "offset": 4}, {"partition": 1, "offset": 9}, {"partition": 2, "offset": 10}]}),
+    );
+    assert_eq!(o.result.unwrap(), json!(3));
+    let got: Vec<_> = o.verdicts.iter().map(|v| (v.partition, v.offset, v.retry)).collect();
+    assert_eq!(got, vec![(0, 4, None), (1, 9, Some(None)), (2, 10, Some(Some(1500)))]);
+    // A plain run says nothing.
+    assert!(run("function main() return 1 end", json!({})).verdicts.is_empty());
+    for (src, message) in [
+        ("ack(nil)", "bad argument #1 to 'ack' (message expected, got nil)"),
+        ("ack({offset = 1})", "bad argument #1 to 'ack' (a message of the batch"),
+        ("retry({offset = 1, partition = 0}, {delay = -1})", "delay must be a number of seconds"),
+        ("retry({offset = 1, partition = 0}, 5)", "bad argument #2 to 'retry' (table expected, got number)"),
+        (
+            "for i = 1, 10001 do ack({offset = i, partition = 0}) end",
+            "more than 10000 ack() and retry() calls in one invocation",
+        ),
+    ] {
+        let o = run(&format!("function main() {src} end"), json!({}));
+        let e = o.result.expect_err(src).to_string();
+        assert!(e.contains(message), "{src}: {e}");
     }
 }
