@@ -22,6 +22,7 @@ use sl_store::RouteRecord;
 use tracing::{debug, error, info, warn};
 
 use crate::answer::record_response;
+use crate::events;
 use crate::http::Response;
 use crate::ids::now_ms;
 use crate::queue;
@@ -51,6 +52,8 @@ pub(crate) fn peer_messages(st: &mut State) {
         match msg {
             PeerMsg::ActionChanged(name) => st.exec.cache.invalidate(&name),
             PeerMsg::RoutesChanged => sync_routes(st),
+            PeerMsg::Published { topic, partition } => events::deliver::poke(st, &topic, partition),
+            PeerMsg::SubscriptionsChanged => events::deliver::sync(st),
         }
     }
 }

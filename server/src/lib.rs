@@ -17,6 +17,7 @@
 //!   outbox and the rest;
 //! - the features, each over `&mut State`: `invoke` (starting, stepping
 //!   and ending invocations), `queue` (the asynchronous queue's consumer),
+//!   `events` (publishing to topics, delivering subscriptions),
 //!   `housekeeping`, `api` and `web` (the two listeners' handlers);
 //! - [`App`]: the [`Service`] a worker's reactor serves;
 //! - `workers`: the threads, each a reactor serving an app.
@@ -26,6 +27,7 @@ mod api;
 mod app;
 mod auth;
 pub mod config;
+mod events;
 mod exec;
 mod housekeeping;
 pub mod http;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use crate::http::Response;
 use crate::ids::now_ms;
-use crate::metrics::{Extra, CONTENT_TYPE};
+use sl_store::{Store, StoreError};
+
+use crate::metrics::{Extra, SubscriptionGauges, TopicGauges, CONTENT_TYPE};
 use crate::reactor::ConnRef;
 use crate::state::State;
 
@@ -30,10 +32,53 @@ pub(super) fn get(st: &State, conn: ConnRef) -> Result<Option<Response>, Respons
                 None
             }
         };
+        let (topics, subscriptions) = match event_gauges(store) {
+            Ok((t, s)) => (Some(t), Some(s)),
+            Err(e) => {
+                tracing::warn!("metrics: cannot read the topics and subscriptions from the store: {e}");
+                (None, None)
+            }
+        };
         let mut resp = Response::text(200, "");
         resp.content_type = CONTENT_TYPE.into();
-        resp.body = registry.render(&Extra { queue }).into_bytes();
+        resp.body = registry.render(&Extra { queue, topics, subscriptions }).into_bytes();
         resp
     });
     Ok(None)
+}
+
+/// The topics' sizes, and each subscription's backlog (the log past its
+/// cursors, and its pending messages), lag (the age of the oldest message
+/// it has not finished: one read of the log per partition behind) and
+/// dead letters.
+fn event_gauges(store: &dyn Store) -> Result<(Vec<TopicGauges>, Vec<SubscriptionGauges>), StoreError> {
+    let events = store.events();
+    let now = now_ms();
+    let topics = events.list_topics()?;
+    let subs = events.list_subscriptions(now)?;
+    let mut gauges = Vec::with_capacity(subs.len());
+    for s in &subs {
+        let topic = topics.iter().find(|t| t.topic.name == s.subscription.topic);
+        let mut backlog = 0;
+        let mut oldest: Option<i64> = None;
+        for (i, p) in s.partitions.iter().enumerate() {
+            backlog += p.pending;
+            let Some(log) = topic.and_then(|t| t.partitions.get(i)) else { continue };
+            let cursor = p.cursor.max(log.first);
+            if log.next > cursor {
+                backlog += (log.next - cursor) as u64;
+                if let Some(m) = events.read_messages(&s.subscription.topic, i as u32, cursor, 1, 1)?.first() {
+                    oldest = Some(oldest.map_or(m.published, |o| o.min(m.published)));
+                }
+            }
+        }
+        // Pending messages are not read: the lag is of the log past the cursors.
+        let lag_seconds = oldest.map_or(0.0, |t| now.saturating_sub(t).max(0) as f64 / 1000.0);
+        gauges.push(SubscriptionGauges { name: s.subscription.name.clone(), backlog, lag_seconds, dead: s.dead });
+    }
+    let topics = topics
+        .iter()
+        .map(|t| TopicGauges { name: t.topic.name.clone(), messages: t.messages, bytes: t.bytes })
+        .collect();
+    Ok((topics, gauges))
 }

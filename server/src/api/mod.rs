@@ -1,6 +1,6 @@
 //! The management and invocation API: which endpoint a request names,
 //! whether its token allows it, and the handlers (by resource:
-//! [`actions`], [`invocations`], [`routes`]).
+//! [`actions`], [`invocations`], [`routes`], [`topics`], [`subscriptions`]).
 //!
 //! A handler answers at once (`Ok(Some(response))` or `Err(response)`) or
 //! starts work on the pool or the executor (`Ok(None)`), whose answer
@@ -13,6 +13,8 @@ mod input;
 mod invocations;
 mod metrics;
 mod routes;
+mod subscriptions;
+mod topics;
 
 use input::{check_name, not_allowed, segments};
 pub(crate) use invocations::commit_submits;
@@ -37,9 +39,11 @@ pub(crate) fn handle(st: &mut State, conn: ConnRef, req: Request) {
 fn access(st: &State, segs: &[&str], method: &Method, authorization: Option<&[u8]>) -> Result<(), Response> {
     let need = match (segs, method) {
         (["ping"], _) => Access::Public,
-        (["actions", _, "block"], Method::Post) | (["actions", _], Method::Post) | (["invocation", _], Method::Get) => {
-            Access::Invoke
-        }
+        (["actions", _, "block"], Method::Post)
+        | (["actions", _], Method::Post)
+        | (["invocation", _], Method::Get)
+        | (["topics", _], Method::Post)
+        | (["topics", _, "batch"], Method::Post) => Access::Invoke,
         _ => Access::Admin,
     };
     match st.tokens.check(authorization, need) {
@@ -118,6 +122,40 @@ fn endpoint(st: &mut State, conn: ConnRef, mut req: Request) -> Option<Response>
         (["plugins"], _) => Err(not_allowed("GET")),
         (["metrics"], Method::Get) => metrics::get(st, conn),
         (["metrics"], _) => Err(not_allowed("GET")),
+        (["topics"], Method::Get) => Ok(topics::list(st, conn)),
+        (["topics"], Method::Post) => topics::create(st, conn, &req.body),
+        (["topics"], _) => Err(not_allowed("GET, POST")),
+        (["topics", name], Method::Get) => topics::check_topic(name).map(|_| topics::get(st, conn, name)),
+        (["topics", name], Method::Put) => {
+            topics::check_topic(name).and_then(|_| topics::update(st, conn, name, &req.body))
+        }
+        (["topics", name], Method::Delete) => topics::check_topic(name).map(|_| topics::delete(st, conn, name)),
+        (["topics", name], Method::Post) => topics::check_topic(name)
+            .and_then(|_| topics::publish(st, conn, name, &req.query, &req.body, req.idempotency_key.as_deref())),
+        (["topics", _], _) => Err(not_allowed("GET, PUT, DELETE, POST")),
+        (["topics", name, "batch"], Method::Post) => {
+            topics::check_topic(name).and_then(|_| topics::publish_batch(st, conn, name, &req.body))
+        }
+        (["topics", _, "batch"], _) => Err(not_allowed("POST")),
+        (["topics", name, "messages"], Method::Get) => {
+            topics::check_topic(name).and_then(|_| topics::read(st, conn, name, &req.query))
+        }
+        (["topics", _, "messages"], _) => Err(not_allowed("GET")),
+        (["subscriptions"], Method::Get) => Ok(subscriptions::list(st, conn)),
+        (["subscriptions"], Method::Post) => subscriptions::create(st, conn, &req.body),
+        (["subscriptions"], _) => Err(not_allowed("GET, POST")),
+        (["subscriptions", name], Method::Get) => subscriptions::get(st, conn, name),
+        (["subscriptions", name], Method::Delete) => subscriptions::delete(st, conn, name),
+        (["subscriptions", _], _) => Err(not_allowed("GET, DELETE")),
+        (["subscriptions", name, "reset"], Method::Post) => subscriptions::reset(st, conn, name, &req.body),
+        (["subscriptions", _, "reset"], _) => Err(not_allowed("POST")),
+        (["subscriptions", name, "dead"], Method::Get) => subscriptions::dead(st, conn, name, &req.query),
+        (["subscriptions", name, "dead"], Method::Delete) => subscriptions::purge(st, conn, name, &req.query),
+        (["subscriptions", _, "dead"], _) => Err(not_allowed("GET, DELETE")),
+        (["subscriptions", name, "dead", "redrive"], Method::Post) => {
+            subscriptions::redrive(st, conn, name, &req.query)
+        }
+        (["subscriptions", _, "dead", "redrive"], _) => Err(not_allowed("POST")),
         _ => Err(Response::error(404, "not_found", &format!("no route for {} {}", req.method.as_str(), req.path))),
     };
     result.unwrap_or_else(Some)

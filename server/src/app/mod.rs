@@ -14,7 +14,7 @@ use crate::http::{Head, Request, Response};
 use crate::plugin::PluginHost;
 use crate::reactor::{ConnRef, Outbox, Service, Side, Wake};
 use crate::state::{Peers, State};
-use crate::{api, housekeeping, invoke, queue, web};
+use crate::{api, events, housekeeping, invoke, queue, web};
 
 /// SL's application on one worker.
 pub struct App {
@@ -85,6 +85,10 @@ impl Service for App {
         // The submits read in this turn, their early runs ended or paused:
         // one commit for all of them, unless one is in flight.
         api::commit_submits(st);
+        // The batches of subscriptions that ended, and the messages
+        // published in this turn.
+        events::deliver::ended(st);
+        events::publish::commit(st);
         housekeeping::flush_records(st);
         if st.cfg.server.metrics {
             let m = st.metrics.worker();
@@ -95,6 +99,8 @@ impl Service for App {
 
     fn tick(&mut self, now: Instant) {
         housekeeping::tick(&mut self.st, now);
+        events::deliver::tick(&mut self.st, now);
+        events::retention::tick(&mut self.st, now);
     }
 
     fn wake(&self) -> Wake {
@@ -106,6 +112,8 @@ impl Service for App {
             || st.records.due()
             || held
             || st.submits.wants_commit()
+            || st.publishes.wants_commit()
+            || !st.deliveries.ended.is_empty()
         {
             return Wake::Now;
         }

@@ -137,6 +137,10 @@ impl Store for Gated {
     fn run_counts(&self, action: &str) -> StoreResult<sl_store::RunCounts> {
         self.inner.run_counts(action)
     }
+
+    fn events(&self) -> &dyn sl_store::Events {
+        self.inner.events()
+    }
 }
 
 /// An app on `store` with `config` (Lua), and an action `echo`.

@@ -23,6 +23,10 @@ pub(crate) enum Reply {
     /// An invocation parked in `invoke()`: run `key` of this executor, if
     /// its id is still `id`.
     Caller { key: usize, id: u64 },
+    /// A batch of a subscription's messages: its outcome goes to the
+    /// partition in `slot` of the worker's deliveries, if its generation
+    /// is still `gen`.
+    Delivery { slot: usize, gen: u64 },
 }
 
 /// An invocation waiting to start.
@@ -94,6 +98,7 @@ impl Job {
             Reply::WebClient(_) => RunKind::Route,
             Reply::Queue => RunKind::Async,
             Reply::Caller { .. } => RunKind::Invoke,
+            Reply::Delivery { .. } => RunKind::Event,
         }
     }
 }

@@ -36,8 +36,10 @@ use crate::http::Response;
 use crate::ids::now_ms;
 use crate::metrics::Ended;
 use crate::reactor::json_within;
-use crate::sandbox::{Args, ArgsText, Away, Compiled, InvokeError, LimitKind, Outcome, PluginCall, Remains, Run, Step};
-use crate::state::{bound_record, nominal_record_size, State};
+use crate::sandbox::{
+    Args, ArgsText, Away, Compiled, InvokeError, LimitKind, Outcome, PluginCall, PublishCall, Remains, Run, Step,
+};
+use crate::state::{bound_record, nominal_record_size, Outgoing, Publish, Publisher, Ran, State};
 
 /// 503 when `Limits.max_waiting` invocations are running or waiting on
 /// this worker already (blocking runs and routes).
@@ -337,6 +339,7 @@ fn stepped(st: &mut State, key: usize, step: Step) {
                 fetch(st, name);
             }
         }
+        Step::Publish(call) => publish(st, key, call),
         Step::Done(outcome) => {
             if let Some(mut r) = st.exec.runs.remove(key) {
                 finished(st, &mut r.run, &mut r.job, r.generation, outcome);
@@ -396,6 +399,25 @@ fn plugin_call(st: &mut State, key: usize, call: PluginCall) {
     });
 }
 
+/// Parks run `key` while its message is appended to its topic, with the
+/// next commit of messages (`events::publish`).
+fn publish(st: &mut State, key: usize, call: PublishCall) {
+    // Encoded on the loop: no bigger than an answer may be.
+    let max = st.cfg.server.max_response;
+    let payload = json_within(&call.payload, max).and_then(|bytes| String::from_utf8(bytes).ok());
+    let Some(payload) = payload else {
+        if let Some(running) = st.exec.runs.get_mut(key) {
+            let message = format!("publish: the payload is larger than Server.max_response ({max} bytes) as JSON");
+            running.run.deliver(Err(message));
+            st.exec.runs.queue(key);
+        }
+        return;
+    };
+    let Some(id) = st.exec.runs.park(key) else { return };
+    let message = Outgoing { topic: call.topic, key: call.key, payload, idempotency_key: None };
+    st.publishes.push(Publish { from: Publisher::Run { key, id }, messages: vec![message] });
+}
+
 /// Fails parked runs whose deadline passed at `now`, without waiting for
 /// what they wait for.
 pub(crate) fn expire(st: &mut State, now: Instant) {
@@ -451,6 +473,18 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut o
                 Err(e) => Err(compose::callee_failed(&job.record.action, e.kind(), &e.to_string())),
             };
             st.exec.runs.resume(key, id, answer);
+        }
+        Reply::Delivery { slot, gen } => {
+            let error = outcome.result.as_ref().err().map(ToString::to_string);
+            // The logs go to dead letters, which only a retry can make.
+            let retried = error.is_some() || outcome.verdicts.iter().any(|v| v.retry.is_some());
+            let ran = Ran {
+                error,
+                verdicts: std::mem::take(&mut outcome.verdicts),
+                logs: if retried { outcome.logs.clone() } else { String::new() },
+                invocation: job.id().to_owned(),
+            };
+            st.deliveries.ended.push((slot, gen, ran));
         }
         Reply::Queue => {}
     }
@@ -550,6 +584,15 @@ pub(crate) fn fail(st: &mut State, mut job: Job, kind: &str, message: &str) {
         }
         Reply::Caller { key, id } => {
             st.exec.runs.resume(key, id, Err(compose::callee_failed(&job.record.action, kind, message)));
+        }
+        Reply::Delivery { slot, gen } => {
+            let ran = Ran {
+                error: Some(format!("{kind}: {message}")),
+                verdicts: Vec::new(),
+                logs: String::new(),
+                invocation: job.id().to_owned(),
+            };
+            st.deliveries.ended.push((slot, gen, ran));
         }
         Reply::Queue => {
             job.record.status = InvocationStatus::Failed;

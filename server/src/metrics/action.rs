@@ -60,7 +60,7 @@ pub(super) type Outcomes = [Counter; OUTCOMES.len()];
 #[derive(Debug)]
 pub struct ActionMetrics {
     /// By [`RunKind::ALL`] index.
-    pub(super) runs: [OnceLock<Box<Outcomes>>; 4],
+    pub(super) runs: [OnceLock<Box<Outcomes>>; RunKind::ALL.len()],
     pub(super) duration: Histogram,
     pub(super) instructions: Histogram<POWERS_COUNTS>,
     pub(super) peak_memory: Histogram<POWERS_COUNTS>,
@@ -119,6 +119,7 @@ pub(super) fn kind_index(kind: RunKind) -> usize {
         RunKind::Async => 1,
         RunKind::Route => 2,
         RunKind::Invoke => 3,
+        RunKind::Event => 4,
     }
 }
 

@@ -44,11 +44,13 @@
 
 mod action;
 mod cell;
+mod events;
 mod store;
 mod text;
 
 pub use action::{ActionMetrics, Ended, LIMITS, OUTCOMES};
 pub use cell::{Counter, Gauge, Histogram, SharedCounter, SharedHistogram, Snapshot};
+pub use events::{SubscriptionGauges, SubscriptionMetrics, TopicGauges};
 pub use store::{CallMetrics, MeteredStore, StoreMetrics, STORE_OPS};
 pub use text::CONTENT_TYPE;
 
@@ -125,6 +127,8 @@ pub struct Registry {
     store: Arc<StoreMetrics>,
     /// By plugin name, made at a plugin's first call.
     plugins: Mutex<std::collections::BTreeMap<String, Arc<CallMetrics>>>,
+    /// Every subscription's counters (updated once per batch).
+    subscriptions: events::Subscriptions,
 }
 
 impl Registry {
@@ -134,7 +138,13 @@ impl Registry {
             workers: (0..workers.max(1)).map(|_| WorkerMetrics::default()).collect(),
             store: Arc::default(),
             plugins: Mutex::default(),
+            subscriptions: events::Subscriptions::default(),
         }
+    }
+
+    /// The counters of subscription `name`.
+    pub fn subscription(&self, name: &str) -> Arc<SubscriptionMetrics> {
+        self.subscriptions.get(name)
     }
 
     /// The cells of the store's calls (see [`MeteredStore`]).
@@ -234,6 +244,9 @@ pub struct Extra {
     /// Asynchronous invocations queued in the store, and the age in
     /// seconds of the oldest one (0 with none), if the store answered.
     pub queue: Option<(u64, f64)>,
+    /// The topics and the subscriptions, if the store answered.
+    pub topics: Option<Vec<TopicGauges>>,
+    pub subscriptions: Option<Vec<SubscriptionGauges>>,
 }
 
 /// The process's resident memory in bytes, from `/proc/self/statm`.
@@ -248,7 +261,7 @@ fn resident_bytes() -> Option<u64> {
 /// One action's metrics summed over the workers.
 #[derive(Default)]
 struct ActionSum {
-    runs: [[u64; OUTCOMES.len()]; 4],
+    runs: [[u64; OUTCOMES.len()]; RunKind::ALL.len()],
     duration: Snapshot,
     instructions: Snapshot,
     peak_memory: Snapshot,
@@ -387,6 +400,7 @@ fn render(reg: &Registry, extra: &Extra) -> String {
     for (name, m) in &plugins {
         e.sample("sl_plugin_call_errors_total", &[("plugin", name.as_str())], m.errors.get());
     }
+    events::render(&mut e, &reg.subscriptions, extra.topics.as_deref(), extra.subscriptions.as_deref());
     if let Some(rss) = resident_bytes() {
         e.family("sl_process_resident_memory_bytes", Type::Gauge, "Resident memory of the server process.");
         e.sample("sl_process_resident_memory_bytes", &[], rss);
@@ -427,7 +441,7 @@ mod tests {
         let start = std::time::Instant::now();
         a.plugin("kv").record(start, false);
         b.plugin("kv").record(start, true);
-        let text = reg.render(&Extra { queue: Some((7, 1.5)) });
+        let text = reg.render(&Extra { queue: Some((7, 1.5)), ..Extra::default() });
         for line in [
             "sl_invocations_total{action=\"hello\",kind=\"blocking\",outcome=\"success\"} 4",
             "sl_invocations_total{action=\"hello\",kind=\"blocking\",outcome=\"timeout\"} 1",

@@ -174,6 +174,10 @@ impl Store for MeteredStore {
     fn run_counts(&self, action: &str) -> Result<RunCounts> {
         self.timed(20, |s| s.run_counts(action))
     }
+
+    fn events(&self) -> &dyn sl_store::Events {
+        self.inner.events()
+    }
 }
 
 #[cfg(test)]

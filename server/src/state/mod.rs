@@ -11,7 +11,9 @@
 mod budget;
 mod committed;
 mod consumer;
+mod deliveries;
 mod peers;
+mod publishes;
 mod records;
 mod runs;
 mod submits;
@@ -21,7 +23,12 @@ mod waiters;
 pub(crate) use budget::{trim as trim_records, Trimmed};
 pub(crate) use committed::Committed;
 pub(crate) use consumer::Consumer;
+pub(crate) use deliveries::{
+    changes as delivery_changes, fresh_gen, Batch, Changes as DeliveryChanges, Deliveries, Part, Phase, Ran,
+    BATCH_BYTES,
+};
 pub use peers::{PeerMsg, Peers};
+pub(crate) use publishes::{Outgoing, Publish, Publisher, Publishes};
 #[cfg(test)]
 pub(crate) use records::MAX_BACKLOG;
 pub(crate) use records::{bound as bound_record, nominal_size as nominal_record_size, Records};
@@ -83,6 +90,10 @@ pub(crate) struct State {
     pub owner: String,
     /// What this worker counts of its invocations and instances.
     pub metrics: WorkerApp,
+    /// Messages published, waiting for their commit.
+    pub publishes: Publishes,
+    /// The subscription partitions this worker delivers.
+    pub deliveries: Deliveries,
 }
 
 impl State {
@@ -106,8 +117,17 @@ impl State {
             let (registry, me) = peers.metrics();
             registry.app(me)
         };
+        // On an embedded store this process is the only user: the same
+        // names from one start to the next take the leases back at once.
+        let me = peers.metrics().1;
+        let lease_owner = match store.kind() {
+            "sqlite" | "memory" => format!("local-{me}"),
+            _ => format!("{}-{me}", uuid::Uuid::new_v4()),
+        };
         Ok(Self {
             metrics,
+            publishes: Publishes::default(),
+            deliveries: Deliveries::new(lease_owner),
             tokens: Tokens::new(&cfg.auth),
             cfg,
             store,

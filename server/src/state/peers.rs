@@ -15,6 +15,10 @@ pub enum PeerMsg {
     ActionChanged(String),
     /// A route was added or deleted.
     RoutesChanged,
+    /// Messages were appended to this partition of this topic.
+    Published { topic: String, partition: u32 },
+    /// A subscription was created, deleted or changed.
+    SubscriptionsChanged,
 }
 
 /// One worker's links to the others.
