@@ -266,6 +266,66 @@ impl MongoStore {
         Ok(last - n + 1)
     }
 
+    /// Runs `statements` (`{q, u, upsert}` documents, each with about its
+    /// size in bytes) as `update` commands on `collection`: one command
+    /// holds many (a round trip per command, not per statement), the bulk
+    /// form every MongoDB version speaks, unordered, with the client's
+    /// write concern. A statement refused with a code that `tolerated`
+    /// accepts is left undone; any other refusal fails the call.
+    pub(crate) fn run_updates(
+        &self,
+        collection: &str,
+        statements: Vec<(u64, Document)>,
+        tolerated: fn(i32) -> bool,
+    ) -> Result<()> {
+        let mut chunks: Vec<Vec<Document>> = Vec::new();
+        let mut bytes = 0;
+        for (size, statement) in statements {
+            match chunks.last_mut() {
+                Some(chunk) if chunk.len() < UPDATE_BATCH && bytes + size <= UPDATE_BYTES => {
+                    bytes += size;
+                    chunk.push(statement);
+                }
+                _ => {
+                    bytes = size;
+                    chunks.push(vec![statement]);
+                }
+            }
+        }
+        let write_concern = match self.db.write_concern() {
+            Some(wc) => mongodb::bson::to_document(wc)
+                .map_err(|e| StoreError::Corrupt(format!("cannot encode the write concern: {e}")))?,
+            None => Document::new(),
+        };
+        for chunk in chunks {
+            let n = chunk.len();
+            let mut command = doc! { "update": collection, "updates": chunk, "ordered": false };
+            if !write_concern.is_empty() {
+                command.insert("writeConcern", write_concern.clone());
+            }
+            let reply = self.db.run_command(command).run().map_err(map)?;
+            if let Ok(errors) = reply.get_array("writeErrors") {
+                let code = |e: &Document| e.get("code").and_then(|c| c.as_i32().or(c.as_i64().map(|c| c as i32)));
+                let refused: Vec<&Document> =
+                    errors.iter().filter_map(Bson::as_document).filter(|e| !code(e).is_some_and(tolerated)).collect();
+                if let Some(first) = refused.first() {
+                    let message = first.get_str("errmsg").unwrap_or("no message");
+                    let code = first.get("code").map(|c| c.to_string()).unwrap_or_default();
+                    return Err(StoreError::Unavailable(format!(
+                        "MongoDB refused {} of {} writes to {collection}: {message} (code {code})",
+                        refused.len(),
+                        n
+                    )));
+                }
+            }
+            if let Ok(wc_error) = reply.get_document("writeConcernError") {
+                let message = wc_error.get_str("errmsg").unwrap_or("no message");
+                return Err(StoreError::Unavailable(format!("MongoDB could not satisfy the write concern: {message}")));
+            }
+        }
+        Ok(())
+    }
+
     fn decode_all(&self, cursor: mongodb::sync::Cursor<Document>) -> Result<Vec<InvocationRecord>> {
         let mut records = Vec::new();
         for doc in cursor {
@@ -410,52 +470,7 @@ impl Store for MongoStore {
             update.insert("$setOnInsert", doc! { field::SEQ: first_seq + i as i64 });
             statements.push((size, doc! { "q": { field::ID: &rec.id }, "u": update, "upsert": true }));
         }
-        // One `update` command holds many (a round trip per command, not
-        // per record): the bulk form every MongoDB version speaks, with the
-        // client's write concern.
-        let mut chunks: Vec<Vec<Document>> = Vec::new();
-        let mut bytes = 0;
-        for (size, statement) in statements {
-            match chunks.last_mut() {
-                Some(chunk) if chunk.len() < UPDATE_BATCH && bytes + size <= UPDATE_BYTES => {
-                    bytes += size;
-                    chunk.push(statement);
-                }
-                _ => {
-                    bytes = size;
-                    chunks.push(vec![statement]);
-                }
-            }
-        }
-        let write_concern = match self.db.write_concern() {
-            Some(wc) => mongodb::bson::to_document(wc)
-                .map_err(|e| StoreError::Corrupt(format!("cannot encode the write concern: {e}")))?,
-            None => Document::new(),
-        };
-        for chunk in chunks {
-            let n = chunk.len();
-            let mut command = doc! { "update": INVOCATIONS, "updates": chunk, "ordered": false };
-            if !write_concern.is_empty() {
-                command.insert("writeConcern", write_concern.clone());
-            }
-            let reply = self.db.run_command(command).run().map_err(map)?;
-            if let Ok(errors) = reply.get_array("writeErrors") {
-                if let Some(Bson::Document(first)) = errors.first() {
-                    let message = first.get_str("errmsg").unwrap_or("no message");
-                    let code = first.get("code").map(|c| c.to_string()).unwrap_or_default();
-                    return Err(StoreError::Unavailable(format!(
-                        "MongoDB refused {} of {} record writes: {message} (code {code})",
-                        errors.len(),
-                        n
-                    )));
-                }
-            }
-            if let Ok(wc_error) = reply.get_document("writeConcernError") {
-                let message = wc_error.get_str("errmsg").unwrap_or("no message");
-                return Err(StoreError::Unavailable(format!("MongoDB could not satisfy the write concern: {message}")));
-            }
-        }
-        Ok(())
+        self.run_updates(INVOCATIONS, statements, |_| false)
     }
 
     /// One unordered `insertMany` of the whole batch; the documents it
