@@ -24,6 +24,20 @@
 //!   `put_invocations` for its whole batch, so the order is global across
 //!   servers; its document also holds `bytes`, the records' total.
 //!
+//! - Events (see `events.rs` for the design and what a crash between two
+//!   writes leaves): `topics` and `topic_partitions` (each partition's
+//!   offset counter, watermark, and retained count and bytes, so that
+//!   `get_topic` reads no message), `messages` (unique by topic, partition
+//!   and offset; idempotency keys unique per topic under a partial unique
+//!   index), `subscriptions` and `subscription_partitions` (cursors,
+//!   leases, epochs), `pending` and `dead_letters`. A publish reserves its
+//!   offsets with one `$inc` of the partition's document, then inserts the
+//!   messages; readers wait for an offset reserved and not yet written, and
+//!   skip it once it has been missing for [`MongoOptions::gap_timeout`] (its
+//!   publisher died). Leases are `findAndModify` claims; a commit is fenced
+//!   by an update conditional on the partition's owner and epoch, and
+//!   writes the cursor last.
+//!
 //! The TTL index expires terminal records a day after the retention
 //! ([`TTL_GRACE_SECS`]): the servers' own purge deletes them first, and
 //! counts what it deletes; the index is a safety net for a database no
@@ -41,6 +55,7 @@
 mod bytes;
 mod doc;
 mod error;
+mod events;
 mod indexes;
 
 use std::fmt;
@@ -56,6 +71,9 @@ use sl_store::{
 
 use crate::doc::field;
 use crate::error::{duplicate_indexes, is_duplicate_key, map};
+pub use crate::events::{
+    DEAD_LETTERS, GAP_TIMEOUT, MESSAGES, PENDING, SUBSCRIPTIONS, SUBSCRIPTION_PARTITIONS, TOPICS, TOPIC_PARTITIONS,
+};
 
 /// Collection of actions.
 pub const ACTIONS: &str = "actions";
@@ -103,6 +121,10 @@ pub struct MongoOptions {
     pub server_selection_timeout: Duration,
     /// Timeout of opening one connection.
     pub connect_timeout: Duration,
+    /// How long a reader of a topic waits for an offset that a publisher
+    /// reserved and has not written before it skips it (the publisher
+    /// died: see [`GAP_TIMEOUT`], the default).
+    pub gap_timeout: Duration,
 }
 
 impl Default for MongoOptions {
@@ -111,6 +133,7 @@ impl Default for MongoOptions {
             retention_secs: 7 * 24 * 3600,
             server_selection_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(2),
+            gap_timeout: GAP_TIMEOUT,
         }
     }
 }
@@ -175,6 +198,8 @@ pub struct MongoStore {
     invocations: Collection<Document>,
     counters: Collection<Document>,
     run_counts: Collection<Document>,
+    /// Topics, subscriptions and dead letters (see `events.rs`).
+    events: events::EventCollections,
     /// The URL without its password, for messages.
     label: String,
 }
@@ -212,6 +237,7 @@ impl MongoStore {
             invocations: db.collection(INVOCATIONS),
             counters: db.collection(COUNTERS),
             run_counts: db.collection(RUN_COUNTS),
+            events: events::EventCollections::new(&db, options.gap_timeout),
             db,
             label,
         };
