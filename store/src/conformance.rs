@@ -1,4 +1,5 @@
-//! The conformance suite: what every [`Store`] backend must do.
+//! The conformance suite: what every [`Store`] backend must do, and (in
+//! [`events`]) what every [`Events`](crate::Events) backend must do.
 //!
 //! Each case is a public function that takes a fresh, empty store and panics
 //! when the store breaks the contract documented on [`Store`]. A backend
@@ -230,6 +231,11 @@ const T0: i64 = 1_700_000_000_000;
 
 /// A lease long enough never to expire within a case.
 const HOUR: i64 = 3_600_000;
+
+// The events cases, after the helpers they share (`ok!` is in scope there
+// because the module is declared below its definition).
+pub mod events;
+pub use events::{run_all_events, EVENTS_CASES};
 
 fn action(name: &str) -> ActionRecord {
     ActionRecord {
