@@ -56,23 +56,23 @@ pub(crate) mod field {
     pub const EXPIRE_AT: &str = "expire_at";
 }
 
-fn u64_to_db(value: u64) -> i64 {
+pub(crate) fn u64_to_db(value: u64) -> i64 {
     value as i64
 }
 
-fn u64_from_db(value: i64) -> u64 {
+pub(crate) fn u64_from_db(value: i64) -> u64 {
     value as u64
 }
 
-fn opt_i64(value: Option<i64>) -> Bson {
+pub(crate) fn opt_i64(value: Option<i64>) -> Bson {
     value.map_or(Bson::Null, Bson::Int64)
 }
 
-fn opt_u64(value: Option<u64>) -> Bson {
+pub(crate) fn opt_u64(value: Option<u64>) -> Bson {
     value.map_or(Bson::Null, |v| Bson::Int64(u64_to_db(v)))
 }
 
-fn opt_str(value: Option<&str>) -> Bson {
+pub(crate) fn opt_str(value: Option<&str>) -> Bson {
     value.map_or(Bson::Null, |v| Bson::String(v.to_owned()))
 }
 

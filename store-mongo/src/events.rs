@@ -193,7 +193,7 @@ use sl_store::{
     Published, Result, StoreError, Subscription, SubscriptionInfo, SubscriptionPartition, Topic, TopicInfo,
 };
 
-use crate::doc::Fields;
+use crate::doc::{opt_i64, opt_str, opt_u64, u64_from_db, u64_to_db, Fields};
 use crate::error::{duplicate_indexes, is_duplicate_key, map, DUPLICATE_KEY};
 use crate::MongoStore;
 
@@ -386,19 +386,6 @@ fn lease_lost(subscription: &str, partition: u32) -> StoreError {
     StoreError::LeaseLost { subscription: subscription.to_owned(), partition }
 }
 
-fn opt_str(value: Option<&str>) -> Bson {
-    value.map_or(Bson::Null, |v| Bson::String(v.to_owned()))
-}
-
-fn opt_i64(value: Option<i64>) -> Bson {
-    value.map_or(Bson::Null, Bson::Int64)
-}
-
-/// `u64`s are stored as the `Int64` of the same bits (as in `doc.rs`).
-fn u64_to_db(value: u64) -> i64 {
-    value as i64
-}
-
 fn u32_field(f: &Fields, name: &'static str) -> Result<u32> {
     let value = f.i64(name)?;
     u32::try_from(value).map_err(|_| f.invalid(name, format!("is {value}")).into())
@@ -448,7 +435,7 @@ fn topic_to_doc(topic: &Topic, uid: &str) -> Document {
         field::UID: uid,
         field::PARTITIONS: i64::from(topic.partitions),
         field::RETENTION_MS: opt_i64(topic.retention_ms),
-        field::RETENTION_BYTES: opt_i64(topic.retention_bytes.map(u64_to_db)),
+        field::RETENTION_BYTES: opt_u64(topic.retention_bytes),
         field::CREATED: topic.created,
     }
 }
@@ -460,7 +447,7 @@ fn topic_from_doc(doc: &Document) -> Result<TopicDoc> {
     let topic = Topic {
         partitions: u32_field(&f, field::PARTITIONS)?,
         retention_ms: f.opt_i64(field::RETENTION_MS)?,
-        retention_bytes: f.opt_i64(field::RETENTION_BYTES)?.map(|v| v as u64),
+        retention_bytes: f.opt_i64(field::RETENTION_BYTES)?.map(u64_from_db),
         created: f.i64(field::CREATED)?,
         name,
     };
@@ -477,6 +464,9 @@ struct TopicPart {
 }
 
 impl TopicPart {
+    /// A partition whose document is missing: nothing was appended.
+    const EMPTY: TopicPart = TopicPart { first: 0, next: 0, messages: 0, bytes: 0 };
+
     fn log(&self) -> PartitionLog {
         PartitionLog { first: self.first.min(self.next), next: self.next }
     }
@@ -501,9 +491,13 @@ fn topic_part_from_doc(doc: &Document) -> Result<(String, u32, TopicPart)> {
     Ok((f.string(field::UID)?, u32_field(&f, field::PARTITION)?, part))
 }
 
+/// What `m` counts once appended: its [`Message::size`].
+fn size_of(m: &NewMessage) -> u64 {
+    (m.payload.len() + m.key.as_ref().map_or(0, String::len)) as u64
+}
+
 /// A message's document (`published` given at the reservation).
 fn message_to_doc(tuid: &str, offset: i64, m: &NewMessage, published: i64) -> Document {
-    let size = m.payload.len() + m.key.as_ref().map_or(0, String::len);
     let mut d = doc! {
         field::TUID: tuid,
         field::PARTITION: i64::from(m.partition),
@@ -511,7 +505,7 @@ fn message_to_doc(tuid: &str, offset: i64, m: &NewMessage, published: i64) -> Do
         field::KEY: opt_str(m.key.as_deref()),
         field::PAYLOAD: &m.payload,
         field::PUBLISHED: published,
-        field::SIZE: u64_to_db(size as u64),
+        field::SIZE: u64_to_db(size_of(m)),
     };
     if let Some(key) = &m.idempotency_key {
         d.insert(field::IDEM_KEY, key);
@@ -777,8 +771,7 @@ impl MongoStore {
     }
 
     fn topic_info(t: TopicDoc, parts: &[Option<TopicPart>]) -> TopicInfo {
-        let empty = TopicPart { first: 0, next: 0, messages: 0, bytes: 0 };
-        let parts: Vec<TopicPart> = parts.iter().map(|p| p.unwrap_or(empty)).collect();
+        let parts: Vec<TopicPart> = parts.iter().map(|p| p.unwrap_or(TopicPart::EMPTY)).collect();
         TopicInfo {
             partitions: parts.iter().map(TopicPart::log).collect(),
             messages: parts.iter().map(|p| p.messages.max(0) as u64).sum(),
@@ -897,10 +890,9 @@ impl MongoStore {
 
     /// Where cursors at `position` are in each partition of `t`.
     fn positions(&self, t: &TopicDoc, parts: &[Option<TopicPart>], position: Position) -> Result<Vec<i64>> {
-        let empty = TopicPart { first: 0, next: 0, messages: 0, bytes: 0 };
         let mut cursors = Vec::with_capacity(parts.len());
         for (p, part) in parts.iter().enumerate() {
-            let part = part.unwrap_or(empty);
+            let part = part.unwrap_or(TopicPart::EMPTY);
             let log = part.log();
             let cursor = match position {
                 Position::Beginning => log.first,
@@ -1197,7 +1189,7 @@ impl Events for MongoStore {
     fn set_topic_retention(&self, name: &str, retention_ms: Option<i64>, retention_bytes: Option<u64>) -> Result<bool> {
         let update = doc! { "$set": {
             field::RETENTION_MS: opt_i64(retention_ms),
-            field::RETENTION_BYTES: opt_i64(retention_bytes.map(u64_to_db)),
+            field::RETENTION_BYTES: opt_u64(retention_bytes),
         } };
         let filter = doc! { field::ID: name, field::DELETING: { "$exists": false } };
         Ok(self.ev().topics.update_one(filter, update).run().map_err(map)?.matched_count > 0)
@@ -1721,11 +1713,10 @@ impl MongoStore {
         }
 
         // Reserve, then insert.
-        let size = |i: usize| (all[i].payload.len() + all[i].key.as_ref().map_or(0, String::len)) as u64;
         let mut docs = Vec::new();
         let mut placed: Vec<(usize, i64, i64)> = Vec::new(); // (message, offset, published)
         for (&p, msgs) in &by_partition {
-            let bytes = msgs.iter().map(|&i| size(i)).sum();
+            let bytes = msgs.iter().map(|&i| size_of(&all[i])).sum();
             let Some((first, published)) = self.reserve(&t, p, msgs.len(), bytes, now_ms)? else { continue };
             for (k, &i) in msgs.iter().enumerate() {
                 let offset = first + k as i64;
@@ -1754,7 +1745,7 @@ impl MongoStore {
             }
             let back = take_back.entry(p).or_default();
             back.0 += 1;
-            back.1 += size(i) as i64;
+            back.1 += size_of(&all[i]) as i64;
             // A reader that waited too long for the offset filled it: the
             // message goes to a new one.
             let at = doc! { field::TUID: &t.uid, field::PARTITION: i64::from(p), field::OFFSET: offset };
