@@ -56,23 +56,23 @@ pub(crate) mod field {
     pub const EXPIRE_AT: &str = "expire_at";
 }
 
-fn u64_to_db(value: u64) -> i64 {
+pub(crate) fn u64_to_db(value: u64) -> i64 {
     value as i64
 }
 
-fn u64_from_db(value: i64) -> u64 {
+pub(crate) fn u64_from_db(value: i64) -> u64 {
     value as u64
 }
 
-fn opt_i64(value: Option<i64>) -> Bson {
+pub(crate) fn opt_i64(value: Option<i64>) -> Bson {
     value.map_or(Bson::Null, Bson::Int64)
 }
 
-fn opt_u64(value: Option<u64>) -> Bson {
+pub(crate) fn opt_u64(value: Option<u64>) -> Bson {
     value.map_or(Bson::Null, |v| Bson::Int64(u64_to_db(v)))
 }
 
-fn opt_str(value: Option<&str>) -> Bson {
+pub(crate) fn opt_str(value: Option<&str>) -> Bson {
     value.map_or(Bson::Null, |v| Bson::String(v.to_owned()))
 }
 
@@ -233,13 +233,30 @@ pub(crate) fn integer(doc: &Document, what: &str, field: &'static str) -> Result
     Fields { doc, what: what.to_owned() }.i64(field)
 }
 
+/// An integer as any server stores it: `Int32`, `Int64` or an integral
+/// `Double`.
+fn as_i64(value: &Bson) -> Option<i64> {
+    match value {
+        Bson::Int64(v) => Some(*v),
+        Bson::Int32(v) => Some(i64::from(*v)),
+        // Integral and -2^63 <= v < 2^63 (`i64::MAX as f64` is 2^63): the cast is exact.
+        Bson::Double(v) if v.fract() == 0.0 && *v >= i64::MIN as f64 && *v < i64::MAX as f64 => Some(*v as i64),
+        _ => None,
+    }
+}
+
 /// Typed access to the fields of one stored document; errors name it.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     doc: &'a Document,
     what: String,
 }
 
 impl<'a> Fields<'a> {
+    /// The fields of `doc`, which errors call `what`.
+    pub(crate) fn new(doc: &'a Document, what: impl Into<String>) -> Self {
+        Fields { doc, what: what.into() }
+    }
+
     fn action(doc: &'a Document) -> Self {
         let what = match doc.get(field::NAME) {
             Some(Bson::String(name)) => format!("action {name}"),
@@ -252,7 +269,7 @@ impl<'a> Fields<'a> {
         DecodeError::Missing { what: self.what.clone(), field }
     }
 
-    fn invalid(&self, field: &'static str, problem: String) -> DecodeError {
+    pub(crate) fn invalid(&self, field: &'static str, problem: String) -> DecodeError {
         DecodeError::Invalid { what: self.what.clone(), field, problem }
     }
 
@@ -269,11 +286,11 @@ impl<'a> Fields<'a> {
         self.get(field).ok_or_else(|| self.missing(field))
     }
 
-    fn string(&self, field: &'static str) -> Result<String, DecodeError> {
+    pub(crate) fn string(&self, field: &'static str) -> Result<String, DecodeError> {
         self.opt_string(field)?.ok_or_else(|| self.missing(field))
     }
 
-    fn opt_string(&self, field: &'static str) -> Result<Option<String>, DecodeError> {
+    pub(crate) fn opt_string(&self, field: &'static str) -> Result<Option<String>, DecodeError> {
         match self.get(field) {
             None => Ok(None),
             Some(Bson::String(s)) => Ok(Some(s.clone())),
@@ -281,24 +298,40 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn i64(&self, field: &'static str) -> Result<i64, DecodeError> {
+    pub(crate) fn i64(&self, field: &'static str) -> Result<i64, DecodeError> {
         self.opt_i64(field)?.ok_or_else(|| self.missing(field))
     }
 
-    fn opt_i64(&self, field: &'static str) -> Result<Option<i64>, DecodeError> {
+    pub(crate) fn opt_i64(&self, field: &'static str) -> Result<Option<i64>, DecodeError> {
         match self.get(field) {
             None => Ok(None),
-            Some(Bson::Int64(v)) => Ok(Some(*v)),
-            Some(Bson::Int32(v)) => Ok(Some(i64::from(*v))),
-            // Integral and -2^63 <= v < 2^63 (`i64::MAX as f64` is 2^63): the cast is exact.
-            Some(Bson::Double(v)) if v.fract() == 0.0 && *v >= i64::MIN as f64 && *v < i64::MAX as f64 => {
-                Ok(Some(*v as i64))
-            }
-            Some(other) => Err(self.wrong_type(field, "an integer", other)),
+            Some(value) => as_i64(value).map(Some).ok_or_else(|| self.wrong_type(field, "an integer", value)),
         }
     }
 
-    fn bool(&self, field: &'static str) -> Result<bool, DecodeError> {
+    /// An array of integers (absent: empty).
+    pub(crate) fn i64s(&self, field: &'static str) -> Result<Vec<i64>, DecodeError> {
+        self.array(field)?.iter().map(|v| as_i64(v).ok_or_else(|| self.wrong_type(field, "integers", v))).collect()
+    }
+
+    /// An array of strings (absent: empty).
+    pub(crate) fn strings(&self, field: &'static str) -> Result<Vec<String>, DecodeError> {
+        let strings = self.array(field)?.iter().map(|v| match v {
+            Bson::String(s) => Ok(s.clone()),
+            other => Err(self.wrong_type(field, "strings", other)),
+        });
+        strings.collect()
+    }
+
+    fn array(&self, field: &'static str) -> Result<&'a [Bson], DecodeError> {
+        match self.get(field) {
+            None => Ok(&[]),
+            Some(Bson::Array(values)) => Ok(values),
+            Some(other) => Err(self.wrong_type(field, "an array", other)),
+        }
+    }
+
+    pub(crate) fn bool(&self, field: &'static str) -> Result<bool, DecodeError> {
         match self.required(field)? {
             Bson::Boolean(b) => Ok(*b),
             // nx-27017 0.8.1 turns booleans written by `$set` into 1 and 0.

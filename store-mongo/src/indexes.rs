@@ -9,6 +9,7 @@ use mongodb::sync::{Collection, Database};
 use mongodb::IndexModel;
 
 use crate::doc::field;
+use crate::events::field as ev;
 
 /// `createIndexes` codes for an index whose key exists with other options.
 const INDEX_OPTIONS_CONFLICT: i32 = 85;
@@ -37,6 +38,23 @@ pub(crate) const INVOCATION_KEYS: &[&[(&str, i32)]] = &[
     &[(field::STATUS, 1), (field::FINISHED, 1), (field::SIZE, 1)],
 ];
 
+/// The key patterns of the events collections' indexes (see `events.rs`),
+/// besides the unique ones of [`MESSAGE_UNIQUE_KEYS`].
+pub(crate) const EVENT_KEYS: &[(&str, &[(&str, i32)])] = &[
+    // Retention (oldest first across partitions) and Position::Time.
+    (crate::MESSAGES, &[(ev::TUID, 1), (ev::PUBLISHED, 1), (ev::PARTITION, 1), (ev::OFFSET, 1)]),
+    // The subscriptions a topic's deletion takes along.
+    (crate::SUBSCRIPTIONS, &[(ev::TOPIC, 1)]),
+    // A partition's pending list in offset order; a subscription's entries.
+    (crate::PENDING, &[(ev::UID, 1), (ev::PARTITION, 1), (ev::GEN, 1), (ev::OFFSET, 1)]),
+    // A subscription's dead letters, oldest death first.
+    (crate::DEAD_LETTERS, &[(ev::UID, 1), (ev::DIED, 1), (ev::PARTITION, 1), (ev::OFFSET, 1)]),
+];
+
+/// Unique: one message (or tombstone) an offset, which is how a late
+/// publisher and a reader that gave up on its offset agree.
+pub(crate) const MESSAGE_UNIQUE_KEYS: &[&[(&str, i32)]] = &[&[(ev::TUID, 1), (ev::PARTITION, 1), (ev::OFFSET, 1)]];
+
 fn keys(pattern: &[(&str, i32)]) -> Document {
     let mut keys = Document::new();
     for (name, order) in pattern {
@@ -62,6 +80,23 @@ pub(crate) fn ensure(db: &Database, retention_secs: u64) -> Result<()> {
     if retention_secs > 0 {
         ensure_ttl(db, &invocations, retention_secs)?;
     }
+    ensure_events(db)
+}
+
+/// Creates the indexes of the events collections.
+fn ensure_events(db: &Database) -> Result<()> {
+    for (collection, pattern) in EVENT_KEYS {
+        db.collection::<Document>(collection).create_index(IndexModel::builder().keys(keys(pattern)).build()).run()?;
+    }
+    let messages: Collection<Document> = db.collection(crate::MESSAGES);
+    ensure_unique(&messages, MESSAGE_UNIQUE_KEYS)?;
+    // Idempotency keys: unique in a topic among the messages that have one.
+    let idem = IndexOptions::builder()
+        .unique(true)
+        .partial_filter_expression(doc! { ev::IDEM_KEY: { "$exists": true } })
+        .build();
+    let pattern = doc! { ev::TUID: 1, ev::IDEM_KEY: 1 };
+    messages.create_index(IndexModel::builder().keys(pattern).options(idem).build()).run()?;
     Ok(())
 }
 

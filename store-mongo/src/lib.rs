@@ -24,6 +24,20 @@
 //!   `put_invocations` for its whole batch, so the order is global across
 //!   servers; its document also holds `bytes`, the records' total.
 //!
+//! - Events (see `events.rs` for the design and what a crash between two
+//!   writes leaves): `topics` and `topic_partitions` (each partition's
+//!   offset counter, watermark, and retained count and bytes, so that
+//!   `get_topic` reads no message), `messages` (unique by topic, partition
+//!   and offset; idempotency keys unique per topic under a partial unique
+//!   index), `subscriptions` and `subscription_partitions` (cursors,
+//!   leases, epochs), `pending` and `dead_letters`. A publish reserves its
+//!   offsets with one `$inc` of the partition's document, then inserts the
+//!   messages; readers wait for an offset reserved and not yet written, and
+//!   skip it once it has been missing for [`MongoOptions::gap_timeout`] (its
+//!   publisher died). Leases are `findAndModify` claims; a commit is fenced
+//!   by an update conditional on the partition's owner and epoch, and
+//!   writes the cursor last.
+//!
 //! The TTL index expires terminal records a day after the retention
 //! ([`TTL_GRACE_SECS`]): the servers' own purge deletes them first, and
 //! counts what it deletes; the index is a safety net for a database no
@@ -41,6 +55,7 @@
 mod bytes;
 mod doc;
 mod error;
+mod events;
 mod indexes;
 
 use std::fmt;
@@ -56,6 +71,9 @@ use sl_store::{
 
 use crate::doc::field;
 use crate::error::{duplicate_indexes, is_duplicate_key, map};
+pub use crate::events::{
+    DEAD_LETTERS, GAP_TIMEOUT, MESSAGES, PENDING, SUBSCRIPTIONS, SUBSCRIPTION_PARTITIONS, TOPICS, TOPIC_PARTITIONS,
+};
 
 /// Collection of actions.
 pub const ACTIONS: &str = "actions";
@@ -103,6 +121,10 @@ pub struct MongoOptions {
     pub server_selection_timeout: Duration,
     /// Timeout of opening one connection.
     pub connect_timeout: Duration,
+    /// How long a reader of a topic waits for an offset that a publisher
+    /// reserved and has not written before it skips it (the publisher
+    /// died: see [`GAP_TIMEOUT`], the default).
+    pub gap_timeout: Duration,
 }
 
 impl Default for MongoOptions {
@@ -111,6 +133,7 @@ impl Default for MongoOptions {
             retention_secs: 7 * 24 * 3600,
             server_selection_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(2),
+            gap_timeout: GAP_TIMEOUT,
         }
     }
 }
@@ -175,6 +198,8 @@ pub struct MongoStore {
     invocations: Collection<Document>,
     counters: Collection<Document>,
     run_counts: Collection<Document>,
+    /// Topics, subscriptions and dead letters (see `events.rs`).
+    events: events::EventCollections,
     /// The URL without its password, for messages.
     label: String,
 }
@@ -212,6 +237,7 @@ impl MongoStore {
             invocations: db.collection(INVOCATIONS),
             counters: db.collection(COUNTERS),
             run_counts: db.collection(RUN_COUNTS),
+            events: events::EventCollections::new(&db, options.gap_timeout),
             db,
             label,
         };
@@ -264,6 +290,66 @@ impl MongoStore {
             .ok_or_else(|| StoreError::Corrupt("the enqueue counter vanished while it was incremented".into()))?;
         let last = doc::integer(&counter, "the enqueue counter", field::SEQ)?;
         Ok(last - n + 1)
+    }
+
+    /// Runs `statements` (`{q, u, upsert}` documents, each with about its
+    /// size in bytes) as `update` commands on `collection`: one command
+    /// holds many (a round trip per command, not per statement), the bulk
+    /// form every MongoDB version speaks, unordered, with the client's
+    /// write concern. A statement refused with a code that `tolerated`
+    /// accepts is left undone; any other refusal fails the call.
+    pub(crate) fn run_updates(
+        &self,
+        collection: &str,
+        statements: Vec<(u64, Document)>,
+        tolerated: fn(i32) -> bool,
+    ) -> Result<()> {
+        let mut chunks: Vec<Vec<Document>> = Vec::new();
+        let mut bytes = 0;
+        for (size, statement) in statements {
+            match chunks.last_mut() {
+                Some(chunk) if chunk.len() < UPDATE_BATCH && bytes + size <= UPDATE_BYTES => {
+                    bytes += size;
+                    chunk.push(statement);
+                }
+                _ => {
+                    bytes = size;
+                    chunks.push(vec![statement]);
+                }
+            }
+        }
+        let write_concern = match self.db.write_concern() {
+            Some(wc) => mongodb::bson::to_document(wc)
+                .map_err(|e| StoreError::Corrupt(format!("cannot encode the write concern: {e}")))?,
+            None => Document::new(),
+        };
+        for chunk in chunks {
+            let n = chunk.len();
+            let mut command = doc! { "update": collection, "updates": chunk, "ordered": false };
+            if !write_concern.is_empty() {
+                command.insert("writeConcern", write_concern.clone());
+            }
+            let reply = self.db.run_command(command).run().map_err(map)?;
+            if let Ok(errors) = reply.get_array("writeErrors") {
+                let code = |e: &Document| e.get("code").and_then(|c| c.as_i32().or(c.as_i64().map(|c| c as i32)));
+                let refused: Vec<&Document> =
+                    errors.iter().filter_map(Bson::as_document).filter(|e| !code(e).is_some_and(tolerated)).collect();
+                if let Some(first) = refused.first() {
+                    let message = first.get_str("errmsg").unwrap_or("no message");
+                    let code = first.get("code").map(|c| c.to_string()).unwrap_or_default();
+                    return Err(StoreError::Unavailable(format!(
+                        "MongoDB refused {} of {} writes to {collection}: {message} (code {code})",
+                        refused.len(),
+                        n
+                    )));
+                }
+            }
+            if let Ok(wc_error) = reply.get_document("writeConcernError") {
+                let message = wc_error.get_str("errmsg").unwrap_or("no message");
+                return Err(StoreError::Unavailable(format!("MongoDB could not satisfy the write concern: {message}")));
+            }
+        }
+        Ok(())
     }
 
     fn decode_all(&self, cursor: mongodb::sync::Cursor<Document>) -> Result<Vec<InvocationRecord>> {
@@ -410,52 +496,7 @@ impl Store for MongoStore {
             update.insert("$setOnInsert", doc! { field::SEQ: first_seq + i as i64 });
             statements.push((size, doc! { "q": { field::ID: &rec.id }, "u": update, "upsert": true }));
         }
-        // One `update` command holds many (a round trip per command, not
-        // per record): the bulk form every MongoDB version speaks, with the
-        // client's write concern.
-        let mut chunks: Vec<Vec<Document>> = Vec::new();
-        let mut bytes = 0;
-        for (size, statement) in statements {
-            match chunks.last_mut() {
-                Some(chunk) if chunk.len() < UPDATE_BATCH && bytes + size <= UPDATE_BYTES => {
-                    bytes += size;
-                    chunk.push(statement);
-                }
-                _ => {
-                    bytes = size;
-                    chunks.push(vec![statement]);
-                }
-            }
-        }
-        let write_concern = match self.db.write_concern() {
-            Some(wc) => mongodb::bson::to_document(wc)
-                .map_err(|e| StoreError::Corrupt(format!("cannot encode the write concern: {e}")))?,
-            None => Document::new(),
-        };
-        for chunk in chunks {
-            let n = chunk.len();
-            let mut command = doc! { "update": INVOCATIONS, "updates": chunk, "ordered": false };
-            if !write_concern.is_empty() {
-                command.insert("writeConcern", write_concern.clone());
-            }
-            let reply = self.db.run_command(command).run().map_err(map)?;
-            if let Ok(errors) = reply.get_array("writeErrors") {
-                if let Some(Bson::Document(first)) = errors.first() {
-                    let message = first.get_str("errmsg").unwrap_or("no message");
-                    let code = first.get("code").map(|c| c.to_string()).unwrap_or_default();
-                    return Err(StoreError::Unavailable(format!(
-                        "MongoDB refused {} of {} record writes: {message} (code {code})",
-                        errors.len(),
-                        n
-                    )));
-                }
-            }
-            if let Ok(wc_error) = reply.get_document("writeConcernError") {
-                let message = wc_error.get_str("errmsg").unwrap_or("no message");
-                return Err(StoreError::Unavailable(format!("MongoDB could not satisfy the write concern: {message}")));
-            }
-        }
-        Ok(())
+        self.run_updates(INVOCATIONS, statements, |_| false)
     }
 
     /// One unordered `insertMany` of the whole batch; the documents it
