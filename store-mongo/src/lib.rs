@@ -729,6 +729,10 @@ impl Store for MongoStore {
         });
         Ok(RunCounts::from_values(action, values))
     }
+
+    fn events(&self) -> &dyn sl_store::Events {
+        self
+    }
 }
 
 #[cfg(test)]

@@ -174,8 +174,6 @@ pub trait Store: Send + Sync {
     /// The stored run counters of `action` (all 0 if none was ever added).
     fn run_counts(&self, action: &str) -> Result<RunCounts>;
 
-    /// FIXME(events): required once every backend implements Events.
-    fn events(&self) -> &dyn Events {
-        unimplemented!("FIXME(events)")
-    }
+    /// The same backend's topics, subscriptions and dead letters.
+    fn events(&self) -> &dyn Events;
 }

@@ -227,15 +227,16 @@ mod tests {
         assert_eq!(metrics.ops[at("get_action")].errors.get(), 0);
 
         // A store that cannot be reached: its failures are counted.
-        let down = MeteredStore::new(Arc::new(Down), Arc::clone(&metrics));
+        let down = MeteredStore::new(Arc::new(Down(sl_store::MemoryStore::new())), Arc::clone(&metrics));
         assert!(down.get_action("a").is_err() && down.count_queued().is_err());
         assert_eq!(metrics.ops[at("get_action")].errors.get(), 1);
         assert_eq!(metrics.ops[at("count_queued")].errors.get(), 1);
         assert_eq!(count("count_queued"), 3);
     }
 
-    /// A store whose every call fails as an unreachable one does.
-    struct Down;
+    /// A store whose every call fails as an unreachable one does (events
+    /// are not timed: they go to a memory store).
+    struct Down(sl_store::MemoryStore);
 
     fn down<T>() -> Result<T> {
         Err(StoreError::Unavailable("down".into()))
@@ -307,6 +308,9 @@ mod tests {
         }
         fn run_counts(&self, _: &str) -> Result<RunCounts> {
             down()
+        }
+        fn events(&self) -> &dyn sl_store::Events {
+            &self.0
         }
     }
 }
