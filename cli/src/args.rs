@@ -133,7 +133,19 @@ pub enum Command {
     #[command(subcommand, long_about = ROUTE_ABOUT)]
     Route(RouteCommand),
 
-    /// Deploy a directory of Lua files (and its sl.toml) as actions and routes
+    /// Create, inspect, change and delete topics; publish to them and read their messages
+    #[command(subcommand, long_about = TOPIC_ABOUT)]
+    Topic(TopicCommand),
+
+    /// Create, inspect, reset and delete the subscriptions that deliver topics to actions
+    #[command(subcommand, long_about = SUB_ABOUT)]
+    Sub(SubCommand),
+
+    /// List, show, redrive or purge a subscription's dead letters
+    #[command(subcommand, long_about = DLQ_ABOUT)]
+    Dlq(DlqCommand),
+
+    /// Deploy a directory of Lua files (and its sl.toml) as actions, routes, topics and subscriptions
     #[command(long_about = crate::deploy::LONG_ABOUT)]
     Deploy(DirArgs),
 
@@ -198,6 +210,370 @@ pub enum RouteCommand {
         /// Host of the route (default: the route for any host)
         #[arg(long, value_name = "HOST")]
         host: Option<String>,
+    },
+}
+
+const TOPIC_ABOUT: &str = "\
+Create, inspect, change and delete topics; publish messages to them and read their logs.
+
+A topic is a durable log of JSON messages, split into partitions (fixed when it is created). A \
+message's key picks its partition, so the messages of one key stay in order; messages without \
+a key are spread over the partitions. Retention deletes a partition's oldest messages by age \
+(--retention-secs) and by the topic's total size (--retention-bytes); offsets are never reused. \
+Subscriptions (`slcli sub`) deliver a topic's messages to an action. The topics of an app \
+directory are best kept in its sl.toml (see `slcli help deploy`).
+
+    slcli topic create orders --partitions 8 --retention-secs 604800
+    slcli topic publish orders '{\"id\": 17, \"total\": 9.5}' --key customer-42
+    slcli topic read orders --partition 3 --from 0 --limit 20
+    slcli topic set orders --retention-bytes 100000000
+    slcli topic delete orders
+
+Names are 1 to 128 letters, digits, '-', '_' or '.' (not '.' or '..').";
+
+const SUB_ABOUT: &str = "\
+Create, inspect, reset and delete subscriptions.
+
+A subscription delivers the messages of a topic to an action, in batches: the action's \
+`main(batch)` gets `{subscription=, topic=, partition=, messages={{partition=, offset=, key=, \
+payload=, attempts=, published=}, ...}}`. Returning acks the batch; raising an error retries it \
+after a backoff (doubling from --backoff-ms up to --backoff-max-ms), up to --max-retries times, \
+after which its messages become dead letters (`slcli dlq`). Each partition has a cursor: the \
+offset of the next message to take; `slcli sub get` shows the cursors and the backlog.
+
+    slcli sub create mailer --topic orders --action mail.send --batch-size 20 --from beginning
+    slcli sub get mailer
+    slcli sub reset mailer --to 2026-12-08T09:00:00Z
+    slcli sub delete mailer
+
+A position (--from, --to) is `beginning` (the oldest retained message), `end` (only messages \
+published from now on), an offset (the same in every partition), or an RFC 3339 time such as \
+2026-12-08T09:00:00Z or 2026-12-08T10:00:00+01:00 (in each partition, the first message \
+published at or after it).";
+
+const DLQ_ABOUT: &str = "\
+List, show, redrive or purge the dead letters of a subscription: the messages whose delivery \
+failed more than the subscription's max retries, kept with their attempts, last error and logs.
+
+    slcli dlq list mailer
+    slcli dlq show mailer 3:1042
+    slcli dlq redrive mailer 3:1042
+    slcli dlq purge mailer
+
+A dead letter is named by its place in the topic, PARTITION:OFFSET, as `dlq list` shows it. \
+Redriving moves dead letters back to delivery with their attempts reset; purging deletes them.";
+
+/// A retention bound of `slcli topic set`: a number, or `none` for no bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// No bound (`none`).
+    None,
+    /// This many seconds or bytes.
+    Value(u64),
+}
+
+impl Bound {
+    /// The bound as an option: `None` for no bound.
+    pub fn get(self) -> Option<u64> {
+        match self {
+            Bound::None => None,
+            Bound::Value(n) => Some(n),
+        }
+    }
+}
+
+impl std::str::FromStr for Bound {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.eq_ignore_ascii_case("none") {
+            return Ok(Bound::None);
+        }
+        text.parse().map(Bound::Value).map_err(|_| format!("'{text}' is neither a whole number nor 'none'"))
+    }
+}
+
+/// The place of a dead letter: `PARTITION:OFFSET`, e.g. `3:1042`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    /// The partition of the topic.
+    pub partition: u32,
+    /// The message's offset in that partition.
+    pub offset: i64,
+}
+
+impl std::str::FromStr for Place {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("'{text}' is not PARTITION:OFFSET, e.g. 3:1042 (as `slcli dlq list` shows)");
+        let (p, o) = text.split_once(':').ok_or_else(bad)?;
+        let partition = p.trim().parse().map_err(|_| bad())?;
+        let offset: i64 = o.trim().parse().map_err(|_| bad())?;
+        if offset < 0 {
+            return Err(bad());
+        }
+        Ok(Place { partition, offset })
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.partition, self.offset)
+    }
+}
+
+/// `slcli topic ...`.
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic
+    ///
+    /// Prints `topic created orders (4 partitions, kept for any age, any size)`. Fails if a topic of
+    /// that name exists (409 conflict), or the name, partitions or retention are invalid (400).
+    Create {
+        /// Topic name: 1 to 128 letters, digits, '-', '_' or '.' (not '.' or '..')
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+        /// Number of partitions, 1 to 256; fixed once the topic exists [server default: 4]
+        #[arg(short, long, value_name = "N")]
+        partitions: Option<u32>,
+        /// Delete messages older than this many seconds (at least 1) [default: kept for any age]
+        #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+        retention_secs: Option<u64>,
+        /// Delete the oldest messages while the topic's payloads and keys hold more than this many bytes
+        /// [default: no bound]
+        #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(1..))]
+        retention_bytes: Option<u64>,
+    },
+
+    /// List the topics: partitions, retained messages and bytes, retention ("[]" when there are none)
+    List,
+
+    /// Show a topic: its settings, what it holds, and each partition's first and next offsets
+    Get {
+        /// Topic name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+    },
+
+    /// Change a topic's retention (what is not given stays as it is)
+    ///
+    /// Prints `topic updated orders (kept 3600 s, any size)`. `none` removes a bound. The number of
+    /// partitions cannot change.
+    #[command(group(clap::ArgGroup::new("retention").required(true).multiple(true)))]
+    Set {
+        /// Topic name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+        /// Delete messages older than this many seconds (at least 1), or `none` to keep them for any age
+        #[arg(long, value_name = "S|none", group = "retention")]
+        retention_secs: Option<Bound>,
+        /// Keep at most this many bytes of payloads and keys (at least 1), or `none` for no bound
+        #[arg(long, value_name = "B|none", group = "retention")]
+        retention_bytes: Option<Bound>,
+    },
+
+    /// Delete a topic and its messages
+    ///
+    /// Prints `topic deleted orders`. Fails with 409 while subscriptions read it (delete them first),
+    /// and with 404 if there is no such topic.
+    Delete {
+        /// Topic name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+    },
+
+    /// Publish one message (any JSON value) to a topic
+    ///
+    /// Prints `published to orders partition 2 offset 17` once the message is stored. With
+    /// --idempotency-key, publishing the same key again (while the first message is retained) stores
+    /// nothing and prints where the first one is, and a publish whose answer is lost is retried.
+    Publish(PublishArgs),
+
+    /// Read a partition's retained messages, oldest first
+    ///
+    /// Prints PARTITION, OFFSET, KEY, PUBLISHED and PAYLOAD (compact JSON) per message ("[]" when there
+    /// are none). To read on, pass the last offset shown plus one as --from.
+    Read {
+        /// Topic name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+        /// The partition to read [default: 0]
+        #[arg(short, long, value_name = "P")]
+        partition: Option<u32>,
+        /// The first offset to read (an earlier one reads from the oldest retained) [default: 0]
+        #[arg(short, long, value_name = "OFFSET")]
+        from: Option<i64>,
+        /// At most N messages (1 to 1000) [server default: 100]
+        #[arg(short = 'n', long, value_name = "N")]
+        limit: Option<u64>,
+    },
+}
+
+/// `slcli topic publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Topic name
+    #[arg(value_parser = NonEmptyStringValueParser::new())]
+    pub name: String,
+
+    /// The message, any JSON value, e.g. '{"id": 17}' or '"text"' (a string needs its JSON quotes)
+    #[arg(value_name = "PAYLOAD_JSON", required_unless_present = "data_file", conflicts_with = "data_file")]
+    pub payload: Option<String>,
+
+    /// Read the message from FILE ("-" for standard input)
+    #[arg(short, long, value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
+
+    /// The message's key: the messages of one key go to one partition, in order
+    #[arg(long, value_name = "K")]
+    pub key: Option<String>,
+
+    /// Publish with this Idempotency-Key (1 to 255 printable ASCII characters): the same key again
+    /// stores nothing new and answers where the first message is
+    #[arg(short = 'k', long, value_name = "K")]
+    pub idempotency_key: Option<String>,
+}
+
+/// `slcli sub ...`.
+#[derive(Debug, Subcommand)]
+pub enum SubCommand {
+    /// Create a subscription: deliver TOPIC's messages to ACTION
+    ///
+    /// Prints `subscription created mailer (orders -> mail.send, from end)`. Fails if a subscription of
+    /// that name exists (409 conflict), the topic or action does not exist (404), or a name or
+    /// setting is invalid (400).
+    Create(SubCreateArgs),
+
+    /// List the subscriptions: topic, action, backlog and dead letters ("[]" when there are none)
+    List,
+
+    /// Show a subscription: its settings, backlog and dead letters, and each partition's cursor,
+    /// pending messages, backlog and owner
+    Get {
+        /// Subscription name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+    },
+
+    /// Delete a subscription (its cursors, pending messages and dead letters go with it)
+    ///
+    /// Prints `subscription deleted mailer`; fails with 404 if there is no such subscription.
+    Delete {
+        /// Subscription name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+    },
+
+    /// Move a subscription's cursors: replay from an earlier position, or skip ahead
+    ///
+    /// Prints `subscription mailer reset to beginning` and the new cursor of each partition. Pending
+    /// retries are dropped; dead letters stay.
+    Reset {
+        /// Subscription name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+        /// Where to: beginning, end, an OFFSET (in every partition), or an RFC 3339 TIME such as
+        /// 2026-12-08T09:00:00Z
+        #[arg(long, value_name = "POSITION")]
+        to: crate::position::Position,
+    },
+}
+
+/// `slcli sub create`.
+#[derive(Debug, Args)]
+pub struct SubCreateArgs {
+    /// Subscription name: 1 to 128 letters, digits, '-', '_' or '.' (not '.' or '..')
+    #[arg(value_parser = NonEmptyStringValueParser::new())]
+    pub name: String,
+
+    /// The topic to deliver
+    #[arg(long, value_name = "TOPIC", value_parser = NonEmptyStringValueParser::new())]
+    pub topic: String,
+
+    /// The action each batch runs
+    #[arg(long, value_name = "ACTION", value_parser = NonEmptyStringValueParser::new())]
+    pub action: String,
+
+    /// At most N messages a batch, 1 to 1000 [server default: 10]
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<u32>,
+
+    /// Wait up to MS milliseconds (0 to 60000) for a partial batch to fill [server default: 0]
+    #[arg(long, value_name = "MS")]
+    pub max_wait_ms: Option<i64>,
+
+    /// Deliveries of a failing message after its first before it becomes a dead letter, 0 to 100
+    /// [server default: 3]
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u32>,
+
+    /// The first retry's delay in milliseconds, doubling with each retry [server default: 1000]
+    #[arg(long, value_name = "MS")]
+    pub backoff_ms: Option<i64>,
+
+    /// The longest delay between retries, in milliseconds [server default: 300000]
+    #[arg(long, value_name = "MS")]
+    pub backoff_max_ms: Option<i64>,
+
+    /// Where to start: beginning, end, an OFFSET (in every partition), or an RFC 3339 TIME such as
+    /// 2026-12-08T09:00:00Z [server default: end]
+    #[arg(long, value_name = "POSITION")]
+    pub from: Option<crate::position::Position>,
+}
+
+/// `slcli dlq ...`.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List a subscription's dead letters, oldest death first: place (PARTITION:OFFSET), key,
+    /// attempts, when it died, and its error ("[]" when there are none)
+    List {
+        /// Subscription name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        sub: String,
+        /// At most N dead letters (1 to 1000) [server default: 100]
+        #[arg(short = 'n', long, value_name = "N")]
+        limit: Option<u64>,
+    },
+
+    /// Show one dead letter: its payload, attempts, last error and the logs of its last delivery
+    ///
+    /// It is looked up among the subscription's 1000 oldest dead letters (the server has no request
+    /// for one). With --json, prints the dead letter's JSON object as the server sent it.
+    Show {
+        /// Subscription name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        sub: String,
+        /// The dead letter's place, PARTITION:OFFSET, as `dlq list` shows it
+        #[arg(value_name = "PARTITION:OFFSET")]
+        place: Place,
+    },
+
+    /// Move dead letters back to delivery, their attempts reset: all of them, or the one at
+    /// PARTITION:OFFSET
+    ///
+    /// Prints `redriven 3 dead letters of mailer`; fails with 404 if there is no such subscription
+    /// (or no dead letter at PARTITION:OFFSET).
+    Redrive {
+        /// Subscription name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        sub: String,
+        /// Only the dead letter at this place
+        #[arg(value_name = "PARTITION:OFFSET")]
+        place: Option<Place>,
+    },
+
+    /// Delete dead letters: all of them, or the one at PARTITION:OFFSET
+    ///
+    /// Prints `purged 3 dead letters of mailer`; fails with 404 if there is no such subscription (or no
+    /// dead letter at PARTITION:OFFSET).
+    Purge {
+        /// Subscription name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        sub: String,
+        /// Only the dead letter at this place
+        #[arg(value_name = "PARTITION:OFFSET")]
+        place: Option<Place>,
     },
 }
 
@@ -359,6 +735,43 @@ mod tests {
         for bad in ["0", "-1", "x", "1048577"] {
             assert!(Cli::try_parse_from(["slcli", "list", "--max-body-mib", bad]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn topic_set_needs_a_bound_and_takes_none() {
+        assert!(Cli::try_parse_from(["slcli", "topic", "set", "t"]).is_err());
+        let cli = Cli::try_parse_from(["slcli", "topic", "set", "t", "--retention-secs", "none"]).unwrap();
+        let Command::Topic(TopicCommand::Set { retention_secs, retention_bytes, .. }) = cli.command else { panic!() };
+        assert_eq!((retention_secs, retention_bytes), (Some(Bound::None), None));
+        let cli = Cli::try_parse_from(["slcli", "topic", "set", "t", "--retention-bytes", "5"]).unwrap();
+        let Command::Topic(TopicCommand::Set { retention_bytes, .. }) = cli.command else { panic!() };
+        assert_eq!(retention_bytes.and_then(Bound::get), Some(5));
+        assert!(Cli::try_parse_from(["slcli", "topic", "set", "t", "--retention-secs", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["slcli", "topic", "create", "t", "--retention-secs", "0"]).is_err());
+    }
+
+    #[test]
+    fn publish_takes_a_payload_or_a_file() {
+        assert!(Cli::try_parse_from(["slcli", "topic", "publish", "t"]).is_err());
+        assert!(Cli::try_parse_from(["slcli", "topic", "publish", "t", "{}", "-d", "m.json"]).is_err());
+        let cli = Cli::try_parse_from(["slcli", "topic", "publish", "t", "-d", "-", "--key", "k", "-k", "i"]).unwrap();
+        let Command::Topic(TopicCommand::Publish(p)) = cli.command else { panic!() };
+        assert_eq!((p.payload, p.key.as_deref(), p.idempotency_key.as_deref()), (None, Some("k"), Some("i")));
+    }
+
+    #[test]
+    fn places_and_positions() {
+        assert_eq!("3:1042".parse(), Ok(Place { partition: 3, offset: 1042 }));
+        for bad in ["3", "a:1", "1:-1", ":", "1:2:3"] {
+            assert!(bad.parse::<Place>().is_err(), "{bad}");
+        }
+        let cli = Cli::try_parse_from(["slcli", "sub", "reset", "s", "--to", "2026-12-08T09:00:00Z"]).unwrap();
+        let Command::Sub(SubCommand::Reset { to, .. }) = cli.command else { panic!() };
+        assert_eq!(to, crate::position::Position::Time(1_796_720_400_000));
+        let r = Cli::try_parse_from(["slcli", "sub", "create", "s", "--topic", "t", "--action", "a", "--from", "x"]);
+        assert!(r.unwrap_err().to_string().contains("is not a valid position"));
+        assert!(Cli::try_parse_from(["slcli", "sub", "create", "s", "--topic", "t"]).is_err(), "--action is required");
+        assert!(Cli::try_parse_from(["slcli", "dlq", "show", "s", "x"]).is_err());
     }
 
     #[test]

@@ -21,6 +21,10 @@ use crate::json::Scalar;
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Tries of a request with an idempotency key whose answer is lost
+/// ([`Client::call_with_key`]).
+const KEYED_TRIES: u32 = 4;
+
 /// One mebibyte, the unit of `--max-body-mib`.
 pub const MIB: u64 = 1 << 20;
 
@@ -322,6 +326,27 @@ impl Client {
     /// `send`, then [`Reply::success`].
     pub fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Reply> {
         Ok(self.send(method, path, body)?.success()?)
+    }
+
+    /// [`call`](Self::call) with `Idempotency-Key: key`, trying again
+    /// (after 0.5, 1 and 2 s) when the request or its answer is lost: the
+    /// key makes a retry safe, since the server answers it with what the
+    /// first try did (the invocation it queued, the message it stored).
+    pub fn call_with_key(&self, method: Method, path: &str, body: &[u8], key: &str) -> Result<Reply> {
+        let mut pause = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            match self.send_with(method, path, Some(body), &[("Idempotency-Key", key)]) {
+                Ok(reply) => return Ok(reply.success()?),
+                Err(Failure::Unreachable(e)) if attempt < KEYED_TRIES => {
+                    eprintln!("{e}; trying again with the same Idempotency-Key in {} ms", pause.as_millis());
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into_error()),
+            }
+        }
     }
 
     /// Why a request failed, in words.

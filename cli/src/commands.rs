@@ -79,6 +79,9 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Invocations(args) => invocations(&client, out, args),
         Command::Plugins => plugins(&client, out),
         Command::Route(command) => route(&client, out, command),
+        Command::Topic(command) => crate::topics::command(&client, out.json, command).map(|()| Status::Done),
+        Command::Sub(command) => crate::subscriptions::sub_command(&client, out.json, command).map(|()| Status::Done),
+        Command::Dlq(command) => crate::subscriptions::dlq_command(&client, out.json, command).map(|()| Status::Done),
         Command::Deploy(DirArgs { dir }) => Ok(status(crate::deploy::command(&client, &url, &dir)?)),
         Command::Dev(DirArgs { dir }) => crate::dev::command(&client, &url, &dir).map(|()| Status::Done),
         Command::Test(TestArgs { dir, filter }) => {
@@ -279,36 +282,13 @@ fn run_action(client: &Client, out: Out, args: RunArgs) -> Result<Status> {
         return out.stream(&reply, |w| output::write_result(&reply.body, w));
     }
     let reply = match &args.idempotency_key {
-        Some(key) => submit_with_key(client, &path, &body, key)?,
+        Some(key) => client.call_with_key(Method::Post, &path, &body, key)?,
         None => client.call(Method::Post, &path, Some(&body))?,
     };
     out.print(&reply, || match reply.json::<Submitted>()?.id {
         Scalar::Str(id) => Ok(visible(&id, Lines::One).into_owned()),
         _ => bail!("the server's answer has no InvocationId: {}", snippet(&reply.body)),
     })
-}
-
-/// Tries of an asynchronous run with an idempotency key whose answer is lost.
-const KEYED_TRIES: u32 = 4;
-
-/// Submits with `Idempotency-Key: key`, trying again (after 0.5, 1 and 2
-/// s) when the request or its answer is lost: the key makes a retry safe,
-/// since the server answers it with the invocation the first try queued.
-fn submit_with_key(client: &Client, path: &str, body: &[u8], key: &str) -> Result<Reply> {
-    let mut pause = Duration::from_millis(500);
-    let mut attempt = 1;
-    loop {
-        match client.send_with(Method::Post, path, Some(body), &[("Idempotency-Key", key)]) {
-            Ok(reply) => return Ok(reply.success()?),
-            Err(client::Failure::Unreachable(e)) if attempt < KEYED_TRIES => {
-                eprintln!("{e}; trying again with the same Idempotency-Key in {} ms", pause.as_millis());
-                std::thread::sleep(pause);
-                pause *= 2;
-                attempt += 1;
-            }
-            Err(e) => return Err(e.into_error()),
-        }
-    }
 }
 
 /// What the server answers an asynchronous run.

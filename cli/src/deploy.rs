@@ -1,17 +1,21 @@
 //! `slcli deploy DIR`: makes the server match an app directory.
 //!
 //! Reads the directory ([`crate::app`]) and its manifest
-//! ([`crate::manifest`]), fetches what the server has, computes the changes
-//! ([`crate::plan`]) and makes them in this order: actions created and
-//! updated, routes added, routes deleted, actions deleted. Then it records
-//! the actions deployed from the directory in `DIR/.sl/deployed.json`
+//! ([`crate::manifest`]), fetches what the server has, checks that the
+//! subscriptions' topics and actions exist (in the directory or on the
+//! server), computes the changes ([`crate::plan`]) and makes them in this
+//! order: actions created and updated, topics created and updated,
+//! subscriptions deleted, recreated and created, routes added, routes
+//! deleted, topics deleted, actions deleted. Then it records what was
+//! deployed from the directory in `DIR/.sl/deployed.json`
 //! ([`crate::state`]).
 //!
 //! A file the server refuses (a Lua syntax error, say) is reported as
 //! `users/get.lua:3: '=' expected near 'x'` and the deploy goes on with the
-//! other files; the server keeps the action's previous version. Anything
-//! else going wrong (the server cannot be reached, answers 5xx) stops the
-//! deploy with an error.
+//! other files; the server keeps the action's previous version. A topic,
+//! subscription or route the server refuses is reported the same way.
+//! Anything else going wrong (the server cannot be reached, answers 5xx)
+//! stops the deploy with an error.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -27,11 +31,13 @@ use crate::app;
 use crate::client::{encode, Client, Method, Reply, ServerError};
 use crate::json::{self, Scalar};
 use crate::locate;
-use crate::manifest::{Limits, Manifest};
+use crate::manifest::{Limits, Manifest, SubscriptionSpec};
 use crate::output::{visible, Lines};
 use crate::plan::{Local, LocalAction, Plan, Remote, RemoteAction, Update};
+use crate::position::Position;
 use crate::routes::{self, Route};
-use crate::state::State;
+use crate::state::{Owned, State};
+use crate::{subscriptions, topics};
 
 /// The long help of `slcli deploy`.
 pub const LONG_ABOUT: &str = "\
@@ -57,21 +63,52 @@ Limits and routes come from the optional manifest DIR/sl.toml:
     action = \"users.get\"
     host = \"example.com\"       # optional; absent = any host
 
-Unknown keys are errors, and so are limits or routes naming an action that has no file.
+    [topics.orders]            # any number, by name
+    partitions = 8             # default 4; fixed once the topic exists
+    retention_secs = 604800    # optional; absent = messages kept for any age
+    retention_bytes = 1000000  # optional; absent = no bound on the topic's size
+
+    [subscriptions.mailer]     # any number, by name
+    topic = \"orders\"           # a topic of [topics], or one the server has
+    action = \"mail.send\"       # an action of DIR, or one the server has
+    batch_size = 10            # optional; these are the defaults
+    max_wait_ms = 0
+    max_retries = 3
+    backoff_ms = 1000
+    backoff_max_ms = 300000
+    from = \"end\"               # where a new subscription starts: \"beginning\", \"end\",
+                               # an offset (a number) or an RFC 3339 time (2026-12-08T09:00:00Z)
+
+Unknown keys are errors, and so are limits or routes naming an action that has no file, and a \
+subscription whose topic or action is neither in DIR nor on the server.
 
 The deploy creates the actions the server lacks, updates those whose source or limits differ, \
-adds the manifest's routes the server lacks, deletes the server's routes to this directory's \
-actions that the manifest does not list, and deletes the actions deployed from DIR before \
-whose file is gone. It prints one line per change:
+creates the manifest's topics the server lacks and updates the retention of those whose \
+retention differs (a topic's partitions cannot change: a difference is reported as a failure), \
+creates the manifest's subscriptions the server lacks, adds the manifest's routes the server \
+lacks, deletes the server's routes to this directory's actions that the manifest does not list, \
+and deletes the actions, topics and subscriptions deployed from DIR before whose file or \
+manifest entry is gone. A subscription whose settings changed (topic, action, batch_size, \
+max_wait_ms, max_retries, backoff_ms, backoff_max_ms) is deleted and created again, as the \
+server cannot change one: it starts at its `from` again, and its old cursors, pending retries \
+and dead letters are gone. `from` itself only applies when a subscription is created; a \
+subscription whose settings did not change is left alone. It prints one line per change:
 
     created users.get
     updated users.get
+    topic created orders
+    topic updated orders
+    subscription deleted old-mailer
+    subscription recreated mailer (orders -> mail.send, from end)
+    subscription created audit (orders -> audit.log, from beginning)
     route added GET /users/:id -> users.get
     route deleted GET example.com/x -> y
+    topic deleted old-orders
     deleted old.thing
 
-then a summary (`N created, N updated, N deleted, N routes added, N routes deleted`), or \
-just `nothing changed` (and sends no writes) when the server already matches.
+then a summary (`N created, N updated, N deleted, N routes added, N routes deleted`, followed \
+by the topics and subscriptions created, updated, recreated or deleted, if any), or just \
+`nothing changed` (and sends no writes) when the server already matches.
 
 A symbolic link to a file counts if the file it leads to (all links resolved) is inside DIR; \
 a link that leads out of DIR (key.lua -> ~/.ssh/id_rsa) is an error naming the link and its \
@@ -82,10 +119,11 @@ A file the server refuses is reported with its path and line, e.g. \
 `users/get.lua:3: '=' expected near 'x'` (on stderr); the other files are still deployed, the \
 server keeps the refused action's previous version, and slcli exits with status 1.
 
-The actions deployed from DIR are recorded per server URL in DIR/.sl/deployed.json, so that \
-a later deploy can delete the ones whose file was removed. It belongs to your checkout: add \
-.sl/ to .gitignore. Actions on the server that were never deployed from DIR are left alone, \
-unless a file of DIR has their name (then DIR takes them over).";
+The actions, topics and subscriptions deployed from DIR are recorded per server URL in \
+DIR/.sl/deployed.json, so that a later deploy can delete the ones whose file or manifest entry \
+was removed. It belongs to your checkout: add .sl/ to .gitignore. Actions, topics and \
+subscriptions on the server that were never deployed from DIR are left alone, unless DIR has \
+one of their name (then DIR takes it over).";
 
 /// One change made (or refused) by a deploy, printed as one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +133,35 @@ pub enum Event {
     Deleted(String),
     RouteAdded(Route),
     RouteDeleted(Route),
-    /// A file, route or deletion the server refused, with why.
+    TopicCreated(String),
+    /// A topic whose retention changed.
+    TopicUpdated(String),
+    TopicDeleted(String),
+    SubscriptionCreated(SubscriptionLine),
+    /// A subscription deleted and created again, its settings changed.
+    SubscriptionRecreated(SubscriptionLine),
+    SubscriptionDeleted(String),
+    /// A file, route, topic, subscription or deletion the server refused, with why.
     Failed(String),
+}
+
+/// A subscription as a deploy reports it: `mailer (orders -> mail.send, from end)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionLine {
+    /// The subscription.
+    pub name: String,
+    /// The topic it delivers.
+    pub topic: String,
+    /// The action it runs.
+    pub action: String,
+    /// Where it starts.
+    pub from: Position,
+}
+
+impl fmt::Display for SubscriptionLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} -> {}, from {})", self.name, self.topic, self.action, self.from)
+    }
 }
 
 impl Event {
@@ -113,6 +178,12 @@ impl fmt::Display for Event {
             Event::Deleted(name) => write!(f, "deleted {name}"),
             Event::RouteAdded(route) => write!(f, "route added {route}"),
             Event::RouteDeleted(route) => write!(f, "route deleted {route}"),
+            Event::TopicCreated(name) => write!(f, "topic created {name}"),
+            Event::TopicUpdated(name) => write!(f, "topic updated {name}"),
+            Event::TopicDeleted(name) => write!(f, "topic deleted {name}"),
+            Event::SubscriptionCreated(sub) => write!(f, "subscription created {sub}"),
+            Event::SubscriptionRecreated(sub) => write!(f, "subscription recreated {sub}"),
+            Event::SubscriptionDeleted(name) => write!(f, "subscription deleted {name}"),
             Event::Failed(message) => f.write_str(message),
         }
     }
@@ -126,6 +197,12 @@ pub struct Outcome {
     pub deleted: usize,
     pub routes_added: usize,
     pub routes_deleted: usize,
+    pub topics_created: usize,
+    pub topics_updated: usize,
+    pub topics_deleted: usize,
+    pub subscriptions_created: usize,
+    pub subscriptions_recreated: usize,
+    pub subscriptions_deleted: usize,
     pub failed: usize,
 }
 
@@ -137,17 +214,37 @@ impl Outcome {
             Event::Deleted(_) => self.deleted += 1,
             Event::RouteAdded(_) => self.routes_added += 1,
             Event::RouteDeleted(_) => self.routes_deleted += 1,
+            Event::TopicCreated(_) => self.topics_created += 1,
+            Event::TopicUpdated(_) => self.topics_updated += 1,
+            Event::TopicDeleted(_) => self.topics_deleted += 1,
+            Event::SubscriptionCreated(_) => self.subscriptions_created += 1,
+            Event::SubscriptionRecreated(_) => self.subscriptions_recreated += 1,
+            Event::SubscriptionDeleted(_) => self.subscriptions_deleted += 1,
             Event::Failed(_) => self.failed += 1,
         }
     }
 
+    /// The topic and subscription counts, named as the summary shows them.
+    fn event_counts(&self) -> [(usize, &'static str); 6] {
+        [
+            (self.topics_created, "topics created"),
+            (self.topics_updated, "topics updated"),
+            (self.topics_deleted, "topics deleted"),
+            (self.subscriptions_created, "subscriptions created"),
+            (self.subscriptions_recreated, "subscriptions recreated"),
+            (self.subscriptions_deleted, "subscriptions deleted"),
+        ]
+    }
+
     pub fn changed(&self) -> bool {
-        self.created + self.updated + self.deleted + self.routes_added + self.routes_deleted > 0
+        let events: usize = self.event_counts().iter().map(|(n, _)| n).sum();
+        self.created + self.updated + self.deleted + self.routes_added + self.routes_deleted + events > 0
     }
 }
 
 /// `nothing changed`, or `N created, N updated, N deleted, N routes added,
-/// N routes deleted` (with `, N failed` when something failed).
+/// N routes deleted`, then the topic and subscription counts that are not
+/// 0 (`, N topics created`), and `, N failed` when something failed.
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.changed() && self.failed == 0 {
@@ -158,6 +255,11 @@ impl fmt::Display for Outcome {
             "{} created, {} updated, {} deleted, {} routes added, {} routes deleted",
             self.created, self.updated, self.deleted, self.routes_added, self.routes_deleted
         )?;
+        for (n, what) in self.event_counts() {
+            if n > 0 {
+                write!(f, ", {n} {what}")?;
+            }
+        }
         if self.failed > 0 {
             write!(f, ", {} failed", self.failed)?;
         }
@@ -177,7 +279,7 @@ pub fn scan(dir: &Path) -> Result<Local> {
         let limits = manifest.limits_of(&name);
         actions.insert(name, LocalAction { file: file.shown(), source, limits });
     }
-    Ok(Local { actions, routes: manifest.routes })
+    Ok(Local { actions, routes: manifest.routes, topics: manifest.topics, subscriptions: manifest.subscriptions })
 }
 
 /// An action as the server lists it (the fields a deploy needs).
@@ -208,18 +310,23 @@ struct Source {
 }
 
 /// What the server has, as far as a deploy of `local` needs it: the
-/// actions the directory has or had (`owned_before`) with their limits,
-/// the sources of those it has, and the routes to those actions or in the
-/// manifest. The rest of the server's list is read past, not kept, and each
-/// source is fetched once, however often the list names an action.
-fn fetch(client: &Client, local: &Local, owned_before: &BTreeSet<String>) -> Result<Remote> {
+/// actions the directory has or had (`owned_before`) or its subscriptions
+/// name, with their limits, the sources of those it has, and the routes to
+/// those actions or in the manifest; and, if the directory has or had
+/// topics or subscriptions, the topics and subscriptions it has or had and
+/// the topics its subscriptions read. The rest of the server's lists is
+/// read past, not kept, and each source is fetched once, however often the
+/// list names an action.
+fn fetch(client: &Client, local: &Local, before: &Owned) -> Result<Remote> {
+    let owned_before = &before.actions;
+    let subscribed = |name: &str| local.subscriptions.values().any(|s| s.settings.action == name);
     let list = client.call(Method::Get, "/actions", None)?;
     let mut listed = Vec::new();
     json::each(&list.body, |action: Listed| {
         let Some(name) = action.name.as_deref() else {
             bail!("an action has no name");
         };
-        if local.actions.contains_key(name) || owned_before.contains(name) {
+        if local.actions.contains_key(name) || owned_before.contains(name) || subscribed(name) {
             listed.push(action);
         }
         Ok(())
@@ -256,7 +363,62 @@ fn fetch(client: &Client, local: &Local, owned_before: &BTreeSet<String>) -> Res
              update slserver, or remove the [[routes]] entries"
         ),
     }
+    if local.has_events() || !before.topics.is_empty() || !before.subscriptions.is_empty() {
+        let read = |topic: &str| local.subscriptions.values().any(|s| s.settings.topic == topic);
+        let topics = topics::fetch(client, |t| local.topics.contains_key(t) || before.topics.contains(t) || read(t))?;
+        let subscriptions = match topics {
+            Some(_) => subscriptions::fetch(client, |s| {
+                local.subscriptions.contains_key(s) || before.subscriptions.contains(s)
+            })?,
+            None => None,
+        };
+        match (topics, subscriptions) {
+            (Some(topics), Some(subscriptions)) => {
+                remote.topics = topics;
+                remote.subscriptions = subscriptions;
+            }
+            _ if !local.has_events() => {}
+            _ => bail!(
+                "the server has no events API (GET /topics or GET /subscriptions answered 404), but sl.toml \
+                 lists topics or subscriptions: update slserver, or remove the [topics] and [subscriptions] tables"
+            ),
+        }
+    }
     Ok(remote)
+}
+
+/// Checks, before anything changes, that each subscription of the manifest
+/// reads a topic of the manifest or of the server, and runs an action of
+/// the directory or one of the server that this deploy does not delete.
+fn check_subscriptions(local: &Local, remote: &Remote, owned: &Owned) -> Result<()> {
+    let mut problems = Vec::new();
+    for (name, sub) in &local.subscriptions {
+        let at = format!("{}: [subscriptions.\"{name}\"]", crate::manifest::FILE);
+        let (topic, action) = (&sub.settings.topic, &sub.settings.action);
+        if !local.topics.contains_key(topic) && !remote.topics.contains_key(topic) {
+            problems.push(format!(
+                "{at}: the topic '{topic}' is neither in [topics] nor on the server; add [topics.\"{topic}\"]"
+            ));
+        }
+        if local.actions.contains_key(action) {
+            continue;
+        }
+        if !remote.actions.contains_key(action) {
+            problems.push(format!(
+                "{at}: the action '{action}' is neither a file of the directory ({}) nor on the server",
+                crate::manifest::expected_file(action)
+            ));
+        } else if owned.actions.contains(action) {
+            problems.push(format!(
+                "{at}: the action '{action}' was deployed from this directory and its file is gone: \
+                 this deploy would delete it"
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(())
 }
 
 /// The body of `POST /actions` or `PUT /actions/:name`.
@@ -295,27 +457,67 @@ fn message_of(e: &ServerError) -> String {
 /// (what was done is still recorded in the state file).
 pub fn sync(client: &Client, url: &str, dir: &Path, local: &Local, report: &mut dyn FnMut(&Event)) -> Result<Outcome> {
     let mut state = State::load(dir)?;
-    let owned_before = state.actions(url);
+    let owned_before = state.owned(url);
     let remote = fetch(client, local, &owned_before)?;
+    check_subscriptions(local, &remote, &owned_before)?;
     let plan = Plan::new(local, &remote, &owned_before);
     let mut run =
-        Run { client, local, outcome: Outcome::default(), created: BTreeSet::new(), deleted: BTreeSet::new(), report };
+        Run { client, local, outcome: Outcome::default(), created: Done::default(), deleted: Done::default(), report };
     let result = if plan.is_empty() { Ok(()) } else { run.apply(&plan) };
 
-    // The actions of the directory now on the server, and the old ones not deleted yet.
-    let owned_after: BTreeSet<String> = local
-        .actions
-        .keys()
-        .filter(|name| remote.actions.contains_key(*name) || run.created.contains(*name))
-        .chain(owned_before.iter().filter(|name| {
-            !local.actions.contains_key(*name) && remote.actions.contains_key(*name) && !run.deleted.contains(*name)
-        }))
-        .cloned()
-        .collect();
-    if state.set_actions(url, &owned_after) {
+    // What the directory has now on the server, and the old things not deleted yet.
+    let owned_after = Owned {
+        actions: still_owned(
+            local.actions.keys(),
+            &owned_before.actions,
+            &remote.actions,
+            &run.created.actions,
+            &run.deleted.actions,
+        ),
+        topics: still_owned(
+            local.topics.keys(),
+            &owned_before.topics,
+            &remote.topics,
+            &run.created.topics,
+            &run.deleted.topics,
+        ),
+        subscriptions: still_owned(
+            local.subscriptions.keys(),
+            &owned_before.subscriptions,
+            &remote.subscriptions,
+            &run.created.subscriptions,
+            &run.deleted.subscriptions,
+        ),
+    };
+    if state.set_owned(url, &owned_after) {
         state.save(dir)?;
     }
     result.map(|()| run.outcome)
+}
+
+/// The names of one kind owned after a deploy: those of the directory now
+/// on the server (there before and not deleted, or created), and those
+/// owned before, gone from the directory, and not deleted yet.
+fn still_owned<'a, V>(
+    local: impl Iterator<Item = &'a String>,
+    before: &BTreeSet<String>,
+    remote: &BTreeMap<String, V>,
+    created: &BTreeSet<String>,
+    deleted: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let local: BTreeSet<&String> = local.collect();
+    let there = |name: &String| remote.contains_key(name) && !deleted.contains(name);
+    let now = local.iter().filter(|name| there(name) || created.contains(**name)).map(|name| (*name).clone());
+    let old = before.iter().filter(|name| !local.contains(name) && there(name)).cloned();
+    now.chain(old).collect()
+}
+
+/// Names created or deleted by a deploy, by kind.
+#[derive(Debug, Default)]
+struct Done {
+    actions: BTreeSet<String>,
+    topics: BTreeSet<String>,
+    subscriptions: BTreeSet<String>,
 }
 
 /// The progress of applying a plan.
@@ -323,10 +525,10 @@ struct Run<'a> {
     client: &'a Client,
     local: &'a Local,
     outcome: Outcome,
-    /// Actions created by this run.
-    created: BTreeSet<String>,
-    /// Actions deleted by this run (or found gone).
-    deleted: BTreeSet<String>,
+    /// What this run created.
+    created: Done,
+    /// What this run deleted (or found gone).
+    deleted: Done,
     report: &'a mut dyn FnMut(&Event),
 }
 
@@ -360,7 +562,7 @@ impl Run<'_> {
         let result = refusal(reply)?;
         if result.is_ok() {
             if update.is_none() {
-                self.created.insert(name.to_string());
+                self.created.actions.insert(name.to_string());
                 self.emit(Event::Created(name.to_string()));
             } else {
                 self.emit(Event::Updated(name.to_string()));
@@ -396,6 +598,9 @@ impl Run<'_> {
             pending = refused.into_iter().map(|(name, update, _)| (name, update)).collect();
         }
 
+        let failed_topics = self.topics(plan)?;
+        self.subscriptions(plan, &failed, &failed_topics)?;
+
         let mut to_delete: Vec<&Route> = plan.delete_routes.iter().collect();
         let mut retry = Vec::new();
         for route in &plan.add_routes {
@@ -424,19 +629,142 @@ impl Run<'_> {
             }
         }
 
-        for name in &plan.delete {
-            let reply = self.client.send(Method::Delete, &format!("/actions/{}", encode(name)), None)?;
+        for name in &plan.delete_topics {
+            let reply = topics::delete(self.client, name)?;
             if reply.status == 404 {
-                self.deleted.insert(name.clone());
+                self.deleted.topics.insert(name.clone());
                 continue;
             }
             match refusal(reply)? {
                 Ok(()) => {
-                    self.deleted.insert(name.clone());
+                    self.deleted.topics.insert(name.clone());
+                    self.emit(Event::TopicDeleted(name.clone()));
+                }
+                Err(e) => self.emit(Event::Failed(format!("cannot delete topic {name}: {}", message_of(&e)))),
+            }
+        }
+
+        for name in &plan.delete {
+            let reply = self.client.send(Method::Delete, &format!("/actions/{}", encode(name)), None)?;
+            if reply.status == 404 {
+                self.deleted.actions.insert(name.clone());
+                continue;
+            }
+            match refusal(reply)? {
+                Ok(()) => {
+                    self.deleted.actions.insert(name.clone());
                     self.emit(Event::Deleted(name.clone()));
                 }
                 Err(e) => self.emit(Event::Failed(format!("cannot delete {name}: {}", message_of(&e)))),
             }
+        }
+        Ok(())
+    }
+
+    /// Creates the topics the server lacks and updates the retention of
+    /// those whose retention differs; reports the topics whose partitions
+    /// differ. Returns the topics that could not be created.
+    fn topics(&mut self, plan: &Plan) -> Result<BTreeSet<String>> {
+        let mut failed = BTreeSet::new();
+        for name in &plan.create_topics {
+            match refusal(topics::create(self.client, name, &self.local.topics[name])?)? {
+                Ok(()) => {
+                    self.created.topics.insert(name.clone());
+                    self.emit(Event::TopicCreated(name.clone()));
+                }
+                Err(e) => {
+                    failed.insert(name.clone());
+                    self.emit(Event::Failed(format!("topic {name}: {}", message_of(&e))));
+                }
+            }
+        }
+        for name in &plan.update_topics {
+            match refusal(topics::set_retention(self.client, name, &self.local.topics[name])?)? {
+                Ok(()) => self.emit(Event::TopicUpdated(name.clone())),
+                Err(e) => self.emit(Event::Failed(format!("topic {name}: {}", message_of(&e)))),
+            }
+        }
+        for p in &plan.partitions {
+            self.emit(Event::Failed(format!(
+                "topic {}: it has {} partitions on the server and {} in {}; the partitions of a topic cannot \
+                 change (delete it with `slcli topic delete {}`, losing its messages, or set partitions = {})",
+                p.topic,
+                p.server,
+                p.manifest,
+                crate::manifest::FILE,
+                p.topic,
+                p.server
+            )));
+        }
+        Ok(failed)
+    }
+
+    /// Deletes the subscriptions gone from the manifest, deletes and creates
+    /// again those whose settings changed, and creates the new ones, but
+    /// not those whose action or topic could not be created (`failed`,
+    /// `failed_topics`: their error is reported).
+    fn subscriptions(&mut self, plan: &Plan, failed: &BTreeSet<&str>, failed_topics: &BTreeSet<String>) -> Result<()> {
+        for name in &plan.delete_subscriptions {
+            if self.delete_subscription(name)? {
+                self.emit(Event::SubscriptionDeleted(name.clone()));
+            }
+        }
+        let blocked = |spec: &SubscriptionSpec| {
+            failed.contains(spec.settings.action.as_str()) || failed_topics.contains(&spec.settings.topic)
+        };
+        for name in &plan.recreate_subscriptions {
+            let spec = &self.local.subscriptions[name];
+            if blocked(spec) || !self.delete_subscription(name)? {
+                continue;
+            }
+            self.create_subscription(name, spec, true)?;
+        }
+        for name in &plan.create_subscriptions {
+            let spec = &self.local.subscriptions[name];
+            if !blocked(spec) {
+                self.create_subscription(name, spec, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a subscription; whether it is gone (a refusal is reported).
+    fn delete_subscription(&mut self, name: &str) -> Result<bool> {
+        let reply = subscriptions::delete(self.client, name)?;
+        if reply.status == 404 {
+            self.deleted.subscriptions.insert(name.to_string());
+            return Ok(true);
+        }
+        match refusal(reply)? {
+            Ok(()) => {
+                self.deleted.subscriptions.insert(name.to_string());
+                Ok(true)
+            }
+            Err(e) => {
+                self.emit(Event::Failed(format!("cannot delete subscription {name}: {}", message_of(&e))));
+                Ok(false)
+            }
+        }
+    }
+
+    /// Creates a subscription (again, if `recreated`), reporting it.
+    fn create_subscription(&mut self, name: &str, spec: &SubscriptionSpec, recreated: bool) -> Result<()> {
+        match refusal(subscriptions::create(self.client, name, spec)?)? {
+            Ok(()) => {
+                self.created.subscriptions.insert(name.to_string());
+                let line = SubscriptionLine {
+                    name: name.to_string(),
+                    topic: spec.settings.topic.clone(),
+                    action: spec.settings.action.clone(),
+                    from: spec.from,
+                };
+                self.emit(if recreated {
+                    Event::SubscriptionRecreated(line)
+                } else {
+                    Event::SubscriptionCreated(line)
+                });
+            }
+            Err(e) => self.emit(Event::Failed(format!("subscription {name}: {}", message_of(&e)))),
         }
         Ok(())
     }
@@ -481,8 +809,14 @@ mod tests {
     #[test]
     fn summaries() {
         assert_eq!(Outcome::default().to_string(), "nothing changed");
-        let o = Outcome { created: 2, updated: 1, deleted: 0, routes_added: 1, routes_deleted: 3, failed: 0 };
+        let o = Outcome { created: 2, updated: 1, routes_added: 1, routes_deleted: 3, ..Outcome::default() };
         assert_eq!(o.to_string(), "2 created, 1 updated, 0 deleted, 1 routes added, 3 routes deleted");
+        let o = Outcome { topics_created: 1, subscriptions_recreated: 2, failed: 1, ..Outcome::default() };
+        assert_eq!(
+            o.to_string(),
+            "0 created, 0 updated, 0 deleted, 0 routes added, 0 routes deleted, 1 topics created, \
+             2 subscriptions recreated, 1 failed"
+        );
         let o = Outcome { failed: 1, ..Outcome::default() };
         assert_eq!(o.to_string(), "0 created, 0 updated, 0 deleted, 0 routes added, 0 routes deleted, 1 failed");
     }
@@ -496,6 +830,24 @@ mod tests {
         assert_eq!(Event::RouteAdded(route).to_string(), "route added GET /users/:id -> users.get");
         let route = Route::new("GET", "example.com", "/x", "y");
         assert_eq!(Event::RouteDeleted(route).to_string(), "route deleted GET example.com/x -> y");
+        assert_eq!(Event::TopicCreated("orders".into()).to_string(), "topic created orders");
+        assert_eq!(Event::TopicUpdated("orders".into()).to_string(), "topic updated orders");
+        assert_eq!(Event::TopicDeleted("orders".into()).to_string(), "topic deleted orders");
+        let line = SubscriptionLine {
+            name: "mailer".into(),
+            topic: "orders".into(),
+            action: "mail.send".into(),
+            from: Position::Beginning,
+        };
+        assert_eq!(
+            Event::SubscriptionCreated(line.clone()).to_string(),
+            "subscription created mailer (orders -> mail.send, from beginning)"
+        );
+        assert_eq!(
+            Event::SubscriptionRecreated(line).to_string(),
+            "subscription recreated mailer (orders -> mail.send, from beginning)"
+        );
+        assert_eq!(Event::SubscriptionDeleted("mailer".into()).to_string(), "subscription deleted mailer");
     }
 
     #[test]

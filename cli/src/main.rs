@@ -17,9 +17,12 @@ mod manifest;
 mod output;
 mod payload;
 mod plan;
+mod position;
 mod routes;
 mod state;
+mod subscriptions;
 mod testrun;
+mod topics;
 
 use std::io;
 use std::process::ExitCode;

@@ -1,5 +1,5 @@
-//! The manifest of an app directory, `sl.toml`: per-action limits and the
-//! HTTP routes to serve.
+//! The manifest of an app directory, `sl.toml`: per-action limits, the
+//! HTTP routes to serve, and the topics and subscriptions of the app.
 //!
 //! ```toml
 //! [actions."users.get"]      # optional, per action; absent = server defaults
@@ -12,10 +12,36 @@
 //! path = "/users/:id"
 //! action = "users.get"
 //! host = "example.com"       # optional; absent or "" = any host
+//!
+//! [topics.orders]            # a topic, by name
+//! partitions = 8             # 1 or more (the server allows up to 256); default 4; fixed once created
+//! retention_secs = 604800    # optional; absent = messages kept for any age
+//! retention_bytes = 1000000  # optional; absent = no bound on the topic's size
+//!
+//! [subscriptions.mailer]     # a subscription, by name
+//! topic = "orders"           # a topic of [topics], or one the server has
+//! action = "mail.send"       # an action of the directory, or one the server has
+//! batch_size = 10            # messages a batch, 1 to 1000; default 10
+//! max_wait_ms = 0            # wait for a partial batch to fill, 0 to 60000; default 0
+//! max_retries = 3            # retries of a failing message before it is a dead letter, 0 to 100; default 3
+//! backoff_ms = 1000          # the first retry's delay, doubling; default 1000
+//! backoff_max_ms = 300000    # the longest delay, at least backoff_ms; default 300000
+//! from = "end"               # "beginning", "end" (default), an offset (a number),
+//!                            # or an RFC 3339 time ("2026-12-08T09:00:00Z", quoted or not)
 //! ```
 //!
 //! Unknown keys are errors, and so are limits or routes that name an action
-//! with no file in the directory.
+//! with no file in the directory, and invalid names or values. Whether a
+//! subscription's topic and action exist (when not in the directory) is
+//! checked by `slcli deploy` against the server, before it changes
+//! anything. The defaults are the server's, written out so that a deploy
+//! can tell a changed subscription from an unchanged one.
+//!
+//! `from` applies when a subscription is created: the server keeps no
+//! record of it, and changing it alone changes nothing. A subscription
+//! whose other settings change is deleted and created again (the API has
+//! no way to change one), so it starts at its `from` again, its cursors,
+//! pending retries and dead letters lost.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -25,6 +51,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::app::valid_name;
+use crate::position::Position;
 use crate::routes::Route;
 
 /// The manifest's file name, in the app directory.
@@ -56,6 +84,107 @@ struct RouteEntry {
     host: Option<String>,
 }
 
+/// The server's default number of partitions of a topic.
+pub const DEFAULT_PARTITIONS: u32 = 4;
+/// The server's default `batch_size` of a subscription.
+pub const DEFAULT_BATCH_SIZE: u32 = 10;
+/// The server's default `max_retries` of a subscription.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// The server's default `backoff_ms` of a subscription.
+pub const DEFAULT_BACKOFF_MS: u64 = 1000;
+/// The server's default `backoff_max_ms` of a subscription.
+pub const DEFAULT_BACKOFF_MAX_MS: u64 = 300_000;
+
+/// A `[topics.NAME]` table as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopicEntry {
+    #[serde(default = "default_partitions")]
+    partitions: u32,
+    #[serde(default)]
+    retention_secs: Option<u64>,
+    #[serde(default)]
+    retention_bytes: Option<u64>,
+}
+
+fn default_partitions() -> u32 {
+    DEFAULT_PARTITIONS
+}
+
+/// A topic as the directory wants it (and as the server has it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Fixed once the topic exists.
+    pub partitions: u32,
+    /// Messages older than this many milliseconds are deleted (`None`: kept for any age).
+    pub retention_ms: Option<i64>,
+    /// Past this many bytes of payloads and keys, the oldest messages are deleted (`None`: no bound).
+    pub retention_bytes: Option<u64>,
+}
+
+/// A `[subscriptions.NAME]` table as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionEntry {
+    topic: String,
+    action: String,
+    #[serde(default = "default_batch_size")]
+    batch_size: u32,
+    #[serde(default)]
+    max_wait_ms: u64,
+    #[serde(default = "default_max_retries")]
+    max_retries: u32,
+    #[serde(default = "default_backoff_ms")]
+    backoff_ms: u64,
+    #[serde(default = "default_backoff_max_ms")]
+    backoff_max_ms: u64,
+    /// A string, an integer (an offset) or a TOML date-time.
+    #[serde(default)]
+    from: Option<toml::Value>,
+}
+
+fn default_batch_size() -> u32 {
+    DEFAULT_BATCH_SIZE
+}
+fn default_max_retries() -> u32 {
+    DEFAULT_MAX_RETRIES
+}
+fn default_backoff_ms() -> u64 {
+    DEFAULT_BACKOFF_MS
+}
+fn default_backoff_max_ms() -> u64 {
+    DEFAULT_BACKOFF_MAX_MS
+}
+
+/// A subscription's settings as the server shows them: all but where it
+/// started. Two subscriptions with equal settings deliver alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionSettings {
+    /// The topic it delivers.
+    pub topic: String,
+    /// The action each batch runs.
+    pub action: String,
+    /// At most this many messages a batch.
+    pub batch_size: u32,
+    /// How long a partial batch waits for more messages.
+    pub max_wait_ms: i64,
+    /// Deliveries of a failing message after its first before it is a dead letter.
+    pub max_retries: u32,
+    /// The first retry's delay; each next one doubles.
+    pub backoff_ms: i64,
+    /// The longest delay between retries.
+    pub backoff_max_ms: i64,
+}
+
+/// A subscription as the directory wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionSpec {
+    /// What the server shows of it.
+    pub settings: SubscriptionSettings,
+    /// Where it starts when it is created.
+    pub from: Position,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
@@ -63,6 +192,10 @@ struct Raw {
     actions: BTreeMap<String, Limits>,
     #[serde(default)]
     routes: Vec<RouteEntry>,
+    #[serde(default)]
+    topics: BTreeMap<String, TopicEntry>,
+    #[serde(default)]
+    subscriptions: BTreeMap<String, SubscriptionEntry>,
 }
 
 /// A checked manifest.
@@ -72,6 +205,80 @@ pub struct Manifest {
     pub limits: BTreeMap<String, Limits>,
     /// The routes, normalized (method in capitals, host in lower case, "" for any host).
     pub routes: Vec<Route>,
+    /// The topics, by name.
+    pub topics: BTreeMap<String, TopicSpec>,
+    /// The subscriptions, by name.
+    pub subscriptions: BTreeMap<String, SubscriptionSpec>,
+}
+
+/// What a topic or subscription name may be, for messages.
+const NAME_RULE: &str = "use 1 to 128 letters, digits, '-', '_' or '.' (but not '.' or '..')";
+
+/// A `[topics.NAME]` entry checked, or what is wrong with it (after `at`).
+fn topic_spec(at: &str, name: &str, t: &TopicEntry) -> std::result::Result<TopicSpec, String> {
+    if !valid_name(name) {
+        return Err(format!("{at}: '{name}' is not a valid topic name: {NAME_RULE}"));
+    }
+    if t.partitions == 0 {
+        return Err(format!("{at}: partitions must be at least 1"));
+    }
+    let retention_ms = match t.retention_secs {
+        None => None,
+        Some(0) => return Err(format!("{at}: retention_secs must be at least 1 (leave it out to keep messages)")),
+        Some(secs) => Some(
+            secs.checked_mul(1000)
+                .and_then(|ms| i64::try_from(ms).ok())
+                .ok_or_else(|| format!("{at}: retention_secs is too large"))?,
+        ),
+    };
+    if t.retention_bytes == Some(0) {
+        return Err(format!("{at}: retention_bytes must be at least 1 (leave it out for no bound)"));
+    }
+    Ok(TopicSpec { partitions: t.partitions, retention_ms, retention_bytes: t.retention_bytes })
+}
+
+/// A `[subscriptions.NAME]` entry checked, or what is wrong with it (after `at`).
+fn subscription_spec(at: &str, name: &str, s: SubscriptionEntry) -> std::result::Result<SubscriptionSpec, String> {
+    if !valid_name(name) {
+        return Err(format!("{at}: '{name}' is not a valid subscription name: {NAME_RULE}"));
+    }
+    if !valid_name(&s.topic) {
+        return Err(format!("{at}: topic '{}' is not a valid topic name: {NAME_RULE}", s.topic));
+    }
+    if !valid_name(&s.action) {
+        return Err(format!("{at}: action '{}' is not a valid action name: {NAME_RULE}", s.action));
+    }
+    if s.batch_size == 0 {
+        return Err(format!("{at}: batch_size must be at least 1"));
+    }
+    if s.backoff_max_ms < s.backoff_ms {
+        return Err(format!(
+            "{at}: backoff_max_ms ({}) must be at least backoff_ms ({})",
+            s.backoff_max_ms, s.backoff_ms
+        ));
+    }
+    let ms = |key: &str, v: u64| i64::try_from(v).map_err(|_| format!("{at}: {key} is too large"));
+    let from = match &s.from {
+        None => Position::End,
+        Some(toml::Value::String(text)) => text.parse().map_err(|e| format!("{at}: from: {e}"))?,
+        Some(toml::Value::Integer(n)) if *n >= 0 => Position::Offset(*n),
+        Some(toml::Value::Datetime(t)) => Position::time(&t.to_string()).map_err(|e| format!("{at}: from: {e}"))?,
+        Some(other) => {
+            return Err(format!("{at}: from = {other} is not a position: use {}", crate::position::FORMS));
+        }
+    };
+    Ok(SubscriptionSpec {
+        settings: SubscriptionSettings {
+            topic: s.topic,
+            action: s.action,
+            batch_size: s.batch_size,
+            max_wait_ms: ms("max_wait_ms", s.max_wait_ms)?,
+            max_retries: s.max_retries,
+            backoff_ms: ms("backoff_ms", s.backoff_ms)?,
+            backoff_max_ms: ms("backoff_max_ms", s.backoff_max_ms)?,
+        },
+        from,
+    })
 }
 
 impl Manifest {
@@ -127,15 +334,33 @@ impl Manifest {
                 routes.push(route);
             }
         }
+        let mut topics = BTreeMap::new();
+        for (name, entry) in &raw.topics {
+            match topic_spec(&format!("{origin}: [topics.\"{name}\"]"), name, entry) {
+                Ok(spec) => {
+                    topics.insert(name.clone(), spec);
+                }
+                Err(problem) => problems.push(problem),
+            }
+        }
+        let mut subscriptions = BTreeMap::new();
+        for (name, entry) in raw.subscriptions {
+            match subscription_spec(&format!("{origin}: [subscriptions.\"{name}\"]"), &name, entry) {
+                Ok(spec) => {
+                    subscriptions.insert(name, spec);
+                }
+                Err(problem) => problems.push(problem),
+            }
+        }
         if !problems.is_empty() {
             bail!("{}", problems.join("\n"));
         }
-        Ok(Self { limits: raw.actions, routes })
+        Ok(Self { limits: raw.actions, routes, topics, subscriptions })
     }
 }
 
 /// The file that would become action `name`, for messages: `a.b` is `a/b.lua` (or `a.b.lua`).
-fn expected_file(name: &str) -> String {
+pub fn expected_file(name: &str) -> String {
     if name.contains('.') {
         format!("{}.lua or {name}.lua", name.replace('.', "/"))
     } else {
@@ -233,6 +458,146 @@ action = "hello"
             e.contains("app/sl.toml: routes[1] (GET /x -> nope): no file in the directory becomes the action 'nope' (nope.lua would)"),
             "{e}"
         );
+    }
+
+    const EVENTS: &str = r#"
+[topics.orders]
+partitions = 8
+retention_secs = 3600
+retention_bytes = 1000
+
+[topics.seen]
+
+[subscriptions.mailer]
+topic = "orders"
+action = "mail.send"
+batch_size = 20
+max_wait_ms = 50
+max_retries = 1
+backoff_ms = 100
+backoff_max_ms = 200
+from = "beginning"
+
+[subscriptions.audit]
+topic = "elsewhere"
+action = "other.app"
+from = 2026-12-08T09:00:00Z
+
+[subscriptions.replay]
+topic = "orders"
+action = "mail.send"
+from = 17
+"#;
+
+    #[test]
+    fn topics_and_subscriptions() {
+        let m = Manifest::parse(EVENTS, "sl.toml", &names(&["mail.send"])).unwrap();
+        assert_eq!(
+            m.topics["orders"],
+            TopicSpec { partitions: 8, retention_ms: Some(3_600_000), retention_bytes: Some(1000) }
+        );
+        assert_eq!(m.topics["seen"], TopicSpec { partitions: 4, retention_ms: None, retention_bytes: None });
+        let mailer = &m.subscriptions["mailer"];
+        assert_eq!(
+            mailer.settings,
+            SubscriptionSettings {
+                topic: "orders".into(),
+                action: "mail.send".into(),
+                batch_size: 20,
+                max_wait_ms: 50,
+                max_retries: 1,
+                backoff_ms: 100,
+                backoff_max_ms: 200,
+            }
+        );
+        assert_eq!(mailer.from, Position::Beginning);
+        // Defaults are the server's; a topic and action elsewhere are checked by deploy.
+        let audit = &m.subscriptions["audit"];
+        assert_eq!(
+            audit.settings,
+            SubscriptionSettings {
+                topic: "elsewhere".into(),
+                action: "other.app".into(),
+                batch_size: 10,
+                max_wait_ms: 0,
+                max_retries: 3,
+                backoff_ms: 1000,
+                backoff_max_ms: 300_000,
+            }
+        );
+        assert_eq!(audit.from, Position::Time(1_796_720_400_000));
+        assert_eq!(m.subscriptions["replay"].from, Position::Offset(17));
+        let quoted = "[subscriptions.s]\ntopic = \"t\"\naction = \"a\"\nfrom = \"2026-12-08T10:00:00+01:00\"\n";
+        let m = Manifest::parse(quoted, "sl.toml", &names(&[])).unwrap();
+        assert_eq!(m.subscriptions["s"].from, Position::Time(1_796_720_400_000));
+        let default = "[subscriptions.s]\ntopic = \"t\"\naction = \"a\"\n";
+        assert_eq!(Manifest::parse(default, "sl.toml", &names(&[])).unwrap().subscriptions["s"].from, Position::End);
+    }
+
+    #[test]
+    fn bad_topics_and_subscriptions_are_all_reported() {
+        let text = r#"
+[topics."bad name"]
+[topics.zero]
+partitions = 0
+[topics.forever]
+retention_secs = 0
+[topics.empty]
+retention_bytes = 0
+
+[subscriptions.s1]
+topic = "t"
+action = "bad action"
+[subscriptions.s2]
+topic = "t"
+action = "a"
+backoff_ms = 500
+backoff_max_ms = 100
+[subscriptions.s3]
+topic = "t"
+action = "a"
+from = "yesterday"
+[subscriptions.s4]
+topic = "t"
+action = "a"
+from = -1
+[subscriptions.s5]
+topic = "t"
+action = "a"
+batch_size = 0
+[subscriptions.s6]
+topic = "t"
+action = "a"
+from = 2026-12-08T09:00:00
+"#;
+        let e = Manifest::parse(text, "app/sl.toml", &names(&["a"])).unwrap_err().to_string();
+        for expected in [
+            "app/sl.toml: [topics.\"bad name\"]: 'bad name' is not a valid topic name: use 1 to 128 letters",
+            "app/sl.toml: [topics.\"zero\"]: partitions must be at least 1",
+            "app/sl.toml: [topics.\"forever\"]: retention_secs must be at least 1",
+            "app/sl.toml: [topics.\"empty\"]: retention_bytes must be at least 1",
+            "app/sl.toml: [subscriptions.\"s1\"]: action 'bad action' is not a valid action name",
+            "app/sl.toml: [subscriptions.\"s2\"]: backoff_max_ms (100) must be at least backoff_ms (500)",
+            "app/sl.toml: [subscriptions.\"s3\"]: from: 'yesterday' is not a valid position",
+            "app/sl.toml: [subscriptions.\"s4\"]: from = -1 is not a position: use beginning, end, an offset",
+            "app/sl.toml: [subscriptions.\"s5\"]: batch_size must be at least 1",
+            "app/sl.toml: [subscriptions.\"s6\"]: from: '2026-12-08T09:00:00' is not a valid position",
+        ] {
+            assert!(e.contains(expected), "missing {expected:?} in:\n{e}");
+        }
+        assert_eq!(e.lines().count(), 10, "{e}");
+        for (text, key) in [
+            ("[topics.t]\npartition = 2\n", "partition"),
+            ("[subscriptions.s]\ntopic = \"t\"\naction = \"a\"\nstart = \"end\"\n", "start"),
+            ("[topic.t]\n", "topic"),
+        ] {
+            let e = Manifest::parse(text, "sl.toml", &names(&["a"])).unwrap_err().to_string();
+            assert!(e.contains(&format!("unknown field `{key}`")), "{e}");
+        }
+        let e = Manifest::parse("[subscriptions.s]\ntopic = \"t\"\n", "sl.toml", &names(&[])).unwrap_err();
+        assert!(e.to_string().contains("missing field `action`"), "{e}");
+        let e = Manifest::parse("[topics.t]\nretention_secs = -5\n", "sl.toml", &names(&[])).unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
     }
 
     #[test]

@@ -119,6 +119,26 @@ fn write_json(body: &str, out: &mut dyn Write) -> io::Result<()> {
     write_text(out, &clean)
 }
 
+/// `--json`: the server's `body` ([`emit_json`]); otherwise the text
+/// `human` makes of it ([`emit`]).
+pub fn print_reply(json: bool, body: &str, human: impl FnOnce() -> Result<String>) -> Result<()> {
+    if json {
+        emit_json(body)
+    } else {
+        Ok(emit(&human()?)?)
+    }
+}
+
+/// `--json`: the server's `body` ([`emit_json`]); otherwise what `human`
+/// writes as it goes (tables), on a buffered stdout ([`to_stdout`]).
+pub fn stream_reply(json: bool, body: &str, human: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    if json {
+        emit_json(body)
+    } else {
+        to_stdout(human)
+    }
+}
+
 /// Runs `write` on a buffered stdout, then flushes it.
 pub fn to_stdout(write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     let mut out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
@@ -348,6 +368,8 @@ struct Runs {
     route: Outcomes,
     #[serde(default)]
     invoke: Outcomes,
+    #[serde(default)]
+    event: Outcomes,
 }
 
 #[derive(Default, Deserialize)]
@@ -367,6 +389,7 @@ impl Runs {
             ("async", &self.asynchronous),
             ("route", &self.route),
             ("invoke", &self.invoke),
+            ("event", &self.event),
         ];
         let shown: Vec<String> = kinds
             .iter()
@@ -512,6 +535,83 @@ pub fn table<T: DeserializeOwned>(
     Ok(())
 }
 
+/// Writes `rows`, already in memory, as a table with `headers` (as
+/// [`table`] does, each cell on one line); `[]` without rows.
+pub fn write_rows(out: &mut dyn Write, headers: &[&str], rows: Vec<Vec<String>>) -> io::Result<()> {
+    if rows.is_empty() {
+        return out.write_all(b"[]\n");
+    }
+    let rows: Vec<Vec<String>> =
+        rows.into_iter().map(|row| row.into_iter().map(|c| visible_owned(c, Lines::One)).collect()).collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    write_row(out, headers.iter().map(|h| h.to_string()).collect(), &widths)?;
+    for row in rows {
+        write_row(out, row, &widths)?;
+    }
+    Ok(())
+}
+
+/// `key:  value` lines, the values lined up two spaces after the longest
+/// key, each value on one line ([`visible`] with [`Lines::One`]), as
+/// `slcli get` shows an action.
+pub fn fields(lines: &[(&str, String)]) -> String {
+    let width = lines.iter().map(|(k, _)| k.chars().count() + 1).max().unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in lines {
+        let _ = writeln!(out, "{:<width$}  {}", format!("{k}:"), visible(v, Lines::One));
+    }
+    out
+}
+
+/// The valid JSON text `json` on one line: the whitespace between tokens
+/// left out, strings as they came (their escapes kept), but for the DEL
+/// and C1 controls JSON allows raw in strings, written as `\u00XX` escapes.
+pub fn json_one_line(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            match c {
+                _ if escaped => {
+                    escaped = false;
+                    out.push(c);
+                }
+                '\\' => {
+                    escaped = true;
+                    out.push(c);
+                }
+                '"' => {
+                    in_string = false;
+                    out.push(c);
+                }
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{:04x}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The valid JSON text `json` indented as [`write_result`] shows results.
+pub fn pretty(json: &str) -> String {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = write_pretty(json, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// One line of a table: the cells padded to `widths`, two spaces apart.
 fn write_row(out: &mut dyn Write, cells: Vec<String>, widths: &[usize]) -> io::Result<()> {
     let mut line = String::new();
@@ -544,7 +644,9 @@ fn duration(v: &Scalar) -> String {
     }
 }
 
-fn time(v: &Scalar) -> String {
+/// A time the server gives in Unix milliseconds as [`timestamp`] shows it;
+/// anything else as it is (`-` for null).
+pub fn time(v: &Scalar) -> String {
     match v.as_i64() {
         Some(ms) if ms > 0 => timestamp(ms),
         _ => v.text(),
@@ -770,6 +872,27 @@ function main() return 1 end
         // Containers where a scalar belongs are shown as such, not built.
         let t = actions_table(&[json!({"name": ["a", "b"], "version": {"v": 1}})]);
         assert!(t.ends_with("\n[...]  {...}    -     -       -        -             -\n"), "{t}");
+    }
+
+    #[test]
+    fn json_on_one_line_keeps_strings_as_they_came() {
+        assert_eq!(
+            json_one_line("{\n  \"a b\": [1, 2],\r\n  \"s\": \"x \\\" y\\n\"\n}"),
+            r#"{"a b":[1,2],"s":"x \" y\n"}"#
+        );
+        assert_eq!(json_one_line("\"a\u{7f}\u{9b}\""), r#""a\u007f\u009b""#);
+        assert_eq!(json_one_line(" 12 "), "12");
+    }
+
+    #[test]
+    fn fields_and_rows_line_up() {
+        let shown = fields(&[("name", "orders".to_string()), ("retention", "a\nb\u{1b}".to_string())]);
+        assert_eq!(shown, "name:       orders\nretention:  a\\nb\\e\n");
+        let rows = written(|out| {
+            Ok(write_rows(out, &["A", "LONGER"], vec![vec!["1".into(), "x".into()], vec!["22\n".into(), "".into()]])?)
+        });
+        assert_eq!(rows, "A     LONGER\n1     x\n22\\n\n");
+        assert_eq!(written(|out| Ok(write_rows(out, &["A"], vec![])?)), "[]\n");
     }
 
     #[test]

@@ -1,17 +1,21 @@
 //! What was deployed from an app directory before: `DIR/.sl/deployed.json`.
 //!
-//! A JSON object mapping each server URL to the sorted names of the actions
-//! that exist there because of this directory:
+//! A JSON object mapping each server URL to what exists there because of
+//! this directory: the sorted names of its actions, or, once the directory
+//! has deployed topics or subscriptions, an object of the three lists:
 //!
 //! ```json
-//! { "http://127.0.0.1:8080": ["hello", "users.get"] }
+//! {
+//!   "http://127.0.0.1:8080": ["hello", "users.get"],
+//!   "http://127.0.0.1:9090": {"actions": ["mail.send"], "topics": ["orders"], "subscriptions": ["mailer"]}
+//! }
 //! ```
 //!
 //! `slcli deploy` and `slcli dev` read it to know which actions (and routes
-//! to them) they may delete when their file is gone, and write it after
-//! each deploy. It is local to a checkout: add `.sl/` to `.gitignore`.
-//! Deleting the file only means that actions whose files were removed
-//! before are no longer cleaned up.
+//! to them), topics and subscriptions they may delete when their file or
+//! manifest entry is gone, and write it after each deploy. It is local to a
+//! checkout: add `.sl/` to `.gitignore`. Deleting the file only means that
+//! what was removed from the directory before is no longer cleaned up.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -24,6 +28,24 @@ use serde_json::{Map, Value};
 /// The state file of `dir`.
 pub fn path(dir: &Path) -> PathBuf {
     dir.join(".sl").join("deployed.json")
+}
+
+/// What exists on one server because of the directory, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owned {
+    /// Actions (and so the routes to them).
+    pub actions: BTreeSet<String>,
+    /// Topics of the manifest's `[topics]`.
+    pub topics: BTreeSet<String>,
+    /// Subscriptions of the manifest's `[subscriptions]`.
+    pub subscriptions: BTreeSet<String>,
+}
+
+impl Owned {
+    /// Whether nothing is owned.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty() && self.topics.is_empty() && self.subscriptions.is_empty()
+    }
 }
 
 /// The state file's contents.
@@ -47,30 +69,48 @@ impl State {
         match serde_json::from_str(&text) {
             Ok(Value::Object(servers)) => Ok(Self { servers }),
             Ok(_) | Err(_) => bail!(
-                "{} is not a JSON object of server URLs to action names; fix or delete it \
-                 (deleting it only stops the cleanup of actions whose files were removed before)",
+                "{} is not a JSON object of server URLs to what was deployed there; fix or delete it \
+                 (deleting it only stops the cleanup of what was removed from the directory before)",
                 path.display()
             ),
         }
     }
 
-    /// The actions deployed to `url` from the directory.
-    pub fn actions(&self, url: &str) -> BTreeSet<String> {
-        match self.servers.get(url) {
+    /// What was deployed to `url` from the directory.
+    pub fn owned(&self, url: &str) -> Owned {
+        let names = |v: Option<&Value>| match v {
             Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).map(str::to_string).collect(),
             _ => BTreeSet::new(),
+        };
+        match self.servers.get(url) {
+            Some(Value::Object(lists)) => Owned {
+                actions: names(lists.get("actions")),
+                topics: names(lists.get("topics")),
+                subscriptions: names(lists.get("subscriptions")),
+            },
+            other => Owned { actions: names(other), ..Owned::default() },
         }
     }
 
-    /// Records the actions deployed to `url`; returns whether that changed anything.
-    pub fn set_actions(&mut self, url: &str, names: &BTreeSet<String>) -> bool {
-        if self.servers.contains_key(url) && self.actions(url) == *names {
+    /// Records what was deployed to `url`; returns whether that changed anything.
+    pub fn set_owned(&mut self, url: &str, owned: &Owned) -> bool {
+        if self.servers.contains_key(url) && self.owned(url) == *owned {
             return false;
         }
-        if names.is_empty() && !self.servers.contains_key(url) {
+        if owned.is_empty() && !self.servers.contains_key(url) {
             return false;
         }
-        self.servers.insert(url.to_string(), Value::Array(names.iter().cloned().map(Value::String).collect()));
+        let list = |names: &BTreeSet<String>| Value::Array(names.iter().cloned().map(Value::String).collect());
+        let value = if owned.topics.is_empty() && owned.subscriptions.is_empty() {
+            list(&owned.actions)
+        } else {
+            let mut lists = Map::new();
+            lists.insert("actions".into(), list(&owned.actions));
+            lists.insert("topics".into(), list(&owned.topics));
+            lists.insert("subscriptions".into(), list(&owned.subscriptions));
+            Value::Object(lists)
+        };
+        self.servers.insert(url.to_string(), value);
         true
     }
 
@@ -104,24 +144,42 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
+    fn actions(names: &[&str]) -> Owned {
+        Owned { actions: set(names), ..Owned::default() }
+    }
+
     #[test]
     fn round_trip_per_server() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let mut state = State::load(dir).unwrap();
-        assert!(state.actions("http://a:1").is_empty());
-        assert!(!state.set_actions("http://a:1", &set(&[])), "nothing to record");
-        assert!(state.set_actions("http://a:1", &set(&["x", "a.b"])));
-        assert!(state.set_actions("http://b:2", &set(&["y"])));
-        assert!(!state.set_actions("http://b:2", &set(&["y"])));
+        assert!(state.owned("http://a:1").is_empty());
+        assert!(!state.set_owned("http://a:1", &actions(&[])), "nothing to record");
+        assert!(state.set_owned("http://a:1", &actions(&["x", "a.b"])));
+        assert!(state.set_owned("http://b:2", &actions(&["y"])));
+        assert!(!state.set_owned("http://b:2", &actions(&["y"])));
+        let events = Owned { actions: set(&["s"]), topics: set(&["t"]), subscriptions: set(&["u", "v"]) };
+        assert!(state.set_owned("http://c:3", &events));
+        assert!(!state.set_owned("http://c:3", &events));
         state.save(dir).unwrap();
 
         let text = fs::read_to_string(path(dir)).unwrap();
         let json: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(json, serde_json::json!({"http://a:1": ["a.b", "x"], "http://b:2": ["y"]}));
-        let state = State::load(dir).unwrap();
-        assert_eq!(state.actions("http://a:1"), set(&["a.b", "x"]));
-        assert_eq!(state.actions("http://b:2"), set(&["y"]));
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "http://a:1": ["a.b", "x"],
+                "http://b:2": ["y"],
+                "http://c:3": {"actions": ["s"], "topics": ["t"], "subscriptions": ["u", "v"]},
+            })
+        );
+        let mut state = State::load(dir).unwrap();
+        assert_eq!(state.owned("http://a:1"), actions(&["a.b", "x"]));
+        assert_eq!(state.owned("http://b:2"), actions(&["y"]));
+        assert_eq!(state.owned("http://c:3"), events);
+        // Without topics and subscriptions, the list of actions again.
+        assert!(state.set_owned("http://c:3", &actions(&["s"])));
+        assert_eq!(state.servers["http://c:3"], serde_json::json!(["s"]));
         assert!(fs::read_dir(dir.join(".sl")).unwrap().count() == 1, "no temporary file left");
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 const SLCLI: &str = env!("CARGO_BIN_EXE_slcli");
 
-const COMMANDS: [&str; 14] = [
+const COMMANDS: [&str; 17] = [
     "connect",
     "ping",
     "list",
@@ -22,6 +22,9 @@ const COMMANDS: [&str; 14] = [
     "resolve",
     "invocations",
     "route",
+    "topic",
+    "sub",
+    "dlq",
     "deploy",
     "dev",
     "test",
@@ -674,4 +677,157 @@ fn run_with_a_key_sends_it_and_retries_a_lost_answer() {
     let o = cli.run(&["--url", &url, "run", "hello", "-b", "-k", "order-8"]);
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+}
+
+#[test]
+fn help_for_every_event_subcommand() {
+    let cli = Cli::new();
+    for (command, subs) in [
+        ("topic", &["create", "list", "get", "set", "delete", "publish", "read"][..]),
+        ("sub", &["create", "list", "get", "delete", "reset"]),
+        ("dlq", &["list", "show", "redrive", "purge"]),
+    ] {
+        let o = cli.run(&[command, "--help"]);
+        assert_exit(&o, 0);
+        for sub in subs {
+            assert!(stdout(&o).contains(sub), "{sub} missing from `{command} --help`:\n{}", stdout(&o));
+            let o = cli.run(&[command, sub, "--help"]);
+            assert_exit(&o, 0);
+            assert!(stdout(&o).contains(&format!("Usage: slcli {command} {sub}")), "{}", stdout(&o));
+        }
+    }
+    assert!(stdout(&cli.run(&["sub", "reset", "--help"])).contains("RFC 3339"));
+}
+
+#[test]
+fn event_commands_send_the_contract_requests() {
+    let cli = Cli::new();
+    let topic = r#"{"name":"orders","partitions":8,"retention_ms":3600000,"retention_bytes":null,"created":1,"messages":0,"bytes":0,"offsets":[]}"#;
+    let sub = r#"{"name":"mailer","topic":"orders","action":"mail.send","batch_size":20,"max_wait_ms":0,"max_retries":1,"backoff_ms":100,"backoff_max_ms":300000,"created":1,"dead":0,"partitions":[],"backlog":0}"#;
+    let (url, server) = responder(vec![
+        (201, topic),
+        (200, topic),
+        (200, topic),
+        (201, r#"{"partition":3,"offset":17,"topic":"orders"}"#),
+        (200, "[]"),
+        (201, sub),
+        (200, r#"{"name":"mailer","cursors":[0,0]}"#),
+        (200, "[]"),
+        (200, r#"{"redriven":1}"#),
+        (200, r#"{"purged":4}"#),
+    ]);
+    let run = |args: &[&str]| {
+        let mut all = vec!["--url", url.as_str()];
+        all.extend_from_slice(args);
+        let o = cli.run(&all);
+        assert_exit(&o, 0);
+        stdout(&o)
+    };
+    assert_eq!(
+        run(&["topic", "create", "orders", "-p", "8", "--retention-secs", "3600"]),
+        "topic created orders (8 partitions, kept 3600 s, any size)\n"
+    );
+    // Only the retention bytes given: the retention age is kept as the server has it.
+    assert_eq!(
+        run(&["topic", "set", "orders", "--retention-bytes", "none"]),
+        "topic updated orders (kept 3600 s, any size)\n"
+    );
+    assert_eq!(
+        run(&["topic", "publish", "orders", r#"{"id": 17}"#, "--key", "customer 42"]),
+        "published to orders partition 3 offset 17\n"
+    );
+    assert_eq!(run(&["topic", "read", "orders", "-p", "3", "--from", "10", "-n", "5"]), "[]\n");
+    assert_eq!(
+        run(&[
+            "sub",
+            "create",
+            "mailer",
+            "--topic",
+            "orders",
+            "--action",
+            "mail.send",
+            "--batch-size",
+            "20",
+            "--max-retries",
+            "1",
+            "--backoff-ms",
+            "100",
+            "--from",
+            "2026-12-08T09:00:00Z",
+        ]),
+        "subscription created mailer (orders -> mail.send, from 2026-12-08T09:00:00Z)\n"
+    );
+    assert!(run(&["sub", "reset", "mailer", "--to", "42"]).starts_with("subscription mailer reset to offset 42\n"));
+    assert_eq!(run(&["dlq", "list", "mailer", "-n", "7"]), "[]\n");
+    assert_eq!(run(&["dlq", "redrive", "mailer", "3:17"]), "redriven dead letter 3:17 of mailer\n");
+    assert_eq!(run(&["dlq", "purge", "mailer"]), "purged 4 dead letters of mailer\n");
+
+    let seen = server.join().unwrap();
+    let lines: Vec<&str> = seen.iter().map(|s| s.line.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            "POST /topics HTTP/1.1",
+            "GET /topics/orders HTTP/1.1",
+            "PUT /topics/orders HTTP/1.1",
+            "POST /topics/orders?key=customer%2042 HTTP/1.1",
+            "GET /topics/orders/messages?partition=3&from=10&limit=5 HTTP/1.1",
+            "POST /subscriptions HTTP/1.1",
+            "POST /subscriptions/mailer/reset HTTP/1.1",
+            "GET /subscriptions/mailer/dead?limit=7 HTTP/1.1",
+            "POST /subscriptions/mailer/dead/redrive?partition=3&offset=17 HTTP/1.1",
+            "DELETE /subscriptions/mailer/dead HTTP/1.1",
+        ]
+    );
+    let body = |i: usize| serde_json::from_str::<serde_json::Value>(&seen[i].body).unwrap();
+    assert_eq!(body(0), serde_json::json!({"name": "orders", "partitions": 8, "retention_ms": 3_600_000}));
+    assert_eq!(body(2), serde_json::json!({"retention_ms": 3_600_000, "retention_bytes": null}));
+    assert_eq!(seen[3].body, r#"{"id": 17}"#, "the payload is sent as given");
+    assert_eq!(
+        body(5),
+        serde_json::json!({"name": "mailer", "topic": "orders", "action": "mail.send", "batch_size": 20,
+                           "max_retries": 1, "backoff_ms": 100, "start": {"time": 1_796_720_400_000_i64}})
+    );
+    assert_eq!(body(6), serde_json::json!({"to": {"offset": 42}}));
+}
+
+#[test]
+fn event_commands_check_their_input_before_sending() {
+    let cli = Cli::new();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    for (args, message) in [
+        (
+            &["topic", "publish", "t", "hello"][..],
+            "error: PAYLOAD_JSON is not JSON (expected value at line 1 column 1)",
+        ),
+        (&["topic", "publish", "t", "-d", "missing.json"], "error: cannot read message file missing.json: "),
+        (&["topic", "publish", "t", "1", "-k", "caf\u{e9}"], "error: an idempotency key is 1 to 255 printable ASCII"),
+        (&["sub", "reset", "s", "--to", "yesterday"], "error: invalid value 'yesterday' for '--to <POSITION>'"),
+        (&["dlq", "show", "s", "3"], "error: invalid value '3' for '<PARTITION:OFFSET>'"),
+        (&["topic", "set", "t"], "error: the following required arguments were not provided"),
+    ] {
+        let mut all = vec!["--url", url.as_str()];
+        all.extend_from_slice(args);
+        let o = cli.run(&all);
+        assert_exit(&o, 1);
+        assert!(stderr(&o).starts_with(message), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn deploy_to_a_server_without_events() {
+    let cli = Cli::new();
+    let (list, details) = deployed_hello(&cli);
+    cli.write("app/sl.toml", "[topics.orders]\n");
+    let no_route = r#"{"error":{"kind":"not_found","message":"no route for GET /topics"}}"#;
+    let (url, server) = responder(vec![(200, list), (200, details), (200, "[]"), (404, no_route)]);
+    let o = cli.run(&["--url", &url, "deploy", "app"]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("the server has no events API"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "nothing was changed: {}", stdout(&o));
+    let lines: Vec<String> = server.join().unwrap().into_iter().map(|s| s.line).collect();
+    assert_eq!(
+        lines,
+        ["GET /actions HTTP/1.1", "GET /actions/hello HTTP/1.1", "GET /routes HTTP/1.1", "GET /topics HTTP/1.1"]
+    );
 }
