@@ -111,9 +111,25 @@ fn a_subscription_delivers_each_key_in_order_once() {
     assert_eq!(sub["backlog"], 0, "{sub}");
     let cursors: i64 = sub["partitions"].as_array().unwrap().iter().map(|p| p["cursor"].as_i64().unwrap()).sum();
     assert_eq!(cursors, 500, "{sub}");
-    // Delivery runs are recorded under the subscriber's name.
+    // Delivery runs are recorded under the subscriber's name, counted as
+    // the kind `event`, and the metrics show the subscription.
     let recs = s.get("/invocations?action=sink&limit=1000").json();
     assert!(!recs.as_array().unwrap().is_empty());
+    assert!(wait_until(Duration::from_secs(3), || s.get("/actions/sink").json()["runs"]["event"]["succeeded"]
+        .as_u64()
+        .is_some_and(|n| n > 0)));
+    let metrics = s.get("/metrics").text();
+    for line in [
+        "sl_subscription_messages_total{subscription=\"all\"} 500",
+        "sl_subscription_retries_total{subscription=\"all\"} 0",
+        "sl_subscription_backlog{subscription=\"all\"} 0",
+        "sl_subscription_lag_seconds{subscription=\"all\"} 0",
+        "sl_subscription_dead_letters{subscription=\"all\"} 0",
+        "sl_topic_messages{topic=\"orders\"} 500",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no line {line} in\n{metrics}");
+    }
+    assert!(metrics.contains("sl_invocations_total{action=\"sink\",kind=\"event\",outcome=\"success\"}"));
 }
 
 #[test]
@@ -187,15 +203,29 @@ fn publishing_answers_offsets_and_refuses_bad_input() {
     // A key too long.
     let long = "k".repeat(1025);
     assert_eq!(s.post(&format!("/topics/t?key={long}"), "1").status, 400);
-    // A topic with subscriptions is not deleted.
+    for (path, status) in [("/topics/t/messages?limit=0", 400), ("/topics/t/messages?limit=1001", 400)] {
+        assert_eq!(s.get(path).status, status, "{path}");
+    }
+    // Retention: a field left out keeps its value, null lifts the bound.
+    let r = s.request("PUT", "/topics/t", Some(r#"{"retention_ms":60000,"retention_bytes":5000}"#));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = s.request("PUT", "/topics/t", Some(r#"{"retention_bytes":null}"#)).json();
+    assert_eq!((r["retention_ms"].clone(), r["retention_bytes"].clone()), (json!(60000), json!(null)), "{r}");
+    assert_eq!(s.request("PUT", "/topics/t", Some("{}")).status, 400);
+    // A topic with subscriptions is not deleted, nor an action they deliver to.
     assert_eq!(s.create("a", "function main() end", "").status, 201);
     create_sub(&s, "s", "t", "a", "");
     let r = s.request("DELETE", "/topics/t", None);
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(r.text().contains("delete them first"), "{}", r.text());
+    let r = s.request("DELETE", "/actions/a", None);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("receives subscriptions (s)"), "{}", r.text());
+    assert_eq!(s.get("/subscriptions/s/dead?limit=0").status, 400);
     assert_eq!(s.request("DELETE", "/subscriptions/s", None).status, 200);
     assert_eq!(s.request("DELETE", "/topics/t", None).status, 200);
     assert_eq!(s.get("/topics").json(), json!([]));
+    assert_eq!(s.request("DELETE", "/actions/a", None).status, 200);
 }
 
 #[test]

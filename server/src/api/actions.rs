@@ -230,15 +230,26 @@ pub(super) fn update(st: &mut State, conn: ConnRef, name: &str, body: &[u8]) -> 
     Ok(None)
 }
 
-/// `DELETE /actions/:name`.
+/// `DELETE /actions/:name`: refused while subscriptions deliver to it.
 pub(super) fn delete(st: &mut State, conn: ConnRef, name: &str) -> Option<Response> {
     let name = name.to_string();
     let store = Arc::clone(&st.store);
     st.pool.spawn(move || {
-        let resp = match store.delete_action(&name) {
-            Ok(true) => Response::text(200, "OK"),
-            Ok(false) => Response::error(404, "not_found", &format!("no action named '{name}'")),
+        let readers = store.events().list_subscriptions(crate::ids::now_ms()).map(|subs| {
+            subs.into_iter().filter(|s| s.subscription.action == name).map(|s| s.subscription.name).collect::<Vec<_>>()
+        });
+        let resp = match readers {
+            Ok(readers) if !readers.is_empty() => Response::error(
+                409,
+                "conflict",
+                &format!("action '{name}' receives subscriptions ({}): delete them first", readers.join(", ")),
+            ),
             Err(e) => store_error(&e),
+            Ok(_) => match store.delete_action(&name) {
+                Ok(true) => Response::text(200, "OK"),
+                Ok(false) => Response::error(404, "not_found", &format!("no action named '{name}'")),
+                Err(e) => store_error(&e),
+            },
         };
         move |st: &mut State| {
             action_changed(st, &name);

@@ -168,15 +168,23 @@ fn next_offsets(store: &dyn sl_store::Store, topic: &str) -> Option<Vec<i64>> {
 
 /// `GET /subscriptions`.
 pub(super) fn list(st: &mut State, conn: ConnRef) -> Option<Response> {
-    st.answer_later(conn, |store| match store.events().list_subscriptions(now_ms()) {
-        Ok(list) => {
-            let out: Vec<Value> = list
-                .iter()
-                .map(|s| subscription_json(s, next_offsets(store, &s.subscription.topic).as_deref()))
-                .collect();
-            json_response(200, &out)
-        }
-        Err(e) => store_error(&e),
+    st.answer_later(conn, |store| {
+        let events = store.events();
+        let (list, topics) = match (events.list_subscriptions(now_ms()), events.list_topics()) {
+            (Ok(list), Ok(topics)) => (list, topics),
+            (Err(e), _) | (_, Err(e)) => return store_error(&e),
+        };
+        let out: Vec<Value> = list
+            .iter()
+            .map(|s| {
+                let next: Option<Vec<i64>> = topics
+                    .iter()
+                    .find(|t| t.topic.name == s.subscription.topic)
+                    .map(|t| t.partitions.iter().map(|p| p.next).collect());
+                subscription_json(s, next.as_deref())
+            })
+            .collect();
+        json_response(200, &out)
     });
     None
 }
@@ -304,7 +312,10 @@ pub(super) fn dead(st: &mut State, conn: ConnRef, name: &str, query: &str) -> Re
     check_sub(name)?;
     let limit = match query_param(query, "limit") {
         None => 100,
-        Some(v) => v.parse::<usize>().map_err(|_| bad_request("?limit= must be a positive integer"))?.clamp(1, 1000),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(bad_request("?limit= must be from 1 to 1000")),
+        },
     };
     let name = name.to_string();
     st.answer_later(conn, move |store| {

@@ -40,13 +40,20 @@ fn default_partitions() -> u32 {
     4
 }
 
+/// A change of retention: a field left out keeps its value, `null` lifts
+/// the bound.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Retention {
-    #[serde(default)]
-    retention_ms: Option<i64>,
-    #[serde(default)]
-    retention_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    retention_ms: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    retention_bytes: Option<Option<u64>>,
+}
+
+/// A field that is there: `Some(None)` for `null`.
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A topic as the API shows it.
@@ -148,14 +155,25 @@ fn no_topic(name: &str) -> Response {
     Response::error(404, "not_found", &format!("no topic named '{name}'"))
 }
 
-/// `PUT /topics/:name`: its retention.
+/// `PUT /topics/:name`: its retention (`retention_ms`, `retention_bytes`;
+/// a field left out is unchanged, `null` lifts the bound).
 pub(super) fn update(st: &mut State, conn: ConnRef, name: &str, body: &[u8]) -> Result<Option<Response>, Response> {
     let b: Retention = parse_body(body)?;
-    check_retention(b.retention_ms, b.retention_bytes)?;
+    if b.retention_ms.is_none() && b.retention_bytes.is_none() {
+        return Err(bad_request("give retention_ms or retention_bytes (a number, or null for no bound)"));
+    }
+    check_retention(b.retention_ms.flatten(), b.retention_bytes.flatten())?;
     let name = name.to_string();
     st.answer_later(conn, move |store| {
         let events = store.events();
-        match events.set_topic_retention(&name, b.retention_ms, b.retention_bytes) {
+        let old = match events.get_topic(&name) {
+            Ok(Some(info)) => info.topic,
+            Ok(None) => return no_topic(&name),
+            Err(e) => return store_error(&e),
+        };
+        let ms = b.retention_ms.unwrap_or(old.retention_ms);
+        let bytes = b.retention_bytes.unwrap_or(old.retention_bytes);
+        match events.set_topic_retention(&name, ms, bytes) {
             Ok(true) => match events.get_topic(&name) {
                 Ok(Some(info)) => json_response(200, &topic_json(&info)),
                 Ok(None) => no_topic(&name),
@@ -207,7 +225,11 @@ pub(super) fn read(st: &mut State, conn: ConnRef, name: &str, query: &str) -> Re
     };
     let partition = u32::try_from(number("partition", 0)?).map_err(|_| bad_request("?partition= is out of range"))?;
     let from = number("from", 0)?;
-    let limit = number("limit", 100)?.clamp(1, 1000) as usize;
+    let limit = number("limit", 100)?;
+    if !(1..=1000).contains(&limit) {
+        return Err(bad_request("?limit= must be from 1 to 1000"));
+    }
+    let limit = limit as usize;
     let name = name.to_string();
     st.answer_later(conn, move |store| {
         let events = store.events();
