@@ -37,6 +37,11 @@
 //!   publisher died). Leases are `findAndModify` claims; a commit is fenced
 //!   by an update conditional on the partition's owner and epoch, and
 //!   writes the cursor last.
+//! - Schedules (see `schedules.rs`): [`SCHEDULES`], one document per
+//!   schedule, `_id` its name, with its settings and how far it has fired.
+//!   A firing is recorded by one `update` whose filter holds the
+//!   `last_fired` the server read (a compare-and-set); a schedule that
+//!   never fired holds a string sentinel there, never null.
 //!
 //! The TTL index expires terminal records a day after the retention
 //! ([`TTL_GRACE_SECS`]): the servers' own purge deletes them first, and
@@ -57,6 +62,7 @@ mod doc;
 mod error;
 mod events;
 mod indexes;
+mod schedules;
 
 use std::fmt;
 use std::time::Duration;
@@ -74,6 +80,7 @@ use crate::error::{duplicate_indexes, is_duplicate_key, map};
 pub use crate::events::{
     DEAD_LETTERS, GAP_TIMEOUT, MESSAGES, PENDING, SUBSCRIPTIONS, SUBSCRIPTION_PARTITIONS, TOPICS, TOPIC_PARTITIONS,
 };
+pub use crate::schedules::SCHEDULES;
 
 /// Collection of actions.
 pub const ACTIONS: &str = "actions";
@@ -200,6 +207,8 @@ pub struct MongoStore {
     run_counts: Collection<Document>,
     /// Topics, subscriptions and dead letters (see `events.rs`).
     events: events::EventCollections,
+    /// Schedules (see `schedules.rs`).
+    schedules: Collection<Document>,
     /// The URL without its password, for messages.
     label: String,
 }
@@ -238,6 +247,7 @@ impl MongoStore {
             counters: db.collection(COUNTERS),
             run_counts: db.collection(RUN_COUNTS),
             events: events::EventCollections::new(&db, options.gap_timeout),
+            schedules: db.collection(SCHEDULES),
             db,
             label,
         };
@@ -731,6 +741,10 @@ impl Store for MongoStore {
     }
 
     fn events(&self) -> &dyn sl_store::Events {
+        self
+    }
+
+    fn schedules(&self) -> &dyn sl_store::Schedules {
         self
     }
 }

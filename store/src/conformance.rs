@@ -1,5 +1,7 @@
-//! The conformance suite: what every [`Store`] backend must do, and (in
-//! [`events`]) what every [`Events`](crate::Events) backend must do.
+//! The conformance suite: what every [`Store`] backend must do, (in
+//! [`events`]) what every [`Events`](crate::Events) backend must do, and
+//! (in [`schedules`]) what every [`Schedules`](crate::Schedules) backend
+//! must do.
 //!
 //! Each case is a public function that takes a fresh, empty store and panics
 //! when the store breaks the contract documented on [`Store`]. A backend
@@ -215,6 +217,10 @@ impl<S: Store, G: Send + Sync> Store for Guarded<S, G> {
     fn events(&self) -> &dyn crate::Events {
         self.store.events()
     }
+
+    fn schedules(&self) -> &dyn crate::Schedules {
+        self.store.schedules()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -236,10 +242,12 @@ const T0: i64 = 1_700_000_000_000;
 /// A lease long enough never to expire within a case.
 const HOUR: i64 = 3_600_000;
 
-// The events cases, after the helpers they share (`ok!` is in scope there
-// because the module is declared below its definition).
+// The events and schedules cases, after the helpers they share (`ok!` is
+// in scope there because the modules are declared below its definition).
 pub mod events;
 pub use events::{run_all_events, EVENTS_CASES};
+pub mod schedules;
+pub use schedules::{run_all_schedules, SCHEDULES_CASES};
 
 fn action(name: &str) -> ActionRecord {
     ActionRecord {

@@ -1,5 +1,6 @@
 //! Storage for SL: actions, routes, invocation records and the asynchronous
-//! queue ([`Store`]); topics, subscriptions and dead letters ([`Events`]).
+//! queue ([`Store`]); topics, subscriptions and dead letters ([`Events`]);
+//! schedules and how far each has fired ([`Schedules`]).
 //!
 //! Every backend implements [`Store`] and must pass the suite in
 //! [`conformance`]. Calls are synchronous and may block on disk or network:
@@ -10,6 +11,7 @@ mod args;
 mod error;
 mod events;
 mod memory;
+mod schedules;
 mod sqlite;
 mod types;
 
@@ -22,6 +24,7 @@ pub use events::{
     Published, Subscription, SubscriptionInfo, SubscriptionPartition, Topic, TopicInfo,
 };
 pub use memory::MemoryStore;
+pub use schedules::{ScheduleInfo, ScheduleRecord, Schedules};
 pub use sqlite::{Durability, SqliteStore};
 pub use types::{
     ActionMeta, ActionRecord, Enqueued, IdempotencyKey, InvocationError, InvocationRecord, InvocationStatus, Limits,
@@ -176,4 +179,7 @@ pub trait Store: Send + Sync {
 
     /// The same backend's topics, subscriptions and dead letters.
     fn events(&self) -> &dyn Events;
+
+    /// The same backend's schedules.
+    fn schedules(&self) -> &dyn Schedules;
 }

@@ -1,10 +1,13 @@
 //! The in-memory backend (`Nulldb {}` in config.lua): development only,
 //! everything is lost when the process exits.
 //!
-//! The [`Store`] state is behind one mutex and the [`Events`](crate::Events)
-//! state (in `events`) behind another, so that neither waits for the other.
+//! The [`Store`] state is behind one mutex, the [`Events`](crate::Events)
+//! state (in `events`) behind another, and the
+//! [`Schedules`](crate::Schedules) state (in `schedules`) behind a third,
+//! so that none waits for another.
 
 mod events;
+mod schedules;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -14,13 +17,16 @@ use crate::{
     Store, StoreError, Submit,
 };
 
-/// A [`Store`] and [`Events`](crate::Events) backend that keeps everything
-/// in memory, behind a mutex for each.
+/// A [`Store`], [`Events`](crate::Events) and
+/// [`Schedules`](crate::Schedules) backend that keeps everything in
+/// memory, behind a mutex for each.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     /// Topics, subscriptions and dead letters.
     events: Mutex<events::EventsState>,
+    /// Schedules and how far each has fired.
+    schedules: Mutex<schedules::SchedulesState>,
 }
 
 #[derive(Debug, Default)]
@@ -351,6 +357,10 @@ impl Store for MemoryStore {
     }
 
     fn events(&self) -> &dyn crate::Events {
+        self
+    }
+
+    fn schedules(&self) -> &dyn crate::Schedules {
         self
     }
 }

@@ -4,6 +4,7 @@ mod checkpoint;
 mod error;
 mod events;
 mod row;
+mod schedules;
 mod schema;
 
 use std::fmt;
@@ -25,12 +26,12 @@ use row::{Invocation, ACTION_COLUMNS, ACTION_META_COLUMNS, INVOCATION_COLUMNS, R
 /// fails with [`StoreError::Unavailable`].
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Prepared statements kept per connection (the store uses about 30, and
-/// its events about 60 more).
+/// Prepared statements kept per connection (the store uses about 30, its
+/// events about 60 more, and its schedules 5).
 const STATEMENT_CACHE: usize = 112;
 
-/// A [`Store`] and [`Events`](crate::Events) backend in one SQLite
-/// database.
+/// A [`Store`], [`Events`](crate::Events) and
+/// [`Schedules`](crate::Schedules) backend in one SQLite database.
 ///
 /// One connection behind a mutex: the server calls the store from a small
 /// pool of threads, and SQLite serialises writers anyway. Several processes
@@ -825,6 +826,10 @@ impl Store for SqliteStore {
     }
 
     fn events(&self) -> &dyn crate::Events {
+        self
+    }
+
+    fn schedules(&self) -> &dyn crate::Schedules {
         self
     }
 }

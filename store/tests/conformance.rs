@@ -4,18 +4,20 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use sl_store::conformance::{Guarded, CASES, EVENTS_CASES};
+use sl_store::conformance::{Guarded, CASES, EVENTS_CASES, SCHEDULES_CASES};
 use sl_store::{InvocationRecord, MemoryStore, SqliteStore, Store, StoreError};
 use tempfile::TempDir;
 
 mod memory {
     sl_store::conformance_tests!(sl_store::MemoryStore::new());
     sl_store::events_conformance_tests!(sl_store::MemoryStore::new());
+    sl_store::schedules_conformance_tests!(sl_store::MemoryStore::new());
 }
 
 mod sqlite_in_memory {
     sl_store::conformance_tests!(sl_store::SqliteStore::open_in_memory().expect("open in memory"));
     sl_store::events_conformance_tests!(sl_store::SqliteStore::open_in_memory().expect("open in memory"));
+    sl_store::schedules_conformance_tests!(sl_store::SqliteStore::open_in_memory().expect("open in memory"));
 }
 
 /// A database file in a fresh temporary directory, removed after the test.
@@ -28,6 +30,7 @@ fn sqlite_file() -> Guarded<SqliteStore, TempDir> {
 mod sqlite_file {
     sl_store::conformance_tests!(super::sqlite_file());
     sl_store::events_conformance_tests!(super::sqlite_file());
+    sl_store::schedules_conformance_tests!(super::sqlite_file());
 }
 
 #[test]
@@ -41,6 +44,11 @@ fn run_all_events_runs_every_case() {
 }
 
 #[test]
+fn run_all_schedules_runs_every_case() {
+    sl_store::conformance::run_all_schedules(&|| Box::new(MemoryStore::new()));
+}
+
+#[test]
 fn cases_are_listed_once_each() {
     let names: HashSet<&str> = CASES.iter().map(|(name, _)| *name).collect();
     assert_eq!(names.len(), CASES.len());
@@ -50,6 +58,11 @@ fn cases_are_listed_once_each() {
     assert!(events.iter().all(|name| name.starts_with("events_")), "{events:?}");
     assert!(events.is_disjoint(&names));
     assert!(EVENTS_CASES.len() >= 33, "{} events cases", EVENTS_CASES.len());
+    let schedules: HashSet<&str> = SCHEDULES_CASES.iter().map(|(name, _)| *name).collect();
+    assert_eq!(schedules.len(), SCHEDULES_CASES.len());
+    assert!(schedules.iter().all(|name| name.starts_with("schedules_")), "{schedules:?}");
+    assert!(schedules.is_disjoint(&names) && schedules.is_disjoint(&events));
+    assert!(SCHEDULES_CASES.len() >= 11, "{} schedules cases", SCHEDULES_CASES.len());
 }
 
 // ---------------------------------------------------------------------------

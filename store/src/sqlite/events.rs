@@ -50,7 +50,7 @@ use crate::{
 /// Why a call inside a transaction stopped: SQLite failed, or the store
 /// has its own answer (`LeaseLost`, `AlreadyExists`, a row it cannot
 /// decode). Either way the transaction rolls back.
-enum Failure {
+pub(super) enum Failure {
     Sql(rusqlite::Error),
     Store(StoreError),
 }
@@ -68,12 +68,12 @@ impl From<StoreError> for Failure {
 }
 
 /// The result of the work inside a transaction.
-type Attempt<T> = std::result::Result<T, Failure>;
+pub(super) type Attempt<T> = std::result::Result<T, Failure>;
 
 impl SqliteStore {
     /// Runs `work` in one `IMMEDIATE` transaction, committed if `work`
     /// succeeds and rolled back if it fails.
-    fn write<T>(&self, work: impl FnOnce(&Connection) -> Attempt<T>) -> Result<T> {
+    pub(super) fn write<T>(&self, work: impl FnOnce(&Connection) -> Attempt<T>) -> Result<T> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let value = work(&tx).map_err(|f| self.fail(f))?;
@@ -83,7 +83,7 @@ impl SqliteStore {
 
     /// Runs `work`, which only reads, in one deferred transaction: its
     /// statements see the database as one moment left it.
-    fn read<T>(&self, work: impl FnOnce(&Connection) -> Attempt<T>) -> Result<T> {
+    pub(super) fn read<T>(&self, work: impl FnOnce(&Connection) -> Attempt<T>) -> Result<T> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| self.err(e))?;
         let value = work(&tx).map_err(|f| self.fail(f))?;

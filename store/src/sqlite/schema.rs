@@ -48,6 +48,8 @@ const MIGRATIONS: &[Step] = &[
     Step::Sql(V13),
     // 13 -> 14: run counters of subscription batches.
     Step::Code(v14),
+    // 14 -> 15: schedules and how far each has fired.
+    Step::Sql(V15),
 ];
 
 /// Schema version 14: `run_counts.event_succeeded` and `event_failed`,
@@ -433,6 +435,29 @@ const V13: &str = r#"
         PRIMARY KEY (sub_id, part, off)
     );
     CREATE INDEX IF NOT EXISTS dead_letters_died ON dead_letters (sub_id, died);
+"#;
+
+/// Schema version 15: `schedules`, one row per schedule (keyed by its
+/// name, so listed in byte order of names), with its settings and how far
+/// it has fired: `last_fired` (NULL before the first firing, which is how
+/// `advance_schedule` compares it, with `IS`), `last_invocation` and
+/// `fired`. `jitter_ms` and `fired` hold the bits of a `u64`, as the other
+/// tables do.
+const V15: &str = r#"
+    CREATE TABLE IF NOT EXISTS schedules (
+        name            TEXT PRIMARY KEY NOT NULL,
+        action          TEXT NOT NULL,
+        spec            TEXT NOT NULL,
+        time_zone       TEXT NOT NULL,
+        args            TEXT NOT NULL,      -- a JSON object, as given
+        overlap         TEXT NOT NULL,
+        catch_up        TEXT NOT NULL,
+        jitter_ms       INTEGER NOT NULL,   -- the bits of a u64
+        created         INTEGER NOT NULL,
+        last_fired      INTEGER,            -- NULL: never fired
+        last_invocation TEXT,
+        fired           INTEGER NOT NULL DEFAULT 0  -- the bits of a u64
+    );
 "#;
 
 /// Adds `column` to `table` unless the table has it already.
