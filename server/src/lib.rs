@@ -17,7 +17,8 @@
 //!   outbox and the rest;
 //! - the features, each over `&mut State`: `invoke` (starting, stepping
 //!   and ending invocations), `queue` (the asynchronous queue's consumer),
-//!   `events` (publishing to topics, delivering subscriptions),
+//!   `events` (publishing to topics, delivering subscriptions), `schedules`
+//!   (firing cron and interval schedules),
 //!   `housekeeping`, `api` and `web` (the two listeners' handlers);
 //! - [`App`]: the [`Service`] a worker's reactor serves;
 //! - `workers`: the threads, each a reactor serving an app.
@@ -40,6 +41,7 @@ mod queue;
 pub mod reactor;
 pub mod routes;
 pub mod sandbox;
+mod schedules;
 mod state;
 mod web;
 mod workers;

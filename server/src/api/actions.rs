@@ -230,7 +230,8 @@ pub(super) fn update(st: &mut State, conn: ConnRef, name: &str, body: &[u8]) -> 
     Ok(None)
 }
 
-/// `DELETE /actions/:name`: refused while subscriptions deliver to it.
+/// `DELETE /actions/:name`: refused while subscriptions deliver to it or
+/// schedules fire it.
 pub(super) fn delete(st: &mut State, conn: ConnRef, name: &str) -> Option<Response> {
     let name = name.to_string();
     let store = Arc::clone(&st.store);
@@ -238,14 +239,22 @@ pub(super) fn delete(st: &mut State, conn: ConnRef, name: &str) -> Option<Respon
         let readers = store.events().list_subscriptions(crate::ids::now_ms()).map(|subs| {
             subs.into_iter().filter(|s| s.subscription.action == name).map(|s| s.subscription.name).collect::<Vec<_>>()
         });
-        let resp = match readers {
-            Ok(readers) if !readers.is_empty() => Response::error(
+        let firers = store.schedules().list_schedules().map(|list| {
+            list.into_iter().filter(|s| s.schedule.action == name).map(|s| s.schedule.name).collect::<Vec<_>>()
+        });
+        let resp = match (readers, firers) {
+            (Ok(readers), _) if !readers.is_empty() => Response::error(
                 409,
                 "conflict",
                 &format!("action '{name}' receives subscriptions ({}): delete them first", readers.join(", ")),
             ),
-            Err(e) => store_error(&e),
-            Ok(_) => match store.delete_action(&name) {
+            (_, Ok(firers)) if !firers.is_empty() => Response::error(
+                409,
+                "conflict",
+                &format!("schedules fire action '{name}' ({}): delete them first", firers.join(", ")),
+            ),
+            (Err(e), _) | (_, Err(e)) => store_error(&e),
+            (Ok(_), Ok(_)) => match store.delete_action(&name) {
                 Ok(true) => Response::text(200, "OK"),
                 Ok(false) => Response::error(404, "not_found", &format!("no action named '{name}'")),
                 Err(e) => store_error(&e),

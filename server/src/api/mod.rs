@@ -1,6 +1,7 @@
 //! The management and invocation API: which endpoint a request names,
 //! whether its token allows it, and the handlers (by resource:
-//! [`actions`], [`invocations`], [`routes`], [`topics`], [`subscriptions`]).
+//! [`actions`], [`invocations`], [`routes`], [`topics`], [`subscriptions`],
+//! [`schedules`]).
 //!
 //! A handler answers at once (`Ok(Some(response))` or `Err(response)`) or
 //! starts work on the pool or the executor (`Ok(None)`), whose answer
@@ -13,6 +14,7 @@ mod input;
 mod invocations;
 mod metrics;
 mod routes;
+mod schedules;
 mod subscriptions;
 mod topics;
 
@@ -141,6 +143,12 @@ fn endpoint(st: &mut State, conn: ConnRef, mut req: Request) -> Option<Response>
             topics::check_topic(name).and_then(|_| topics::read(st, conn, name, &req.query))
         }
         (["topics", _, "messages"], _) => Err(not_allowed("GET")),
+        (["schedules"], Method::Get) => Ok(schedules::list(st, conn)),
+        (["schedules"], Method::Post) => schedules::create(st, conn, &req.body),
+        (["schedules"], _) => Err(not_allowed("GET, POST")),
+        (["schedules", name], Method::Get) => schedules::get(st, conn, name),
+        (["schedules", name], Method::Delete) => schedules::delete(st, conn, name),
+        (["schedules", _], _) => Err(not_allowed("GET, DELETE")),
         (["subscriptions"], Method::Get) => Ok(subscriptions::list(st, conn)),
         (["subscriptions"], Method::Post) => subscriptions::create(st, conn, &req.body),
         (["subscriptions"], _) => Err(not_allowed("GET, POST")),

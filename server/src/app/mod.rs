@@ -14,7 +14,7 @@ use crate::http::{Head, Request, Response};
 use crate::plugin::PluginHost;
 use crate::reactor::{ConnRef, Outbox, Service, Side, Wake};
 use crate::state::{Peers, State};
-use crate::{api, events, housekeeping, invoke, queue, web};
+use crate::{api, events, housekeeping, invoke, queue, schedules, web};
 
 /// SL's application on one worker.
 pub struct App {
@@ -101,6 +101,7 @@ impl Service for App {
         housekeeping::tick(&mut self.st, now);
         events::deliver::tick(&mut self.st, now);
         events::retention::tick(&mut self.st, now);
+        schedules::tick(&mut self.st, now);
     }
 
     fn wake(&self) -> Wake {

@@ -141,6 +141,10 @@ impl Store for Gated {
     fn events(&self) -> &dyn sl_store::Events {
         self.inner.events()
     }
+
+    fn schedules(&self) -> &dyn sl_store::Schedules {
+        self.inner.schedules()
+    }
 }
 
 /// An app on `store` with `config` (Lua), and an action `echo`.

@@ -1,4 +1,4 @@
-//! What the server counts of events: per subscription, the messages its
+//! What the server counts of events and schedules: per subscription, the messages its
 //! batches delivered, the retries and the dead letters made (counters
 //! shared by the process's workers, updated once per batch, off the hot
 //! path of requests); and what a scrape reads from the store: each
@@ -44,6 +44,69 @@ impl Subscriptions {
     fn list(&self) -> Vec<(String, Arc<SubscriptionMetrics>)> {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
+    }
+}
+
+/// The counters of one schedule's firings made by this server.
+#[derive(Debug, Default)]
+pub struct ScheduleMetrics {
+    fired: AtomicU64,
+    skipped: AtomicU64,
+    /// Milliseconds between the last firing's scheduled time and its
+    /// enqueue.
+    lag_ms: AtomicU64,
+}
+
+impl ScheduleMetrics {
+    /// Counts a firing made (or skipped) `lag_ms` after its scheduled time.
+    pub fn fired(&self, lag_ms: i64, skipped: bool) {
+        if skipped {
+            self.skipped.fetch_add(1, Relaxed);
+        } else {
+            self.fired.fetch_add(1, Relaxed);
+            self.lag_ms.store(lag_ms.max(0) as u64, Relaxed);
+        }
+    }
+}
+
+/// Every schedule's counters, by name.
+#[derive(Debug, Default)]
+pub(super) struct ScheduleCounters(Mutex<BTreeMap<String, Arc<ScheduleMetrics>>>);
+
+impl ScheduleCounters {
+    pub(super) fn get(&self, name: &str) -> Arc<ScheduleMetrics> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(map.entry(name.to_owned()).or_default())
+    }
+
+    fn list(&self) -> Vec<(String, Arc<ScheduleMetrics>)> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
+    }
+}
+
+/// The schedules' part of the exposition.
+pub(super) fn render_schedules(e: &mut Exposition, counters: &ScheduleCounters) {
+    let counted = counters.list();
+    e.family("sl_schedule_firings_total", Type::Counter, "Firings of schedules made by this server, by schedule.");
+    for (name, m) in &counted {
+        e.sample("sl_schedule_firings_total", &[("schedule", name.as_str())], m.fired.load(Relaxed));
+    }
+    e.family(
+        "sl_schedule_skipped_total",
+        Type::Counter,
+        "Firings skipped because the last one still ran (overlap = skip), by schedule.",
+    );
+    for (name, m) in &counted {
+        e.sample("sl_schedule_skipped_total", &[("schedule", name.as_str())], m.skipped.load(Relaxed));
+    }
+    e.family(
+        "sl_schedule_lag_seconds",
+        Type::Gauge,
+        "Time from the scheduled time of a schedule's last firing made by this server to its enqueue.",
+    );
+    for (name, m) in &counted {
+        e.sample_f64("sl_schedule_lag_seconds", &[("schedule", name.as_str())], m.lag_ms.load(Relaxed) as f64 / 1000.0);
     }
 }
 

@@ -50,7 +50,7 @@ mod text;
 
 pub use action::{ActionMetrics, Ended, LIMITS, OUTCOMES};
 pub use cell::{Counter, Gauge, Histogram, SharedCounter, SharedHistogram, Snapshot};
-pub use events::{SubscriptionGauges, SubscriptionMetrics, TopicGauges};
+pub use events::{ScheduleMetrics, SubscriptionGauges, SubscriptionMetrics, TopicGauges};
 pub use store::{CallMetrics, MeteredStore, StoreMetrics, STORE_OPS};
 pub use text::CONTENT_TYPE;
 
@@ -129,6 +129,8 @@ pub struct Registry {
     plugins: Mutex<std::collections::BTreeMap<String, Arc<CallMetrics>>>,
     /// Every subscription's counters (updated once per batch).
     subscriptions: events::Subscriptions,
+    /// Every schedule's counters (updated once per firing).
+    schedules: events::ScheduleCounters,
 }
 
 impl Registry {
@@ -139,7 +141,13 @@ impl Registry {
             store: Arc::default(),
             plugins: Mutex::default(),
             subscriptions: events::Subscriptions::default(),
+            schedules: events::ScheduleCounters::default(),
         }
+    }
+
+    /// The counters of schedule `name`.
+    pub fn schedule(&self, name: &str) -> Arc<ScheduleMetrics> {
+        self.schedules.get(name)
     }
 
     /// The counters of subscription `name`.
@@ -401,6 +409,7 @@ fn render(reg: &Registry, extra: &Extra) -> String {
         e.sample("sl_plugin_call_errors_total", &[("plugin", name.as_str())], m.errors.get());
     }
     events::render(&mut e, &reg.subscriptions, extra.topics.as_deref(), extra.subscriptions.as_deref());
+    events::render_schedules(&mut e, &reg.schedules);
     if let Some(rss) = resident_bytes() {
         e.family("sl_process_resident_memory_bytes", Type::Gauge, "Resident memory of the server process.");
         e.sample("sl_process_resident_memory_bytes", &[], rss);

@@ -178,6 +178,10 @@ impl Store for MeteredStore {
     fn events(&self) -> &dyn sl_store::Events {
         self.inner.events()
     }
+
+    fn schedules(&self) -> &dyn sl_store::Schedules {
+        self.inner.schedules()
+    }
 }
 
 #[cfg(test)]
@@ -235,7 +239,7 @@ mod tests {
     }
 
     /// A store whose every call fails as an unreachable one does (events
-    /// are not timed: they go to a memory store).
+    /// and schedules are not timed: they go to a memory store).
     struct Down(sl_store::MemoryStore);
 
     fn down<T>() -> Result<T> {
@@ -310,6 +314,9 @@ mod tests {
             down()
         }
         fn events(&self) -> &dyn sl_store::Events {
+            &self.0
+        }
+        fn schedules(&self) -> &dyn sl_store::Schedules {
             &self.0
         }
     }

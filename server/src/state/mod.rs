@@ -36,7 +36,7 @@ pub(crate) use runs::Runs;
 #[cfg(test)]
 pub(crate) use runs::FREE_RECORDS;
 pub(crate) use submits::{Pending, Submits};
-pub(crate) use sync::{RoutesSync, Timers};
+pub(crate) use sync::{RoutesSync, ScheduleScan, Timers};
 pub(crate) use waiters::Waiters;
 
 use std::sync::Arc;
@@ -94,6 +94,8 @@ pub(crate) struct State {
     pub publishes: Publishes,
     /// The subscription partitions this worker delivers.
     pub deliveries: Deliveries,
+    /// The scan of the schedules.
+    pub schedules: ScheduleScan,
 }
 
 impl State {
@@ -128,6 +130,7 @@ impl State {
             metrics,
             publishes: Publishes::default(),
             deliveries: Deliveries::new(lease_owner),
+            schedules: ScheduleScan::default(),
             tokens: Tokens::new(&cfg.auth),
             cfg,
             store,

@@ -39,3 +39,12 @@ impl Timers {
         }
     }
 }
+
+/// Where the worker's scan of the schedules stands (`crate::schedules`).
+#[derive(Default)]
+pub(crate) struct ScheduleScan {
+    /// A scan is under way on the pool.
+    pub scanning: bool,
+    /// When the last one ended.
+    pub scanned: Option<Instant>,
+}
