@@ -474,18 +474,7 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut o
             };
             st.exec.runs.resume(key, id, answer);
         }
-        Reply::Delivery { slot, gen } => {
-            let error = outcome.result.as_ref().err().map(ToString::to_string);
-            // The logs go to dead letters, which only a retry can make.
-            let retried = error.is_some() || outcome.verdicts.iter().any(|v| v.retry.is_some());
-            let ran = Ran {
-                error,
-                verdicts: std::mem::take(&mut outcome.verdicts),
-                logs: if retried { outcome.logs.clone() } else { String::new() },
-                invocation: job.id().to_owned(),
-            };
-            st.deliveries.ended.push((slot, gen, ran));
-        }
+        Reply::Delivery { slot, gen } => delivered(st, run, job, &outcome, slot, gen),
         Reply::Queue => {}
     }
     st.runs.count(&job.record.action, job.kind(), outcome.result.is_ok());
@@ -538,6 +527,23 @@ fn finished(st: &mut State, run: &mut Run, job: &mut Job, generation: u64, mut o
         Reply::WebClient(_) => st.records.add_known(rec, size),
         _ => st.records.add(rec, size),
     }
+}
+
+/// A subscription's batch ended: its outcome goes to the deliveries
+/// (`events::deliver` commits it at the end of the turn).
+#[inline(never)]
+fn delivered(st: &mut State, run: &mut Run, job: &mut Job, outcome: &Outcome, slot: usize, gen: u64) {
+    let error = outcome.result.as_ref().err().map(ToString::to_string);
+    let verdicts = run.take_verdicts();
+    // The logs go to dead letters, which only a retry can make.
+    let retried = error.is_some() || verdicts.iter().any(|v| v.retry.is_some());
+    let ran = Ran {
+        error,
+        verdicts,
+        logs: if retried { outcome.logs.clone() } else { String::new() },
+        invocation: job.id().to_owned(),
+    };
+    st.deliveries.ended.push((slot, gen, ran));
 }
 
 /// Counts an invocation that ran in the worker's metrics.

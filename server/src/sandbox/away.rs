@@ -124,7 +124,6 @@ impl Away {
         Step::Done(Outcome {
             result: Err(InvokeError::Internal(message.to_string())),
             logs: String::new(),
-            verdicts: Vec::new(),
             instructions: 0,
             peak_memory: 0,
             duration: Duration::ZERO,

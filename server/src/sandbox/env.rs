@@ -125,6 +125,8 @@ fn set_up(lua: &Lua, max_string: usize) -> mlua::Result<()> {
     unsafe {
         lua.globals().raw_set("tostring", lua.create_c_function(baselib::tostring)?)?;
         lua.globals().raw_set("ipairs", lua.create_c_function(baselib::ipairs)?)?;
+        lua.globals().raw_set("ack", lua.create_c_function(super::verdicts::ack)?)?;
+        lua.globals().raw_set("retry", lua.create_c_function(super::verdicts::retry)?)?;
     }
 
     let take_preempt = lua.create_function(|_, co: mlua::Thread| {
@@ -219,35 +221,6 @@ fn set_up(lua: &Lua, max_string: usize) -> mlua::Result<()> {
         }
         soft(lua, Ok(MultiValue::from_iter([Value::Table(t)])))
     })?;
-    // `decide(partition, offset, delay)` for `ack` (delay -1) and `retry`
-    // (-2 for the subscription's backoff, else seconds), whose arguments
-    // the prelude checked.
-    let decide = lua.create_function(|lua, (partition, offset, delay): (i64, i64, f64)| {
-        let retry = match delay {
-            -1.0 => None,
-            -2.0 => Some(None),
-            d => Some(Some((d * 1000.0).round().clamp(0.0, u64::MAX as f64) as u64)),
-        };
-        let partition = u32::try_from(partition).unwrap_or(u32::MAX);
-        let full = with_active(|c| {
-            let mut v = c.verdicts.borrow_mut();
-            if v.len() >= super::hook::MAX_VERDICTS {
-                return true;
-            }
-            v.push(super::hook::Verdict { partition, offset, retry });
-            false
-        });
-        if full == Some(true) {
-            return soft(
-                lua,
-                Err(mlua::Error::runtime(format!(
-                    "more than {} ack() and retry() calls in one invocation",
-                    super::hook::MAX_VERDICTS
-                ))),
-            );
-        }
-        soft(lua, Ok(MultiValue::new()))
-    })?;
     let args: MultiValue = [
         Value::Function(take_preempt),
         preempt_marker(),
@@ -276,7 +249,6 @@ fn set_up(lua: &Lua, max_string: usize) -> mlua::Result<()> {
         // SAFETY: a C function that checks its argument.
         Value::Function(unsafe { lua.create_c_function(baselib::set_index_helper) }?),
         publish_marker(),
-        Value::Function(decide),
     ]
     .into_iter()
     .collect();

@@ -172,9 +172,6 @@ pub struct PublishCall {
 pub struct Outcome {
     pub result: Result<serde_json::Value, InvokeError>,
     pub logs: String,
-    /// What `ack` and `retry` said, in call order (empty, not allocated,
-    /// for an invocation that called neither).
-    pub verdicts: Vec<super::hook::Verdict>,
     pub instructions: u64,
     pub peak_memory: u64,
     pub duration: Duration,
@@ -207,9 +204,18 @@ pub struct Run {
     /// Whether `step` has not run yet (its clock is then `started`).
     fresh: bool,
     instance: Option<Instance>,
+    /// What `ack` and `retry` said, once the run is done.
+    verdicts: Vec<super::hook::Verdict>,
 }
 
 impl Run {
+    /// After `Done`, what the invocation said of the messages of its batch
+    /// with `ack` and `retry`, in call order (empty if it called neither).
+    /// Kept after the instance is gone.
+    pub fn take_verdicts(&mut self) -> Vec<super::hook::Verdict> {
+        std::mem::take(&mut self.verdicts)
+    }
+
     /// A run that holds nothing: what stands in for a run while it steps
     /// on another thread.
     pub fn vacant() -> Self {
@@ -222,6 +228,7 @@ impl Run {
             started: Instant::now(),
             fresh: false,
             instance: None,
+            verdicts: Vec::new(),
         }
     }
 
@@ -269,6 +276,7 @@ impl Run {
             started,
             fresh: true,
             instance: Some(instance),
+            verdicts: Vec::new(),
         }
     }
 
@@ -593,23 +601,19 @@ impl Run {
     /// [`finish`](Self::finish) with the clock read at the end by the caller.
     fn finish_at(&mut self, result: Result<serde_json::Value, InvokeError>, end: Instant) -> Outcome {
         self.thread = None;
-        let (logs, verdicts, instructions, peak) = match self.instance.as_ref() {
-            Some(i) => (
-                std::mem::take(&mut *i.ctl.logs.borrow_mut()),
-                std::mem::take(&mut *i.ctl.verdicts.borrow_mut()),
-                i.ctl.used.get(),
-                i.meter.peak() as u64,
-            ),
-            None => (String::new(), Vec::new(), 0, 0),
+        let (logs, instructions, peak) = match self.instance.as_ref() {
+            Some(i) => {
+                // Kept by the run, not the outcome (which is moved about
+                // and mostly has none): see `take_verdicts`.
+                let mut verdicts = i.ctl.verdicts.borrow_mut();
+                if !verdicts.is_empty() {
+                    self.verdicts = std::mem::take(&mut *verdicts);
+                }
+                (std::mem::take(&mut *i.ctl.logs.borrow_mut()), i.ctl.used.get(), i.meter.peak() as u64)
+            }
+            None => (String::new(), 0, 0),
         };
-        Outcome {
-            result,
-            logs,
-            verdicts,
-            instructions,
-            peak_memory: peak,
-            duration: end.saturating_duration_since(self.started),
-        }
+        Outcome { result, logs, instructions, peak_memory: peak, duration: end.saturating_duration_since(self.started) }
     }
 
     /// After `Done`, the instance whatever the outcome, to be dropped by

@@ -19,6 +19,7 @@ mod region;
 mod strings;
 mod strlib;
 mod tablelib;
+mod verdicts;
 
 pub use alloc::{set_thread_budget, thread_budget, thread_total, DEFAULT_MAX_STRING};
 pub use args::{check_object, nested_too_deep, too_deep_message, Args, ArgsText, Doc};

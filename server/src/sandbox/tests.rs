@@ -868,8 +868,8 @@ fn publish_waits_for_the_executor_and_returns_offset_and_partition() {
     );
     assert_eq!(o.result.unwrap(), json!([7, 3, false, "publish: no topic named 'missing'"]));
     for (src, message) in [
-        ("publish(1, 2)", "bad argument #1 to 'publish' (topic name expected, got number)"),
-        ("publish('t', 2, {})", "bad argument #3 to 'publish' (string key expected, got table)"),
+        ("publish(1, 2)", "publish: the topic name must be a string"),
+        ("publish('t', 2, {})", "publish: the key must be a string"),
         ("publish('t', function() end)", "publish: the payload"),
     ] {
         let o = run(&format!("function main() {src} end"), json!({}));
@@ -880,7 +880,17 @@ fn publish_waits_for_the_executor_and_returns_offset_and_partition() {
 
 #[test]
 fn ack_and_retry_are_handed_to_the_executor_in_call_order() {
-    let o = run(
+    let b = budget(DEFAULT.0, DEFAULT.1, DEFAULT.2);
+    let verdicts = |src: &str, args: serde_json::Value| {
+        let compiled = compile("t", src, b).unwrap();
+        let mut run = Instance::from_bytecode("t", &compiled.bytecode, b.max_string).unwrap().start(args, b);
+        loop {
+            if let Step::Done(o) = run.step(Duration::from_millis(50)) {
+                return (o, run.take_verdicts());
+            }
+        }
+    };
+    let (o, said) = verdicts(
         r#"function main(b)
              ack(b.messages[1])
              retry(b.messages[2])
@@ -890,15 +900,21 @@ fn ack_and_retry_are_handed_to_the_executor_in_call_order() {
         json!({"messages": [{"partition": 0, "offset": 4}, {"partition": 1, "offset": 9}, {"partition": 2, "offset": 10}]}),
     );
     assert_eq!(o.result.unwrap(), json!(3));
-    let got: Vec<_> = o.verdicts.iter().map(|v| (v.partition, v.offset, v.retry)).collect();
+    let got: Vec<_> = said.iter().map(|v| (v.partition, v.offset, v.retry)).collect();
     assert_eq!(got, vec![(0, 4, None), (1, 9, Some(None)), (2, 10, Some(Some(1500)))]);
-    // A plain run says nothing.
-    assert!(run("function main() return 1 end", json!({})).verdicts.is_empty());
+    // A plain run says nothing; what a failed run said is kept.
+    assert!(verdicts("function main() return 1 end", json!({})).1.is_empty());
+    let (o, said) = verdicts("function main() ack({partition = 0, offset = 1}) error('late') end", json!({}));
+    assert!(o.result.is_err());
+    assert_eq!(said.len(), 1);
     for (src, message) in [
-        ("ack(nil)", "bad argument #1 to 'ack' (message expected, got nil)"),
+        ("ack(nil)", "bad argument #1 to 'ack' (a message of the batch"),
         ("ack({offset = 1})", "bad argument #1 to 'ack' (a message of the batch"),
+        ("ack({offset = 1, partition = 1.5})", "bad argument #1 to 'ack' (a message of the batch"),
+        ("retry({offset = 1, partition = 0}, {delay = 0/0})", "delay must be a number of seconds"),
+        ("retry({offset = 1, partition = 0}, {delay = '5'})", "delay must be a number of seconds"),
         ("retry({offset = 1, partition = 0}, {delay = -1})", "delay must be a number of seconds"),
-        ("retry({offset = 1, partition = 0}, 5)", "bad argument #2 to 'retry' (table expected, got number)"),
+        ("retry({offset = 1, partition = 0}, 5)", "bad argument #2 to 'retry' (table expected)"),
         (
             "for i = 1, 10001 do ack({offset = i, partition = 0}) end",
             "more than 10000 ack() and retry() calls in one invocation",
