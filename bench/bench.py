@@ -59,6 +59,36 @@ PACE_MS = 4
 BIG_STORE = int(os.environ.get("BENCH_BIG_STORE", "1000000"))
 # Scenario 5: the spinning action's timeout (issue 5: "under a 2 s timeout").
 SPIN_TIMEOUT_MS = 2000
+# Scenario 11 (#18): the partitions of the topics published to, the
+# messages of a batch publish, the subscription's batch_size, and how
+# long the paced publishes of the delivery-latency run last.
+EVENT_PARTITIONS, EVENT_BATCH, EVENT_SUB_BATCH = 4, 100, 10
+EVENT_SECS = float(os.environ.get("BENCH_EVENT_SECONDS", "10"))
+# BENCH_ONLY=name,name,...: run only these scenarios (and print only their rows).
+SCENARIOS = {
+    "criterion": "the in-process benchmarks (criterion, LuaJIT)",
+    "pinned": "scenarios 1, 2 and 6, pinned",
+    "unpinned": "scenarios 1, 2 and 7, unpinned",
+    "hey": "scenario 3",
+    "async": "scenario 4 (with nginx-lua's sequential requests)",
+    "fairness": "scenario 5",
+    "create": "scenario 8",
+    "steady": "scenario 9",
+    "store": "scenario 10",
+    "events": "scenario 11 (#18)",
+    "perf": "the perf profiles",
+    "memory": "the RSS figures",
+}
+ONLY = {x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()}
+if ONLY - SCENARIOS.keys():
+    sys.exit(f"BENCH_ONLY: unknown {', '.join(sorted(ONLY - SCENARIOS.keys()))}; "
+             f"scenarios: {', '.join(SCENARIOS)}")
+
+
+def wanted(name):
+    """Whether scenario `name` runs (all do unless BENCH_ONLY names some)."""
+    return not ONLY or name in ONLY
+
 
 WORK = tempfile.mkdtemp(prefix="slbench-")
 os.chmod(WORK, 0o755)  # nginx workers (user nobody) read hello.lua from here
@@ -606,6 +636,115 @@ def big_store(results, hello):
         STARTED.remove(s.proc)
 
 
+def events_server(name):
+    """Scenario 11's server: the shipped configuration (SQLite, records on,
+    warm_instances = 4) with `hello`, the subscriber `seen.lua`, and three
+    topics: `bench` (publish throughput), `lat` (the delivery-latency run;
+    a subscription reads it during that run only) and `seen` (1 partition:
+    what the subscriber saw)."""
+    sl = SL(name, store="sqlite", record_blocking=True, warm=None)
+    sl.create("hello", open(os.path.join(BENCH, "hello.lua")).read())
+    sl.create("seen", open(os.path.join(BENCH, "seen.lua")).read())
+    for name, partitions in [("bench", EVENT_PARTITIONS), ("lat", EVENT_PARTITIONS), ("seen", 1)]:
+        status, body = sl.request("POST", "/topics", json.dumps({"name": name, "partitions": partitions}))
+        if status != 201:
+            raise RuntimeError(f"{sl.name}: create topic {name}: {status} {body[:300]!r}")
+    check(sl, "/actions/hello/block")
+    status, body = sl.request("POST", "/topics/bench?key=check", BODY)
+    if status != 201:
+        raise RuntimeError(f"{sl.name}: publish: {status} {body[:300]!r}")
+    return sl
+
+
+def sl_json(sl, method, path, body=None, expect=200):
+    status, data = sl.request(method, path, body)
+    if status != expect:
+        raise RuntimeError(f"{sl.name}: {method} {path}: {status} {data[:300]!r}")
+    return json.loads(data)
+
+
+def events_round(rnd, results):
+    """Scenario 11 (#18), on the shipped configuration (SQLite, records on),
+    pinned, on a fresh server each round (a round stores some 2 million
+    messages; the next one starts from an empty store again): blocking
+    hello and unbatched publishes (one message a request, a new key each,
+    to 4 partitions) on the same server, the first of the two alternating
+    by round; batches of EVENT_BATCH; then publish-to-delivery latency
+    while a paced wrk publishes at half this round's unbatched rate."""
+    sl = events_server(f"sl-events-r{rnd + 1}")
+    runs = [("s11_block", "/actions/hello/block", "post.lua"), ("s11_publish", "/topics/bench", "publish.lua")]
+    for key, path, script in (runs if rnd % 2 == 0 else runs[::-1]):
+        results.setdefault(key, []).append(wrk(sl, path, SECS, pinned=True, script=script))
+        time.sleep(0.3)
+    r = wrk(sl, "/topics/bench/batch", SECS, pinned=True, script="publish_batch.lua",
+            env={"WRK_BATCH": str(EVENT_BATCH)})
+    # The row's rate is messages; its latencies are per batch.
+    r["batches"] = r["rps"]
+    r["rps"] *= EVENT_BATCH
+    results.setdefault("s11_batch", []).append(r)
+    time.sleep(0.3)
+    results.setdefault("s11_latency", []).append(delivery_latency(sl, results["s11_publish"][-1]["rps"] / 2))
+    sl.proc.stop()
+    STARTED.remove(sl.proc)
+    # The database (some hundreds of MB); the server's log stays in WORK.
+    shutil.rmtree(os.path.dirname(sl.db), ignore_errors=True)
+
+
+def delivery_latency(sl, rate):
+    """Publish-to-delivery latency while a paced wrk publishes about `rate`
+    messages a second to `lat` for EVENT_SECS, each payload holding its
+    send time. A subscription (batch_size EVENT_SUB_BATCH, max_wait_ms 0,
+    from the end) delivers them to `seen.lua`, which publishes one message
+    a batch to `seen` with each message's send time and `published`; the
+    latency of a message is the `published` the server stamped on its
+    `seen` message minus its send time."""
+    sub = "lat"
+    sl_json(sl, "POST", "/subscriptions", json.dumps({
+        "name": sub, "topic": "lat", "action": "seen", "batch_size": EVENT_SUB_BATCH, "max_wait_ms": 0,
+        "start": "end"}), expect=201)
+    # Delivering once every partition is leased (at once on an embedded store).
+    end = time.monotonic() + 10
+    while not all(p["owner"] for p in sl_json(sl, "GET", f"/subscriptions/{sub}")["partitions"]):
+        if time.monotonic() > end:
+            raise RuntimeError(f"{sl.name}: subscription {sub} not claimed within 10 s")
+        time.sleep(0.05)
+    first = sl_json(sl, "GET", "/topics/seen")["offsets"][0]["next"]
+    # wrk sends on a schedule of `rate` a second (publish_paced.lua); each
+    # connection waits for its turn on it, so the rate holds while fewer
+    # than all the connections wait for answers: room for answers of
+    # 2 * PACE_MS on average.
+    conns = max(1, round(rate * 2 * PACE_MS / 1000))
+    load = wrk(sl, "/topics/lat", EVENT_SECS, pinned=True, conns=conns, script="publish_paced.lua",
+               env={"WRK_RATE": f"{rate:.0f}", "WRK_THREADS": "1"})
+    # Drained: every partition's cursor past the last message and nothing
+    # pending. A batch's `seen` message is stored before its cursor moves.
+    t0 = time.monotonic()
+    while sl_json(sl, "GET", f"/subscriptions/{sub}")["backlog"] and time.monotonic() - t0 < 60:
+        time.sleep(0.05)
+    drain_s = time.monotonic() - t0
+    seen, offset = {}, first
+    while True:
+        page = sl_json(sl, "GET", f"/topics/seen/messages?from={offset}&limit=1000")
+        if not page:
+            break
+        for m in page:
+            for partition, off, sent, published in m["payload"]:
+                # A batch delivered twice (after a failure) counts once: its first delivery.
+                seen.setdefault((partition, off), (sent, published, m["published"]))
+        offset = page[-1]["offset"] + 1
+    info = sl_json(sl, "GET", f"/subscriptions/{sub}")
+    total = [delivered - sent for sent, _, delivered in seen.values()]
+    stored = [published - sent for sent, published, _ in seen.values()]
+    delivered = [delivered - published for _, published, delivered in seen.values()]
+    if not total:
+        raise RuntimeError(f"{sl.name}: nothing delivered to {sub}")
+    return {"p50": percentile(total, 50), "p99": percentile(total, 99), "max": max(total),
+            "stored_p50": percentile(stored, 50), "stored_p99": percentile(stored, 99),
+            "delivered_p50": percentile(delivered, 50), "delivered_p99": percentile(delivered, 99),
+            "n": len(total), "batches": offset - first, "answered": load["requests"], "dead": info["dead"],
+            "drain_s": drain_s, "target_rps": rate, "conns": conns, "load": load}
+
+
 def nginx_sequential(ngx, results, key):
     c = client(ngx.port)
     results.setdefault(key, []).append(sequential(lambda: post(c, "/hello", BODY, 200), 100))
@@ -775,7 +914,7 @@ def cpu_cells(runs):
     return pct, busy, f"{per_req:.1f}"
 
 
-def row(results, label, key, ref, note=""):
+def row(results, label, key, ref, note="", p99_ratio=True):
     runs = results.get(key, [])
     if not runs:
         return f"| {label} | not available | | | | | | | | {note} |"
@@ -787,7 +926,7 @@ def row(results, label, key, ref, note=""):
     if errs:
         note = (note + f"; {errs} errors").lstrip("; ")
     rps_ratio = fmt_ratio(ratios(results, key, ref, "rps")) if ref else "–"
-    p99_ratio = fmt_ratio(ratios(results, key, ref, "p99")) if ref else "–"
+    p99_ratio = fmt_ratio(ratios(results, key, ref, "p99")) if ref and p99_ratio else "–"
     return (f"| {label} | {fmt_num(rps)} | {rps_ratio} | {p50:.2f} | {p99:.2f} | {p99_ratio} | {pct} | "
             f"{busy} | {per_req} | {note or ref or ''} |")
 
@@ -905,6 +1044,14 @@ def targets(results):
         ratio_target(f"(#16) {results['s10_stored']:,} stored records: blocking hello ≥ 0.9x an empty store",
                      "s10_block_big", "s10_block_empty", "rps", ge(0.9))
         ratio_target("(#16) the same, submits ≥ 0.9x", "s10_submit_big", "s10_submit_empty", "rps", ge(0.9))
+    ratio_target("(#18) publish ≥ 0.5x of blocking hello (1 message a request, same server, shipped config, pinned)",
+                 "s11_publish", "s11_block", "rps", ge(0.5))
+    lat = results.get("s11_latency", [])
+    if lat:
+        xs = [r["p99"] for r in lat]
+        T.append(("(#18) delivery p99 ≤ 20 ms at half rate",
+                  f"{fmt_ms(xs)}; p50 {fmt_ms([r['p50'] for r in lat])}; at "
+                  f"{fmt_num(med([r['load']['rps'] for r in lat]))} messages/s", verdict(xs, le(20))))
     if "rss_idle_kb" in results:
         for label, kb, limit_mb in [("idle RSS ≤ 10 MB", results["rss_idle_kb"], 10),
                                     ("RSS with 1000 warm actions ≤ 64 MB", results["rss_1000_kb"], 64)]:
@@ -915,7 +1062,7 @@ def targets(results):
         if c:
             T.append((f"in-process warm invocation ({name}) ≤ 3 µs median",
                       f"{c['median_ns'] / 1000:.2f} µs", "met" if c["median_ns"] <= 3000 else "missed"))
-    out = ["| target (issue 5; #16 where marked) | figure: median [min–max] | verdict |", "| --- | --- | --- |"]
+    out = ["| target (issue 5; #16, #18, #19 where marked) | figure: median [min–max] | verdict |", "| --- | --- | --- |"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in T]
     return "\n".join(out)
 
@@ -925,6 +1072,8 @@ def report(results, meta):
     w = L.append
     w(f"SL benchmark, {meta['date']}: {meta['rounds']} rounds x {meta['secs']:.0f} s per wrk run, "
       f"{CONNS} connections, {meta['cpus']} CPUs, {meta['elapsed']:.0f} s after the build.")
+    if ONLY:
+        w(f"Only {', '.join(sorted(ONLY))} (BENCH_ONLY).")
     w("Ratios are per round against the comparator of the same round: median [min–max] over the rounds.")
     w("CPU is % of one core during the run: server / load generator / everything else on the machine "
       "(other engineers' jobs, steal); busy is how busy each CPU was; µs/req is server CPU per request.")
@@ -991,6 +1140,7 @@ def report(results, meta):
         w(row(results, f"blocking hello, {n:,} records", "s10_block_big", "s10_block_empty", "the empty store"))
         w(row(results, "submit, empty store", "s10_submit_empty", None, "comparator"))
         w(row(results, f"submit, {n:,} records", "s10_submit_big", "s10_submit_empty", "the empty store"))
+    events_rows(results, w)
     w("| **5. fairness** (pinned, wrk 1 s) | | | | | | | | | |")
     w(row(results, "SL hello alone", "s5_alone", None, "comparator"))
     w(row(results, "SL hello while 4 actions spin", "s5_spin", "s5_alone", "s5_alone"))
@@ -1018,7 +1168,64 @@ def report(results, meta):
               f"[{c['lo_ns'] / 1000:.2f}–{c['hi_ns'] / 1000:.2f}]{ratio} | {target} |")
     w("")
     w(targets(results))
+    if ONLY:
+        return "\n".join(only_rows("\n".join(L).split("\n")))
     return "\n".join(L)
+
+
+def only_rows(lines):
+    """With BENCH_ONLY: the table without the rows and targets of the
+    scenarios that did not run, and without the sections they leave empty."""
+    kept = [x for x in lines if "| not available |" not in x and "| not measured" not in x]
+    out = []
+    for i, x in enumerate(kept):
+        nxt = kept[i + 1] if i + 1 < len(kept) else ""
+        if x.startswith("| **") and (not nxt.startswith("| ") or nxt.startswith("| **")):
+            continue
+        out.append(x)
+    return out
+
+
+def fmt_ms(xs):
+    return f"{med(xs):.2f} ms [{min(xs):.2f}–{max(xs):.2f}]"
+
+
+def events_rows(results, w):
+    """Scenario 11's section of the table."""
+    if not any(results.get(k) for k in ["s11_block", "s11_publish", "s11_batch", "s11_latency"]):
+        return
+    w(f"| **11. events (#18), shipped config (SQLite, records on)** (pinned, wrk {SECS:.0f} s; topics of "
+      f"{EVENT_PARTITIONS} partitions) | | | | | | | | | |")
+    w(row(results, "blocking POST /actions/hello/block, same server", "s11_block", None, "comparator"))
+    w(row(results, "publish POST /topics/bench?key=K (1 message a request, a new key each)", "s11_publish",
+          "s11_block", "the blocking row"))
+    batch = results.get("s11_batch", [])
+    if batch:
+        w(row(results, f"publish POST /topics/bench/batch ({EVENT_BATCH} messages a request; messages/s)",
+              "s11_batch", "s11_block", f"the blocking row (messages/s against req/s); "
+              f"{fmt_num(med([r['batches'] for r in batch]))} batches/s; latencies per batch, µs per message",
+              p99_ratio=False))
+    lat = results.get("s11_latency", [])
+    if lat:
+        load = [r["load"] for r in lat]
+        pct, busy, per_req = cpu_cells(load)
+        errs = sum(r["errors"] for r in load)
+        w(f"| paced publishes of the latency run ({EVENT_SECS:.0f} s, wrk -c{med([r['conns'] for r in lat]):.0f} "
+          f"on a Poisson schedule, 1 message a request) | {fmt_num(med([r['rps'] for r in load]))} | | "
+          f"{med([r['p50'] for r in load]):.2f} | {med([r['p99'] for r in load]):.2f} | | {pct} | {busy} | {per_req} | "
+          f"aimed at {fmt_num(med([r['target_rps'] for r in lat]))}/s, half the row above"
+          f"{'; ' + str(errs) + ' errors' if errs else ''}; µs per message published and delivered |")
+        missing = sum(max(0, r["answered"] - r["n"]) for r in lat)
+        dead = sum(r["dead"] for r in lat)
+        extra = (f"; {missing} answered but not delivered" if missing else "") + (f"; {dead} dead" if dead else "")
+        w(f"| publish-to-delivery at that rate (subscription batch_size {EVENT_SUB_BATCH}, max_wait_ms 0) | "
+          f"{fmt_num(med([r['n'] for r in lat]))} messages | | {med([r['p50'] for r in lat]):.2f} | "
+          f"{med([r['p99'] for r in lat]):.2f} | | | | | client send to the `published` of the subscriber's "
+          f"`seen` message; of which send to stored {med([r['stored_p50'] for r in lat]):.2f} / "
+          f"{med([r['stored_p99'] for r in lat]):.2f}, stored to delivered {med([r['delivered_p50'] for r in lat]):.2f} / "
+          f"{med([r['delivered_p99'] for r in lat]):.2f} (p50 / p99); {fmt_num(med([r['n'] / r['batches'] for r in lat]), 1)} "
+          f"messages a batch; max {med([r['max'] for r in lat]):.0f} ms; drained {med([r['drain_s'] for r in lat]):.1f} s "
+          f"after{extra} |")
 
 
 # ---------------------------------------------------------------- main
@@ -1034,8 +1241,9 @@ def main():
     subprocess.run(["strip", "-o", stripped, SLSERVER], check=True)
     meta["binary_stripped"] = os.path.getsize(stripped)
 
-    log("criterion (in-process) and the LuaJIT comparator")
-    criterion(results)
+    if wanted("criterion"):
+        log("criterion (in-process) and the LuaJIT comparator")
+        criterion(results)
 
     log("starting servers")
     sl = SL("sl", plugin=True)
@@ -1103,7 +1311,9 @@ def main():
                                            script="pipeline.lua", env={"WRK_PIPELINE": str(PIPELINE)})),
             ]
         # Alternate the targets: each round starts at another place in the list.
-        for group in [pinned, unpinned]:
+        for group in [pinned if wanted("pinned") else [], unpinned if wanted("unpinned") else []]:
+            if not group:
+                continue
             k = rnd % len(group)
             for key, f in group[k:] + group[:k]:
                 results.setdefault(key, []).append(f())
@@ -1114,12 +1324,14 @@ def main():
                 results.setdefault(key, []).append(hey(target, path))
                 time.sleep(0.3)
 
-        seq = [("s3", seed_benchmark),
-               ("s4", lambda: async_round(sl_async, results)),
-               ("seq", lambda: nginx_sequential(ngx, results, "seq_ngx")),
-               ("s5", lambda: fairness_round(sl, results, rnd)),
-               ("s8", lambda: create_round(sl_create, rnd, results))]
-        k = rnd % len(seq)
+        seq = [("hey", seed_benchmark),
+               ("async", lambda: async_round(sl_async, results)),
+               ("async", lambda: nginx_sequential(ngx, results, "seq_ngx")),
+               ("fairness", lambda: fairness_round(sl, results, rnd)),
+               ("create", lambda: create_round(sl_create, rnd, results)),
+               ("events", lambda: events_round(rnd, results))]
+        seq = [(name, f) for name, f in seq if wanted(name)]
+        k = rnd % len(seq) if seq else 0
         for _, f in seq[k:] + seq[:k]:
             f()
             time.sleep(0.3)
@@ -1127,21 +1339,26 @@ def main():
             if not p.alive():
                 raise RuntimeError(f"{p.name} died: {p.stderr_tail()}")
 
-    log("scenario 9: submits over 60 s, latency at half their rate")
-    steady = SL("sl-steady", store="sqlite", record_blocking=True, warm=None)
-    steady.create("hello", hello)
-    check(steady, "/actions/hello/block")
-    steady_round(steady, results)
-    steady.proc.stop()
-    STARTED.remove(steady.proc)
-    log(f"scenario 10: {BIG_STORE:,} stored records against an empty store")
-    big_store(results, hello)
-    results["ngx_rss_kb"] = sum(rss_kb(p) for p in ngx.pids())
-    log("perf profiles" if PERF else "no perf: profiles skipped")
-    profiles(sl, ngx, results)
+    if wanted("steady"):
+        log("scenario 9: submits over 60 s, latency at half their rate")
+        steady = SL("sl-steady", store="sqlite", record_blocking=True, warm=None)
+        steady.create("hello", hello)
+        check(steady, "/actions/hello/block")
+        steady_round(steady, results)
+        steady.proc.stop()
+        STARTED.remove(steady.proc)
+    if wanted("store"):
+        log(f"scenario 10: {BIG_STORE:,} stored records against an empty store")
+        big_store(results, hello)
+    if wanted("memory"):
+        results["ngx_rss_kb"] = sum(rss_kb(p) for p in ngx.pids())
+    if wanted("perf"):
+        log("perf profiles" if PERF else "no perf: profiles skipped")
+        profiles(sl, ngx, results)
     stop_all()
-    log("memory")
-    memory(results)
+    if wanted("memory"):
+        log("memory")
+        memory(results)
     meta["elapsed"] = time.monotonic() - t_start
     with open(os.path.join(WORK, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1)
