@@ -145,7 +145,12 @@ pub enum Command {
     #[command(subcommand, long_about = DLQ_ABOUT)]
     Dlq(DlqCommand),
 
-    /// Deploy a directory of Lua files (and its sl.toml) as actions, routes, topics and subscriptions
+    /// Create, inspect and delete the schedules that run actions at set times
+    #[command(subcommand, long_about = SCHEDULE_ABOUT)]
+    Schedule(ScheduleCommand),
+
+    /// Deploy a directory of Lua files (and its sl.toml) as actions, routes, topics, subscriptions and
+    /// schedules
     #[command(long_about = crate::deploy::LONG_ABOUT)]
     Deploy(DirArgs),
 
@@ -262,6 +267,49 @@ failed more than the subscription's max retries, kept with their attempts, last 
 
 A dead letter is named by its place in the topic, PARTITION:OFFSET, as `dlq list` shows it. \
 Redriving moves dead letters back to delivery with their attempts reset; purging deletes them.";
+
+const SCHEDULE_ABOUT: &str = "\
+Create, inspect and delete schedules.
+
+A schedule runs an action asynchronously at the times its spec gives. Each firing is an \
+invocation of the action (`slcli invocations ACTION` lists them) whose args are the schedule's \
+--args with `schedule = {name=, scheduled=, scheduled_at=, caught_up=}` added (`scheduled`: \
+the firing's time in Unix ms). Every server sharing the store looks at the schedules twice a \
+second, and each firing runs once across them.
+
+    slcli schedule create nightly --action report --spec '0 9 * * *' --tz Europe/London \\
+        --args '{\"kind\": \"daily\"}'
+    slcli schedule create tick --action poll --spec '@every 30s' --overlap queue
+    slcli schedule list
+    slcli schedule get nightly
+    slcli schedule delete nightly
+
+A spec is a 5-field cron expression (minute, hour, day of month, month, day of week; e.g. \
+`*/15 9-17 * * MON-FRI`, with croner's L, W and # extensions), a nickname (@hourly, @daily, \
+@weekly, @monthly, @yearly), or `@every DURATION` with a DURATION such as 30s, 5m, 1h30m, 2d or \
+1500ms (at least 1s), which fires one interval after the schedule is created, then every \
+interval. A cron spec follows the wall clock of --tz, an IANA time zone such as Europe/London \
+(default UTC), daylight saving time included: a local time that occurs twice fires once, and \
+one the clock jumps over fires when it jumps. Quote a spec for the shell.
+
+--overlap says what a firing does while the run of the schedule's last firing is still \
+queued or running: skip it (the default), queue it until that run ends, or allow it to run \
+alongside. --catch-up says which of the firings missed while no server was running are run \
+late: none (the default), the last one, all (the 10 most recent at most) or all:N (the N most \
+recent, N up to 1000). --jitter (or --jitter-ms) delays each firing by an offset below it, the \
+same on every server, to spread out schedules that share a time.
+
+A schedule cannot be changed: delete it and create it again (its count of firings and last \
+firing start over, and an @every schedule counts from its new creation). The schedules of an \
+app directory are best kept in its sl.toml (see `slcli help deploy`).
+
+Names are 1 to 128 letters, digits, '-', '_' or '.' (not '.' or '..').";
+
+/// A duration such as `30s`, `5m` or `1h30m` (the grammar of `@every`), in
+/// milliseconds, for `--jitter`.
+fn duration_ms(text: &str) -> Result<u64, String> {
+    sl_schedule::parse_duration(text).map_err(|e| e.to_string())
+}
 
 /// A retention bound of `slcli topic set`: a number, or `none` for no bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -577,6 +625,88 @@ pub enum DlqCommand {
     },
 }
 
+/// `slcli schedule ...`.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Create a schedule: run ACTION at the times SPEC gives
+    ///
+    /// Prints `schedule created nightly (0 9 * * * in Europe/London -> report, next
+    /// 2026-12-09T09:00:00.000Z)`, the next firing in UTC. Fails if a schedule of that name exists (409
+    /// conflict), the action does not exist (404), or the name, spec, time zone or jitter is invalid
+    /// (400, saying what is wrong).
+    Create(ScheduleCreateArgs),
+
+    /// List the schedules: spec, time zone, action, firings so far and the next one, in UTC ("[]" when
+    /// there are none)
+    List,
+
+    /// Show a schedule: its settings and args, its firings so far, the last one and its invocation,
+    /// and the next one
+    Get {
+        /// Schedule name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+    },
+
+    /// Delete a schedule (runs of its firings already queued still run)
+    ///
+    /// Prints `schedule deleted nightly`; fails with 404 if there is no such schedule.
+    Delete {
+        /// Schedule name
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+    },
+}
+
+/// `slcli schedule create`.
+#[derive(Debug, Args)]
+pub struct ScheduleCreateArgs {
+    /// Schedule name: 1 to 128 letters, digits, '-', '_' or '.' (not '.' or '..')
+    #[arg(value_parser = NonEmptyStringValueParser::new())]
+    pub name: String,
+
+    /// The action each firing runs (asynchronously)
+    #[arg(long, value_name = "ACTION", value_parser = NonEmptyStringValueParser::new())]
+    pub action: String,
+
+    /// When: a 5-field cron expression such as '0 9 * * MON-FRI', a nickname such as @daily, or
+    /// '@every DURATION' such as '@every 30s' (at least 1s)
+    #[arg(long, value_name = "SPEC")]
+    pub spec: String,
+
+    /// The IANA time zone the cron spec follows, e.g. Europe/London (@every ignores it) [server
+    /// default: UTC]
+    #[arg(long, visible_alias = "time-zone", value_name = "ZONE")]
+    pub tz: Option<String>,
+
+    /// The action's args, an inline JSON object such as '{"kind": "daily"}' [default: {}]
+    #[arg(long, value_name = "JSON", conflicts_with = "args_file")]
+    pub args: Option<String>,
+
+    /// Read the action's args, a JSON object, from FILE ("-" for standard input)
+    #[arg(long, value_name = "FILE")]
+    pub args_file: Option<PathBuf>,
+
+    /// While the last firing's run is queued or running, a due firing is skipped, queued until it
+    /// ends, or allowed to run alongside [server default: skip]
+    #[arg(long, value_name = "skip|queue|allow")]
+    pub overlap: Option<sl_schedule::Overlap>,
+
+    /// The firings missed while no server ran that are run late: none, the last one, all (the 10 most
+    /// recent) or all:N (the N most recent, 1 to 1000) [server default: none]
+    #[arg(long, value_name = "none|last|all|all:N")]
+    pub catch_up: Option<sl_schedule::CatchUp>,
+
+    /// Delay each firing by an offset below DURATION (such as 30s, 5m or 1h30m; at most 1d) to spread
+    /// out schedules that share a time [default: none]
+    #[arg(long, value_name = "DURATION", value_parser = duration_ms, conflicts_with = "jitter_ms")]
+    pub jitter: Option<u64>,
+
+    /// --jitter in milliseconds (0 to 86400000)
+    #[arg(long, value_name = "MS")]
+    pub jitter_ms: Option<u64>,
+}
+
 #[derive(Debug, Args)]
 pub struct DirArgs {
     /// The app directory: *.lua files (users/get.lua is the action users.get) and an optional sl.toml
@@ -772,6 +902,44 @@ mod tests {
         assert!(r.unwrap_err().to_string().contains("is not a valid position"));
         assert!(Cli::try_parse_from(["slcli", "sub", "create", "s", "--topic", "t"]).is_err(), "--action is required");
         assert!(Cli::try_parse_from(["slcli", "dlq", "show", "s", "x"]).is_err());
+    }
+
+    #[test]
+    fn schedule_create_checks_its_policies_and_jitter() {
+        use sl_schedule::{CatchUp, Overlap};
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["slcli", "schedule", "create", "s", "--action", "a", "--spec", "@daily"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Schedule(ScheduleCommand::Create(c)) => c,
+                other => panic!("{other:?}"),
+            })
+        };
+        let c = parse(&[]).unwrap();
+        assert_eq!((c.tz, c.overlap, c.catch_up, c.jitter, c.jitter_ms), (None, None, None, None, None));
+        let c =
+            parse(&["--time-zone", "Europe/London", "--overlap", "QUEUE", "--catch-up", "all:5", "--jitter", "1m30s"])
+                .unwrap();
+        assert_eq!(c.tz.as_deref(), Some("Europe/London"));
+        assert_eq!(
+            (c.overlap, c.catch_up, c.jitter),
+            (Some(Overlap::Queue), Some(CatchUp::All { cap: 5 }), Some(90_000))
+        );
+        assert_eq!(parse(&["--jitter-ms", "250"]).unwrap().jitter_ms, Some(250));
+        for (extra, message) in [
+            (&["--overlap", "sometimes"][..], "invalid overlap policy 'sometimes': expected skip, queue or allow"),
+            (&["--catch-up", "all:0"], "invalid catch-up policy 'all:0'"),
+            (&["--jitter", "5x"], "invalid duration '5x'"),
+            (&["--jitter", "1s", "--jitter-ms", "5"], "cannot be used with"),
+            (&["--args", "{}", "--args-file", "a.json"], "cannot be used with"),
+        ] {
+            let e = parse(extra).unwrap_err().to_string();
+            assert!(e.contains(message), "{extra:?}: {e}");
+        }
+        assert!(
+            Cli::try_parse_from(["slcli", "schedule", "create", "s", "--action", "a"]).is_err(),
+            "--spec is required"
+        );
     }
 
     #[test]

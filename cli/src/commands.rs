@@ -82,6 +82,7 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Topic(command) => crate::topics::command(&client, out.json, command).map(|()| Status::Done),
         Command::Sub(command) => crate::subscriptions::sub_command(&client, out.json, command).map(|()| Status::Done),
         Command::Dlq(command) => crate::subscriptions::dlq_command(&client, out.json, command).map(|()| Status::Done),
+        Command::Schedule(command) => crate::schedules::command(&client, out.json, command).map(|()| Status::Done),
         Command::Deploy(DirArgs { dir }) => Ok(status(crate::deploy::command(&client, &url, &dir)?)),
         Command::Dev(DirArgs { dir }) => crate::dev::command(&client, &url, &dir).map(|()| Status::Done),
         Command::Test(TestArgs { dir, filter }) => {

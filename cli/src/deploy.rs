@@ -2,18 +2,22 @@
 //!
 //! Reads the directory ([`crate::app`]) and its manifest
 //! ([`crate::manifest`]), fetches what the server has, checks that the
-//! subscriptions' topics and actions exist (in the directory or on the
-//! server), computes the changes ([`crate::plan`]) and makes them in this
-//! order: actions created and updated, topics created and updated,
-//! subscriptions deleted, recreated and created, routes added, routes
-//! deleted, topics deleted, actions deleted. Then it records what was
-//! deployed from the directory in `DIR/.sl/deployed.json`
-//! ([`crate::state`]).
+//! subscriptions' topics and actions and the schedules' actions exist (in
+//! the directory or on the server), computes the changes ([`crate::plan`])
+//! and makes them in this order: actions created and updated, topics
+//! created and updated, subscriptions deleted, recreated and created,
+//! schedules deleted, recreated and created, routes added, routes deleted,
+//! topics deleted, actions deleted. So the actions a schedule or
+//! subscription runs exist before it does, and it is gone before they are
+//! (the server refuses to delete an action that a schedule or subscription
+//! runs). Then it records what was deployed from the directory in
+//! `DIR/.sl/deployed.json` ([`crate::state`]).
 //!
 //! A file the server refuses (a Lua syntax error, say) is reported as
 //! `users/get.lua:3: '=' expected near 'x'` and the deploy goes on with the
 //! other files; the server keeps the action's previous version. A topic,
-//! subscription or route the server refuses is reported the same way.
+//! subscription, schedule or route the server refuses is reported the same
+//! way.
 //! Anything else going wrong (the server cannot be reached, answers 5xx)
 //! stops the deploy with an error.
 
@@ -31,13 +35,13 @@ use crate::app;
 use crate::client::{encode, Client, Method, Reply, ServerError};
 use crate::json::{self, Scalar};
 use crate::locate;
-use crate::manifest::{Limits, Manifest, SubscriptionSpec};
+use crate::manifest::{Limits, Manifest, ScheduleSpec, SubscriptionSpec};
 use crate::output::{visible, Lines};
 use crate::plan::{Local, LocalAction, Plan, Remote, RemoteAction, Update};
 use crate::position::Position;
 use crate::routes::{self, Route};
 use crate::state::{Owned, State};
-use crate::{subscriptions, topics};
+use crate::{schedules, subscriptions, topics};
 
 /// The long help of `slcli deploy`.
 pub const LONG_ABOUT: &str = "\
@@ -79,20 +83,39 @@ Limits and routes come from the optional manifest DIR/sl.toml:
     from = \"end\"               # where a new subscription starts: \"beginning\", \"end\",
                                # an offset (a number) or an RFC 3339 time (2026-12-08T09:00:00Z)
 
-Unknown keys are errors, and so are limits or routes naming an action that has no file, and a \
-subscription whose topic or action is neither in DIR nor on the server.
+    [schedules.nightly]        # any number, by name
+    action = \"report\"          # an action of DIR, or one the server has
+    spec = \"0 9 * * *\"         # a 5-field cron expression, a nickname (@daily, ...)
+                               # or \"@every DURATION\" (\"@every 30s\", \"@every 1h30m\")
+    time_zone = \"UTC\"          # optional; these are the defaults
+    overlap = \"skip\"           # or \"queue\", \"allow\"
+    catch_up = \"none\"          # or \"last\", \"all\", \"all:N\"
+    jitter_ms = 0              # at most 86400000
+    args = { kind = \"daily\" }  # optional: the action's args (a table, sent as a JSON object)
+
+(`slcli help schedule` says what the schedule settings mean.)
+
+Unknown keys are errors, and so are limits or routes naming an action that has no file, a \
+subscription whose topic or action is neither in DIR nor on the server, a schedule whose action \
+is neither, and a schedule whose spec, time zone or policy is invalid (checked as the server \
+checks them).
 
 The deploy creates the actions the server lacks, updates those whose source or limits differ, \
 creates the manifest's topics the server lacks and updates the retention of those whose \
 retention differs (a topic's partitions cannot change: a difference is reported as a failure), \
-creates the manifest's subscriptions the server lacks, adds the manifest's routes the server \
-lacks, deletes the server's routes to this directory's actions that the manifest does not list, \
-and deletes the actions, topics and subscriptions deployed from DIR before whose file or \
-manifest entry is gone. A subscription whose settings changed (topic, action, batch_size, \
+creates the manifest's subscriptions and schedules the server lacks, adds the manifest's routes \
+the server lacks, deletes the server's routes to this directory's actions that the manifest \
+does not list, and deletes the actions, topics, subscriptions and schedules deployed from DIR \
+before whose file or manifest entry is gone. A subscription whose settings changed (topic, action, batch_size, \
 max_wait_ms, max_retries, backoff_ms, backoff_max_ms) is deleted and created again, as the \
 server cannot change one: it starts at its `from` again, and its old cursors, pending retries \
 and dead letters are gone. `from` itself only applies when a subscription is created; a \
-subscription whose settings did not change is left alone. It prints one line per change:
+subscription whose settings did not change is left alone. Likewise, a schedule whose settings \
+changed (any of its keys) is deleted and created again: its firing history restarts (its count \
+of firings, last firing and last invocation are gone, and firings it missed before are not \
+caught up), and an @every schedule counts its intervals from the deploy that recreated it. \
+Schedules are created after the actions they run, and deleted before them. It prints one line \
+per change:
 
     created users.get
     updated users.get
@@ -101,13 +124,17 @@ subscription whose settings did not change is left alone. It prints one line per
     subscription deleted old-mailer
     subscription recreated mailer (orders -> mail.send, from end)
     subscription created audit (orders -> audit.log, from beginning)
+    schedule deleted old-report
+    schedule recreated nightly (0 9 * * * in Europe/London -> report)
+    schedule created tick (@every 30s in UTC -> poll)
     route added GET /users/:id -> users.get
     route deleted GET example.com/x -> y
     topic deleted old-orders
     deleted old.thing
 
 then a summary (`N created, N updated, N deleted, N routes added, N routes deleted`, followed \
-by the topics and subscriptions created, updated, recreated or deleted, if any), or just \
+by the topics, subscriptions and schedules created, updated, recreated or deleted, if any), or \
+just \
 `nothing changed` (and sends no writes) when the server already matches.
 
 A symbolic link to a file counts if the file it leads to (all links resolved) is inside DIR; \
@@ -119,11 +146,11 @@ A file the server refuses is reported with its path and line, e.g. \
 `users/get.lua:3: '=' expected near 'x'` (on stderr); the other files are still deployed, the \
 server keeps the refused action's previous version, and slcli exits with status 1.
 
-The actions, topics and subscriptions deployed from DIR are recorded per server URL in \
-DIR/.sl/deployed.json, so that a later deploy can delete the ones whose file or manifest entry \
-was removed. It belongs to your checkout: add .sl/ to .gitignore. Actions, topics and \
-subscriptions on the server that were never deployed from DIR are left alone, unless DIR has \
-one of their name (then DIR takes it over).";
+The actions, topics, subscriptions and schedules deployed from DIR are recorded per server URL \
+in DIR/.sl/deployed.json, so that a later deploy can delete the ones whose file or manifest \
+entry was removed. It belongs to your checkout: add .sl/ to .gitignore. Actions, topics, \
+subscriptions and schedules on the server that were never deployed from DIR are left alone, \
+unless DIR has one of their name (then DIR takes it over).";
 
 /// One change made (or refused) by a deploy, printed as one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +168,11 @@ pub enum Event {
     /// A subscription deleted and created again, its settings changed.
     SubscriptionRecreated(SubscriptionLine),
     SubscriptionDeleted(String),
-    /// A file, route, topic, subscription or deletion the server refused, with why.
+    ScheduleCreated(ScheduleLine),
+    /// A schedule deleted and created again, its settings changed.
+    ScheduleRecreated(ScheduleLine),
+    ScheduleDeleted(String),
+    /// A file, route, topic, subscription, schedule or deletion the server refused, with why.
     Failed(String),
 }
 
@@ -161,6 +192,36 @@ pub struct SubscriptionLine {
 impl fmt::Display for SubscriptionLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({} -> {}, from {})", self.name, self.topic, self.action, self.from)
+    }
+}
+
+/// A schedule as a deploy reports it: `nightly (0 9 * * * in Europe/London -> report)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleLine {
+    /// The schedule.
+    pub name: String,
+    /// Its spec.
+    pub spec: String,
+    /// The time zone of its spec.
+    pub time_zone: String,
+    /// The action it runs.
+    pub action: String,
+}
+
+impl ScheduleLine {
+    fn new(name: &str, spec: &ScheduleSpec) -> Self {
+        Self {
+            name: name.to_string(),
+            spec: spec.spec.clone(),
+            time_zone: spec.time_zone.clone(),
+            action: spec.action.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ScheduleLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} in {} -> {})", self.name, self.spec, self.time_zone, self.action)
     }
 }
 
@@ -184,6 +245,9 @@ impl fmt::Display for Event {
             Event::SubscriptionCreated(sub) => write!(f, "subscription created {sub}"),
             Event::SubscriptionRecreated(sub) => write!(f, "subscription recreated {sub}"),
             Event::SubscriptionDeleted(name) => write!(f, "subscription deleted {name}"),
+            Event::ScheduleCreated(schedule) => write!(f, "schedule created {schedule}"),
+            Event::ScheduleRecreated(schedule) => write!(f, "schedule recreated {schedule}"),
+            Event::ScheduleDeleted(name) => write!(f, "schedule deleted {name}"),
             Event::Failed(message) => f.write_str(message),
         }
     }
@@ -203,6 +267,9 @@ pub struct Outcome {
     pub subscriptions_created: usize,
     pub subscriptions_recreated: usize,
     pub subscriptions_deleted: usize,
+    pub schedules_created: usize,
+    pub schedules_recreated: usize,
+    pub schedules_deleted: usize,
     pub failed: usize,
 }
 
@@ -220,12 +287,15 @@ impl Outcome {
             Event::SubscriptionCreated(_) => self.subscriptions_created += 1,
             Event::SubscriptionRecreated(_) => self.subscriptions_recreated += 1,
             Event::SubscriptionDeleted(_) => self.subscriptions_deleted += 1,
+            Event::ScheduleCreated(_) => self.schedules_created += 1,
+            Event::ScheduleRecreated(_) => self.schedules_recreated += 1,
+            Event::ScheduleDeleted(_) => self.schedules_deleted += 1,
             Event::Failed(_) => self.failed += 1,
         }
     }
 
-    /// The topic and subscription counts, named as the summary shows them.
-    fn event_counts(&self) -> [(usize, &'static str); 6] {
+    /// The topic, subscription and schedule counts, named as the summary shows them.
+    fn event_counts(&self) -> [(usize, &'static str); 9] {
         [
             (self.topics_created, "topics created"),
             (self.topics_updated, "topics updated"),
@@ -233,6 +303,9 @@ impl Outcome {
             (self.subscriptions_created, "subscriptions created"),
             (self.subscriptions_recreated, "subscriptions recreated"),
             (self.subscriptions_deleted, "subscriptions deleted"),
+            (self.schedules_created, "schedules created"),
+            (self.schedules_recreated, "schedules recreated"),
+            (self.schedules_deleted, "schedules deleted"),
         ]
     }
 
@@ -243,8 +316,8 @@ impl Outcome {
 }
 
 /// `nothing changed`, or `N created, N updated, N deleted, N routes added,
-/// N routes deleted`, then the topic and subscription counts that are not
-/// 0 (`, N topics created`), and `, N failed` when something failed.
+/// N routes deleted`, then the topic, subscription and schedule counts that
+/// are not 0 (`, N topics created`), and `, N failed` when something failed.
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.changed() && self.failed == 0 {
@@ -279,7 +352,13 @@ pub fn scan(dir: &Path) -> Result<Local> {
         let limits = manifest.limits_of(&name);
         actions.insert(name, LocalAction { file: file.shown(), source, limits });
     }
-    Ok(Local { actions, routes: manifest.routes, topics: manifest.topics, subscriptions: manifest.subscriptions })
+    Ok(Local {
+        actions,
+        routes: manifest.routes,
+        topics: manifest.topics,
+        subscriptions: manifest.subscriptions,
+        schedules: manifest.schedules,
+    })
 }
 
 /// An action as the server lists it (the fields a deploy needs).
@@ -311,15 +390,19 @@ struct Source {
 
 /// What the server has, as far as a deploy of `local` needs it: the
 /// actions the directory has or had (`owned_before`) or its subscriptions
-/// name, with their limits, the sources of those it has, and the routes to
-/// those actions or in the manifest; and, if the directory has or had
-/// topics or subscriptions, the topics and subscriptions it has or had and
-/// the topics its subscriptions read. The rest of the server's lists is
-/// read past, not kept, and each source is fetched once, however often the
-/// list names an action.
+/// and schedules name, with their limits, the sources of those it has, and
+/// the routes to those actions or in the manifest; if the directory has or
+/// had topics or subscriptions, the topics and subscriptions it has or had
+/// and the topics its subscriptions read; and if it has or had schedules,
+/// those schedules. The rest of the server's lists is read past, not kept,
+/// and each source is fetched once, however often the list names an
+/// action.
 fn fetch(client: &Client, local: &Local, before: &Owned) -> Result<Remote> {
     let owned_before = &before.actions;
-    let subscribed = |name: &str| local.subscriptions.values().any(|s| s.settings.action == name);
+    let subscribed = |name: &str| {
+        local.subscriptions.values().any(|s| s.settings.action == name)
+            || local.schedules.values().any(|s| s.action == name)
+    };
     let list = client.call(Method::Get, "/actions", None)?;
     let mut listed = Vec::new();
     json::each(&list.body, |action: Listed| {
@@ -384,36 +467,59 @@ fn fetch(client: &Client, local: &Local, before: &Owned) -> Result<Remote> {
             ),
         }
     }
+    if !local.schedules.is_empty() || !before.schedules.is_empty() {
+        match schedules::fetch(client, |s| local.schedules.contains_key(s) || before.schedules.contains(s))? {
+            Some(schedules) => remote.schedules = schedules,
+            None if local.schedules.is_empty() => {}
+            None => bail!(
+                "the server has no schedules API (GET /schedules answered 404), but sl.toml lists schedules: \
+                 update slserver, or remove the [schedules] tables"
+            ),
+        }
+    }
     Ok(remote)
 }
 
+/// What is wrong with the action `action` that the manifest entry `at`
+/// runs, if anything: it must be an action of the directory, or one of the
+/// server that this deploy does not delete.
+fn action_problem(at: &str, action: &str, local: &Local, remote: &Remote, owned: &Owned) -> Option<String> {
+    if local.actions.contains_key(action) {
+        None
+    } else if !remote.actions.contains_key(action) {
+        Some(format!(
+            "{at}: the action '{action}' is neither a file of the directory ({}) nor on the server",
+            crate::manifest::expected_file(action)
+        ))
+    } else if owned.actions.contains(action) {
+        Some(format!(
+            "{at}: the action '{action}' was deployed from this directory and its file is gone: \
+             this deploy would delete it"
+        ))
+    } else {
+        None
+    }
+}
+
 /// Checks, before anything changes, that each subscription of the manifest
-/// reads a topic of the manifest or of the server, and runs an action of
-/// the directory or one of the server that this deploy does not delete.
-fn check_subscriptions(local: &Local, remote: &Remote, owned: &Owned) -> Result<()> {
+/// reads a topic of the manifest or of the server, and that each
+/// subscription and schedule runs an action of the directory or one of the
+/// server that this deploy does not delete.
+fn check_targets(local: &Local, remote: &Remote, owned: &Owned) -> Result<()> {
     let mut problems = Vec::new();
     for (name, sub) in &local.subscriptions {
         let at = format!("{}: [subscriptions.\"{name}\"]", crate::manifest::FILE);
-        let (topic, action) = (&sub.settings.topic, &sub.settings.action);
+        let topic = &sub.settings.topic;
         if !local.topics.contains_key(topic) && !remote.topics.contains_key(topic) {
             problems.push(format!(
                 "{at}: the topic '{topic}' is neither in [topics] nor on the server; add [topics.\"{topic}\"]"
             ));
         }
-        if local.actions.contains_key(action) {
-            continue;
-        }
-        if !remote.actions.contains_key(action) {
-            problems.push(format!(
-                "{at}: the action '{action}' is neither a file of the directory ({}) nor on the server",
-                crate::manifest::expected_file(action)
-            ));
-        } else if owned.actions.contains(action) {
-            problems.push(format!(
-                "{at}: the action '{action}' was deployed from this directory and its file is gone: \
-                 this deploy would delete it"
-            ));
-        }
+        problems.extend(action_problem(&at, &sub.settings.action, local, remote, owned));
+    }
+    for (name, schedule) in &local.schedules {
+        let at = format!("{}: [schedules.\"{name}\"]", crate::manifest::FILE);
+        problems.extend(action_problem(&at, &schedule.action, local, remote, owned));
     }
     if !problems.is_empty() {
         bail!("{}", problems.join("\n"));
@@ -459,7 +565,7 @@ pub fn sync(client: &Client, url: &str, dir: &Path, local: &Local, report: &mut 
     let mut state = State::load(dir)?;
     let owned_before = state.owned(url);
     let remote = fetch(client, local, &owned_before)?;
-    check_subscriptions(local, &remote, &owned_before)?;
+    check_targets(local, &remote, &owned_before)?;
     let plan = Plan::new(local, &remote, &owned_before);
     let mut run =
         Run { client, local, outcome: Outcome::default(), created: Done::default(), deleted: Done::default(), report };
@@ -487,6 +593,13 @@ pub fn sync(client: &Client, url: &str, dir: &Path, local: &Local, report: &mut 
             &remote.subscriptions,
             &run.created.subscriptions,
             &run.deleted.subscriptions,
+        ),
+        schedules: still_owned(
+            local.schedules.keys(),
+            &owned_before.schedules,
+            &remote.schedules,
+            &run.created.schedules,
+            &run.deleted.schedules,
         ),
     };
     if state.set_owned(url, &owned_after) {
@@ -518,6 +631,7 @@ struct Done {
     actions: BTreeSet<String>,
     topics: BTreeSet<String>,
     subscriptions: BTreeSet<String>,
+    schedules: BTreeSet<String>,
 }
 
 /// The progress of applying a plan.
@@ -600,6 +714,7 @@ impl Run<'_> {
 
         let failed_topics = self.topics(plan)?;
         self.subscriptions(plan, &failed, &failed_topics)?;
+        self.schedules(plan, &failed)?;
 
         let mut to_delete: Vec<&Route> = plan.delete_routes.iter().collect();
         let mut retry = Vec::new();
@@ -769,6 +884,64 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Deletes the schedules gone from the manifest, deletes and creates
+    /// again those whose settings changed, and creates the new ones, but not
+    /// those whose action could not be created (`failed`: its error is
+    /// reported).
+    fn schedules(&mut self, plan: &Plan, failed: &BTreeSet<&str>) -> Result<()> {
+        for name in &plan.delete_schedules {
+            if self.delete_schedule(name)? {
+                self.emit(Event::ScheduleDeleted(name.clone()));
+            }
+        }
+        for name in &plan.recreate_schedules {
+            let spec = &self.local.schedules[name];
+            if failed.contains(spec.action.as_str()) || !self.delete_schedule(name)? {
+                continue;
+            }
+            self.create_schedule(name, spec, true)?;
+        }
+        for name in &plan.create_schedules {
+            let spec = &self.local.schedules[name];
+            if !failed.contains(spec.action.as_str()) {
+                self.create_schedule(name, spec, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a schedule; whether it is gone (a refusal is reported).
+    fn delete_schedule(&mut self, name: &str) -> Result<bool> {
+        let reply = schedules::delete(self.client, name)?;
+        if reply.status == 404 {
+            self.deleted.schedules.insert(name.to_string());
+            return Ok(true);
+        }
+        match refusal(reply)? {
+            Ok(()) => {
+                self.deleted.schedules.insert(name.to_string());
+                Ok(true)
+            }
+            Err(e) => {
+                self.emit(Event::Failed(format!("cannot delete schedule {name}: {}", message_of(&e))));
+                Ok(false)
+            }
+        }
+    }
+
+    /// Creates a schedule (again, if `recreated`), reporting it.
+    fn create_schedule(&mut self, name: &str, spec: &ScheduleSpec, recreated: bool) -> Result<()> {
+        match refusal(schedules::create(self.client, name, spec)?)? {
+            Ok(()) => {
+                self.created.schedules.insert(name.to_string());
+                let line = ScheduleLine::new(name, spec);
+                self.emit(if recreated { Event::ScheduleRecreated(line) } else { Event::ScheduleCreated(line) });
+            }
+            Err(e) => self.emit(Event::Failed(format!("schedule {name}: {}", message_of(&e)))),
+        }
+        Ok(())
+    }
+
     fn delete_route(&mut self, route: &Route) -> Result<()> {
         let reply = routes::delete(self.client, route)?;
         if reply.status == 404 {
@@ -819,6 +992,20 @@ mod tests {
         );
         let o = Outcome { failed: 1, ..Outcome::default() };
         assert_eq!(o.to_string(), "0 created, 0 updated, 0 deleted, 0 routes added, 0 routes deleted, 1 failed");
+        let o = Outcome {
+            created: 1,
+            schedules_created: 2,
+            schedules_recreated: 1,
+            schedules_deleted: 3,
+            ..Outcome::default()
+        };
+        assert!(o.changed());
+        assert_eq!(
+            o.to_string(),
+            "1 created, 0 updated, 0 deleted, 0 routes added, 0 routes deleted, 2 schedules created, \
+             1 schedules recreated, 3 schedules deleted"
+        );
+        assert!(Outcome { schedules_deleted: 1, ..Outcome::default() }.changed());
     }
 
     #[test]
@@ -848,6 +1035,69 @@ mod tests {
             "subscription recreated mailer (orders -> mail.send, from beginning)"
         );
         assert_eq!(Event::SubscriptionDeleted("mailer".into()).to_string(), "subscription deleted mailer");
+        let line = ScheduleLine {
+            name: "nightly".into(),
+            spec: "0 9 * * *".into(),
+            time_zone: "Europe/London".into(),
+            action: "report".into(),
+        };
+        assert_eq!(
+            Event::ScheduleCreated(line.clone()).to_string(),
+            "schedule created nightly (0 9 * * * in Europe/London -> report)"
+        );
+        assert_eq!(
+            Event::ScheduleRecreated(line).to_string(),
+            "schedule recreated nightly (0 9 * * * in Europe/London -> report)"
+        );
+        assert_eq!(Event::ScheduleDeleted("nightly".into()).to_string(), "schedule deleted nightly");
+    }
+
+    fn local_with(actions: &[&str], schedules: &[(&str, &str)]) -> Local {
+        let action = |name: &str| {
+            let a = LocalAction { file: format!("{name}.lua"), source: b"x".to_vec(), limits: Limits::default() };
+            (name.to_string(), a)
+        };
+        let schedule = |(name, action): &(&str, &str)| {
+            let spec = ScheduleSpec {
+                action: action.to_string(),
+                spec: "@daily".into(),
+                time_zone: "UTC".into(),
+                args: Map::new(),
+                overlap: "skip".into(),
+                catch_up: "none".into(),
+                jitter_ms: 0,
+            };
+            (name.to_string(), spec)
+        };
+        Local {
+            actions: actions.iter().map(|a| action(a)).collect(),
+            schedules: schedules.iter().map(schedule).collect(),
+            ..Local::default()
+        }
+    }
+
+    #[test]
+    fn schedules_need_an_action_that_stays() {
+        let remote = Remote {
+            actions: [
+                ("theirs".to_string(), RemoteAction { source: None, limits: Limits::default() }),
+                ("gone".to_string(), RemoteAction { source: None, limits: Limits::default() }),
+            ]
+            .into(),
+            ..Remote::default()
+        };
+        let owned = Owned { actions: ["gone".to_string()].into(), ..Owned::default() };
+        let local = local_with(&["mine"], &[("a", "mine"), ("b", "theirs")]);
+        assert!(check_targets(&local, &remote, &owned).is_ok());
+        let local = local_with(&["mine"], &[("a", "nowhere"), ("b", "gone"), ("c", "mine")]);
+        let e = check_targets(&local, &remote, &owned).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "sl.toml: [schedules.\"a\"]: the action 'nowhere' is neither a file of the directory (nowhere.lua) \
+             nor on the server\n\
+             sl.toml: [schedules.\"b\"]: the action 'gone' was deployed from this directory and its file is gone: \
+             this deploy would delete it"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod payload;
 mod plan;
 mod position;
 mod routes;
+mod schedules;
 mod state;
 mod subscriptions;
 mod testrun;

@@ -1,5 +1,6 @@
 //! The manifest of an app directory, `sl.toml`: per-action limits, the
-//! HTTP routes to serve, and the topics and subscriptions of the app.
+//! HTTP routes to serve, and the topics, subscriptions and schedules of the
+//! app.
 //!
 //! ```toml
 //! [actions."users.get"]      # optional, per action; absent = server defaults
@@ -28,20 +29,46 @@
 //! backoff_max_ms = 300000    # the longest delay, at least backoff_ms; default 300000
 //! from = "end"               # "beginning", "end" (default), an offset (a number),
 //!                            # or an RFC 3339 time ("2026-12-08T09:00:00Z", quoted or not)
+//!
+//! [schedules.nightly]        # a schedule, by name
+//! action = "report"          # an action of the directory, or one the server has
+//! spec = "0 9 * * *"         # a 5-field cron expression, a nickname (@daily, @hourly, ...)
+//!                            # or "@every DURATION" ("@every 30s", "@every 1h30m"; at least 1s)
+//! time_zone = "Europe/London" # an IANA time zone for cron specs; default "UTC"
+//! overlap = "skip"           # while the last firing's run is queued or running: "skip" (default),
+//!                            # "queue" (wait for it) or "allow" (run alongside)
+//! catch_up = "none"          # missed firings (server down): "none" (default), "last",
+//!                            # "all" (= "all:10") or "all:N" (1 to 1000)
+//! jitter_ms = 0              # fire up to this many ms late, a fixed offset per firing;
+//!                            # 0 to 86400000 (a day); default 0
+//!
+//! [schedules.nightly.args]   # optional: the action's args, a TOML table (a JSON object);
+//! report = "daily"           # `args = { report = "daily" }` says the same. The server adds
+//!                            # `schedule = {name, scheduled, scheduled_at, caught_up}`
 //! ```
 //!
 //! Unknown keys are errors, and so are limits or routes that name an action
-//! with no file in the directory, and invalid names or values. Whether a
-//! subscription's topic and action exist (when not in the directory) is
+//! with no file in the directory, and invalid names or values. A schedule's
+//! spec, time zone, overlap, catch-up and jitter are checked here as the
+//! server checks them (with the server's own `sl-schedule` crate), and so
+//! is a cron spec that matches no date. Whether a subscription's topic and
+//! action, or a schedule's action, exist (when not in the directory) is
 //! checked by `slcli deploy` against the server, before it changes
 //! anything. The defaults are the server's, written out so that a deploy
-//! can tell a changed subscription from an unchanged one.
+//! can tell a changed subscription or schedule from an unchanged one.
 //!
 //! `from` applies when a subscription is created: the server keeps no
 //! record of it, and changing it alone changes nothing. A subscription
 //! whose other settings change is deleted and created again (the API has
 //! no way to change one), so it starts at its `from` again, its cursors,
 //! pending retries and dead letters lost.
+//!
+//! A schedule whose settings change (any of its keys) is likewise deleted
+//! and created again: its firing history restarts (its count of firings,
+//! last fired time and last invocation are gone; firings missed before are
+//! not caught up), and an `@every` schedule counts its intervals from its
+//! new creation time (the deploy), not from the first one. A TOML
+//! date-time in `args` becomes its RFC 3339 text, a JSON string.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -50,6 +77,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+use serde_json::{Map, Value};
+use sl_schedule::{CatchUp, Overlap, Schedule};
 
 use crate::app::valid_name;
 use crate::position::Position;
@@ -185,6 +214,70 @@ pub struct SubscriptionSpec {
     pub from: Position,
 }
 
+/// The server's default time zone of a schedule.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+/// The longest jitter the server takes: a day, in milliseconds.
+pub const MAX_JITTER_MS: u64 = 86_400_000;
+
+/// A `[schedules.NAME]` table as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleEntry {
+    action: String,
+    spec: String,
+    #[serde(default = "default_time_zone")]
+    time_zone: String,
+    #[serde(default)]
+    args: toml::Table,
+    #[serde(default)]
+    overlap: Option<String>,
+    #[serde(default)]
+    catch_up: Option<String>,
+    #[serde(default)]
+    jitter_ms: u64,
+}
+
+fn default_time_zone() -> String {
+    DEFAULT_TIME_ZONE.to_string()
+}
+
+/// A schedule as the directory wants it, and as the server has it: every
+/// setting the server keeps, in the form it keeps them, so that two equal
+/// specs fire alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleSpec {
+    /// The action each firing runs, asynchronously.
+    pub action: String,
+    /// The cron expression, nickname or `@every` interval, without
+    /// surrounding spaces.
+    pub spec: String,
+    /// The IANA time zone of a cron spec (`@every` ignores it).
+    pub time_zone: String,
+    /// The action's args (the server adds `schedule` to them).
+    pub args: Map<String, Value>,
+    /// The overlap policy, as `sl_schedule::Overlap` writes it (`skip`).
+    pub overlap: String,
+    /// The catch-up policy, as `sl_schedule::CatchUp` writes it (`all:10`).
+    pub catch_up: String,
+    /// The most milliseconds a firing is moved later by.
+    pub jitter_ms: u64,
+}
+
+impl ScheduleSpec {
+    /// An overlap policy as [`ScheduleSpec::overlap`] holds it: the
+    /// policy's own text, or, for one `sl-schedule` does not know, the text
+    /// trimmed and in lower case (as the server keeps it).
+    pub fn overlap_text(raw: &str) -> String {
+        raw.parse::<Overlap>().map_or_else(|_| raw.trim().to_ascii_lowercase(), |p| p.to_string())
+    }
+
+    /// A catch-up policy as [`ScheduleSpec::catch_up`] holds it (`all` is
+    /// `all:10`), like [`overlap_text`](Self::overlap_text).
+    pub fn catch_up_text(raw: &str) -> String {
+        raw.parse::<CatchUp>().map_or_else(|_| raw.trim().to_ascii_lowercase(), |p| p.to_string())
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
@@ -196,6 +289,8 @@ struct Raw {
     topics: BTreeMap<String, TopicEntry>,
     #[serde(default)]
     subscriptions: BTreeMap<String, SubscriptionEntry>,
+    #[serde(default)]
+    schedules: BTreeMap<String, ScheduleEntry>,
 }
 
 /// A checked manifest.
@@ -209,9 +304,11 @@ pub struct Manifest {
     pub topics: BTreeMap<String, TopicSpec>,
     /// The subscriptions, by name.
     pub subscriptions: BTreeMap<String, SubscriptionSpec>,
+    /// The schedules, by name.
+    pub schedules: BTreeMap<String, ScheduleSpec>,
 }
 
-/// What a topic or subscription name may be, for messages.
+/// What a topic, subscription or schedule name may be, for messages.
 const NAME_RULE: &str = "use 1 to 128 letters, digits, '-', '_' or '.' (but not '.' or '..')";
 
 /// A `[topics.NAME]` entry checked, or what is wrong with it (after `at`).
@@ -278,6 +375,69 @@ fn subscription_spec(at: &str, name: &str, s: SubscriptionEntry) -> std::result:
             backoff_max_ms: ms("backoff_max_ms", s.backoff_max_ms)?,
         },
         from,
+    })
+}
+
+/// A TOML value of a schedule's `args` as JSON; `at` names it in errors.
+fn json_of(at: &str, value: &toml::Value) -> std::result::Result<Value, String> {
+    Ok(match value {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(n) => Value::from(*n),
+        toml::Value::Float(x) => match serde_json::Number::from_f64(*x) {
+            Some(n) => Value::Number(n),
+            None => return Err(format!("{at} = {x} is not a JSON number")),
+        },
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(t) => Value::String(t.to_string()),
+        toml::Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| json_of(&format!("{at}[{i}]"), v))
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        toml::Value::Table(table) => Value::Object(json_table(at, table)?),
+    })
+}
+
+/// A TOML table as a JSON object; `at` names it in errors.
+fn json_table(at: &str, table: &toml::Table) -> std::result::Result<Map<String, Value>, String> {
+    table.iter().map(|(k, v)| Ok((k.clone(), json_of(&format!("{at}.{k}"), v)?))).collect()
+}
+
+/// A `[schedules.NAME]` entry checked, or what is wrong with it (after
+/// `at`). The spec, time zone and policies are read by `sl-schedule`, as
+/// the server reads them.
+fn schedule_spec(at: &str, name: &str, s: ScheduleEntry) -> std::result::Result<ScheduleSpec, String> {
+    if !valid_name(name) {
+        return Err(format!("{at}: '{name}' is not a valid schedule name: {NAME_RULE}"));
+    }
+    if !valid_name(&s.action) {
+        return Err(format!("{at}: action '{}' is not a valid action name: {NAME_RULE}", s.action));
+    }
+    let parsed = Schedule::parse(&s.spec, Some(&s.time_zone), 0).map_err(|e| format!("{at}: {e}"))?;
+    if parsed.never_fires() {
+        return Err(format!("{at}: '{}' matches no date: the schedule would never fire", parsed.spec()));
+    }
+    let overlap = match &s.overlap {
+        None => Overlap::default(),
+        Some(text) => text.parse().map_err(|e| format!("{at}: {e}"))?,
+    };
+    let catch_up = match &s.catch_up {
+        None => CatchUp::default(),
+        Some(text) => text.parse().map_err(|e| format!("{at}: {e}"))?,
+    };
+    if s.jitter_ms > MAX_JITTER_MS {
+        return Err(format!("{at}: jitter_ms must be at most {MAX_JITTER_MS} (a day)"));
+    }
+    Ok(ScheduleSpec {
+        action: s.action,
+        spec: parsed.spec().to_string(),
+        time_zone: s.time_zone,
+        args: json_table(&format!("{at}: args"), &s.args)?,
+        overlap: overlap.to_string(),
+        catch_up: catch_up.to_string(),
+        jitter_ms: s.jitter_ms,
     })
 }
 
@@ -352,10 +512,19 @@ impl Manifest {
                 Err(problem) => problems.push(problem),
             }
         }
+        let mut schedules = BTreeMap::new();
+        for (name, entry) in raw.schedules {
+            match schedule_spec(&format!("{origin}: [schedules.\"{name}\"]"), &name, entry) {
+                Ok(spec) => {
+                    schedules.insert(name, spec);
+                }
+                Err(problem) => problems.push(problem),
+            }
+        }
         if !problems.is_empty() {
             bail!("{}", problems.join("\n"));
         }
-        Ok(Self { limits: raw.actions, routes, topics, subscriptions })
+        Ok(Self { limits: raw.actions, routes, topics, subscriptions, schedules })
     }
 }
 
@@ -598,6 +767,141 @@ from = 2026-12-08T09:00:00
         assert!(e.to_string().contains("missing field `action`"), "{e}");
         let e = Manifest::parse("[topics.t]\nretention_secs = -5\n", "sl.toml", &names(&[])).unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    const SCHEDULES: &str = r#"
+[schedules.nightly]
+action = "report"
+spec = " 0 9 * * * "
+time_zone = "Europe/London"
+overlap = "QUEUE"
+catch_up = "all"
+jitter_ms = 60000
+
+[schedules.nightly.args]
+kind = "daily"
+n = 3
+ratio = 0.5
+on = true
+since = 2026-12-08T09:00:00Z
+list = [1, "two", { three = 3 }]
+deep = { a = { b = [] } }
+
+[schedules.tick]
+action = "elsewhere"
+spec = "@every 1s"
+args = { n = 1 }
+"#;
+
+    #[test]
+    fn schedules() {
+        let m = Manifest::parse(SCHEDULES, "sl.toml", &names(&["report"])).unwrap();
+        let nightly = &m.schedules["nightly"];
+        assert_eq!(
+            (nightly.action.as_str(), nightly.spec.as_str(), nightly.time_zone.as_str()),
+            ("report", "0 9 * * *", "Europe/London")
+        );
+        // The policies as the server's crate writes them: `all` is `all:10`.
+        assert_eq!(
+            (nightly.overlap.as_str(), nightly.catch_up.as_str(), nightly.jitter_ms),
+            ("queue", "all:10", 60_000)
+        );
+        assert_eq!(
+            Value::Object(nightly.args.clone()),
+            serde_json::json!({"kind": "daily", "n": 3, "ratio": 0.5, "on": true, "since": "2026-12-08T09:00:00Z",
+                               "list": [1, "two", {"three": 3}], "deep": {"a": {"b": []}}})
+        );
+        // The defaults are the server's; an action elsewhere is checked by deploy.
+        assert_eq!(
+            m.schedules["tick"],
+            ScheduleSpec {
+                action: "elsewhere".into(),
+                spec: "@every 1s".into(),
+                time_zone: "UTC".into(),
+                args: serde_json::json!({"n": 1}).as_object().cloned().unwrap(),
+                overlap: "skip".into(),
+                catch_up: "none".into(),
+                jitter_ms: 0,
+            }
+        );
+        let bare =
+            Manifest::parse("[schedules.s]\naction = \"a\"\nspec = \"@daily\"\n", "sl.toml", &names(&[])).unwrap();
+        assert!(bare.schedules["s"].args.is_empty());
+        assert_eq!(ScheduleSpec::catch_up_text(" ALL:3"), "all:3");
+        assert_eq!(ScheduleSpec::catch_up_text("all"), "all:10");
+        assert_eq!(ScheduleSpec::overlap_text(" Allow "), "allow");
+        assert_eq!(ScheduleSpec::overlap_text(" Later "), "later", "unknown to slcli: as the server keeps it");
+    }
+
+    #[test]
+    fn bad_schedules_are_all_reported() {
+        let text = r#"
+[schedules."bad name"]
+action = "a"
+spec = "@daily"
+[schedules.s1]
+action = "bad action"
+spec = "@daily"
+[schedules.s2]
+action = "a"
+spec = "61 * * * *"
+[schedules.s3]
+action = "a"
+spec = "@every 500ms"
+[schedules.s4]
+action = "a"
+spec = "@daily"
+time_zone = "Mars/Olympus"
+[schedules.s5]
+action = "a"
+spec = "0 0 30 2 *"
+[schedules.s6]
+action = "a"
+spec = "@daily"
+overlap = "sometimes"
+[schedules.s7]
+action = "a"
+spec = "@daily"
+catch_up = "all:0"
+[schedules.s8]
+action = "a"
+spec = "@daily"
+jitter_ms = 86400001
+[schedules.s9]
+action = "a"
+spec = "  "
+[schedules.s10]
+action = "a"
+spec = "@daily"
+args = { x = nan }
+"#;
+        let e = Manifest::parse(text, "app/sl.toml", &names(&["a"])).unwrap_err().to_string();
+        for expected in [
+            "app/sl.toml: [schedules.\"bad name\"]: 'bad name' is not a valid schedule name: use 1 to 128 letters",
+            "app/sl.toml: [schedules.\"s1\"]: action 'bad action' is not a valid action name",
+            "app/sl.toml: [schedules.\"s2\"]: invalid cron expression '61 * * * *': ",
+            "app/sl.toml: [schedules.\"s3\"]: interval must be at least 1s (got '@every 500ms')",
+            "app/sl.toml: [schedules.\"s4\"]: unknown time zone 'Mars/Olympus'",
+            "app/sl.toml: [schedules.\"s5\"]: '0 0 30 2 *' matches no date: the schedule would never fire",
+            "app/sl.toml: [schedules.\"s6\"]: invalid overlap policy 'sometimes': expected skip, queue or allow",
+            "app/sl.toml: [schedules.\"s7\"]: invalid catch-up policy 'all:0'",
+            "app/sl.toml: [schedules.\"s8\"]: jitter_ms must be at most 86400000 (a day)",
+            "app/sl.toml: [schedules.\"s9\"]: empty schedule: expected a 5-field cron expression",
+            "app/sl.toml: [schedules.\"s10\"]: args.x = NaN is not a JSON number",
+        ] {
+            assert!(e.contains(expected), "missing {expected:?} in:\n{e}");
+        }
+        assert_eq!(e.lines().count(), 11, "{e}");
+        for (text, needle) in [
+            ("[schedules.s]\naction = \"a\"\nspec = \"@daily\"\ntz = \"UTC\"\n", "unknown field `tz`"),
+            ("[schedules.s]\naction = \"a\"\n", "missing field `spec`"),
+            ("[schedules.s]\nspec = \"@daily\"\n", "missing field `action`"),
+            ("[schedules.s]\naction = \"a\"\nspec = \"@daily\"\nargs = [1]\n", "line 4"),
+            ("[schedules.s]\naction = \"a\"\nspec = \"@daily\"\njitter_ms = -1\n", "line 4"),
+        ] {
+            let e = Manifest::parse(text, "sl.toml", &names(&["a"])).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
     }
 
     #[test]

@@ -16,12 +16,16 @@
 //!   settings differ (topic, action, batch size, wait, retries, backoff) is
 //!   deleted and created again, as the API cannot change one. `from` is not
 //!   compared: it only says where a new subscription starts.
-//! - Topics and subscriptions deployed from the directory before that the
-//!   manifest no longer lists are deleted, if the server still has them.
+//! - A manifest schedule the server does not have is created; one whose
+//!   settings differ (action, spec, time zone, args, overlap, catch-up,
+//!   jitter) is deleted and created again, as the API cannot change one.
+//! - Topics, subscriptions and schedules deployed from the directory before
+//!   that the manifest no longer lists are deleted, if the server still has
+//!   them.
 
 use std::collections::BTreeMap;
 
-use crate::manifest::{Limits, SubscriptionSettings, SubscriptionSpec, TopicSpec};
+use crate::manifest::{Limits, ScheduleSpec, SubscriptionSettings, SubscriptionSpec, TopicSpec};
 use crate::routes::Route;
 use crate::state::Owned;
 
@@ -34,8 +38,8 @@ pub struct LocalAction {
     pub limits: Limits,
 }
 
-/// The directory: its actions by name, and its manifest's routes, topics
-/// and subscriptions.
+/// The directory: its actions by name, and its manifest's routes, topics,
+/// subscriptions and schedules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Local {
     pub actions: BTreeMap<String, LocalAction>,
@@ -44,6 +48,8 @@ pub struct Local {
     pub topics: BTreeMap<String, TopicSpec>,
     /// The manifest's subscriptions, by name.
     pub subscriptions: BTreeMap<String, SubscriptionSpec>,
+    /// The manifest's schedules, by name.
+    pub schedules: BTreeMap<String, ScheduleSpec>,
 }
 
 impl Local {
@@ -70,6 +76,8 @@ pub struct Remote {
     pub topics: BTreeMap<String, TopicSpec>,
     /// The server's subscriptions that the directory has or had.
     pub subscriptions: BTreeMap<String, SubscriptionSettings>,
+    /// The server's schedules that the directory has or had.
+    pub schedules: BTreeMap<String, ScheduleSpec>,
 }
 
 /// A topic whose partitions differ from the manifest's.
@@ -93,7 +101,9 @@ pub struct Update {
 
 /// The changes, in the order they are made: actions created and updated,
 /// topics created and updated, subscriptions deleted, recreated and
-/// created, routes added and deleted, topics deleted, actions deleted.
+/// created, schedules deleted, recreated and created, routes added and
+/// deleted, topics deleted, actions deleted (so a schedule or subscription
+/// goes before the action it runs, as the server requires).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub create: Vec<String>,
@@ -110,6 +120,12 @@ pub struct Plan {
     pub recreate_subscriptions: Vec<String>,
     /// Subscriptions the server lacks.
     pub create_subscriptions: Vec<String>,
+    /// Schedules deployed before that the manifest no longer lists.
+    pub delete_schedules: Vec<String>,
+    /// Schedules whose settings differ: deleted, then created.
+    pub recreate_schedules: Vec<String>,
+    /// Schedules the server lacks.
+    pub create_schedules: Vec<String>,
     pub add_routes: Vec<Route>,
     pub delete_routes: Vec<Route>,
     /// Topics deployed before that the manifest no longer lists.
@@ -123,6 +139,7 @@ impl Plan {
     pub fn new(local: &Local, remote: &Remote, owned_before: &Owned) -> Self {
         let mut plan = Plan::default();
         plan.events(local, remote, owned_before);
+        plan.schedules(local, remote, owned_before);
         let owned_before = &owned_before.actions;
         for (name, action) in &local.actions {
             match remote.actions.get(name) {
@@ -188,6 +205,23 @@ impl Plan {
             .collect();
     }
 
+    /// The schedule changes.
+    fn schedules(&mut self, local: &Local, remote: &Remote, owned_before: &Owned) {
+        for (name, schedule) in &local.schedules {
+            match remote.schedules.get(name) {
+                None => self.create_schedules.push(name.clone()),
+                Some(theirs) if theirs != schedule => self.recreate_schedules.push(name.clone()),
+                Some(_) => {}
+            }
+        }
+        self.delete_schedules = owned_before
+            .schedules
+            .iter()
+            .filter(|name| !local.schedules.contains_key(*name) && remote.schedules.contains_key(*name))
+            .cloned()
+            .collect();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.create.is_empty()
             && self.update.is_empty()
@@ -197,6 +231,9 @@ impl Plan {
             && self.delete_subscriptions.is_empty()
             && self.recreate_subscriptions.is_empty()
             && self.create_subscriptions.is_empty()
+            && self.delete_schedules.is_empty()
+            && self.recreate_schedules.is_empty()
+            && self.create_schedules.is_empty()
             && self.add_routes.is_empty()
             && self.delete_routes.is_empty()
             && self.delete_topics.is_empty()
@@ -352,6 +389,7 @@ mod tests {
             actions: set(&[]),
             topics: set(&["same", "old", "gone"]),
             subscriptions: set(&["same", "old", "gone"]),
+            ..Owned::default()
         };
         let plan = Plan::new(&local, &remote, &before);
         assert_eq!(plan.create_topics, ["new"]);
@@ -370,6 +408,65 @@ mod tests {
             subscriptions: local.subscriptions.iter().map(|(k, s)| (k.clone(), s.settings.clone())).collect(),
             ..Remote::default()
         };
+        assert!(Plan::new(&local, &remote, &before).is_empty());
+    }
+
+    fn schedule(action: &str, spec: &str, args: serde_json::Value) -> ScheduleSpec {
+        ScheduleSpec {
+            action: action.into(),
+            spec: spec.into(),
+            time_zone: "UTC".into(),
+            args: args.as_object().cloned().unwrap_or_default(),
+            overlap: "skip".into(),
+            catch_up: "none".into(),
+            jitter_ms: 0,
+        }
+    }
+
+    #[test]
+    fn schedules_follow_the_manifest() {
+        use serde_json::json;
+        let mut zoned = schedule("a", "0 9 * * *", json!({}));
+        zoned.time_zone = "Europe/London".into();
+        let mut queued = schedule("a", "@daily", json!({}));
+        queued.overlap = "queue".into();
+        let local = Local {
+            schedules: [
+                ("new".to_string(), schedule("a", "@hourly", json!({}))),
+                ("same".to_string(), schedule("a", "@every 1s", json!({"n": 1, "deep": {"x": [1, 2]}}))),
+                ("spec".to_string(), schedule("a", "*/5 * * * *", json!({}))),
+                ("action".to_string(), schedule("b", "@daily", json!({}))),
+                ("args".to_string(), schedule("a", "@daily", json!({"n": 2}))),
+                ("zone".to_string(), zoned),
+                ("policy".to_string(), queued),
+            ]
+            .into(),
+            ..Local::default()
+        };
+        let remote = Remote {
+            schedules: [
+                ("same".to_string(), schedule("a", "@every 1s", json!({"deep": {"x": [1, 2]}, "n": 1}))),
+                ("spec".to_string(), schedule("a", "*/10 * * * *", json!({}))),
+                ("action".to_string(), schedule("a", "@daily", json!({}))),
+                ("args".to_string(), schedule("a", "@daily", json!({"n": 1}))),
+                ("zone".to_string(), schedule("a", "0 9 * * *", json!({}))),
+                ("policy".to_string(), schedule("a", "@daily", json!({}))),
+                ("old".to_string(), schedule("a", "@daily", json!({}))),
+                ("foreign".to_string(), schedule("a", "@daily", json!({}))),
+            ]
+            .into(),
+            ..Remote::default()
+        };
+        let before = Owned { schedules: set(&["same", "old", "gone"]), ..Owned::default() };
+        let plan = Plan::new(&local, &remote, &before);
+        assert_eq!(plan.create_schedules, ["new"]);
+        assert_eq!(plan.recreate_schedules, ["action", "args", "policy", "spec", "zone"]);
+        // Not "foreign": never deployed from here. Not "gone": the server lacks it.
+        assert_eq!(plan.delete_schedules, ["old"]);
+        assert!(!plan.is_empty() && plan.create_subscriptions.is_empty() && plan.delete.is_empty());
+
+        // Once done, nothing more.
+        let remote = Remote { schedules: local.schedules.clone(), ..Remote::default() };
         assert!(Plan::new(&local, &remote, &before).is_empty());
     }
 

@@ -2,18 +2,21 @@
 //!
 //! A JSON object mapping each server URL to what exists there because of
 //! this directory: the sorted names of its actions, or, once the directory
-//! has deployed topics or subscriptions, an object of the three lists:
+//! has deployed topics, subscriptions or schedules, an object of the lists
+//! (`schedules` only when there are some, so that the files of earlier
+//! slcli versions read the same):
 //!
 //! ```json
 //! {
 //!   "http://127.0.0.1:8080": ["hello", "users.get"],
-//!   "http://127.0.0.1:9090": {"actions": ["mail.send"], "topics": ["orders"], "subscriptions": ["mailer"]}
+//!   "http://127.0.0.1:9090": {"actions": ["mail.send"], "topics": ["orders"], "subscriptions": ["mailer"]},
+//!   "http://127.0.0.1:9191": {"actions": ["report"], "topics": [], "subscriptions": [], "schedules": ["nightly"]}
 //! }
 //! ```
 //!
 //! `slcli deploy` and `slcli dev` read it to know which actions (and routes
-//! to them), topics and subscriptions they may delete when their file or
-//! manifest entry is gone, and write it after each deploy. It is local to a
+//! to them), topics, subscriptions and schedules they may delete when their
+//! file or manifest entry is gone, and write it after each deploy. It is local to a
 //! checkout: add `.sl/` to `.gitignore`. Deleting the file only means that
 //! what was removed from the directory before is no longer cleaned up.
 
@@ -39,12 +42,20 @@ pub struct Owned {
     pub topics: BTreeSet<String>,
     /// Subscriptions of the manifest's `[subscriptions]`.
     pub subscriptions: BTreeSet<String>,
+    /// Schedules of the manifest's `[schedules]`.
+    pub schedules: BTreeSet<String>,
 }
 
 impl Owned {
     /// Whether nothing is owned.
     pub fn is_empty(&self) -> bool {
-        self.actions.is_empty() && self.topics.is_empty() && self.subscriptions.is_empty()
+        self.actions.is_empty() && !self.has_events()
+    }
+
+    /// Whether topics, subscriptions or schedules are owned (and so the
+    /// state is written as an object of lists).
+    fn has_events(&self) -> bool {
+        !self.topics.is_empty() || !self.subscriptions.is_empty() || !self.schedules.is_empty()
     }
 }
 
@@ -87,6 +98,7 @@ impl State {
                 actions: names(lists.get("actions")),
                 topics: names(lists.get("topics")),
                 subscriptions: names(lists.get("subscriptions")),
+                schedules: names(lists.get("schedules")),
             },
             other => Owned { actions: names(other), ..Owned::default() },
         }
@@ -101,13 +113,16 @@ impl State {
             return false;
         }
         let list = |names: &BTreeSet<String>| Value::Array(names.iter().cloned().map(Value::String).collect());
-        let value = if owned.topics.is_empty() && owned.subscriptions.is_empty() {
+        let value = if !owned.has_events() {
             list(&owned.actions)
         } else {
             let mut lists = Map::new();
             lists.insert("actions".into(), list(&owned.actions));
             lists.insert("topics".into(), list(&owned.topics));
             lists.insert("subscriptions".into(), list(&owned.subscriptions));
+            if !owned.schedules.is_empty() {
+                lists.insert("schedules".into(), list(&owned.schedules));
+            }
             Value::Object(lists)
         };
         self.servers.insert(url.to_string(), value);
@@ -158,9 +173,12 @@ mod tests {
         assert!(state.set_owned("http://a:1", &actions(&["x", "a.b"])));
         assert!(state.set_owned("http://b:2", &actions(&["y"])));
         assert!(!state.set_owned("http://b:2", &actions(&["y"])));
-        let events = Owned { actions: set(&["s"]), topics: set(&["t"]), subscriptions: set(&["u", "v"]) };
+        let events =
+            Owned { actions: set(&["s"]), topics: set(&["t"]), subscriptions: set(&["u", "v"]), ..Owned::default() };
         assert!(state.set_owned("http://c:3", &events));
         assert!(!state.set_owned("http://c:3", &events));
+        let scheduled = Owned { actions: set(&["r"]), schedules: set(&["nightly"]), ..Owned::default() };
+        assert!(state.set_owned("http://d:4", &scheduled));
         state.save(dir).unwrap();
 
         let text = fs::read_to_string(path(dir)).unwrap();
@@ -171,12 +189,14 @@ mod tests {
                 "http://a:1": ["a.b", "x"],
                 "http://b:2": ["y"],
                 "http://c:3": {"actions": ["s"], "topics": ["t"], "subscriptions": ["u", "v"]},
+                "http://d:4": {"actions": ["r"], "topics": [], "subscriptions": [], "schedules": ["nightly"]},
             })
         );
         let mut state = State::load(dir).unwrap();
         assert_eq!(state.owned("http://a:1"), actions(&["a.b", "x"]));
         assert_eq!(state.owned("http://b:2"), actions(&["y"]));
         assert_eq!(state.owned("http://c:3"), events);
+        assert_eq!(state.owned("http://d:4"), scheduled);
         // Without topics and subscriptions, the list of actions again.
         assert!(state.set_owned("http://c:3", &actions(&["s"])));
         assert_eq!(state.servers["http://c:3"], serde_json::json!(["s"]));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 const SLCLI: &str = env!("CARGO_BIN_EXE_slcli");
 
-const COMMANDS: [&str; 17] = [
+const COMMANDS: [&str; 18] = [
     "connect",
     "ping",
     "list",
@@ -25,6 +25,7 @@ const COMMANDS: [&str; 17] = [
     "topic",
     "sub",
     "dlq",
+    "schedule",
     "deploy",
     "dev",
     "test",
@@ -686,6 +687,7 @@ fn help_for_every_event_subcommand() {
         ("topic", &["create", "list", "get", "set", "delete", "publish", "read"][..]),
         ("sub", &["create", "list", "get", "delete", "reset"]),
         ("dlq", &["list", "show", "redrive", "purge"]),
+        ("schedule", &["create", "list", "get", "delete"]),
     ] {
         let o = cli.run(&[command, "--help"]);
         assert_exit(&o, 0);
@@ -697,6 +699,8 @@ fn help_for_every_event_subcommand() {
         }
     }
     assert!(stdout(&cli.run(&["sub", "reset", "--help"])).contains("RFC 3339"));
+    assert!(stdout(&cli.run(&["help", "schedule"])).contains("@every DURATION"));
+    assert!(stdout(&cli.run(&["help", "deploy"])).contains("[schedules.nightly]"));
 }
 
 #[test]
@@ -805,6 +809,27 @@ fn event_commands_check_their_input_before_sending() {
         (&["sub", "reset", "s", "--to", "yesterday"], "error: invalid value 'yesterday' for '--to <POSITION>'"),
         (&["dlq", "show", "s", "3"], "error: invalid value '3' for '<PARTITION:OFFSET>'"),
         (&["topic", "set", "t"], "error: the following required arguments were not provided"),
+        (
+            &["schedule", "create", "s", "--action", "a", "--spec", "@daily", "--args", "[1]"],
+            "error: --args must hold a JSON object (the action's args), not an array",
+        ),
+        (
+            &["schedule", "create", "s", "--action", "a", "--spec", "@daily", "--args-file", "missing.json"],
+            "error: cannot read args file missing.json: ",
+        ),
+        (
+            &["schedule", "create", "s", "--action", "a", "--spec", "@daily", "--overlap", "never"],
+            "error: invalid value 'never' for '--overlap <skip|queue|allow>': invalid overlap policy 'never'",
+        ),
+        (
+            &["schedule", "create", "s", "--action", "a", "--spec", "@daily", "--catch-up", "all:1001"],
+            "error: invalid value 'all:1001' for '--catch-up <none|last|all|all:N>': invalid catch-up policy",
+        ),
+        (
+            &["schedule", "create", "s", "--action", "a", "--spec", "@daily", "--jitter", "5 minutes"],
+            "error: invalid value '5 minutes' for '--jitter <DURATION>': invalid duration '5 minutes'",
+        ),
+        (&["schedule", "create", "s", "--action", "a"], "error: the following required arguments were not provided"),
     ] {
         let mut all = vec!["--url", url.as_str()];
         all.extend_from_slice(args);
@@ -830,4 +855,166 @@ fn deploy_to_a_server_without_events() {
         lines,
         ["GET /actions HTTP/1.1", "GET /actions/hello HTTP/1.1", "GET /routes HTTP/1.1", "GET /topics HTTP/1.1"]
     );
+}
+
+#[test]
+fn schedule_commands_send_the_contract_requests() {
+    let cli = Cli::new();
+    let nightly = r#"{"name":"nightly","action":"report","spec":"0 9 * * *","time_zone":"Europe/London","args":{"kind":"daily"},"overlap":"queue","catch_up":"all:3","jitter_ms":90000,"created":1,"last_fired":null,"last_fired_at":null,"last_invocation":null,"fired":0,"next":1796806800000,"next_at":"2026-12-09T09:00:00.000Z"}"#;
+    let list = r#"[{"name":"nightly","action":"report","spec":"0 9 * * *","time_zone":"Europe/London","args":{},"overlap":"skip","catch_up":"none","jitter_ms":0,"created":1,"last_fired":1796720400000,"last_fired_at":"2026-12-08T09:00:00.000Z","last_invocation":"0190-1","fired":3,"next":1796806800000,"next_at":"2026-12-09T09:00:00.000Z"}]"#;
+    let missing = r#"{"error":{"kind":"not_found","message":"no action named 'report'"}}"#;
+    let (url, server) = responder(vec![
+        (201, nightly),
+        (200, list),
+        (200, nightly),
+        (200, r#"{"deleted":true}"#),
+        (404, missing),
+        (201, nightly),
+    ]);
+    let run = |args: &[&str]| {
+        let mut all = vec!["--url", url.as_str()];
+        all.extend_from_slice(args);
+        cli.run(&all)
+    };
+    let ok = |args: &[&str]| {
+        let o = run(args);
+        assert_exit(&o, 0);
+        stdout(&o)
+    };
+    assert_eq!(
+        ok(&[
+            "schedule",
+            "create",
+            "nightly",
+            "--action",
+            "report",
+            "--spec",
+            "0 9 * * *",
+            "--tz",
+            "Europe/London",
+            "--args",
+            r#"{"kind": "daily"}"#,
+            "--overlap",
+            "queue",
+            "--catch-up",
+            "all:3",
+            "--jitter",
+            "1m30s",
+        ]),
+        "schedule created nightly (0 9 * * * in Europe/London -> report, next 2026-12-09T09:00:00.000Z)\n"
+    );
+    assert_eq!(
+        ok(&["schedule", "list"]),
+        "NAME     SPEC       TIME ZONE      ACTION  FIRED  NEXT\n\
+         nightly  0 9 * * *  Europe/London  report  3      2026-12-09T09:00:00.000Z\n"
+    );
+    let shown = ok(&["schedule", "get", "nightly"]);
+    assert!(
+        shown.starts_with("name:             nightly\naction:           report\nspec:             0 9 * * *\n")
+            && shown.contains("\nargs:             {\"kind\":\"daily\"}\n")
+            && shown.contains("\njitter:           90000 ms\n")
+            && shown.ends_with(
+                "\nlast fired:       never\nlast invocation:  -\nnext:             2026-12-09T09:00:00.000Z\n"
+            ),
+        "{shown}"
+    );
+    assert_eq!(ok(&["schedule", "delete", "nightly"]), "schedule deleted nightly\n");
+    let o = run(&["schedule", "create", "n", "--action", "report", "--spec", "@daily"]);
+    assert_exit(&o, 1);
+    assert_eq!(stderr(&o), "error: no action named 'report' (404 not_found)\n");
+    let o = run(&["--json", "schedule", "create", "n", "--action", "report", "--spec", "@daily", "--jitter-ms", "5"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), format!("{nightly}\n"), "--json prints the server's answer");
+
+    let seen = server.join().unwrap();
+    let lines: Vec<&str> = seen.iter().map(|s| s.line.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            "POST /schedules HTTP/1.1",
+            "GET /schedules HTTP/1.1",
+            "GET /schedules/nightly HTTP/1.1",
+            "DELETE /schedules/nightly HTTP/1.1",
+            "POST /schedules HTTP/1.1",
+            "POST /schedules HTTP/1.1",
+        ]
+    );
+    let body = |i: usize| serde_json::from_str::<serde_json::Value>(&seen[i].body).unwrap();
+    assert_eq!(
+        body(0),
+        serde_json::json!({"name": "nightly", "action": "report", "spec": "0 9 * * *", "time_zone": "Europe/London",
+                           "args": {"kind": "daily"}, "overlap": "queue", "catch_up": "all:3", "jitter_ms": 90_000})
+    );
+    // What is not given is left to the server's defaults.
+    assert_eq!(body(4), serde_json::json!({"name": "n", "action": "report", "spec": "@daily"}));
+    assert_eq!(body(5), serde_json::json!({"name": "n", "action": "report", "spec": "@daily", "jitter_ms": 5}));
+}
+
+#[test]
+fn deploy_to_a_server_without_schedules() {
+    let cli = Cli::new();
+    let (list, details) = deployed_hello(&cli);
+    cli.write("app/sl.toml", "[schedules.tick]\naction = \"hello\"\nspec = \"@every 1m\"\n");
+    let no_route = r#"{"error":{"kind":"not_found","message":"no route for GET /schedules"}}"#;
+    let (url, server) = responder(vec![(200, list), (200, details), (200, "[]"), (404, no_route)]);
+    let o = cli.run(&["--url", &url, "deploy", "app"]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("the server has no schedules API"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "nothing was changed: {}", stdout(&o));
+    let lines: Vec<String> = server.join().unwrap().into_iter().map(|s| s.line).collect();
+    assert_eq!(
+        lines,
+        ["GET /actions HTTP/1.1", "GET /actions/hello HTTP/1.1", "GET /routes HTTP/1.1", "GET /schedules HTTP/1.1"]
+    );
+}
+
+/// The server's JSON of the schedule `deploy_creates_a_schedule_with_every_setting` deploys (a
+/// literal, for `concat!`).
+macro_rules! deployed_nightly {
+    () => {
+        r#"{"name":"nightly","action":"hello","spec":"0 9 * * *","time_zone":"Europe/London","args":{"at":"2026-12-08T09:00:00Z","kind":"daily"},"overlap":"skip","catch_up":"last","jitter_ms":500,"created":1,"fired":0,"next":1,"next_at":"2026-12-09T09:00:00.000Z"}"#
+    };
+}
+
+#[test]
+fn deploy_creates_a_schedule_with_every_setting() {
+    let cli = Cli::new();
+    let (list, details) = deployed_hello(&cli);
+    cli.write(
+        "app/sl.toml",
+        "[schedules.nightly]\naction = \"hello\"\nspec = \"0 9 * * *\"\ntime_zone = \"Europe/London\"\n\
+         catch_up = \"last\"\njitter_ms = 500\nargs = { kind = \"daily\", at = 2026-12-08T09:00:00Z }\n",
+    );
+    let (url, server) =
+        responder(vec![(200, list), (200, details), (200, "[]"), (200, "[]"), (201, deployed_nightly!())]);
+    let o = cli.run(&["--url", &url, "deploy", "app"]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        "schedule created nightly (0 9 * * * in Europe/London -> hello)\n\
+         0 created, 0 updated, 0 deleted, 0 routes added, 0 routes deleted, 1 schedules created\n"
+    );
+    let seen = server.join().unwrap();
+    assert_eq!(seen[4].line, "POST /schedules HTTP/1.1");
+    let body: serde_json::Value = serde_json::from_str(&seen[4].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"name": "nightly", "action": "hello", "spec": "0 9 * * *", "time_zone": "Europe/London",
+                           "args": {"kind": "daily", "at": "2026-12-08T09:00:00Z"}, "overlap": "skip",
+                           "catch_up": "last", "jitter_ms": 500})
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cli.dir.join("app/.sl/deployed.json")).unwrap()).unwrap();
+    assert_eq!(
+        state,
+        serde_json::json!({ url.clone(): {"actions": ["hello"], "topics": [], "subscriptions": [], "schedules": ["nightly"]} })
+    );
+
+    // The same settings as the server lists them: nothing to do.
+    let listed = concat!("[", deployed_nightly!(), "]");
+    let (url, server) = responder(vec![(200, list), (200, details), (200, "[]"), (200, listed)]);
+    let o = cli.run(&["--url", &url, "deploy", "app"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "nothing changed\n");
+    server.join().unwrap();
 }
