@@ -9,8 +9,9 @@
 //! 1. checked against the overlap policy: with `skip` or `queue`, while
 //!    the invocation of the schedule's last firing (made before this scan)
 //!    is still queued or running, a due firing is skipped (moved past, not
-//!    run) or waits for a later scan; the firings one scan makes (a
-//!    catch-up) all go;
+//!    run) or waits for a later scan, and runs once that one ended, as one
+//!    firing for all that came due meanwhile (the most recent); the
+//!    firings one scan makes (a catch-up) all go;
 //! 2. enqueued as an invocation of the action, whose arguments are the
 //!    schedule's with `schedule = {name, scheduled, scheduled_at,
 //!    caught_up}` added (`caught_up`: a missed firing the catch-up policy
@@ -131,6 +132,21 @@ pub(crate) fn firing_args(args: &str, name: &str, scheduled: i64, caught_up: boo
     JsonArgs::from_value(&value)
 }
 
+/// With `queue`, the firing that waited for the last one to end, once it
+/// did: the most recent scheduled time due, if one came due after `last`
+/// (the due ones left out since, as missed, make this one firing).
+fn held(schedule: &Schedule, last: i64, now: i64) -> Option<i64> {
+    let first = schedule.next_after(last)?;
+    if schedule.fire_at(first) > now {
+        return None;
+    }
+    let mut t = schedule.prev_before(now.saturating_add(1))?;
+    if schedule.fire_at(t) > now {
+        t = schedule.prev_before(t)?;
+    }
+    (t > last).then_some(t)
+}
+
 /// Fires the due firings of one schedule, oldest first, stopping at the
 /// first one another server got to first.
 fn fire_due(store: &dyn Store, info: &ScheduleInfo, now: i64, out: &mut Vec<Fired>) -> Result<(), StoreError> {
@@ -152,7 +168,11 @@ fn fire_due(store: &dyn Store, info: &ScheduleInfo, now: i64, out: &mut Vec<Fire
                 .is_some_and(|r| matches!(r.status, InvocationStatus::Queued | InvocationStatus::Running)),
             None => false,
         };
-    for t in schedule.due(last, now).times {
+    let mut times = schedule.due(last, now).times;
+    if times.is_empty() && !busy && schedule.overlap() == Overlap::Queue {
+        times.extend(held(&schedule, last.unwrap_or(rec.created), now));
+    }
+    for t in times {
         if busy {
             if schedule.overlap() == Overlap::Queue {
                 // Waits for the next scan.

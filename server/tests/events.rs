@@ -200,6 +200,18 @@ fn publishing_answers_offsets_and_refuses_bad_input() {
         assert_eq!(r.status, status, "{method} {path} {body}: {}", r.text());
         assert!(r.json()["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", r.text());
     }
+    // Too deep for a batch's arguments, and the server's own keys.
+    let deep = format!("{}1{}", "[".repeat(98), "]".repeat(98));
+    let r = s.post("/topics/t", &deep);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("at most 97 levels"), "{}", r.text());
+    assert_eq!(s.post("/topics/t", &format!("{}1{}", "[".repeat(97), "]".repeat(97))).status, 201);
+    let mut c = s.connect();
+    let req = "POST /topics/t HTTP/1.1\r\nHost: x\r\nIdempotency-Key: sl:schedule:x:1\r\nContent-Length: 1\r\n\r\n1";
+    std::io::Write::write_all(&mut c, req.as_bytes()).unwrap();
+    let r = common::read_response(&mut c);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("must not start with 'sl:'"), "{}", r.text());
     // A key too long.
     let long = "k".repeat(1025);
     assert_eq!(s.post(&format!("/topics/t?key={long}"), "1").status, 400);

@@ -105,16 +105,19 @@ fn bad_schedules_are_refused_clearly() {
 }
 
 /// With `skip`, a firing due while the last one still runs is skipped, so
-/// runs never overlap; with `allow`, they do.
+/// runs never overlap; with `queue`, it waits, and goes once that one
+/// ended (never skipped, never overlapping); with `allow`, runs overlap.
 #[test]
-fn overlap_skip_never_runs_two_at_once_and_allow_does() {
+fn overlap_skip_and_queue_never_run_two_at_once_and_allow_does() {
     let s = TestServer::start("Invocations { concurrency = 8 }\n");
     // Runs for 2.5 s.
     let slow =
         "function main(a) local t = os.clock() while os.clock() - t < 2.5 do end return a.schedule.scheduled end";
     assert_eq!(s.create("slow", slow, r#""timeout":10000"#).status, 201);
     assert_eq!(s.create("slow2", slow, r#""timeout":10000"#).status, 201);
+    assert_eq!(s.create("slow3", slow, r#""timeout":10000"#).status, 201);
     create_schedule(&s, json!({"name": "skip", "action": "slow", "spec": "@every 1s", "overlap": "skip"}));
+    create_schedule(&s, json!({"name": "queue", "action": "slow3", "spec": "@every 1s", "overlap": "queue"}));
     create_schedule(&s, json!({"name": "allow", "action": "slow2", "spec": "@every 1s", "overlap": "allow"}));
     std::thread::sleep(Duration::from_secs(8));
     let spans = |action: &str| -> Vec<(i64, i64)> {
@@ -134,9 +137,22 @@ fn overlap_skip_never_runs_two_at_once_and_allow_does() {
     assert_eq!(overlaps(&skipped), 0, "skip: runs overlapped: {skipped:?}");
     let allowed = spans("slow2");
     assert!(overlaps(&allowed) >= 2, "allow: runs should overlap: {allowed:?}");
+    let queued = spans("slow3");
+    assert!(queued.len() >= 2, "{queued:?}");
+    assert_eq!(overlaps(&queued), 0, "queue: runs overlapped: {queued:?}");
     let metrics = s.get("/metrics").text();
-    let line = metrics.lines().find(|l| l.starts_with("sl_schedule_skipped_total{schedule=\"skip\"}")).unwrap();
-    assert!(line.split(' ').nth(1).unwrap().parse::<u64>().unwrap() >= 2, "{line}");
+    let count = |name: &str| -> u64 {
+        let line =
+            metrics.lines().find(|l| l.starts_with(&format!("sl_schedule_skipped_total{{schedule=\"{name}\"}}")));
+        line.map_or(0, |l| l.split(' ').nth(1).unwrap().parse().unwrap())
+    };
+    assert!(count("skip") >= 2, "skip skipped {}", count("skip"));
+    assert_eq!(count("queue"), 0, "queue never skips");
+    // A queued firing starts as soon as the last one ended (within a scan
+    // or two), where `skip` waits for the next beat after it.
+    for w in queued.windows(2) {
+        assert!(w[1].0 - w[0].1 <= 1500, "queue: {} ms between a run and the next: {queued:?}", w[1].0 - w[0].1);
+    }
 }
 
 /// After downtime, `none` runs no missed firing, `last` one, `all:3` three

@@ -22,6 +22,10 @@ pub(crate) fn key(header: &[u8]) -> Result<String, String> {
     if header.is_empty() || header.len() > MAX_KEY || !header.iter().all(|b| (0x20..0x7f).contains(b)) {
         return Err(format!("Idempotency-Key must be 1 to {MAX_KEY} printable ASCII characters"));
     }
+    // The server's own keys (a schedule's firings) are not for clients.
+    if header.starts_with(b"sl:") {
+        return Err("Idempotency-Key must not start with 'sl:' (the server's own keys)".to_string());
+    }
     Ok(String::from_utf8_lossy(header).into_owned())
 }
 

@@ -259,6 +259,19 @@ struct BatchMessage {
     idempotency_key: Option<String>,
 }
 
+/// How deep a payload may nest: a batch's arguments hold it three levels
+/// down, and Lua takes arguments [`MAX_DEPTH`](crate::sandbox::json::MAX_DEPTH)
+/// deep.
+pub(crate) const MAX_PAYLOAD_DEPTH: usize = crate::sandbox::json::MAX_DEPTH - 3;
+
+/// A 400 for a payload that nests deeper than [`MAX_PAYLOAD_DEPTH`].
+fn check_depth(text: &[u8]) -> Result<(), Response> {
+    if crate::sandbox::json::nesting(text) > MAX_PAYLOAD_DEPTH {
+        return Err(bad_request(format!("a message may nest at most {MAX_PAYLOAD_DEPTH} levels deep")));
+    }
+    Ok(())
+}
+
 /// A 503 while [`MAX_WAITING`] messages wait for their commit.
 fn check_room(st: &State) -> Result<(), Response> {
     if st.publishes.waiting() >= MAX_WAITING {
@@ -290,6 +303,7 @@ pub(super) fn publish(
     }
     let payload: &serde_json::value::RawValue =
         serde_json::from_slice(body).map_err(|e| bad_request(format!("the message is not JSON: {e}")))?;
+    check_depth(payload.get().as_bytes())?;
     let key = query_param(query, "key").map(|k| k.into_owned());
     check_key(&key)?;
     let message = Outgoing { topic: name.to_string(), key, payload: payload.get().to_string(), idempotency_key };
@@ -312,12 +326,12 @@ pub(super) fn publish_batch(
     let mut messages = Vec::with_capacity(list.len());
     for m in list {
         check_key(&m.key)?;
-        messages.push(Outgoing {
-            topic: name.to_string(),
-            key: m.key,
-            payload: m.payload.to_string(),
-            idempotency_key: m.idempotency_key,
-        });
+        if let Some(k) = &m.idempotency_key {
+            super::idempotency::key(k.as_bytes()).map_err(|e| bad_request(format!("idempotency_key: {e}")))?;
+        }
+        let payload = m.payload.to_string();
+        check_depth(payload.as_bytes())?;
+        messages.push(Outgoing { topic: name.to_string(), key: m.key, payload, idempotency_key: m.idempotency_key });
     }
     let mut keys: Vec<&str> = messages.iter().filter_map(|m| m.idempotency_key.as_deref()).collect();
     keys.sort_unstable();

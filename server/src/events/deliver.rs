@@ -5,8 +5,9 @@
 //! process (a hash of the subscription's name plus the partition, modulo
 //! the workers), and that worker tries to hold its lease. Servers sharing
 //! a store race for each lease; the store gives it to one. A lease lasts
-//! [`LEASE`]: the owner renews it every [`RENEW_EVERY`] and with every
-//! commit, and a dead server's partitions are taken over once its leases
+//! [`LEASE`]: the owner renews it every [`RENEW_EVERY`] (while a batch runs
+//! too) and with every commit, and starts a batch only with most of a lease
+//! ahead of it; a dead server's partitions are taken over once its leases
 //! end (another server tries every [`CLAIM_EVERY`]). On an embedded store
 //! (SQLite, memory) this process is the only user, and its workers' names
 //! on leases are the same from one start to the next, so a restart takes
@@ -61,15 +62,17 @@ pub(crate) fn tick(st: &mut State, now: Instant) {
     let now_wall = now_ms();
     for slot in slots {
         let Some(part) = st.deliveries.parts.get(slot) else { continue };
+        let owned = matches!(part.phase, Phase::Idle { .. } | Phase::Busy | Phase::Running);
+        // Renewed while a batch runs too: a batch that outlives the lease
+        // would let another server deliver the partition at once.
+        if owned && !part.renewing && now.duration_since(part.renewed) >= RENEW_EVERY {
+            renew(st, slot);
+        }
+        let Some(part) = st.deliveries.parts.get(slot) else { continue };
         match part.phase {
             Phase::Unowned { next } if next <= now => claim(st, slot),
-            Phase::Idle { next } => {
-                let due = part.poke || next <= now || part.next_due().is_some_and(|t| t <= now_wall);
-                if due {
-                    read(st, slot);
-                } else if now.duration_since(part.renewed) >= RENEW_EVERY {
-                    renew(st, slot);
-                }
+            Phase::Idle { next } if part.poke || next <= now || part.next_due().is_some_and(|t| t <= now_wall) => {
+                read(st, slot)
             }
             _ => {}
         }
@@ -153,6 +156,12 @@ fn synced(st: &mut State, listed: Result<Vec<SubscriptionInfo>, StoreError>) {
                 None => {
                     st.deliveries.parts.insert(Part::new(Arc::clone(&sub), partition, now));
                 }
+                // A subscription deleted and made again under the same name
+                // (a deploy that changed it) starts over.
+                Some(slot) if st.deliveries.parts[slot].sub.created != sub.created => {
+                    st.deliveries.parts.remove(slot);
+                    st.deliveries.parts.insert(Part::new(Arc::clone(&sub), partition, now));
+                }
                 Some(slot) => {
                     let part = &mut st.deliveries.parts[slot];
                     if *part.sub != *sub {
@@ -172,7 +181,7 @@ fn synced(st: &mut State, listed: Result<Vec<SubscriptionInfo>, StoreError>) {
 /// Tries to take the lease of the partition in `slot`.
 fn claim(st: &mut State, slot: usize) {
     let part = &mut st.deliveries.parts[slot];
-    part.phase = Phase::Busy;
+    part.phase = Phase::Claiming;
     let (name, partition, gen) = (part.sub.name.clone(), part.partition, part.gen);
     let owner = st.deliveries.owner.clone();
     let store = Arc::clone(&st.store);
@@ -198,12 +207,11 @@ fn claimed_partition(st: &mut State, slot: usize, gen: u64, claimed: Result<Opti
     }
 }
 
-/// Extends the lease of an idle partition.
+/// Extends the lease of an owned partition, whatever it is doing.
 fn renew(st: &mut State, slot: usize) {
     let part = &mut st.deliveries.parts[slot];
-    let Phase::Idle { next } = part.phase else { return };
-    part.phase = Phase::Busy;
-    let (name, partition, gen, epoch) = (part.sub.name.clone(), part.partition, part.gen, part.epoch);
+    part.renewing = true;
+    let (name, partition, epoch) = (part.sub.name.clone(), part.partition, part.epoch);
     let owner = st.deliveries.owner.clone();
     let store = Arc::clone(&st.store);
     st.pool.spawn(move || {
@@ -211,16 +219,20 @@ fn renew(st: &mut State, slot: usize) {
             store.events().renew_partition(&name, partition, &owner, epoch, now_ms(), LEASE.as_millis() as i64);
         move |st: &mut State| {
             let now = Instant::now();
-            let Some(part) = st.deliveries.parts.get_mut(slot).filter(|p| p.gen == gen) else { return };
+            let same = |p: &&mut Part| p.sub.name == name && p.partition == partition;
+            let Some(part) = st.deliveries.parts.get_mut(slot).filter(same) else { return };
+            part.renewing = false;
+            if part.epoch != epoch || matches!(part.phase, Phase::Unowned { .. } | Phase::Claiming) {
+                return;
+            }
             match renewed {
-                Ok(()) => {
-                    part.renewed = now;
-                    part.phase = Phase::Idle { next };
-                }
+                Ok(()) => part.renewed = now,
                 Err(e) => {
                     if !matches!(e, StoreError::LeaseLost { .. }) {
                         warn!(subscription = %part.sub.name, partition = part.partition, "cannot renew the lease: {e}");
                     }
+                    // A batch running is disowned too: its outcome is
+                    // ignored, and the new owner delivers it again.
                     part.disown(now + CLAIM_EVERY);
                 }
             }
@@ -254,6 +266,14 @@ fn have_read(st: &mut State, slot: usize, gen: u64, log: Result<Vec<Message>, St
             return;
         }
     };
+    // A batch starts only with most of a lease ahead of it.
+    if now.duration_since(part.renewed) >= LEASE - RENEW_EVERY {
+        part.phase = Phase::Idle { next: now };
+        if !part.renewing {
+            renew(st, slot);
+        }
+        return;
+    }
     let batch = part.batch(log, now_wall);
     if batch.messages.is_empty() {
         if batch.held.is_empty() {

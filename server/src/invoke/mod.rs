@@ -402,13 +402,23 @@ fn plugin_call(st: &mut State, key: usize, call: PluginCall) {
 /// Parks run `key` while its message is appended to its topic, with the
 /// next commit of messages (`events::publish`).
 fn publish(st: &mut State, key: usize, call: PublishCall) {
-    // Encoded on the loop: no bigger than an answer may be.
-    let max = st.cfg.server.max_response;
+    // No bigger than a message published over HTTP may be.
+    let max = st.cfg.server.max_body;
     let payload = json_within(&call.payload, max).and_then(|bytes| String::from_utf8(bytes).ok());
-    let Some(payload) = payload else {
+    let refused = match &payload {
+        None => Some(format!("publish: the payload is larger than Server.max_body ({max} bytes) as JSON")),
+        Some(p) if crate::sandbox::json::nesting(p.as_bytes()) > crate::sandbox::json::MAX_DEPTH - 3 => {
+            Some(format!("publish: the payload nests deeper than {} levels", crate::sandbox::json::MAX_DEPTH - 3))
+        }
+        Some(_) if !crate::ids::valid_name(&call.topic) => Some(format!("publish: no topic named '{}'", call.topic)),
+        Some(_) if call.key.as_ref().is_some_and(|k| k.len() > 1024) => {
+            Some("publish: a key holds at most 1024 bytes".to_string())
+        }
+        Some(_) => None,
+    };
+    let (Some(payload), None) = (payload, refused.clone()) else {
         if let Some(running) = st.exec.runs.get_mut(key) {
-            let message = format!("publish: the payload is larger than Server.max_response ({max} bytes) as JSON");
-            running.run.deliver(Err(message));
+            running.run.deliver(Err(refused.unwrap_or_default()));
             st.exec.runs.queue(key);
         }
         return;

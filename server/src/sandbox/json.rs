@@ -31,6 +31,32 @@ use super::hook::{with_active, ErasedTree, LimitKind};
 /// Deepest nesting converted in either direction.
 pub const MAX_DEPTH: usize = 100;
 
+/// How deep JSON text nests (arrays and objects), read without building it.
+pub fn nesting(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Registry key of the metatable that marks tables decoded from arrays.
 pub const ARRAY_MT_KEY: &str = "sl.json.array";
 /// [`ARRAY_MT_KEY`] for the C API.
@@ -706,5 +732,18 @@ mod tests {
         let lua = lua();
         let v = to_lua(&lua, &json!(18446744073709551615u64)).unwrap();
         assert!(matches!(v, Value::Number(_)));
+    }
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_arrays_and_objects_outside_strings() {
+        assert_eq!(nesting(b"1"), 0);
+        assert_eq!(nesting(br#"{"a": [1, {"b": []}]}"#), 4);
+        assert_eq!(nesting(br#"["[[[", "\"[", {}]"#), 2);
+        assert_eq!(nesting("[".repeat(97).as_bytes()), 97);
     }
 }

@@ -50,6 +50,8 @@ pub(crate) fn fresh_gen() -> u64 {
 pub(crate) enum Phase {
     /// Not owned; the next claim at `next`.
     Unowned { next: Instant },
+    /// A claim is under way on the pool.
+    Claiming,
     /// A claim, read, or commit is under way on the pool.
     Busy,
     /// Owned, nothing running; look at the log again at `next` (sooner if
@@ -97,11 +99,11 @@ pub(crate) struct Part {
     pub poke: bool,
     /// When the lease was last renewed (by a claim, a renewal or a commit).
     pub renewed: Instant,
+    /// A renewal is under way (whatever the phase: a lease is renewed
+    /// while a batch runs too).
+    pub renewing: bool,
     /// The batch running or being committed.
     pub batch: Option<Batch>,
-    /// Deliveries of the partition's last failed store call in a row, for
-    /// the pause before the next try.
-    pub failures: u32,
 }
 
 impl Part {
@@ -117,8 +119,8 @@ impl Part {
             pending: BTreeMap::new(),
             poke: false,
             renewed: now,
+            renewing: false,
             batch: None,
-            failures: 0,
         }
     }
 
@@ -129,7 +131,6 @@ impl Part {
         self.pending = pending.into_iter().map(|p| (p.message.offset, p)).collect();
         self.phase = Phase::Idle { next: now };
         self.renewed = now;
-        self.failures = 0;
     }
 
     /// The lease was lost (or the subscription changed under it): forget
@@ -149,28 +150,35 @@ impl Part {
 
     /// The next batch: due pending messages first, then `log` (read at the
     /// cursor, in offset order), up to the subscription's batch size.
+    ///
+    /// A key's pending messages go in offset order: one is taken if it is
+    /// due and every earlier one of its key is taken too, so once a retry
+    /// is done the messages held behind it go together, a batch at a time.
+    /// A log message goes in if every pending message of its key is in the
+    /// batch; else it is held.
     pub fn batch(&self, log: Vec<Message>, now_ms: i64) -> Batch {
         let size = self.sub.batch_size.max(1) as usize;
         let mut batch = Batch { cursor: self.cursor, ..Batch::default() };
-        for p in heads(&self.pending) {
-            if batch.messages.len() >= size {
-                break;
-            }
-            if p.not_before <= now_ms {
+        // Keys with a pending message left out of the batch.
+        let mut blocked: HashSet<&str> = HashSet::new();
+        for p in self.pending.values() {
+            let key = p.message.key.as_deref();
+            let free = key.is_none_or(|k| !blocked.contains(k));
+            if free && p.not_before <= now_ms && batch.messages.len() < size {
                 batch.messages.push(Delivery { message: p.message.clone(), attempts: p.attempts, pending: true });
+            } else if let Some(k) = key {
+                blocked.insert(k);
             }
         }
-        // Keys with a message pending, or held in this batch.
-        let blocked: HashSet<&str> = self.pending.values().filter_map(|p| p.message.key.as_deref()).collect();
-        let mut held_keys: Vec<String> = Vec::new();
+        let mut held: HashSet<String> = HashSet::new();
         for m in log {
             if m.offset < batch.cursor {
                 continue;
             }
-            let key_blocked = m.key.as_deref().is_some_and(|k| blocked.contains(k) || held_keys.iter().any(|h| h == k));
+            let key_blocked = m.key.as_deref().is_some_and(|k| blocked.contains(k) || held.contains(k));
             if key_blocked {
                 batch.cursor = m.offset + 1;
-                held_keys.extend(m.key.clone());
+                held.extend(m.key.clone());
                 batch.held.push(Pending { message: m, attempts: 0, not_before: 0, last_error: None });
                 continue;
             }
@@ -187,15 +195,8 @@ impl Part {
 /// The first pending message of each key, and every keyless one, in
 /// offset order.
 fn heads(pending: &BTreeMap<i64, Pending>) -> impl Iterator<Item = &Pending> {
-    let mut seen: Vec<&str> = Vec::new();
-    pending.values().filter(move |p| match p.message.key.as_deref() {
-        None => true,
-        Some(k) if seen.contains(&k) => false,
-        Some(k) => {
-            seen.push(k);
-            true
-        }
-    })
+    let mut seen: HashSet<&str> = HashSet::new();
+    pending.values().filter(move |p| p.message.key.as_deref().is_none_or(|k| seen.insert(k)))
 }
 
 /// Every partition a worker delivers, and the batches that ended.
@@ -258,6 +259,27 @@ pub(crate) struct Changes {
     pub retried: u64,
 }
 
+/// Bytes of a batch's logs each of its dead letters keeps at most (a
+/// batch of 1,000 failing messages would otherwise copy its 64 KiB of logs
+/// a thousand times); the invocation's record has them all.
+pub(crate) const DEAD_LOGS: usize = 4096;
+
+/// The logs a dead letter keeps: the lines of `logs` that fit in
+/// [`DEAD_LOGS`] bytes, then a marker if some were left out.
+fn dead_logs(logs: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut used = 0;
+    for line in logs.lines() {
+        if used + line.len() > DEAD_LOGS {
+            out.push("...[logs cut: the invocation's record has them all]".to_string());
+            break;
+        }
+        used += line.len();
+        out.push(line.to_owned());
+    }
+    out
+}
+
 /// The delay before retry number `attempt` (1 for the first retry): the
 /// subscription's backoff doubled per attempt, capped, then jittered by
 /// `jitter` in [0, 1) to between 90% and 110% of it.
@@ -301,7 +323,7 @@ pub(crate) fn changes(
                 message: m.clone(),
                 attempts,
                 error,
-                logs: ran.logs.lines().map(str::to_owned).collect(),
+                logs: dead_logs(&ran.logs),
                 invocation: Some(ran.invocation.clone()).filter(|i| !i.is_empty()),
                 died: now_ms,
             });
@@ -357,11 +379,22 @@ mod tests {
         part.owned(1, 10, vec![pending(3, "a", 1, 50), pending(5, "a", 0, 0), pending(7, "b", 2, 500)], Instant::now());
         let log = vec![msg(10, Some("a")), msg(11, Some("c")), msg(12, None), msg(13, Some("b")), msg(14, Some("c"))];
         let b = part.batch(log, 100);
-        // 3 is due (and 5 waits behind it); 7 is not due yet.
-        assert_eq!(offsets(&b), vec![3, 11, 12, 14]);
+        // 3 is due and 5 waits behind it: both go, and so does 10 of the
+        // same key; 7 is not due yet, so 13 of its key is held.
+        assert_eq!(offsets(&b), vec![3, 5, 10, 11, 12, 14]);
         let held: Vec<i64> = b.held.iter().map(|p| p.message.offset).collect();
-        assert_eq!(held, vec![10, 13], "keys a and b have pending messages");
+        assert_eq!(held, vec![13]);
         assert_eq!(b.cursor, 15);
+        // Before 3 is due, key a is held whole.
+        let b = part.batch(vec![msg(10, Some("a")), msg(11, Some("c"))], 10);
+        assert_eq!(offsets(&b), vec![11]);
+        assert_eq!(b.held.iter().map(|p| p.message.offset).collect::<Vec<_>>(), vec![10]);
+        // A full batch leaves the rest of a key's pending messages, and its
+        // log messages, for later.
+        let mut small = Part::new(sub(1, 3), 0, Instant::now());
+        small.owned(1, 10, vec![pending(3, "a", 1, 0), pending(5, "a", 0, 0)], Instant::now());
+        let b = small.batch(vec![msg(10, Some("a"))], 100);
+        assert_eq!((offsets(&b), b.held.len(), b.cursor), (vec![3], 1, 11));
         assert_eq!(part.next_due(), Some(50));
     }
 
