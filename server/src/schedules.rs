@@ -111,7 +111,10 @@ fn scanned(st: &mut State, result: Result<Vec<Fired>, StoreError>) {
 fn scan(store: &dyn Store) -> Result<Vec<Fired>, StoreError> {
     let mut fired = Vec::new();
     for info in store.schedules().list_schedules()? {
-        fire_due(store, &info, now_ms(), &mut fired)?;
+        // One schedule's failure does not hold up the others.
+        if let Err(e) = fire_due(store, &info, now_ms(), &mut fired) {
+            warn!(schedule = %info.schedule.name, "cannot fire: {e}");
+        }
     }
     Ok(fired)
 }
@@ -159,6 +162,14 @@ fn fire_due(store: &dyn Store, info: &ScheduleInfo, now: i64, out: &mut Vec<Fire
         }
     };
     let mut last = info.last_fired;
+    let mut times = schedule.due(last, now).times;
+    if times.is_empty() && schedule.overlap() == Overlap::Queue {
+        times.extend(held(&schedule, last.unwrap_or(rec.created), now));
+    }
+    if times.is_empty() {
+        // Nothing due: no store call (most schedules, most scans).
+        return Ok(());
+    }
     // The overlap policy looks at the invocation made before this scan:
     // the firings of one scan (catching up) all go.
     let busy = schedule.overlap() != Overlap::Allow
@@ -168,10 +179,6 @@ fn fire_due(store: &dyn Store, info: &ScheduleInfo, now: i64, out: &mut Vec<Fire
                 .is_some_and(|r| matches!(r.status, InvocationStatus::Queued | InvocationStatus::Running)),
             None => false,
         };
-    let mut times = schedule.due(last, now).times;
-    if times.is_empty() && !busy && schedule.overlap() == Overlap::Queue {
-        times.extend(held(&schedule, last.unwrap_or(rec.created), now));
-    }
     for t in times {
         if busy {
             if schedule.overlap() == Overlap::Queue {

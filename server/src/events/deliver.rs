@@ -99,8 +99,13 @@ pub(crate) fn poke(st: &mut State, topic: &str, partition: u32) {
     }
 }
 
-/// Lists the subscriptions, to match the partitions delivered here.
+/// Lists the subscriptions, to match the partitions delivered here (once
+/// the listing under way ends, if one is).
 pub(crate) fn sync(st: &mut State) {
+    if st.deliveries.syncing {
+        st.deliveries.resync = true;
+        return;
+    }
     st.deliveries.syncing = true;
     let store = Arc::clone(&st.store);
     st.pool.spawn(move || {
@@ -120,6 +125,9 @@ fn synced(st: &mut State, listed: Result<Vec<SubscriptionInfo>, StoreError>) {
     let now = Instant::now();
     st.deliveries.syncing = false;
     st.deliveries.synced = Some(now);
+    if std::mem::take(&mut st.deliveries.resync) {
+        sync(st);
+    }
     let infos = match listed {
         Ok(infos) => infos,
         Err(e) => {
@@ -128,16 +136,16 @@ fn synced(st: &mut State, listed: Result<Vec<SubscriptionInfo>, StoreError>) {
         }
     };
     // Partitions of subscriptions gone, or whose topic changed.
+    let live: std::collections::HashMap<&str, (&str, usize)> = infos
+        .iter()
+        .map(|i| (i.subscription.name.as_str(), (i.subscription.topic.as_str(), i.partitions.len())))
+        .collect();
     let gone: Vec<usize> = st
         .deliveries
         .parts
         .iter()
         .filter(|(_, p)| {
-            !infos.iter().any(|i| {
-                i.subscription.name == p.sub.name
-                    && i.subscription.topic == p.sub.topic
-                    && (p.partition as usize) < i.partitions.len()
-            })
+            live.get(p.sub.name.as_str()).is_none_or(|(topic, n)| *topic != p.sub.topic || p.partition as usize >= *n)
         })
         .map(|(k, _)| k)
         .collect();
@@ -145,6 +153,10 @@ fn synced(st: &mut State, listed: Result<Vec<SubscriptionInfo>, StoreError>) {
         st.deliveries.parts.remove(slot);
     }
     let owner = st.deliveries.owner.clone();
+    // Slots by (subscription, partition): one lookup each below, however
+    // many partitions there are.
+    let index: std::collections::HashMap<(String, u32), usize> =
+        st.deliveries.parts.iter().map(|(k, p)| ((p.sub.name.clone(), p.partition), k)).collect();
     for info in infos {
         let sub = Arc::new(info.subscription);
         for (i, state) in info.partitions.iter().enumerate() {
@@ -152,7 +164,7 @@ fn synced(st: &mut State, listed: Result<Vec<SubscriptionInfo>, StoreError>) {
             if !assigned(st, &sub.name, partition) {
                 continue;
             }
-            match st.deliveries.find(&sub.name, partition) {
+            match index.get(&(sub.name.clone(), partition)).copied() {
                 None => {
                     st.deliveries.parts.insert(Part::new(Arc::clone(&sub), partition, now));
                 }

@@ -207,6 +207,8 @@ pub(crate) struct Deliveries {
     pub ended: Vec<(usize, u64, Ran)>,
     /// The subscriptions are being listed from the store.
     pub syncing: bool,
+    /// Another listing was asked for meanwhile (a change through the API).
+    pub resync: bool,
     /// When they were last listed (`None`: never).
     pub synced: Option<Instant>,
     /// This worker's name on the leases it takes.
@@ -223,17 +225,12 @@ impl Deliveries {
             parts: slab::Slab::new(),
             ended: Vec::new(),
             syncing: false,
+            resync: false,
             synced: None,
             owner,
             sweeping: false,
             swept: None,
         }
-    }
-
-    /// The slot of partition `partition` of subscription `sub`, if this
-    /// worker delivers it.
-    pub fn find(&self, sub: &str, partition: u32) -> Option<usize> {
-        self.parts.iter().find(|(_, p)| p.sub.name == sub && p.partition == partition).map(|(k, _)| k)
     }
 }
 
