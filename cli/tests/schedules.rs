@@ -6,50 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{stderr, stdout, Server};
+use common::{assert_exit, fails, json_of, stderr, stdout, wait_until, write, Server};
 use serde_json::{json, Value};
-
-#[track_caller]
-fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
-}
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
-/// `slcli ARGS`, which must fail with exit status 1 and say `needle` on stderr.
-#[track_caller]
-fn fails(server: &Server, cwd: &Path, args: &[&str], needle: &str) -> Output {
-    let o = server.slcli(cwd, args);
-    assert_exit(&o, 1);
-    assert!(stderr(&o).contains(needle), "{args:?}: no {needle:?} in:\n{}", stderr(&o));
-    o
-}
-
-/// `slcli --json ARGS`, parsed.
-#[track_caller]
-fn json_of(server: &Server, cwd: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = server.ok(cwd, &all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
-/// Waits until `ok` holds; panics with `what` after 20 s.
-#[track_caller]
-fn wait_until(what: impl Fn() -> String, ok: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < Duration::from_secs(20), "gave up waiting: {}", what());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// The invocation records of `action`, newest first.
 fn records(server: &Server, cwd: &Path, action: &str) -> Vec<Value> {

@@ -35,3 +35,13 @@ fn store() -> Guarded<MongoStore, DropDatabase> {
 }
 
 sl_store::conformance_tests!(store());
+
+/// The events cases, on the same nx-27017.
+mod events {
+    sl_store::events_conformance_tests!(super::store());
+}
+
+/// The schedules cases, on the same nx-27017.
+mod schedules {
+    sl_store::schedules_conformance_tests!(super::store());
+}
