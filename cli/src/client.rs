@@ -260,6 +260,35 @@ impl Client {
         self
     }
 
+    /// `GET path`, a JSON array of `what` read one element at a time: the
+    /// elements whose name (the first of what `split` makes of each) `keep`
+    /// keeps, by name; `None` if the server has no such API (a 404: an
+    /// older server). Deploy reads the topics, subscriptions and schedules
+    /// it manages this way.
+    pub fn fetch_named<T: DeserializeOwned, V>(
+        &self,
+        path: &str,
+        what: &str,
+        keep: impl Fn(&str) -> bool,
+        split: impl Fn(T) -> (String, V),
+    ) -> Result<Option<std::collections::BTreeMap<String, V>>> {
+        let reply = self.send(Method::Get, path, None)?;
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        let reply = reply.success()?;
+        let mut found = std::collections::BTreeMap::new();
+        crate::json::each(&reply.body, |item: T| {
+            let (name, value) = split(item);
+            if keep(&name) {
+                found.insert(name, value);
+            }
+            Ok(())
+        })
+        .map_err(|e| anyhow!("the server's answer to GET {path} is not a JSON array of {what}: {e}"))?;
+        Ok(Some(found))
+    }
+
     /// Sends a request to `path` (with its query, already encoded) and
     /// reads the whole response, whatever its status. A JSON `body` is
     /// sent with `Content-Type: application/json`.

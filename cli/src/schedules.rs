@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 
 use crate::args::{ScheduleCommand, ScheduleCreateArgs};
 use crate::client::{encode, Client, Method, Reply};
-use crate::json::{self, Scalar};
+use crate::json::Scalar;
 use crate::manifest::ScheduleSpec;
 use crate::output::{self, visible, Lines};
 
@@ -41,32 +41,21 @@ struct Listed {
 /// The server's schedules that `keep` keeps (by name), with their
 /// settings, or `None` if it has no `/schedules` API (an older server).
 pub fn fetch(client: &Client, keep: impl Fn(&str) -> bool) -> Result<Option<BTreeMap<String, ScheduleSpec>>> {
-    let reply = client.send(Method::Get, "/schedules", None)?;
-    if reply.status == 404 {
-        return Ok(None);
-    }
-    let reply = reply.success()?;
-    let mut schedules = BTreeMap::new();
-    json::each(&reply.body, |s: Listed| {
-        if keep(&s.name) {
-            let spec = ScheduleSpec {
-                action: s.action,
-                spec: s.spec.trim().to_string(),
-                time_zone: s.time_zone,
-                args: match s.args {
-                    Value::Object(args) => args,
-                    _ => Map::new(),
-                },
-                overlap: ScheduleSpec::overlap_text(&s.overlap),
-                catch_up: ScheduleSpec::catch_up_text(&s.catch_up),
-                jitter_ms: s.jitter_ms,
-            };
-            schedules.insert(s.name, spec);
-        }
-        Ok(())
+    client.fetch_named("/schedules", "schedules", keep, |s: Listed| {
+        let spec = ScheduleSpec {
+            action: s.action,
+            spec: s.spec.trim().to_string(),
+            time_zone: s.time_zone,
+            args: match s.args {
+                Value::Object(args) => args,
+                _ => Map::new(),
+            },
+            overlap: ScheduleSpec::overlap_text(&s.overlap),
+            catch_up: ScheduleSpec::catch_up_text(&s.catch_up),
+            jitter_ms: s.jitter_ms,
+        };
+        (s.name, spec)
     })
-    .map_err(|e| anyhow!("the server's answer to GET /schedules is not a JSON array of schedules: {e}"))?;
-    Ok(Some(schedules))
 }
 
 /// The body of `POST /schedules` for the schedule `spec`: every setting.

@@ -45,29 +45,18 @@ struct Listed {
 /// The server's subscriptions that `keep` keeps (by name), with their
 /// settings, or `None` if it has no `/subscriptions` API (an older server).
 pub fn fetch(client: &Client, keep: impl Fn(&str) -> bool) -> Result<Option<BTreeMap<String, SubscriptionSettings>>> {
-    let reply = client.send(Method::Get, "/subscriptions", None)?;
-    if reply.status == 404 {
-        return Ok(None);
-    }
-    let reply = reply.success()?;
-    let mut subs = BTreeMap::new();
-    json::each(&reply.body, |s: Listed| {
-        if keep(&s.name) {
-            let settings = SubscriptionSettings {
-                topic: s.topic,
-                action: s.action,
-                batch_size: s.batch_size,
-                max_wait_ms: s.max_wait_ms,
-                max_retries: s.max_retries,
-                backoff_ms: s.backoff_ms,
-                backoff_max_ms: s.backoff_max_ms,
-            };
-            subs.insert(s.name, settings);
-        }
-        Ok(())
+    client.fetch_named("/subscriptions", "subscriptions", keep, |s: Listed| {
+        let settings = SubscriptionSettings {
+            topic: s.topic,
+            action: s.action,
+            batch_size: s.batch_size,
+            max_wait_ms: s.max_wait_ms,
+            max_retries: s.max_retries,
+            backoff_ms: s.backoff_ms,
+            backoff_max_ms: s.backoff_max_ms,
+        };
+        (s.name, settings)
     })
-    .map_err(|e| anyhow!("the server's answer to GET /subscriptions is not a JSON array of subscriptions: {e}"))?;
-    Ok(Some(subs))
 }
 
 /// The body of `POST /subscriptions` for the subscription `spec`.

@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 
 use crate::args::{PublishArgs, TopicCommand};
 use crate::client::{encode, Client, Method, Reply};
-use crate::json::{self, Scalar};
+use crate::json::Scalar;
 use crate::manifest::TopicSpec;
 use crate::output::{self, visible, Lines};
 
@@ -40,25 +40,11 @@ struct Listed {
 /// The server's topics that `keep` keeps (by name), or `None` if it has no
 /// `/topics` API (an older server).
 pub fn fetch(client: &Client, keep: impl Fn(&str) -> bool) -> Result<Option<BTreeMap<String, TopicSpec>>> {
-    let reply = client.send(Method::Get, "/topics", None)?;
-    if reply.status == 404 {
-        return Ok(None);
-    }
-    let reply = reply.success()?;
-    let mut topics = BTreeMap::new();
-    json::each(&reply.body, |t: Listed| {
-        if keep(&t.name) {
-            let spec = TopicSpec {
-                partitions: t.partitions,
-                retention_ms: t.retention_ms,
-                retention_bytes: t.retention_bytes,
-            };
-            topics.insert(t.name, spec);
-        }
-        Ok(())
+    client.fetch_named("/topics", "topics", keep, |t: Listed| {
+        let spec =
+            TopicSpec { partitions: t.partitions, retention_ms: t.retention_ms, retention_bytes: t.retention_bytes };
+        (t.name, spec)
     })
-    .map_err(|e| anyhow!("the server's answer to GET /topics is not a JSON array of topics: {e}"))?;
-    Ok(Some(topics))
 }
 
 /// The body of `POST /topics`.
